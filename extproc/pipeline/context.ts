@@ -1,0 +1,109 @@
+// One request's state, shared by the stages in order and read by the audit and telemetry at the
+// end. Created by the stream state machine when Envoy opens a stream; never shared across
+// requests.
+import type { Config } from '../config/schema.ts';
+import type { ApiKind, ParsedRequest } from '../llm/shapes.ts';
+import type { Usage } from '../llm/usage.ts';
+import type { GateError } from './errors.ts';
+
+export interface Principal {
+  keyId: string;
+  tenant: string;
+  team: string | undefined;
+  user: string | undefined;
+  roles: readonly string[];
+  /** How the caller was identified. */
+  method: 'api_key';
+}
+
+/** A policy decision worth explaining later: which stage and rule decided what. */
+export interface Decision {
+  stage: string;
+  ruleId: string;
+  effect: 'allow' | 'deny' | 'modify';
+  reason: string;
+}
+
+export type Outcome = 'completed' | 'rejected' | 'upstream_error' | 'cancelled' | 'error';
+export type BodyNeed = 'NONE' | 'BUFFERED' | 'STREAMED';
+
+/** What the current phase's answer should carry, filled by stages, reset per message. */
+export class PhaseOutput {
+  readonly setHeaders: [string, string][] = [];
+  readonly removeHeaders: string[] = [];
+  clearRouteCache = false;
+  reset(): void {
+    this.setHeaders.length = 0;
+    this.removeHeaders.length = 0;
+    this.clearRouteCache = false;
+  }
+}
+
+export class RequestContext {
+  readonly config: Config;
+  readonly startedAtMs = Date.now();
+  readonly startNs = process.hrtime.bigint();
+  /** x-request-id from Envoy (it generates one unless told not to), else our own. */
+  requestId = '';
+
+  // ---- request ----
+  method = '';
+  path = '';
+  authority = '';
+  /** Request headers, lower-case names; repeated headers joined with ",". */
+  readonly headers = new Map<string, string>();
+  /** The request carries a body (headers did not end the stream). */
+  hasRequestBody = false;
+  requestBytes = 0;
+  api: ApiKind = 'unknown';
+  principal: Principal | undefined;
+  parsed: ParsedRequest | undefined;
+  /** Stages changed parsed.body: it is re-serialised once after the request-body stages ran. */
+  bodyChanged = false;
+  modelRequested: string | undefined;
+  stream = false;
+
+  // ---- response ----
+  status: number | undefined;
+  contentType: string | undefined;
+  /** Response headers, lower-case names. */
+  readonly responseHeaders = new Map<string, string>();
+  responseBytes = 0;
+  /** What the stages need of the response body; the strongest need wins (STREAMED > BUFFERED > NONE). */
+  responseBodyNeed: BodyNeed = 'NONE';
+  modelServed: string | undefined;
+  usage: Usage | undefined;
+
+  // ---- outcome ----
+  readonly decisions: Decision[] = [];
+  outcome: Outcome | undefined;
+  error: GateError | undefined;
+  /** Protocol or internal failure detail, for the audit and logs (never client input). */
+  failure: string | undefined;
+  /** Gate processing time per phase, nanoseconds, summed over that phase's messages. */
+  readonly gateNs = { requestHeaders: 0n, requestBody: 0n, responseHeaders: 0n, responseBody: 0n, other: 0n };
+  responseChunks = 0;
+
+  readonly out = new PhaseOutput();
+  /** Dynamic metadata (namespace lm_gate) to send with the next answer; merged by Envoy. */
+  readonly metadata: Record<string, unknown> = {};
+  metadataDirty = false;
+
+  constructor(config: Config) {
+    this.config = config;
+  }
+
+  setMetadata(key: string, value: unknown): void {
+    if (value === undefined) return;
+    this.metadata[key] = value;
+    this.metadataDirty = true;
+  }
+
+  needResponseBody(need: BodyNeed): void {
+    if (need === 'STREAMED' || (need === 'BUFFERED' && this.responseBodyNeed === 'NONE')) this.responseBodyNeed = need;
+  }
+
+  decide(d: Decision): void {
+    this.decisions.push(d);
+  }
+}

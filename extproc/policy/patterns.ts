@@ -1,0 +1,13 @@
+// Wildcard patterns ("*", "llama-3.1-*") compiled once at config load into one matcher.
+export type Matcher = (value: string) => boolean;
+
+export function compilePatterns(patterns: readonly string[]): Matcher {
+  if (patterns.includes('*')) return () => true;
+  const exact = new Set(patterns.filter((p) => !p.includes('*')));
+  const wild = patterns.filter((p) => p.includes('*'));
+  if (wild.length === 0) return (v) => exact.has(v);
+  const re = new RegExp(
+    `^(?:${wild.map((p) => p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')).join('|')})$`,
+  );
+  return (v) => exact.has(v) || re.test(v);
+}

@@ -1,0 +1,151 @@
+// The gRPC server: the ext_proc service over TCP and, optionally, a Unix socket; the health
+// service; the current runtime (config + pipeline), swapped atomically on reload; and the
+// SIGTERM drain.
+import { unlink } from 'node:fs/promises';
+import { Server, ServerCredentials, type ServerDuplexStream, type ServiceDefinition } from '@grpc/grpc-js';
+import type { AuditSink } from '../audit/sink.ts';
+import type { Config } from '../config/schema.ts';
+import { buildPipeline } from '../pipeline/build.ts';
+import { errors, type GateError } from '../pipeline/errors.ts';
+import type { Pipeline } from '../pipeline/pipeline.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { HealthService, healthServiceDefinition } from './health.ts';
+import {
+  decodeProcessingRequest,
+  decodeProcessingResponse,
+  encodeProcessingRequest,
+  encodeProcessingResponse,
+  type ProcessingRequest,
+  type ProcessingResponse,
+} from './protocol.ts';
+import { ProcessStream, type Runtime } from './stream.ts';
+
+export const extProcServiceDefinition: ServiceDefinition = {
+  Process: {
+    path: '/envoy.service.ext_proc.v3.ExternalProcessor/Process',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: encodeProcessingRequest,
+    requestDeserialize: decodeProcessingRequest,
+    responseSerialize: encodeProcessingResponse,
+    responseDeserialize: decodeProcessingResponse,
+  },
+};
+
+export interface GateServerOptions {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  audit: AuditSink;
+  /** Stage list for a config; defaults to the product pipeline. Tests pass their own to
+   * exercise the state machine with stages that are slow or fail. */
+  buildPipeline?: (config: Config) => Pipeline;
+}
+
+export class GateServer {
+  private runtime: Runtime;
+  private readonly build: (config: Config) => Pipeline;
+  private readonly logger: Logger;
+  private readonly metrics: Metrics;
+  private readonly audit: AuditSink;
+  private readonly grpc: Server;
+  readonly health = new HealthService();
+  private readonly active = new Set<ProcessStream>();
+  private draining = false;
+  private drainWaiters: (() => void)[] = [];
+  grpcPort = 0;
+
+  constructor(opts: GateServerOptions) {
+    this.build = opts.buildPipeline ?? buildPipeline;
+    this.runtime = { config: opts.config, pipeline: this.build(opts.config) };
+    this.logger = opts.logger;
+    this.metrics = opts.metrics;
+    this.audit = opts.audit;
+    // Envoy keeps one HTTP/2 connection and multiplexes every request's stream on it.
+    this.grpc = new Server({
+      'grpc.max_concurrent_streams': 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    });
+    const deps = {
+      runtime: () => this.runtime,
+      metrics: this.metrics,
+      logger: this.logger,
+      audit: this.audit,
+      admission: (): GateError | undefined => {
+        if (this.draining) return errors.unavailable('The gateway is shutting down; retry the request.', 'draining');
+        if (!this.audit.accepting)
+          return errors.unavailable('The audit trail is not keeping up; request refused.', 'audit_unavailable');
+        return undefined;
+      },
+      onFinished: (s: ProcessStream) => {
+        this.active.delete(s);
+        if (this.draining && this.active.size === 0) for (const w of this.drainWaiters.splice(0)) w();
+      },
+    };
+    this.grpc.addService(extProcServiceDefinition, {
+      Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
+        this.active.add(new ProcessStream(call, deps));
+      },
+    });
+    this.grpc.addService(healthServiceDefinition, this.health.handlers);
+  }
+
+  get config(): Config {
+    return this.runtime.config;
+  }
+
+  get activeStreams(): number {
+    return this.active.size;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Swap in a new config: streams already open keep the snapshot they started with. */
+  reload(config: Config): void {
+    this.runtime = { config, pipeline: this.build(config) };
+  }
+
+  async start(): Promise<{ grpcPort: number }> {
+    const { grpcAddress, unixSocket } = this.runtime.config.server;
+    this.grpcPort = await this.bind(grpcAddress);
+    if (unixSocket) {
+      await unlink(unixSocket).catch(() => {});
+      await this.bind(`unix:${unixSocket}`);
+    }
+    this.health.setServing(true);
+    return { grpcPort: this.grpcPort };
+  }
+
+  private bind(address: string): Promise<number> {
+    return new Promise((resolve, reject) =>
+      this.grpc.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
+  }
+
+  /** Stop taking new requests (they get 503), let in-flight ones finish within the deadline,
+   * then cut the rest (each still gets its audit record) and stop the server. */
+  async drain(deadlineMs: number): Promise<{ completed: boolean; cut: number }> {
+    this.draining = true;
+    this.health.setServing(false);
+    let cut = 0;
+    if (this.active.size > 0) {
+      const done = new Promise<boolean>((resolve) => this.drainWaiters.push(() => resolve(true)));
+      const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, deadlineMs, false).unref());
+      if (!(await Promise.race([done, timeout]))) {
+        cut = this.active.size;
+        for (const s of [...this.active]) s.abort('drain deadline reached');
+      }
+    }
+    this.health.endWatches();
+    await new Promise<void>((resolve) => this.grpc.tryShutdown(() => resolve()));
+    return { completed: cut === 0, cut };
+  }
+
+  forceShutdown(): void {
+    this.grpc.forceShutdown();
+  }
+}

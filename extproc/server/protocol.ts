@@ -1,0 +1,178 @@
+// The ext_proc wire protocol: proto loading, the codec grpc-js uses per message, and builders for
+// every ProcessingResponse the gate sends. Stages never build protocol messages; the stream
+// state machine does, through this module, so each phase's answer is shaped in one place.
+//
+// Codec: protobufjs reflection, decoding to message instances and encoding plain objects, with no
+// toObject() conversion per message (bench/results/proto-codec.md measures it against
+// @grpc/proto-loader).
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+
+const PROTOS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'protos');
+
+function loadRoot(files: string[]): protobuf.Root {
+  const root = new protobuf.Root();
+  // Imports resolve under protos/; google/protobuf/* are protobufjs built-ins, matched by file
+  // name before any disk access, so they need not be vendored.
+  root.resolvePath = (_origin, target) => join(PROTOS, target);
+  root.loadSync(files, { keepCase: false });
+  root.resolveAll();
+  return root;
+}
+
+const root = loadRoot(['envoy/service/ext_proc/v3/external_processor.proto', 'grpc/health/v1/health.proto']);
+const ProcessingRequestType = root.lookupType('envoy.service.ext_proc.v3.ProcessingRequest');
+const ProcessingResponseType = root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse');
+export const HealthCheckRequestType = root.lookupType('grpc.health.v1.HealthCheckRequest');
+export const HealthCheckResponseType = root.lookupType('grpc.health.v1.HealthCheckResponse');
+
+// ---- Decoded request shapes (protobufjs camelCase field names) ----
+
+export interface HeaderValue {
+  key: string;
+  value?: string;
+  rawValue?: Uint8Array;
+}
+export interface HttpHeaders {
+  headers?: { headers?: HeaderValue[] };
+  endOfStream?: boolean;
+}
+export interface HttpBody {
+  body?: Uint8Array;
+  endOfStream?: boolean;
+}
+export interface HttpTrailers {
+  trailers?: { headers?: HeaderValue[] };
+}
+
+/** One message from Envoy. `request` names the oneof member that is set (undefined when none). */
+export interface ProcessingRequest {
+  request?: 'requestHeaders' | 'responseHeaders' | 'requestBody' | 'responseBody' | 'requestTrailers' | 'responseTrailers';
+  requestHeaders?: HttpHeaders;
+  responseHeaders?: HttpHeaders;
+  requestBody?: HttpBody;
+  responseBody?: HttpBody;
+  requestTrailers?: HttpTrailers;
+  responseTrailers?: HttpTrailers;
+  attributes?: Record<string, unknown>;
+  observabilityMode?: boolean;
+}
+
+export type Phase = NonNullable<ProcessingRequest['request']>;
+
+export function decodeProcessingRequest(buf: Buffer): ProcessingRequest {
+  return ProcessingRequestType.decode(buf) as unknown as ProcessingRequest;
+}
+
+export function encodeProcessingRequest(msg: object): Buffer {
+  return Buffer.from(ProcessingRequestType.encode(msg as protobuf.Message).finish());
+}
+
+export function encodeProcessingResponse(msg: ProcessingResponse): Buffer {
+  return Buffer.from(ProcessingResponseType.encode(msg as unknown as protobuf.Message).finish());
+}
+
+export function decodeProcessingResponse(buf: Buffer): ProcessingResponse {
+  return ProcessingResponseType.toObject(ProcessingResponseType.decode(buf), {
+    longs: Number,
+    enums: String,
+    bytes: Buffer,
+    defaults: false,
+    oneofs: true,
+  }) as ProcessingResponse;
+}
+
+// ---- Responses ----
+
+/** envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode */
+export const BodySendMode = { NONE: 0, STREAMED: 1, BUFFERED: 2, BUFFERED_PARTIAL: 3, FULL_DUPLEX_STREAMED: 4 } as const;
+export type BodySendModeName = keyof typeof BodySendMode;
+/** envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode */
+export const HeaderSendMode = { DEFAULT: 0, SEND: 1, SKIP: 2 } as const;
+
+export interface HeaderMutation {
+  setHeaders?: { header: { key: string; rawValue: Buffer } }[];
+  removeHeaders?: string[];
+}
+export interface CommonResponse {
+  headerMutation?: HeaderMutation;
+  bodyMutation?: { body?: Buffer; clearBody?: boolean };
+  clearRouteCache?: boolean;
+}
+export interface ImmediateResponse {
+  status: { code: number };
+  headers?: HeaderMutation;
+  body?: Buffer;
+  details?: string;
+}
+export interface ProtoStruct {
+  fields: Record<string, ProtoValue>;
+}
+export type ProtoValue =
+  | { nullValue: 0 }
+  | { numberValue: number }
+  | { stringValue: string }
+  | { boolValue: boolean }
+  | { structValue: ProtoStruct }
+  | { listValue: { values: ProtoValue[] } };
+
+export interface ProcessingResponse {
+  requestHeaders?: { response?: CommonResponse };
+  responseHeaders?: { response?: CommonResponse };
+  requestBody?: { response?: CommonResponse };
+  responseBody?: { response?: CommonResponse };
+  requestTrailers?: { headerMutation?: HeaderMutation };
+  responseTrailers?: { headerMutation?: HeaderMutation };
+  immediateResponse?: ImmediateResponse;
+  dynamicMetadata?: ProtoStruct;
+  modeOverride?: { responseBodyMode?: number; responseTrailerMode?: number };
+}
+
+/** Header pairs are set as raw_value: Envoy ≥1.30 reads raw_value when its runtime flag
+ * envoy.reloadable_features.send_header_raw_value is on (the default), and rejects a
+ * HeaderValue that sets both. Values are latin1 both ways, so header bytes round-trip 1:1. */
+export function headerMutation(set: readonly (readonly [string, string])[], remove: readonly string[]): HeaderMutation {
+  const m: HeaderMutation = {};
+  if (set.length > 0) m.setHeaders = set.map(([key, value]) => ({ header: { key, rawValue: Buffer.from(value, 'latin1') } }));
+  if (remove.length > 0) m.removeHeaders = remove.slice();
+  return m;
+}
+
+/** JSON value → google.protobuf.Struct in protobufjs' object form. */
+export function toStruct(obj: Record<string, unknown>): ProtoStruct {
+  const fields: Record<string, ProtoValue> = {};
+  for (const key in obj) {
+    const v = obj[key];
+    if (v !== undefined) fields[key] = toValue(v);
+  }
+  return { fields };
+}
+
+function toValue(v: unknown): ProtoValue {
+  if (v === null) return { nullValue: 0 };
+  switch (typeof v) {
+    case 'number':
+      return { numberValue: v };
+    case 'bigint':
+      return { numberValue: Number(v) };
+    case 'string':
+      return { stringValue: v };
+    case 'boolean':
+      return { boolValue: v };
+    case 'object':
+      if (Array.isArray(v)) return { listValue: { values: v.map(toValue) } };
+      return { structValue: toStruct(v as Record<string, unknown>) };
+    default:
+      return { stringValue: String(v) };
+  }
+}
+
+/** Header value of a decoded HeaderValue: raw_value when Envoy sent it, else value. */
+export function headerValueOf(h: HeaderValue): string {
+  const raw = h.rawValue;
+  if (raw !== undefined && raw.length > 0) {
+    return Buffer.isBuffer(raw) ? raw.toString('latin1') : Buffer.from(raw).toString('latin1');
+  }
+  return h.value ?? '';
+}

@@ -1,0 +1,40 @@
+// The admin HTTP port: /metrics (Prometheus), /healthz (the process answers), /readyz (it can
+// take traffic: listening, not draining, audit sink accepting). Bind it to loopback or a
+// cluster-internal address; it exposes no request content.
+import { createServer, type Server } from 'node:http';
+import type { Metrics } from './metrics.ts';
+
+export interface Readiness {
+  ready(): { ready: boolean; reason?: string };
+}
+
+export function startAdminServer(address: string, metrics: Metrics, readiness: Readiness): Promise<{ server: Server; port: number }> {
+  const server = createServer(async (req, res) => {
+    const url = req.url ?? '/';
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (url === '/metrics') {
+      const body = await metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body);
+    } else if (url === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (url === '/readyz') {
+      const r = readiness.ready();
+      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(r.ready ? 'ready\n' : `not ready: ${r.reason}\n`);
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  });
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(i + 1));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      const a = server.address();
+      resolve({ server, port: typeof a === 'object' && a ? a.port : port });
+    });
+  });
+}

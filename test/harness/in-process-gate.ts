@@ -1,0 +1,75 @@
+// The gate's server in the test process, over a real gRPC port: for integration tests that
+// need to see its internals (drain, slow stages) while speaking real ext_proc to it.
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { FileAuditSink } from '../../extproc/audit/sink.ts';
+import { type Config, configSchema } from '../../extproc/config/schema.ts';
+import type { Pipeline } from '../../extproc/pipeline/pipeline.ts';
+import { GateServer } from '../../extproc/server/grpc-server.ts';
+import { Metrics } from '../../extproc/telemetry/metrics.ts';
+import { ExtProcClient } from './ext-proc-client.ts';
+import { gateConfig, type TestKey } from './gate.ts';
+import { freePort, waitFor } from './ports.ts';
+
+export interface InProcessGate {
+  server: GateServer;
+  client: ExtProcClient;
+  config: Config;
+  audit: FileAuditSink;
+  metrics: Metrics;
+  logs: string[];
+  auditRecords(): Promise<Record<string, any>[]>;
+  /** Wait for n audit records in total. */
+  waitAudit(n: number): Promise<Record<string, any>[]>;
+  stop(): Promise<void>;
+}
+
+export async function startInProcessGate(
+  keys: TestKey[],
+  opts: { extra?: Record<string, unknown>; unixSocket?: boolean; buildPipeline?: (c: Config) => Pipeline } = {},
+): Promise<InProcessGate> {
+  const dir = await mkdtemp(join(tmpdir(), 'lm-gate-it-'));
+  const auditPath = join(dir, 'audit.log');
+  const config = configSchema.parse(
+    gateConfig({
+      grpcPort: await freePort(),
+      adminPort: await freePort(),
+      auditPath,
+      keys,
+      ...(opts.unixSocket ? { unixSocket: join(dir, 'gate.sock') } : {}),
+      ...(opts.extra ? { extra: opts.extra } : {}),
+    }),
+  );
+  const logs: string[] = [];
+  const logger = pino({ level: 'debug' }, { write: (l: string) => void logs.push(l) });
+  const metrics = new Metrics({ defaultMetrics: false });
+  const audit = new FileAuditSink({ path: auditPath, maxPendingBytes: config.audit.maxPendingBytes, logger, metrics });
+  const server = new GateServer({ config, logger, metrics, audit, ...(opts.buildPipeline ? { buildPipeline: opts.buildPipeline } : {}) });
+  const { grpcPort } = await server.start();
+  const client = new ExtProcClient(`127.0.0.1:${grpcPort}`);
+  const auditRecords = async () =>
+    (await readFile(auditPath, 'utf8').catch(() => ''))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, any>);
+  return {
+    server,
+    client,
+    config,
+    audit,
+    metrics,
+    logs,
+    auditRecords,
+    waitAudit: (n) => waitFor(`${n} audit records`, async () => {
+      const r = await auditRecords();
+      return r.length >= n ? r : undefined;
+    }, 5000),
+    async stop() {
+      client.close();
+      server.forceShutdown();
+      await audit.close();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+// The whole path for e2e tests and the quickstart: mock model server + LM Gate + real Envoy,
+// each on free ports, torn down together.
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type MockModel, type MockOptions, startMockModel } from '../mock/model-server.ts';
+import { type Envoy, type EnvoyPorts, renderEnvoyConfig, startEnvoy } from './envoy.ts';
+import { type Gate, startGate, type TestKey } from './gate.ts';
+import { freePort } from './ports.ts';
+
+export interface Stack {
+  mock: MockModel;
+  gate: Gate;
+  envoy: Envoy;
+  /** Base URL for OpenAI clients: http://127.0.0.1:PORT/v1 */
+  baseURL: string;
+  stop(): Promise<void>;
+}
+
+export async function startStack(opts: {
+  keys: TestKey[];
+  mock?: MockOptions;
+  unixSocket?: boolean;
+  gateExtra?: Record<string, unknown>;
+  editEnvoy?: (cfg: Record<string, any>) => void;
+}): Promise<Stack> {
+  const mock = await startMockModel(opts.mock ?? {});
+  let gate: Gate | undefined;
+  try {
+    gate = await startGate(opts.keys, { ...(opts.unixSocket ? { unixSocket: true } : {}), ...(opts.gateExtra ? { extra: opts.gateExtra } : {}) });
+    const ports: EnvoyPorts = {
+      listener: await freePort(),
+      admin: await freePort(),
+      gate: gate.grpcPort,
+      model: mock.port,
+      ...(opts.unixSocket ? { gateSocket: join(gate.dir, 'gate.sock') } : {}),
+    };
+    const dir = await mkdtemp(join(tmpdir(), 'lm-gate-envoy-'));
+    const envoy = await startEnvoy(await renderEnvoyConfig(ports, join(dir, 'envoy.yaml'), opts.editEnvoy), ports);
+    const g = gate;
+    return {
+      mock,
+      gate: g,
+      envoy,
+      baseURL: `${envoy.url}/v1`,
+      async stop() {
+        await envoy.stop();
+        await g.stop();
+        await mock.close();
+      },
+    };
+  } catch (err) {
+    await gate?.stop('SIGKILL');
+    await mock.close();
+    throw err;
+  }
+}
