@@ -71,7 +71,11 @@ function keys(args: string[]): number {
   }
   const key = generateApiKey();
   const id = values.id ?? `key-${hashApiKey(key).slice(0, 8)}`;
-  const list = (s: string) => `[${s.split(',').map((x) => JSON.stringify(x.trim())).join(', ')}]`;
+  const list = (s: string) =>
+    `[${s
+      .split(',')
+      .map((x) => JSON.stringify(x.trim()))
+      .join(', ')}]`;
   // The key goes to stdout once; only its hash goes into the config.
   console.log(`API key (shown once, store it now): ${key}
 

@@ -19,7 +19,10 @@ const repo = join(dirname(new URL(import.meta.url).pathname), '..');
 const out = join(repo, 'protos');
 const work = mkdtempSync(join(tmpdir(), 'lm-gate-protos-'));
 try {
-  execFileSync('npm', ['pack', '--silent', `${SOURCE_PACKAGE}@${SOURCE_VERSION}`], { cwd: work, stdio: ['ignore', 'pipe', 'inherit'] });
+  execFileSync('npm', ['pack', '--silent', `${SOURCE_PACKAGE}@${SOURCE_VERSION}`], {
+    cwd: work,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   execFileSync('sh', ['-c', 'tar xzf *.tgz'], { cwd: work });
   const deps = join(work, 'package', 'deps');
 
@@ -68,7 +71,7 @@ Envoy's external processing API (\`envoy.service.ext_proc.v3\`) and the protos i
 copied unmodified by \`npm run protos:sync\` (scripts/protos-sync.ts) from the \`deps/\` tree of the
 registry package \`${SOURCE_PACKAGE}@${SOURCE_VERSION}\`, which vendors them from
 envoyproxy/envoy (api/), cncf/xds, googleapis and bufbuild/protoc-gen-validate. All are
-Apache-2.0; see LICENSE. \`google/protobuf/*\` come from protobufjs itself.
+Apache-2.0; see LICENSE. \`google/protobuf/*\` are read from the protobufjs package.
 
 Only the import closure of ${ROOTS.map((r) => `\`${r}\``).join(', ')} is kept (${files.length} files).
 \`grpc/health/v1/health.proto\` is ours: the standard gRPC health-checking service definition.

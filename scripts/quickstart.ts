@@ -55,7 +55,8 @@ const envoyConfig = await renderEnvoyConfig(ports, join(dir, 'envoy.yaml'), (cfg
     };
   }
   // Envoy routes by Host; a real server expects its own name there.
-  const route = cfg.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0];
+  const route =
+    cfg.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0];
   route.route.host_rewrite_literal = upstream.host;
 });
 let envoy: Awaited<ReturnType<typeof startEnvoy>>;

@@ -13,7 +13,12 @@ const rec = (id: string) => ({ v: 1, request_id: id }) as unknown as AuditRecord
 describe('FileAuditSink', () => {
   it('writes one JSON line per record, in order, across concurrent writes', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sink-'));
-    const sink = new FileAuditSink({ path: join(dir, 'a.log'), maxPendingBytes: 1 << 20, logger, metrics: new Metrics({ defaultMetrics: false }) });
+    const sink = new FileAuditSink({
+      path: join(dir, 'a.log'),
+      maxPendingBytes: 1 << 20,
+      logger,
+      metrics: new Metrics({ defaultMetrics: false }),
+    });
     for (let i = 0; i < 500; i++) {
       sink.write(rec(String(i)));
       if (i % 50 === 0) await new Promise((r) => setImmediate(r));
@@ -25,7 +30,12 @@ describe('FileAuditSink', () => {
 
   it('stops accepting past maxPendingBytes but keeps every record', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sink-'));
-    const sink = new FileAuditSink({ path: join(dir, 'a.log'), maxPendingBytes: 100, logger, metrics: new Metrics({ defaultMetrics: false }) });
+    const sink = new FileAuditSink({
+      path: join(dir, 'a.log'),
+      maxPendingBytes: 100,
+      logger,
+      metrics: new Metrics({ defaultMetrics: false }),
+    });
     for (let i = 0; i < 10; i++) sink.write(rec(`r${i}`));
     expect(sink.accepting).toBe(false);
     await sink.flush();
@@ -48,7 +58,12 @@ describe('FileAuditSink', () => {
     await sink.flush();
     expect(sink.accepting).toBe(true);
     await sink.close();
-    expect((await readFile(path, 'utf8')).trim().split('\n').map((l) => JSON.parse(l).request_id)).toEqual(['x', 'y']);
-    expect((await metrics.registry.getSingleMetricAsString('lmgate_audit_write_errors_total'))).toMatch(/ [1-9]/);
+    expect(
+      (await readFile(path, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).request_id),
+    ).toEqual(['x', 'y']);
+    expect(await metrics.registry.getSingleMetricAsString('lmgate_audit_write_errors_total')).toMatch(/ [1-9]/);
   });
 });

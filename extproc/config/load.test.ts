@@ -17,7 +17,11 @@ function problems(yaml: string, env: NodeJS.ProcessEnv = {}): string[] {
 describe('parseConfig', () => {
   it('an empty file gives every default', () => {
     const c = parseConfig('', 'empty.yaml', {});
-    expect(c.server).toMatchObject({ grpcAddress: '127.0.0.1:50051', messageDeadlineMs: 150, maxRequestBodyBytes: 4194304 });
+    expect(c.server).toMatchObject({
+      grpcAddress: '127.0.0.1:50051',
+      messageDeadlineMs: 150,
+      maxRequestBodyBytes: 4194304,
+    });
     expect(c.identity.apiKeys).toEqual([]);
     expect(c.policy.unknownEndpoints).toBe('reject');
     expect(c.metering.injectStreamUsage).toBe(true);
@@ -29,11 +33,19 @@ describe('parseConfig', () => {
   });
 
   const table: { name: string; yaml: string; expect: string; env?: NodeJS.ProcessEnv }[] = [
-    { name: 'bad address', yaml: 'server: { grpcAddress: localhost }', expect: 'server.grpcAddress: expected host:port' },
+    {
+      name: 'bad address',
+      yaml: 'server: { grpcAddress: localhost }',
+      expect: 'server.grpcAddress: expected host:port',
+    },
     { name: 'unknown top-level field', yaml: 'servr: {}', expect: '(root): unknown field(s) "servr"' },
     { name: 'unknown nested field', yaml: 'server: { port: 1 }', expect: 'server: unknown field(s) "port"' },
     { name: 'negative number', yaml: 'audit: { maxPendingBytes: -1 }', expect: 'audit.maxPendingBytes' },
-    { name: 'key without hash', yaml: 'identity: { apiKeys: [ { id: a, tenant: t } ] }', expect: 'identity.apiKeys[0].sha256' },
+    {
+      name: 'key without hash',
+      yaml: 'identity: { apiKeys: [ { id: a, tenant: t } ] }',
+      expect: 'identity.apiKeys[0].sha256',
+    },
     {
       name: 'hash not hex',
       yaml: 'identity: { apiKeys: [ { id: a, tenant: t, sha256: abc } ] }',
@@ -52,7 +64,11 @@ describe('parseConfig', () => {
     { name: 'YAML syntax', yaml: 'server: [1, 2', expect: 'YAML' },
     { name: 'not a mapping', yaml: '- 1\n- 2', expect: '(root): expected a mapping' },
     { name: 'duplicate YAML keys', yaml: 'server: {}\nserver: {}', expect: 'YAML' },
-    { name: 'unset env var', yaml: 'audit: { path: "${AUDIT_DIR}/a.log" }', expect: 'audit.path: environment variable AUDIT_DIR is not set' },
+    {
+      name: 'unset env var',
+      yaml: 'audit: { path: "${AUDIT_DIR}/a.log" }',
+      expect: 'audit.path: environment variable AUDIT_DIR is not set',
+    },
   ];
   for (const t of table) {
     it(`rejects ${t.name}`, () => {

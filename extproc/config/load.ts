@@ -21,8 +21,8 @@ const ENV_REF = /\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 function interpolate(value: unknown, path: string, env: NodeJS.ProcessEnv, problems: string[]): unknown {
   if (typeof value === 'string') {
-    return value.replace(ENV_REF, (match, escape: string | undefined, name: string, fallback: string | undefined) => {
-      if (escape) return match.slice(1);
+    return value.replace(ENV_REF, (match, escaped: string | undefined, name: string, fallback: string | undefined) => {
+      if (escaped) return match.slice(1);
       const v = env[name];
       if (v !== undefined) return v;
       if (fallback !== undefined) return fallback;
@@ -47,7 +47,8 @@ function formatPath(path: readonly PropertyKey[]): string {
 
 function describeIssue(issue: z.core.$ZodIssue): string {
   const where = formatPath(issue.path);
-  if (issue.code === 'unrecognized_keys') return `${where}: unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  if (issue.code === 'unrecognized_keys')
+    return `${where}: unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   return `${where}: ${issue.message}`;
 }
 

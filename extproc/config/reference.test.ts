@@ -27,7 +27,9 @@ describe('README config reference', () => {
   const all = fields(configSchema as unknown as Node);
 
   it('walks the schema', () => {
-    expect(all).toEqual(expect.arrayContaining(['server.grpcAddress', 'identity.apiKeys.sha256', 'audit.maxPendingBytes']));
+    expect(all).toEqual(
+      expect.arrayContaining(['server.grpcAddress', 'identity.apiKeys.sha256', 'audit.maxPendingBytes']),
+    );
   });
 
   for (const path of all) {

@@ -121,7 +121,11 @@ export const configSchema = z
       .default({ injectStreamUsage: true }),
     audit: z
       .object({
-        path: z.string().min(1).default('audit.log').describe('File the audit JSON lines are appended to; "-" for stdout.'),
+        path: z
+          .string()
+          .min(1)
+          .default('audit.log')
+          .describe('File the audit JSON lines are appended to; "-" for stdout.'),
         maxPendingBytes: z
           .number()
           .int()

@@ -4,8 +4,8 @@
 // client sees exactly the stream it asked for. Absent usage is recorded as absent (null in the
 // audit), never as zero.
 import type { Config } from '../config/schema.ts';
-import { type ApiKind, needsBody } from '../llm/shapes.ts';
 import { createResponseStream, type ResponseStream } from '../llm/response-stream.ts';
+import { type ApiKind, needsBody } from '../llm/shapes.ts';
 import { responseFormat, usageFromJson } from '../llm/usage.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import type { Stage } from '../pipeline/stage.ts';
@@ -22,7 +22,8 @@ export function usageStage(config: Config): Stage {
     name: 'metering.usage',
     onRequestBody(ctx: RequestContext): void {
       const req = ctx.parsed;
-      if (!inject || req === undefined || !req.stream || req.clientWantsUsage || !STREAM_USAGE_KINDS.has(req.kind)) return;
+      if (!inject || req === undefined || !req.stream || req.clientWantsUsage || !STREAM_USAGE_KINDS.has(req.kind))
+        return;
       const body = req.body;
       const so = body.stream_options;
       body.stream_options = { ...(so !== null && typeof so === 'object' ? so : {}), include_usage: true };

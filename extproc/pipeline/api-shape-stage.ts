@@ -12,7 +12,8 @@ export function apiShapeStage(): Stage {
     onRequestHeaders(ctx: RequestContext): void {
       if (ctx.api === 'unknown') return;
       if (ctx.method === 'POST' && needsBody(ctx.api)) {
-        if (!ctx.hasRequestBody) throw errors.badRequest('The request has no body; expected a JSON object.', 'empty_body');
+        if (!ctx.hasRequestBody)
+          throw errors.badRequest('The request has no body; expected a JSON object.', 'empty_body');
         const encoding = ctx.headers.get('content-encoding');
         if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
           throw errors.badRequest(

@@ -42,7 +42,12 @@ export class GateError extends Error {
   /** The OpenAI-style body clients parse: {"error":{"message","type","code","param"}}. The
    * message is ours, never an echo of client input, so nothing secret can leak through it. */
   body(): Buffer {
-    const error: Record<string, unknown> = { message: this.message, type: this.type, code: this.code, param: this.param };
+    const error: Record<string, unknown> = {
+      message: this.message,
+      type: this.type,
+      code: this.code,
+      param: this.param,
+    };
     if (this.ruleId !== undefined) error.rule_id = this.ruleId;
     return Buffer.from(JSON.stringify({ error }));
   }

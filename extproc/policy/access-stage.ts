@@ -34,7 +34,8 @@ export function accessStage(config: Config): Stage {
       const policy = byKey.get(p.keyId);
       if (policy === undefined) throw errors.internal();
       if (ctx.api === 'unknown') {
-        if (!allowUnknown) throw errors.notFound(`${ctx.method} ${pathOnly(ctx.path)} is not an LLM API the gateway serves.`);
+        if (!allowUnknown)
+          throw errors.notFound(`${ctx.method} ${pathOnly(ctx.path)} is not an LLM API the gateway serves.`);
         if (!policy.allEndpoints)
           throw errors.forbidden(
             'This API key may not call endpoints outside the LLM APIs.',

@@ -7,7 +7,14 @@ export function compilePatterns(patterns: readonly string[]): Matcher {
   const wild = patterns.filter((p) => p.includes('*'));
   if (wild.length === 0) return (v) => exact.has(v);
   const re = new RegExp(
-    `^(?:${wild.map((p) => p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')).join('|')})$`,
+    `^(?:${wild
+      .map((p) =>
+        p
+          .split('*')
+          .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+          .join('.*'),
+      )
+      .join('|')})$`,
   );
   return (v) => exact.has(v) || re.test(v);
 }

@@ -122,7 +122,9 @@ export class GateServer {
 
   private bind(address: string): Promise<number> {
     return new Promise((resolve, reject) =>
-      this.grpc.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      this.grpc.bindAsync(address, ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      ),
     );
   }
 

@@ -1,6 +1,6 @@
 // grpc.health.v1.Health, so Envoy's gRPC health checks and Kubernetes gRPC probes can ask the
 // gate whether it serves. "" and the ext_proc service name share one status.
-import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, ServiceDefinition } from '@grpc/grpc-js';
+import type { ServerUnaryCall, ServerWritableStream, ServiceDefinition, sendUnaryData } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { HealthCheckRequestType, HealthCheckResponseType } from './protocol.ts';
 

@@ -5,17 +5,20 @@
 // Codec: protobufjs reflection, decoding to message instances and encoding plain objects, with no
 // toObject() conversion per message (bench/results/proto-codec.md measures it against
 // @grpc/proto-loader).
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 
 const PROTOS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'protos');
+// google/protobuf/*.proto ship with protobufjs (descriptor.proto is not among its built-ins).
+const PROTOBUF_WKT = dirname(createRequire(import.meta.url).resolve('protobufjs/package.json'));
 
 function loadRoot(files: string[]): protobuf.Root {
   const root = new protobuf.Root();
-  // Imports resolve under protos/; google/protobuf/* are protobufjs built-ins, matched by file
-  // name before any disk access, so they need not be vendored.
-  root.resolvePath = (_origin, target) => join(PROTOS, target);
+  // Imports resolve under protos/, except the well-known types, which protobufjs carries.
+  root.resolvePath = (_origin, target) =>
+    target.startsWith('google/protobuf/') ? join(PROTOBUF_WKT, target) : join(PROTOS, target);
   root.loadSync(files, { keepCase: false });
   root.resolveAll();
   return root;
@@ -48,7 +51,13 @@ export interface HttpTrailers {
 
 /** One message from Envoy. `request` names the oneof member that is set (undefined when none). */
 export interface ProcessingRequest {
-  request?: 'requestHeaders' | 'responseHeaders' | 'requestBody' | 'responseBody' | 'requestTrailers' | 'responseTrailers';
+  request?:
+    | 'requestHeaders'
+    | 'responseHeaders'
+    | 'requestBody'
+    | 'responseBody'
+    | 'requestTrailers'
+    | 'responseTrailers';
   requestHeaders?: HttpHeaders;
   responseHeaders?: HttpHeaders;
   requestBody?: HttpBody;
@@ -76,7 +85,7 @@ export function encodeProcessingResponse(msg: ProcessingResponse): Buffer {
 export function decodeProcessingResponse(buf: Buffer): ProcessingResponse {
   return ProcessingResponseType.toObject(ProcessingResponseType.decode(buf), {
     longs: Number,
-    enums: String,
+    enums: Number,
     bytes: Buffer,
     defaults: false,
     oneofs: true,
@@ -86,7 +95,13 @@ export function decodeProcessingResponse(buf: Buffer): ProcessingResponse {
 // ---- Responses ----
 
 /** envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode */
-export const BodySendMode = { NONE: 0, STREAMED: 1, BUFFERED: 2, BUFFERED_PARTIAL: 3, FULL_DUPLEX_STREAMED: 4 } as const;
+export const BodySendMode = {
+  NONE: 0,
+  STREAMED: 1,
+  BUFFERED: 2,
+  BUFFERED_PARTIAL: 3,
+  FULL_DUPLEX_STREAMED: 4,
+} as const;
 export type BodySendModeName = keyof typeof BodySendMode;
 /** envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode */
 export const HeaderSendMode = { DEFAULT: 0, SEND: 1, SKIP: 2 } as const;
@@ -134,7 +149,8 @@ export interface ProcessingResponse {
  * HeaderValue that sets both. Values are latin1 both ways, so header bytes round-trip 1:1. */
 export function headerMutation(set: readonly (readonly [string, string])[], remove: readonly string[]): HeaderMutation {
   const m: HeaderMutation = {};
-  if (set.length > 0) m.setHeaders = set.map(([key, value]) => ({ header: { key, rawValue: Buffer.from(value, 'latin1') } }));
+  if (set.length > 0)
+    m.setHeaders = set.map(([key, value]) => ({ header: { key, rawValue: Buffer.from(value, 'latin1') } }));
   if (remove.length > 0) m.removeHeaders = remove.slice();
   return m;
 }

@@ -15,13 +15,13 @@
 // Reference: envoy/source/extensions/filters/http/ext_proc/{ext_proc.cc,processor_state.cc}.
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
+import { buildAuditRecord } from '../audit/record.ts';
+import type { AuditSink } from '../audit/sink.ts';
+import type { Config } from '../config/schema.ts';
 import { classifyPath } from '../llm/shapes.ts';
 import { RequestContext } from '../pipeline/context.ts';
 import { errors, GateError } from '../pipeline/errors.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
-import type { Config } from '../config/schema.ts';
-import type { AuditSink } from '../audit/sink.ts';
-import { buildAuditRecord } from '../audit/record.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import {
@@ -146,7 +146,9 @@ export class ProcessStream {
     this.deadlineExpired = true;
     this.ctx.failure = `a stage did not answer ${this.current?.phase} within ${this.ctx.config.server.messageDeadlineMs} ms`;
     this.deps.logger.warn({ requestId: this.ctx.requestId, phase: this.current?.phase }, 'message deadline exceeded');
-    this.rejectCurrent(errors.unavailable('The gateway could not decide in time; retry the request.', 'gateway_timeout'));
+    this.rejectCurrent(
+      errors.unavailable('The gateway could not decide in time; retry the request.', 'gateway_timeout'),
+    );
     // The late stage result is dropped; the stream is finished and answers nothing more.
     this.busy = false;
     this.queue.length = 0;
@@ -302,7 +304,8 @@ export class ProcessStream {
       // Envoy is configured BUFFERED (one message with the whole body); in STREAMED or
       // BUFFERED_PARTIAL mode chunks arrive separately and are gathered here, each answered
       // without change until the last one, where the stages see the whole body.
-      (this.requestChunks ??= []).push(chunk);
+      if (this.requestChunks === undefined) this.requestChunks = [];
+      this.requestChunks.push(chunk);
       this.answer({ requestBody: {} });
       return;
     }
@@ -449,20 +452,28 @@ export class ProcessStream {
   }
 
   private answerPassThrough(phase: Phase): void {
+    const message: ProcessingResponse = {};
     switch (phase) {
       case 'requestHeaders':
-        return this.answer({ requestHeaders: {} });
+        message.requestHeaders = {};
+        break;
       case 'requestBody':
-        return this.answer({ requestBody: {} });
+        message.requestBody = {};
+        break;
       case 'requestTrailers':
-        return this.answer({ requestTrailers: {} });
+        message.requestTrailers = {};
+        break;
       case 'responseHeaders':
-        return this.answer({ responseHeaders: {} });
+        message.responseHeaders = {};
+        break;
       case 'responseBody':
-        return this.answer({ responseBody: {} });
+        message.responseBody = {};
+        break;
       case 'responseTrailers':
-        return this.answer({ responseTrailers: {} });
+        message.responseTrailers = {};
+        break;
     }
+    this.answer(message);
   }
 
   private recordPhaseTime(phase: Phase, startNs: bigint): void {
@@ -499,7 +510,11 @@ export class ProcessStream {
       gateError = errors.internal();
     }
     ctx.error = gateError;
-    ctx.outcome = err instanceof GateError && gateError.status < 500 ? 'rejected' : 'error';
+    // A refusal the gate decided (401…429, 503 draining) is 'rejected'; the gate failing to
+    // decide (a stage threw, or missed the deadline) is 'error'.
+    const failed =
+      !(err instanceof GateError) || gateError.code === 'internal_error' || gateError.code === 'gateway_timeout';
+    ctx.outcome = failed ? 'error' : 'rejected';
     if (this.current?.observe) {
       // No answer can be given in observability mode; the decision is recorded only.
       this.finish(ctx.outcome);
@@ -580,8 +595,13 @@ export class ProcessStream {
   }
 }
 
+/** protobufjs decodes bytes to a Buffer slice, but an absent field reads as its default (an
+ * empty plain array), which is how Envoy's final STREAMED chunk often arrives. */
 function asBuffer(b: Uint8Array | undefined): Buffer {
-  if (b === undefined) return EMPTY;
-  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  if (b === undefined || b.length === 0) return EMPTY;
+  if (Buffer.isBuffer(b)) return b;
+  return b instanceof Uint8Array
+    ? Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+    : Buffer.from(b as ArrayLike<number>);
 }
 const EMPTY = Buffer.alloc(0);

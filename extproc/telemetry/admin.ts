@@ -8,7 +8,11 @@ export interface Readiness {
   ready(): { ready: boolean; reason?: string };
 }
 
-export function startAdminServer(address: string, metrics: Metrics, readiness: Readiness): Promise<{ server: Server; port: number }> {
+export function startAdminServer(
+  address: string,
+  metrics: Metrics,
+  readiness: Readiness,
+): Promise<{ server: Server; port: number }> {
   const server = createServer(async (req, res) => {
     const url = req.url ?? '/';
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -22,7 +26,9 @@ export function startAdminServer(address: string, metrics: Metrics, readiness: R
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (url === '/readyz') {
       const r = readiness.ready();
-      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(r.ready ? 'ready\n' : `not ready: ${r.reason}\n`);
+      res
+        .writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(r.ready ? 'ready\n' : `not ready: ${r.reason}\n`);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }

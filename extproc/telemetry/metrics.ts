@@ -2,8 +2,8 @@
 // api kind, phase, status class) or config (model names the policy admits), never raw input,
 // so a client cannot blow up cardinality.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Phase } from '../server/protocol.ts';
 import type { RequestContext } from '../pipeline/context.ts';
+import type { Phase } from '../server/protocol.ts';
 
 const PHASE_LABEL: Record<Phase, string> = {
   requestHeaders: 'request_headers',
@@ -53,7 +53,9 @@ export class Metrics {
       name: 'lmgate_phase_duration_seconds',
       help: 'Gate processing time per ext_proc message, by phase (from receipt to answer).',
       labelNames: ['phase'],
-      buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+      buckets: [
+        0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+      ],
       registers,
     });
     this.streamsActive = new Gauge({

@@ -42,7 +42,10 @@ describe('through real Envoy with the openai client', () => {
     expect(upstream.headers.authorization).toBeUndefined();
     expect(upstream.headers['x-lmgate-tenant']).toBe('acme');
     expect(upstream.headers['x-lmgate-key-id']).toBe('alice');
-    expect(upstream.json).toMatchObject({ model: 'mock-small', messages: [{ role: 'user', content: 'say hello to the gate' }] });
+    expect(upstream.json).toMatchObject({
+      model: 'mock-small',
+      messages: [{ role: 'user', content: 'say hello to the gate' }],
+    });
 
     const requestId = res.response.headers.get('x-request-id') ?? (upstream.headers['x-request-id'] as string);
     const rec = await stack.gate.auditFor(requestId);
@@ -81,7 +84,11 @@ describe('through real Envoy with the openai client', () => {
     expect(Number(upstream.headers['content-length'])).toBe(upstream.body.length);
     // ...and the audit carries the mock's usage although the client never asked for it
     const rec = await stack.gate.auditFor(upstream.headers['x-request-id'] as string);
-    expect(rec).toMatchObject({ stream: true, outcome: 'completed', usage: { input_tokens: 5, output_tokens: 6, total_tokens: 11 } });
+    expect(rec).toMatchObject({
+      stream: true,
+      outcome: 'completed',
+      usage: { input_tokens: 5, output_tokens: 6, total_tokens: 11 },
+    });
     expect(rec.decisions).toEqual(
       expect.arrayContaining([expect.objectContaining({ rule_id: 'metering.injectStreamUsage', effect: 'modify' })]),
     );
@@ -107,7 +114,7 @@ describe('through real Envoy with the openai client', () => {
   it('a stream split mid-character and mid-event reaches the client intact', async () => {
     const stream = await client(alice.key).chat.completions.create(
       { model: 'mock-small', messages: [{ role: 'user', content: 'split' }], stream: true },
-      { headers: { 'x-mock-split': '1', 'x-mock-content': 'añb€c😀d世e' } },
+      { headers: { 'x-mock-split': '1', 'x-mock-content': encodeURIComponent('añb€c😀d世e') } },
     );
     let text = '';
     for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
@@ -117,8 +124,8 @@ describe('through real Envoy with the openai client', () => {
   });
 
   it('401 for a missing or unknown key, with an OpenAI error the SDK understands', async () => {
-    const err = await client('lmg_wrong').chat.completions
-      .create({ model: 'mock-small', messages: [{ role: 'user', content: 'x' }] })
+    const err = await client('lmg_wrong')
+      .chat.completions.create({ model: 'mock-small', messages: [{ role: 'user', content: 'x' }] })
       .catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
     expect(err.status).toBe(401);
@@ -128,8 +135,8 @@ describe('through real Envoy with the openai client', () => {
 
   it('403 for a model the key may not use, naming the rule', async () => {
     const before = stack.mock.received.length;
-    const err = await client(bob.key).chat.completions
-      .create({ model: 'mock-large', messages: [{ role: 'user', content: 'x' }] })
+    const err = await client(bob.key)
+      .chat.completions.create({ model: 'mock-large', messages: [{ role: 'user', content: 'x' }] })
       .catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.PermissionDeniedError);
     expect(err.code).toBe('model_not_allowed');
@@ -139,7 +146,9 @@ describe('through real Envoy with the openai client', () => {
   });
 
   it('403 for an endpoint the key may not call', async () => {
-    const err = await client(bob.key).embeddings.create({ model: 'mock-small', input: 'x' }).catch((e) => e);
+    const err = await client(bob.key)
+      .embeddings.create({ model: 'mock-small', input: 'x' })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.PermissionDeniedError);
     expect(err.code).toBe('endpoint_not_allowed');
   });
@@ -179,10 +188,17 @@ describe('through real Envoy with the openai client', () => {
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('application/x-ndjson');
-    const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l));
+    const lines = (await res.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.at(-1)).toMatchObject({ done: true, prompt_eval_count: 2, eval_count: 6 });
     const rec = await stack.gate.auditFor(lastUpstream('/api/chat').headers['x-request-id'] as string);
-    expect(rec).toMatchObject({ stream: true, endpoint: { api: 'ollama.chat' }, usage: { input_tokens: 2, output_tokens: 6 } });
+    expect(rec).toMatchObject({
+      stream: true,
+      endpoint: { api: 'ollama.chat' },
+      usage: { input_tokens: 2, output_tokens: 6 },
+    });
   });
 
   it('a spoofed x-lmgate-* header never reaches the model server', async () => {
@@ -196,7 +212,10 @@ describe('through real Envoy with the openai client', () => {
   });
 
   it("Envoy's access log prints the gate's lm_gate dynamic metadata", async () => {
-    await client(alice.key).chat.completions.create({ model: 'mock-small', messages: [{ role: 'user', content: 'log me' }] });
+    await client(alice.key).chat.completions.create({
+      model: 'mock-small',
+      messages: [{ role: 'user', content: 'log me' }],
+    });
     const id = lastUpstream('/v1/chat/completions').headers['x-request-id'];
     const line = await waitForLog(id as string);
     expect(line.lm_gate).toMatchObject({

@@ -56,7 +56,9 @@ export async function renderEnvoyConfig(ports: EnvoyPorts, file: string, edit?: 
   for (const c of cfg.static_resources.clusters) {
     const ep = c.load_assignment.endpoints[0].lb_endpoints[0].endpoint;
     if (c.name === 'lm_gate') {
-      ep.address = ports.gateSocket ? { pipe: { path: ports.gateSocket } } : { socket_address: { address: '127.0.0.1', port_value: ports.gate } };
+      ep.address = ports.gateSocket
+        ? { pipe: { path: ports.gateSocket } }
+        : { socket_address: { address: '127.0.0.1', port_value: ports.gate } };
     }
     if (c.name === 'model_server') ep.address.socket_address.port_value = ports.model;
   }
@@ -122,6 +124,9 @@ export async function startEnvoy(configFile: string, ports: EnvoyPorts): Promise
     '1',
     '--log-level',
     'warn',
+    // The access log is buffered and flushed every 10 s by default; tests read it at once.
+    '--file-flush-interval-msec',
+    '50',
   ]);
   const envoy = new Envoy(proc, ports);
   try {

@@ -1,7 +1,13 @@
 // A client that speaks ext_proc the way Envoy does: one bidirectional stream per HTTP request,
 // one ProcessingRequest per phase, waiting for each answer. Used by the integration tests to
 // drive every protocol edge case over a real gRPC connection.
-import { credentials, makeGenericClientConstructor, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import {
+  type ClientDuplexStream,
+  credentials,
+  Metadata,
+  makeGenericClientConstructor,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { extProcServiceDefinition } from '../../extproc/server/grpc-server.ts';
 import type { ProcessingResponse } from '../../extproc/server/protocol.ts';
 
@@ -9,7 +15,10 @@ const Client = makeGenericClientConstructor(extProcServiceDefinition, 'ExternalP
 
 export type Msg = Record<string, unknown>;
 
-export function headers(pairs: Record<string, string>, endOfStream = false): { headers: { headers: { key: string; rawValue: Buffer }[] }; endOfStream: boolean } {
+export function headers(
+  pairs: Record<string, string>,
+  endOfStream = false,
+): { headers: { headers: { key: string; rawValue: Buffer }[] }; endOfStream: boolean } {
   return {
     headers: { headers: Object.entries(pairs).map(([key, v]) => ({ key, rawValue: Buffer.from(v, 'latin1') })) },
     endOfStream,
@@ -117,7 +126,9 @@ export class ExtProcClient {
     this.client = new Client(address, credentials.createInsecure());
   }
   open(): ExtProcStream {
-    const call = (this.client as unknown as { Process(m: Metadata): ClientDuplexStream<Msg, Answer> }).Process(new Metadata());
+    const call = (this.client as unknown as { Process(m: Metadata): ClientDuplexStream<Msg, Answer> }).Process(
+      new Metadata(),
+    );
     return new ExtProcStream(call);
   }
   close(): void {

@@ -76,7 +76,11 @@ export class Gate {
 
   /** Wait until the audit has a record for this request id (records are written async). */
   async auditFor(requestId: string): Promise<Record<string, any>> {
-    return waitFor(`audit record ${requestId}`, async () => (await this.audit()).find((r) => r.request_id === requestId), 5000);
+    return waitFor(
+      `audit record ${requestId}`,
+      async () => (await this.audit()).find((r) => r.request_id === requestId),
+      5000,
+    );
   }
 
   async metrics(): Promise<string> {
@@ -92,7 +96,10 @@ export class Gate {
   }
 }
 
-export async function startGate(keys: TestKey[], opts: { unixSocket?: boolean; extra?: Record<string, unknown> } = {}): Promise<Gate> {
+export async function startGate(
+  keys: TestKey[],
+  opts: { unixSocket?: boolean; extra?: Record<string, unknown> } = {},
+): Promise<Gate> {
   const dir = await mkdtemp(join(tmpdir(), 'lm-gate-test-'));
   const grpcPort = await freePort();
   const adminPort = await freePort();
@@ -101,7 +108,16 @@ export async function startGate(keys: TestKey[], opts: { unixSocket?: boolean; e
   const unixSocket = opts.unixSocket ? join(dir, 'gate.sock') : undefined;
   await writeFile(
     configPath,
-    stringify(gateConfig({ grpcPort, adminPort, auditPath, keys, ...(unixSocket ? { unixSocket } : {}), ...(opts.extra ? { extra: opts.extra } : {}) })),
+    stringify(
+      gateConfig({
+        grpcPort,
+        adminPort,
+        auditPath,
+        keys,
+        ...(unixSocket ? { unixSocket } : {}),
+        ...(opts.extra ? { extra: opts.extra } : {}),
+      }),
+    ),
   );
   const proc = new Proc('lm-gate', process.execPath, [join(ROOT, 'extproc', 'main.ts'), 'serve', '-c', configPath]);
   try {

@@ -46,7 +46,13 @@ export async function startInProcessGate(
   const logger = pino({ level: 'debug' }, { write: (l: string) => void logs.push(l) });
   const metrics = new Metrics({ defaultMetrics: false });
   const audit = new FileAuditSink({ path: auditPath, maxPendingBytes: config.audit.maxPendingBytes, logger, metrics });
-  const server = new GateServer({ config, logger, metrics, audit, ...(opts.buildPipeline ? { buildPipeline: opts.buildPipeline } : {}) });
+  const server = new GateServer({
+    config,
+    logger,
+    metrics,
+    audit,
+    ...(opts.buildPipeline ? { buildPipeline: opts.buildPipeline } : {}),
+  });
   const { grpcPort } = await server.start();
   const client = new ExtProcClient(`127.0.0.1:${grpcPort}`);
   const auditRecords = async () =>
@@ -62,10 +68,15 @@ export async function startInProcessGate(
     metrics,
     logs,
     auditRecords,
-    waitAudit: (n) => waitFor(`${n} audit records`, async () => {
-      const r = await auditRecords();
-      return r.length >= n ? r : undefined;
-    }, 5000),
+    waitAudit: (n) =>
+      waitFor(
+        `${n} audit records`,
+        async () => {
+          const r = await auditRecords();
+          return r.length >= n ? r : undefined;
+        },
+        5000,
+      ),
     async stop() {
       client.close();
       server.forceShutdown();

@@ -48,7 +48,16 @@ function ping(port: number): Promise<boolean> {
 export async function startRedis(): Promise<Redis> {
   const port = await freePort();
   const proc = new Proc('redis', findRedisServer(), [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--protected-mode',
+    'yes',
   ]);
   await waitFor('redis ready', async () => {
     if (!proc.running) throw new Error(`redis-server exited\n${proc.describe()}`);

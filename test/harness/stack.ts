@@ -27,7 +27,10 @@ export async function startStack(opts: {
   const mock = await startMockModel(opts.mock ?? {});
   let gate: Gate | undefined;
   try {
-    gate = await startGate(opts.keys, { ...(opts.unixSocket ? { unixSocket: true } : {}), ...(opts.gateExtra ? { extra: opts.gateExtra } : {}) });
+    gate = await startGate(opts.keys, {
+      ...(opts.unixSocket ? { unixSocket: true } : {}),
+      ...(opts.gateExtra ? { extra: opts.gateExtra } : {}),
+    });
     const ports: EnvoyPorts = {
       listener: await freePort(),
       admin: await freePort(),

@@ -3,7 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { envoyVersion, extProcFilter, renderEnvoyConfig, ROOT, validateEnvoyConfig } from '../harness/envoy.ts';
+import { envoyVersion, extProcFilter, ROOT, renderEnvoyConfig, validateEnvoyConfig } from '../harness/envoy.ts';
 
 describe('shipped Envoy config', () => {
   it(`envoy/envoy.yaml validates with ${envoyVersion()}`, () => {
@@ -14,7 +14,10 @@ describe('shipped Envoy config', () => {
 
   it('the rendered test variant (free ports, Unix socket) validates too', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lmg-envoy-'));
-    const file = await renderEnvoyConfig({ listener: 1, admin: 2, gate: 3, model: 4, gateSocket: join(dir, 'g.sock') }, join(dir, 'e.yaml'));
+    const file = await renderEnvoyConfig(
+      { listener: 1, admin: 2, gate: 3, model: 4, gateSocket: join(dir, 'g.sock') },
+      join(dir, 'e.yaml'),
+    );
     expect(validateEnvoyConfig(file).ok).toBe(true);
   });
 

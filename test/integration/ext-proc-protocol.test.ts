@@ -2,11 +2,20 @@
 // of the matching type per message, end_of_stream, mode_override, observability mode,
 // cancellation, out-of-order and unknown messages, deadlines, drain. None may crash the
 // process; every stream leaves exactly one audit record.
+
+import { credentials, status as GrpcStatus, makeGenericClientConstructor } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { status as GrpcStatus } from '@grpc/grpc-js';
 import { buildPipeline } from '../../extproc/pipeline/build.ts';
 import { Pipeline } from '../../extproc/pipeline/pipeline.ts';
-import { ExtProcClient, requestBody, requestHeaders, responseBody, responseHeaders } from '../harness/ext-proc-client.ts';
+import { healthServiceDefinition } from '../../extproc/server/health.ts';
+import { BodySendMode } from '../../extproc/server/protocol.ts';
+import {
+  ExtProcClient,
+  requestBody,
+  requestHeaders,
+  responseBody,
+  responseHeaders,
+} from '../harness/ext-proc-client.ts';
 import { makeKey } from '../harness/gate.ts';
 import { type InProcessGate, startInProcessGate } from '../harness/in-process-gate.ts';
 
@@ -44,7 +53,10 @@ const usageEvent = {
 
 const headerSet = (a: any): Record<string, string> =>
   Object.fromEntries(
-    (a?.headerMutation?.setHeaders ?? []).map((h: any) => [h.header.key, Buffer.from(h.header.rawValue).toString('latin1')]),
+    (a?.headerMutation?.setHeaders ?? []).map((h: any) => [
+      h.header.key,
+      Buffer.from(h.header.rawValue).toString('latin1'),
+    ]),
   );
 
 let gate: InProcessGate;
@@ -75,18 +87,25 @@ describe('one answer of the matching type per message', () => {
     const h = await s.exchange(requestHeaders(chatHeaders()));
     expect(h.response).toBe('requestHeaders');
     // the credential never goes upstream; the principal does, as trusted headers
-    expect(h.requestHeaders?.response?.headerMutation?.removeHeaders).toEqual(expect.arrayContaining(['authorization']));
-    expect(headerSet(h.requestHeaders?.response)).toMatchObject({ 'x-lmgate-tenant': 'acme', 'x-lmgate-key-id': 'alice' });
+    expect(h.requestHeaders?.response?.headerMutation?.removeHeaders).toEqual(
+      expect.arrayContaining(['authorization']),
+    );
+    expect(headerSet(h.requestHeaders?.response)).toMatchObject({
+      'x-lmgate-tenant': 'acme',
+      'x-lmgate-key-id': 'alice',
+    });
 
     const b = await s.exchange(requestBody(chatBody({ stream: true })));
     expect(b.response).toBe('requestBody');
     const mutated = JSON.parse(Buffer.from(b.requestBody!.response!.bodyMutation!.body!).toString());
     expect(mutated.stream_options).toEqual({ include_usage: true });
-    expect(headerSet(b.requestBody?.response)['content-length']).toBe(String(Buffer.byteLength(JSON.stringify(mutated))));
+    expect(headerSet(b.requestBody?.response)['content-length']).toBe(
+      String(Buffer.byteLength(JSON.stringify(mutated))),
+    );
 
     const rh = await s.exchange(responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' }));
     expect(rh.response).toBe('responseHeaders');
-    expect(rh.modeOverride?.responseBodyMode).toBe('STREAMED');
+    expect(rh.modeOverride?.responseBodyMode).toBe(BodySendMode.STREAMED);
 
     const c1 = await s.exchange(responseBody(sse(chunk('Hel'))));
     expect(c1.response).toBe('responseBody');
@@ -112,13 +131,30 @@ describe('one answer of the matching type per message', () => {
     expect(JSON.stringify(rec)).not.toContain(alice.key);
   });
 
+  it('end of stream in an empty body message (as Envoy sends it) finishes the stream', async () => {
+    const s = gate.client.open();
+    await s.exchange(requestHeaders(chatHeaders()));
+    await s.exchange(requestBody(chatBody({ stream: true })));
+    await s.exchange(responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' }));
+    await s.exchange(responseBody(sse(chunk('Hi'))));
+    await s.exchange(responseBody(sse(usageEvent)));
+    await s.exchange(responseBody('data: [DONE]\n\n'));
+    // An absent bytes field: protobufjs decodes it to its default, not to a Buffer.
+    const last = await s.exchange({ responseBody: { endOfStream: true } });
+    expect(last.response).toBe('responseBody');
+    expect(last.responseBody?.response?.bodyMutation).toBeUndefined();
+    s.end();
+    const rec = (await expectAudit(1))[0]!;
+    expect(rec).toMatchObject({ outcome: 'completed', failure: null, usage: { input_tokens: 2, output_tokens: 3 } });
+  });
+
   it('GET with end_of_stream on the headers: no body expected, NONE when nothing reads the response', async () => {
     const s = gate.client.open();
     const h = await s.exchange(requestHeaders({ ...chatHeaders(), ':method': 'GET', ':path': '/v1/models' }, true));
     expect(h.response).toBe('requestHeaders');
     const rh = await s.exchange(responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
     expect(rh.response).toBe('responseHeaders');
-    expect(rh.modeOverride?.responseBodyMode ?? 'NONE').toBe('NONE');
+    expect(rh.modeOverride?.responseBodyMode ?? BodySendMode.NONE).toBe(BodySendMode.NONE);
     s.end();
     const rec = (await expectAudit(1))[0]!;
     expect(rec).toMatchObject({ outcome: 'completed', endpoint: { api: 'openai.models' }, usage: null });
@@ -129,7 +165,7 @@ describe('one answer of the matching type per message', () => {
     await s.exchange(requestHeaders(chatHeaders()));
     await s.exchange(requestBody(chatBody()));
     const rh = await s.exchange(responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
-    expect(rh.modeOverride?.responseBodyMode).toBe('BUFFERED');
+    expect(rh.modeOverride?.responseBodyMode).toBe(BodySendMode.BUFFERED);
     const body = JSON.stringify({
       id: 'x',
       object: 'chat.completion',
@@ -162,7 +198,7 @@ describe('one answer of the matching type per message', () => {
     await s.exchange(requestHeaders(chatHeaders()));
     await s.exchange(requestBody(chatBody({ stream: true })));
     const rh = await s.exchange(responseHeaders({ ':status': '503', 'content-type': 'application/json' }));
-    expect(rh.modeOverride?.responseBodyMode ?? 'NONE').toBe('NONE');
+    expect(rh.modeOverride?.responseBodyMode ?? BodySendMode.NONE).toBe(BodySendMode.NONE);
     s.end();
     const rec = (await expectAudit(1))[0]!;
     expect(rec).toMatchObject({ status: 503, outcome: 'upstream_error' });
@@ -186,10 +222,22 @@ describe('one answer of the matching type per message', () => {
 });
 
 describe('refusals are ImmediateResponses with OpenAI-style errors', () => {
-  const table: { name: string; headers: Record<string, string>; body?: string; status: number; code: string; ruleId?: string }[] = [
+  const table: {
+    name: string;
+    headers: Record<string, string>;
+    body?: string;
+    status: number;
+    code: string;
+    ruleId?: string;
+  }[] = [
     { name: 'no key', headers: chatHeaders('', { authorization: '' }), status: 401, code: 'missing_api_key' },
     { name: 'unknown key', headers: chatHeaders('lmg_not-a-real-key'), status: 401, code: 'invalid_api_key' },
-    { name: 'malformed authorization', headers: chatHeaders('', { authorization: 'Basic abc' }), status: 401, code: 'missing_api_key' },
+    {
+      name: 'malformed authorization',
+      headers: chatHeaders('', { authorization: 'Basic abc' }),
+      status: 401,
+      code: 'missing_api_key',
+    },
     {
       name: 'endpoint not allowed',
       headers: { ...chatHeaders(bob.key), ':path': '/v1/embeddings' },
@@ -197,10 +245,34 @@ describe('refusals are ImmediateResponses with OpenAI-style errors', () => {
       code: 'endpoint_not_allowed',
       ruleId: 'identity.apiKeys.bob.endpoints',
     },
-    { name: 'unknown path', headers: { ...chatHeaders(), ':path': '/admin/secret' }, status: 404, code: 'unsupported_endpoint' },
-    { name: 'model not allowed', headers: chatHeaders(bob.key), body: chatBody({ model: 'mock-large' }), status: 403, code: 'model_not_allowed', ruleId: 'identity.apiKeys.bob.models' },
-    { name: 'malformed JSON', headers: chatHeaders(), body: '{"model": "mock-small", ', status: 400, code: 'invalid_request' },
-    { name: 'missing messages', headers: chatHeaders(), body: '{"model":"mock-small"}', status: 400, code: 'invalid_request' },
+    {
+      name: 'unknown path',
+      headers: { ...chatHeaders(), ':path': '/admin/secret' },
+      status: 404,
+      code: 'unsupported_endpoint',
+    },
+    {
+      name: 'model not allowed',
+      headers: chatHeaders(bob.key),
+      body: chatBody({ model: 'mock-large' }),
+      status: 403,
+      code: 'model_not_allowed',
+      ruleId: 'identity.apiKeys.bob.models',
+    },
+    {
+      name: 'malformed JSON',
+      headers: chatHeaders(),
+      body: '{"model": "mock-small", ',
+      status: 400,
+      code: 'invalid_request',
+    },
+    {
+      name: 'missing messages',
+      headers: chatHeaders(),
+      body: '{"model":"mock-small"}',
+      status: 400,
+      code: 'invalid_request',
+    },
     {
       name: 'gzip body',
       headers: chatHeaders(alice.key, { 'content-encoding': 'gzip' }),
@@ -247,11 +319,16 @@ describe('refusals are ImmediateResponses with OpenAI-style errors', () => {
 
   it('strips spoofed x-lmgate-* headers before any stage reads them', async () => {
     const s = gate.client.open();
-    const a = await s.exchange(requestHeaders(chatHeaders(alice.key, { 'x-lmgate-tenant': 'evil', 'x-lmgate-key-id': 'root' })));
+    const a = await s.exchange(
+      requestHeaders(chatHeaders(alice.key, { 'x-lmgate-tenant': 'evil', 'x-lmgate-key-id': 'root' })),
+    );
     const removed = a.requestHeaders?.response?.headerMutation?.removeHeaders ?? [];
     expect(removed).toEqual(expect.arrayContaining(['x-lmgate-tenant', 'x-lmgate-key-id']));
     // ...and the trusted values replace them.
-    expect(headerSet(a.requestHeaders?.response)).toMatchObject({ 'x-lmgate-tenant': 'acme', 'x-lmgate-key-id': 'alice' });
+    expect(headerSet(a.requestHeaders?.response)).toMatchObject({
+      'x-lmgate-tenant': 'acme',
+      'x-lmgate-key-id': 'alice',
+    });
     s.cancel();
     await expectAudit(1);
   });
@@ -322,7 +399,11 @@ describe('observability mode', () => {
     s.send(requestBody(chatBody(), true, obs));
     s.send(responseHeaders({ ':status': '200', 'content-type': 'application/json' }, false, obs));
     s.send(
-      responseBody(JSON.stringify({ model: 'mock-small', usage: { prompt_tokens: 4, completion_tokens: 2, total_tokens: 6 } }), true, obs),
+      responseBody(
+        JSON.stringify({ model: 'mock-small', usage: { prompt_tokens: 4, completion_tokens: 2, total_tokens: 6 } }),
+        true,
+        obs,
+      ),
     );
     expect(await s.silentFor(300)).toBe(true);
     s.end();
@@ -381,7 +462,9 @@ describe('serving and draining', () => {
     const inflight = g.client.open();
     await inflight.exchange(requestHeaders(chatHeaders()));
     await inflight.exchange(requestBody(chatBody({ stream: true })));
+    expect(await healthCheck(g.server.grpcPort)).toBe(1); // SERVING
     const drained = g.server.drain(5000);
+    expect(await healthCheck(g.server.grpcPort)).toBe(2); // NOT_SERVING
 
     const late = g.client.open();
     const refused = await late.exchange(requestHeaders(chatHeaders()));
@@ -390,7 +473,7 @@ describe('serving and draining', () => {
 
     // the in-flight request still completes normally
     const rh = await inflight.exchange(responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' }));
-    expect(rh.modeOverride?.responseBodyMode).toBe('STREAMED');
+    expect(rh.modeOverride?.responseBodyMode).toBe(BodySendMode.STREAMED);
     await inflight.exchange(responseBody(sse(usageEvent)));
     await inflight.exchange(responseBody('data: [DONE]\n\n', true));
     inflight.end();
@@ -411,3 +494,18 @@ describe('serving and draining', () => {
     await g.stop();
   });
 });
+
+function healthCheck(port: number): Promise<number> {
+  const Health = makeGenericClientConstructor(healthServiceDefinition, 'Health');
+  const c = new Health(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as {
+    Check(req: object, cb: (err: Error | null, res?: { status: number }) => void): void;
+    close(): void;
+  };
+  return new Promise((resolve, reject) =>
+    c.Check({ service: 'envoy.service.ext_proc.v3.ExternalProcessor' }, (err, res) => {
+      c.close();
+      if (err) reject(err);
+      else resolve(res!.status);
+    }),
+  );
+}

@@ -1,0 +1,67 @@
+// Token usage as upstream reports it, from whole JSON responses, and the response formats the
+// gate knows how to read.
+import type { ApiKind } from './shapes.ts';
+
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  totalTokens: number;
+}
+
+export type ResponseFormat = 'sse' | 'ndjson' | 'json' | 'other';
+
+export function responseFormat(contentType: string | undefined): ResponseFormat {
+  if (!contentType) return 'other';
+  const semi = contentType.indexOf(';');
+  const t = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+  switch (t) {
+    case 'text/event-stream':
+      return 'sse';
+    case 'application/x-ndjson':
+    case 'application/ndjson':
+    case 'application/jsonl':
+    case 'application/jsonlines':
+    case 'application/x-jsonlines':
+      return 'ndjson';
+    case 'application/json':
+      return 'json';
+    default:
+      return t.endsWith('+json') ? 'json' : 'other';
+  }
+}
+
+const count = (v: unknown): number | undefined =>
+  typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+
+/** OpenAI `usage` object → Usage; undefined unless prompt tokens are reported. */
+export function openAiUsage(u: unknown): Usage | undefined {
+  if (u === null || typeof u !== 'object') return undefined;
+  const o = u as Record<string, unknown>;
+  const input = count(o.prompt_tokens);
+  if (input === undefined) return undefined;
+  const output = count(o.completion_tokens) ?? 0;
+  return { inputTokens: input, outputTokens: output, totalTokens: count(o.total_tokens) ?? input + output };
+}
+
+/** Ollama's final object (done: true) → Usage; undefined when it carries no counts. */
+export function ollamaUsage(o: Record<string, unknown>): Usage | undefined {
+  const input = count(o.prompt_eval_count);
+  const output = count(o.eval_count);
+  if (input === undefined && output === undefined) return undefined;
+  return { inputTokens: input ?? 0, outputTokens: output ?? 0, totalTokens: (input ?? 0) + (output ?? 0) };
+}
+
+/** Usage and served model from a complete JSON response body. Never zeros for "absent". */
+export function usageFromJson(kind: ApiKind, body: Buffer): { usage: Usage | undefined; model: string | undefined } {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    return { usage: undefined, model: undefined };
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) return { usage: undefined, model: undefined };
+  const o = json as Record<string, unknown>;
+  const model = typeof o.model === 'string' ? o.model : undefined;
+  const usage = kind.startsWith('ollama.') ? ollamaUsage(o) : openAiUsage(o.usage);
+  return { usage, model };
+}
