@@ -72,7 +72,7 @@ try {
 const base = `http://127.0.0.1:${listener}`;
 console.log(`
 LM Gate is running.
-  Envoy        ${base}   (${envoyVersion().split('/')[1] ?? envoyVersion()})
+  Envoy        ${base}   (Envoy ${/\/(\d+\.\d+\.\d+)\//.exec(envoyVersion())?.[1] ?? 'unknown version'})
   LM Gate      gRPC 127.0.0.1:${gate.grpcPort}, metrics http://127.0.0.1:${gate.adminPort}/metrics
   Model        ${upstream ? upstream.origin : `mock model server ${mock!.url}`}
   Audit log    ${gate.auditPath}
