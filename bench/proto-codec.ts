@@ -206,7 +206,9 @@ gate reads (header keys and values, body length).
 
 ${table}
 
-- Decode: protobufjs direct is ${range(decodeGain)} faster. proto-loader converts every decoded
+- Decode, A / B: ${range(decodeGain)}. Runs on this shared 2-core VM vary by about ±20%: the
+  body and SSE-chunk gains (about 1.6–2.7× over several runs) repeat, the headers difference
+  does not. proto-loader converts every decoded
   message to a plain object (toObject); decoding to message instances skips that, which is
   what matters for bodies and SSE chunks. For request headers both cost about the same: the
   time goes to one message object and one Buffer slice per header, which both pay; a
