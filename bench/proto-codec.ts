@@ -113,7 +113,9 @@ function readA(m: any): number {
   let n = 0;
   const h = m.request_headers?.headers?.headers ?? m.response_headers?.headers?.headers;
   // As the gate does: every header value as a string.
-  if (h) for (const x of h) n += x.key.length + (x.raw_value ? x.raw_value.toString('latin1').length : (x.value ?? '').length);
+  if (h)
+    for (const x of h)
+      n += x.key.length + (x.raw_value ? x.raw_value.toString('latin1').length : (x.value ?? '').length);
   const b = m.request_body?.body ?? m.response_body?.body;
   if (b) n += b.length;
   return n;

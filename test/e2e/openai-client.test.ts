@@ -123,6 +123,28 @@ describe('through real Envoy with the openai client', () => {
     expect(rec.usage).not.toBeNull();
   });
 
+  it('a client that goes away mid-stream leaves one cancelled audit record', async () => {
+    const controller = new AbortController();
+    const stream = await client(alice.key).chat.completions.create(
+      { model: 'mock-small', messages: [{ role: 'user', content: 'long one' }], stream: true },
+      { headers: { 'x-mock-chunks': '50', 'x-mock-chunk-delay-ms': '50' }, signal: controller.signal },
+    );
+    let seen = 0;
+    try {
+      for await (const c of stream) {
+        if (c.choices[0]?.delta?.content && ++seen === 3) controller.abort();
+      }
+    } catch {
+      // the SDK may end the iteration quietly or throw on abort; either is fine here
+    }
+    expect(seen).toBe(3);
+    const id = lastUpstream('/v1/chat/completions').headers['x-request-id'] as string;
+    const rec = await stack.gate.auditFor(id);
+    expect(rec).toMatchObject({ outcome: 'cancelled', stream: true, usage: null });
+    // exactly one record for it
+    expect((await stack.gate.audit()).filter((r) => r.request_id === id)).toHaveLength(1);
+  });
+
   it('401 for a missing or unknown key, with an OpenAI error the SDK understands', async () => {
     const err = await client('lmg_wrong')
       .chat.completions.create({ model: 'mock-small', messages: [{ role: 'user', content: 'x' }] })
