@@ -1,6 +1,6 @@
 // The stream reader against realistic OpenAI and Ollama streams, fed split at every byte
 // boundary and at random multi-splits: output and usage must not depend on where TCP cut.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createResponseStream } from './response-stream.ts';
 
 const ev = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`;
@@ -161,5 +161,269 @@ describe('Ollama NDJSON', () => {
     const { rs } = feed(text, [3], { format: 'ndjson', kind: 'ollama.generate', dropUsageEvent: false });
     expect(rs.usage?.outputTokens).toBe(3);
     expect(rs.events).toBe(4);
+  });
+});
+
+// Exact bytes: the output must be the input with precisely the usage event's bytes (its blank
+// line included) removed, for every line-ending style, at every split point, byte by byte, and
+// at seeded random multi-splits; when not withholding, every returned Buffer is the pushed one.
+describe('exact bytes (vLLM-style stream)', () => {
+  const model = 'meta-llama/Llama-3.1-8B-Instruct';
+  const head = { id: 'chatcmpl-9f2', object: 'chat.completion.chunk', created: 1732300000, model };
+  const choice = (delta: Record<string, unknown>, finish: string | null = null) => [
+    { index: 0, delta, logprobs: null, finish_reason: finish },
+  ];
+  const bodies = [
+    { ...head, choices: choice({ role: 'assistant', content: '' }), usage: null },
+    { ...head, choices: choice({ content: 'héllo' }), usage: null },
+    { ...head, choices: choice({ content: ' 世界 🙂' }), usage: null },
+    { ...head, choices: choice({}, 'stop'), usage: null },
+  ];
+  const usageBody = { ...head, choices: [], usage: { prompt_tokens: 21, completion_tokens: 7, total_tokens: 28 } };
+  const want = { inputTokens: 21, outputTokens: 7, totalTokens: 28 };
+
+  const mulberry32 = (seed: number) => () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+
+  function pushAll(chunks: Buffer[], drop: boolean) {
+    const rs = createResponseStream({ format: 'sse', kind: 'openai.chat', dropUsageEvent: drop });
+    const out: Buffer[] = [];
+    let same = 0;
+    chunks.forEach((c, i) => {
+      const r = rs.push(c, i === chunks.length - 1);
+      if (r === c) same++;
+      out.push(r);
+    });
+    return { rs, out: Buffer.concat(out), same };
+  }
+  const at = (bytes: Buffer, cuts: number[]): Buffer[] => {
+    const pts = [0, ...cuts, bytes.length];
+    return pts.slice(1).map((p, i) => Buffer.from(bytes.subarray(pts[i]!, p)));
+  };
+  const bytewise = (bytes: Buffer) => Array.from({ length: bytes.length }, (_, i) => Buffer.from([bytes[i]!]));
+
+  const styles: [string, string][] = [
+    ['LF', '\n'],
+    ['CRLF', '\r\n'],
+    ['CR', '\r'],
+  ];
+  for (const [style, eol] of styles) {
+    const event = (o: unknown) => `data: ${JSON.stringify(o)}${eol}${eol}`;
+    const usageEvent = event(usageBody);
+    const input = `${bodies.map(event).join('')}${usageEvent}data: [DONE]${eol}${eol}`;
+    const expected = Buffer.from(input.replace(usageEvent, ''));
+    const bytes = Buffer.from(input);
+    expect(expected.length).toBe(bytes.length - Buffer.byteLength(usageEvent));
+
+    const check = (chunks: Buffer[], label: string) => {
+      const d = pushAll(chunks, true);
+      expect(d.out.equals(expected), `${label}: withheld output`).toBe(true);
+      expect(d.rs.usage, label).toEqual(want);
+      expect(d.rs.model, label).toBe(model);
+      expect([d.rs.events, d.rs.malformed], label).toEqual([6, 0]);
+      const k = pushAll(chunks, false);
+      expect(k.same, `${label}: same Buffers`).toBe(chunks.length);
+      expect(k.out.equals(bytes), label).toBe(true);
+      expect(k.rs.usage, label).toEqual(want);
+      expect([k.rs.events, k.rs.malformed], label).toEqual([6, 0]);
+    };
+
+    it(`${style}: whole, every single split point, and byte by byte`, () => {
+      check([bytes], 'whole');
+      for (let i = 0; i <= bytes.length; i++) check(at(bytes, [i]), `cut at ${i}`);
+      check(bytewise(bytes), 'byte by byte');
+    });
+
+    it(`${style}: 400 seeded random multi-splits`, () => {
+      const rnd = mulberry32(0x5eed);
+      for (let round = 0; round < 400; round++) {
+        const n = 1 + Math.floor(rnd() * 20);
+        const cuts = [...new Set(Array.from({ length: n }, () => Math.floor(rnd() * (bytes.length + 1))))].sort(
+          (a, b) => a - b,
+        );
+        check(at(bytes, cuts), `cuts ${cuts.join(',')}`);
+      }
+    });
+  }
+
+  it('while withholding, whole events go out as a view of the chunk; the unfinished tail is held', () => {
+    const rs = createResponseStream({ format: 'sse', kind: 'openai.chat', dropUsageEvent: true });
+    const a = `data: ${JSON.stringify(bodies[0])}\n\n`;
+    const chunk = Buffer.from(`${a}data: {"par`);
+    const out = rs.push(chunk, false);
+    expect(out.toString()).toBe(a);
+    expect(out.buffer).toBe(chunk.buffer);
+    expect(rs.push(Buffer.from('tial":1}\n\n'), false).toString()).toBe('data: {"partial":1}\n\n');
+    expect(rs.push(Buffer.from('data: [DO'), false).length).toBe(0);
+    expect(rs.push(Buffer.alloc(0), true).toString()).toBe('data: [DO');
+  });
+
+  it('the usage event alone in a chunk yields an empty Buffer; its split CRLF LF is withheld too', () => {
+    const rs = createResponseStream({ format: 'sse', kind: 'openai.chat', dropUsageEvent: true });
+    const u = `data: ${JSON.stringify(usageBody)}\r\n\r`;
+    expect(rs.push(Buffer.from(u), false).length).toBe(0);
+    expect(rs.push(Buffer.from('\ndata: [DONE]\r\n\r\n'), true).toString()).toBe('data: [DONE]\r\n\r\n');
+    expect(rs.usage).toEqual(want);
+  });
+
+  it('usage-only event pretty-printed over several data lines, usage key first', () => {
+    const { usage, ...rest } = usageBody;
+    const json = JSON.stringify({ usage, ...rest }, null, 1);
+    const usageEvent = `${json
+      .split('\n')
+      .map((l) => `data: ${l}`)
+      .join('\n')}\n\n`;
+    const first = `data: ${JSON.stringify(bodies[0])}\n\n`;
+    const chunks = [Buffer.from(`${first + usageEvent}data: [DONE]\n\n`)];
+    const d = pushAll(chunks, true);
+    expect(d.out.toString()).toBe(`${first}data: [DONE]\n\n`);
+    expect(d.rs.usage).toEqual(want);
+  });
+
+  it('usage with non-empty choices or without choices is observed but never withheld', () => {
+    const withChoices = `data: ${JSON.stringify({ ...usageBody, choices: choice({ content: 'x' }) })}\n\n`;
+    const noChoices = `data: ${JSON.stringify({ usage: usageBody.usage })}\n\n`;
+    for (const e of [withChoices, noChoices]) {
+      const d = pushAll([Buffer.from(`${e}data: [DONE]\n\n`)], true);
+      expect(d.out.toString()).toBe(`${e}data: [DONE]\n\n`);
+      expect(d.same).toBe(1);
+      expect(d.rs.usage).toEqual(want);
+    }
+  });
+
+  it('a usage object OpenAI-shaped but unreadable (no prompt_tokens) is still the usage event: withheld, no usage', () => {
+    const e = `data: ${JSON.stringify({ ...usageBody, usage: { foo: 1 } })}\n\n`;
+    const d = pushAll([Buffer.from(`${e}data: [DONE]\n\n`)], true);
+    expect(d.out.toString()).toBe('data: [DONE]\n\n');
+    expect(d.rs.usage).toBeUndefined();
+  });
+
+  it('only events that can carry usage are JSON-parsed (plus the first, for the model)', () => {
+    const many = Array.from({ length: 50 }, () => `data: ${JSON.stringify(bodies[1])}\n\n`).join('');
+    const text = `${many}data: ${JSON.stringify(usageBody)}\n\ndata: [DONE]\n\n`;
+    const spy = vi.spyOn(JSON, 'parse');
+    try {
+      const d = pushAll([Buffer.from(text)], true);
+      expect(d.rs.usage).toEqual(want);
+      expect(d.rs.events).toBe(52);
+      expect(spy).toHaveBeenCalledTimes(2);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('a caller may refill and push the same Buffer object again', () => {
+    const rs = createResponseStream({ format: 'sse', kind: 'openai.chat', dropUsageEvent: true });
+    // Both payloads padded to one length with a comment event, so one Buffer carries both.
+    const a = `data: {"usage":null}\n\ndata: ${JSON.stringify(bodies[0])}\n\n`;
+    const b = `data: ${JSON.stringify(usageBody)}\n\ndata: [DONE]\n\n`;
+    const n = Math.max(a.length, b.length) + 4;
+    const pad = (t: string) => `${t}:${' '.repeat(n - t.length - 3)}\n\n`;
+    const buf = Buffer.from(pad(a));
+    expect(rs.push(buf, false)).toBe(buf);
+    buf.write(pad(b));
+    expect(rs.push(buf, true).toString()).toBe(pad(b).replace(`data: ${JSON.stringify(usageBody)}\n\n`, ''));
+    expect(rs.usage).toEqual(want);
+  });
+
+  it('the model comes from the first chunk when no usage event arrives', () => {
+    const d = pushAll([Buffer.from(`: ka\n\ndata: [DONE]\n\ndata: ${JSON.stringify(bodies[0])}\n\n`)], false);
+    expect(d.rs.model).toBe(model);
+    expect(d.rs.usage).toBeUndefined();
+    expect(d.rs.events).toBe(2);
+  });
+
+  it('malformed events: counted, forwarded byte for byte, never thrown', () => {
+    const bad1 = 'data: {"model": "x", oops\n\n'; // first data event: parsed for the model
+    const good = `data: ${JSON.stringify(bodies[0])}\n\n`; // parsed for the model too: bad1 gave none
+    const bad2 = 'data: {"usage": {"prompt_tokens": 1,\n\n'; // can carry usage: parsed
+    const bad3 = 'data: {not json at all}\n\n'; // neither, model known: only counted as an event
+    const kept = `${bad1}${good}${bad2}${bad3}`;
+    const text = `${kept}data: ${JSON.stringify(usageBody)}\n\ndata: [DONE]\n\n`;
+    const bytes = Buffer.from(text);
+    for (let i = 0; i <= bytes.length; i++) {
+      const d = pushAll(at(bytes, [i]), true);
+      expect(d.out.toString()).toBe(`${kept}data: [DONE]\n\n`);
+      expect([d.rs.events, d.rs.malformed]).toEqual([6, 2]);
+      expect(d.rs.usage).toEqual(want);
+      expect(d.rs.model).toBe(model);
+    }
+  });
+
+  it('an event over the hold limit streams through uninspected, and the usage event is still withheld', () => {
+    const big = `data: ${JSON.stringify({ ...head, choices: choice({ content: 'z'.repeat(5000) }), usage: null })}\n\n`;
+    const usageEvent = `data: ${JSON.stringify(usageBody)}\n\n`;
+    const text = `${big}${usageEvent}data: [DONE]\n\n`;
+    const bytes = Buffer.from(text);
+    const rs = createResponseStream({ format: 'sse', kind: 'openai.chat', dropUsageEvent: true, maxEventBytes: 1024 });
+    const out: Buffer[] = [];
+    let maxOut = 0;
+    for (let i = 0; i < bytes.length; i += 100) {
+      const r = rs.push(bytes.subarray(i, i + 100), i + 100 >= bytes.length);
+      maxOut = Math.max(maxOut, r.length);
+      out.push(r);
+    }
+    expect(Buffer.concat(out).toString()).toBe(`${big}data: [DONE]\n\n`);
+    expect(maxOut).toBeLessThanOrEqual(1024 + 100);
+    expect(rs.usage).toEqual(want);
+    expect(rs.events).toBe(3);
+  });
+});
+
+describe('exact bytes (Ollama NDJSON)', () => {
+  const line = (o: unknown) => `${JSON.stringify(o)}\n`;
+  const pieces = ['héllo', ' 世界', ' 🙂'];
+  const at = '2024-11-22T00:00:00Z';
+  const chunks = pieces.map((c) =>
+    line({ model: 'llama3.2', created_at: at, message: { role: 'assistant', content: c }, done: false }),
+  );
+  const generated = pieces.map((c) => line({ model: 'llama3.2', created_at: at, response: c, done: false }));
+  const last = {
+    model: 'llama3.2',
+    created_at: '2024-11-22T00:00:01Z',
+    message: { role: 'assistant', content: '' },
+    done_reason: 'stop',
+    done: true,
+    total_duration: 4883583458,
+    load_duration: 1334875,
+    prompt_eval_count: 26,
+    prompt_eval_duration: 342546000,
+    eval_count: 282,
+    eval_duration: 4535599000,
+  };
+  const want = { inputTokens: 26, outputTokens: 282, totalTokens: 308 };
+
+  for (const [name, text] of [
+    ['chat', chunks.join('') + line(last)],
+    [
+      'generate, last line without newline',
+      generated.join('') + JSON.stringify({ ...last, message: undefined, response: '' }),
+    ],
+  ] as const) {
+    it(`${name}: usage from the done line at every split and byte by byte, same Buffers back`, () => {
+      const bytes = Buffer.from(text);
+      const splits: Buffer[][] = [];
+      for (let i = 0; i <= bytes.length; i++) splits.push([bytes.subarray(0, i), bytes.subarray(i)]);
+      splits.push(Array.from({ length: bytes.length }, (_, i) => bytes.subarray(i, i + 1)));
+      for (const parts of splits) {
+        // dropUsageEvent is meaningless for Ollama: nothing is ever withheld.
+        const rs = createResponseStream({ format: 'ndjson', kind: 'ollama.chat', dropUsageEvent: true });
+        for (let i = 0; i < parts.length; i++) expect(rs.push(parts[i]!, i === parts.length - 1)).toBe(parts[i]);
+        expect(rs.usage).toEqual(want);
+        expect(rs.model).toBe('llama3.2');
+        expect([rs.events, rs.malformed]).toEqual([4, 0]);
+      }
+    });
+  }
+
+  it('"done": false lines are not parsed; a malformed done line is counted', () => {
+    const rs = createResponseStream({ format: 'ndjson', kind: 'ollama.generate', dropUsageEvent: false });
+    rs.push(Buffer.from(`${chunks.join('')}{"model":"llama3.2","done": true, "eval_count":\n`), true);
+    expect([rs.events, rs.malformed]).toEqual([4, 1]);
+    expect(rs.usage).toBeUndefined();
   });
 });

@@ -1,146 +1,148 @@
-// Reads a streamed LLM response chunk by chunk, as Envoy hands it over in STREAMED mode:
-// frames SSE events (WHATWG: events end at a blank line; lines end with LF, CRLF or CR) or
-// NDJSON lines, observes usage, and, when asked, withholds OpenAI's usage-only event.
+// Reads a streamed LLM response chunk by chunk, as Envoy hands it over in STREAMED mode: frames
+// SSE events or NDJSON lines, observes usage and the served model, and, when asked, withholds
+// OpenAI's usage-only event (the one the gate caused by injecting stream_options.include_usage).
 //
-// Hot path rules: bytes are scanned once (the scan state survives chunk boundaries, so a held
-// tail is never rescanned); an event is decoded and JSON-parsed only when it can carry usage
-// (its bytes contain "usage" not followed by null, or Ollama's "done": true) or is the first
-// data event (for the model name); when nothing is withheld the very input Buffer is returned.
-// Events split across chunks, or a multi-byte UTF-8 character split across them, are whole
-// before anything decodes them.
+// Hot path, once per upstream chunk:
+// - Events are found on bytes (framer.ts), and only complete events are decoded.
+// - An event is decoded and JSON-parsed only when it can carry what we want: its bytes hold
+//   "usage" followed by something other than null (OpenAI), or "done" followed by true (Ollama),
+//   or it is one of the first data events and the model is still unknown. Every other event is
+//   just counted.
+// - The byte search for that marker is cached per chunk, so a chunk holding many events is
+//   scanned once, not once per event.
+// - When nothing is withheld, the very input Buffer is returned (the caller skips the body
+//   mutation on identity). When withholding, complete events are forwarded as views of the input
+//   where possible, and only an unfinished trailing event is held back.
+import type { Framer } from './framer.ts';
+import { NdjsonParser } from './ndjson.ts';
 import type { ApiKind } from './shapes.ts';
+import { parseSseEvent, SseParser } from './sse.ts';
 import { ollamaUsage, openAiUsage, type Usage } from './usage.ts';
 
 export interface ResponseStream {
-  /** Feed one upstream chunk; returns the bytes to forward in its place (the same Buffer when
-   * nothing is withheld). While withholding, an incomplete trailing event is held back until it
-   * completes; at endOfStream everything held is released. */
+  /** Feed one upstream body chunk; returns the bytes to forward to the client in its place: the
+   * very same Buffer when nothing is withheld. When dropping, complete events are forwarded and an
+   * incomplete trailing event is held back until it completes; at endOfStream everything still
+   * held is released. */
   push(chunk: Buffer, endOfStream: boolean): Buffer;
+  /** Last usage seen. OpenAI: any chunk whose usage is a non-null object with prompt_tokens.
+   * Ollama: the done:true line's counts. */
   readonly usage: Usage | undefined;
+  /** The `model` of the stream's chunks. */
   readonly model: string | undefined;
-  /** Complete events (SSE) or non-blank lines (NDJSON) seen. */
+  /** Complete events (SSE, keep-alive comments aside) or non-blank lines (NDJSON) seen. */
   readonly events: number;
-  /** Events whose JSON could not be parsed: counted and forwarded unchanged, never thrown. */
+  /** Inspected events whose JSON did not parse: counted, forwarded unchanged, never thrown. Only
+   * events that were parsed (see above) can be counted. */
   readonly malformed: number;
 }
 
-const LF = 0x0a;
-const CR = 0x0d;
-const EMPTY = Buffer.alloc(0);
-
-export function createResponseStream(opts: {
+export interface ResponseStreamOptions {
   format: 'sse' | 'ndjson';
   kind: ApiKind;
+  /** Withhold OpenAI's usage-only event (empty choices, usage set) from the client. */
   dropUsageEvent: boolean;
-}): ResponseStream {
-  return new StreamReader(opts.format, opts.kind, opts.dropUsageEvent);
+  /** Bytes of one unfinished event held before it is passed through uninspected instead
+   * (default 1 MiB). */
+  maxEventBytes?: number;
 }
 
+export function createResponseStream(opts: ResponseStreamOptions): ResponseStream {
+  return new StreamReader(opts);
+}
+
+const EMPTY = Buffer.alloc(0);
+const USAGE = Buffer.from('"usage"');
+const DONE = Buffer.from('"done"');
+/** Data events parsed for the model name while it is unknown and no usage event supplied it. */
+const MODEL_PROBES = 3;
+
 class StreamReader implements ResponseStream {
-  usage: Usage | undefined;
-  model: string | undefined;
+  usage: Usage | undefined = undefined;
+  model: string | undefined = undefined;
   events = 0;
   malformed = 0;
 
+  private readonly framer: Framer;
   private readonly sse: boolean;
   private readonly ollama: boolean;
   private readonly drop: boolean;
-  /** Bytes of the event in progress (not yet terminated), from earlier chunks. */
-  private tail: Buffer = EMPTY;
-  /** Scan state carried across chunks. */
-  private atLineStart = true;
-  private pendingCR = false;
-  private sawFirstData = false;
+  /** "usage" for OpenAI, "done" for Ollama: the marker of an event worth parsing. */
+  private readonly marker: Buffer;
+  private modelProbes = MODEL_PROBES;
+  /** The last record handed out was withheld (its CRLF's LF may still arrive in the next chunk). */
+  private lastDropped = false;
+  /** Cached marker search: the next occurrence in findIn at or after the last position asked. */
+  private findIn: Buffer | undefined = undefined;
+  private findAt = -1;
 
-  constructor(format: 'sse' | 'ndjson', kind: ApiKind, drop: boolean) {
-    this.sse = format === 'sse';
-    this.ollama = kind.startsWith('ollama.');
+  constructor(opts: ResponseStreamOptions) {
+    this.sse = opts.format === 'sse';
+    this.framer = this.sse
+      ? new SseParser({ maxEventBytes: opts.maxEventBytes })
+      : new NdjsonParser({ maxLineBytes: opts.maxEventBytes });
+    this.ollama = opts.kind.startsWith('ollama.');
     // Only OpenAI streams have a usage-only event to withhold.
-    this.drop = drop && !this.ollama && this.sse;
+    this.drop = opts.dropUsageEvent && !this.ollama;
+    this.marker = this.ollama ? DONE : USAGE;
   }
 
   push(chunk: Buffer, endOfStream: boolean): Buffer {
-    const held = this.tail.length;
-    const data = held === 0 ? chunk : Buffer.concat([this.tail, chunk]);
-    let eventStart = 0;
-    // Withheld events as [start, end) pairs; only allocated when one is withheld.
-    let cut: number[] | undefined;
-
-    for (let i = held; i < data.length; i++) {
-      const c = data[i]!;
-      if (c !== LF && c !== CR) {
-        this.atLineStart = false;
-        this.pendingCR = false;
-        continue;
-      }
-      if (c === LF && this.pendingCR) {
-        // Second half of a CRLF whose CR was the last byte of the previous chunk.
-        this.pendingCR = false;
-        continue;
-      }
-      this.pendingCR = c === CR;
-      if (this.sse && !this.atLineStart) {
-        // End of a non-blank line; the event goes on.
-        this.atLineStart = true;
-        continue;
-      }
-      // SSE: a blank line ends the event. NDJSON: every line end ends one.
-      let end = i + 1;
-      if (c === CR && end < data.length && data[end] === LF) {
-        end++;
-        i++;
-        this.pendingCR = false;
-      }
-      if (this.onEvent(data, eventStart, end)) {
-        if (cut === undefined) cut = [];
-        cut.push(eventStart, end);
-      }
-      eventStart = end;
-      this.atLineStart = true;
+    const f = this.framer;
+    f.feed(chunk, endOfStream);
+    this.findIn = undefined;
+    if (!this.drop) {
+      // Observe only: the framer keeps the partial tail itself; the client gets the chunk as is.
+      while (f.next()) this.inspect(f);
+      return chunk;
     }
 
-    if (endOfStream) {
-      // An unterminated last event is still an event.
-      if (eventStart < data.length && this.onEvent(data, eventStart, data.length)) {
-        if (cut === undefined) cut = [];
-        cut.push(eventStart, data.length);
+    // Forwarded bytes are runs of the chunk, plus whole records that began in earlier chunks
+    // (already concatenated by the framer). `run` starts the current run; `done` is how far the
+    // chunk has been accounted for; bytes past it are held by the framer.
+    let parts: Buffer[] | undefined;
+    const leading = f.leadingBytes;
+    let run = leading > 0 && this.lastDropped ? leading : 0;
+    let done = leading;
+    while (f.next()) {
+      const withhold = this.inspect(f);
+      if (withhold || f.carried) {
+        // Only now is a list worth allocating: the common chunk needs none.
+        if (parts === undefined) parts = [];
+        if (f.chunkStart > run) parts.push(chunk.subarray(run, f.chunkStart));
+        if (!withhold) parts.push(f.bytes);
+        run = f.chunkEnd;
       }
-      eventStart = data.length;
-      this.tail = EMPTY;
-    } else {
-      this.tail = eventStart < data.length ? Buffer.from(data.subarray(eventStart)) : EMPTY;
+      this.lastDropped = withhold;
+      done = f.chunkEnd;
     }
-
-    if (!this.drop) return chunk;
-    // Withholding: forward complete events only, minus the withheld ones. A chunk that is
-    // exactly whole events with nothing withheld and nothing held goes out untouched.
-    if (cut === undefined && held === 0 && eventStart === data.length) return chunk;
-    const parts: Buffer[] = [];
-    let from = 0;
-    if (cut) {
-      for (let k = 0; k < cut.length; k += 2) {
-        if (cut[k]! > from) parts.push(data.subarray(from, cut[k]!));
-        from = cut[k + 1]!;
-      }
+    if (parts === undefined) {
+      if (run === 0 && done === chunk.length) return chunk;
+      return done > run ? chunk.subarray(run, done) : EMPTY;
     }
-    if (eventStart > from) parts.push(data.subarray(from, eventStart));
+    if (done > run) parts.push(chunk.subarray(run, done));
     if (parts.length === 0) return EMPTY;
-    // Copy: the result outlives this call, and data may be the caller's chunk.
-    return parts.length === 1 ? Buffer.from(parts[0]!) : Buffer.concat(parts);
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
-  /** One complete event (SSE) or line (NDJSON) in data[start, end). Returns true to withhold it. */
-  private onEvent(data: Buffer, start: number, end: number): boolean {
-    // A blank line alone (NDJSON), or the LF of a CRLF split from its CR, is not an event.
-    if (!hasContent(data, start, end)) return false;
+  /** Observe one record or part; true to withhold it from the client. */
+  private inspect(f: Framer): boolean {
+    if (f.kind === 'part') {
+      // Too big to have been held, so never parsed: a usage-only event is a few hundred bytes.
+      if (f.complete && f.hasContent) this.events++;
+      return false;
+    }
+    if (!f.hasContent) return false;
     this.events++;
-    const first = !this.sawFirstData;
-    const candidate = this.ollama ? hasDoneTrue(data, start, end) : hasNonNullUsage(data, start, end);
-    if (!candidate && !first) return false;
+    const b = f.bytes;
+    const start = f.start + f.bomLength;
+    const end = f.end;
+    const candidate = this.ollama ? this.doneTrue(b, start, end) : this.usageNotNull(b, start, end);
+    if (!candidate && (this.modelProbes === 0 || this.model !== undefined)) return false;
 
-    const text = this.sse ? sseData(data.toString('utf8', start, end)) : data.toString('utf8', start, end).trim();
-    if (text === undefined || text === '' || text === '[DONE]') return false;
-    this.sawFirstData = true;
+    const text = this.sse ? parseSseEvent(b, start, end).data : b.toString('utf8', start, end);
+    if (text === undefined || text === '[DONE]') return false;
+    if (!candidate) this.modelProbes--;
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -148,7 +150,7 @@ class StreamReader implements ResponseStream {
       this.malformed++;
       return false;
     }
-    if (json === null || typeof json !== 'object') return false;
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) return false;
     const o = json as Record<string, unknown>;
     if (typeof o.model === 'string') this.model = o.model;
     if (!candidate) return false;
@@ -156,59 +158,55 @@ class StreamReader implements ResponseStream {
       if (o.done === true) this.usage = ollamaUsage(o) ?? this.usage;
       return false;
     }
-    const u = openAiUsage(o.usage);
-    if (u === undefined) return false;
-    this.usage = u;
-    // The usage-only chunk include_usage adds: empty choices, usage set.
+    const u = o.usage;
+    if (u === null || typeof u !== 'object' || Array.isArray(u)) return false;
+    this.usage = openAiUsage(u) ?? this.usage;
+    // The usage-only chunk include_usage adds: an empty choices array and usage set.
     return this.drop && Array.isArray(o.choices) && o.choices.length === 0;
   }
-}
 
-function hasContent(data: Buffer, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) {
-    const c = data[i]!;
-    if (c !== LF && c !== CR && c !== 0x20 && c !== 0x09) return true;
-  }
-  return false;
-}
-
-const USAGE = Buffer.from('"usage"');
-const DONE = Buffer.from('"done"');
-
-/** The bytes contain "usage" followed by something other than null. */
-function hasNonNullUsage(data: Buffer, start: number, end: number): boolean {
-  let i = data.indexOf(USAGE, start);
-  while (i !== -1 && i < end) {
-    let j = i + USAGE.length;
-    while (j < end && (data[j] === 0x20 || data[j] === 0x3a || data[j] === 0x09)) j++;
-    if (!(data[j] === 0x6e && data[j + 1] === 0x75 && data[j + 2] === 0x6c && data[j + 3] === 0x6c)) return true; // not "null"
-    i = data.indexOf(USAGE, j);
-  }
-  return false;
-}
-
-/** The bytes contain "done" followed by true. */
-function hasDoneTrue(data: Buffer, start: number, end: number): boolean {
-  const i = data.indexOf(DONE, start);
-  if (i === -1 || i >= end) return false;
-  let j = i + DONE.length;
-  while (j < end && (data[j] === 0x20 || data[j] === 0x3a || data[j] === 0x09)) j++;
-  return data[j] === 0x74; // t(rue)
-}
-
-/** The data of one SSE event: its data: lines joined by "\n"; undefined if it has none. A
- * leading BOM (start of stream) and comment lines are ignored. */
-function sseData(event: string): string | undefined {
-  let data: string | undefined;
-  const text = event.charCodeAt(0) === 0xfeff ? event.slice(1) : event;
-  for (const line of text.split(/\r\n|\r|\n/)) {
-    if (line.startsWith('data')) {
-      if (line.length === 4) data = data === undefined ? '' : `${data}\n`;
-      else if (line[4] === ':') {
-        const v = line[5] === ' ' ? line.slice(6) : line.slice(5);
-        data = data === undefined ? v : `${data}\n${v}`;
-      }
+  /** Next marker occurrence at or after `from` in b. Records are inspected in order within a
+   * chunk, so one search result serves every event up to it: the chunk is scanned once. */
+  private find(b: Buffer, from: number): number {
+    if (b !== this.findIn || (this.findAt !== -1 && this.findAt < from)) {
+      this.findIn = b;
+      this.findAt = b.indexOf(this.marker, from);
     }
+    return this.findAt;
   }
-  return data;
+
+  /** b[start, end) holds "usage" followed by something other than null. */
+  private usageNotNull(b: Buffer, start: number, end: number): boolean {
+    let i = this.find(b, start);
+    while (i !== -1 && i < end) {
+      const j = skipSeparator(b, i + USAGE.length, end);
+      // "null" is the only value that carries nothing; anything else (even garbage) is parsed.
+      if (!(b[j] === 0x6e && b[j + 1] === 0x75 && b[j + 2] === 0x6c && b[j + 3] === 0x6c)) return true;
+      i = this.find(b, j);
+    }
+    return false;
+  }
+
+  /** b[start, end) holds "done" followed by true. */
+  private doneTrue(b: Buffer, start: number, end: number): boolean {
+    let i = this.find(b, start);
+    while (i !== -1 && i < end) {
+      const j = skipSeparator(b, i + DONE.length, end);
+      if (b[j] === 0x74) return true; // t(rue)
+      i = this.find(b, j);
+    }
+    return false;
+  }
+}
+
+/** Past the whitespace and colon between a JSON key and its value. Line ends count too: an SSE
+ * event's JSON may continue on the next data: line. */
+function skipSeparator(b: Buffer, from: number, end: number): number {
+  let j = from;
+  while (j < end) {
+    const c = b[j]!;
+    if (c !== 0x20 && c !== 0x3a && c !== 0x09 && c !== 0x0a && c !== 0x0d) break;
+    j++;
+  }
+  return j;
 }

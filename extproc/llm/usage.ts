@@ -1,5 +1,6 @@
 // Token usage as upstream reports it, from whole JSON responses, and the response formats the
-// gate knows how to read.
+// gate knows how to read. Absent usage stays absent (undefined), never zero: a metering record
+// that says 0 tokens when the server said nothing would be a lie that quotas then trust.
 import type { ApiKind } from './shapes.ts';
 
 export interface Usage {
@@ -10,6 +11,7 @@ export interface Usage {
 
 export type ResponseFormat = 'sse' | 'ndjson' | 'json' | 'other';
 
+/** From a Content-Type value: case-insensitive, parameters (charset…) ignored. */
 export function responseFormat(contentType: string | undefined): ResponseFormat {
   if (!contentType) return 'other';
   const semi = contentType.indexOf(';');
@@ -33,7 +35,8 @@ export function responseFormat(contentType: string | undefined): ResponseFormat 
 const count = (v: unknown): number | undefined =>
   typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
 
-/** OpenAI `usage` object → Usage; undefined unless prompt tokens are reported. */
+/** OpenAI `usage` object → Usage; undefined unless it reports prompt tokens. Embeddings report no
+ * completion_tokens: 0 output is then the truth, not a guess. */
 export function openAiUsage(u: unknown): Usage | undefined {
   if (u === null || typeof u !== 'object') return undefined;
   const o = u as Record<string, unknown>;
@@ -43,7 +46,9 @@ export function openAiUsage(u: unknown): Usage | undefined {
   return { inputTokens: input, outputTokens: output, totalTokens: count(o.total_tokens) ?? input + output };
 }
 
-/** Ollama's final object (done: true) → Usage; undefined when it carries no counts. */
+/** Ollama's final object (done: true) → Usage; undefined when it carries neither count (a
+ * generate call without a prompt only loads the model). One count alone is kept with the other
+ * as 0: Ollama omits prompt_eval_count when the whole prompt came from its cache. */
 export function ollamaUsage(o: Record<string, unknown>): Usage | undefined {
   const input = count(o.prompt_eval_count);
   const output = count(o.eval_count);
@@ -51,11 +56,12 @@ export function ollamaUsage(o: Record<string, unknown>): Usage | undefined {
   return { inputTokens: input ?? 0, outputTokens: output ?? 0, totalTokens: (input ?? 0) + (output ?? 0) };
 }
 
-/** Usage and served model from a complete JSON response body. Never zeros for "absent". */
+/** Usage and served model from a complete JSON response body (buffered, once per response). */
 export function usageFromJson(kind: ApiKind, body: Buffer): { usage: Usage | undefined; model: string | undefined } {
+  const start = body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
   let json: unknown;
   try {
-    json = JSON.parse(body.toString('utf8'));
+    json = JSON.parse(body.toString('utf8', start));
   } catch {
     return { usage: undefined, model: undefined };
   }

@@ -5,7 +5,7 @@
 // audit), never as zero.
 import type { Config } from '../config/schema.ts';
 import { createResponseStream, type ResponseStream } from '../llm/response-stream.ts';
-import { type ApiKind, needsBody } from '../llm/shapes.ts';
+import { type ApiKind, bodyWithStreamUsage, needsBody } from '../llm/shapes.ts';
 import { responseFormat, usageFromJson } from '../llm/usage.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import type { Stage } from '../pipeline/stage.ts';
@@ -20,14 +20,13 @@ export function usageStage(config: Config): Stage {
   const dropUsage = new WeakSet<RequestContext>();
   return {
     name: 'metering.usage',
-    onRequestBody(ctx: RequestContext): void {
+    onRequestBody(ctx: RequestContext, body: Buffer): void {
       const req = ctx.parsed;
-      if (!inject || req === undefined || !req.stream || req.clientWantsUsage || !STREAM_USAGE_KINDS.has(req.kind))
-        return;
-      const body = req.body;
-      const so = body.stream_options;
-      body.stream_options = { ...(so !== null && typeof so === 'object' ? so : {}), include_usage: true };
-      ctx.bodyChanged = true;
+      if (!inject || req === undefined || !STREAM_USAGE_KINDS.has(req.kind)) return;
+      // Only for streams whose client did not ask for usage; undefined otherwise.
+      const rewritten = bodyWithStreamUsage(req, ctx.rewrittenBody ?? body);
+      if (rewritten === undefined) return;
+      ctx.rewrittenBody = rewritten;
       dropUsage.add(ctx);
       ctx.decide({
         stage: 'metering.usage',

@@ -58,8 +58,11 @@ export class RequestContext {
   api: ApiKind = 'unknown';
   principal: Principal | undefined;
   parsed: ParsedRequest | undefined;
-  /** Stages changed parsed.body: it is re-serialised once after the request-body stages ran. */
-  bodyChanged = false;
+  /** The request body as it should go upstream, when a stage rewrote it. Stages rewrite bytes,
+   * never a re-serialised parse: JSON.stringify(JSON.parse(x)) rounds integers above 2^53 (a
+   * 64-bit seed) and reorders nothing else we could promise to keep. A stage that rewrites reads
+   * `ctx.rewrittenBody ?? body`, so rewrites chain. */
+  rewrittenBody: Buffer | undefined;
   modelRequested: string | undefined;
   stream = false;
 

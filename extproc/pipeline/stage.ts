@@ -13,8 +13,8 @@ export type MaybePromise = void | Promise<void>;
 export interface Stage {
   readonly name: string;
   onRequestHeaders?(ctx: RequestContext): MaybePromise;
-  /** The whole request body (request_body_mode BUFFERED). Change ctx.parsed.body and set
-   * ctx.bodyChanged to rewrite it; the state machine serialises once after all stages. */
+  /** The whole request body (request_body_mode BUFFERED), as received. To rewrite it, set
+   * ctx.rewrittenBody to new bytes derived from `ctx.rewrittenBody ?? body`. */
   onRequestBody?(ctx: RequestContext, body: Buffer): MaybePromise;
   onResponseHeaders?(ctx: RequestContext): MaybePromise;
   /** One response body chunk (STREAMED) or the whole body (BUFFERED). Return the bytes to

@@ -326,8 +326,8 @@ export class ProcessStream {
     const ctx = this.ctx;
     const out = ctx.out;
     const response: CommonResponse = {};
-    if (ctx.bodyChanged && ctx.parsed) {
-      const body = Buffer.from(JSON.stringify(ctx.parsed.body));
+    const body = ctx.rewrittenBody;
+    if (body !== undefined) {
       response.bodyMutation = { body };
       // In BUFFERED mode the headers have not left Envoy yet, so the length can still be fixed.
       out.setHeaders.push(['content-length', String(body.length)]);

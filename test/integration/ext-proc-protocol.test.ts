@@ -131,6 +131,19 @@ describe('one answer of the matching type per message', () => {
     expect(JSON.stringify(rec)).not.toContain(alice.key);
   });
 
+  it('rewriting the body for include_usage keeps every other byte of it (a 64-bit seed survives)', async () => {
+    const s = gate.client.open();
+    await s.exchange(requestHeaders(chatHeaders()));
+    const body =
+      '{"model":"mock-small","seed":12345678901234567891,"stream":true,"messages":[{"role":"user","content":"x"}]}';
+    const b = await s.exchange(requestBody(body));
+    const sent = Buffer.from(b.requestBody!.response!.bodyMutation!.body!).toString();
+    expect(sent).toContain('"seed":12345678901234567891');
+    expect(JSON.parse(sent).stream_options).toEqual({ include_usage: true });
+    s.cancel();
+    await expectAudit(1);
+  });
+
   it('end of stream in an empty body message (as Envoy sends it) finishes the stream', async () => {
     const s = gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
