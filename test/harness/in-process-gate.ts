@@ -45,7 +45,12 @@ export async function startInProcessGate(
   const logs: string[] = [];
   const logger = pino({ level: 'debug' }, { write: (l: string) => void logs.push(l) });
   const metrics = new Metrics({ defaultMetrics: false });
-  const audit = new FileAuditSink({ path: auditPath, maxPendingBytes: config.audit.maxPendingBytes, logger, metrics });
+  const audit = new FileAuditSink({
+    path: config.audit.path,
+    maxPendingBytes: config.audit.maxPendingBytes,
+    logger,
+    metrics,
+  });
   const server = new GateServer({
     config,
     logger,
@@ -56,7 +61,7 @@ export async function startInProcessGate(
   const { grpcPort } = await server.start();
   const client = new ExtProcClient(`127.0.0.1:${grpcPort}`);
   const auditRecords = async () =>
-    (await readFile(auditPath, 'utf8').catch(() => ''))
+    (await readFile(config.audit.path, 'utf8').catch(() => ''))
       .split('\n')
       .filter(Boolean)
       .map((l) => JSON.parse(l) as Record<string, any>);

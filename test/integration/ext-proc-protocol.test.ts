@@ -18,6 +18,7 @@ import {
 } from '../harness/ext-proc-client.ts';
 import { makeKey } from '../harness/gate.ts';
 import { type InProcessGate, startInProcessGate } from '../harness/in-process-gate.ts';
+import { waitFor } from '../harness/ports.ts';
 
 const alice = makeKey('alice', { tenant: 'acme', models: ['mock-*'] });
 const bob = makeKey('bob', { tenant: 'globex', models: ['mock-small'], endpoints: ['openai.chat'] });
@@ -453,6 +454,44 @@ describe('message deadline', () => {
     const records = await slow.waitAudit(1);
     expect(records).toHaveLength(1);
     expect(records[0]).toMatchObject({ outcome: 'error', status: 503 });
+  });
+});
+
+describe('audit sink failure', () => {
+  it('fails closed with 503 while the sink cannot write, loses no record, and recovers', async () => {
+    const { mkdtemp, mkdir, readFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'lmg-audit-'));
+    const path = join(dir, 'not-yet', 'audit.log'); // the folder is missing: writes fail
+    const g = await startInProcessGate([alice], { extra: { audit: { path } } });
+    try {
+      const models = { ...chatHeaders(), ':method': 'GET', ':path': '/v1/models' };
+      const first = g.client.open();
+      expect((await first.exchange(requestHeaders(models, true))).response).toBe('requestHeaders');
+      await first.exchange(responseHeaders({ ':status': '200', 'content-type': 'application/json' }, true));
+      first.end();
+      await waitFor('sink failing', async () => (g.audit.accepting ? undefined : true));
+
+      const refused = g.client.open();
+      const a = await refused.exchange(requestHeaders(models, true));
+      expect(a.immediateResponse?.status.code).toBe(503);
+      expect(JSON.parse(Buffer.from(a.immediateResponse!.body!).toString()).error.code).toBe('audit_unavailable');
+      refused.end();
+
+      await mkdir(join(dir, 'not-yet'));
+      await waitFor('sink recovered', async () => (g.audit.accepting ? true : undefined), 5000);
+      const records = (await readFile(path, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(records.map((r) => [r.outcome, r.error?.code ?? null])).toEqual([
+        ['completed', null],
+        ['rejected', 'audit_unavailable'],
+      ]);
+    } finally {
+      await g.stop();
+    }
   });
 });
 
