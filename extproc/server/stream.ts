@@ -19,7 +19,7 @@ import { buildAuditRecord } from '../audit/record.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
 import { classifyPath } from '../llm/shapes.ts';
-import { RequestContext } from '../pipeline/context.ts';
+import { type PhaseOutput, RequestContext } from '../pipeline/context.ts';
 import { errors, GateError } from '../pipeline/errors.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -281,12 +281,7 @@ export class ProcessStream {
   }
 
   private readonly answerRequestHeaders = (): void => {
-    const out = this.ctx.out;
-    const response: CommonResponse = {};
-    if (out.setHeaders.length > 0 || out.removeHeaders.length > 0)
-      response.headerMutation = headerMutation(out.setHeaders, out.removeHeaders);
-    if (out.clearRouteCache) response.clearRouteCache = true;
-    this.answer({ requestHeaders: { response } });
+    this.answer({ requestHeaders: { response: commonResponse(this.ctx.out) } });
     if (!this.ctx.hasRequestBody) this.seen |= Seen.RequestBodyEnd;
   };
 
@@ -324,17 +319,11 @@ export class ProcessStream {
 
   private readonly answerRequestBody = (): void => {
     const ctx = this.ctx;
-    const out = ctx.out;
-    const response: CommonResponse = {};
     const body = ctx.rewrittenBody;
-    if (body !== undefined) {
-      response.bodyMutation = { body };
-      // In BUFFERED mode the headers have not left Envoy yet, so the length can still be fixed.
-      out.setHeaders.push(['content-length', String(body.length)]);
-    }
-    if (out.setHeaders.length > 0 || out.removeHeaders.length > 0)
-      response.headerMutation = headerMutation(out.setHeaders, out.removeHeaders);
-    if (out.clearRouteCache) response.clearRouteCache = true;
+    // In BUFFERED mode the headers have not left Envoy yet, so the length can still be fixed.
+    if (body !== undefined) ctx.out.setHeaders.push(['content-length', String(body.length)]);
+    const response = commonResponse(ctx.out);
+    if (body !== undefined) response.bodyMutation = { body };
     this.answer({ requestBody: { response } });
   };
 
@@ -370,11 +359,7 @@ export class ProcessStream {
 
   private readonly answerResponseHeaders = (): void => {
     const ctx = this.ctx;
-    const out = ctx.out;
-    const response: CommonResponse = {};
-    if (out.setHeaders.length > 0 || out.removeHeaders.length > 0)
-      response.headerMutation = headerMutation(out.setHeaders, out.removeHeaders);
-    const message: ProcessingResponse = { responseHeaders: { response } };
+    const message: ProcessingResponse = { responseHeaders: { response: commonResponse(ctx.out) } };
     const bodyFollows = !(this.seen & Seen.ResponseBodyEnd);
     if (bodyFollows && ctx.responseBodyNeed !== 'NONE') {
       // Read the body only when a stage needs it, and only as much as it needs: each STREAMED
@@ -593,6 +578,15 @@ export class ProcessStream {
   get isFinished(): boolean {
     return this.finished;
   }
+}
+
+/** The header mutation and route-cache flag the stages asked for in this phase. */
+function commonResponse(out: PhaseOutput): CommonResponse {
+  const response: CommonResponse = {};
+  if (out.setHeaders.length > 0 || out.removeHeaders.length > 0)
+    response.headerMutation = headerMutation(out.setHeaders, out.removeHeaders);
+  if (out.clearRouteCache) response.clearRouteCache = true;
+  return response;
 }
 
 /** protobufjs decodes bytes to a Buffer slice, but an absent field reads as its default (an

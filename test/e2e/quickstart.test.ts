@@ -11,9 +11,9 @@ import { startMockModel } from '../mock/model-server.ts';
 
 const sh = promisify(execFile);
 
-it('npm run quickstart prints a curl that works, and Ctrl-C stops it', async () => {
-  const port = await freePort();
-  const qs = new Proc('quickstart', process.execPath, [join(ROOT, 'scripts', 'quickstart.ts'), '--port', String(port)]);
+/** Starts scripts/quickstart.ts and waits for its banner. */
+async function startQuickstart(args: string[]): Promise<Proc> {
+  const qs = new Proc('quickstart', process.execPath, [join(ROOT, 'scripts', 'quickstart.ts'), ...args]);
   try {
     await waitFor(
       'quickstart banner',
@@ -23,6 +23,17 @@ it('npm run quickstart prints a curl that works, and Ctrl-C stops it', async () 
       },
       60_000,
     );
+  } catch (err) {
+    await qs.stop('SIGKILL');
+    throw err;
+  }
+  return qs;
+}
+
+it('npm run quickstart prints a curl that works, and Ctrl-C stops it', async () => {
+  const port = await freePort();
+  const qs = await startQuickstart(['--port', String(port)]);
+  try {
     // The first command after "Try it:", continuation lines joined, run by a shell as printed.
     const block = qs.stdout.split('Try it:')[1]!.trim().split('\n\n')[0]!;
     const command = block.replace(/\\\n\s*/g, ' ').trim();
@@ -49,8 +60,7 @@ it('npm run quickstart prints a curl that works, and Ctrl-C stops it', async () 
 it('--upstream puts the gate in front of another server, reached by name', async () => {
   const upstream = await startMockModel({ chunks: 3 });
   const port = await freePort();
-  const qs = new Proc('quickstart', process.execPath, [
-    join(ROOT, 'scripts', 'quickstart.ts'),
+  const qs = await startQuickstart([
     '--port',
     String(port),
     '--upstream',
@@ -59,14 +69,6 @@ it('--upstream puts the gate in front of another server, reached by name', async
     'mock-large',
   ]);
   try {
-    await waitFor(
-      'quickstart banner',
-      async () => {
-        if (!qs.running) throw new Error(`quickstart exited\n${qs.describe()}`);
-        return qs.stdout.includes('Ctrl-C stops') ? true : undefined;
-      },
-      60_000,
-    );
     expect(qs.stdout).toContain(`Model        http://localhost:${upstream.port}`);
     const key = /Demo API key (lmg_\S+)/.exec(qs.stdout)![1]!;
     const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
