@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { FileAuditSink } from './audit/sink.ts';
 import { ConfigError, loadConfigFile } from './config/load.ts';
+import { restartRequired } from './config/restart.ts';
 import { watchConfig } from './config/watch.ts';
 import { generateApiKey, hashApiKey } from './identity/api-keys.ts';
 import { GateServer } from './server/grpc-server.ts';
@@ -121,6 +122,9 @@ async function serve(args: string[]): Promise<number> {
   });
   const stopWatching = watchConfig(file, {
     onValid: (next) => {
+      const pending = restartRequired(gate.config, next);
+      if (pending.length > 0)
+        logger.warn({ file, fields: pending }, 'config reload: these changes take effect only after a restart');
       gate.reload(next);
       logger.level = next.logging.level;
       metrics.configReloads.labels('applied').inc();

@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from './load.ts';
+import { restartRequired } from './restart.ts';
+
+const cfg = (yaml: string) => parseConfig(yaml, 'x', {});
+
+describe('restartRequired', () => {
+  const table: [string, string, string, string[]][] = [
+    ['nothing changed', '', '', []],
+    [
+      'keys and limits reload live',
+      '',
+      'server: { messageDeadlineMs: 100, maxRequestBodyBytes: 10 }\nlogging: { level: debug }',
+      [],
+    ],
+    ['a new gRPC address', '', 'server: { grpcAddress: "0.0.0.0:6000" }', ['server.grpcAddress']],
+    ['a Unix socket added', '', 'server: { unixSocket: /tmp/x.sock }', ['server.unixSocket']],
+    [
+      'audit file and admin port',
+      '',
+      'server: { adminAddress: "127.0.0.1:1" }\naudit: { path: /var/log/a.log }',
+      ['server.adminAddress', 'audit.path'],
+    ],
+  ];
+  for (const [name, a, b, want] of table) it(name, () => expect(restartRequired(cfg(a), cfg(b))).toEqual(want));
+});

@@ -1,0 +1,23 @@
+// Fields a hot reload cannot apply: the listeners and the audit file are opened at start.
+// A reload that changes them is still applied for everything else, and says which of its
+// changes wait for a restart, so an operator is never left guessing.
+import { isDeepStrictEqual } from 'node:util';
+import type { Config } from './schema.ts';
+
+const RESTART_ONLY = {
+  server: ['grpcAddress', 'unixSocket', 'adminAddress'],
+  audit: ['path', 'maxPendingBytes'],
+} as const;
+
+/** Dotted paths of fields that differ between the two configs and need a restart. */
+export function restartRequired(current: Config, next: Config): string[] {
+  const out: string[] = [];
+  for (const [section, fields] of Object.entries(RESTART_ONLY) as [keyof typeof RESTART_ONLY, readonly string[]][]) {
+    for (const f of fields) {
+      const a = (current[section] as Record<string, unknown>)[f];
+      const b = (next[section] as Record<string, unknown>)[f];
+      if (!isDeepStrictEqual(a, b)) out.push(`${section}.${f}`);
+    }
+  }
+  return out;
+}
