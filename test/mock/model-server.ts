@@ -1,81 +1,151 @@
 // A mock model server: the one thing the tests and the bench fake. It speaks the wire formats of
-// OpenAI's API (as vLLM and most servers serve it) and Ollama's, streams SSE or NDJSON with
-// controllable timing, and records what reached it so tests can assert what went upstream.
+// OpenAI's API (as OpenAI and vLLM's OpenAI server send them) and Ollama's, streams SSE or NDJSON
+// with controllable timing, and records what reached it so tests can assert what went upstream.
 //
-//   node test/mock/model-server.ts --port 8000 [--latency-ms N] [--chunks N] [--chunk-delay-ms N]
+//   node test/mock/model-server.ts --port 8000 [--host H] [--latency-ms N] [--chunks N] [--chunk-delay-ms N]
 //
-// Per-request overrides by header: x-mock-latency-ms, x-mock-chunks, x-mock-chunk-delay-ms,
-// x-mock-status (answer that status with an OpenAI error), x-mock-usage (auto|always|never),
-// x-mock-split: 1 (write each event in two TCP writes, split inside a multi-byte character),
-// x-mock-content (the reply text, percent-encoded so any Unicode fits a header, spread over the
-// chunks).
+// Endpoints: GET /v1/models, POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings,
+// POST /api/chat, POST /api/generate, GET /api/tags; anything else is a 404 OpenAI error.
+//
+// Per-request overrides by request header, so one mock serves many test cases:
+//   x-mock-latency-ms      delay before the response headers
+//   x-mock-chunks          number of content chunks (0 = an empty reply)
+//   x-mock-chunk-delay-ms  delay before each content chunk that is not the first event of a stream
+//   x-mock-status          a 4xx/5xx status, answered with an OpenAI error body (after the latency)
+//   x-mock-usage           auto | always | never (see below)
+//   x-mock-split: 1        write each SSE event / NDJSON line in two writes, 2 ms apart, cut inside a
+//                          multi-byte UTF-8 character when the event has one (else in the middle)
+//   x-mock-content         the reply text, spread over the chunks by code point as evenly as possible;
+//                          percent-decoded when it is valid percent-encoding (encodeURIComponent lets
+//                          any Unicode through a header), else taken as is
+//
+// Deterministic usage: prompt tokens = whitespace-separated words across the messages' contents,
+// the prompt or the input (at least 1); completion tokens = content chunks sent. Usage in OpenAI
+// streams follows OpenAI: with `auto`, only when stream_options.include_usage is true (then every
+// chunk carries "usage":null and a last chunk with "choices":[] carries the usage); `always` sends
+// it regardless; `never` leaves usage out everywhere (Ollama: the done line's token counts).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { parseArgs } from 'node:util';
 
 export interface MockOptions {
+  /** 0 = a free port (default). */
   port?: number;
+  /** Default 127.0.0.1. */
   host?: string;
+  /** Delay before the response headers (default 0). */
   latencyMs?: number;
+  /** Streamed content chunks (default 5). */
   chunks?: number;
+  /** Delay between streamed chunks (default 0). */
   chunkDelayMs?: number;
+  /** Keep each request in `received` (default true). The CLI turns it off: nobody reads it there. */
+  record?: boolean;
 }
 
 export interface ReceivedRequest {
   method: string;
+  /** The request path without its query string. */
   path: string;
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
+  /** The body parsed as JSON, or undefined when it is empty or not JSON. */
   json: unknown;
 }
 
 export interface MockModel {
+  /** http://HOST:PORT */
   url: string;
   port: number;
   received: ReceivedRequest[];
+  /** Empties `received`. */
   reset(): void;
+  /** Stops listening and drops open connections (streams in flight are cut). Idempotent. */
   close(): Promise<void>;
 }
 
+/** The default reply, a word per chunk, cycling when there are more chunks than words. */
 const WORDS = ['Hello', ' from', ' the', ' mock', ' model', ' server! '];
 const MODELS = ['mock-small', 'mock-large'];
+const MODELS_CREATED = 1_700_000_000;
+const MAX_CHUNKS = 100_000;
 
-interface Plan {
+type UsageMode = 'auto' | 'always' | 'never';
+
+interface Defaults {
   latencyMs: number;
   chunks: number;
   chunkDelayMs: number;
-  usage: 'auto' | 'always' | 'never';
-  split: boolean;
-  pieces: string[];
 }
+
+/** What one request asked of the mock, defaults overridden by its x-mock-* headers. */
+interface Plan {
+  latencyMs: number;
+  chunkDelayMs: number;
+  status: number | undefined;
+  usage: UsageMode;
+  split: boolean;
+  /** The reply, one string per content chunk. */
+  pieces: readonly string[];
+}
+
+/** One request in flight: its response, and the timer it waits on, cleared when the client leaves. */
+interface Exchange {
+  res: ServerResponse;
+  closed: boolean;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  wake: ((open: boolean) => void) | undefined;
+  /** process.hrtime.bigint() when the request arrived, and when the response headers went out. */
+  t0: bigint;
+  tHeaders: bigint;
+  seq: number;
+}
+
+type Json = Record<string, unknown>;
+/** A stream event: its text, or a function building it when it is written (Ollama's timings). */
+type Event = string | (() => string);
+type Handler = (x: Exchange, body: Json, p: Plan) => void | Promise<void>;
+
+// ---------------------------------------------------------------------------------------------
+// Requests: plans, prompt words, replies
 
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
 
-function plan(req: IncomingMessage, opts: Required<Omit<MockOptions, 'port' | 'host'>>): Plan {
-  const num = (name: string, dflt: number) => {
-    const v = header(req, name);
-    const n = v === undefined ? Number.NaN : Number(v);
-    return Number.isFinite(n) && n >= 0 ? n : dflt;
-  };
-  const chunks = Math.max(1, Math.floor(num('x-mock-chunks', opts.chunks)));
+function nonNegative(v: string | undefined, dflt: number): number {
+  if (v === undefined || v.trim() === '') return dflt;
+  const n = Number(v);
+  return Number.isFinite(n) && n >= 0 ? n : dflt;
+}
+
+const defaultPieces = new Map<number, readonly string[]>();
+function wordsFor(chunks: number): readonly string[] {
+  let pieces = defaultPieces.get(chunks);
+  if (!pieces) {
+    pieces = Array.from({ length: chunks }, (_, i) => WORDS[i % WORDS.length]!);
+    if (defaultPieces.size < 256) defaultPieces.set(chunks, pieces);
+  }
+  return pieces;
+}
+
+function plan(req: IncomingMessage, d: Defaults): Plan {
+  const chunks = Math.min(MAX_CHUNKS, Math.floor(nonNegative(header(req, 'x-mock-chunks'), d.chunks)));
   const content = header(req, 'x-mock-content');
   const usage = header(req, 'x-mock-usage');
+  const status = Number(header(req, 'x-mock-status'));
   return {
-    latencyMs: num('x-mock-latency-ms', opts.latencyMs),
-    chunks,
-    chunkDelayMs: num('x-mock-chunk-delay-ms', opts.chunkDelayMs),
+    latencyMs: nonNegative(header(req, 'x-mock-latency-ms'), d.latencyMs),
+    chunkDelayMs: nonNegative(header(req, 'x-mock-chunk-delay-ms'), d.chunkDelayMs),
+    status: Number.isInteger(status) && status >= 400 && status <= 599 ? status : undefined,
     usage: usage === 'always' || usage === 'never' ? usage : 'auto',
     split: header(req, 'x-mock-split') === '1',
-    pieces:
-      content === undefined
-        ? Array.from({ length: chunks }, (_, i) => WORDS[i % WORDS.length]!)
-        : spread(safeDecode(content), chunks),
+    pieces: content === undefined ? wordsFor(chunks) : spread(percentDecoded(content), chunks),
   };
 }
 
-function safeDecode(s: string): string {
+function percentDecoded(s: string): string {
+  if (!s.includes('%')) return s;
   try {
     return decodeURIComponent(s);
   } catch {
@@ -84,7 +154,7 @@ function safeDecode(s: string): string {
 }
 
 /** Text spread over n pieces by code point, as evenly as possible. */
-function spread(text: string, n: number): string[] {
+export function spread(text: string, n: number): string[] {
   const cps = Array.from(text);
   const out: string[] = [];
   for (let i = 0; i < n; i++)
@@ -92,62 +162,421 @@ function spread(text: string, n: number): string[] {
   return out;
 }
 
-/** Whitespace-separated words across the prompt material: the mock's deterministic "tokens". */
-function promptTokens(json: Record<string, unknown>): number {
-  const texts: string[] = [];
-  const add = (v: unknown) => {
-    if (typeof v === 'string') texts.push(v);
+const WORD = /\S+/g;
+function words(s: string): number {
+  return s.match(WORD)?.length ?? 0;
+}
+
+/** Words in a message's content: a string, or an array of parts ({type:"text",text}). */
+function contentWords(content: unknown): number {
+  if (typeof content === 'string') return words(content);
+  let n = 0;
+  if (Array.isArray(content))
+    for (const part of content)
+      if (typeof part === 'string') n += words(part);
+      else if (isObject(part) && typeof part.text === 'string') n += words(part.text);
+  return n;
+}
+
+/** The mock's deterministic prompt "tokens": whitespace-separated words, at least 1. Token-id
+ * arrays (OpenAI accepts them for prompt and input) count one per id. */
+function promptTokens(body: Json): number {
+  let n = 0;
+  if (Array.isArray(body.messages)) for (const m of body.messages) if (isObject(m)) n += contentWords(m.content);
+  for (const v of [body.prompt, body.input]) {
+    if (typeof v === 'string') n += words(v);
     else if (Array.isArray(v))
       for (const x of v)
-        add(
-          typeof x === 'object' && x !== null
-            ? ((x as { content?: unknown; text?: unknown }).content ?? (x as { text?: unknown }).text)
-            : x,
-        );
-  };
-  add(json.messages);
-  add(json.prompt);
-  add(json.input);
-  const n = texts.join(' ').split(/\s+/).filter(Boolean).length;
+        if (typeof x === 'string') n += words(x);
+        else if (typeof x === 'number') n += 1;
+        else if (Array.isArray(x)) n += x.length;
+  }
   return Math.max(1, n);
 }
 
-const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+// ---------------------------------------------------------------------------------------------
+// Writing: timers that a client leaving clears, split writes, JSON and errors
+
+/** Resolves true after ms, or false at once when the client has gone (the timer is cleared). */
+function wait(x: Exchange, ms: number): Promise<boolean> {
+  if (x.closed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    x.wake = resolve;
+    x.timer = setTimeout(() => {
+      x.timer = undefined;
+      x.wake = undefined;
+      resolve(!x.closed);
+    }, ms);
+  });
+}
+
+function sendJson(x: Exchange, status: number, body: unknown): void {
+  if (x.closed) return;
   const data = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
-  res.end(data);
+  x.res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  x.res.end(data);
 }
 
-function openAiError(res: ServerResponse, status: number, message: string, type = 'invalid_request_error'): void {
-  sendJson(res, status, { error: { message, type, code: null, param: null } });
+function openAiError(x: Exchange, status: number, message: string, type: string, param: string | null = null) {
+  const code = status === 404 ? 'unknown_url' : null;
+  sendJson(x, status, { error: { message, type, code, param } });
 }
 
-/** Writes one event; with split, in two writes cut inside a multi-byte character if it has one. */
-async function writeEvent(res: ServerResponse, text: string, split: boolean): Promise<void> {
-  const buf = Buffer.from(text);
-  if (!split || buf.length < 2) {
-    res.write(buf);
-    return;
+const badRequest = (x: Exchange, message: string, param: string | null = null) =>
+  openAiError(x, 400, message, 'invalid_request_error', param);
+
+/** Ollama's errors are {"error": "..."}. */
+const ollamaError = (x: Exchange, status: number, message: string) => sendJson(x, status, { error: message });
+
+/** Where to cut an event so the two halves split a multi-byte character: right after the lead byte
+ * of the multi-byte character nearest the middle, else the middle byte. */
+export function splitPoint(buf: Uint8Array): number {
+  const mid = buf.length >> 1;
+  let best = -1;
+  for (let i = 0; i < buf.length; i++) {
+    if (buf[i]! >= 0xc0 && (best === -1 || Math.abs(i + 1 - mid) < Math.abs(best - mid))) best = i + 1;
   }
-  let at = buf.findIndex((b) => b >= 0xc0); // a lead byte: cut right after it
-  at = at === -1 ? Math.floor(buf.length / 2) : at + 1;
-  res.write(buf.subarray(0, at));
-  await sleep(2);
-  if (!res.destroyed) res.write(buf.subarray(at));
+  return best === -1 ? Math.max(1, mid) : best;
+}
+
+/**
+ * Writes a stream's events and ends the response. `delays[i]` ms pass before event i. With no
+ * delays and no split, every write happens in this tick, so Node sends them in one TCP write.
+ */
+async function writeStream(x: Exchange, contentType: string, events: Event[], delays: number[], split: boolean) {
+  const { res } = x;
+  if (x.closed) return;
+  res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-cache' });
+  x.tHeaders = process.hrtime.bigint();
+  for (let i = 0; i < events.length; i++) {
+    const delay = delays[i]!;
+    if (delay > 0 && !(await wait(x, delay))) return;
+    if (x.closed) return;
+    const e = events[i]!;
+    const text = typeof e === 'string' ? e : e();
+    if (!split || text.length < 2) {
+      res.write(text);
+      continue;
+    }
+    const buf = Buffer.from(text);
+    const at = splitPoint(buf);
+    res.write(buf.subarray(0, at));
+    if (!(await wait(x, 2))) return;
+    res.write(buf.subarray(at));
+  }
+  if (!x.closed) res.end();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints
+
+const MODEL_LIST = JSON.stringify({
+  object: 'list',
+  data: MODELS.map((id) => ({ id, object: 'model', created: MODELS_CREATED, owned_by: 'lm-gate-mock' })),
+});
+
+const TAGS = JSON.stringify({
+  models: MODELS.map((name, i) => ({
+    name,
+    model: name,
+    modified_at: '2024-01-01T00:00:00Z',
+    size: (i + 1) * 1_000_000_000,
+    digest: `${String(i + 1).repeat(64)}`,
+    details: {
+      parent_model: '',
+      format: 'gguf',
+      family: 'mock',
+      families: ['mock'],
+      parameter_size: i === 0 ? '1B' : '8B',
+      quantization_level: 'Q4_0',
+    },
+  })),
+});
+
+function sendRaw(x: Exchange, data: string): void {
+  if (x.closed) return;
+  x.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  x.res.end(data);
+}
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+function usageOf(body: Json, p: Plan) {
+  const prompt = promptTokens(body);
+  const completion = p.pieces.length;
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
+/** POST /v1/chat/completions and /v1/completions. */
+function openAiCompletion(chat: boolean): Handler {
+  return (x, body, p) => {
+    if (typeof body.model !== 'string') return badRequest(x, 'you must provide a model parameter', 'model');
+    if (chat && !Array.isArray(body.messages))
+      return badRequest(x, "Missing required parameter: 'messages'.", 'messages');
+    if (!chat && typeof body.prompt !== 'string' && !Array.isArray(body.prompt))
+      return badRequest(x, "Missing required parameter: 'prompt'.", 'prompt');
+    if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean')
+      return badRequest(x, "Invalid type for 'stream': expected a boolean.", 'stream');
+    const so = body.stream_options;
+    if (so !== undefined && so !== null) {
+      if (!isObject(so))
+        return badRequest(x, "Invalid type for 'stream_options': expected an object.", 'stream_options');
+      if (body.stream !== true)
+        return badRequest(
+          x,
+          "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+          'stream_options',
+        );
+    }
+
+    const model = body.model;
+    const usage = usageOf(body, p);
+    const id = `${chat ? 'chatcmpl' : 'cmpl'}-mock${x.seq}`;
+    const created = nowSeconds();
+
+    if (body.stream !== true) {
+      const text = p.pieces.join('');
+      return sendJson(x, 200, {
+        id,
+        object: chat ? 'chat.completion' : 'text_completion',
+        created,
+        model,
+        choices: [
+          chat
+            ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop', logprobs: null }
+            : { index: 0, text, finish_reason: 'stop', logprobs: null },
+        ],
+        ...(p.usage === 'never' ? {} : { usage }),
+      });
+    }
+
+    const withUsage = p.usage === 'always' || (p.usage === 'auto' && isObject(so) && so.include_usage === true);
+    // Every chunk shares this head and tail; only the choices differ.
+    const head = `data: {"id":${JSON.stringify(id)},"object":"${chat ? 'chat.completion.chunk' : 'text_completion'}","created":${created},"model":${JSON.stringify(model)},"choices":`;
+    const tail = withUsage ? ',"usage":null}\n\n' : '}\n\n';
+    const choice = (delta: string, finish: boolean) =>
+      `[{"index":0,${chat ? `"delta":${delta}` : `"text":${delta}`},"finish_reason":${finish ? '"stop"' : 'null'},"logprobs":null}]`;
+
+    const events: Event[] = [];
+    const delays: number[] = [];
+    if (chat) {
+      events.push(head + choice('{"role":"assistant","content":""}', false) + tail);
+      delays.push(0);
+    }
+    const n = p.pieces.length;
+    for (let i = 0; i < n; i++) {
+      const piece = JSON.stringify(p.pieces[i]);
+      events.push(head + choice(chat ? `{"content":${piece}}` : piece, i === n - 1) + tail);
+      delays.push(events.length === 1 ? 0 : p.chunkDelayMs);
+    }
+    if (n === 0) {
+      // No content: the finish reason comes in a chunk of its own.
+      events.push(head + choice(chat ? '{}' : '""', true) + tail);
+      delays.push(0);
+    }
+    if (withUsage) {
+      events.push(`${head}[],"usage":${JSON.stringify(usage)}}\n\n`);
+      delays.push(0);
+    }
+    events.push('data: [DONE]\n\n');
+    delays.push(0);
+    return writeStream(x, 'text/event-stream', events, delays, p.split);
+  };
+}
+
+/** Eight deterministic floats for a text, exactly representable as float32 (multiples of 2^-15). */
+function vector(text: string): number[] {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  const out: number[] = [];
+  for (let k = 0; k < 8; k++) {
+    // mulberry32
+    h = (h + 0x6d2b79f5) | 0;
+    let t = Math.imul(h ^ (h >>> 15), h | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out.push((((t ^ (t >>> 14)) >>> 0) & 0xffff) / 32768 - 1);
+  }
+  return out;
+}
+
+export function mockEmbedding(input: string | number[]): number[] {
+  return vector(typeof input === 'string' ? input : input.join(','));
+}
+
+function base64Floats(v: number[]): string {
+  return Buffer.from(new Float32Array(v).buffer).toString('base64');
+}
+
+const embeddings: Handler = (x, body, p) => {
+  if (typeof body.model !== 'string') return badRequest(x, 'you must provide a model parameter', 'model');
+  const input = body.input;
+  let items: (string | number[])[];
+  if (typeof input === 'string') items = [input];
+  else if (Array.isArray(input) && input.length > 0 && input.every((v) => typeof v === 'string')) items = input;
+  else if (Array.isArray(input) && input.length > 0 && input.every((v) => typeof v === 'number')) items = [input];
+  else if (
+    Array.isArray(input) &&
+    input.length > 0 &&
+    input.every((v) => Array.isArray(v) && v.every((t) => typeof t === 'number'))
+  )
+    items = input as number[][];
+  else return badRequest(x, "'input' must be a string, an array of strings or an array of token arrays.", 'input');
+  const format = body.encoding_format ?? 'float';
+  if (format !== 'float' && format !== 'base64')
+    return badRequest(x, "'encoding_format' must be 'float' or 'base64'.", 'encoding_format');
+  const prompt = promptTokens(body);
+  sendJson(x, 200, {
+    object: 'list',
+    data: items.map((item, index) => {
+      const v = mockEmbedding(item);
+      return { object: 'embedding', index, embedding: format === 'base64' ? base64Floats(v) : v };
+    }),
+    model: body.model,
+    ...(p.usage === 'never' ? {} : { usage: { prompt_tokens: prompt, total_tokens: prompt } }),
+  });
+};
+
+/** POST /api/chat and /api/generate: NDJSON streams unless stream is false. */
+function ollama(chat: boolean): Handler {
+  return (x, body, p) => {
+    if (typeof body.model !== 'string' || body.model === '') return ollamaError(x, 400, 'model is required');
+    if (chat && body.messages !== undefined && body.messages !== null && !Array.isArray(body.messages))
+      return ollamaError(x, 400, 'messages must be an array');
+    if (!chat && body.prompt !== undefined && body.prompt !== null && typeof body.prompt !== 'string')
+      return ollamaError(x, 400, 'prompt must be a string');
+
+    const modelJson = JSON.stringify(body.model);
+    const prompt = promptTokens(body);
+    const completion = p.pieces.length;
+    const line = (content: string) =>
+      chat
+        ? `{"model":${modelJson},"created_at":"${new Date().toISOString()}","message":{"role":"assistant","content":${JSON.stringify(content)}},"done":false}\n`
+        : `{"model":${modelJson},"created_at":"${new Date().toISOString()}","response":${JSON.stringify(content)},"done":false}\n`;
+    // The done line, in Ollama's key order, with the durations (ns) measured on this request.
+    const done = (content: string) => {
+      const now = process.hrtime.bigint();
+      const noCounts = p.usage === 'never';
+      const metrics = {
+        total_duration: Number(now - x.t0),
+        load_duration: 100_000,
+        ...(noCounts ? {} : { prompt_eval_count: prompt }),
+        prompt_eval_duration: Number(x.tHeaders - x.t0),
+        ...(noCounts ? {} : { eval_count: completion }),
+        eval_duration: Number(now - x.tHeaders),
+      };
+      const createdAt = new Date().toISOString();
+      return chat
+        ? {
+            model: body.model,
+            created_at: createdAt,
+            message: { role: 'assistant', content },
+            done_reason: 'stop',
+            done: true,
+            ...metrics,
+          }
+        : { model: body.model, created_at: createdAt, response: content, done: true, done_reason: 'stop', ...metrics };
+    };
+
+    if (body.stream === false) {
+      x.tHeaders = process.hrtime.bigint();
+      return sendJson(x, 200, done(p.pieces.join('')));
+    }
+    const events: Event[] = [];
+    const delays: number[] = [];
+    for (let i = 0; i < completion; i++) {
+      const piece = p.pieces[i]!;
+      events.push(() => line(piece));
+      delays.push(i === 0 ? 0 : p.chunkDelayMs);
+    }
+    events.push(() => `${JSON.stringify(done(''))}\n`);
+    delays.push(0);
+    return writeStream(x, 'application/x-ndjson', events, delays, p.split);
+  };
+}
+
+const POST: Record<string, Handler> = {
+  '/v1/chat/completions': openAiCompletion(true),
+  '/v1/completions': openAiCompletion(false),
+  '/v1/embeddings': embeddings,
+  '/api/chat': ollama(true),
+  '/api/generate': ollama(false),
+};
+const OLLAMA_PATHS = new Set(['/api/chat', '/api/generate']);
+
+async function respond(x: Exchange, method: string, path: string, json: unknown, p: Plan): Promise<void> {
+  if (p.latencyMs > 0 && !(await wait(x, p.latencyMs))) return;
+  if (x.closed) return;
+  if (p.status !== undefined) return openAiError(x, p.status, 'mock error', 'server_error');
+
+  if (method === 'GET') {
+    if (path === '/v1/models') return sendRaw(x, MODEL_LIST);
+    if (path === '/api/tags') return sendRaw(x, TAGS);
+  }
+  const handler = method === 'POST' ? POST[path] : undefined;
+  if (!handler) return openAiError(x, 404, `Unknown request URL: ${method} ${path}.`, 'invalid_request_error');
+  if (!isObject(json)) {
+    const message = 'We could not parse the JSON body of your request: it must be a JSON object.';
+    return OLLAMA_PATHS.has(path) ? ollamaError(x, 400, message) : badRequest(x, message);
+  }
+  return handler(x, json, p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+
+function checkedOption(name: string, v: number | undefined, dflt: number, integer = false): number {
+  if (v === undefined) return dflt;
+  if (!Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v)))
+    throw new RangeError(`mock model: ${name} must be a non-negative ${integer ? 'integer' : 'number'}, got ${v}`);
+  return v;
 }
 
 export function startMockModel(opts: MockOptions = {}): Promise<MockModel> {
-  const defaults = { latencyMs: opts.latencyMs ?? 0, chunks: opts.chunks ?? 5, chunkDelayMs: opts.chunkDelayMs ?? 0 };
+  const host = opts.host ?? '127.0.0.1';
+  let defaults: Defaults;
+  try {
+    defaults = {
+      latencyMs: checkedOption('latencyMs', opts.latencyMs, 0),
+      chunks: Math.min(MAX_CHUNKS, checkedOption('chunks', opts.chunks, 5, true)),
+      chunkDelayMs: checkedOption('chunkDelayMs', opts.chunkDelayMs, 0),
+    };
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const record = opts.record ?? true;
   const received: ReceivedRequest[] = [];
   let seq = 0;
 
   const server: Server = createServer((req, res) => {
+    const x: Exchange = {
+      res,
+      closed: false,
+      timer: undefined,
+      wake: undefined,
+      t0: process.hrtime.bigint(),
+      tHeaders: 0n,
+      seq: ++seq,
+    };
+    x.tHeaders = x.t0;
+    res.on('close', () => {
+      x.closed = true;
+      if (x.timer !== undefined) clearTimeout(x.timer);
+      x.timer = undefined;
+      const wake = x.wake;
+      x.wake = undefined;
+      wake?.(false);
+    });
+    res.on('error', () => {}); // a write racing a reset socket: the close handler stops the rest
+    req.on('error', () => {}); // a client gone mid-upload
+
     const parts: Buffer[] = [];
     req.on('data', (d: Buffer) => parts.push(d));
     req.on('end', () => {
-      const body = Buffer.concat(parts);
+      const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       let json: unknown;
       if (body.length > 0) {
         try {
@@ -156,190 +585,79 @@ export function startMockModel(opts: MockOptions = {}): Promise<MockModel> {
           json = undefined;
         }
       }
-      const path = (req.url ?? '/').split('?')[0]!;
-      received.push({ method: req.method ?? 'GET', path, headers: { ...req.headers }, body, json });
-      handle(req, res, path, json, plan(req, defaults), ++seq).catch(() => res.destroy());
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const path = q === -1 ? url : url.slice(0, q);
+      const method = req.method ?? 'GET';
+      if (record) received.push({ method, path, headers: { ...req.headers }, body, json });
+      respond(x, method, path, json, plan(req, defaults)).catch(() => res.destroy());
     });
   });
+  // Envoy pools upstream connections: keep them longer than its idle timeout would.
   server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
 
+  let closing: Promise<void> | undefined;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
       const a = server.address();
       const port = typeof a === 'object' && a ? a.port : 0;
       resolve({
-        url: `http://${opts.host ?? '127.0.0.1'}:${port}`,
+        url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
         port,
         received,
         reset: () => {
           received.length = 0;
         },
-        close: () =>
-          new Promise<void>((r) => {
+        close: () => {
+          closing ??= new Promise<void>((done) => {
+            server.close(() => done());
             server.closeAllConnections();
-            server.close(() => r());
-          }),
+          });
+          return closing;
+        },
       });
     });
   });
 }
 
-async function handle(
-  req: IncomingMessage,
-  res: ServerResponse,
-  path: string,
-  json: unknown,
-  p: Plan,
-  seq: number,
-): Promise<void> {
-  await sleep(p.latencyMs);
-  if (res.destroyed) return;
-  const status = Number(header(req, 'x-mock-status'));
-  if (Number.isInteger(status) && status >= 400) return openAiError(res, status, 'mock error', 'server_error');
+// ---------------------------------------------------------------------------------------------
+// CLI
 
-  if (req.method === 'GET' && path === '/v1/models') {
-    return sendJson(res, 200, {
-      object: 'list',
-      data: MODELS.map((id) => ({ id, object: 'model', created: 1_700_000_000, owned_by: 'lm-gate-mock' })),
-    });
-  }
-  if (req.method === 'GET' && path === '/api/tags') {
-    return sendJson(res, 200, {
-      models: MODELS.map((name) => ({ name, model: name, size: 1, digest: 'mock', details: {} })),
-    });
-  }
-  if (req.method !== 'POST') return openAiError(res, 404, `no route for ${req.method} ${path}`, 'not_found_error');
-
-  const routes: Record<string, string> = {
-    '/v1/chat/completions': 'chat',
-    '/v1/completions': 'completions',
-    '/v1/embeddings': 'embeddings',
-    '/api/chat': 'ollama.chat',
-    '/api/generate': 'ollama.generate',
-  };
-  const route = routes[path];
-  if (!route) return openAiError(res, 404, `no route for POST ${path}`, 'not_found_error');
-  if (json === null || typeof json !== 'object' || Array.isArray(json))
-    return openAiError(res, 400, 'body must be a JSON object');
-  const body = json as Record<string, unknown>;
-  if (typeof body.model !== 'string') return openAiError(res, 400, 'model is required');
-  if ((route === 'chat' || route === 'ollama.chat') && !Array.isArray(body.messages))
-    return openAiError(res, 400, 'messages must be an array');
-
-  const model = body.model;
-  const prompt = promptTokens(body);
-  const completion = p.pieces.length;
-  const usage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-  const created = 1_700_000_000 + seq;
-  const id = `mock-${seq}`;
-
-  if (route === 'embeddings') {
-    const inputs = Array.isArray(body.input) ? body.input : [body.input];
-    return sendJson(res, 200, {
-      object: 'list',
-      data: inputs.map((_, i) => ({
-        object: 'embedding',
-        index: i,
-        embedding: Array.from({ length: 8 }, (_, k) => Math.round(Math.sin(i + k) * 1e4) / 1e4),
-      })),
-      model,
-      ...(p.usage === 'never' ? {} : { usage: { prompt_tokens: prompt, total_tokens: prompt } }),
-    });
-  }
-
-  if (route.startsWith('ollama.')) {
-    const chat = route === 'ollama.chat';
-    const counts =
-      p.usage === 'never'
-        ? {}
-        : {
-            total_duration: 1_000_000,
-            load_duration: 1000,
-            prompt_eval_count: prompt,
-            prompt_eval_duration: 1000,
-            eval_count: completion,
-            eval_duration: 1000,
-          };
-    const piece = (content: string, done: boolean) => ({
-      model,
-      created_at: new Date(created * 1000).toISOString(),
-      ...(chat ? { message: { role: 'assistant', content } } : { response: content }),
-      done,
-      ...(done ? { done_reason: 'stop', ...counts } : {}),
-    });
-    if (body.stream === false) return sendJson(res, 200, piece(p.pieces.join(''), true));
-    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    for (const content of p.pieces) {
-      if (res.destroyed) return;
-      await writeEvent(res, `${JSON.stringify(piece(content, false))}\n`, p.split);
-      await sleep(p.chunkDelayMs);
-    }
-    if (!res.destroyed) await writeEvent(res, `${JSON.stringify(piece('', true))}\n`, p.split);
-    res.end();
-    return;
-  }
-
-  const chat = route === 'chat';
-  const object = chat ? 'chat.completion' : 'text_completion';
-  const streamUsage =
-    p.usage === 'always' ||
-    (p.usage === 'auto' && (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true);
-
-  if (body.stream !== true) {
-    const text = p.pieces.join('');
-    return sendJson(res, 200, {
-      id,
-      object,
-      created,
-      model,
-      choices: [
-        chat
-          ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop', logprobs: null }
-          : { index: 0, text, finish_reason: 'stop', logprobs: null },
-      ],
-      ...(p.usage === 'never' ? {} : { usage }),
-    });
-  }
-
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-  const chunkObject = chat ? 'chat.completion.chunk' : 'text_completion';
-  const event = (choices: unknown[], extra: Record<string, unknown> = {}) =>
-    `data: ${JSON.stringify({ id, object: chunkObject, created, model, choices, ...(streamUsage ? { usage: null } : {}), ...extra })}\n\n`;
-  const choice = (content: string, finish: string | null, role = false) =>
-    chat
-      ? { index: 0, delta: role ? { role: 'assistant', content } : { content }, finish_reason: finish, logprobs: null }
-      : { index: 0, text: content, finish_reason: finish, logprobs: null };
-
-  if (chat) await writeEvent(res, event([choice('', null, true)]), p.split);
-  for (let i = 0; i < p.pieces.length; i++) {
-    await sleep(p.chunkDelayMs);
-    if (res.destroyed) return;
-    await writeEvent(res, event([choice(p.pieces[i]!, i === p.pieces.length - 1 ? 'stop' : null)]), p.split);
-  }
-  if (res.destroyed) return;
-  if (streamUsage) await writeEvent(res, event([], { usage }), p.split);
-  await writeEvent(res, 'data: [DONE]\n\n', p.split);
-  res.end();
-}
-
-if (process.argv[1] && import.meta.filename === process.argv[1]) {
+async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       port: { type: 'string', default: '8000' },
+      host: { type: 'string', default: '127.0.0.1' },
       'latency-ms': { type: 'string', default: '0' },
       chunks: { type: 'string', default: '5' },
       'chunk-delay-ms': { type: 'string', default: '0' },
     },
   });
+  const num = (name: string, v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number`);
+    return n;
+  };
   const mock = await startMockModel({
-    port: Number(values.port),
-    latencyMs: Number(values['latency-ms']),
-    chunks: Number(values.chunks),
-    chunkDelayMs: Number(values['chunk-delay-ms']),
+    port: num('port', values.port),
+    host: values.host,
+    latencyMs: num('latency-ms', values['latency-ms']),
+    chunks: num('chunks', values.chunks),
+    chunkDelayMs: num('chunk-delay-ms', values['chunk-delay-ms']),
+    record: false,
   });
   console.log(`mock model listening on ${mock.url}`);
   const stop = () => void mock.close().then(() => process.exit(0));
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+if (import.meta.main) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
 }
