@@ -548,6 +548,8 @@ export class ProcessStream {
     this.clearDeadline();
     const ctx = this.ctx;
     ctx.outcome ??= outcome;
+    // A stream that broke off before its request headers still gets an identifiable record.
+    if (ctx.requestId === '') ctx.requestId = crypto.randomUUID();
     try {
       this.pipeline.end(ctx);
     } catch (err) {

@@ -116,7 +116,11 @@ describe('one answer of the matching type per message', () => {
     expect(c2.responseBody?.response?.bodyMutation?.clearBody).toBe(true); // usage event withheld
     const c3 = await s.exchange(responseBody('data: [DONE]\n\n', true));
     expect(c3.response).toBe('responseBody');
-    expect(c3.dynamicMetadata).toBeDefined();
+    // the final answer carries the usage for Envoy's access log (namespace lm_gate)
+    const meta = (c3.dynamicMetadata as any).fields.lm_gate.structValue.fields;
+    expect(meta.input_tokens.numberValue).toBe(2);
+    expect(meta.output_tokens.numberValue).toBe(3);
+    expect(meta.usage.stringValue).toBe('upstream');
     s.end();
     expect((await s.status).code).toBe(GrpcStatus.OK);
 
@@ -369,6 +373,8 @@ describe('protocol errors end the stream with a gRPC error, never a crash', () =
       const rec = (await expectAudit(1))[0]!;
       expect(rec.outcome).toBe('error');
       expect(rec.failure).toMatch(/^protocol: /);
+      // identifiable even when Envoy never sent headers with an x-request-id
+      expect(rec.request_id).toMatch(/^\S+$/);
     });
   }
 
