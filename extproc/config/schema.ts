@@ -21,6 +21,10 @@ export const endpointNames = [
   'ollama.tags',
 ] as const;
 
+/** Every stage, in the order they run: who is calling (401) before what they ask for (400/404)
+ * before whether they may (403) before metering. The order is policy, not configuration. */
+export const stageNames = ['identity.api_key', 'llm.api_shape', 'policy.access', 'metering.usage'] as const;
+
 const apiKey = z
   .object({
     id: z
@@ -91,6 +95,17 @@ export const configSchema = z
       })
       .strict()
       .default({ level: 'info' }),
+    pipeline: z
+      .object({
+        stages: z
+          .array(z.enum(stageNames))
+          .default([...stageNames])
+          .describe(
+            `Stages to run; they always run in their fixed order (${stageNames.join(', ')}). [] runs none: a pass-through gate that still audits every request and meters nothing. Leaving out identity.api_key lets unauthenticated requests through.`,
+          ),
+      })
+      .strict()
+      .default({ stages: [...stageNames] }),
     identity: z
       .object({
         apiKeys: z.array(apiKey).default([]).describe('API keys, stored as SHA-256 hashes.'),
@@ -140,6 +155,12 @@ export const configSchema = z
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    const stages = new Set<string>();
+    for (const s of cfg.pipeline.stages) {
+      if (stages.has(s))
+        ctx.addIssue({ code: 'custom', path: ['pipeline', 'stages'], message: `stage "${s}" listed twice` });
+      stages.add(s);
+    }
     const ids = new Set<string>();
     const hashes = new Set<string>();
     cfg.identity.apiKeys.forEach((k, i) => {

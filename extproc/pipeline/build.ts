@@ -1,12 +1,23 @@
-// The ordered stages for one config snapshot. Order is policy: who is calling (401) before what
-// they ask for (400/404) before whether they may (403) before metering.
-import type { Config } from '../config/schema.ts';
+// The ordered stages for one config snapshot. Order is policy (see stageNames); the config only
+// chooses which of them run.
+import { type Config, stageNames } from '../config/schema.ts';
 import { apiKeyStage } from '../identity/api-key-stage.ts';
 import { usageStage } from '../metering/usage-stage.ts';
 import { accessStage } from '../policy/access-stage.ts';
 import { apiShapeStage } from './api-shape-stage.ts';
 import { Pipeline } from './pipeline.ts';
+import type { Stage } from './stage.ts';
+
+export const STAGE_ORDER = stageNames;
+
+const factories: Record<(typeof stageNames)[number], (config: Config) => Stage> = {
+  'identity.api_key': apiKeyStage,
+  'llm.api_shape': () => apiShapeStage(),
+  'policy.access': accessStage,
+  'metering.usage': usageStage,
+};
 
 export function buildPipeline(config: Config): Pipeline {
-  return new Pipeline([apiKeyStage(config), apiShapeStage(), accessStage(config), usageStage(config)]);
+  const enabled = new Set(config.pipeline.stages);
+  return new Pipeline(STAGE_ORDER.filter((name) => enabled.has(name)).map((name) => factories[name](config)));
 }
