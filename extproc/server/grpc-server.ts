@@ -68,6 +68,7 @@ export class GateServer {
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
     });
+    allowEnvoyStreamResets(this.grpc, opts.logger);
     const deps = {
       runtime: () => this.runtime,
       metrics: this.metrics,
@@ -150,4 +151,24 @@ export class GateServer {
   forceShutdown(): void {
     this.grpc.forceShutdown();
   }
+}
+
+/** Envoy resets (RST_STREAM) every ext_proc stream once its HTTP request is over, so a busy
+ * gate receives one reset per request on each connection. Node's HTTP/2 server treats more
+ * than 1000 resets in a burst, then 33 a second, as a rapid-reset attack (CVE-2023-44487) and
+ * drops the connection with GOAWAY, failing every request in flight on it: under load Envoy
+ * answered 500 every ~1300 requests per connection. The limit is raised well above what one
+ * gate process can serve (~2000 requests a second on one core), so it still stops a real
+ * flood. grpc-js has no option for it: its http2 server options are set before listen. */
+export const STREAM_RESETS_PER_SECOND = 20_000;
+
+function allowEnvoyStreamResets(server: Server, logger: Logger): void {
+  const options = (server as unknown as { commonServerOptions?: Record<string, unknown> }).commonServerOptions;
+  if (typeof options !== 'object' || options === null) {
+    // A grpc-js release that moved the field: test/integration/stream-resets.test.ts fails.
+    logger.error('cannot raise the HTTP/2 stream reset limit; under load Envoy will see 500s');
+    return;
+  }
+  options.streamResetBurst = STREAM_RESETS_PER_SECOND;
+  options.streamResetRate = STREAM_RESETS_PER_SECOND;
 }
