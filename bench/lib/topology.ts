@@ -1,0 +1,236 @@
+// What one bench run starts: the mock model server, one gate process per profile (each with its
+// own config from bench/profiles/), and one Envoy with a listener per route, all on free
+// loopback ports. Every route shares the same Envoy process and the same mock, so the only
+// difference between the direct route and a gated one is the ext_proc filter.
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findEnvoy, ROOT, renderEnvoyConfig } from '../../test/harness/envoy.ts';
+import { freePort, waitFor } from '../../test/harness/ports.ts';
+import { Proc } from '../../test/harness/processes.ts';
+
+type Json = Record<string, any>;
+
+export class BenchProcess {
+  readonly proc: Proc;
+  constructor(proc: Proc) {
+    this.proc = proc;
+  }
+  get pid(): number {
+    return this.proc.child.pid!;
+  }
+  /** User plus system CPU seconds so far, from /proc (clock ticks are 1/100 s on Linux). */
+  async cpuSeconds(): Promise<number> {
+    const stat = await readFile(`/proc/${this.pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  }
+  /** Peak resident set size in MiB (VmHWM). */
+  async peakRssMiB(): Promise<number> {
+    const status = await readFile(`/proc/${this.pid}/status`, 'utf8');
+    const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
+    return Math.round((kb / 1024) * 10) / 10;
+  }
+}
+
+export class Mock extends BenchProcess {
+  readonly port: number;
+  constructor(proc: Proc, port: number) {
+    super(proc);
+    this.port = port;
+  }
+}
+
+export async function startMock(): Promise<Mock> {
+  const port = await freePort();
+  const proc = new Proc('mock', process.execPath, [
+    join(ROOT, 'test', 'mock', 'model-server.ts'),
+    '--port',
+    String(port),
+  ]);
+  await waitFor('mock model server', async () => {
+    if (!proc.running) throw new Error(`mock exited\n${proc.describe()}`);
+    return (await fetch(`http://127.0.0.1:${port}/v1/models`)).ok ? true : undefined;
+  });
+  return new Mock(proc, port);
+}
+
+export class BenchGate extends BenchProcess {
+  readonly name: string;
+  readonly grpcPort: number;
+  readonly adminPort: number;
+  readonly dir: string;
+  constructor(name: string, proc: Proc, grpcPort: number, adminPort: number, dir: string) {
+    super(proc);
+    this.name = name;
+    this.grpcPort = grpcPort;
+    this.adminPort = adminPort;
+    this.dir = dir;
+  }
+  async metrics(): Promise<string> {
+    return (await fetch(`http://127.0.0.1:${this.adminPort}/metrics`)).text();
+  }
+  /** Tokens this gate metered from upstream usage (lmgate_tokens_total, all labels). */
+  async tokensMetered(): Promise<number> {
+    let sum = 0;
+    for (const m of (await this.metrics()).matchAll(/^lmgate_tokens_total\{[^}]*\} (\d+)$/gm)) sum += Number(m[1]);
+    return sum;
+  }
+  stop(): Promise<number | null> {
+    return this.proc.stop('SIGTERM', 20_000);
+  }
+}
+
+/** A gate process serving bench/profiles/<profile>.yaml. The profile reads its ports, audit
+ * path and the bench key's hash from the environment (${LMG_*} in the YAML). */
+export async function startGate(
+  name: string,
+  profile: string,
+  env: Record<string, string>,
+  opts: { cpuProfileDir?: string } = {},
+): Promise<BenchGate> {
+  const dir = await mkdtemp(join(tmpdir(), `lm-gate-bench-${name}-`));
+  const grpcPort = await freePort();
+  const adminPort = await freePort();
+  const args = [join(ROOT, 'extproc', 'main.ts'), 'serve', '-c', join(ROOT, 'bench', 'profiles', `${profile}.yaml`)];
+  if (opts.cpuProfileDir) args.unshift('--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir);
+  const proc = new Proc(`gate-${name}`, process.execPath, args, {
+    ...process.env,
+    ...env,
+    LMG_GRPC_PORT: String(grpcPort),
+    LMG_ADMIN_PORT: String(adminPort),
+    LMG_AUDIT_PATH: join(dir, 'audit.log'),
+  });
+  await waitFor(`gate ${name}`, async () => {
+    if (!proc.running) throw new Error(`gate ${name} exited\n${proc.describe()}`);
+    return (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status === 200 ? true : undefined;
+  });
+  return new BenchGate(name, proc, grpcPort, adminPort, dir);
+}
+
+export interface Route {
+  name: string;
+  port: number;
+  /** No gate: Envoy alone. */
+  gate?: BenchGate;
+  /** A second ext_proc filter after the gate's, in observability_mode, to this gate: Envoy
+   * sends it the request and the response without waiting for answers. */
+  observer?: BenchGate;
+}
+
+export class BenchEnvoy extends BenchProcess {
+  readonly adminPort: number;
+  readonly routes: Route[];
+  constructor(proc: Proc, adminPort: number, routes: Route[]) {
+    super(proc);
+    this.adminPort = adminPort;
+    this.routes = routes;
+  }
+  url(route: string): string {
+    const r = this.routes.find((x) => x.name === route);
+    if (!r) throw new Error(`no route ${route}`);
+    return `http://127.0.0.1:${r.port}`;
+  }
+  stop(): Promise<number | null> {
+    return this.proc.stop('SIGTERM');
+  }
+}
+
+/** Our shipped envoy/envoy.yaml, its one listener cloned per route. The access log is left
+ * out on every route: it would cost the same on each, and the bench measures the filter. */
+export async function benchEnvoyConfig(file: string, adminPort: number, modelPort: number, routes: Route[]) {
+  return renderEnvoyConfig({ listener: 0, admin: adminPort, gate: 0, model: modelPort }, file, (cfg: Json) => {
+    const template = cfg.static_resources.listeners[0];
+    const templateCluster = cfg.static_resources.clusters.find((c: Json) => c.name === 'lm_gate');
+    /** The cluster for a gate, added on first use. */
+    const gateCluster = (gate: BenchGate): string => {
+      const name = `lm_gate_${gate.name}`;
+      if (!clusters.some((c) => c.name === name)) {
+        const c = structuredClone(templateCluster);
+        c.name = name;
+        c.load_assignment.cluster_name = name;
+        c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = gate.grpcPort;
+        clusters.push(c);
+      }
+      return name;
+    };
+    const others = cfg.static_resources.clusters.filter((c: Json) => c.name !== 'lm_gate');
+    const listeners: Json[] = [];
+    const clusters: Json[] = [...others];
+    for (const r of routes) {
+      const l = structuredClone(template);
+      l.name = r.name;
+      l.address.socket_address.port_value = r.port;
+      const hcm = l.filter_chains[0].filters[0].typed_config;
+      delete hcm.access_log;
+      hcm.stat_prefix = r.name;
+      const extProc = hcm.http_filters.find((f: Json) => f.name === 'envoy.filters.http.ext_proc');
+      if (!r.gate) {
+        hcm.http_filters = hcm.http_filters.filter((f: Json) => f !== extProc);
+      } else {
+        extProc.typed_config.grpc_service.envoy_grpc.cluster_name = gateCluster(r.gate);
+        if (r.observer) {
+          const observer = structuredClone(extProc);
+          observer.name = 'lm_gate_observer';
+          observer.typed_config.grpc_service.envoy_grpc.cluster_name = gateCluster(r.observer);
+          Object.assign(observer.typed_config, {
+            observability_mode: true,
+            // The request (to know the API and model) and the response, never waited for.
+            // In observability mode Envoy sends bodies only STREAMED: BUFFERED sends nothing.
+            processing_mode: {
+              request_header_mode: 'SEND',
+              request_body_mode: 'STREAMED',
+              request_trailer_mode: 'SKIP',
+              response_header_mode: 'SEND',
+              response_body_mode: 'STREAMED',
+              response_trailer_mode: 'SKIP',
+            },
+            allow_mode_override: false,
+          });
+          hcm.http_filters.splice(hcm.http_filters.indexOf(extProc) + 1, 0, observer);
+        }
+      }
+      listeners.push(l);
+    }
+    cfg.static_resources.listeners = listeners;
+    cfg.static_resources.clusters = clusters;
+  });
+}
+
+export async function startBenchEnvoy(
+  routeSpecs: Omit<Route, 'port'>[],
+  modelPort: number,
+  concurrency: number,
+): Promise<BenchEnvoy> {
+  const routes: Route[] = [];
+  for (const r of routeSpecs) routes.push({ ...r, port: await freePort() });
+  const adminPort = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 'lm-gate-bench-envoy-'));
+  const file = await benchEnvoyConfig(join(dir, 'envoy.yaml'), adminPort, modelPort, routes);
+  const proc = new Proc('envoy', findEnvoy(), [
+    '-c',
+    file,
+    '--disable-hot-restart',
+    '--concurrency',
+    String(concurrency),
+    '--log-level',
+    'warn',
+  ]);
+  await waitFor('envoy ready', async () => {
+    if (!proc.running) throw new Error(`envoy exited\n${proc.describe()}`);
+    const res = await fetch(`http://127.0.0.1:${adminPort}/ready`);
+    return res.status === 200 ? true : undefined;
+  });
+  // Every gated route's cluster must be healthy before load starts (gRPC health check).
+  await waitFor('gate clusters healthy', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${adminPort}/clusters`)).text();
+    const unhealthy = text.split('\n').filter((l) => l.startsWith('lm_gate_') && l.includes('health_flags::/failed'));
+    const healthy = routes
+      .flatMap((r) => [r.gate, r.observer])
+      .every((g) => g === undefined || text.includes(`lm_gate_${g.name}::`));
+    return healthy && unhealthy.length === 0 ? true : undefined;
+  });
+  await writeFile(join(dir, 'routes.json'), JSON.stringify(routes.map((r) => ({ name: r.name, port: r.port }))));
+  return new BenchEnvoy(proc, adminPort, routes);
+}

@@ -1,0 +1,381 @@
+// npm run bench (-- --out DIR) / npm run bench:smoke
+//
+// Starts the mock model server, a gate per profile and one Envoy with a listener per route
+// (direct: no ext_proc; passthrough, governed: through a gate), then measures client-observed
+// latency through the direct route and a gated route interleaved request by request, so both see
+// the same machine at the same moment. Writes bench/results/<latest|smoke>.{json,md,svg}.
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
+import { envoyVersion, ROOT } from '../test/harness/envoy.ts';
+import { renderChart } from './lib/chart.ts';
+import { type CpuProfile, summarize } from './lib/cpu-profile.ts';
+import { renderMarkdown } from './lib/report.ts';
+import { type BenchResult, benchResult, type OpenLoopRow, type SaturationRow } from './lib/result.ts';
+import { difference, mapValues, type Percentiles, percentiles, roundMs } from './lib/stats.ts';
+import { type StreamTiming, streamChat } from './lib/stream-client.ts';
+import { type StreamRoute, streamingRows } from './lib/streaming.ts';
+import { type BenchEnvoy, type BenchGate, startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
+import { attack, ensureVegeta, type Sample, type Target, VEGETA_VERSION } from './lib/vegeta.ts';
+import { FULL, SMOKE } from './plan.ts';
+
+const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, out: { type: 'string' } } });
+const plan = values.smoke ? SMOKE : FULL;
+const outDir = values.out ?? join(ROOT, 'bench', 'results');
+const started = new Date();
+const t0 = performance.now();
+const log = (m: string) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(0)}s] ${m}\n`);
+
+/** The non-streaming request every open-loop and saturation request sends. */
+const CHAT = Buffer.from(
+  JSON.stringify({
+    model: 'mock-small',
+    messages: [
+      { role: 'system', content: 'You are a concise assistant.' },
+      { role: 'user', content: 'Summarise the benefits of an API gateway in front of a model server in one sentence.' },
+    ],
+    max_tokens: 64,
+  }),
+);
+// The client asks for usage itself, so every route streams the same bytes and the metering
+// gate behind the observer filter finds usage without the enforcing gate injecting it.
+const STREAM_CHAT = JSON.stringify({
+  model: 'mock-small',
+  stream: true,
+  stream_options: { include_usage: true },
+  messages: [{ role: 'user', content: 'Write a short story about a lighthouse keeper.' }],
+});
+
+const GATED = ['passthrough', 'governed'] as const;
+type Gated = (typeof GATED)[number];
+
+const key = generateApiKey();
+const gateEnv = { LMG_BENCH_KEY_SHA256: hashApiKey(key) };
+const work = await mkdtemp(join(tmpdir(), 'lm-gate-bench-'));
+const stops: (() => Promise<unknown>)[] = [];
+
+try {
+  const vegeta = await ensureVegeta(log);
+  log(`plan ${plan.kind}; starting mock, gates, envoy`);
+  const mock = await startMock();
+  stops.push(() => mock.proc.stop());
+  const gates: Record<Gated, BenchGate> = {} as Record<Gated, BenchGate>;
+  for (const g of GATED) {
+    gates[g] = await startGate(g, g, gateEnv);
+    stops.push(() => gates[g].stop());
+  }
+  // The alternative to reading streams in the gate's own stream: an enforcing gate that never
+  // reads a response, and a metering gate on a second filter in observability_mode.
+  const enforce = await startGate('enforce', 'enforce', gateEnv);
+  stops.push(() => enforce.stop());
+  const meter = await startGate('meter', 'meter', gateEnv);
+  stops.push(() => meter.stop());
+  const profDir = join(work, 'cpu-profile');
+  const profiled =
+    plan.profileS > 0 ? await startGate('profiled', 'governed', gateEnv, { cpuProfileDir: profDir }) : undefined;
+  if (profiled) stops.push(() => profiled.stop());
+
+  const envoy = await startBenchEnvoy(
+    [
+      { name: 'direct' },
+      { name: 'passthrough', gate: gates.passthrough },
+      { name: 'governed', gate: gates.governed },
+      { name: 'observed', gate: enforce, observer: meter },
+      ...(profiled ? [{ name: 'governed_profiled', gate: profiled }] : []),
+    ],
+    mock.port,
+    plan.envoyConcurrency,
+  );
+  stops.unshift(() => envoy.stop());
+  await sanityCheck(envoy);
+
+  const target = (route: string): Target => ({
+    name: route,
+    url: `${envoy.url(route)}/v1/chat/completions`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: CHAT,
+  });
+
+  log(`warm-up ${plan.warmupS}s`);
+  await attack(
+    vegeta,
+    { targets: ['direct', ...GATED].map(target), rate: 300, durationS: plan.warmupS },
+    join(work, 'warmup'),
+  );
+
+  // ---- open loop: each gated profile against the direct route, request by request ----
+  const openLoop: OpenLoopRow[] = [];
+  for (const rate of plan.rates) {
+    const acc = new Map<Gated, { direct: Sample[]; gated: Sample[]; cpu: number }>();
+    for (let round = 0; round < plan.rounds; round++) {
+      const order = round % 2 === 0 ? GATED : [...GATED].reverse();
+      for (const p of order) {
+        log(`open loop ${rate} req/s, ${p} vs direct, round ${round + 1}/${plan.rounds}`);
+        const cpu0 = await gates[p].cpuSeconds();
+        const r = await attack(
+          vegeta,
+          { targets: [target('direct'), target(p)], rate: rate * 2, durationS: plan.sliceS },
+          join(work, 'open'),
+        );
+        const cpu = (await gates[p].cpuSeconds()) - cpu0;
+        const a = acc.get(p) ?? { direct: [], gated: [], cpu: 0 };
+        a.direct.push(...r.byTarget.get('direct')!.samples);
+        a.gated.push(...r.byTarget.get(p)!.samples);
+        a.cpu += cpu;
+        acc.set(p, a);
+      }
+    }
+    for (const p of GATED) {
+      const a = acc.get(p)!;
+      const direct = latencies(a.direct);
+      const gated = latencies(a.gated);
+      openLoop.push({
+        profile: p,
+        rateRps: rate,
+        requests: { direct: a.direct.length, gated: a.gated.length },
+        errors: { direct: errorsOf(a.direct), gated: errorsOf(a.gated) },
+        directMs: ms(direct),
+        gatedMs: ms(gated),
+        addedMs: ms(difference(gated, direct)),
+        gateCpuS: roundMs(a.cpu),
+        gateCpuMsPerRequest: roundMs((a.cpu * 1000) / Math.max(1, a.gated.length)),
+      });
+    }
+  }
+
+  // ---- closed loop: throughput at a fixed number of workers, each route alone ----
+  const saturation: SaturationRow[] = [];
+  for (const workers of plan.workers) {
+    for (const route of ['direct', ...GATED]) {
+      log(`closed loop ${workers} workers, ${route}`);
+      const r = await attack(
+        vegeta,
+        { targets: [target(route)], rate: 0, workers, durationS: plan.saturationS },
+        join(work, 'closed'),
+      );
+      const s = r.byTarget.get(route)!.samples;
+      const ok = s.filter((x) => x.ok);
+      const p = latencies(ok);
+      saturation.push({
+        route,
+        workers,
+        rps: Math.round(ok.length / Math.max(r.elapsedS, 1e-9)),
+        p50Ms: roundMs(p.p50),
+        p99Ms: roundMs(p.p99),
+        errors: s.length - ok.length,
+      });
+    }
+  }
+  const saturationMaxRps: Record<string, number> = {};
+  for (const s of saturation) saturationMaxRps[s.route] = Math.max(saturationMaxRps[s.route] ?? 0, s.rps);
+
+  // ---- streaming: every route at once, a few streams each, timed per token ----
+  const streamRoutes: StreamRoute[] = [
+    { route: 'direct', description: 'Envoy alone', gates: [] },
+    { route: 'passthrough', description: 'gate, no stages: response body not read', gates: [gates.passthrough] },
+    {
+      route: 'governed',
+      description: 'gate, all stages: response read STREAMED, one gRPC round trip per chunk',
+      gates: [gates.governed],
+    },
+    {
+      route: 'observed',
+      description:
+        'gate with identity, API shape and policy (profile enforce); a second ext_proc filter in observability_mode sends the request and the STREAMED response to a metering gate (profile meter) without waiting',
+      gates: [enforce, meter],
+    },
+  ];
+  const timings = new Map<string, StreamTiming[]>(streamRoutes.map((r) => [r.route, []]));
+  const headers = {
+    authorization: `Bearer ${key}`,
+    'x-mock-chunks': String(plan.chunks),
+    'x-mock-chunk-delay-ms': String(plan.chunkDelayMs),
+  };
+  const cpuOf = async (gs: BenchGate[]) => {
+    let sum = 0;
+    for (const g of gs) sum += await g.cpuSeconds();
+    return sum;
+  };
+  const streamCpu0 = new Map<string, number>();
+  for (const r of streamRoutes) if (r.gates.length > 0) streamCpu0.set(r.route, await cpuOf(r.gates));
+  for (let round = 0; round < plan.streamRounds; round++) {
+    if (round % 5 === 0) log(`streaming round ${round + 1}/${plan.streamRounds}`);
+    await Promise.all(
+      streamRoutes.flatMap((r) =>
+        Array.from({ length: plan.streamsPerRoute }, async () => {
+          const t = await streamChat(`${envoy.url(r.route)}/v1/chat/completions`, headers, STREAM_CHAT);
+          timings.get(r.route)!.push(t);
+        }),
+      ),
+    );
+  }
+  const streamCpu = new Map<string, number>();
+  for (const r of streamRoutes)
+    if (r.gates.length > 0) streamCpu.set(r.route, (await cpuOf(r.gates)) - streamCpu0.get(r.route)!);
+  const streaming = streamingRows(streamRoutes, timings, streamCpu, plan.chunks);
+
+  // Before the profiled gate is stopped: its drain would show as GOAWAYs.
+  const envoyCounters = await extProcCounters(envoy);
+
+  // ---- CPU profile of a governed gate under open-loop load ----
+  let cpuProfile: BenchResult['cpuProfile'];
+  if (profiled) {
+    log(`CPU profile: governed at ${plan.profileRate} req/s for ${plan.profileS}s`);
+    await attack(
+      vegeta,
+      { targets: [target('governed_profiled')], rate: plan.profileRate, durationS: plan.profileS },
+      join(work, 'prof'),
+    );
+    await profiled.stop();
+    const file = (await readdir(profDir)).find((f) => f.endsWith('.cpuprofile'));
+    if (!file) throw new Error(`no .cpuprofile written in ${profDir}\n${profiled.proc.describe()}`);
+    // The load window only (plus the drain on SIGTERM), not the gate's start-up.
+    const summary = summarize(JSON.parse(await readFile(join(profDir, file), 'utf8')) as CpuProfile, {
+      lastMs: plan.profileS * 1000 + 500,
+    });
+    cpuProfile = { route: 'governed', rateRps: plan.profileRate, durationS: plan.profileS, ...summary };
+  }
+
+  const gateRows = [];
+  for (const g of [gates.passthrough, gates.governed, enforce, meter]) {
+    gateRows.push({
+      name: g.name,
+      profile: g.name,
+      cpuS: roundMs(await g.cpuSeconds()),
+      peakRssMiB: await g.peakRssMiB(),
+      tokensMetered: await g.tokensMetered(),
+    });
+  }
+
+  const result: BenchResult = benchResult.parse({
+    schema: 'lm-gate-bench/1',
+    kind: plan.kind,
+    startedAt: started.toISOString(),
+    durationS: Math.round((performance.now() - t0) / 100) / 10,
+    command: commandLine(),
+    commit: gitCommit(),
+    environment: {
+      cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+      cores: cpus().length,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      kernel: release(),
+      node: process.version,
+      envoy: envoyVersion().replace(/^.*version:\s*/, ''),
+      vegeta: `v${VEGETA_VERSION}`,
+      envoyConcurrency: plan.envoyConcurrency,
+    },
+    method: {
+      request: `POST /v1/chat/completions, non-streaming, ${CHAT.length}-byte JSON body; the mock answers at once`,
+      openLoop: 'vegeta at a fixed rate, round-robin over [direct, gated]: each route gets the rate shown',
+      rates: plan.rates,
+      rounds: plan.rounds,
+      sliceS: plan.sliceS,
+      saturation: 'vegeta closed loop (-rate=0) with a fixed number of workers, each route alone',
+      workers: plan.workers,
+      saturationS: plan.saturationS,
+      streaming: `${plan.streamRounds} rounds of ${plan.streamsPerRoute} concurrent streams on every route at once`,
+      added: 'percentile through the gate minus the same percentile direct, in the same run',
+    },
+    openLoop,
+    saturation,
+    saturationMaxRps,
+    streaming: { chunks: plan.chunks, chunkDelayMs: plan.chunkDelayMs, ...streaming },
+    gates: gateRows,
+    envoyCounters,
+    skipped: [{ profile: 'dlp', reason: 'DLP has not landed yet; the profile is added with it' }],
+    ...(cpuProfile ? { cpuProfile } : {}),
+  });
+
+  await mkdir(outDir, { recursive: true });
+  const base = join(outDir, plan.kind === 'full' ? 'latest' : 'smoke');
+  await writeFile(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(`${base}.md`, renderMarkdown(result));
+  await writeFile(`${base}.svg`, renderChart(result));
+  log(`wrote ${base}.json, .md, .svg`);
+} finally {
+  for (const stop of stops) await stop().catch(() => undefined);
+  await rm(work, { recursive: true, force: true });
+}
+
+async function sanityCheck(envoy: BenchEnvoy): Promise<void> {
+  const post = (route: string, auth: boolean) =>
+    fetch(`${envoy.url(route)}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${key}` } : {}) },
+      body: CHAT,
+    });
+  for (const route of envoy.routes.map((r) => r.name)) {
+    const r = await post(route, true);
+    if (r.status !== 200) throw new Error(`sanity: ${route} answered ${r.status}: ${await r.text()}`);
+  }
+  // The governed gate is really in the path: no key, no answer.
+  const refused = await post('governed', false);
+  if (refused.status !== 401) throw new Error(`sanity: governed without a key answered ${refused.status}`);
+}
+
+/** Envoy's own view of each gated route: its ext_proc failures and the gate connections it
+ * lost. Non-zero here explains errors in the tables. */
+async function extProcCounters(envoy: BenchEnvoy): Promise<Record<string, Record<string, number>>> {
+  const text = await (await fetch(`http://127.0.0.1:${envoy.adminPort}/stats?usedonly`)).text();
+  const out: Record<string, Record<string, number>> = {};
+  const wanted = [
+    'ext_proc.streams_started',
+    'ext_proc.streams_failed',
+    'ext_proc.message_timeouts',
+    'ext_proc.server_half_closed',
+    'ext_proc.spurious_msgs_received',
+  ];
+  for (const r of envoy.routes) {
+    if (!r.gate || r.name === 'governed_profiled') continue;
+    const counters: Record<string, number> = {};
+    for (const w of wanted) counters[w.replace('ext_proc.', '')] = stat(text, `http.${r.name}.${w}`);
+    for (const g of [r.gate, r.observer]) {
+      if (g) counters[`gate_goaway_${g.name}`] = stat(text, `cluster.lm_gate_${g.name}.upstream_cx_close_notify`);
+    }
+    out[r.name] = counters;
+  }
+  return out;
+}
+
+function stat(text: string, name: string): number {
+  const m = new RegExp(`^${name.replace(/\./g, '\\.')}: (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+function latencies(samples: Sample[]): Percentiles {
+  return percentiles(samples.filter((s) => s.ok).map((s) => s.ms));
+}
+
+function ms(p: Percentiles): Percentiles {
+  return mapValues(p, roundMs);
+}
+
+function errorsOf(samples: Sample[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of samples) if (!s.ok) out[s.error ?? 'failed'] = (out[s.error ?? 'failed'] ?? 0) + 1;
+  return out;
+}
+
+function commandLine(): string {
+  const script = process.env.npm_lifecycle_event;
+  const args = process.argv.slice(2).join(' ');
+  if (script) return `npm run ${script}${args && !values.smoke ? ` -- ${args}` : ''}`;
+  return `node bench/run.ts${args ? ` ${args}` : ''}`;
+}
+
+function gitCommit(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    return dirty.trim() ? `${head}+dirty` : head;
+  } catch {
+    return 'unknown';
+  }
+}

@@ -1,0 +1,33 @@
+// The bench harness end to end, as CI runs it: `node bench/run.ts --smoke` starts the mock,
+// the gates and Envoy, drives every part of the bench for a second or two and writes its
+// result. Checked here: the result is well formed (the same schema `npm run bench` writes)
+// and the report and chart exist. Latency figures are never asserted: CI machines vary.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { benchResult } from './lib/result.ts';
+
+const run = promisify(execFile);
+
+describe('bench smoke', () => {
+  it('runs every part of the bench and writes a well-formed result, report and chart', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'lm-gate-bench-smoke-'));
+    await run(process.execPath, [join(import.meta.dirname, 'run.ts'), '--smoke', '--out', out], {
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    const result = benchResult.parse(JSON.parse(await readFile(join(out, 'smoke.json'), 'utf8')));
+    expect(result.kind).toBe('smoke');
+    expect(result.openLoop.map((o) => o.profile).sort()).toEqual(['governed', 'passthrough']);
+    expect(result.streaming.routes.map((r) => r.route)).toEqual(['direct', 'passthrough', 'governed', 'observed']);
+    expect(result.environment.envoy).toMatch(/\d+\.\d+\.\d+/);
+    const md = await readFile(join(out, 'smoke.md'), 'utf8');
+    expect(md).toContain('## Added latency, open loop');
+    const svg = await readFile(join(out, 'smoke.svg'), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    expect(svg).toContain('15 ms');
+  });
+});
