@@ -194,6 +194,7 @@ try {
     authorization: `Bearer ${key}`,
     'x-mock-chunks': String(plan.chunks),
     'x-mock-chunk-delay-ms': String(plan.chunkDelayMs),
+    'x-mock-timestamps': '1',
   };
   const cpuOf = async (gs: BenchGate[]) => {
     let sum = 0;

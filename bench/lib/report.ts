@@ -50,21 +50,21 @@ export function renderMarkdown(r: BenchResult): string {
   const s = r.streaming;
   L.push('', `## Streaming: ${s.chunks} SSE chunks, ${s.chunkDelayMs} ms apart`, '');
   L.push(
-    '| route | streams | errors | TTFT p50 | TTFT added p50 | p90 | p99 | chunk delay added p50 / p99 | gap p50 / p99 | total p50 | gate CPU ms/stream |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| route | streams | errors | TTFT p50 | TTFT added p50 | p90 | p99 | chunk trip p50 / p99 | added to each chunk p50 / p99 | gap p50 / p99 | total p50 | gate CPU ms/stream |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const x of s.routes) {
     const a = x.ttftAddedMs;
     L.push(
-      `| ${x.route} | ${x.requests} | ${errs(x.errors)} | ${n(x.ttftMs.p50)} | ${a ? n(a.p50) : '–'} | ${a ? n(a.p90) : '–'} | ${a ? n(a.p99) : '–'} | ${x.chunkDelayAddedMs ? `${n(x.chunkDelayAddedMs.p50)} / ${n(x.chunkDelayAddedMs.p99)}` : '–'} | ${n(x.gapMs.p50)} / ${n(x.gapMs.p99)} | ${n(x.totalMs.p50)} | ${x.gateCpuMsPerRequest === null ? '–' : n(x.gateCpuMsPerRequest)} |`,
+      `| ${x.route} | ${x.requests} | ${errs(x.errors)} | ${n(x.ttftMs.p50)} | ${a ? n(a.p50) : '–'} | ${a ? n(a.p90) : '–'} | ${a ? n(a.p99) : '–'} | ${n(x.chunkTripMs.p50)} / ${n(x.chunkTripMs.p99)} | ${x.chunkTripAddedMs ? `${n(x.chunkTripAddedMs.p50)} / ${n(x.chunkTripAddedMs.p99)}` : '–'} | ${n(x.gapMs.p50)} / ${n(x.gapMs.p99)} | ${n(x.totalMs.p50)} | ${x.gateCpuMsPerRequest === null ? '–' : n(x.gateCpuMsPerRequest)} |`,
     );
   }
   L.push('');
   for (const x of s.routes) L.push(`- **${x.route}**: ${x.description}.`);
-  if (s.perChunkRoundTripMs) {
+  if (s.perChunkOverheadMs) {
     L.push(
       '',
-      `One gRPC round trip per chunk (governed, STREAMED) delays each chunk by ${n(s.perChunkRoundTripMs.p50)} ms at the median and ${n(s.perChunkRoundTripMs.p99)} ms at p99, against ${s.perChunkRoundTripMs.against}.`,
+      `Reading the response STREAMED (governed: one gRPC round trip per chunk) adds ${n(s.perChunkOverheadMs.p50)} ms to each chunk's trip at the median and ${n(s.perChunkOverheadMs.p99)} ms at p99.`,
     );
   }
 

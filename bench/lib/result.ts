@@ -40,8 +40,10 @@ export const streamingRow = z
     errors: errorCounts,
     ttftMs: percentilesMs,
     ttftAddedMs: percentilesMs.nullable(),
-    /** Median over chunk positions of (arrival through this route minus arrival direct). */
-    chunkDelayAddedMs: z.object({ p50: ms, p99: ms }).strict().nullable(),
+    /** Each chunk's trip from the mock's write to the client's read, pooled over chunks. */
+    chunkTripMs: z.object({ p50: ms, p99: ms }).strict(),
+    /** The same minus the direct route's: what the route adds to every chunk. */
+    chunkTripAddedMs: z.object({ p50: ms, p99: ms }).strict().nullable(),
     /** Gaps between consecutive content events, pooled over requests. */
     gapMs: z.object({ p50: ms, p99: ms }).strict(),
     totalMs: percentilesMs,
@@ -78,8 +80,8 @@ export const benchResult = z
         chunks: z.number().int().positive(),
         chunkDelayMs: z.number().nonnegative(),
         routes: z.array(streamingRow).min(2),
-        /** What one STREAMED round trip per chunk adds to each chunk's arrival. */
-        perChunkRoundTripMs: z.object({ p50: ms, p99: ms, against: z.string() }).strict().nullable(),
+        /** What reading the response STREAMED (one gRPC round trip per chunk) adds to each chunk. */
+        perChunkOverheadMs: z.object({ p50: ms, p99: ms }).strict().nullable(),
       })
       .strict(),
     gates: z

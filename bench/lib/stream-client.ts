@@ -14,6 +14,8 @@ export interface StreamTiming {
   ttftMs: number;
   /** Arrival of each content event, in order. */
   chunkMs: number[];
+  /** Each content event's trip from the mock's write to our read (x-mock-timestamps: 1), ms. */
+  tripMs: number[];
   totalMs: number;
 }
 
@@ -21,11 +23,21 @@ const agent = new Agent({ keepAlive: true, maxSockets: 256 });
 
 /** An SSE event whose delta carries content: `"content":"` followed by anything but `"`. */
 const CONTENT = /"content":"(?!")/;
+/** The mock's send time of a chunk (x-mock-timestamps: 1), wall-clock ms. */
+const SENT = /"x_mock_sent_ms":([\d.]+)/;
 
 export function streamChat(url: string, headers: Record<string, string>, body: string): Promise<StreamTiming> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const timing: StreamTiming = { ok: false, status: 0, headersMs: 0, ttftMs: Number.NaN, chunkMs: [], totalMs: 0 };
+    const timing: StreamTiming = {
+      ok: false,
+      status: 0,
+      headersMs: 0,
+      ttftMs: Number.NaN,
+      chunkMs: [],
+      tripMs: [],
+      totalMs: 0,
+    };
     const req = request(
       url,
       {
@@ -39,6 +51,7 @@ export function streamChat(url: string, headers: Record<string, string>, body: s
         let pending = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => {
+          const wall = performance.timeOrigin + performance.now();
           const now = performance.now() - t0;
           pending += d;
           let cut = pending.indexOf('\n\n');
@@ -48,6 +61,8 @@ export function streamChat(url: string, headers: Record<string, string>, body: s
             if (CONTENT.test(event)) {
               if (timing.chunkMs.length === 0) timing.ttftMs = now;
               timing.chunkMs.push(now);
+              const sent = SENT.exec(event);
+              if (sent) timing.tripMs.push(wall - Number(sent[1]));
             }
             cut = pending.indexOf('\n\n');
           }

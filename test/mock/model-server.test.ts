@@ -256,6 +256,29 @@ describe('OpenAI streamed', () => {
     expect(chunks.at(-1).usage).toEqual({ prompt_tokens: 1, completion_tokens: 8, total_tokens: 9 });
   });
 
+  it('x-mock-timestamps: 1 stamps each content chunk with the wall-clock time it was written', async () => {
+    const before = performance.timeOrigin + performance.now();
+    const r = await post(
+      '/v1/chat/completions',
+      { model: 'm', stream: true, stream_options: { include_usage: true }, messages: user('q') },
+      { 'x-mock-chunks': '3', 'x-mock-chunk-delay-ms': '20', 'x-mock-timestamps': '1' },
+    );
+    const chunks = sseChunks(await r.text());
+    const after = performance.timeOrigin + performance.now();
+    const stamps = chunks.map((c) => c.x_mock_sent_ms);
+    // The role chunk and the usage chunk carry no content and no stamp.
+    expect(stamps[0]).toBeUndefined();
+    expect(stamps.at(-1)).toBeUndefined();
+    const sent = stamps.slice(1, -1) as number[];
+    expect(sent).toHaveLength(3);
+    expect(sent[0]).toBeGreaterThanOrEqual(before);
+    expect(sent[2]).toBeLessThanOrEqual(after);
+    // Written when sent, not when the reply was planned: the chunk delay shows between stamps.
+    expect(sent[2]! - sent[1]!).toBeGreaterThanOrEqual(15);
+    // usage stays the last field, as upstream sends it
+    expect(Object.keys(chunks[1]).slice(-2)).toEqual(['x_mock_sent_ms', 'usage']);
+  });
+
   it('x-mock-chunks: 0 gives an empty reply whose finish reason comes in a chunk of its own', async () => {
     const r = await post(
       '/v1/chat/completions',

@@ -15,6 +15,9 @@
 //   x-mock-usage           auto | always | never (see below)
 //   x-mock-split: 1        write each SSE event / NDJSON line in two writes, 2 ms apart, cut inside a
 //                          multi-byte UTF-8 character when the event has one (else in the middle)
+//   x-mock-timestamps: 1   each streamed content chunk carries "x_mock_sent_ms", the wall-clock time
+//                          (ms, µs precision) it was written, so a client on the same host can
+//                          time every chunk's trip through the proxy (the bench does)
 //   x-mock-content         the reply text, spread over the chunks by code point as evenly as possible;
 //                          percent-decoded when it is valid percent-encoding (encodeURIComponent lets
 //                          any Unicode through a header), else taken as is
@@ -84,6 +87,8 @@ interface Plan {
   status: number | undefined;
   usage: UsageMode;
   split: boolean;
+  /** Stamp each streamed content chunk with its send time (x_mock_sent_ms). */
+  stamp: boolean;
   /** The reply, one string per content chunk. */
   pieces: readonly string[];
 }
@@ -140,6 +145,7 @@ function plan(req: IncomingMessage, d: Defaults): Plan {
     status: Number.isInteger(status) && status >= 400 && status <= 599 ? status : undefined,
     usage: usage === 'always' || usage === 'never' ? usage : 'auto',
     split: header(req, 'x-mock-split') === '1',
+    stamp: header(req, 'x-mock-timestamps') === '1',
     pieces: content === undefined ? wordsFor(chunks) : spread(percentDecoded(content), chunks),
   };
 }
@@ -370,7 +376,8 @@ function openAiCompletion(chat: boolean): Handler {
     const n = p.pieces.length;
     for (let i = 0; i < n; i++) {
       const piece = JSON.stringify(p.pieces[i]);
-      events.push(head + choice(chat ? `{"content":${piece}}` : piece, i === n - 1) + tail);
+      const event = head + choice(chat ? `{"content":${piece}}` : piece, i === n - 1);
+      events.push(p.stamp ? () => `${event},"x_mock_sent_ms":${wallMs().toFixed(3)}${tail}` : event + tail);
       delays.push(events.length === 1 ? 0 : p.chunkDelayMs);
     }
     if (n === 0) {
@@ -386,6 +393,11 @@ function openAiCompletion(chat: boolean): Handler {
     delays.push(0);
     return writeStream(x, 'text/event-stream', events, delays, p.split);
   };
+}
+
+/** Wall-clock milliseconds with sub-millisecond precision, comparable across processes. */
+export function wallMs(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** Eight deterministic floats for a text, exactly representable as float32 (multiples of 2^-15). */
