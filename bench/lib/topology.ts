@@ -2,10 +2,10 @@
 // own config from bench/profiles/), and one Envoy with a listener per route, all on free
 // loopback ports. Every route shares the same Envoy process and the same mock, so the only
 // difference between the direct route and a gated one is the ext_proc filter.
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findEnvoy, ROOT, renderEnvoyConfig } from '../../test/harness/envoy.ts';
+import { ROOT, renderEnvoyConfig, startEnvoy } from '../../test/harness/envoy.ts';
 import { freePort, waitFor } from '../../test/harness/ports.ts';
 import { Proc } from '../../test/harness/processes.ts';
 
@@ -208,29 +208,20 @@ export async function startBenchEnvoy(
   const adminPort = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'lm-gate-bench-envoy-'));
   const file = await benchEnvoyConfig(join(dir, 'envoy.yaml'), adminPort, modelPort, routes);
-  const proc = new Proc('envoy', findEnvoy(), [
-    '-c',
-    file,
-    '--disable-hot-restart',
-    '--concurrency',
-    String(concurrency),
-    '--log-level',
-    'warn',
-  ]);
-  await waitFor('envoy ready', async () => {
-    if (!proc.running) throw new Error(`envoy exited\n${proc.describe()}`);
-    const res = await fetch(`http://127.0.0.1:${adminPort}/ready`);
-    return res.status === 200 ? true : undefined;
-  });
+  const envoy = await startEnvoy(file, { listener: 0, admin: adminPort, gate: 0, model: modelPort }, { concurrency });
   // Every gated route's cluster must be healthy before load starts (gRPC health check).
-  await waitFor('gate clusters healthy', async () => {
-    const text = await (await fetch(`http://127.0.0.1:${adminPort}/clusters`)).text();
-    const unhealthy = text.split('\n').filter((l) => l.startsWith('lm_gate_') && l.includes('health_flags::/failed'));
-    const healthy = routes
-      .flatMap((r) => [r.gate, r.observer])
-      .every((g) => g === undefined || text.includes(`lm_gate_${g.name}::`));
-    return healthy && unhealthy.length === 0 ? true : undefined;
-  });
-  await writeFile(join(dir, 'routes.json'), JSON.stringify(routes.map((r) => ({ name: r.name, port: r.port }))));
-  return new BenchEnvoy(proc, adminPort, routes);
+  try {
+    await waitFor('gate clusters healthy', async () => {
+      const text = await (await fetch(`http://127.0.0.1:${adminPort}/clusters`)).text();
+      const unhealthy = text.split('\n').filter((l) => l.startsWith('lm_gate_') && l.includes('health_flags::/failed'));
+      const healthy = routes
+        .flatMap((r) => [r.gate, r.observer])
+        .every((g) => g === undefined || text.includes(`lm_gate_${g.name}::`));
+      return healthy && unhealthy.length === 0 ? true : undefined;
+    });
+  } catch (err) {
+    await envoy.stop();
+    throw err;
+  }
+  return new BenchEnvoy(envoy.proc, adminPort, routes);
 }

@@ -25,6 +25,13 @@ export const endpointNames = [
  * before whether they may (403) before metering. The order is policy, not configuration. */
 export const stageNames = ['identity.api_key', 'llm.api_shape', 'policy.access', 'metering.usage'] as const;
 
+/** Stages that read what another decides: without it they would silently check nothing (policy
+ * without the parsed body skips the model rule), so such a config is refused. */
+const stageNeeds: Partial<Record<(typeof stageNames)[number], (typeof stageNames)[number][]>> = {
+  'policy.access': ['identity.api_key', 'llm.api_shape'],
+  'metering.usage': ['llm.api_shape'],
+};
+
 const apiKey = z
   .object({
     id: z
@@ -101,7 +108,7 @@ export const configSchema = z
           .array(z.enum(stageNames))
           .default([...stageNames])
           .describe(
-            `Stages to run; they always run in their fixed order (${stageNames.join(', ')}). [] runs none: a pass-through gate that still audits every request and meters nothing. Leaving out identity.api_key lets unauthenticated requests through.`,
+            `Stages to run; they always run in their fixed order (${stageNames.join(', ')}). [] runs none: a pass-through gate that still audits every request and meters nothing. Leaving out identity.api_key lets unauthenticated requests through. policy.access needs identity.api_key and llm.api_shape; metering.usage needs llm.api_shape.`,
           ),
       })
       .strict()
@@ -160,6 +167,12 @@ export const configSchema = z
       if (stages.has(s))
         ctx.addIssue({ code: 'custom', path: ['pipeline', 'stages'], message: `stage "${s}" listed twice` });
       stages.add(s);
+    }
+    for (const s of stages) {
+      for (const need of stageNeeds[s as keyof typeof stageNeeds] ?? []) {
+        if (!stages.has(need))
+          ctx.addIssue({ code: 'custom', path: ['pipeline', 'stages'], message: `stage "${s}" needs "${need}"` });
+      }
     }
     const ids = new Set<string>();
     const hashes = new Set<string>();

@@ -114,14 +114,20 @@ export class Envoy {
   }
 }
 
-export async function startEnvoy(configFile: string, ports: EnvoyPorts): Promise<Envoy> {
+/** `concurrency`: Envoy worker threads; 1 in the tests (several Envoys share 2 cores), the
+ * machine's cores in the bench, as Envoy defaults in production. */
+export async function startEnvoy(
+  configFile: string,
+  ports: EnvoyPorts,
+  opts: { concurrency?: number } = {},
+): Promise<Envoy> {
   const proc = new Proc('envoy', findEnvoy(), [
     '-c',
     configFile,
     // Several Envoys run at once in tests: no shared-memory hot-restart region between them.
     '--disable-hot-restart',
     '--concurrency',
-    '1',
+    String(opts.concurrency ?? 1),
     '--log-level',
     'warn',
     // The access log is buffered and flushed every 10 s by default; tests read it at once.

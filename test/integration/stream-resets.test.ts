@@ -26,7 +26,7 @@ function frame(msg: Buffer): Buffer {
 }
 
 describe('a steady flow of stream resets from Envoy', () => {
-  it('keeps the connection: 2500 requests, each stream reset after its answer, no GOAWAY', async () => {
+  it('keeps the connection: 2500 requests, each stream reset after its answer, no GOAWAY, one audit record each', async () => {
     const session = connect(`http://127.0.0.1:${gate.server.grpcPort}`);
     let goaway: number | undefined;
     session.on('goaway', (code) => {
@@ -71,5 +71,9 @@ describe('a steady flow of stream resets from Envoy', () => {
     session.close();
     expect(goaway).toBeUndefined();
     expect(ok).toBe(total);
+    // Each reset stream is finished once: recorded as cancelled, never twice, never lost.
+    const records = await gate.waitAudit(total);
+    expect(records).toHaveLength(total);
+    expect(new Set(records.map((r) => r.outcome))).toEqual(new Set(['cancelled']));
   }, 30_000);
 });
