@@ -4,6 +4,7 @@
 import { createHook } from 'node:async_hooks';
 import { spawn } from 'node:child_process';
 import { type IncomingMessage, request } from 'node:http';
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -346,6 +347,43 @@ describe('embeddings', () => {
     expect(got.data).toHaveLength(1);
     expect('usage' in got).toBe(false);
   });
+
+  it('x-mock-embedding-dims: N floats per embedding, the first eight as by default; base64 too', async () => {
+    const got = (await (
+      await post('/v1/embeddings', { model: 'm', input: ['a', 'b'] }, { 'x-mock-embedding-dims': '1000' })
+    ).json()) as any;
+    expect(got.data.map((d: any) => d.embedding.length)).toEqual([1000, 1000]);
+    expect(got.data[0].embedding).toEqual(mockEmbedding('a', 1000));
+    expect(got.data[0].embedding.slice(0, 8)).toEqual(mockEmbedding('a'));
+    expect(new Set(got.data[0].embedding).size).toBeGreaterThan(100);
+    const b64 = (await (
+      await post(
+        '/v1/embeddings',
+        { model: 'm', input: 'a', encoding_format: 'base64' },
+        { 'x-mock-embedding-dims': '1000' },
+      )
+    ).json()) as any;
+    expect(Buffer.from(b64.data[0].embedding, 'base64').length).toBe(4000);
+    // nonsense falls back to the default
+    const dflt = (await (
+      await post('/v1/embeddings', { model: 'm', input: 'a' }, { 'x-mock-embedding-dims': 'lots' })
+    ).json()) as any;
+    expect(dflt.data[0].embedding).toHaveLength(8);
+  });
+
+  it('a 20 MiB embeddings answer is reachable (4 inputs x 320,000 dims), with its content-length', async () => {
+    const r = await post(
+      '/v1/embeddings',
+      { model: 'm', input: ['a', 'b', 'c', 'd'] },
+      { 'x-mock-embedding-dims': '320000' },
+    );
+    expect(r.status).toBe(200);
+    const text = await r.text();
+    expect(Number(r.headers.get('content-length'))).toBe(Buffer.byteLength(text));
+    expect(text.length).toBeGreaterThan(20 * 1024 * 1024);
+    const got = JSON.parse(text);
+    expect(got.data.map((d: any) => d.embedding.length)).toEqual([320000, 320000, 320000, 320000]);
+  });
 });
 
 describe('Ollama', () => {
@@ -579,6 +617,110 @@ describe('x-mock-split', () => {
   });
 });
 
+/** A whole response through node:http: status, headers, body, trailers, and the separate reads. */
+function fullResponse(
+  path: string,
+  body: unknown,
+  headers: Record<string, string>,
+): Promise<{ res: IncomingMessage; body: string; reads: Buffer[]; trailers: NodeJS.Dict<string> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${mock.url}${path}`,
+      { method: 'POST', headers: { 'content-type': 'application/json', ...headers } },
+      (res) => {
+        const reads: Buffer[] = [];
+        res.on('data', (d: Buffer) => reads.push(d));
+        res.on('end', () => resolve({ res, body: Buffer.concat(reads).toString(), reads, trailers: res.trailers }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+describe('x-mock-trailers', () => {
+  const cases: [string, string, Record<string, unknown>][] = [
+    ['JSON chat', '/v1/chat/completions', { model: 'm', messages: user('x') }],
+    ['SSE chat', '/v1/chat/completions', { model: 'm', stream: true, messages: user('x') }],
+    ['NDJSON chat', '/api/chat', { model: 'm', messages: user('x') }],
+    ['embeddings', '/v1/embeddings', { model: 'm', input: 'x' }],
+  ];
+  for (const [name, path, body] of cases) {
+    it(`${name}: chunked, Trailer declared, ends with x-mock-done: 1; the same body as without`, async () => {
+      const plain = await fullResponse(path, body, {});
+      expect(plain.res.headers.trailer).toBeUndefined();
+      expect(plain.trailers).toEqual({});
+      const t = await fullResponse(path, body, { 'x-mock-trailers': '1' });
+      expect(t.res.statusCode).toBe(200);
+      expect(t.res.headers['transfer-encoding']).toBe('chunked');
+      expect(t.res.headers['content-length']).toBeUndefined();
+      expect(t.res.headers.trailer).toBe('x-mock-done');
+      expect(t.trailers).toEqual({ 'x-mock-done': '1' });
+      const norm = (s: string) =>
+        s
+          .replace(/"created(_at)?":("[^"]*"|\d+)/g, '"created":0')
+          .replace(/(chat)?cmpl-mock\d+/g, 'ID')
+          .replace(/"(total|load|prompt_eval|eval)_duration":\d+/g, '"$1_duration":0');
+      expect(norm(t.body)).toBe(norm(plain.body));
+    });
+  }
+
+  it('errors are unaffected (content-length, no trailer)', async () => {
+    const t = await fullResponse(
+      '/v1/chat/completions',
+      { model: 'm', messages: user('x') },
+      {
+        'x-mock-trailers': '1',
+        'x-mock-status': '503',
+      },
+    );
+    expect(t.res.statusCode).toBe(503);
+    expect(t.res.headers['content-length']).toBe(String(Buffer.byteLength(t.body)));
+    expect(t.trailers).toEqual({});
+  });
+});
+
+describe('x-mock-content-length', () => {
+  const sse = { model: 'm', stream: true, stream_options: { include_usage: true }, messages: user('x') };
+  it('an SSE stream built whole: its content-length, in one write without a chunk delay', async () => {
+    const r = await fullResponse('/v1/chat/completions', sse, { 'x-mock-content-length': '1' });
+    expect(r.res.headers['content-type']).toBe('text/event-stream');
+    expect(r.res.headers['transfer-encoding']).toBeUndefined();
+    expect(r.res.headers['content-length']).toBe(String(Buffer.byteLength(r.body)));
+    expect(r.reads).toHaveLength(1);
+    const chunks = sseChunks(r.body);
+    expect(chunks).toHaveLength(5); // role, 3 content chunks (the last with the finish reason), usage
+    expect(chunks.at(-1).usage).toEqual({ prompt_tokens: 1, completion_tokens: 3, total_tokens: 4 });
+  });
+
+  it('with x-mock-chunk-delay-ms: the same bytes and length, one write per event, paced', async () => {
+    const t0 = Date.now();
+    const r = await fullResponse('/v1/chat/completions', sse, {
+      'x-mock-content-length': '1',
+      'x-mock-chunk-delay-ms': '40',
+    });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(75); // two delayed content chunks
+    expect(r.res.headers['content-length']).toBe(String(Buffer.byteLength(r.body)));
+    expect(r.reads.length).toBeGreaterThanOrEqual(3);
+    expect(sseChunks(r.body)).toHaveLength(5);
+  });
+
+  it('NDJSON too; non-streamed answers keep their usual content-length', async () => {
+    const r = await fullResponse('/api/chat', { model: 'm', messages: user('x') }, { 'x-mock-content-length': '1' });
+    expect(r.res.headers['content-length']).toBe(String(Buffer.byteLength(r.body)));
+    expect(ndjson(r.body).at(-1)).toMatchObject({ done: true, eval_count: 3 });
+    const j = await fullResponse(
+      '/v1/chat/completions',
+      { model: 'm', messages: user('x') },
+      {
+        'x-mock-content-length': '1',
+      },
+    );
+    expect(j.res.headers['content-length']).toBe(String(Buffer.byteLength(j.body)));
+  });
+});
+
 describe('received', () => {
   it('records method, path, headers, raw body and parsed JSON; reset empties it', async () => {
     mock.reset();
@@ -600,6 +742,30 @@ describe('received', () => {
     expect(models!.body.length).toBe(0);
     mock.reset();
     expect(mock.received).toHaveLength(0);
+  });
+
+  it('complete: true for a whole request; an upload cut mid-body is recorded with complete: false and its bytes', async () => {
+    mock.reset();
+    await post('/v1/chat/completions', { model: 'm', messages: [] });
+    expect(mock.received[0]!.complete).toBe(true);
+    const socket = connect({ host: '127.0.0.1', port: mock.port });
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    socket.write(
+      'POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: m\r\ncontent-type: application/json\r\ncontent-length: 100\r\nx-test: cut\r\n\r\n{"model":"m',
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    expect(mock.uploading).toBe(1);
+    socket.destroy();
+    const start = Date.now();
+    while (mock.received.length < 2 && Date.now() - start < 2000) await new Promise((r) => setTimeout(r, 10));
+    expect(mock.received).toHaveLength(2);
+    const cut = mock.received[1]!;
+    expect(cut).toMatchObject({ method: 'POST', path: '/v1/chat/completions', complete: false, json: undefined });
+    expect(cut.headers['x-test']).toBe('cut');
+    expect(cut.body.toString()).toBe('{"model":"m');
+    expect(mock.uploading).toBe(0);
+    // and the mock serves on
+    expect((await post('/v1/chat/completions', { model: 'm', messages: [] })).status).toBe(200);
   });
 
   it('records a request before answering it', async () => {

@@ -21,6 +21,18 @@
 //   x-mock-content         the reply text, spread over the chunks by code point as evenly as possible;
 //                          percent-decoded when it is valid percent-encoding (encodeURIComponent lets
 //                          any Unicode through a header), else taken as is
+//   x-mock-trailers: 1     any 200 answer (JSON or stream) is sent chunked, declares `Trailer:
+//                          x-mock-done` and ends with the HTTP trailer `x-mock-done: 1`
+//   x-mock-content-length: 1  a streamed (SSE/NDJSON) reply is built whole first and sent with a
+//                          content-length: in one write, or one write per event (with the usual
+//                          x-mock-chunk-delay-ms pauses) when a chunk delay is set
+//   x-mock-embedding-dims  floats per embedding (default 8, at most 8,000,000): with a few inputs
+//                          the JSON answer reaches tens of MiB (~17 bytes a float), for tests of
+//                          large responses. Base64 answers carry the same floats as float32
+//
+// Uploads cut short (the client or the proxy reset the request mid-body) are recorded in
+// `received` too, with `complete: false` and the bytes that did arrive, so a test can assert that
+// no byte of a body the gate had not checked reached the model server.
 //
 // Deterministic usage: prompt tokens = whitespace-separated words across the messages' contents,
 // the prompt or the input (at least 1); completion tokens = content chunks sent. Usage in OpenAI
@@ -53,6 +65,8 @@ export interface ReceivedRequest {
   body: Buffer;
   /** The body parsed as JSON, or undefined when it is empty or not JSON. */
   json: unknown;
+  /** False when the upload was cut before its end (then `body` is what arrived, never answered). */
+  complete: boolean;
 }
 
 export interface MockModel {
@@ -60,6 +74,8 @@ export interface MockModel {
   url: string;
   port: number;
   received: ReceivedRequest[];
+  /** Requests whose body is still arriving (recorded in `received` once it ends or is cut). */
+  readonly uploading: number;
   /** Empties `received`. */
   reset(): void;
   /** Stops listening and drops open connections (streams in flight are cut). Idempotent. */
@@ -71,6 +87,8 @@ const WORDS = ['Hello', ' from', ' the', ' mock', ' model', ' server! '];
 const MODELS = ['mock-small', 'mock-large'];
 const MODELS_CREATED = 1_700_000_000;
 const MAX_CHUNKS = 100_000;
+const DEFAULT_EMBEDDING_DIMS = 8;
+const MAX_EMBEDDING_DIMS = 8_000_000;
 
 type UsageMode = 'auto' | 'always' | 'never';
 
@@ -91,6 +109,12 @@ interface Plan {
   stamp: boolean;
   /** The reply, one string per content chunk. */
   pieces: readonly string[];
+  /** End every 200 answer with the HTTP trailer x-mock-done: 1 (chunked). */
+  trailers: boolean;
+  /** Send a streamed reply whole, with a content-length. */
+  contentLength: boolean;
+  /** Floats per embedding. */
+  embeddingDims: number;
 }
 
 /** One request in flight: its response, and the timer it waits on, cleared when the client leaves. */
@@ -147,6 +171,15 @@ function plan(req: IncomingMessage, d: Defaults): Plan {
     split: header(req, 'x-mock-split') === '1',
     stamp: header(req, 'x-mock-timestamps') === '1',
     pieces: content === undefined ? wordsFor(chunks) : spread(percentDecoded(content), chunks),
+    trailers: header(req, 'x-mock-trailers') === '1',
+    contentLength: header(req, 'x-mock-content-length') === '1',
+    embeddingDims: Math.max(
+      1,
+      Math.min(
+        MAX_EMBEDDING_DIMS,
+        Math.floor(nonNegative(header(req, 'x-mock-embedding-dims'), DEFAULT_EMBEDDING_DIMS)),
+      ),
+    ),
   };
 }
 
@@ -220,9 +253,22 @@ function wait(x: Exchange, ms: number): Promise<boolean> {
   });
 }
 
-function sendJson(x: Exchange, status: number, body: unknown): void {
+function sendJson(x: Exchange, status: number, body: unknown, p?: Plan): void {
+  sendRaw(x, status, JSON.stringify(body), p);
+}
+
+const TRAILER_NAME = 'x-mock-done';
+
+/** A whole JSON answer: with a content-length, or chunked and ending with the trailer (p.trailers). */
+function sendRaw(x: Exchange, status: number, data: string, p?: Plan): void {
   if (x.closed) return;
-  const data = JSON.stringify(body);
+  if (p?.trailers && status === 200) {
+    x.res.writeHead(status, { 'content-type': 'application/json', trailer: TRAILER_NAME });
+    x.res.write(data);
+    x.res.addTrailers({ [TRAILER_NAME]: '1' });
+    x.res.end();
+    return;
+  }
   x.res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
   x.res.end(data);
 }
@@ -252,12 +298,30 @@ export function splitPoint(buf: Uint8Array): number {
 /**
  * Writes a stream's events and ends the response. `delays[i]` ms pass before event i. With no
  * delays and no split, every write happens in this tick, so Node sends them in one TCP write.
+ * p.contentLength: every event is built first and the length declared (one write when there is
+ * no delay); p.trailers: the stream ends with the x-mock-done trailer.
  */
-async function writeStream(x: Exchange, contentType: string, events: Event[], delays: number[], split: boolean) {
+async function writeStream(x: Exchange, contentType: string, events: Event[], delays: number[], p: Plan) {
   const { res } = x;
+  const split = p.split;
   if (x.closed) return;
-  res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-cache' });
-  x.tHeaders = process.hrtime.bigint();
+  if (p.contentLength) {
+    const texts = events.map((e) => Buffer.from(typeof e === 'string' ? e : e()));
+    const whole = Buffer.concat(texts);
+    res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-cache', 'content-length': whole.length });
+    x.tHeaders = process.hrtime.bigint();
+    if (delays.every((d) => d === 0) && !split) {
+      res.end(whole);
+      return;
+    }
+    events = texts.map((t) => t.toString());
+  } else if (p.trailers) {
+    res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-cache', trailer: TRAILER_NAME });
+    x.tHeaders = process.hrtime.bigint();
+  } else {
+    res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-cache' });
+    x.tHeaders = process.hrtime.bigint();
+  }
   for (let i = 0; i < events.length; i++) {
     const delay = delays[i]!;
     if (delay > 0 && !(await wait(x, delay))) return;
@@ -274,7 +338,9 @@ async function writeStream(x: Exchange, contentType: string, events: Event[], de
     if (!(await wait(x, 2))) return;
     res.write(buf.subarray(at));
   }
-  if (!x.closed) res.end();
+  if (x.closed) return;
+  if (p.trailers && !p.contentLength) res.addTrailers({ [TRAILER_NAME]: '1' });
+  res.end();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -302,12 +368,6 @@ const TAGS = JSON.stringify({
     },
   })),
 });
-
-function sendRaw(x: Exchange, data: string): void {
-  if (x.closed) return;
-  x.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
-  x.res.end(data);
-}
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -346,18 +406,23 @@ function openAiCompletion(chat: boolean): Handler {
 
     if (body.stream !== true) {
       const text = p.pieces.join('');
-      return sendJson(x, 200, {
-        id,
-        object: chat ? 'chat.completion' : 'text_completion',
-        created,
-        model,
-        choices: [
-          chat
-            ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop', logprobs: null }
-            : { index: 0, text, finish_reason: 'stop', logprobs: null },
-        ],
-        ...(p.usage === 'never' ? {} : { usage }),
-      });
+      return sendJson(
+        x,
+        200,
+        {
+          id,
+          object: chat ? 'chat.completion' : 'text_completion',
+          created,
+          model,
+          choices: [
+            chat
+              ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop', logprobs: null }
+              : { index: 0, text, finish_reason: 'stop', logprobs: null },
+          ],
+          ...(p.usage === 'never' ? {} : { usage }),
+        },
+        p,
+      );
     }
 
     const withUsage = p.usage === 'always' || (p.usage === 'auto' && isObject(so) && so.include_usage === true);
@@ -391,7 +456,7 @@ function openAiCompletion(chat: boolean): Handler {
     }
     events.push('data: [DONE]\n\n');
     delays.push(0);
-    return writeStream(x, 'text/event-stream', events, delays, p.split);
+    return writeStream(x, 'text/event-stream', events, delays, p);
   };
 }
 
@@ -400,23 +465,24 @@ export function wallMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
-/** Eight deterministic floats for a text, exactly representable as float32 (multiples of 2^-15). */
-function vector(text: string): number[] {
+/** `dims` deterministic floats for a text, exactly representable as float32 (multiples of 2^-15);
+ * the first eight do not depend on dims. */
+function vector(text: string, dims: number): number[] {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  const out: number[] = [];
-  for (let k = 0; k < 8; k++) {
+  const out: number[] = new Array(dims);
+  for (let k = 0; k < dims; k++) {
     // mulberry32
     h = (h + 0x6d2b79f5) | 0;
     let t = Math.imul(h ^ (h >>> 15), h | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out.push((((t ^ (t >>> 14)) >>> 0) & 0xffff) / 32768 - 1);
+    out[k] = (((t ^ (t >>> 14)) >>> 0) & 0xffff) / 32768 - 1;
   }
   return out;
 }
 
-export function mockEmbedding(input: string | number[]): number[] {
-  return vector(typeof input === 'string' ? input : input.join(','));
+export function mockEmbedding(input: string | number[], dims = DEFAULT_EMBEDDING_DIMS): number[] {
+  return vector(typeof input === 'string' ? input : input.join(','), dims);
 }
 
 function base64Floats(v: number[]): string {
@@ -441,15 +507,20 @@ const embeddings: Handler = (x, body, p) => {
   if (format !== 'float' && format !== 'base64')
     return badRequest(x, "'encoding_format' must be 'float' or 'base64'.", 'encoding_format');
   const prompt = promptTokens(body);
-  sendJson(x, 200, {
-    object: 'list',
-    data: items.map((item, index) => {
-      const v = mockEmbedding(item);
-      return { object: 'embedding', index, embedding: format === 'base64' ? base64Floats(v) : v };
-    }),
-    model: body.model,
-    ...(p.usage === 'never' ? {} : { usage: { prompt_tokens: prompt, total_tokens: prompt } }),
-  });
+  sendJson(
+    x,
+    200,
+    {
+      object: 'list',
+      data: items.map((item, index) => {
+        const v = mockEmbedding(item, p.embeddingDims);
+        return { object: 'embedding', index, embedding: format === 'base64' ? base64Floats(v) : v };
+      }),
+      model: body.model,
+      ...(p.usage === 'never' ? {} : { usage: { prompt_tokens: prompt, total_tokens: prompt } }),
+    },
+    p,
+  );
 };
 
 /** POST /api/chat and /api/generate: NDJSON streams unless stream is false. */
@@ -495,7 +566,7 @@ function ollama(chat: boolean): Handler {
 
     if (body.stream === false) {
       x.tHeaders = process.hrtime.bigint();
-      return sendJson(x, 200, done(p.pieces.join('')));
+      return sendJson(x, 200, done(p.pieces.join('')), p);
     }
     const events: Event[] = [];
     const delays: number[] = [];
@@ -506,7 +577,7 @@ function ollama(chat: boolean): Handler {
     }
     events.push(() => `${JSON.stringify(done(''))}\n`);
     delays.push(0);
-    return writeStream(x, 'application/x-ndjson', events, delays, p.split);
+    return writeStream(x, 'application/x-ndjson', events, delays, p);
   };
 }
 
@@ -525,8 +596,8 @@ async function respond(x: Exchange, method: string, path: string, json: unknown,
   if (p.status !== undefined) return openAiError(x, p.status, 'mock error', 'server_error');
 
   if (method === 'GET') {
-    if (path === '/v1/models') return sendRaw(x, MODEL_LIST);
-    if (path === '/api/tags') return sendRaw(x, TAGS);
+    if (path === '/v1/models') return sendRaw(x, 200, MODEL_LIST, p);
+    if (path === '/api/tags') return sendRaw(x, 200, TAGS, p);
   }
   const handler = method === 'POST' ? POST[path] : undefined;
   if (!handler) return openAiError(x, 404, `Unknown request URL: ${method} ${path}.`, 'invalid_request_error');
@@ -561,6 +632,7 @@ export function startMockModel(opts: MockOptions = {}): Promise<MockModel> {
   }
   const record = opts.record ?? true;
   const received: ReceivedRequest[] = [];
+  let uploading = 0;
   let seq = 0;
 
   const server: Server = createServer((req, res) => {
@@ -587,7 +659,33 @@ export function startMockModel(opts: MockOptions = {}): Promise<MockModel> {
 
     const parts: Buffer[] = [];
     req.on('data', (d: Buffer) => parts.push(d));
+    const target = () => {
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      return q === -1 ? url : url.slice(0, q);
+    };
+    // An upload cut before its end (the client or Envoy reset it): recorded, never answered.
+    uploading++;
+    let uploaded = false;
+    const doneUploading = () => {
+      if (!uploaded) uploading--;
+      uploaded = true;
+    };
+    req.on('close', () => {
+      doneUploading();
+      if (req.complete || !record) return;
+      const body = Buffer.concat(parts);
+      received.push({
+        method: req.method ?? 'GET',
+        path: target(),
+        headers: { ...req.headers },
+        body,
+        json: undefined,
+        complete: false,
+      });
+    });
     req.on('end', () => {
+      doneUploading();
       const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       let json: unknown;
       if (body.length > 0) {
@@ -597,11 +695,9 @@ export function startMockModel(opts: MockOptions = {}): Promise<MockModel> {
           json = undefined;
         }
       }
-      const url = req.url ?? '/';
-      const q = url.indexOf('?');
-      const path = q === -1 ? url : url.slice(0, q);
+      const path = target();
       const method = req.method ?? 'GET';
-      if (record) received.push({ method, path, headers: { ...req.headers }, body, json });
+      if (record) received.push({ method, path, headers: { ...req.headers }, body, json, complete: true });
       respond(x, method, path, json, plan(req, defaults)).catch(() => res.destroy());
     });
   });
@@ -620,6 +716,9 @@ export function startMockModel(opts: MockOptions = {}): Promise<MockModel> {
         url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
         port,
         received,
+        get uploading() {
+          return uploading;
+        },
         reset: () => {
           received.length = 0;
         },
