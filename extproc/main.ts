@@ -115,9 +115,10 @@ async function serve(args: string[]): Promise<number> {
   const { grpcPort } = await gate.start();
   const admin = await startAdminServer(config.server.adminAddress, metrics, {
     ready: () => {
-      if (gate.isDraining) return { ready: false, reason: 'draining' };
-      if (!audit.accepting) return { ready: false, reason: 'audit sink not accepting' };
-      return { ready: true };
+      const warnings = gate.filterConfig.problems;
+      if (gate.isDraining) return { ready: false, reason: 'draining', warnings };
+      if (!audit.accepting) return { ready: false, reason: 'audit sink not accepting', warnings };
+      return { ready: true, warnings };
     },
   });
   const stopWatching = watchConfig(file, {

@@ -45,7 +45,7 @@ export function buildAuditRecord(ctx: RequestContext): AuditRecord {
     endpoint: { method: ctx.method, path: pathOnly(ctx.path), api: ctx.api },
     model: { requested: ctx.modelRequested ?? null, served: ctx.modelServed ?? null },
     stream: ctx.stream,
-    status: ctx.error?.status ?? ctx.status ?? null,
+    status: ctx.clientStatus() ?? null,
     outcome: ctx.outcome ?? 'error',
     error: ctx.error
       ? { code: ctx.error.code, type: ctx.error.type, status: ctx.error.status, rule_id: ctx.error.ruleId ?? null }

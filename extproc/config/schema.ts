@@ -2,6 +2,7 @@
 // and what each field means. README's config reference is checked against it
 // (extproc/config/reference.test.ts), so a field documented here is a field that exists.
 import { z } from 'zod';
+import { DEFAULT_MAX_JSON_DEPTH } from '../llm/shapes.ts';
 
 const hostPort = z
   .string()
@@ -81,12 +82,48 @@ export const configSchema = z
           .describe(
             "Longest the gate works on one ext_proc message before answering 503 itself. Keep it under Envoy's message_timeout (200 ms by default) so the client gets our error, not Envoy's.",
           ),
+        maxMessageDeadlineMs: z
+          .number()
+          .int()
+          .positive()
+          .default(1500)
+          .describe(
+            "Longest a slow path may take on one message (a large request body parsed off the event loop). The gate first asks Envoy to wait this long with override_message_timeout; keep it under the filter's max_message_timeout (2 s shipped), above which Envoy ignores the request and keeps message_timeout.",
+          ),
         maxRequestBodyBytes: z
           .number()
           .int()
           .positive()
           .default(4 * 1024 * 1024)
-          .describe('Request bodies larger than this are refused with 413.'),
+          .describe(
+            'Request bodies larger than this are refused with 413, at request headers when content-length already says so.',
+          ),
+        maxJsonDepth: z
+          .number()
+          .int()
+          .min(2)
+          .max(1000)
+          .default(DEFAULT_MAX_JSON_DEPTH)
+          .describe(
+            'Deepest nesting of arrays and objects accepted in a request body (the top-level object is depth 1); deeper bodies are refused with 400 json_too_deep. Bounds the work and the recursion every parser down the line does.',
+          ),
+        parseWorkers: z
+          .number()
+          .int()
+          .min(0)
+          .max(16)
+          .optional()
+          .describe(
+            'Worker threads that parse request bodies too large to parse on the event loop without stalling other requests. Default: one less than the cores, at least 1, at most 4. 0 parses every body on the event loop.',
+          ),
+        maxBufferedResponseBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(4 * 1024 * 1024)
+          .describe(
+            "JSON responses whose content-length is at most this are read BUFFERED (one message); larger ones, or ones without a content-length, are read STREAMED with an incremental reader, so Envoy never buffers an unbounded body. Keep it under Envoy's per_connection_buffer_limit_bytes (8 MiB shipped).",
+          ),
       })
       .strict()
       .default({
@@ -94,7 +131,10 @@ export const configSchema = z
         adminAddress: '127.0.0.1:9901',
         drainTimeoutMs: 15_000,
         messageDeadlineMs: 150,
+        maxMessageDeadlineMs: 1500,
         maxRequestBodyBytes: 4 * 1024 * 1024,
+        maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
+        maxBufferedResponseBytes: 4 * 1024 * 1024,
       }),
     logging: z
       .object({
@@ -162,6 +202,12 @@ export const configSchema = z
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    if (cfg.server.maxMessageDeadlineMs < cfg.server.messageDeadlineMs)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['server', 'maxMessageDeadlineMs'],
+        message: 'must be at least server.messageDeadlineMs',
+      });
     const stages = new Set<string>();
     for (const s of cfg.pipeline.stages) {
       if (stages.has(s))

@@ -3,9 +3,11 @@ import {
   type ApiKind,
   bodyWithStreamUsage,
   classifyPath,
+  DEFAULT_MAX_JSON_DEPTH,
   needsBody,
   type ParsedRequest,
   parseRequestBody,
+  type RequestErrorCode,
 } from './shapes.ts';
 
 describe('classifyPath', () => {
@@ -211,10 +213,16 @@ describe('parseRequestBody errors', () => {
       'stream_options',
     ],
   ];
+  const codeOf = (message: string): RequestErrorCode =>
+    message.startsWith('The request body is empty')
+      ? 'empty_body'
+      : message.startsWith('We could not parse')
+        ? 'invalid_json'
+        : 'invalid_request';
   for (const [name, kind, body, message, param] of table) {
     it(name, () => {
       const r = parseRequestBody(kind, Buffer.isBuffer(body) ? body : Buffer.from(body));
-      expect(r).toEqual({ ok: false, message, param });
+      expect(r).toEqual({ ok: false, code: codeOf(message), message, param });
     });
   }
 
@@ -227,7 +235,7 @@ describe('parseRequestBody errors', () => {
 
 describe('parseRequestBody accepts', () => {
   const BOM = '\uFEFF';
-  const table: [string, ApiKind, string, Omit<ParsedRequest, 'body' | 'kind'>][] = [
+  const table: [string, ApiKind, string, Pick<ParsedRequest, 'model' | 'stream' | 'clientWantsUsage'>][] = [
     ['chat, not streamed', 'openai.chat', chat(), { model: 'm', stream: false, clientWantsUsage: true }],
     [
       'chat, stream false',
@@ -325,70 +333,219 @@ describe('parseRequestBody accepts', () => {
     it(name, () => {
       const r = parseRequestBody(kind, Buffer.from(body));
       if (!r.ok) throw new Error(`rejected: ${r.message}`);
-      const { body: parsed, ...rest } = r.request;
-      expect(rest).toEqual({ kind, ...want });
-      expect(parsed).toEqual(JSON.parse(body.replace(BOM, '')));
+      expect(r.request).toMatchObject({ kind, ...want, bomLength: body.startsWith(BOM) ? 3 : 0 });
+      // Plain data: it comes back from a worker thread.
+      expect(structuredClone(r)).toEqual(r);
     });
   }
 });
 
-describe('bodyWithStreamUsage', () => {
-  const parsed = (kind: ApiKind, body: string): ParsedRequest => {
-    const r = parseRequestBody(kind, Buffer.from(body));
-    if (!r.ok) throw new Error(r.message);
-    return r.request;
-  };
-
-  const injected: [string, ApiKind, string, Record<string, unknown>][] = [
+describe('parseRequestBody: strict JSON', () => {
+  const table: [string, ApiKind, string | Buffer, RequestErrorCode, string, string | null][] = [
     [
-      'chat, no stream_options',
+      'case-variant model',
       'openai.chat',
-      chat({ stream: true }),
-      { model: 'm', messages: [], stream: true, stream_options: { include_usage: true } },
+      '{"model":"allowed","MODEL":"forbidden","messages":[]}',
+      'ambiguous_key',
+      "The JSON body of your request has keys in one object that differ only in letter case (at 'MODEL'); servers read such keys differently.",
+      'MODEL',
     ],
     [
-      'chat, stream_options null',
+      'duplicate model',
       'openai.chat',
-      chat({ stream: true, stream_options: null }),
-      { model: 'm', messages: [], stream: true, stream_options: { include_usage: true } },
+      '{"model":"a","model":"b","messages":[]}',
+      'duplicate_key',
+      "The JSON body of your request repeats a key in one object (at 'model'); each key may appear only once.",
+      'model',
     ],
     [
-      'chat, other stream_options keys kept',
-      'openai.chat',
-      chat({ stream: true, stream_options: { continuous_usage_stats: true, include_usage: false } }),
-      { model: 'm', messages: [], stream: true, stream_options: { continuous_usage_stats: true, include_usage: true } },
+      'escaped duplicate model',
+      'ollama.chat',
+      '{"model":"a","\\u006dodel":"b","messages":[]}',
+      'duplicate_key',
+      "The JSON body of your request repeats a key in one object (at 'model'); each key may appear only once.",
+      'model',
     ],
     [
-      'completions',
-      'openai.completions',
-      '{"model":"m","prompt":"p","stream":true}',
-      { model: 'm', prompt: 'p', stream: true, stream_options: { include_usage: true } },
+      'nested duplicate in messages',
+      'openai.chat',
+      '{"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":"a","content":"b"}]}',
+      'duplicate_key',
+      "The JSON body of your request repeats a key in one object (at 'messages[1].content'); each key may appear only once.",
+      'messages[1].content',
+    ],
+    [
+      'long s stream',
+      'ollama.generate',
+      '{"model":"m","stream":false,"ſtream":true}',
+      'ambiguous_key',
+      `The JSON body of your request has keys in one object that differ only in letter case (at '["ſtream"]'); servers read such keys differently.`,
+      '["ſtream"]',
+    ],
+    [
+      'Kelvin sign',
+      'openai.chat',
+      '{"model":"m","messages":[],"Keep_alive":1,"keep_alive":2}',
+      'ambiguous_key',
+      "The JSON body of your request has keys in one object that differ only in letter case (at 'keep_alive'); servers read such keys differently.",
+      'keep_alive',
+    ],
+    [
+      'too deep',
+      'openai.chat',
+      `{"model":"m","messages":[${'['.repeat(DEFAULT_MAX_JSON_DEPTH)}${']'.repeat(DEFAULT_MAX_JSON_DEPTH)}]}`,
+      'json_too_deep',
+      `We could not parse the JSON body of your request: it nests arrays and objects more than ${DEFAULT_MAX_JSON_DEPTH} levels deep (at '${'messages'}${'[0]'.repeat(DEFAULT_MAX_JSON_DEPTH - 1)}').`,
+      `messages${'[0]'.repeat(DEFAULT_MAX_JSON_DEPTH - 1)}`,
+    ],
+    [
+      'invalid UTF-8',
+      'openai.chat',
+      Buffer.concat([
+        Buffer.from('{"model":"m","messages":[{"content":"'),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from('"}]}'),
+      ]),
+      'invalid_utf8',
+      "The request body is not valid UTF-8 (at 'messages[0].content').",
+      'messages[0].content',
+    ],
+    [
+      'unpaired surrogate key',
+      'openai.chat',
+      '{"model":"m","messages":[],"\\udfff":1}',
+      'invalid_utf8',
+      'The request body is not valid UTF-8 (at the top level).',
+      null,
     ],
   ];
-  for (const [name, kind, body, want] of injected) {
-    it(`injects: ${name}`, () => {
-      const out = bodyWithStreamUsage(parsed(kind, body));
-      expect(out).toBeInstanceOf(Buffer);
-      expect(JSON.parse(out!.toString())).toEqual(want);
+  for (const [name, kind, body, code, message, param] of table) {
+    it(name, () => {
+      const r = parseRequestBody(kind, Buffer.isBuffer(body) ? body : Buffer.from(body));
+      expect(r).toEqual({ ok: false, code, message, param });
     });
   }
 
-  it('splices into the original bytes when given them, keeping big integers and spelling', () => {
-    const raw = Buffer.from(
-      '\uFEFF \n{ "model":"m", "seed": 12345678901234567890, "t": 1.0, "messages":[], "stream":true }',
-    );
-    const out = bodyWithStreamUsage(parsed('openai.chat', raw.toString()), raw);
-    expect(out!.toString()).toBe(
-      '\uFEFF \n{"stream_options":{"include_usage":true}, "model":"m", "seed": 12345678901234567890, "t": 1.0, "messages":[], "stream":true }',
-    );
+  it('accepts nesting at the limit, refuses one more, and honours a custom limit', () => {
+    const body = (levels: number) =>
+      Buffer.from(`{"model":"m","messages":${'['.repeat(levels - 1)}${']'.repeat(levels - 1)}}`);
+    expect(parseRequestBody('openai.chat', body(DEFAULT_MAX_JSON_DEPTH)).ok).toBe(true);
+    expect(parseRequestBody('openai.chat', body(DEFAULT_MAX_JSON_DEPTH + 1))).toMatchObject({ code: 'json_too_deep' });
+    expect(parseRequestBody('openai.chat', body(4), { maxDepth: 4 }).ok).toBe(true);
+    expect(parseRequestBody('openai.chat', body(5), { maxDepth: 4 })).toMatchObject({ code: 'json_too_deep' });
   });
 
-  it('re-serialises (merging) when stream_options exists, even given the bytes', () => {
-    const raw = Buffer.from(chat({ stream: true, stream_options: { x: 1 } }));
-    const out = bodyWithStreamUsage(parsed('openai.chat', raw.toString()), raw);
-    expect(out!.toString()).toBe(
-      '{"model":"m","messages":[],"stream":true,"stream_options":{"x":1,"include_usage":true}}',
+  it('refuses a body nested 20,000 deep without throwing', () => {
+    const deep = `{"model":"m","messages":[],"stream":true,"stream_options":{},"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}`;
+    expect(() => parseRequestBody('openai.chat', Buffer.from(deep))).not.toThrow();
+    expect(parseRequestBody('openai.chat', Buffer.from(deep))).toMatchObject({ ok: false, code: 'json_too_deep' });
+  });
+
+  it('reads model and stream from escaped spellings', () => {
+    const r = parseRequestBody(
+      'openai.chat',
+      Buffer.from('{"\\u006dodel":"ll\\u0061ma\\/3 \\ud83d\\ude00","messages":[],"stre\\u0061m":true}'),
     );
+    expect(r).toMatchObject({ ok: true, request: { model: 'llama/3 😀', stream: true, clientWantsUsage: false } });
+  });
+});
+
+describe('bodyWithStreamUsage', () => {
+  const parsed = (kind: ApiKind, body: string | Buffer): ParsedRequest => {
+    const r = parseRequestBody(kind, Buffer.isBuffer(body) ? body : Buffer.from(body));
+    if (!r.ok) throw new Error(r.message);
+    return r.request;
+  };
+  const splice = (kind: ApiKind, body: string): string | undefined =>
+    bodyWithStreamUsage(parsed(kind, body), Buffer.from(body))?.toString();
+
+  const table: [string, string, string][] = [
+    [
+      'no stream_options: inserted first',
+      '{"model":"m","seed":12345678901234567890,"messages":[],"stream":true}',
+      '{"stream_options":{"include_usage":true},"model":"m","seed":12345678901234567890,"messages":[],"stream":true}',
+    ],
+    [
+      'stream_options null: replaced',
+      '{"model":"m","messages":[],"stream":true,"stream_options": null ,"seed":12345678901234567890}',
+      '{"model":"m","messages":[],"stream":true,"stream_options": {"include_usage":true} ,"seed":12345678901234567890}',
+    ],
+    [
+      'stream_options empty',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{ \n }}',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true \n }}',
+    ],
+    [
+      'stream_options with other members',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{"x":{"y":[1]}}}',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true,"x":{"y":[1]}}}',
+    ],
+    [
+      'include_usage false: value replaced',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{"a":1, "include_usage" : false ,"b":2}}',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{"a":1, "include_usage" : true ,"b":2}}',
+    ],
+    [
+      'include_usage null',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":null}}',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}',
+    ],
+    [
+      'include_usage "true"',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":"true"}}',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}',
+    ],
+    [
+      'include_usage an object',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":{"a":[true]}}}',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}',
+    ],
+    [
+      'include_usage escaped',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{"include\\u005fusage":0}}',
+      '{"model":"m","messages":[],"stream":true,"stream_options":{"include\\u005fusage":true}}',
+    ],
+    [
+      'completions, whitespace kept',
+      ' \n{ "model":"m", "prompt":"p", "t": 1.0, "stream":true }\t',
+      ' \n{"stream_options":{"include_usage":true}, "model":"m", "prompt":"p", "t": 1.0, "stream":true }\t',
+    ],
+  ];
+  for (const [name, body, want] of table) {
+    it(`splices: ${name}`, () => {
+      const kind: ApiKind = body.includes('"prompt"') ? 'openai.completions' : 'openai.chat';
+      const out = splice(kind, body);
+      expect(out).toBe(want);
+      const json = JSON.parse(out!);
+      expect(json.stream_options.include_usage).toBe(true);
+      expect(out!.includes('12345678901234567890')).toBe(body.includes('12345678901234567890'));
+      // The result is itself a body the gate accepts, now asking for usage.
+      expect(parsed(kind, out!)).toMatchObject({ stream: true, clientWantsUsage: true });
+    });
+  }
+
+  it('offsets are relative to the body without its BOM, which it returns without', () => {
+    const raw = Buffer.from('\uFEFF{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":false}}');
+    const req = parsed('openai.chat', raw);
+    expect(req.bomLength).toBe(3);
+    const canonical = raw.subarray(3);
+    expect(canonical.toString('utf8', req.streamOptions!.start, req.streamOptions!.end)).toBe(
+      '{"include_usage":false}',
+    );
+    const want = '{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}';
+    expect(bodyWithStreamUsage(req, canonical)!.toString()).toBe(want);
+    // Given the body with its BOM still on, the same result.
+    expect(bodyWithStreamUsage(req, raw)!.toString()).toBe(want);
+  });
+
+  it('splices a deep body without re-serialising it', () => {
+    const body = `{"model":"m","messages":[${'['.repeat(60)}${']'.repeat(60)}],"stream":true}`;
+    expect(JSON.parse(splice('openai.chat', body)!).stream_options).toEqual({ include_usage: true });
+  });
+
+  it('refuses a body that is not the one parsed', () => {
+    const req = parsed('openai.chat', '{"model":"m","messages":[],"stream":true}');
+    expect(() => bodyWithStreamUsage(req, Buffer.from(' {"model":"m","messages":[],"stream":true}'))).toThrow();
   });
 
   const unchanged: [string, ApiKind, string][] = [
@@ -406,7 +563,6 @@ describe('bodyWithStreamUsage', () => {
   ];
   for (const [name, kind, body] of unchanged) {
     it(`unchanged: ${name}`, () => {
-      expect(bodyWithStreamUsage(parsed(kind, body))).toBeUndefined();
       expect(bodyWithStreamUsage(parsed(kind, body), Buffer.from(body))).toBeUndefined();
     });
   }

@@ -1,6 +1,7 @@
-// Which LLM API a request speaks, and its body parsed and checked. The gate governs OpenAI's
-// API (what vLLM, TGI's Messages API, llama.cpp and most servers speak) and Ollama's native API.
-// Runs once per request, never per chunk: clarity wins over micro-speed here.
+// Which LLM API a request speaks, and its body checked. The gate governs OpenAI's API (what vLLM,
+// TGI's Messages API, llama.cpp and most servers speak) and Ollama's native API. The body is
+// scanned, never built: see json-scan.ts for what is refused and why (parser differentials).
+import { type JsonError, type JsonErrorCode, type JsonMember, JsonScanner, type JsonType } from './json-scan.ts';
 
 export type ApiKind =
   | 'openai.chat'
@@ -88,6 +89,24 @@ export function needsBody(kind: ApiKind): boolean {
   }
 }
 
+/** Nesting limit for request bodies: `[]` is 1 level, `{"messages":[{"content":[…]}]}` is 4. */
+export const DEFAULT_MAX_JSON_DEPTH = 64;
+
+export interface ParseLimits {
+  /** Deepest nesting of arrays and objects accepted. */
+  maxDepth: number;
+}
+
+const DEFAULT_LIMITS: ParseLimits = { maxDepth: DEFAULT_MAX_JSON_DEPTH };
+
+/** A value's bytes [start, end) in the canonical body. */
+export interface Span {
+  start: number;
+  end: number;
+}
+
+/** Plain data (it crosses worker threads by structured clone). Offsets are relative to the
+ * canonical body: the body without its UTF-8 BOM, which is what the gate forwards. */
 export interface ParsedRequest {
   kind: ApiKind;
   model: string | undefined;
@@ -97,26 +116,30 @@ export interface ParsedRequest {
   /** Whether the client will see usage: always for non-streamed and Ollama responses; for OpenAI
    * streams only with stream_options.include_usage === true. */
   clientWantsUsage: boolean;
-  /** The parsed JSON object. */
-  body: Record<string, unknown>;
+  /** 3 when the body began with a UTF-8 BOM, which the canonical body leaves out. */
+  bomLength: 0 | 3;
+  /** Offset of the `{` opening the body's object. */
+  objectStart: number;
+  /** OpenAI chat/completions: `stream_options` when it is an object or null. */
+  streamOptions?: Span & { type: 'object' | 'null'; includeUsage?: Span };
 }
+
+export type RequestErrorCode = JsonErrorCode | 'empty_body' | 'invalid_request';
 
 export type RequestParseResult =
   | { ok: true; request: ParsedRequest }
-  | { ok: false; message: string; param: string | null };
+  | { ok: false; code: RequestErrorCode; message: string; param: string | null };
 
-const fail = (message: string, param: string | null = null): RequestParseResult => ({ ok: false, message, param });
+const fail = (message: string, param: string | null = null, code: RequestErrorCode = 'invalid_request') =>
+  ({ ok: false, code, message, param }) as const;
 
 /** "a string", "an array", "null"… as OpenAI's own type errors name them. */
-function typeName(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  const t = typeof v;
-  return t === 'object' ? 'an object' : `a ${t}`;
+function typeName(t: JsonType): string {
+  return t === 'null' ? 'null' : t === 'object' || t === 'array' ? `an ${t}` : `a ${t}`;
 }
 
 const missing = (param: string): RequestParseResult => fail(`Missing required parameter: '${param}'.`, param);
-const wrongType = (param: string, expected: string, got: unknown): RequestParseResult =>
+const wrongType = (param: string, expected: string, got: JsonType): RequestParseResult =>
   fail(`Invalid type for '${param}': expected ${expected}, but got ${typeName(got)} instead.`, param);
 
 function isJsonWhitespace(b: number): boolean {
@@ -129,43 +152,95 @@ function streamsByKind(kind: ApiKind): boolean {
   );
 }
 
-/** Parse and check a request body. Messages follow OpenAI's wording; the body is never echoed
- * back (it may hold anything, and error messages end up in logs). */
-export function parseRequestBody(kind: ApiKind, body: Buffer): RequestParseResult {
-  // Some clients (PowerShell, .NET) send a UTF-8 BOM before the JSON text.
-  let start = body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
-  while (start < body.length && isJsonWhitespace(body[start]!)) start++;
-  if (start === body.length) return fail('The request body is empty; expected a JSON object.');
-  let json: unknown;
-  try {
-    json = JSON.parse(body.toString('utf8', start));
-  } catch {
-    return fail('We could not parse the JSON body of your request: it is not valid JSON.');
+const NOT_JSON = 'We could not parse the JSON body of your request: it is not valid JSON.';
+
+function scanFailure(e: JsonError, limits: ParseLimits): RequestParseResult {
+  const where = e.path === '' ? 'at the top level' : `at '${e.path}'`;
+  const param = e.path === '' ? null : e.path;
+  switch (e.code) {
+    case 'invalid_json':
+      return fail(NOT_JSON, null, e.code);
+    case 'json_too_deep':
+      return fail(
+        `We could not parse the JSON body of your request: it nests arrays and objects more than ${limits.maxDepth} levels deep (${where}).`,
+        param,
+        e.code,
+      );
+    case 'duplicate_key':
+      return fail(
+        `The JSON body of your request repeats a key in one object (${where}); each key may appear only once.`,
+        param,
+        e.code,
+      );
+    case 'ambiguous_key':
+      return fail(
+        `The JSON body of your request has keys in one object that differ only in letter case (${where}); servers read such keys differently.`,
+        param,
+        e.code,
+      );
+    case 'invalid_utf8':
+      return fail(`The request body is not valid UTF-8 (${where}).`, param, e.code);
   }
-  if (json === null || typeof json !== 'object' || Array.isArray(json))
-    return fail(`The request body must be a JSON object, but got ${typeName(json)}.`);
-  const b = json as Record<string, unknown>;
+}
 
-  if (b.model === undefined) return missing('model');
-  if (typeof b.model !== 'string') return wrongType('model', 'a string', b.model);
-  if (b.model.length === 0) return fail("Invalid value for 'model': it must not be empty.", 'model');
+/** The members of the top-level object the checks read. */
+const READ = new Set(['model', 'messages', 'prompt', 'input', 'stream', 'stream_options']);
 
+/** Parse and check a request body without building it: one scan validates the JSON (strictly, see
+ * json-scan.ts: no duplicate or case-ambiguous keys, no invalid UTF-8, bounded depth) and locates
+ * the few members read here. Messages follow OpenAI's wording; the body is never echoed back (it
+ * may hold anything, and error messages end up in logs). */
+export function parseRequestBody(
+  kind: ApiKind,
+  body: Buffer,
+  limits: ParseLimits = DEFAULT_LIMITS,
+): RequestParseResult {
+  // Some clients (PowerShell, .NET) send a UTF-8 BOM before the JSON text; the gate forwards the
+  // body without it (Go's encoding/json refuses it, Python's json accepts it).
+  const bomLength = body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
+  const canonical = bomLength === 0 ? body : body.subarray(bomLength);
+  let first = 0;
+  while (first < canonical.length && isJsonWhitespace(canonical[first]!)) first++;
+  if (first === canonical.length) return fail('The request body is empty; expected a JSON object.', null, 'empty_body');
+
+  const m = new Map<string, JsonMember>();
+  const scan = new JsonScanner({
+    maxDepth: limits.maxDepth,
+    onMember: (key, type, start, end) => {
+      if (key !== undefined && READ.has(key)) m.set(key, { key, type, start, end });
+    },
+  });
+  const error = scan.push(canonical) ?? scan.end();
+  if (error !== undefined) return scanFailure(error, limits);
+  const rootType = scan.rootType!;
+  if (rootType !== 'object') return fail(`The request body must be a JSON object, but got ${typeName(rootType)}.`);
+
+  const model = m.get('model');
+  if (model === undefined) return missing('model');
+  if (model.type !== 'string') return wrongType('model', 'a string', model.type);
+  if (model.end - model.start === 2) return fail("Invalid value for 'model': it must not be empty.", 'model');
+
+  const absent = (key: string): boolean => {
+    const v = m.get(key);
+    return v === undefined || v.type === 'null';
+  };
   switch (kind) {
     case 'openai.chat':
-    case 'ollama.chat':
-      if (b.messages === undefined || b.messages === null) return missing('messages');
-      if (!Array.isArray(b.messages)) return wrongType('messages', 'an array', b.messages);
+    case 'ollama.chat': {
+      const messages = m.get('messages');
+      if (messages === undefined || messages.type === 'null') return missing('messages');
+      if (messages.type !== 'array') return wrongType('messages', 'an array', messages.type);
       break;
+    }
     case 'openai.completions':
-      if (b.prompt === undefined || b.prompt === null) return missing('prompt');
+      if (absent('prompt')) return missing('prompt');
       break;
     case 'openai.embeddings':
-      if (b.input === undefined || b.input === null) return missing('input');
+      if (absent('input')) return missing('input');
       break;
     case 'ollama.embed':
       // /api/embed takes `input`; the legacy /api/embeddings takes `prompt`.
-      if ((b.input === undefined || b.input === null) && (b.prompt === undefined || b.prompt === null))
-        return missing('input');
+      if (absent('input') && absent('prompt')) return missing('input');
       break;
     // ollama.generate without a prompt only loads the model: allowed.
   }
@@ -173,51 +248,106 @@ export function parseRequestBody(kind: ApiKind, body: Buffer): RequestParseResul
   // `stream` and `stream_options` are only checked where they mean something; null is what
   // OpenAI's own schema allows for both ("boolean or null", "object or null") and means absent.
   const streaming = streamsByKind(kind);
-  if (streaming && b.stream !== undefined && b.stream !== null && typeof b.stream !== 'boolean')
-    return wrongType('stream', 'a boolean', b.stream);
+  const s = m.get('stream');
+  if (streaming && s !== undefined && s.type !== 'null' && s.type !== 'boolean')
+    return wrongType('stream', 'a boolean', s.type);
   const ollama = kind.startsWith('ollama.');
-  const so = b.stream_options;
-  if (streaming && !ollama && so !== undefined && so !== null && (typeof so !== 'object' || Array.isArray(so)))
-    return wrongType('stream_options', 'an object', so);
+  const so = m.get('stream_options');
+  if (streaming && !ollama && so !== undefined && so.type !== 'null' && so.type !== 'object')
+    return wrongType('stream_options', 'an object', so.type);
 
-  let stream = false;
-  let clientWantsUsage = true;
+  const request: ParsedRequest = {
+    kind,
+    model: decodeString(canonical, model),
+    stream: false,
+    clientWantsUsage: true,
+    bomLength,
+    objectStart: scan.rootStart,
+  };
   if (streaming) {
-    if (ollama) stream = b.stream !== false;
+    const isTrue = s !== undefined && s.type === 'boolean' && canonical[s.start] === 0x74;
+    if (ollama) request.stream = !(s !== undefined && s.type === 'boolean' && !isTrue);
     else {
-      stream = b.stream === true;
-      if (stream) clientWantsUsage = (so as Record<string, unknown> | null | undefined)?.include_usage === true;
+      request.stream = isTrue;
+      let includeUsage = false;
+      if (so !== undefined) [request.streamOptions, includeUsage] = streamOptions(canonical, so, limits);
+      if (request.stream) request.clientWantsUsage = includeUsage;
     }
   }
-  return { ok: true, request: { kind, model: b.model, stream, clientWantsUsage, body: b } };
+  return { ok: true, request };
 }
 
-const INCLUDE_USAGE = Buffer.from('"stream_options":{"include_usage":true},');
+/** A string member's value (its span includes the quotes). */
+function decodeString(body: Buffer, v: Span): string {
+  const inner = body.subarray(v.start + 1, v.end - 1);
+  return inner.includes(0x5c) ? (JSON.parse(body.toString('utf8', v.start, v.end)) as string) : inner.toString('utf8');
+}
+
+/** stream_options (already validated: an object or null): its spans, and whether include_usage
+ * is true. */
+function streamOptions(
+  body: Buffer,
+  so: JsonMember,
+  limits: ParseLimits,
+): [NonNullable<ParsedRequest['streamOptions']>, boolean] {
+  if (so.type === 'null') return [{ start: so.start, end: so.end, type: 'null' }, false];
+  let includeUsage: Span | undefined;
+  let isTrue = false;
+  // A second scan of just this value (small, and valid as part of the body) for its members.
+  const inner = new JsonScanner({
+    maxDepth: limits.maxDepth,
+    onMember: (key, type, start, end) => {
+      if (key !== 'include_usage') return;
+      includeUsage = { start: so.start + start, end: so.start + end };
+      isTrue = type === 'boolean' && body[so.start + start] === 0x74;
+    },
+  });
+  inner.push(body.subarray(so.start, so.end));
+  inner.end();
+  const value = { start: so.start, end: so.end, type: 'object' as const };
+  return [includeUsage === undefined ? value : { ...value, includeUsage }, isTrue];
+}
+
+const INCLUDE_USAGE_MEMBER = Buffer.from('"stream_options":{"include_usage":true},');
+const INCLUDE_USAGE_OBJECT = Buffer.from('{"include_usage":true}');
+const INCLUDE_USAGE_FIRST = Buffer.from('"include_usage":true');
+const INCLUDE_USAGE_BEFORE = Buffer.from('"include_usage":true,');
+const TRUE = Buffer.from('true');
 
 /** For an OpenAI chat/completions stream whose client did not ask for usage: the body with
- * stream_options.include_usage = true (other stream_options keys kept), so upstream reports
+ * stream_options.include_usage = true (other stream_options members kept), so upstream reports
  * usage; otherwise undefined.
  *
- * Given the request's original bytes (`raw`) and no stream_options in it, the key is spliced
- * in and every other byte is kept: re-serialising through JSON.parse/stringify would silently
- * round integers beyond 2^53 (a 64-bit `seed`) and rewrite number spellings. Without `raw`, or
- * when stream_options exists and must be merged, the body is re-serialised. */
-export function bodyWithStreamUsage(request: ParsedRequest, raw?: Buffer): Buffer | undefined {
+ * Always a splice of the canonical body (the body without its BOM, as parsed): every other byte is
+ * kept. Re-serialising through JSON.parse/stringify would round integers beyond 2^53 (a 64-bit
+ * `seed`), rewrite number spellings, and overflow the stack on deep bodies. A body still carrying
+ * its BOM is accepted and returned without it. */
+export function bodyWithStreamUsage(request: ParsedRequest, canonicalBody: Buffer): Buffer | undefined {
   if (request.kind !== 'openai.chat' && request.kind !== 'openai.completions') return undefined;
   if (!request.stream || request.clientWantsUsage) return undefined;
-  const so = request.body.stream_options;
-  if (raw !== undefined && !Object.hasOwn(request.body, 'stream_options')) {
-    const brace = openingBrace(raw);
+  let body = canonicalBody;
+  if (body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf) body = body.subarray(3);
+  const splice = (start: number, end: number, insert: Buffer): Buffer =>
+    Buffer.concat([body.subarray(0, start), insert, body.subarray(end)]);
+  const so = request.streamOptions;
+  if (so === undefined) {
+    expectByte(body, request.objectStart, 0x7b);
     // The object has at least `model`, so a member always follows the inserted one.
-    if (brace !== -1) return Buffer.concat([raw.subarray(0, brace + 1), INCLUDE_USAGE, raw.subarray(brace + 1)]);
+    return splice(request.objectStart + 1, request.objectStart + 1, INCLUDE_USAGE_MEMBER);
   }
-  const options = so !== null && typeof so === 'object' ? (so as Record<string, unknown>) : {};
-  return Buffer.from(JSON.stringify({ ...request.body, stream_options: { ...options, include_usage: true } }));
+  if (so.type === 'null') {
+    expectByte(body, so.start, 0x6e);
+    return splice(so.start, so.end, INCLUDE_USAGE_OBJECT);
+  }
+  expectByte(body, so.start, 0x7b);
+  if (so.includeUsage !== undefined) return splice(so.includeUsage.start, so.includeUsage.end, TRUE);
+  let i = so.start + 1;
+  while (i < so.end && isJsonWhitespace(body[i]!)) i++;
+  const empty = body[i] === 0x7d;
+  return splice(so.start + 1, so.start + 1, empty ? INCLUDE_USAGE_FIRST : INCLUDE_USAGE_BEFORE);
 }
 
-/** Offset of the `{` that opens a JSON object text (after an optional BOM and whitespace), or -1. */
-function openingBrace(raw: Buffer): number {
-  let i = raw.length >= 3 && raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf ? 3 : 0;
-  while (i < raw.length && isJsonWhitespace(raw[i]!)) i++;
-  return raw[i] === 0x7b ? i : -1;
+/** The spans must point into the body they were parsed from: refuse to splice anything else. */
+function expectByte(body: Buffer, at: number, byte: number): void {
+  if (body[at] !== byte) throw new Error('bodyWithStreamUsage: the body is not the one the request was parsed from');
 }

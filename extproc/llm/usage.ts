@@ -1,6 +1,7 @@
 // Token usage as upstream reports it, from whole JSON responses, and the response formats the
 // gate knows how to read. Absent usage stays absent (undefined), never zero: a metering record
 // that says 0 tokens when the server said nothing would be a lie that quotas then trust.
+import { createJsonUsageReader } from './json-usage-reader.ts';
 import type { ApiKind } from './shapes.ts';
 
 export interface Usage {
@@ -56,18 +57,10 @@ export function ollamaUsage(o: Record<string, unknown>): Usage | undefined {
   return { inputTokens: input ?? 0, outputTokens: output ?? 0, totalTokens: (input ?? 0) + (output ?? 0) };
 }
 
-/** Usage and served model from a complete JSON response body (buffered, once per response). */
+/** Usage and served model from a complete JSON response body: the streaming reader fed it at
+ * once (one way to read JSON usage, whole or in chunks). */
 export function usageFromJson(kind: ApiKind, body: Buffer): { usage: Usage | undefined; model: string | undefined } {
-  const start = body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
-  let json: unknown;
-  try {
-    json = JSON.parse(body.toString('utf8', start));
-  } catch {
-    return { usage: undefined, model: undefined };
-  }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) return { usage: undefined, model: undefined };
-  const o = json as Record<string, unknown>;
-  const model = typeof o.model === 'string' ? o.model : undefined;
-  const usage = kind.startsWith('ollama.') ? ollamaUsage(o) : openAiUsage(o.usage);
-  return { usage, model };
+  const reader = createJsonUsageReader(kind);
+  reader.push(body, true);
+  return { usage: reader.usage, model: reader.model };
 }

@@ -4,9 +4,10 @@
 // client sees exactly the stream it asked for. Absent usage is recorded as absent (null in the
 // audit), never as zero.
 import type { Config } from '../config/schema.ts';
+import { createJsonUsageReader, type JsonUsageReader } from '../llm/json-usage-reader.ts';
 import { createResponseStream, type ResponseStream } from '../llm/response-stream.ts';
 import { type ApiKind, bodyWithStreamUsage, needsBody } from '../llm/shapes.ts';
-import { responseFormat, usageFromJson } from '../llm/usage.ts';
+import { responseFormat } from '../llm/usage.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import type { Stage } from '../pipeline/stage.ts';
 
@@ -16,7 +17,8 @@ export function usageStage(config: Config): Stage {
   const inject = config.metering.injectStreamUsage;
   // Per-request metering state, kept off the shared context type; weak, so a request that
   // never reaches onEnd cannot leak it.
-  const streams = new WeakMap<RequestContext, ResponseStream | 'json'>();
+  const streams = new WeakMap<RequestContext, ResponseStream | JsonUsageReader>();
+  const maxBuffered = config.server.maxBufferedResponseBytes;
   const dropUsage = new WeakSet<RequestContext>();
   return {
     name: 'metering.usage',
@@ -47,36 +49,33 @@ export function usageStage(config: Config): Stage {
       }
       const format = responseFormat(ctx.contentType);
       if (format === 'sse' || format === 'ndjson') {
-        streams.set(ctx, createResponseStream({ format, kind: ctx.api, dropUsageEvent: dropUsage.has(ctx) }));
+        const drop = dropUsage.has(ctx);
+        streams.set(ctx, createResponseStream({ format, kind: ctx.api, dropUsageEvent: drop }));
         ctx.needResponseBody('STREAMED');
+        if (drop) ctx.responseBodyRewritten = true;
       } else if (format === 'json') {
-        streams.set(ctx, 'json');
-        ctx.needResponseBody('BUFFERED');
+        // One BUFFERED message only when its size is known and bounded; otherwise the body is
+        // read STREAMED through an incremental reader that keeps nothing but usage and model,
+        // so Envoy never buffers an unbounded body (a 20 MiB embeddings batch).
+        streams.set(ctx, createJsonUsageReader(ctx.api));
+        const length = ctx.responseHeaders.get('content-length');
+        const known = length !== undefined && /^\d+$/.test(length) && Number(length) <= maxBuffered;
+        ctx.needResponseBody(known ? 'BUFFERED' : 'STREAMED');
       }
     },
     onResponseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): Buffer {
       const s = streams.get(ctx);
       if (s === undefined) return chunk;
-      if (s === 'json') {
-        // BUFFERED: Envoy sends the whole body in the end-of-stream message.
-        if (endOfStream) {
-          const { usage, model } = usageFromJson(ctx.api, chunk);
-          ctx.usage = usage;
-          ctx.modelServed = model ?? ctx.modelServed;
-        }
-        return chunk;
-      }
-      const out = s.push(chunk, endOfStream);
-      if (endOfStream) {
-        ctx.usage = s.usage;
-        ctx.modelServed = s.model ?? ctx.modelServed;
-      }
+      const out = s.push(chunk, endOfStream) ?? chunk;
+      // Kept current, so that a response whose end is signalled by trailers has its usage.
+      if (s.usage !== undefined) ctx.usage = s.usage;
+      if (s.model !== undefined) ctx.modelServed = s.model;
       return out;
     },
     onEnd(ctx: RequestContext): void {
       const s = streams.get(ctx);
       // A stream cut short still reports whatever usage it carried before the cut.
-      if (s !== undefined && s !== 'json' && ctx.usage === undefined) {
+      if (s !== undefined && ctx.usage === undefined) {
         ctx.usage = s.usage;
         ctx.modelServed = s.model ?? ctx.modelServed;
       }

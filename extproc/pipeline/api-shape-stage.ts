@@ -1,12 +1,27 @@
 // Decides what API the request speaks and whether its body is well-formed: 400 with an
-// OpenAI-style message for an empty, non-JSON, compressed or malformed body, before any other
-// stage reads it. Sets the requested model and streaming flag every later stage relies on.
-import { needsBody, parseRequestBody } from '../llm/shapes.ts';
+// OpenAI-style message for an empty, non-JSON, ambiguous (duplicate or case-variant keys), too
+// deeply nested or malformed body, 415 for a compressed or non-UTF-8 one, before any other stage
+// reads it. Sets the requested model and streaming flag every later stage relies on.
+//
+// What the model server parses is what this stage judged: ambiguous keys are refused rather than
+// guessed at, and a UTF-8 BOM is removed from the forwarded body (Go's encoding/json refuses it,
+// Python's accepts it), so every server reads the same JSON text the stages read.
+//
+// Bodies larger than the inline limit are parsed on a worker thread, so one tenant's 4 MiB body
+// never holds the event loop that every other request shares.
+import { INLINE_PARSE_MAX_BYTES, type ParsePool } from '../llm/parse-pool.ts';
+import { needsBody, parseRequestBody, type RequestParseResult } from '../llm/shapes.ts';
 import type { RequestContext } from './context.ts';
 import { errors } from './errors.ts';
 import type { Stage } from './stage.ts';
 
-export function apiShapeStage(): Stage {
+export interface ApiShapeDeps {
+  /** Where large bodies are parsed; without one, every body is parsed inline. */
+  parsePool?: ParsePool | undefined;
+}
+
+export function apiShapeStage(deps: ApiShapeDeps = {}): Stage {
+  const pool = deps.parsePool;
   return {
     name: 'llm.api_shape',
     onRequestHeaders(ctx: RequestContext): void {
@@ -15,10 +30,17 @@ export function apiShapeStage(): Stage {
         if (!ctx.hasRequestBody)
           throw errors.badRequest('The request has no body; expected a JSON object.', 'empty_body');
         const encoding = ctx.headers.get('content-encoding');
-        if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
-          throw errors.badRequest(
+        if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+          throw errors.unsupportedMediaType(
             'Compressed request bodies are not supported; send the JSON body without Content-Encoding.',
             'unsupported_content_encoding',
+          );
+        }
+        const charset = charsetOf(ctx.headers.get('content-type'));
+        if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+          throw errors.unsupportedMediaType(
+            'The request body must be UTF-8 JSON; send it with Content-Type: application/json.',
+            'unsupported_charset',
           );
         }
       }
@@ -26,15 +48,41 @@ export function apiShapeStage(): Stage {
       // Envoy's compressor filter, if configured, still compresses toward the client.
       if (ctx.headers.has('accept-encoding')) ctx.out.removeHeaders.push('accept-encoding');
     },
-    onRequestBody(ctx: RequestContext, body: Buffer): void {
+    onRequestBody(ctx: RequestContext, body: Buffer): void | Promise<void> {
       if (ctx.api === 'unknown' || ctx.method !== 'POST' || !needsBody(ctx.api)) return;
-      const result = parseRequestBody(ctx.api, body);
-      if (!result.ok) throw errors.badRequest(result.message, 'invalid_request', result.param);
-      ctx.parsed = result.request;
-      ctx.modelRequested = result.request.model;
-      ctx.stream = result.request.stream;
-      ctx.setMetadata('model_requested', ctx.modelRequested);
-      ctx.setMetadata('stream', ctx.stream);
+      const limits = { maxDepth: ctx.config.server.maxJsonDepth };
+      if (pool !== undefined && body.length > INLINE_PARSE_MAX_BYTES) {
+        // Off the event loop; the state machine asks Envoy to wait longer for this message.
+        ctx.out.slow = true;
+        return pool.parse(ctx.api, body, limits, ctx.signal).then((r) => apply(ctx, r, body));
+      }
+      apply(ctx, parseRequestBody(ctx.api, body, limits), body);
     },
   };
+}
+
+function apply(ctx: RequestContext, result: RequestParseResult, body: Buffer): void {
+  if (!result.ok) throw errors.badRequest(result.message, result.code, result.param);
+  const request = result.request;
+  ctx.parsed = request;
+  ctx.modelRequested = request.model;
+  ctx.stream = request.stream;
+  if (request.bomLength > 0) {
+    ctx.rewrittenBody = (ctx.rewrittenBody ?? body).subarray(request.bomLength);
+    ctx.decide({
+      stage: 'llm.api_shape',
+      ruleId: 'llm.utf8_bom',
+      effect: 'modify',
+      reason: 'UTF-8 byte order mark removed from the forwarded body',
+    });
+  }
+  ctx.setMetadata('model_requested', ctx.modelRequested);
+  ctx.setMetadata('stream', ctx.stream);
+}
+
+/** The charset parameter of a Content-Type, lower-cased and unquoted, or undefined. */
+function charsetOf(contentType: string | undefined): string | undefined {
+  if (contentType === undefined) return undefined;
+  const m = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType);
+  return m?.[1]?.toLowerCase();
 }

@@ -24,7 +24,11 @@ export interface Decision {
   reason: string;
 }
 
-export type Outcome = 'completed' | 'rejected' | 'upstream_error' | 'cancelled' | 'error';
+/** completed: upstream answered 1xx-3xx; rejected: the gate refused; upstream_error: upstream
+ * answered 4xx/5xx; local_reply: Envoy answered the client itself before the request was
+ * judged (its 413 over the buffer limit, 408 stalled upload, 400 malformed request), so nothing
+ * reached the model server; cancelled: the stream ended early; error: the gate failed. */
+export type Outcome = 'completed' | 'rejected' | 'upstream_error' | 'local_reply' | 'cancelled' | 'error';
 export type BodyNeed = 'NONE' | 'BUFFERED' | 'STREAMED';
 
 /** What the current phase's answer should carry, filled by stages, reset per message. */
@@ -32,10 +36,14 @@ export class PhaseOutput {
   readonly setHeaders: [string, string][] = [];
   readonly removeHeaders: string[] = [];
   clearRouteCache = false;
+  /** A stage is about to take longer than server.messageDeadlineMs (a large body parsed off
+   * the event loop): the state machine asks Envoy for server.maxMessageDeadlineMs first. */
+  slow = false;
   reset(): void {
     this.setHeaders.length = 0;
     this.removeHeaders.length = 0;
     this.clearRouteCache = false;
+    this.slow = false;
   }
 }
 
@@ -74,6 +82,11 @@ export class RequestContext {
   responseBytes = 0;
   /** What the stages need of the response body; the strongest need wins (STREAMED > BUFFERED > NONE). */
   responseBodyNeed: BodyNeed = 'NONE';
+  /** A stage may change the response body's bytes (so its content-length cannot stand). */
+  responseBodyRewritten = false;
+  /** The response headers went on to the client (the body is streamed or not read): from here
+   * a refusal can only cut the response, and the client's status is the upstream one. */
+  responseStarted = false;
   modelServed: string | undefined;
   usage: Usage | undefined;
 
@@ -94,6 +107,26 @@ export class RequestContext {
 
   constructor(config: Config) {
     this.config = config;
+  }
+
+  private abortController: AbortController | undefined;
+
+  /** Aborts when the gate stops waiting for this request's stages: the message deadline, Envoy
+   * cancelling the stream, or the end of the request. Created on first use. */
+  get signal(): AbortSignal {
+    this.abortController ??= new AbortController();
+    return this.abortController.signal;
+  }
+
+  abort(reason: string): void {
+    this.abortController?.abort(new Error(reason));
+  }
+
+  /** The HTTP status the client saw: the gate's refusal unless the response had already
+   * started, in which case the refusal could only cut it short. */
+  clientStatus(): number | undefined {
+    if (this.responseStarted) return this.status;
+    return this.error?.status ?? this.status;
   }
 
   setMetadata(key: string, value: unknown): void {

@@ -70,6 +70,8 @@ export const errors = {
     new GateError({ status: 404, type: 'not_found_error', code, message }),
   tooLarge: (message: string) =>
     new GateError({ status: 413, type: 'invalid_request_error', code: 'request_too_large', message }),
+  unsupportedMediaType: (message: string, code: string) =>
+    new GateError({ status: 415, type: 'invalid_request_error', code, message }),
   unavailable: (message: string, code = 'service_unavailable') =>
     new GateError({ status: 503, type: 'service_unavailable', code, message, headers: [['retry-after', '1']] }),
   internal: (message = 'The gateway failed to process the request.') =>

@@ -2,14 +2,17 @@
 // service; the current runtime (config + pipeline), swapped atomically on reload; and the
 // SIGTERM drain.
 import { unlink } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { Server, ServerCredentials, type ServerDuplexStream, type ServiceDefinition } from '@grpc/grpc-js';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
-import { buildPipeline } from '../pipeline/build.ts';
+import { ParsePool } from '../llm/parse-pool.ts';
+import { buildPipeline, type StageDeps } from '../pipeline/build.ts';
 import { errors, type GateError } from '../pipeline/errors.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { FilterConfigWatch } from './filter-config.ts';
 import { HealthService, healthServiceDefinition } from './health.ts';
 import {
   decodeProcessingRequest,
@@ -40,12 +43,15 @@ export interface GateServerOptions {
   audit: AuditSink;
   /** Stage list for a config; defaults to the product pipeline. Tests pass their own to
    * exercise the state machine with stages that are slow or fail. */
-  buildPipeline?: (config: Config) => Pipeline;
+  buildPipeline?: (config: Config, deps: StageDeps) => Pipeline;
 }
 
 export class GateServer {
   private runtime: Runtime;
-  private readonly build: (config: Config) => Pipeline;
+  private readonly build: (config: Config, deps: StageDeps) => Pipeline;
+  private readonly stageDeps: StageDeps;
+  private readonly parsePool: ParsePool | undefined;
+  readonly filterConfig: FilterConfigWatch;
   private readonly logger: Logger;
   private readonly metrics: Metrics;
   private readonly audit: AuditSink;
@@ -58,9 +64,14 @@ export class GateServer {
 
   constructor(opts: GateServerOptions) {
     this.build = opts.buildPipeline ?? buildPipeline;
-    this.runtime = { config: opts.config, pipeline: this.build(opts.config) };
+    // Sized once at start (a reload keeps it): large request bodies are parsed there.
+    const threads = opts.config.server.parseWorkers ?? Math.min(4, Math.max(1, availableParallelism() - 1));
+    this.parsePool = threads > 0 ? new ParsePool({ threads }) : undefined;
+    this.stageDeps = { parsePool: this.parsePool };
+    this.runtime = { config: opts.config, pipeline: this.build(opts.config, this.stageDeps) };
     this.logger = opts.logger;
     this.metrics = opts.metrics;
+    this.filterConfig = new FilterConfigWatch(opts.logger, opts.metrics);
     this.audit = opts.audit;
     // Envoy keeps one HTTP/2 connection and multiplexes every request's stream on it.
     this.grpc = new Server({
@@ -74,6 +85,7 @@ export class GateServer {
       metrics: this.metrics,
       logger: this.logger,
       audit: this.audit,
+      filterConfig: this.filterConfig,
       admission: (): GateError | undefined => {
         if (this.draining) return errors.unavailable('The gateway is shutting down; retry the request.', 'draining');
         if (!this.audit.accepting)
@@ -107,7 +119,7 @@ export class GateServer {
 
   /** Swap in a new config: streams already open keep the snapshot they started with. */
   reload(config: Config): void {
-    this.runtime = { config, pipeline: this.build(config) };
+    this.runtime = { config, pipeline: this.build(config, this.stageDeps) };
   }
 
   async start(): Promise<{ grpcPort: number }> {
@@ -145,11 +157,13 @@ export class GateServer {
     }
     this.health.endWatches();
     await new Promise<void>((resolve) => this.grpc.tryShutdown(() => resolve()));
+    await this.parsePool?.close();
     return { completed: cut === 0, cut };
   }
 
   forceShutdown(): void {
     this.grpc.forceShutdown();
+    void this.parsePool?.close();
   }
 }
 

@@ -45,6 +45,13 @@ export interface HttpBody {
   body?: Uint8Array;
   endOfStream?: boolean;
 }
+/** ProcessingRequest.protocol_config: the filter's body modes, sent by Envoy (≥1.34) in the
+ * first message of each stream, except in observability mode. Absent fields read as 0/false. */
+export interface ProtocolConfig {
+  requestBodyMode?: number;
+  responseBodyMode?: number;
+  sendBodyWithoutWaitingForHeaderResponse?: boolean;
+}
 export interface HttpTrailers {
   trailers?: { headers?: HeaderValue[] };
 }
@@ -66,6 +73,8 @@ export interface ProcessingRequest {
   responseTrailers?: HttpTrailers;
   attributes?: Record<string, unknown>;
   observabilityMode?: boolean;
+  /** null (protobufjs' unset message field) or absent when Envoy did not send it. */
+  protocolConfig?: ProtocolConfig | null;
 }
 
 export type Phase = NonNullable<ProcessingRequest['request']>;
@@ -142,6 +151,9 @@ export interface ProcessingResponse {
   immediateResponse?: ImmediateResponse;
   dynamicMetadata?: ProtoStruct;
   modeOverride?: { responseBodyMode?: number; responseTrailerMode?: number };
+  /** Asks Envoy to wait this long for the real answer (bounded by max_message_timeout); Envoy
+   * ignores every other field of a response that carries it. */
+  overrideMessageTimeout?: { seconds: number; nanos: number };
 }
 
 /** Header pairs are set as raw_value: Envoy ≥1.30 reads raw_value when its runtime flag

@@ -10,7 +10,11 @@
 // - the stream is never ended cleanly while Envoy still waits for an answer: Envoy would then
 //   carry on without the processor and unprocessed data would pass;
 // - every stream, admitted, rejected, failed or cancelled, is finished exactly once: stages'
-//   onEnd, one audit record, metrics.
+//   onEnd, one audit record, metrics;
+// - no request body byte reaches upstream before the stages judged the whole body, in every
+//   request_body_mode (see onRequestBody), and a body mode the gate cannot govern is refused;
+// - Envoy's own local replies (413, 408, 400) pass with their status and are audited as such;
+// - the audit's status is what the client saw.
 //
 // Reference: envoy/source/extensions/filters/http/ext_proc/{ext_proc.cc,processor_state.cc}.
 import type { ServerDuplexStream } from '@grpc/grpc-js';
@@ -19,14 +23,16 @@ import { buildAuditRecord } from '../audit/record.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
 import { classifyPath } from '../llm/shapes.ts';
-import { type PhaseOutput, RequestContext } from '../pipeline/context.ts';
+import { type Outcome, type PhaseOutput, RequestContext } from '../pipeline/context.ts';
 import { errors, GateError } from '../pipeline/errors.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import type { FilterConfigWatch } from './filter-config.ts';
 import {
   BodySendMode,
   type CommonResponse,
+  HeaderSendMode,
   type HttpBody,
   type HttpHeaders,
   headerMutation,
@@ -50,12 +56,16 @@ export interface StreamDeps {
   readonly audit: AuditSink;
   /** Refusal to apply to every new request (draining, audit sink full), or undefined. */
   admission(): GateError | undefined;
+  readonly filterConfig: FilterConfigWatch;
   onFinished(stream: ProcessStream): void;
 }
 
 /** Headers a client must never set: the gate's own, which Envoy, the model server and other
- * filters trust. Stripped on every request before any stage reads headers. */
+ * filters trust. Stripped on every request before any stage reads headers, also spelt with
+ * underscores (x_lmgate_*), which WSGI, CGI and some proxies fold into the same name; the
+ * shipped Envoy config refuses underscored header names outright. */
 const INTERNAL_HEADER_PREFIX = 'x-lmgate-';
+const INTERNAL_HEADER_PREFIX_UNDERSCORE = 'x_lmgate_';
 
 export const METADATA_NAMESPACE = 'lm_gate';
 
@@ -79,6 +89,14 @@ export class ProcessStream {
   /** An ImmediateResponse was sent; Envoy closes the stream after it. */
   private answeredImmediately = false;
   private requestBodyBytes = 0;
+  /** Envoy's request_body_mode for this stream: from protocol_config; without it (Envoy before
+   * 1.34) BUFFERED, the mode the gate requires, or STREAMED in observability mode, the only
+   * mode Envoy sends bodies in there. */
+  private requestBodyMode: number = BodySendMode.BUFFERED;
+  /** STREAMED request chunks held back (each answered with an empty body) until the last. */
+  private requestChunks: Buffer[] | undefined;
+  /** The response body mode the gate asked for with mode_override. */
+  private responseBodyMode: number = BodySendMode.NONE;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private deadlineExpired = false;
   private current: { phase: Phase; startNs: bigint; observe: boolean } | undefined;
@@ -169,10 +187,27 @@ export class ProcessStream {
       if (pending) {
         this.busy = true;
         this.deadlineExpired = false;
-        this.deadlineTimer = setTimeout(this.onDeadline, this.ctx.config.server.messageDeadlineMs);
+        const server = this.ctx.config.server;
+        let deadlineMs = server.messageDeadlineMs;
+        if (this.ctx.out.slow && deadlineMs < server.maxMessageDeadlineMs) {
+          deadlineMs = server.maxMessageDeadlineMs;
+          this.askEnvoyToWait(deadlineMs);
+        }
+        this.deadlineTimer = setTimeout(this.onDeadline, deadlineMs);
         pending.then(this.resume, this.fail);
       }
     }
+  }
+
+  /** override_message_timeout: Envoy waits up to ms (if within its max_message_timeout) for
+   * this message's answer. The real answer still follows. */
+  private askEnvoyToWait(ms: number): void {
+    if (this.closed || this.current?.observe) return;
+    // The deadline answers first: Envoy is asked for a little more than the gate will take.
+    const envoyMs = ms + 50;
+    this.call.write({
+      overrideMessageTimeout: { seconds: Math.floor(envoyMs / 1000), nanos: (envoyMs % 1000) * 1_000_000 },
+    });
   }
 
   private clearDeadline(): void {
@@ -187,6 +222,13 @@ export class ProcessStream {
     if (phase === undefined) return this.protocolError('ProcessingRequest carries no request');
     const observe = msg.observabilityMode === true;
     this.current = { phase, startNs: process.hrtime.bigint(), observe };
+    const pc = msg.protocolConfig;
+    if (pc) {
+      this.requestBodyMode = pc.requestBodyMode ?? BodySendMode.NONE;
+      this.deps.filterConfig.check(pc);
+    } else if (observe) {
+      this.requestBodyMode = BodySendMode.STREAMED;
+    }
 
     if (this.answeredImmediately) {
       // Envoy closes the stream after an ImmediateResponse; anything that still arrives is
@@ -196,7 +238,10 @@ export class ProcessStream {
     if (this.finished) {
       // Already audited (for instance the response body was not needed, but Envoy was
       // configured to send it anyway): answer pass-through so Envoy is never left waiting.
-      this.answerPassThrough(phase);
+      // A request body chunk is the exception: once the request is decided (an early response
+      // in STREAMED mode), what is left of its body is dropped, never forwarded unjudged.
+      if (phase === 'requestBody') this.answer({ requestBody: { response: { bodyMutation: { clearBody: true } } } });
+      else this.answerPassThrough(phase);
       return;
     }
 
@@ -212,10 +257,8 @@ export class ProcessStream {
         return this.onRequestBody(msg.requestBody ?? {});
       case 'requestTrailers':
         if (!(this.seen & Seen.RequestHeaders)) return this.protocolError('request_trailers before request_headers');
-        this.answer({ requestTrailers: {} });
-        return;
+        return this.onRequestTrailers();
       case 'responseHeaders':
-        if (!(this.seen & Seen.RequestHeaders)) return this.protocolError('response_headers before request_headers');
         if (this.seen & Seen.ResponseHeaders) return this.protocolError('response_headers received twice');
         this.seen |= Seen.ResponseHeaders;
         return this.onResponseHeaders(msg.responseHeaders ?? {});
@@ -226,9 +269,7 @@ export class ProcessStream {
         return;
       case 'responseTrailers':
         if (!(this.seen & Seen.ResponseHeaders)) return this.protocolError('response_trailers before response_headers');
-        this.answer({ responseTrailers: {} });
-        this.finish('completed');
-        return;
+        return this.onResponseTrailers();
       default:
         return this.protocolError(`unknown ProcessingRequest kind ${String(phase)}`);
     }
@@ -245,7 +286,7 @@ export class ProcessStream {
       const hv = list[i]!;
       const name = hv.key.toLowerCase();
       const value = headerValueOf(hv);
-      if (name.startsWith(INTERNAL_HEADER_PREFIX)) {
+      if (name.startsWith(INTERNAL_HEADER_PREFIX) || name.startsWith(INTERNAL_HEADER_PREFIX_UNDERSCORE)) {
         // Spoofing guard: a client-supplied x-lmgate-* never reaches a stage or upstream.
         if (!out.removeHeaders.includes(name)) out.removeHeaders.push(name);
         continue;
@@ -275,6 +316,7 @@ export class ProcessStream {
 
     const refusal = this.deps.admission();
     if (refusal) throw refusal;
+    if (ctx.hasRequestBody) this.checkRequestBodyUpFront();
     const pending = this.pipeline.requestHeaders(ctx);
     if (pending) return pending.then(this.answerRequestHeaders);
     this.answerRequestHeaders();
@@ -285,8 +327,33 @@ export class ProcessStream {
     if (!this.ctx.hasRequestBody) this.seen |= Seen.RequestBodyEnd;
   };
 
-  private requestChunks: Buffer[] | undefined;
+  /** Refusals that need no body byte: a declared length over the limit (the client is not
+   * made to upload it first), and a body mode in which the body could not be judged. */
+  private checkRequestBodyUpFront(): void {
+    const ctx = this.ctx;
+    const max = ctx.config.server.maxRequestBodyBytes;
+    const declared = ctx.headers.get('content-length');
+    if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > max) {
+      ctx.requestBytes = Number(declared);
+      throw errors.tooLarge(`Request body exceeds the limit of ${max} bytes.`);
+    }
+    if (!this.needsBody()) return;
+    const mode = this.requestBodyMode;
+    if (mode === BodySendMode.NONE || mode === BodySendMode.FULL_DUPLEX_STREAMED) {
+      if (this.current?.observe) return; // nothing is enforced in observability mode
+      ctx.failure = `Envoy's request_body_mode is ${mode === BodySendMode.NONE ? 'NONE' : 'FULL_DUPLEX_STREAMED'}: the gate cannot judge the body; set request_body_mode: BUFFERED`;
+      throw errors.internal('The gateway is misconfigured and cannot check this request.');
+    }
+  }
 
+  /** Bodies are judged whole, and nothing of one goes upstream before it is judged:
+   * - BUFFERED: one message is the whole body, also when end_of_stream is false (request
+   *   trailers follow it);
+   * - STREAMED: every chunk is held (answered with an empty body) and the whole judged body,
+   *   possibly rewritten, replaces the last one;
+   * - BUFFERED_PARTIAL: a message with end_of_stream is the whole body; one without it is a
+   *   body over Envoy's buffer (whose remainder Envoy would forward unprocessed) or one followed
+   *   by trailers, and is refused with 413 before anything goes upstream. */
   private onRequestBody(b: HttpBody): void | Promise<void> {
     const ctx = this.ctx;
     const chunk = asBuffer(b.body);
@@ -295,22 +362,37 @@ export class ProcessStream {
     if (this.requestBodyBytes > ctx.config.server.maxRequestBodyBytes) {
       throw errors.tooLarge(`Request body exceeds the limit of ${ctx.config.server.maxRequestBodyBytes} bytes.`);
     }
-    if (b.endOfStream !== true) {
-      // Envoy is configured BUFFERED (one message with the whole body); in STREAMED or
-      // BUFFERED_PARTIAL mode chunks arrive separately and are gathered here, each answered
-      // without change until the last one, where the stages see the whole body.
-      if (this.requestChunks === undefined) this.requestChunks = [];
-      this.requestChunks.push(chunk);
+    const mode = this.requestBodyMode;
+    const last = b.endOfStream === true;
+    if (mode === BodySendMode.BUFFERED) return this.judgeRequestBody(chunk);
+    if (mode === BodySendMode.BUFFERED_PARTIAL && !last && this.needsBody()) {
+      throw errors.tooLarge(
+        'The request body is larger than the proxy buffers, or is followed by trailers; send it whole, without trailers.',
+      );
+    }
+    if (!this.needsBody()) {
+      // No stage reads this body (not an LLM call): it streams through as it comes.
+      if (last) this.seen |= Seen.RequestBodyEnd;
       this.answer({ requestBody: {} });
       return;
     }
-    this.seen |= Seen.RequestBodyEnd;
+    if (!last) {
+      if (this.requestChunks === undefined) this.requestChunks = [];
+      this.requestChunks.push(chunk);
+      this.answer({ requestBody: chunk.length > 0 ? { response: { bodyMutation: { clearBody: true } } } : {} });
+      return;
+    }
     let body = chunk;
-    if (this.requestChunks) {
+    if (this.requestChunks !== undefined) {
       this.requestChunks.push(chunk);
       body = Buffer.concat(this.requestChunks);
-      this.requestChunks = undefined;
     }
+    return this.judgeRequestBody(body);
+  }
+
+  private judgeRequestBody(body: Buffer): void | Promise<void> {
+    const ctx = this.ctx;
+    this.seen |= Seen.RequestBodyEnd;
     ctx.out.reset();
     const pending = this.pipeline.requestBody(ctx, body);
     if (pending) return pending.then(this.answerRequestBody);
@@ -319,23 +401,38 @@ export class ProcessStream {
 
   private readonly answerRequestBody = (): void => {
     const ctx = this.ctx;
-    const body = ctx.rewrittenBody;
-    // In BUFFERED mode the headers have not left Envoy yet, so the length can still be fixed.
-    if (body !== undefined) ctx.out.setHeaders.push(['content-length', String(body.length)]);
+    let body = ctx.rewrittenBody;
+    const held = this.requestChunks;
+    this.requestChunks = undefined;
+    if (this.requestBodyMode === BodySendMode.BUFFERED || this.requestBodyMode === BodySendMode.BUFFERED_PARTIAL) {
+      // The headers have not left Envoy yet, so the length can still be fixed (Envoy refuses a
+      // body mutation that contradicts a content-length it still holds).
+      if (body !== undefined) ctx.out.setHeaders.push(['content-length', String(body.length)]);
+    } else if (body === undefined && held !== undefined) {
+      // STREAMED: earlier chunks were answered empty; the last carries the whole body.
+      body = Buffer.concat(held);
+    }
     const response = commonResponse(ctx.out);
-    if (body !== undefined) response.bodyMutation = { body };
+    if (body !== undefined) response.bodyMutation = body.length > 0 ? { body } : { clearBody: true };
     this.answer({ requestBody: { response } });
   };
 
+  /** Request trailers (request_trailer_mode: SEND). After a BUFFERED body they change nothing.
+   * In STREAMED mode they end a body whose last message did not say so: the held body could
+   * only be released with a body message, so the request is refused rather than sent empty. */
+  private onRequestTrailers(): void {
+    if (this.ctx.hasRequestBody && !(this.seen & Seen.RequestBodyEnd) && this.needsBody()) {
+      this.ctx.failure = 'request trailers ended a STREAMED body the gate was holding';
+      throw errors.badRequest(
+        'Request trailers are not supported on this endpoint; send the body without trailers.',
+        'unsupported_trailers',
+      );
+    }
+    this.answer({ requestTrailers: {} });
+  }
+
   private onResponseHeaders(h: HttpHeaders): void | Promise<void> {
     const ctx = this.ctx;
-    if (ctx.hasRequestBody && !(this.seen & Seen.RequestBodyEnd) && ctx.parsed === undefined && this.needsBody()) {
-      // The stages never saw the body they govern (Envoy's request_body_mode is not BUFFERED,
-      // or the body was cut short): fail closed rather than let an unchecked request through.
-      ctx.failure = 'request body was never sent to the gate; set request_body_mode: BUFFERED';
-      this.deps.logger.error({ requestId: ctx.requestId }, ctx.failure);
-      throw errors.internal();
-    }
     const list = h.headers?.headers ?? [];
     for (let i = 0; i < list.length; i++) {
       const hv = list[i]!;
@@ -348,27 +445,86 @@ export class ProcessStream {
     ctx.out.reset();
     const endOfStream = h.endOfStream === true;
     if (endOfStream) this.seen |= Seen.ResponseBodyEnd;
+    if (!(this.seen & Seen.RequestHeaders) || (this.needsBody() && !(this.seen & Seen.RequestBodyEnd))) {
+      return this.onEarlyResponse();
+    }
     const pending = this.pipeline.responseHeaders(ctx);
     if (pending) return pending.then(this.answerResponseHeaders);
     this.answerResponseHeaders();
   }
 
+  /** Response headers before the stages judged the request: Envoy answering the client itself
+   * (its 413 over the buffer limit, 408 for a stalled upload, 400 for a malformed request, which
+   * may come before any request headers), or in STREAMED mode an upstream answering early while
+   * the gate still held the body. Nothing unjudged went upstream, so the answer passes with its
+   * own status and is audited as what it is. A success answer, though, means upstream served a
+   * body the gate never saw (request_body_mode NONE on an Envoy that does not say so): that
+   * fails closed. */
+  private onEarlyResponse(): void {
+    const ctx = this.ctx;
+    const status = ctx.status ?? 0;
+    const observe = this.current?.observe === true;
+    // Before any request headers nothing can have gone upstream through this filter (it sits
+    // before the router): a reply from Envoy or an earlier filter (a CORS preflight's 200).
+    const sawRequest = (this.seen & Seen.RequestHeaders) !== 0;
+    if (status < 400 && !observe && sawRequest) {
+      ctx.failure = 'upstream answered a request whose body the gate never saw; set request_body_mode: BUFFERED';
+      this.deps.logger.error({ requestId: ctx.requestId }, ctx.failure);
+      throw errors.internal();
+    }
+    let outcome: Outcome;
+    if (observe) {
+      // Observability mode never enforced anything; the record says what was not observed.
+      ctx.failure ??= 'request body not observed: in observability_mode Envoy sends only STREAMED bodies';
+      outcome = status >= 400 ? 'upstream_error' : 'completed';
+    } else if (
+      sawRequest &&
+      (this.requestBodyMode === BodySendMode.STREAMED || this.requestBodyMode === BodySendMode.BUFFERED_PARTIAL)
+    ) {
+      ctx.failure ??= `upstream answered ${status} before the request body was complete`;
+      outcome = 'upstream_error';
+    } else {
+      ctx.failure ??= sawRequest
+        ? `Envoy answered ${status} before the request body reached the gate`
+        : `Envoy answered ${status} before sending the request to the gate`;
+      outcome = 'local_reply';
+    }
+    ctx.outcome = outcome;
+    ctx.responseStarted = true;
+    const message: ProcessingResponse = { responseHeaders: {} };
+    if (!(this.seen & Seen.ResponseBodyEnd)) message.modeOverride = { responseBodyMode: BodySendMode.NONE };
+    ctx.setMetadata('status', ctx.status);
+    this.attachFinalMetadata();
+    this.answer(message);
+    this.finish(outcome);
+  }
+
   private needsBody(): boolean {
-    return this.ctx.api !== 'unknown' && this.ctx.method === 'POST';
+    return this.ctx.hasRequestBody && this.ctx.api !== 'unknown' && this.ctx.method === 'POST';
   }
 
   private readonly answerResponseHeaders = (): void => {
     const ctx = this.ctx;
+    // A body a stage may rewrite cannot keep upstream's length (Envoy drops it only for modes
+    // configured up front, not for a mode_override): the client gets it chunked instead.
+    if (ctx.responseBodyRewritten && ctx.responseBodyNeed === 'STREAMED' && ctx.responseHeaders.has('content-length'))
+      ctx.out.removeHeaders.push('content-length');
     const message: ProcessingResponse = { responseHeaders: { response: commonResponse(ctx.out) } };
     const bodyFollows = !(this.seen & Seen.ResponseBodyEnd);
     if (bodyFollows && ctx.responseBodyNeed !== 'NONE') {
       // Read the body only when a stage needs it, and only as much as it needs: each STREAMED
       // chunk costs a gRPC round trip. Requires allow_mode_override: true on the filter.
-      message.modeOverride = { responseBodyMode: BodySendMode[ctx.responseBodyNeed] };
+      // Trailers are asked for too: with upstream trailers the last body message does not
+      // carry end_of_stream, and only the trailers say the response is complete.
+      this.responseBodyMode = BodySendMode[ctx.responseBodyNeed];
+      message.modeOverride = { responseBodyMode: this.responseBodyMode, responseTrailerMode: HeaderSendMode.SEND };
+      // STREAMED: the headers leave now, before the body.
+      if (ctx.responseBodyNeed === 'STREAMED') ctx.responseStarted = true;
       ctx.setMetadata('status', ctx.status);
       this.answer(message);
     } else {
       if (bodyFollows) message.modeOverride = { responseBodyMode: BodySendMode.NONE };
+      ctx.responseStarted = true;
       ctx.setMetadata('status', ctx.status);
       this.finishOutcome();
       this.attachFinalMetadata();
@@ -380,7 +536,9 @@ export class ProcessStream {
   private onResponseBody(b: HttpBody): void {
     const ctx = this.ctx;
     const chunk = asBuffer(b.body);
-    const endOfStream = b.endOfStream === true;
+    // A BUFFERED body message is the whole body, also when trailers follow it (end_of_stream
+    // false); a STREAMED one ends with end_of_stream or, failing that, with the trailers.
+    const endOfStream = b.endOfStream === true || this.responseBodyMode === BodySendMode.BUFFERED;
     ctx.responseChunks++;
     ctx.responseBytes += chunk.length;
     const forward = this.pipeline.responseBody(ctx, chunk, endOfStream);
@@ -396,6 +554,17 @@ export class ProcessStream {
       return;
     }
     this.answer(message);
+  }
+
+  /** Response trailers (asked for whenever the body is read): the end of the response when the
+   * last body message did not say so. Bytes a stage still holds cannot be sent with trailers;
+   * only an incomplete trailing event can be held, which no client could have used. */
+  private onResponseTrailers(): void {
+    this.seen |= Seen.ResponseBodyEnd;
+    this.finishOutcome();
+    this.attachFinalMetadata();
+    this.answer({ responseTrailers: {} });
+    this.finish(this.ctx.outcome ?? 'completed');
   }
 
   private finishOutcome(): void {
@@ -496,10 +665,13 @@ export class ProcessStream {
     }
     ctx.error = gateError;
     // A refusal the gate decided (401…429, 503 draining) is 'rejected'; the gate failing to
-    // decide (a stage threw, or missed the deadline) is 'error'.
+    // decide (a stage threw, or missed the deadline) is 'error'. Once the response headers went
+    // to the client, the ImmediateResponse only makes Envoy cut the response short: the client
+    // saw the upstream status and a truncated body, and the record says so.
     const failed =
       !(err instanceof GateError) || gateError.code === 'internal_error' || gateError.code === 'gateway_timeout';
-    ctx.outcome = failed ? 'error' : 'rejected';
+    ctx.outcome = failed || ctx.responseStarted ? 'error' : 'rejected';
+    if (ctx.responseStarted) ctx.failure = `response cut after its headers were sent: ${ctx.failure ?? gateError.code}`;
     if (this.current?.observe) {
       // No answer can be given in observability mode; the decision is recorded only.
       this.finish(ctx.outcome);
@@ -547,6 +719,7 @@ export class ProcessStream {
     this.finished = true;
     this.clearDeadline();
     const ctx = this.ctx;
+    ctx.abort('request finished');
     ctx.outcome ??= outcome;
     // A stream that broke off before its request headers still gets an identifiable record.
     if (ctx.requestId === '') ctx.requestId = crypto.randomUUID();

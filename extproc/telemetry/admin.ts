@@ -5,7 +5,9 @@ import { createServer, type Server } from 'node:http';
 import type { Metrics } from './metrics.ts';
 
 export interface Readiness {
-  ready(): { ready: boolean; reason?: string };
+  /** warnings: problems that do not stop the gate from taking traffic but stop it from doing
+   * its job for some requests (an Envoy filter setting it cannot work with). */
+  ready(): { ready: boolean; reason?: string; warnings?: readonly string[] };
 }
 
 export function startAdminServer(
@@ -26,9 +28,9 @@ export function startAdminServer(
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (url === '/readyz') {
       const r = readiness.ready();
-      res
-        .writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' })
-        .end(r.ready ? 'ready\n' : `not ready: ${r.reason}\n`);
+      let text = r.ready ? 'ready\n' : `not ready: ${r.reason}\n`;
+      for (const w of r.warnings ?? []) text += `warning: ${w}\n`;
+      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(text);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }

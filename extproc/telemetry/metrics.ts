@@ -22,6 +22,7 @@ export class Metrics {
   readonly phaseSeconds: Histogram<'phase'>;
   readonly streamsActive: Gauge;
   readonly protocolErrors: Counter;
+  readonly filterConfigProblems: Gauge<'problem'>;
   readonly configReloads: Counter<'result'>;
   readonly auditRecords: Counter;
   readonly auditWriteErrors: Counter;
@@ -68,6 +69,12 @@ export class Metrics {
       help: 'ext_proc streams ended with a gRPC error because Envoy sent an unexpected message.',
       registers,
     });
+    this.filterConfigProblems = new Gauge({
+      name: 'lmgate_envoy_filter_config_problems',
+      help: "1 for each problem seen in Envoy's ext_proc filter settings (protocol_config) that stops the gate from governing or metering requests; /readyz lists them.",
+      labelNames: ['problem'],
+      registers,
+    });
     this.configReloads = new Counter({
       name: 'lmgate_config_reloads_total',
       help: 'Config reloads by result (applied, rejected).',
@@ -96,7 +103,7 @@ export class Metrics {
   }
 
   observeRequest(ctx: RequestContext): void {
-    const status = ctx.error?.status ?? ctx.status;
+    const status = ctx.clientStatus();
     const statusClass = status === undefined ? 'none' : `${Math.floor(status / 100)}xx`;
     this.requests.labels(ctx.outcome ?? 'error', ctx.api, statusClass).inc();
     if (ctx.usage) {

@@ -182,7 +182,7 @@ describe('through real Envoy with the openai client', () => {
       body: '{"model":"mock-small","messages":[',
     });
     expect(bad.status).toBe(400);
-    expect(((await bad.json()) as any).error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_request' });
+    expect(((await bad.json()) as any).error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_json' });
 
     const big = await fetch(`${stack.baseURL}/chat/completions`, {
       method: 'POST',

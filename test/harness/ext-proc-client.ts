@@ -94,12 +94,16 @@ export class ExtProcStream {
     });
   }
 
-  /** Send and wait for the answer to it. */
+  /** Send and wait for the answer to it. An override_message_timeout the gate sends first (a
+   * request to wait longer, not an answer; Envoy handles it apart) is skipped, as Envoy does. */
   async exchange(msg: Msg, timeoutMs?: number): Promise<Answer> {
     this.send(msg);
-    const a = await this.next(timeoutMs);
-    if (!a) throw new Error('stream ended without an answer');
-    return a;
+    for (;;) {
+      const a = await this.next(timeoutMs);
+      if (!a) throw new Error('stream ended without an answer');
+      if (a.overrideMessageTimeout && a.response === undefined) continue;
+      return a;
+    }
   }
 
   /** Resolves true if no answer arrives within ms. */

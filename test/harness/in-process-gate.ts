@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { FileAuditSink } from '../../extproc/audit/sink.ts';
 import { type Config, configSchema } from '../../extproc/config/schema.ts';
+import type { StageDeps } from '../../extproc/pipeline/build.ts';
 import type { Pipeline } from '../../extproc/pipeline/pipeline.ts';
 import { GateServer } from '../../extproc/server/grpc-server.ts';
 import { Metrics } from '../../extproc/telemetry/metrics.ts';
@@ -28,7 +29,11 @@ export interface InProcessGate {
 
 export async function startInProcessGate(
   keys: TestKey[],
-  opts: { extra?: Record<string, unknown>; unixSocket?: boolean; buildPipeline?: (c: Config) => Pipeline } = {},
+  opts: {
+    extra?: Record<string, unknown>;
+    unixSocket?: boolean;
+    buildPipeline?: (c: Config, deps: StageDeps) => Pipeline;
+  } = {},
 ): Promise<InProcessGate> {
   const dir = await mkdtemp(join(tmpdir(), 'lm-gate-it-'));
   const auditPath = join(dir, 'audit.log');

@@ -178,12 +178,10 @@ describe('one answer of the matching type per message', () => {
     expect(rec).toMatchObject({ outcome: 'completed', endpoint: { api: 'openai.models' }, usage: null });
   });
 
-  it('buffers JSON responses and reads usage from them', async () => {
+  it('buffers JSON responses of known, bounded length and reads usage from them', async () => {
     const s = gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
     await s.exchange(requestBody(chatBody()));
-    const rh = await s.exchange(responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
-    expect(rh.modeOverride?.responseBodyMode).toBe(BodySendMode.BUFFERED);
     const body = JSON.stringify({
       id: 'x',
       object: 'chat.completion',
@@ -191,6 +189,10 @@ describe('one answer of the matching type per message', () => {
       choices: [],
       usage: { prompt_tokens: 7, completion_tokens: 1, total_tokens: 8 },
     });
+    const rh = await s.exchange(
+      responseHeaders({ ':status': '200', 'content-type': 'application/json', 'content-length': `${body.length}` }),
+    );
+    expect(rh.modeOverride?.responseBodyMode).toBe(BodySendMode.BUFFERED);
     const rb = await s.exchange(responseBody(body, true));
     expect(rb.response).toBe('responseBody');
     s.end();
@@ -222,14 +224,19 @@ describe('one answer of the matching type per message', () => {
     expect(rec).toMatchObject({ status: 503, outcome: 'upstream_error' });
   });
 
-  it('gathers a request body sent in several chunks (STREAMED request mode)', async () => {
+  it('holds a request body sent in several chunks (STREAMED request mode) and releases it whole with the last', async () => {
     const s = gate.client.open();
-    await s.exchange(requestHeaders(chatHeaders()));
+    await s.exchange(
+      requestHeaders(chatHeaders(), false, { protocolConfig: { requestBodyMode: BodySendMode.STREAMED } }),
+    );
     const body = chatBody();
     const a = await s.exchange(requestBody(body.slice(0, 10), false));
     expect(a.response).toBe('requestBody');
+    // Nothing of the body leaves Envoy before the stages judged all of it.
+    expect(a.requestBody?.response?.bodyMutation?.clearBody).toBe(true);
     const b = await s.exchange(requestBody(body.slice(10), true));
     expect(b.response).toBe('requestBody');
+    expect(Buffer.from(b.requestBody!.response!.bodyMutation!.body!).toString()).toBe(body);
     const rh = await s.exchange(responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
     expect(rh.response).toBe('responseHeaders');
     await s.exchange(responseBody('{}', true));
@@ -282,7 +289,7 @@ describe('refusals are ImmediateResponses with OpenAI-style errors', () => {
       headers: chatHeaders(),
       body: '{"model": "mock-small", ',
       status: 400,
-      code: 'invalid_request',
+      code: 'invalid_json',
     },
     {
       name: 'missing messages',
@@ -294,8 +301,41 @@ describe('refusals are ImmediateResponses with OpenAI-style errors', () => {
     {
       name: 'gzip body',
       headers: chatHeaders(alice.key, { 'content-encoding': 'gzip' }),
-      status: 400,
+      status: 415,
       code: 'unsupported_content_encoding',
+    },
+    {
+      name: 'UTF-16 body',
+      headers: chatHeaders(alice.key, { 'content-type': 'application/json; charset=utf-16' }),
+      status: 415,
+      code: 'unsupported_charset',
+    },
+    {
+      name: 'declared length over the limit, refused before the body is sent',
+      headers: chatHeaders(alice.key, { 'content-length': String(5 * 1024 * 1024) }),
+      status: 413,
+      code: 'request_too_large',
+    },
+    {
+      name: 'case-variant key (Go servers read the last, case-insensitively)',
+      headers: chatHeaders(bob.key),
+      body: '{"model":"mock-small","MODEL":"mock-large","messages":[]}',
+      status: 400,
+      code: 'ambiguous_key',
+    },
+    {
+      name: 'duplicate key',
+      headers: chatHeaders(bob.key),
+      body: '{"model":"mock-small","messages":[],"model":"mock-large"}',
+      status: 400,
+      code: 'duplicate_key',
+    },
+    {
+      name: 'nesting over server.maxJsonDepth',
+      headers: chatHeaders(),
+      body: `{"model":"mock-small","messages":[],"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}`,
+      status: 400,
+      code: 'json_too_deep',
     },
   ];
 
@@ -335,13 +375,15 @@ describe('refusals are ImmediateResponses with OpenAI-style errors', () => {
     await expectAudit(1);
   });
 
-  it('strips spoofed x-lmgate-* headers before any stage reads them', async () => {
+  it('strips spoofed x-lmgate-* headers, also spelt with underscores, before any stage reads them', async () => {
     const s = gate.client.open();
     const a = await s.exchange(
-      requestHeaders(chatHeaders(alice.key, { 'x-lmgate-tenant': 'evil', 'x-lmgate-key-id': 'root' })),
+      requestHeaders(
+        chatHeaders(alice.key, { 'x-lmgate-tenant': 'evil', 'x-lmgate-key-id': 'root', x_lmgate_tenant: 'evil' }),
+      ),
     );
     const removed = a.requestHeaders?.response?.headerMutation?.removeHeaders ?? [];
-    expect(removed).toEqual(expect.arrayContaining(['x-lmgate-tenant', 'x-lmgate-key-id']));
+    expect(removed).toEqual(expect.arrayContaining(['x-lmgate-tenant', 'x-lmgate-key-id', 'x_lmgate_tenant']));
     // ...and the trusted values replace them.
     expect(headerSet(a.requestHeaders?.response)).toMatchObject({
       'x-lmgate-tenant': 'acme',
@@ -356,7 +398,6 @@ describe('protocol errors end the stream with a gRPC error, never a crash', () =
   const cases: { name: string; msgs: Record<string, unknown>[] }[] = [
     { name: 'a message with no request set', msgs: [{}] },
     { name: 'request body before headers', msgs: [requestBody(chatBody())] },
-    { name: 'response headers before request headers', msgs: [responseHeaders({ ':status': '200' })] },
     { name: 'request headers twice', msgs: [requestHeaders(chatHeaders()), requestHeaders(chatHeaders())] },
     {
       name: 'response body before response headers',
@@ -415,8 +456,11 @@ describe('observability mode', () => {
   it('sends no answers, still meters and audits', async () => {
     const s = gate.client.open();
     const obs = { observabilityMode: true };
+    // Envoy sends bodies only in STREAMED mode when observing, and no protocol_config.
+    const body = chatBody();
     s.send(requestHeaders(chatHeaders(), false, obs));
-    s.send(requestBody(chatBody(), true, obs));
+    s.send(requestBody(body.slice(0, 7), false, obs));
+    s.send(requestBody(body.slice(7), true, obs));
     s.send(responseHeaders({ ':status': '200', 'content-type': 'application/json' }, false, obs));
     s.send(
       responseBody(
@@ -429,6 +473,19 @@ describe('observability mode', () => {
     s.end();
     const rec = (await expectAudit(1))[0]!;
     expect(rec.usage).toMatchObject({ input_tokens: 4, output_tokens: 2 });
+    expect(rec.model.requested).toBe('mock-small');
+  });
+
+  it('a BUFFERED request body is never observed: the record keeps the status upstream sent, and says why', async () => {
+    const s = gate.client.open();
+    const obs = { observabilityMode: true };
+    s.send(requestHeaders(chatHeaders(), false, obs));
+    s.send(responseHeaders({ ':status': '200', 'content-type': 'application/json' }, true, obs));
+    expect(await s.silentFor(200)).toBe(true);
+    s.end();
+    const rec = (await expectAudit(1))[0]!;
+    expect(rec).toMatchObject({ status: 200, outcome: 'completed' });
+    expect(rec.failure).toMatch(/not observed/);
   });
 });
 

@@ -1,0 +1,131 @@
+// Usage and served model from a JSON response body read chunk by chunk (STREAMED), so that a
+// response of any size is metered without Envoy buffering it. One JsonScanner pass: only the
+// top-level `model` string and the usage value (OpenAI: the `usage` object; Ollama:
+// `prompt_eval_count` and `eval_count`) are kept, each at most MAX_VALUE_BYTES, then decoded by
+// JSON.parse of just those bytes. Memory stays bounded whatever the body size: a 20 MiB
+// embeddings response is scanned and forgotten.
+//
+// Lenient where metering must not be lost and strictness buys nothing: invalid UTF-8 (inside a
+// generated text) and repeated keys (the last wins, as with JSON.parse). Malformed JSON never
+// throws: usage and model are then undefined.
+import { JsonScanner, type JsonType } from './json-scan.ts';
+import type { ApiKind } from './shapes.ts';
+import { ollamaUsage, openAiUsage, type Usage } from './usage.ts';
+
+export interface JsonUsageReader {
+  /** The next chunk of the body; endOfStream on the last one (which may be empty). */
+  push(chunk: Buffer, endOfStream: boolean): void;
+  /** Usage as reported so far (final once complete); undefined when absent or malformed. */
+  readonly usage: Usage | undefined;
+  /** The top-level `model` string, when present; undefined when malformed. */
+  readonly model: string | undefined;
+  /** The body ended and was one valid JSON text. */
+  readonly complete: boolean;
+}
+
+/** The largest value kept for decoding: a usage object is well under 1 KiB. */
+const MAX_VALUE_BYTES = 64 * 1024;
+/** Responses nest a few levels (choices[].message.tool_calls[].function); generated text is in
+ * strings. Deeper is treated as malformed. */
+const MAX_DEPTH = 512;
+
+type Field = 'model' | 'usage' | 'prompt_eval_count' | 'eval_count';
+
+export function createJsonUsageReader(kind: ApiKind): JsonUsageReader {
+  const ollama = kind.startsWith('ollama.');
+  const values: Partial<Record<Field, unknown>> = {};
+  // The value being captured: its field, absolute start, bytes from earlier chunks.
+  let field: Field | undefined;
+  let start = 0;
+  let parts: Buffer[] = [];
+  let kept = 0;
+  let tooBig = false;
+  // The chunk being scanned and the absolute offset of its first byte.
+  let chunk: Buffer | undefined;
+  let base = 0;
+  let failed = false;
+  let ended = false;
+
+  const fieldOf = (key: string | undefined): Field | undefined => {
+    if (key === 'model') return 'model';
+    if (ollama) return key === 'prompt_eval_count' || key === 'eval_count' ? key : undefined;
+    return key === 'usage' ? 'usage' : undefined;
+  };
+  const wanted = (f: Field, type: JsonType): boolean =>
+    f === 'model' ? type === 'string' : f === 'usage' ? type === 'object' : type === 'number';
+
+  const scanner = new JsonScanner({
+    maxDepth: MAX_DEPTH,
+    allowBom: true,
+    checkKeys: false,
+    validateUtf8: false,
+    onMemberStart: (key, type, at) => {
+      const f = fieldOf(key);
+      if (f === undefined) return;
+      // A repeated key replaces the earlier value, as with JSON.parse; a value of the wrong type
+      // leaves none.
+      delete values[f];
+      if (!wanted(f, type)) return;
+      field = f;
+      start = at;
+      parts = [];
+      kept = 0;
+      tooBig = false;
+    },
+    onMember: (_key, _type, at, end) => {
+      if (field === undefined || at !== start || chunk === undefined) return;
+      const f = field;
+      field = undefined;
+      const from = Math.max(0, start - base);
+      const last = chunk.subarray(from, end - base);
+      if (tooBig || kept + last.length > MAX_VALUE_BYTES) return;
+      const bytes = parts.length === 0 ? last : Buffer.concat([...parts, last]);
+      parts = [];
+      try {
+        values[f] = JSON.parse(bytes.toString('utf8'));
+      } catch {
+        // Cannot happen for a value the scanner accepted; keep nothing if it does.
+      }
+    },
+  });
+
+  return {
+    push(data: Buffer, endOfStream: boolean): void {
+      if (failed || ended) return;
+      chunk = data;
+      base = scanner.offset;
+      let error = data.length > 0 ? scanner.push(data) : undefined;
+      // A value continuing past this chunk: keep its bytes (a copy: the chunk may share a larger
+      // buffer), unless too big to be what we look for.
+      if (error === undefined && field !== undefined && !tooBig) {
+        const from = Math.max(0, start - base);
+        kept += data.length - from;
+        if (kept > MAX_VALUE_BYTES) {
+          tooBig = true;
+          parts = [];
+        } else if (from < data.length) parts.push(Buffer.from(data.subarray(from)));
+      }
+      chunk = undefined;
+      if (endOfStream) {
+        ended = true;
+        error ??= scanner.end();
+      }
+      if (error !== undefined) {
+        failed = true;
+        field = undefined;
+        parts = [];
+      }
+    },
+    get usage(): Usage | undefined {
+      if (failed) return undefined;
+      if (!ollama) return openAiUsage(values.usage);
+      return ollamaUsage({ prompt_eval_count: values.prompt_eval_count, eval_count: values.eval_count });
+    },
+    get model(): string | undefined {
+      return failed || typeof values.model !== 'string' ? undefined : values.model;
+    },
+    get complete(): boolean {
+      return scanner.complete;
+    },
+  };
+}
