@@ -62,6 +62,9 @@ const { values } = parseArgs({
     workers: { type: 'string' },
     'depth-limit': { type: 'string' },
     out: { type: 'string' },
+    // The attacker's requests skip the gate (an Envoy listener with no ext_proc filter, to the
+    // same sink): what the same bytes cost the victim through Envoy alone, the floor for the gate.
+    bypass: { type: 'boolean' },
   },
 });
 const smoke = values.smoke === true;
@@ -101,7 +104,8 @@ const ids: BodyId[] = (() => {
   return out;
 })();
 const outDir = values.out ?? join(ROOT, 'bench', 'results', ...(smoke ? ['raw'] : []));
-const baseName = smoke ? 'isolation-smoke' : 'isolation';
+const bypass = values.bypass === true;
+const baseName = `${smoke ? 'isolation-smoke' : 'isolation'}${bypass ? '-bypass' : ''}`;
 
 const started = new Date();
 /** Other work on the machine shows here (and per slice as load1). */
@@ -152,6 +156,7 @@ try {
     [
       { name: 'victim', gate },
       { name: 'attacker', gate, upstreamPort: sink.port },
+      { name: 'bypass', upstreamPort: sink.port },
     ],
     mock.port,
     plan.envoyConcurrency,
@@ -161,7 +166,7 @@ try {
 
   const target = (tenant: Tenant, body: Buffer): Target => ({
     name: tenant,
-    url: `${envoy.url(tenant)}/v1/chat/completions`,
+    url: `${envoy.url(tenant === 'attacker' && bypass ? 'bypass' : tenant)}/v1/chat/completions`,
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${keys[tenant]}` },
     body,

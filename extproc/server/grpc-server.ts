@@ -135,9 +135,11 @@ export class GateServer {
 
   private bind(address: string): Promise<number> {
     return new Promise((resolve, reject) =>
-      this.grpc.bindAsync(address, ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(err) : resolve(port),
-      ),
+      this.grpc.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => {
+        if (err) return reject(err);
+        widenConnectionWindows(this.grpc);
+        resolve(port);
+      }),
     );
   }
 
@@ -185,4 +187,31 @@ function allowEnvoyStreamResets(server: Server, logger: Logger): void {
   }
   options.streamResetBurst = STREAM_RESETS_PER_SECOND;
   options.streamResetRate = STREAM_RESETS_PER_SECOND;
+  // Request bodies arrive as one message of up to maxRequestBodyBytes. With HTTP/2's default
+  // 16 KiB frames and 64 KiB windows a 4 MiB body is 256 frames, each a trip through JS, and
+  // the window refills only as the event loop gets to them; larger frames and windows move the
+  // same bytes in a few frames.
+  const settings = (options.settings ?? {}) as Record<string, unknown>;
+  settings.maxFrameSize = HTTP2_MAX_FRAME_SIZE;
+  settings.initialWindowSize = HTTP2_STREAM_WINDOW;
+  options.settings = settings;
+}
+
+export const HTTP2_MAX_FRAME_SIZE = 1024 * 1024;
+export const HTTP2_STREAM_WINDOW = 8 * 1024 * 1024;
+/** The connection's receive window (all streams together); HTTP/2 starts it at 64 KiB. */
+export const HTTP2_CONNECTION_WINDOW = 32 * 1024 * 1024;
+
+type SessionSource = { on(e: 'session', f: (s: { setLocalWindowSize?(n: number): void }) => void): void };
+const widened = new WeakSet<SessionSource>();
+
+/** Widen every new connection's receive window: grpc-js has no option for it, so each of its
+ * listening http2 servers gets a session hook, once. */
+function widenConnectionWindows(server: Server): void {
+  const servers = (server as unknown as { http2Servers?: Map<SessionSource, unknown> }).http2Servers;
+  for (const s of servers?.keys() ?? []) {
+    if (widened.has(s)) continue;
+    widened.add(s);
+    s.on('session', (session) => session.setLocalWindowSize?.(HTTP2_CONNECTION_WINDOW));
+  }
 }

@@ -139,3 +139,37 @@ export class ExtProcClient {
     this.client.close();
   }
 }
+
+// ---- Fixtures shared by the suites that drive the gate with this client ----
+
+/** Request headers of a chat completion as Envoy forwards them, with a fresh x-request-id. */
+export const chatHeadersFor = (key: string, extra: Record<string, string> = {}): Record<string, string> => ({
+  ':method': 'POST',
+  ':path': '/v1/chat/completions',
+  ':authority': 'llm.local',
+  ':scheme': 'http',
+  'content-type': 'application/json',
+  authorization: `Bearer ${key}`,
+  'x-request-id': `req-${Math.random().toString(36).slice(2)}`,
+  ...extra,
+});
+
+export const chatBody = (extra: Record<string, unknown> = {}): string =>
+  JSON.stringify({ model: 'mock-small', messages: [{ role: 'user', content: 'hi there' }], ...extra });
+
+export const sse = (o: unknown): string => `data: ${JSON.stringify(o)}\n\n`;
+
+/** Counts a gate's audit records across a file's tests: each call says how many records the
+ * test's streams must have added, waits for them and returns exactly those. */
+export function auditCounter(
+  gate: () => { waitAudit(n: number): Promise<Record<string, any>[]> },
+  expectLength: (records: unknown[], n: number) => void,
+): (n: number) => Promise<Record<string, any>[]> {
+  let count = 0;
+  return async (n: number) => {
+    count += n;
+    const records = await gate().waitAudit(count);
+    expectLength(records, count);
+    return records.slice(count - n);
+  };
+}

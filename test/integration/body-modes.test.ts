@@ -6,40 +6,36 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildPipeline } from '../../extproc/pipeline/build.ts';
 import { Pipeline } from '../../extproc/pipeline/pipeline.ts';
 import { BodySendMode, HeaderSendMode } from '../../extproc/server/protocol.ts';
-import { type Answer, requestBody, requestHeaders, responseBody, responseHeaders } from '../harness/ext-proc-client.ts';
+import {
+  type Answer,
+  auditCounter,
+  chatBody,
+  chatHeadersFor,
+  requestBody,
+  requestHeaders,
+  responseBody,
+  responseHeaders,
+  sse,
+} from '../harness/ext-proc-client.ts';
 import { makeKey } from '../harness/gate.ts';
 import { type InProcessGate, startInProcessGate } from '../harness/in-process-gate.ts';
 
 const alice = makeKey('alice', { tenant: 'acme', models: ['mock-*'] });
 const bob = makeKey('bob', { tenant: 'globex', models: ['mock-small'] });
 
-const chatHeaders = (key = alice.key, extra: Record<string, string> = {}) => ({
-  ':method': 'POST',
-  ':path': '/v1/chat/completions',
-  ':authority': 'llm.local',
-  ':scheme': 'http',
-  'content-type': 'application/json',
-  authorization: `Bearer ${key}`,
-  'x-request-id': `req-${Math.random().toString(36).slice(2)}`,
-  ...extra,
-});
-const chatBody = (extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ model: 'mock-small', messages: [{ role: 'user', content: 'hi there' }], ...extra });
+const chatHeaders = (key = alice.key, extra: Record<string, string> = {}) => chatHeadersFor(key, extra);
 const mode = (requestBodyMode: number) => ({ protocolConfig: { requestBodyMode, responseBodyMode: 0 } });
-const sse = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`;
 const usage = { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 };
 const errorCode = (a: Answer) => JSON.parse(Buffer.from(a.immediateResponse!.body!).toString()).error.code;
 const removed = (a: Answer | undefined, phase: 'requestHeaders' | 'responseHeaders' | 'requestBody') =>
   a?.[phase]?.response?.headerMutation?.removeHeaders ?? [];
 
 let gate: InProcessGate;
-let auditCount = 0;
-async function expectAudit(g: InProcessGate, n: number) {
-  auditCount += n;
-  const records = await g.waitAudit(auditCount);
-  expect(records).toHaveLength(auditCount);
-  return records.slice(auditCount - n);
-}
+const counted = auditCounter(
+  () => gate,
+  (records, n) => expect(records).toHaveLength(n),
+);
+const expectAudit = (_g: InProcessGate, n: number) => counted(n);
 
 beforeAll(async () => {
   gate = await startInProcessGate([alice, bob]);

@@ -10,11 +10,15 @@ import { Pipeline } from '../../extproc/pipeline/pipeline.ts';
 import { healthServiceDefinition } from '../../extproc/server/health.ts';
 import { BodySendMode } from '../../extproc/server/protocol.ts';
 import {
+  auditCounter,
+  chatBody,
+  chatHeadersFor,
   ExtProcClient,
   requestBody,
   requestHeaders,
   responseBody,
   responseHeaders,
+  sse,
 } from '../harness/ext-proc-client.ts';
 import { makeKey } from '../harness/gate.ts';
 import { type InProcessGate, startInProcessGate } from '../harness/in-process-gate.ts';
@@ -23,20 +27,8 @@ import { waitFor } from '../harness/ports.ts';
 const alice = makeKey('alice', { tenant: 'acme', models: ['mock-*'] });
 const bob = makeKey('bob', { tenant: 'globex', models: ['mock-small'], endpoints: ['openai.chat'] });
 
-const chatHeaders = (key = alice.key, extra: Record<string, string> = {}) => ({
-  ':method': 'POST',
-  ':path': '/v1/chat/completions',
-  ':authority': 'llm.local',
-  ':scheme': 'http',
-  'content-type': 'application/json',
-  authorization: `Bearer ${key}`,
-  'x-request-id': `req-${Math.random().toString(36).slice(2)}`,
-  ...extra,
-});
-const chatBody = (extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ model: 'mock-small', messages: [{ role: 'user', content: 'hi there' }], ...extra });
+const chatHeaders = (key = alice.key, extra: Record<string, string> = {}) => chatHeadersFor(key, extra);
 
-const sse = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`;
 const chunk = (content: string, usage?: unknown) => ({
   id: 'c1',
   object: 'chat.completion.chunk',
@@ -61,14 +53,11 @@ const headerSet = (a: any): Record<string, string> =>
   );
 
 let gate: InProcessGate;
-let auditCount = 0;
 /** Each test's streams must add exactly this many audit records. */
-async function expectAudit(n: number) {
-  auditCount += n;
-  const records = await gate.waitAudit(auditCount);
-  expect(records).toHaveLength(auditCount);
-  return records.slice(auditCount - n);
-}
+const expectAudit = auditCounter(
+  () => gate,
+  (records, n) => expect(records).toHaveLength(n),
+);
 
 beforeAll(async () => {
   gate = await startInProcessGate([alice, bob]);

@@ -6,6 +6,11 @@
 // reset rate. Driven here over raw HTTP/2, exactly as Envoy's frames arrive.
 import { connect } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  HTTP2_CONNECTION_WINDOW,
+  HTTP2_MAX_FRAME_SIZE,
+  HTTP2_STREAM_WINDOW,
+} from '../../extproc/server/grpc-server.ts';
 import { decodeProcessingResponse, encodeProcessingRequest } from '../../extproc/server/protocol.ts';
 import { headers } from '../harness/ext-proc-client.ts';
 import { type InProcessGate, startInProcessGate } from '../harness/in-process-gate.ts';
@@ -76,4 +81,18 @@ describe('a steady flow of stream resets from Envoy', () => {
     expect(records).toHaveLength(total);
     expect(new Set(records.map((r) => r.outcome))).toEqual(new Set(['cancelled']));
   }, 30_000);
+});
+
+describe('large request bodies move in few frames', () => {
+  it('advertises 1 MiB frames, an 8 MiB stream window and a 32 MiB connection window to Envoy', async () => {
+    const session = connect(`http://127.0.0.1:${gate.server.grpcPort}`);
+    session.on('error', () => undefined);
+    await new Promise<void>((resolve) => session.once('remoteSettings', () => resolve()));
+    expect(session.remoteSettings.maxFrameSize).toBe(HTTP2_MAX_FRAME_SIZE);
+    expect(session.remoteSettings.initialWindowSize).toBe(HTTP2_STREAM_WINDOW);
+    // The server's WINDOW_UPDATE for the connection follows its SETTINGS.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(session.state.remoteWindowSize).toBe(HTTP2_CONNECTION_WINDOW);
+    session.close();
+  });
 });
