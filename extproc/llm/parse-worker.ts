@@ -1,5 +1,6 @@
 // A ParsePool worker thread: parses request bodies off the gate's event loop. Loaded by
 // parse-pool.ts as a module (Node strips the types of this .ts file as it does for the gate).
+import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { type ApiKind, type ParseLimits, parseRequestBody, type RequestParseResult } from './shapes.ts';
 
@@ -16,6 +17,17 @@ export type ParseReply = { id: number; result: RequestParseResult } | { id: numb
 
 const port = parentPort;
 if (port === null) throw new Error('parse-worker.ts runs as a worker thread');
+
+/** The parse threads yield the CPU to the event loop that serves every other request: a tenant
+ * sending hostile bodies then slows its own parses, not the others' requests. On Linux a
+ * thread's niceness is its own (setpriority on pid 0 means the calling thread). */
+export const WORKER_NICENESS = 10;
+try {
+  setPriority(0, WORKER_NICENESS);
+} catch {
+  // Not permitted here (a platform where this is per process, or a restricted container): the
+  // worker still runs, only at the gate's own priority.
+}
 
 port.on('message', (job: ParseJob) => {
   let reply: ParseReply;
