@@ -173,8 +173,9 @@ export class JsonScanner {
   private memberType = 0;
   private memberStart = 0;
 
-  // An incomplete UTF-8 sequence at the end of the previous chunk.
-  private readonly carry = Buffer.alloc(4);
+  // An incomplete UTF-8 sequence at the end of the previous chunk (allocated when first needed:
+  // a whole document in one chunk, the common case, never needs it).
+  private carry: Buffer = NO_CARRY;
   private carryLen = 0;
 
   private err: JsonError | undefined;
@@ -194,9 +195,18 @@ export class JsonScanner {
       this.keySets = spareKeySets;
       spareKeySets = undefined;
     }
+    // The per-depth arrays, like the key sets, are borrowed from the last scanner that finished
+    // a document: two typed arrays (and their GC-tracked backing stores) per request add up.
     const initial = Math.min(this.maxDepth, 64) + 1;
-    this.kinds = new Uint8Array(initial);
-    this.index = new Float64Array(initial);
+    if (spareKinds !== undefined && spareIndex !== undefined && spareKinds.length >= initial) {
+      this.kinds = spareKinds;
+      this.index = spareIndex;
+      spareKinds = undefined;
+      spareIndex = undefined;
+    } else {
+      this.kinds = new Uint8Array(initial);
+      this.index = new Float64Array(initial);
+    }
   }
 
   /** The first error, if any: once failed, the scanner ignores further input. */
@@ -262,6 +272,7 @@ export class JsonScanner {
     }
     this.run(chunk, k, tail);
     if (this.err !== undefined || tail === end) return this.err;
+    if (this.carry === NO_CARRY) this.carry = Buffer.alloc(4);
     for (let j = tail; j < end; j++) this.carry[this.carryLen++] = chunk[j]!;
     if (firstInvalidUtf8(this.carry, 0, this.carryLen, true) !== -1) return this.badUtf8(this.carry, 0);
     return undefined;
@@ -275,6 +286,9 @@ export class JsonScanner {
     if (this.carryLen > 0) return this.badUtf8(this.carry, 0);
     switch (this.st) {
       case ST_DONE:
+        // A complete document: nothing reads the per-depth arrays again.
+        spareKinds ??= this.kinds;
+        spareIndex ??= this.index;
         return undefined;
       case ST_NUM_ZERO:
       case ST_NUM_INT:
@@ -987,6 +1001,10 @@ function hashString(s: string): number {
 
 /** Key sets a finished scanner left for the next one (see JsonScanner.keySets). */
 let spareKeySets: KeySet[] | undefined;
+/** Per-depth arrays left by the last scanner that completed a document. */
+let spareKinds: Uint8Array | undefined;
+let spareIndex: Float64Array | undefined;
+const NO_CARRY = Buffer.alloc(0);
 const KEYS_KEPT = 4096;
 /** Probes for one key before an object's keys move to a Map (see KeySet.map). */
 const MAX_PROBES = 48;
