@@ -486,3 +486,26 @@ describe('firstInvalidUtf8', () => {
       expect(firstInvalidUtf8(new Uint8Array(bytes), 0, bytes.length)).toBe(want),
     );
 });
+
+describe('scanners borrow per-depth arrays from finished ones', () => {
+  it('interleaved scanners and documents of changing depth never see each other state', () => {
+    const deep = (n: number) => `{"a":${'['.repeat(n)}1${']'.repeat(n)}}`;
+    // R stays open across chunks while others start, finish and hand their arrays on.
+    const r = new JsonScanner({ maxDepth: 200, collectMembers: true });
+    expect(r.push(Buffer.from('{"x":[[[{"k":'))).toBeUndefined();
+    for (const n of [3, 120, 1, 199, 64, 65, 2]) {
+      const doc = Buffer.from(deep(n));
+      const s = new JsonScanner({ maxDepth: 200, collectMembers: true });
+      expect(s.push(doc)).toBeUndefined();
+      expect(s.end()).toBeUndefined();
+      expect(s.members.map((m) => [m.key, m.type, m.end - m.start])).toEqual([['a', 'array', doc.length - 6]]);
+      // One over the limit still fails with the right path after a deeper document finished.
+      const over = new JsonScanner({ maxDepth: 10 });
+      over.push(Buffer.from(deep(10)));
+      expect(over.end()?.code).toBe('json_too_deep');
+    }
+    expect(r.push(Buffer.from('[1,{"y":2}]}]]],"z":true}'))).toBeUndefined();
+    expect(r.end()).toBeUndefined();
+    expect(r.members.map((m) => m.key)).toEqual(['x', 'z']);
+  });
+});
