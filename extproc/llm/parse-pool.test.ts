@@ -172,15 +172,22 @@ describe('parseRequest', () => {
     const p = pool(1);
     const small = chatBody(INLINE_PARSE_MAX_BYTES - 200);
     expect(small.length).toBeLessThanOrEqual(INLINE_PARSE_MAX_BYTES);
-    const r = parseRequest(p, 'openai.chat', small, limits);
+    const r = parseRequest(p, 'openai.chat', small, limits, () => {
+      throw new Error('the inline path must not ask for a signal');
+    });
     expect(r).not.toBeInstanceOf(Promise);
     expect((r as RequestParseResult).ok).toBe(true);
   });
 
   it('parses big bodies on the pool', async () => {
     const big = chatBody(INLINE_PARSE_MAX_BYTES + 100);
-    const r = parseRequest(pool(1), 'openai.chat', big, limits);
+    let asked = 0;
+    const r = parseRequest(pool(1), 'openai.chat', big, limits, () => {
+      asked++;
+      return new AbortController().signal;
+    });
     expect(r).toBeInstanceOf(Promise);
+    expect(asked).toBe(1);
     expect(await r).toEqual(parseRequestBody('openai.chat', big, limits));
   });
 

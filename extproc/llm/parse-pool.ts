@@ -184,14 +184,15 @@ export class ParsePool {
 }
 
 /** Parse a request body: inline when small (or without a pool), a plain result and no promise on
- * that hot path; else on the pool. */
+ * that hot path; else on the pool. `signal` is asked for only on the pool path, so a small body
+ * never makes the caller create an AbortController. */
 export function parseRequest(
   pool: ParsePool | undefined,
   kind: ApiKind,
   body: Buffer,
   limits: ParseLimits,
-  signal?: AbortSignal,
+  signal?: () => AbortSignal,
 ): RequestParseResult | Promise<RequestParseResult> {
   if (pool === undefined || body.length <= INLINE_PARSE_MAX_BYTES) return parseRequestBody(kind, body, limits);
-  return pool.parse(kind, body, limits, signal);
+  return pool.parse(kind, body, limits, signal?.());
 }

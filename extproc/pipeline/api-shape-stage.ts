@@ -9,8 +9,8 @@
 //
 // Bodies larger than the inline limit are parsed on a worker thread, so one tenant's 4 MiB body
 // never holds the event loop that every other request shares.
-import { INLINE_PARSE_MAX_BYTES, type ParsePool } from '../llm/parse-pool.ts';
-import { needsBody, parseRequestBody, type RequestParseResult } from '../llm/shapes.ts';
+import { type ParsePool, parseRequest } from '../llm/parse-pool.ts';
+import { needsBody, type RequestParseResult } from '../llm/shapes.ts';
 import type { RequestContext } from './context.ts';
 import { errors } from './errors.ts';
 import type { Stage } from './stage.ts';
@@ -51,12 +51,13 @@ export function apiShapeStage(deps: ApiShapeDeps = {}): Stage {
     onRequestBody(ctx: RequestContext, body: Buffer): void | Promise<void> {
       if (ctx.api === 'unknown' || ctx.method !== 'POST' || !needsBody(ctx.api)) return;
       const limits = { maxDepth: ctx.config.server.maxJsonDepth };
-      if (pool !== undefined && body.length > INLINE_PARSE_MAX_BYTES) {
+      const result = parseRequest(pool, ctx.api, body, limits, () => ctx.signal);
+      if (result instanceof Promise) {
         // Off the event loop; the state machine asks Envoy to wait longer for this message.
         ctx.out.slow = true;
-        return pool.parse(ctx.api, body, limits, ctx.signal).then((r) => apply(ctx, r, body));
+        return result.then((r) => apply(ctx, r, body));
       }
-      apply(ctx, parseRequestBody(ctx.api, body, limits), body);
+      apply(ctx, result, body);
     },
   };
 }

@@ -7,7 +7,14 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extProcFilter } from '../harness/envoy.ts';
 import { makeKey } from '../harness/gate.ts';
-import { auditRecordsFor, describeUpstream, settledUpstreamFor, sseData, withGateRecords } from '../harness/observe.ts';
+import {
+  auditRecordsFor,
+  describeUpstream,
+  onlyRecord,
+  settledUpstreamFor,
+  sseData,
+  withGateRecords,
+} from '../harness/observe.ts';
 import { chunk, h2Request, lastChunk, rawRequest, requestHead } from '../harness/raw-http.ts';
 import { type Stack, startStack } from '../harness/stack.ts';
 
@@ -78,12 +85,6 @@ async function onlyUpstream(stack: Stack, id: string) {
   expect(got.map(describeUpstream)).toHaveLength(1);
   expect(got[0]!.complete).toBe(true);
   return got[0]!;
-}
-
-async function onlyRecord(stack: Stack, id: string) {
-  const recs = await auditRecordsFor(stack, id);
-  expect(recs.map((r) => `${r.status} ${r.outcome} ${r.failure}`)).toHaveLength(1);
-  return recs[0]!;
 }
 
 describe('shipped envoy.yaml', () => {

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extProcFilter } from '../harness/envoy.ts';
 import { makeKey } from '../harness/gate.ts';
-import { auditRecordsFor, describeUpstream, settledUpstreamFor, sseData } from '../harness/observe.ts';
+import { describeUpstream, onlyRecord, settledUpstreamFor, sseData } from '../harness/observe.ts';
 import { rawRequest, requestHead } from '../harness/raw-http.ts';
 import { type Stack, startStack } from '../harness/stack.ts';
 
@@ -32,12 +32,6 @@ function post(stack: Stack, id: string, body: string, headers: Record<string, st
     ],
     { port: stack.envoy.ports.listener, timeoutMs },
   );
-}
-
-async function onlyRecord(stack: Stack, id: string) {
-  const recs = await auditRecordsFor(stack, id);
-  expect(recs.map((r) => `${r.status} ${r.outcome} ${r.failure}`)).toHaveLength(1);
-  return recs[0]!;
 }
 
 describe('shipped envoy.yaml', () => {

@@ -158,18 +158,3 @@ export const chatBody = (extra: Record<string, unknown> = {}): string =>
   JSON.stringify({ model: 'mock-small', messages: [{ role: 'user', content: 'hi there' }], ...extra });
 
 export const sse = (o: unknown): string => `data: ${JSON.stringify(o)}\n\n`;
-
-/** Counts a gate's audit records across a file's tests: each call says how many records the
- * test's streams must have added, waits for them and returns exactly those. */
-export function auditCounter(
-  gate: () => { waitAudit(n: number): Promise<Record<string, any>[]> },
-  expectLength: (records: unknown[], n: number) => void,
-): (n: number) => Promise<Record<string, any>[]> {
-  let count = 0;
-  return async (n: number) => {
-    count += n;
-    const records = await gate().waitAudit(count);
-    expectLength(records, count);
-    return records.slice(count - n);
-  };
-}

@@ -4,6 +4,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { FileAuditSink } from '../../extproc/audit/sink.ts';
 import { type Config, configSchema } from '../../extproc/config/schema.ts';
 import type { StageDeps } from '../../extproc/pipeline/build.ts';
@@ -91,6 +92,40 @@ export async function startInProcessGate(
       client.close();
       server.forceShutdown();
       await audit.close();
+    },
+  };
+}
+
+/** One in-process gate shared by a test file's tests: started before them, stopped after, and
+ * checked after each test to have no stream still in flight. `expectAudit(n)` says how many
+ * records the test's streams must have added, waits for exactly those and returns them. */
+export function gateForFile(keys: TestKey[]): {
+  readonly gate: InProcessGate;
+  expectAudit(n: number): Promise<Record<string, any>[]>;
+} {
+  let gate: InProcessGate | undefined;
+  let count = 0;
+  beforeAll(async () => {
+    gate = await startInProcessGate(keys);
+  });
+  afterAll(async () => {
+    await gate?.stop();
+  });
+  afterEach(async () => {
+    await new Promise((r) => setTimeout(r, 20));
+    expect(gate?.server.activeStreams).toBe(0);
+  });
+  return {
+    get gate(): InProcessGate {
+      if (gate === undefined) throw new Error('gateForFile: the gate starts in beforeAll');
+      return gate;
+    },
+    async expectAudit(n: number) {
+      if (gate === undefined) throw new Error('gateForFile: the gate starts in beforeAll');
+      count += n;
+      const records = await gate.waitAudit(count);
+      expect(records).toHaveLength(count);
+      return records.slice(count - n);
     },
   };
 }

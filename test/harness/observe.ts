@@ -2,6 +2,7 @@
 // (what reached it, by x-request-id, which Envoy keeps when the client sends one), the gate's
 // audit (its records for an id, or the records of the ext_proc streams a request opened when it
 // has no id the gate could read) and the client's SSE stream.
+import { expect } from 'vitest';
 import type { ReceivedRequest } from '../mock/model-server.ts';
 import { waitFor } from './ports.ts';
 import type { Stack } from './stack.ts';
@@ -82,4 +83,12 @@ export function sseData(text: string): string[] {
       if (!e.startsWith('data: ')) throw new Error(`not an SSE data event: ${JSON.stringify(e.slice(0, 80))}`);
       return e.slice('data: '.length);
     });
+}
+
+/** The one audit record of a request, asserting that there is exactly one (the list shows
+ * status, outcome and failure when there are more). */
+export async function onlyRecord(stack: Stack, id: string): Promise<Record<string, any>> {
+  const recs = await auditRecordsFor(stack, id);
+  expect(recs.map((r) => `${r.status} ${r.outcome} ${r.failure}`)).toHaveLength(1);
+  return recs[0]!;
 }

@@ -2,13 +2,12 @@
 // way Envoy 1.40 drives it (protocol_config in the first message, bodies by mode, trailers by
 // mode, local replies through the encoder path). The real-Envoy tests under test/e2e/ prove the
 // same points through the binary; these pin each message the gate answers.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPipeline } from '../../extproc/pipeline/build.ts';
 import { Pipeline } from '../../extproc/pipeline/pipeline.ts';
 import { BodySendMode, HeaderSendMode } from '../../extproc/server/protocol.ts';
 import {
   type Answer,
-  auditCounter,
   chatBody,
   chatHeadersFor,
   requestBody,
@@ -18,7 +17,7 @@ import {
   sse,
 } from '../harness/ext-proc-client.ts';
 import { makeKey } from '../harness/gate.ts';
-import { type InProcessGate, startInProcessGate } from '../harness/in-process-gate.ts';
+import { gateForFile, type InProcessGate, startInProcessGate } from '../harness/in-process-gate.ts';
 
 const alice = makeKey('alice', { tenant: 'acme', models: ['mock-*'] });
 const bob = makeKey('bob', { tenant: 'globex', models: ['mock-small'] });
@@ -30,38 +29,23 @@ const errorCode = (a: Answer) => JSON.parse(Buffer.from(a.immediateResponse!.bod
 const removed = (a: Answer | undefined, phase: 'requestHeaders' | 'responseHeaders' | 'requestBody') =>
   a?.[phase]?.response?.headerMutation?.removeHeaders ?? [];
 
-let gate: InProcessGate;
-const counted = auditCounter(
-  () => gate,
-  (records, n) => expect(records).toHaveLength(n),
-);
-const expectAudit = (_g: InProcessGate, n: number) => counted(n);
-
-beforeAll(async () => {
-  gate = await startInProcessGate([alice, bob]);
-});
-afterAll(async () => {
-  await gate.stop();
-});
-afterEach(async () => {
-  await new Promise((r) => setTimeout(r, 20));
-  expect(gate.server.activeStreams).toBe(0);
-});
+const shared = gateForFile([alice, bob]);
+const expectAudit = shared.expectAudit;
 
 describe('request bodies are judged whole before any byte goes upstream', () => {
   it('BUFFERED: a body followed by trailers (end_of_stream false) is the whole body, judged and refused', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders(bob.key), false, mode(BodySendMode.BUFFERED)));
     const a = await s.exchange(requestBody(chatBody({ model: 'mock-large' }), false));
     expect(a.immediateResponse?.status.code).toBe(403);
     expect(errorCode(a)).toBe('model_not_allowed');
     s.end();
-    const rec = (await expectAudit(gate, 1))[0]!;
+    const rec = (await expectAudit(1))[0]!;
     expect(rec).toMatchObject({ status: 403, outcome: 'rejected', model: { requested: 'mock-large' } });
   });
 
   it('BUFFERED with trailers: an allowed body is rewritten (include_usage) and the trailers pass', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders(), false, mode(BodySendMode.BUFFERED)));
     const a = await s.exchange(requestBody(chatBody({ stream: true }), false));
     const sent = JSON.parse(Buffer.from(a.requestBody!.response!.bodyMutation!.body!).toString());
@@ -69,11 +53,11 @@ describe('request bodies are judged whole before any byte goes upstream', () => 
     const t = await s.exchange({ requestTrailers: { trailers: { headers: [] } } });
     expect(t.response).toBe('requestTrailers');
     s.cancel();
-    await expectAudit(gate, 1);
+    await expectAudit(1);
   });
 
   it('STREAMED: every chunk is held and a refused body releases nothing', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders(bob.key), false, mode(BodySendMode.STREAMED)));
     const body = chatBody({ model: 'mock-large' });
     for (const part of [body.slice(0, 5), body.slice(5, 20)]) {
@@ -83,11 +67,11 @@ describe('request bodies are judged whole before any byte goes upstream', () => 
     const last = await s.exchange(requestBody(body.slice(20), true));
     expect(last.immediateResponse?.status.code).toBe(403);
     s.end();
-    await expectAudit(gate, 1);
+    await expectAudit(1);
   });
 
   it('STREAMED: the last chunk carries the whole body, rewritten once (not original + rewritten)', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders(), false, mode(BodySendMode.STREAMED)));
     const body = chatBody({ stream: true, seed: '__' });
     const raw = body.replace('"__"', '12345678901234567890');
@@ -99,44 +83,44 @@ describe('request bodies are judged whole before any byte goes upstream', () => 
     // Envoy removed content-length when it started STREAMED; the gate sets none.
     expect(last.requestBody!.response!.headerMutation).toBeUndefined();
     s.cancel();
-    await expectAudit(gate, 1);
+    await expectAudit(1);
   });
 
   it('STREAMED: request trailers before the end of a held body → 400, never an empty body upstream', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders(), false, mode(BodySendMode.STREAMED)));
     await s.exchange(requestBody(chatBody(), false));
     const t = await s.exchange({ requestTrailers: { trailers: { headers: [] } } });
     expect(t.immediateResponse?.status.code).toBe(400);
     expect(errorCode(t)).toBe('unsupported_trailers');
     s.end();
-    await expectAudit(gate, 1);
+    await expectAudit(1);
   });
 
   it('BUFFERED_PARTIAL: a partial body (over the buffer or before trailers) → 413; a whole one is judged', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders(), false, mode(BodySendMode.BUFFERED_PARTIAL)));
     const a = await s.exchange(requestBody(chatBody(), false));
     expect(a.immediateResponse?.status.code).toBe(413);
     s.end();
-    const s2 = gate.client.open();
+    const s2 = shared.gate.client.open();
     await s2.exchange(requestHeaders(chatHeaders(), false, mode(BodySendMode.BUFFERED_PARTIAL)));
     const b = await s2.exchange(requestBody(chatBody({ model: 'mock-large' }), true));
     expect(b.response).toBe('requestBody');
     s2.cancel();
-    const recs = await expectAudit(gate, 2);
+    const recs = await expectAudit(2);
     expect(recs.map((r) => r.status).sort()).toEqual([413, null]);
   });
 
   it('request_body_mode NONE: refused at request headers, and the problem is reported', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     const a = await s.exchange(requestHeaders(chatHeaders(), false, mode(BodySendMode.NONE)));
     expect(a.immediateResponse?.status.code).toBe(500);
     s.end();
-    const rec = (await expectAudit(gate, 1))[0]!;
+    const rec = (await expectAudit(1))[0]!;
     expect(rec.failure).toMatch(/request_body_mode is NONE/);
-    expect(gate.server.filterConfig.problems.join('\n')).toMatch(/^request_body_none: /);
-    expect(await gate.metrics.registry.getSingleMetricAsString('lmgate_envoy_filter_config_problems')).toContain(
+    expect(shared.gate.server.filterConfig.problems.join('\n')).toMatch(/^request_body_none: /);
+    expect(await shared.gate.metrics.registry.getSingleMetricAsString('lmgate_envoy_filter_config_problems')).toContain(
       'problem="request_body_none"} 1',
     );
   });
@@ -145,41 +129,41 @@ describe('request bodies are judged whole before any byte goes upstream', () => 
 describe("Envoy's own replies keep their status", () => {
   for (const status of ['400', '200']) {
     it(`response headers as the first message (a reply before any request headers, ${status}) pass`, async () => {
-      const s = gate.client.open();
+      const s = shared.gate.client.open();
       const a = await s.exchange(responseHeaders({ ':status': status, 'content-type': 'text/plain' }));
       expect(a.response).toBe('responseHeaders');
       expect(a.responseHeaders?.response?.headerMutation).toBeUndefined();
       s.end();
-      const rec = (await expectAudit(gate, 1))[0]!;
+      const rec = (await expectAudit(1))[0]!;
       expect(rec).toMatchObject({ status: Number(status), outcome: 'local_reply', error: null });
     });
   }
 
   it("Envoy's 413 before the buffered body reached the gate passes as 413", async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders(), false, mode(BodySendMode.BUFFERED)));
     const a = await s.exchange(responseHeaders({ ':status': '413', 'content-type': 'text/plain' }));
     expect(a.response).toBe('responseHeaders');
     expect(a.modeOverride?.responseBodyMode ?? BodySendMode.NONE).toBe(BodySendMode.NONE);
     s.end();
-    const rec = (await expectAudit(gate, 1))[0]!;
+    const rec = (await expectAudit(1))[0]!;
     expect(rec).toMatchObject({ status: 413, outcome: 'local_reply', principal: { key_id: 'alice' } });
   });
 
   it('a success answer to a body the gate never judged fails closed', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
     const a = await s.exchange(responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
     expect(a.immediateResponse?.status.code).toBe(500);
     s.end();
-    const rec = (await expectAudit(gate, 1))[0]!;
+    const rec = (await expectAudit(1))[0]!;
     expect(rec).toMatchObject({ status: 500, outcome: 'error' });
   });
 });
 
 describe('responses: bounded reading, trailers, content-length, what the client saw', () => {
   it('a JSON response without a known, bounded length is read STREAMED; usage comes from any split', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
     await s.exchange(requestBody(chatBody()));
     const rh = await s.exchange(responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
@@ -191,13 +175,31 @@ describe('responses: bounded reading, trailers, content-length, what the client 
       expect(a.responseBody?.response?.bodyMutation).toBeUndefined();
     }
     s.end();
-    const rec = (await expectAudit(gate, 1))[0]!;
+    const rec = (await expectAudit(1))[0]!;
     expect(rec).toMatchObject({ outcome: 'completed', status: 200, model: { served: 'mock-small-x' } });
     expect(rec.usage).toMatchObject({ input_tokens: 2, output_tokens: 3 });
   });
 
+  it('a JSON response one byte over server.maxBufferedResponseBytes is read STREAMED, at the limit BUFFERED', async () => {
+    const max = shared.gate.config.server.maxBufferedResponseBytes;
+    for (const [length, mode] of [
+      [max + 1, BodySendMode.STREAMED],
+      [max, BodySendMode.BUFFERED],
+    ] as const) {
+      const s = shared.gate.client.open();
+      await s.exchange(requestHeaders(chatHeaders()));
+      await s.exchange(requestBody(chatBody()));
+      const rh = await s.exchange(
+        responseHeaders({ ':status': '200', 'content-type': 'application/json', 'content-length': `${length}` }),
+      );
+      expect(rh.modeOverride?.responseBodyMode).toBe(mode);
+      s.cancel();
+    }
+    await expectAudit(2);
+  });
+
   it('a JSON response of known small length is BUFFERED, and complete even when trailers follow it', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
     await s.exchange(requestBody(chatBody()));
     const body = JSON.stringify({ model: 'mock-small', usage });
@@ -213,13 +215,13 @@ describe('responses: bounded reading, trailers, content-length, what the client 
     const tr = await s.exchange({ responseTrailers: { trailers: { headers: [] } } });
     expect(tr.response).toBe('responseTrailers');
     s.end();
-    const rec = (await expectAudit(gate, 1))[0]!;
+    const rec = (await expectAudit(1))[0]!;
     expect(rec).toMatchObject({ outcome: 'completed', status: 200 });
     expect(rec.usage).toMatchObject({ input_tokens: 2 });
   });
 
   it('STREAMED SSE ended by trailers is completed with its usage; content-length goes when usage is withheld', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
     await s.exchange(requestBody(chatBody({ stream: true })));
     const events =
@@ -243,13 +245,13 @@ describe('responses: bounded reading, trailers, content-length, what the client 
     const tr = await s.exchange({ responseTrailers: { trailers: { headers: [] } } });
     expect(tr.response).toBe('responseTrailers');
     s.end();
-    const rec = (await expectAudit(gate, 1))[0]!;
+    const rec = (await expectAudit(1))[0]!;
     expect(rec).toMatchObject({ outcome: 'completed', status: 200 });
     expect(rec.usage).toMatchObject({ input_tokens: 2, output_tokens: 3 });
   });
 
   it('a body the gate does not rewrite keeps its content-length', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
     await s.exchange(requestBody(chatBody({ stream: true, stream_options: { include_usage: true } })));
     const rh = await s.exchange(
@@ -257,7 +259,7 @@ describe('responses: bounded reading, trailers, content-length, what the client 
     );
     expect(removed(rh, 'responseHeaders')).not.toContain('content-length');
     s.cancel();
-    await expectAudit(gate, 1);
+    await expectAudit(1);
   });
 });
 
@@ -293,18 +295,18 @@ describe('a refusal after the response started cuts it: the audit keeps the stat
 
 describe('slow paths ask Envoy to wait', () => {
   it('a body parsed off the event loop is preceded by override_message_timeout', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders(), false, mode(BodySendMode.BUFFERED)));
     const filler = 'x'.repeat(1024 * 1024);
     s.send(requestBody(chatBody({ filler })));
     const first = await s.next(3000);
     expect(first?.overrideMessageTimeout).toBeDefined();
     const ms = Number(first!.overrideMessageTimeout!.seconds) * 1000 + first!.overrideMessageTimeout!.nanos / 1e6;
-    expect(ms).toBeGreaterThan(gate.config.server.messageDeadlineMs);
+    expect(ms).toBeGreaterThan(shared.gate.config.server.messageDeadlineMs);
     expect(ms).toBeLessThanOrEqual(2000);
     const second = await s.next(3000);
     expect(second?.response).toBe('requestBody');
     s.cancel();
-    await expectAudit(gate, 1);
+    await expectAudit(1);
   });
 });

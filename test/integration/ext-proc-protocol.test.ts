@@ -4,13 +4,12 @@
 // process; every stream leaves exactly one audit record.
 
 import { credentials, status as GrpcStatus, makeGenericClientConstructor } from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPipeline } from '../../extproc/pipeline/build.ts';
 import { Pipeline } from '../../extproc/pipeline/pipeline.ts';
 import { healthServiceDefinition } from '../../extproc/server/health.ts';
 import { BodySendMode } from '../../extproc/server/protocol.ts';
 import {
-  auditCounter,
   chatBody,
   chatHeadersFor,
   ExtProcClient,
@@ -21,7 +20,7 @@ import {
   sse,
 } from '../harness/ext-proc-client.ts';
 import { makeKey } from '../harness/gate.ts';
-import { type InProcessGate, startInProcessGate } from '../harness/in-process-gate.ts';
+import { gateForFile, type InProcessGate, startInProcessGate } from '../harness/in-process-gate.ts';
 import { waitFor } from '../harness/ports.ts';
 
 const alice = makeKey('alice', { tenant: 'acme', models: ['mock-*'] });
@@ -52,28 +51,12 @@ const headerSet = (a: any): Record<string, string> =>
     ]),
   );
 
-let gate: InProcessGate;
-/** Each test's streams must add exactly this many audit records. */
-const expectAudit = auditCounter(
-  () => gate,
-  (records, n) => expect(records).toHaveLength(n),
-);
-
-beforeAll(async () => {
-  gate = await startInProcessGate([alice, bob]);
-});
-afterAll(async () => {
-  await gate.stop();
-});
-afterEach(async () => {
-  // No test may leave a stream the gate still considers in flight.
-  await new Promise((r) => setTimeout(r, 20));
-  expect(gate.server.activeStreams).toBe(0);
-});
+const shared = gateForFile([alice, bob]);
+const expectAudit = shared.expectAudit;
 
 describe('one answer of the matching type per message', () => {
   it('answers a full streamed chat with the right type each time, injecting usage and withholding it', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     const h = await s.exchange(requestHeaders(chatHeaders()));
     expect(h.response).toBe('requestHeaders');
     // the credential never goes upstream; the principal does, as trusted headers
@@ -126,7 +109,7 @@ describe('one answer of the matching type per message', () => {
   });
 
   it('rewriting the body for include_usage keeps every other byte of it (a 64-bit seed survives)', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
     const body =
       '{"model":"mock-small","seed":12345678901234567891,"stream":true,"messages":[{"role":"user","content":"x"}]}';
@@ -139,7 +122,7 @@ describe('one answer of the matching type per message', () => {
   });
 
   it('end of stream in an empty body message (as Envoy sends it) finishes the stream', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
     await s.exchange(requestBody(chatBody({ stream: true })));
     await s.exchange(responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' }));
@@ -156,7 +139,7 @@ describe('one answer of the matching type per message', () => {
   });
 
   it('GET with end_of_stream on the headers: no body expected, NONE when nothing reads the response', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     const h = await s.exchange(requestHeaders({ ...chatHeaders(), ':method': 'GET', ':path': '/v1/models' }, true));
     expect(h.response).toBe('requestHeaders');
     const rh = await s.exchange(responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
@@ -168,7 +151,7 @@ describe('one answer of the matching type per message', () => {
   });
 
   it('buffers JSON responses of known, bounded length and reads usage from them', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
     await s.exchange(requestBody(chatBody()));
     const body = JSON.stringify({
@@ -191,7 +174,7 @@ describe('one answer of the matching type per message', () => {
   });
 
   it('response headers with end_of_stream finish the request at once', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
     await s.exchange(requestBody(chatBody()));
     const rh = await s.exchange(responseHeaders({ ':status': '204' }, true));
@@ -203,7 +186,7 @@ describe('one answer of the matching type per message', () => {
   });
 
   it('upstream errors are not read and are audited as upstream_error', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
     await s.exchange(requestBody(chatBody({ stream: true })));
     const rh = await s.exchange(responseHeaders({ ':status': '503', 'content-type': 'application/json' }));
@@ -214,7 +197,7 @@ describe('one answer of the matching type per message', () => {
   });
 
   it('holds a request body sent in several chunks (STREAMED request mode) and releases it whole with the last', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(
       requestHeaders(chatHeaders(), false, { protocolConfig: { requestBodyMode: BodySendMode.STREAMED } }),
     );
@@ -330,7 +313,7 @@ describe('refusals are ImmediateResponses with OpenAI-style errors', () => {
 
   for (const t of table) {
     it(`${t.name} → ${t.status}`, async () => {
-      const s = gate.client.open();
+      const s = shared.gate.client.open();
       let a = await s.exchange(requestHeaders(t.headers));
       if (t.body !== undefined) {
         expect(a.response).toBe('requestHeaders');
@@ -355,9 +338,9 @@ describe('refusals are ImmediateResponses with OpenAI-style errors', () => {
   }
 
   it('a body over server.maxRequestBodyBytes → 413', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
-    const big = Buffer.alloc(gate.config.server.maxRequestBodyBytes + 1, 0x20);
+    const big = Buffer.alloc(shared.gate.config.server.maxRequestBodyBytes + 1, 0x20);
     const a = await s.exchange(requestBody(big));
     expect(a.immediateResponse?.status.code).toBe(413);
     s.end();
@@ -365,7 +348,7 @@ describe('refusals are ImmediateResponses with OpenAI-style errors', () => {
   });
 
   it('strips spoofed x-lmgate-* headers, also spelt with underscores, before any stage reads them', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     const a = await s.exchange(
       requestHeaders(
         chatHeaders(alice.key, { 'x-lmgate-tenant': 'evil', 'x-lmgate-key-id': 'root', x_lmgate_tenant: 'evil' }),
@@ -395,7 +378,7 @@ describe('protocol errors end the stream with a gRPC error, never a crash', () =
   ];
   for (const c of cases) {
     it(c.name, async () => {
-      const s = gate.client.open();
+      const s = shared.gate.client.open();
       for (const m of c.msgs) s.send(m);
       const st = await s.status;
       expect(st.code).toBe(GrpcStatus.FAILED_PRECONDITION);
@@ -409,7 +392,7 @@ describe('protocol errors end the stream with a gRPC error, never a crash', () =
   }
 
   it('the gate still serves after all of them', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     const a = await s.exchange(requestHeaders({ ...chatHeaders(), ':method': 'GET', ':path': '/v1/models' }, true));
     expect(a.response).toBe('requestHeaders');
     s.end();
@@ -419,7 +402,7 @@ describe('protocol errors end the stream with a gRPC error, never a crash', () =
 
 describe('cancellation and end of stream', () => {
   it('Envoy cancelling mid-request leaves one cancelled audit record', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
     await s.exchange(requestBody(chatBody({ stream: true })));
     await s.exchange(responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' }));
@@ -432,7 +415,7 @@ describe('cancellation and end of stream', () => {
   });
 
   it('Envoy half-closing before the response leaves one cancelled record and a clean status', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     await s.exchange(requestHeaders(chatHeaders()));
     s.end();
     expect((await s.status).code).toBe(GrpcStatus.OK);
@@ -443,7 +426,7 @@ describe('cancellation and end of stream', () => {
 
 describe('observability mode', () => {
   it('sends no answers, still meters and audits', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     const obs = { observabilityMode: true };
     // Envoy sends bodies only in STREAMED mode when observing, and no protocol_config.
     const body = chatBody();
@@ -466,7 +449,7 @@ describe('observability mode', () => {
   });
 
   it('a BUFFERED request body is never observed: the record keeps the status upstream sent, and says why', async () => {
-    const s = gate.client.open();
+    const s = shared.gate.client.open();
     const obs = { observabilityMode: true };
     s.send(requestHeaders(chatHeaders(), false, obs));
     s.send(responseHeaders({ ':status': '200', 'content-type': 'application/json' }, true, obs));
