@@ -38,6 +38,11 @@ describe('parseConfig', () => {
       yaml: 'server: { grpcAddress: localhost }',
       expect: 'server.grpcAddress: expected host:port',
     },
+    {
+      name: 'port out of range',
+      yaml: 'server: { adminAddress: "127.0.0.1:99999" }',
+      expect: 'server.adminAddress: port must be between 0 and 65535',
+    },
     { name: 'unknown top-level field', yaml: 'servr: {}', expect: '(root): unknown field(s) "servr"' },
     { name: 'unknown nested field', yaml: 'server: { port: 1 }', expect: 'server: unknown field(s) "port"' },
     { name: 'negative number', yaml: 'audit: { maxPendingBytes: -1 }', expect: 'audit.maxPendingBytes' },

@@ -3,10 +3,7 @@
 // (extproc/config/reference.test.ts), so a field documented here is a field that exists.
 import { z } from 'zod';
 import { DEFAULT_MAX_JSON_DEPTH } from '../llm/shapes.ts';
-
-const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, for example 127.0.0.1:50051');
+import { hostPort } from './host-port.ts';
 
 /** Patterns with `*` wildcards, for models and endpoints: "*", "gpt-*", "llama-3.1-*-instruct". */
 const patterns = z.array(z.string().min(1)).min(1);
