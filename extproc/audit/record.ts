@@ -2,6 +2,7 @@
 // the principal by key id, never the key; it carries no header, prompt or response content.
 // Absent facts are null, not zero: a request whose upstream reported no usage says so.
 import type { RequestContext } from '../pipeline/context.ts';
+import { PHASE_LABEL, PHASES } from '../server/phases.ts';
 
 export const AUDIT_SCHEMA_VERSION = 1;
 
@@ -9,7 +10,17 @@ export interface AuditRecord {
   v: number;
   time: string;
   request_id: string;
-  principal: { tenant: string; team: string | null; user: string | null; key_id: string; method: string } | null;
+  principal: {
+    /** The caller's stable id within its issuer (API key id, JWT subject, certificate SAN). */
+    id: string;
+    /** The API key's id when identified by one, else null. */
+    key_id: string | null;
+    tenant: string;
+    team: string | null;
+    user: string | null;
+    method: string;
+    issuer: string;
+  } | null;
   endpoint: { method: string; path: string; api: string };
   model: { requested: string | null; served: string | null };
   stream: boolean;
@@ -33,14 +44,27 @@ function pathOnly(path: string): string {
 
 export function buildAuditRecord(ctx: RequestContext): AuditRecord {
   const g = ctx.gateNs;
-  const gate = g.requestHeaders + g.requestBody + g.responseHeaders + g.responseBody + g.other;
+  let gate = 0n;
+  const phases: Record<string, number> = {};
+  for (const phase of PHASES) {
+    gate += g[phase];
+    phases[PHASE_LABEL[phase]] = ms(g[phase]);
+  }
   const p = ctx.principal;
   return {
     v: AUDIT_SCHEMA_VERSION,
     time: new Date(ctx.startedAtMs).toISOString(),
     request_id: ctx.requestId,
     principal: p
-      ? { tenant: p.tenant, team: p.team ?? null, user: p.user ?? null, key_id: p.keyId, method: p.method }
+      ? {
+          id: p.id,
+          key_id: p.method === 'api_key' ? p.id : null,
+          tenant: p.tenant,
+          team: p.team ?? null,
+          user: p.user ?? null,
+          method: p.method,
+          issuer: p.issuer,
+        }
       : null,
     endpoint: { method: ctx.method, path: pathOnly(ctx.path), api: ctx.api },
     model: { requested: ctx.modelRequested ?? null, served: ctx.modelServed ?? null },
@@ -54,12 +78,7 @@ export function buildAuditRecord(ctx: RequestContext): AuditRecord {
     latency_ms: {
       total: ms(process.hrtime.bigint() - ctx.startNs),
       gate: ms(gate),
-      phases: {
-        request_headers: ms(g.requestHeaders),
-        request_body: ms(g.requestBody),
-        response_headers: ms(g.responseHeaders),
-        response_body: ms(g.responseBody),
-      },
+      phases,
     },
     bytes: { request: ctx.requestBytes, response: ctx.responseBytes },
     usage: ctx.usage

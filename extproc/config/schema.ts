@@ -3,6 +3,7 @@
 // (extproc/config/reference.test.ts), so a field documented here is a field that exists.
 import { z } from 'zod';
 import { DEFAULT_MAX_JSON_DEPTH } from '../llm/shapes.ts';
+import { ALWAYS_STAGE_NAMES, STAGE_NAMES, stageGraphProblems } from '../pipeline/stages.ts';
 import { hostPort } from './host-port.ts';
 
 /** Patterns with `*` wildcards, for models and endpoints: "*", "gpt-*", "llama-3.1-*-instruct". */
@@ -18,17 +19,6 @@ export const endpointNames = [
   'ollama.embed',
   'ollama.tags',
 ] as const;
-
-/** Every stage, in the order they run: who is calling (401) before what they ask for (400/404)
- * before whether they may (403) before metering. The order is policy, not configuration. */
-export const stageNames = ['identity.api_key', 'llm.api_shape', 'policy.access', 'metering.usage'] as const;
-
-/** Stages that read what another decides: without it they would silently check nothing (policy
- * without the parsed body skips the model rule), so such a config is refused. */
-const stageNeeds: Partial<Record<(typeof stageNames)[number], (typeof stageNames)[number][]>> = {
-  'policy.access': ['identity.api_key', 'llm.api_shape'],
-  'metering.usage': ['llm.api_shape'],
-};
 
 const apiKey = z
   .object({
@@ -87,6 +77,14 @@ export const configSchema = z
           .describe(
             "Longest a slow path may take on one message (a large request body parsed off the event loop). The gate first asks Envoy to wait this long with override_message_timeout; keep it under the filter's max_message_timeout (2 s shipped), above which Envoy ignores the request and keeps message_timeout.",
           ),
+        settleTimeoutMs: z
+          .number()
+          .int()
+          .positive()
+          .default(2000)
+          .describe(
+            "When a request ends while a stage is still working on it (the message deadline answered 503, or Envoy cancelled the stream), how long the gate waits for that stage to settle, and then for the stages' end hooks (refunds, releases), before it writes the audit record without them. Each wait is bounded by this.",
+          ),
         maxRequestBodyBytes: z
           .number()
           .int()
@@ -129,6 +127,7 @@ export const configSchema = z
         drainTimeoutMs: 15_000,
         messageDeadlineMs: 150,
         maxMessageDeadlineMs: 1500,
+        settleTimeoutMs: 2000,
         maxRequestBodyBytes: 4 * 1024 * 1024,
         maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
         maxBufferedResponseBytes: 1024 * 1024,
@@ -142,14 +141,14 @@ export const configSchema = z
     pipeline: z
       .object({
         stages: z
-          .array(z.enum(stageNames))
-          .default([...stageNames])
+          .array(z.enum(STAGE_NAMES))
+          .default([...STAGE_NAMES])
           .describe(
-            `Stages to run; they always run in their fixed order (${stageNames.join(', ')}). [] runs none: a pass-through gate that still audits every request and meters nothing. Leaving out identity.api_key lets unauthenticated requests through. policy.access needs identity.api_key and llm.api_shape; metering.usage needs llm.api_shape.`,
+            `Optional stages to run; they always run in their fixed order (${STAGE_NAMES.join(', ')}), after ${ALWAYS_STAGE_NAMES.join(', ')}, which always runs. [] runs none: a pass-through gate that still audits every request and meters nothing. Leaving out identity.api_key lets unauthenticated requests through. A stage that needs a fact (principal, parsed) another provides is refused without it.`,
           ),
       })
       .strict()
-      .default({ stages: [...stageNames] }),
+      .default({ stages: [...STAGE_NAMES] }),
     identity: z
       .object({
         apiKeys: z.array(apiKey).default([]).describe('API keys, stored as SHA-256 hashes.'),
@@ -211,12 +210,8 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['pipeline', 'stages'], message: `stage "${s}" listed twice` });
       stages.add(s);
     }
-    for (const s of stages) {
-      for (const need of stageNeeds[s as keyof typeof stageNeeds] ?? []) {
-        if (!stages.has(need))
-          ctx.addIssue({ code: 'custom', path: ['pipeline', 'stages'], message: `stage "${s}" needs "${need}"` });
-      }
-    }
+    for (const message of stageGraphProblems(stages))
+      ctx.addIssue({ code: 'custom', path: ['pipeline', 'stages'], message });
     const ids = new Set<string>();
     const hashes = new Set<string>();
     cfg.identity.apiKeys.forEach((k, i) => {

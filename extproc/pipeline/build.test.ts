@@ -1,29 +1,42 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.ts';
-import { buildPipeline, STAGE_ORDER } from './build.ts';
+import { Metrics } from '../telemetry/metrics.ts';
+import { buildPipeline } from './build.ts';
+import { defineStage, type StageDeps, systemClock } from './stage.ts';
+import { ALWAYS_STAGE_NAMES, STAGE_NAMES, STAGES, stageGraphProblems } from './stages.ts';
 
-const names = (yaml: string) => buildPipeline(parseConfig(yaml, 'test.yaml', {})).stages.map((s) => s.name);
+const deps: StageDeps = {
+  logger: (await import('pino')).pino({ level: 'silent' }),
+  metrics: new Metrics({ defaultMetrics: false }),
+  clock: systemClock,
+};
+const names = (yaml: string) => buildPipeline(parseConfig(yaml, 'test.yaml', {}), deps).names;
 
 describe('buildPipeline', () => {
   const table: { name: string; yaml: string; want: string[] }[] = [
-    { name: 'every stage by default', yaml: '', want: [...STAGE_ORDER] },
-    { name: 'none: pass-through', yaml: 'pipeline: { stages: [] }', want: [] },
+    { name: 'every stage by default', yaml: '', want: STAGES.map((s) => s.name) },
+    { name: 'none chosen: only the stages that always run', yaml: 'pipeline: { stages: [] }', want: ['http.hygiene'] },
     {
       name: 'the fixed order, whatever order the list is written in',
       yaml: 'pipeline: { stages: [metering.usage, llm.api_shape, identity.api_key] }',
-      want: ['identity.api_key', 'llm.api_shape', 'metering.usage'],
+      want: ['http.hygiene', 'identity.api_key', 'llm.api_shape', 'metering.usage'],
     },
   ];
   for (const t of table) it(t.name, () => expect(names(t.yaml)).toEqual(t.want));
 
+  it('the config enum lists exactly the optional stages, and hygiene is not among them', () => {
+    expect(STAGE_NAMES).toEqual(['identity.api_key', 'llm.api_shape', 'policy.access', 'metering.usage']);
+    expect(ALWAYS_STAGE_NAMES).toEqual(['http.hygiene']);
+  });
+
   it('a pass-through pipeline asks for no response body', () => {
-    expect(buildPipeline(parseConfig('pipeline: { stages: [] }', 'x', {})).wantsResponseBody).toBe(false);
+    expect(buildPipeline(parseConfig('pipeline: { stages: [] }', 'x', {}), deps).wantsResponseBody).toBe(false);
   });
 
   const refused: [string, string][] = [
-    ['policy.access', 'stage "policy.access" needs "identity.api_key"'],
-    ['identity.api_key, policy.access', 'stage "policy.access" needs "llm.api_shape"'],
-    ['metering.usage', 'stage "metering.usage" needs "llm.api_shape"'],
+    ['policy.access', 'stage "policy.access" needs the principal fact, which "identity.api_key" provides: add it'],
+    ['identity.api_key, policy.access', 'stage "policy.access" needs the parsed fact, which "llm.api_shape" provides'],
+    ['metering.usage', 'stage "metering.usage" needs the parsed fact'],
   ];
   for (const [stages, message] of refused) {
     it(`refuses [${stages}]: ${message}, rather than a stage that silently checks nothing`, () => {
@@ -36,5 +49,30 @@ describe('buildPipeline', () => {
     expect(() => parseConfig('pipeline: { stages: [policy.access, policy.access] }', 'x', {})).toThrow(
       /pipeline.stages: stage "policy.access" listed twice/,
     );
+  });
+
+  it('a need is met only by a stage that runs before it', () => {
+    const late = defineStage({
+      name: 'test.provider',
+      summary: 'provides a route, but after its consumer',
+      needs: [],
+      provides: ['route'],
+      create: () => ({}),
+    });
+    const consumer = defineStage({
+      name: 'test.consumer',
+      summary: 'needs a route',
+      needs: ['route'],
+      provides: [],
+      create: () => ({}),
+    });
+    const chosen = new Set(['test.provider', 'test.consumer']);
+    expect(stageGraphProblems(chosen, [late, consumer])).toEqual([]);
+    expect(stageGraphProblems(new Set(['test.consumer']), [late, consumer])).toEqual([
+      'stage "test.consumer" needs the route fact, which "test.provider" provides: add it',
+    ]);
+    expect(stageGraphProblems(chosen, [consumer, late])).toEqual([
+      'stage "test.consumer" needs the route fact, but "test.provider" runs after it',
+    ]);
   });
 });

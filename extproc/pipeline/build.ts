@@ -1,29 +1,17 @@
-// The ordered stages for one config snapshot. Order is policy (see stageNames); the config only
-// chooses which of them run.
-import { type Config, stageNames } from '../config/schema.ts';
-import { apiKeyStage } from '../identity/api-key-stage.ts';
-import type { ParsePool } from '../llm/parse-pool.ts';
-import { usageStage } from '../metering/usage-stage.ts';
-import { accessStage } from '../policy/access-stage.ts';
-import { apiShapeStage } from './api-shape-stage.ts';
+// The ordered stages for one config snapshot: every `always` stage, and the optional ones
+// pipeline.stages chose, in the composition root's order.
+import type { Config } from '../config/schema.ts';
 import { Pipeline } from './pipeline.ts';
-import type { Stage } from './stage.ts';
+import type { StageDeps, StageDescriptor } from './stage.ts';
+import { STAGES, stageGraphProblems } from './stages.ts';
 
-export const STAGE_ORDER = stageNames;
-
-/** Process-wide services the stages share across config reloads. */
-export interface StageDeps {
-  parsePool?: ParsePool | undefined;
-}
-
-const factories: Record<(typeof stageNames)[number], (config: Config, deps: StageDeps) => Stage> = {
-  'identity.api_key': apiKeyStage,
-  'llm.api_shape': (_config, deps) => apiShapeStage({ parsePool: deps.parsePool }),
-  'policy.access': accessStage,
-  'metering.usage': usageStage,
-};
-
-export function buildPipeline(config: Config, deps: StageDeps = {}): Pipeline {
-  const enabled = new Set(config.pipeline.stages);
-  return new Pipeline(STAGE_ORDER.filter((name) => enabled.has(name)).map((name) => factories[name](config, deps)));
+export function buildPipeline(config: Config, deps: StageDeps, catalog: readonly StageDescriptor[] = STAGES): Pipeline {
+  const chosen = new Set<string>(config.pipeline.stages);
+  // The config schema refuses a broken graph for the shipped catalog; a test's catalog gets the
+  // same check here.
+  const problems = stageGraphProblems(chosen, catalog);
+  if (problems.length > 0) throw new Error(`pipeline: ${problems.join('; ')}`);
+  return new Pipeline(
+    catalog.filter((d) => d.always || chosen.has(d.name)).map((d) => ({ name: d.name, stage: d.create(config, deps) })),
+  );
 }

@@ -4,17 +4,61 @@
 import type { Config } from '../config/schema.ts';
 import type { ApiKind, ParsedRequest } from '../llm/shapes.ts';
 import type { Usage } from '../llm/usage.ts';
-import type { GateError } from './errors.ts';
+import { type PhaseTimes, zeroPhaseTimes } from '../server/phases.ts';
+import type { ErrorCode, GateError } from './errors.ts';
+import type { Slot } from './slots.ts';
 
+/** Who is calling, the same shape however they were identified: policy, limits and the audit
+ * read only this, never the credential. */
 export interface Principal {
-  keyId: string;
-  tenant: string;
-  team: string | undefined;
-  user: string | undefined;
-  roles: readonly string[];
+  /** Stable id of the caller within its issuer: the API key's id, a JWT's subject, a client
+   * certificate's SAN. Never the credential itself. */
+  readonly id: string;
+  readonly tenant: string;
+  readonly team: string | undefined;
+  readonly user: string | undefined;
+  readonly roles: readonly string[];
+  /** Further claims mapped from the credential (a JWT claim, a certificate field). */
+  readonly attributes: Readonly<Record<string, string>>;
   /** How the caller was identified. */
-  method: 'api_key';
+  readonly method: 'api_key' | 'jwt' | 'mtls';
+  /** Who vouches for the identity: "config" for keys in the config file, a JWT's iss, the
+   * client CA. */
+  readonly issuer: string;
+  /** Limits the credential itself carries (an API key restricted to some models), or none. */
+  readonly scope: CredentialScope | undefined;
 }
+
+export interface CredentialScope {
+  /** Endpoints (API kinds) allowed, or 'all', which also admits non-LLM paths when
+   * policy.unknownEndpoints allows them. */
+  endpoints: ReadonlySet<string> | 'all';
+  models(model: string): boolean;
+  /** The config path that set the scope: the rule id a refusal names. */
+  source: string;
+}
+
+/** The dynamic metadata the gate sets in Envoy's `lm_gate` namespace, for access logs and later
+ * filters (%DYNAMIC_METADATA(lm_gate:tenant)%). Typed so a key cannot be misspelt. */
+export interface LmGateMetadata {
+  request_id: string;
+  api: ApiKind;
+  tenant: string;
+  principal_id: string;
+  model_requested: string;
+  stream: boolean;
+  status: number;
+  outcome: Outcome;
+  error_code: ErrorCode;
+  rule_id: string;
+  model_served: string;
+  input_tokens: number;
+  output_tokens: number;
+  usage: 'upstream' | 'absent';
+}
+
+/** Why ctx.signal aborted. */
+export type AbortReason = 'deadline' | 'cancelled' | 'drain' | 'finished';
 
 /** A policy decision worth explaining later: which stage and rule decided what. */
 export interface Decision {
@@ -97,29 +141,56 @@ export class RequestContext {
   /** Protocol or internal failure detail, for the audit and logs (never client input). */
   failure: string | undefined;
   /** Gate processing time per phase, nanoseconds, summed over that phase's messages. */
-  readonly gateNs = { requestHeaders: 0n, requestBody: 0n, responseHeaders: 0n, responseBody: 0n, other: 0n };
+  readonly gateNs: PhaseTimes = zeroPhaseTimes();
   responseChunks = 0;
 
   readonly out = new PhaseOutput();
   /** Dynamic metadata (namespace lm_gate) to send with the next answer; merged by Envoy. */
-  readonly metadata: Record<string, unknown> = {};
+  readonly metadata: Partial<LmGateMetadata> = {};
   metadataDirty = false;
+
+  /** Stage state, by slot (see slots.ts). */
+  private readonly slots: unknown[] = [];
 
   constructor(config: Config) {
     this.config = config;
   }
 
+  get<T>(slot: Slot<T>): T | undefined {
+    return this.slots[slot.index] as T | undefined;
+  }
+
+  set<T>(slot: Slot<T>, value: T | undefined): void {
+    this.slots[slot.index] = value;
+  }
+
   private abortController: AbortController | undefined;
+  private abortReason: AbortReason | undefined;
 
   /** Aborts when the gate stops waiting for this request's stages: the message deadline, Envoy
-   * cancelling the stream, or the end of the request. Created on first use. */
+   * cancelling the stream, the drain deadline, or the end of the request. Pass it to every call
+   * a hook awaits (Redis, JWKS, HTTP), so abandoned work stops. Created on first use. */
   get signal(): AbortSignal {
     this.abortController ??= new AbortController();
+    if (this.abortReason !== undefined && !this.abortController.signal.aborted) this.fireAbort();
     return this.abortController.signal;
   }
 
-  abort(reason: string): void {
-    this.abortController?.abort(new Error(reason));
+  /** Why the signal aborted, or undefined while the gate still waits for the stages. */
+  get aborted(): AbortReason | undefined {
+    return this.abortReason;
+  }
+
+  abort(reason: AbortReason): void {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    if (this.abortController) this.fireAbort();
+  }
+
+  private fireAbort(): void {
+    const err = new Error(`request ${this.abortReason}`);
+    err.name = 'AbortError';
+    this.abortController!.abort(err);
   }
 
   /** The HTTP status the client saw: the gate's refusal unless the response had already
@@ -129,7 +200,7 @@ export class RequestContext {
     return this.error?.status ?? this.status;
   }
 
-  setMetadata(key: string, value: unknown): void {
+  setMetadata<K extends keyof LmGateMetadata>(key: K, value: LmGateMetadata[K] | undefined): void {
     if (value === undefined) return;
     this.metadata[key] = value;
     this.metadataDirty = true;

@@ -1,5 +1,8 @@
-// Errors are values: a status, an OpenAI error type and code, and the rule that decided. The
-// stream state machine maps them to an ImmediateResponse in one place (server/stream.ts).
+// Errors are values from one closed catalog: each code carries its HTTP status, its OpenAI error
+// type and the audit outcome it means. A stage refuses with `refuse(code, message)`; the state
+// machine maps the GateError to an ImmediateResponse in one place, and code compares
+// `err.outcome`, never strings. A new refusal is a new catalog row, so README's list of what a
+// client may receive (checked against this table) cannot fall behind.
 
 export type OpenAiErrorType =
   | 'invalid_request_error'
@@ -10,33 +13,133 @@ export type OpenAiErrorType =
   | 'server_error'
   | 'service_unavailable';
 
-export class GateError extends Error {
+/** rejected: the gate decided to refuse; error: the gate failed to decide. */
+export type ErrorOutcome = 'rejected' | 'error';
+
+export interface ErrorSpec {
   readonly status: number;
   readonly type: OpenAiErrorType;
-  readonly code: string;
+  readonly outcome: ErrorOutcome;
+  /** When a client gets it, for README's catalog. */
+  readonly when: string;
+}
+
+const bad = (when: string): ErrorSpec => ({ status: 400, type: 'invalid_request_error', outcome: 'rejected', when });
+
+export const ERROR_CATALOG = {
+  invalid_json: bad('The body is not valid JSON.'),
+  invalid_request: bad('A field the gate reads is missing or has the wrong type (`param` names it).'),
+  empty_body: bad('An LLM call without a body.'),
+  duplicate_key: bad('An object repeats a key: servers disagree on which one wins.'),
+  ambiguous_key: bad('An object has keys that differ only in case (`model` and `MODEL`).'),
+  json_too_deep: bad('Nesting deeper than `server.maxJsonDepth`.'),
+  invalid_utf8: bad('The body is not valid UTF-8.'),
+  unsupported_trailers: bad('Request trailers end a body Envoy streams to the gate.'),
+  missing_api_key: {
+    status: 401,
+    type: 'authentication_error',
+    outcome: 'rejected',
+    when: 'No credential, or a malformed Authorization header.',
+  },
+  invalid_api_key: {
+    status: 401,
+    type: 'authentication_error',
+    outcome: 'rejected',
+    when: 'An unknown or disabled API key.',
+  },
+  endpoint_not_allowed: {
+    status: 403,
+    type: 'permission_error',
+    outcome: 'rejected',
+    when: "The caller's credential does not allow this endpoint.",
+  },
+  model_not_allowed: {
+    status: 403,
+    type: 'permission_error',
+    outcome: 'rejected',
+    when: "The caller's credential does not allow this model.",
+  },
+  unsupported_endpoint: {
+    status: 404,
+    type: 'not_found_error',
+    outcome: 'rejected',
+    when: 'A path that is not an LLM API the gate serves (`policy.unknownEndpoints: reject`).',
+  },
+  request_too_large: {
+    status: 413,
+    type: 'invalid_request_error',
+    outcome: 'rejected',
+    when: 'A body over `server.maxRequestBodyBytes`, or over what Envoy buffers.',
+  },
+  unsupported_content_encoding: {
+    status: 415,
+    type: 'invalid_request_error',
+    outcome: 'rejected',
+    when: 'A compressed request body.',
+  },
+  unsupported_charset: {
+    status: 415,
+    type: 'invalid_request_error',
+    outcome: 'rejected',
+    when: 'A body declared in a charset other than UTF-8.',
+  },
+  internal_error: {
+    status: 500,
+    type: 'server_error',
+    outcome: 'error',
+    when: 'The gate failed (a stage threw, or Envoy is configured so that the body cannot be judged).',
+  },
+  gateway_timeout: {
+    status: 503,
+    type: 'service_unavailable',
+    outcome: 'error',
+    when: 'A stage did not decide within `server.messageDeadlineMs`.',
+  },
+  draining: {
+    status: 503,
+    type: 'service_unavailable',
+    outcome: 'rejected',
+    when: 'The gate is shutting down; another replica takes the retry.',
+  },
+  audit_unavailable: {
+    status: 503,
+    type: 'service_unavailable',
+    outcome: 'rejected',
+    when: 'The audit trail is not keeping up (`audit.maxPendingBytes`): the gate fails closed.',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+/** Extra response headers a status always carries. */
+function headersFor(status: number): readonly (readonly [string, string])[] {
+  if (status === 401) return [['www-authenticate', 'Bearer realm="lm-gate"']];
+  if (status === 503 || status === 429) return [['retry-after', '1']];
+  return [];
+}
+
+export class GateError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly type: OpenAiErrorType;
+  readonly outcome: ErrorOutcome;
   readonly param: string | null;
   /** The policy rule that decided, when one did; echoed to the client and kept in the audit. */
   readonly ruleId: string | undefined;
   /** Extra response headers (retry-after, www-authenticate, ...). */
   readonly headers: readonly (readonly [string, string])[];
 
-  constructor(opts: {
-    status: number;
-    type: OpenAiErrorType;
-    code: string;
-    message: string;
-    param?: string | null;
-    ruleId?: string;
-    headers?: readonly (readonly [string, string])[];
-  }) {
-    super(opts.message);
+  constructor(code: ErrorCode, message: string, opts: { param?: string | null; ruleId?: string | undefined } = {}) {
+    super(message);
+    const spec: ErrorSpec = ERROR_CATALOG[code];
     this.name = 'GateError';
-    this.status = opts.status;
-    this.type = opts.type;
-    this.code = opts.code;
+    this.code = code;
+    this.status = spec.status;
+    this.type = spec.type;
+    this.outcome = spec.outcome;
     this.param = opts.param ?? null;
     this.ruleId = opts.ruleId;
-    this.headers = opts.headers ?? [];
+    this.headers = headersFor(spec.status);
   }
 
   /** The OpenAI-style body clients parse: {"error":{"message","type","code","param"}}. The
@@ -53,27 +156,24 @@ export class GateError extends Error {
   }
 }
 
-export const errors = {
-  badRequest: (message: string, code = 'invalid_request', param: string | null = null) =>
-    new GateError({ status: 400, type: 'invalid_request_error', code, message, param }),
-  unauthenticated: (message: string, code = 'invalid_api_key') =>
-    new GateError({
-      status: 401,
-      type: 'authentication_error',
-      code,
-      message,
-      headers: [['www-authenticate', 'Bearer realm="lm-gate"']],
-    }),
-  forbidden: (message: string, ruleId: string, code = 'permission_denied') =>
-    new GateError({ status: 403, type: 'permission_error', code, message, ruleId }),
-  notFound: (message: string, code = 'unsupported_endpoint') =>
-    new GateError({ status: 404, type: 'not_found_error', code, message }),
-  tooLarge: (message: string) =>
-    new GateError({ status: 413, type: 'invalid_request_error', code: 'request_too_large', message }),
-  unsupportedMediaType: (message: string, code: string) =>
-    new GateError({ status: 415, type: 'invalid_request_error', code, message }),
-  unavailable: (message: string, code = 'service_unavailable') =>
-    new GateError({ status: 503, type: 'service_unavailable', code, message, headers: [['retry-after', '1']] }),
-  internal: (message = 'The gateway failed to process the request.') =>
-    new GateError({ status: 500, type: 'server_error', code: 'internal_error', message }),
-};
+/** The one way to refuse: a catalog code and a message of ours (never client input). */
+export function refuse(
+  code: ErrorCode,
+  message: string,
+  opts?: { param?: string | null; ruleId?: string | undefined },
+): GateError {
+  return new GateError(code, message, opts);
+}
+
+/** The gate failed; the message is generic on purpose (details go to the log and the audit). */
+export function internalError(message = 'The gateway failed to process the request.'): GateError {
+  return new GateError('internal_error', message);
+}
+
+/** README's table of every code a client may receive. */
+export function errorCatalogMarkdown(): string {
+  const rows = Object.entries(ERROR_CATALOG).map(
+    ([code, s]) => `| ${s.status} | \`${code}\` | \`${s.type}\` | ${s.outcome} | ${s.when} |`,
+  );
+  return ['| Status | Code | Type | Audit outcome | When |', '|---|---|---|---|---|', ...rows].join('\n');
+}

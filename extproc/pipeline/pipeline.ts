@@ -5,19 +5,31 @@ import type { MaybePromise, Stage } from './stage.ts';
 
 type HookName = 'onRequestHeaders' | 'onResponseHeaders';
 
+export interface PipelineEntry {
+  readonly name: string;
+  readonly stage: Stage;
+}
+
 export class Pipeline {
-  readonly stages: readonly Stage[];
+  readonly entries: readonly PipelineEntry[];
   private readonly requestHeaderStages: Stage[];
   private readonly requestBodyStages: Stage[];
   private readonly responseHeaderStages: Stage[];
   private readonly responseBodyStages: Stage[];
+  private readonly endEntries: PipelineEntry[];
 
-  constructor(stages: readonly Stage[]) {
-    this.stages = stages;
-    this.requestHeaderStages = stages.filter((s) => s.onRequestHeaders);
-    this.requestBodyStages = stages.filter((s) => s.onRequestBody);
-    this.responseHeaderStages = stages.filter((s) => s.onResponseHeaders);
-    this.responseBodyStages = stages.filter((s) => s.onResponseBody);
+  constructor(entries: readonly PipelineEntry[]) {
+    this.entries = entries;
+    const with_ = (hook: keyof Stage) => entries.filter((e) => e.stage[hook]).map((e) => e.stage);
+    this.requestHeaderStages = with_('onRequestHeaders');
+    this.requestBodyStages = with_('onRequestBody');
+    this.responseHeaderStages = with_('onResponseHeaders');
+    this.responseBodyStages = with_('onResponseBody');
+    this.endEntries = entries.filter((e) => e.stage.onEnd);
+  }
+
+  get names(): string[] {
+    return this.entries.map((e) => e.name);
   }
 
   requestHeaders(ctx: RequestContext): MaybePromise {
@@ -39,17 +51,23 @@ export class Pipeline {
     return out;
   }
 
-  /** Every stage's onEnd runs even if one throws; the first error is rethrown after all ran. */
-  end(ctx: RequestContext): void {
-    let first: unknown;
-    for (const s of this.stages) {
+  /** Every stage's onEnd runs, also when another throws or rejects; failures are reported to
+   * `onError` with the stage's name and never stop the others. Returns a promise only when a
+   * stage's onEnd is async (the common request allocates none). */
+  end(ctx: RequestContext, onError: (stage: string, err: unknown) => void): MaybePromise {
+    let pending: Promise<void>[] | undefined;
+    for (const e of this.endEntries) {
       try {
-        s.onEnd?.(ctx);
+        const r = e.stage.onEnd!(ctx);
+        if (r) {
+          pending ??= [];
+          pending.push(r.catch((err: unknown) => onError(e.name, err)));
+        }
       } catch (err) {
-        first ??= err;
+        onError(e.name, err);
       }
     }
-    if (first !== undefined) throw first;
+    if (pending) return Promise.all(pending).then(() => undefined);
   }
 
   get wantsResponseBody(): boolean {

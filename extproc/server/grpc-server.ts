@@ -7,9 +7,10 @@ import { Server, ServerCredentials, type ServerDuplexStream, type ServiceDefinit
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
 import { ParsePool } from '../llm/parse-pool.ts';
-import { buildPipeline, type StageDeps } from '../pipeline/build.ts';
-import { errors, type GateError } from '../pipeline/errors.ts';
-import type { Pipeline } from '../pipeline/pipeline.ts';
+import { buildPipeline } from '../pipeline/build.ts';
+import { type GateError, refuse } from '../pipeline/errors.ts';
+import { type Clock, type StageDeps, type StageDescriptor, systemClock } from '../pipeline/stage.ts';
+import { STAGES } from '../pipeline/stages.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { FilterConfigWatch } from './filter-config.ts';
@@ -41,14 +42,15 @@ export interface GateServerOptions {
   logger: Logger;
   metrics: Metrics;
   audit: AuditSink;
-  /** Stage list for a config; defaults to the product pipeline. Tests pass their own to
-   * exercise the state machine with stages that are slow or fail. */
-  buildPipeline?: (config: Config, deps: StageDeps) => Pipeline;
+  /** The stage catalog; defaults to the product's (stages.ts). Tests add stages that are slow,
+   * fail or reserve, to exercise the state machine. */
+  stages?: readonly StageDescriptor[];
+  clock?: Clock;
 }
 
 export class GateServer {
   private runtime: Runtime;
-  private readonly build: (config: Config, deps: StageDeps) => Pipeline;
+  private readonly catalog: readonly StageDescriptor[];
   private readonly stageDeps: StageDeps;
   private readonly parsePool: ParsePool | undefined;
   readonly filterConfig: FilterConfigWatch;
@@ -63,12 +65,17 @@ export class GateServer {
   grpcPort = 0;
 
   constructor(opts: GateServerOptions) {
-    this.build = opts.buildPipeline ?? buildPipeline;
+    this.catalog = opts.stages ?? STAGES;
     // Sized once at start (a reload keeps it): large request bodies are parsed there.
     const threads = opts.config.server.parseWorkers ?? Math.min(4, Math.max(1, availableParallelism() - 1));
     this.parsePool = threads > 0 ? new ParsePool({ threads }) : undefined;
-    this.stageDeps = { parsePool: this.parsePool };
-    this.runtime = { config: opts.config, pipeline: this.build(opts.config, this.stageDeps) };
+    this.stageDeps = {
+      logger: opts.logger,
+      metrics: opts.metrics,
+      clock: opts.clock ?? systemClock,
+      parsePool: this.parsePool,
+    };
+    this.runtime = { config: opts.config, pipeline: buildPipeline(opts.config, this.stageDeps, this.catalog) };
     this.logger = opts.logger;
     this.metrics = opts.metrics;
     this.filterConfig = new FilterConfigWatch(opts.logger, opts.metrics);
@@ -87,9 +94,9 @@ export class GateServer {
       audit: this.audit,
       filterConfig: this.filterConfig,
       admission: (): GateError | undefined => {
-        if (this.draining) return errors.unavailable('The gateway is shutting down; retry the request.', 'draining');
+        if (this.draining) return refuse('draining', 'The gateway is shutting down; retry the request.');
         if (!this.audit.accepting)
-          return errors.unavailable('The audit trail is not keeping up; request refused.', 'audit_unavailable');
+          return refuse('audit_unavailable', 'The audit trail is not keeping up; request refused.');
         return undefined;
       },
       onFinished: (s: ProcessStream) => {
@@ -119,7 +126,7 @@ export class GateServer {
 
   /** Swap in a new config: streams already open keep the snapshot they started with. */
   reload(config: Config): void {
-    this.runtime = { config, pipeline: this.build(config, this.stageDeps) };
+    this.runtime = { config, pipeline: buildPipeline(config, this.stageDeps, this.catalog) };
   }
 
   async start(): Promise<{ grpcPort: number }> {
@@ -155,6 +162,13 @@ export class GateServer {
       if (!(await Promise.race([done, timeout]))) {
         cut = this.active.size;
         for (const s of [...this.active]) s.abort('drain deadline reached');
+        // A cut stream's stages settle (bounded twice by settleTimeoutMs: the late hook, then
+        // onEnd) before its record is written; the audit sink closes only after that.
+        if (this.active.size > 0) {
+          const settled = new Promise<boolean>((resolve) => this.drainWaiters.push(() => resolve(true)));
+          const bound = 2 * this.runtime.config.server.settleTimeoutMs + 100;
+          await Promise.race([settled, new Promise<boolean>((r) => setTimeout(r, bound, false).unref())]);
+        }
       }
     }
     this.health.endWatches();

@@ -23,8 +23,8 @@ import { buildAuditRecord } from '../audit/record.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
 import { classifyPath } from '../llm/shapes.ts';
-import { type Outcome, type PhaseOutput, RequestContext } from '../pipeline/context.ts';
-import { errors, GateError } from '../pipeline/errors.ts';
+import { type AbortReason, type Outcome, type PhaseOutput, RequestContext } from '../pipeline/context.ts';
+import { GateError, internalError, refuse } from '../pipeline/errors.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -60,13 +60,6 @@ export interface StreamDeps {
   onFinished(stream: ProcessStream): void;
 }
 
-/** Headers a client must never set: the gate's own, which Envoy, the model server and other
- * filters trust. Stripped on every request before any stage reads headers, also spelt with
- * underscores (x_lmgate_*), which WSGI, CGI and some proxies fold into the same name; the
- * shipped Envoy config refuses underscored header names outright. */
-const INTERNAL_HEADER_PREFIX = 'x-lmgate-';
-const INTERNAL_HEADER_PREFIX_UNDERSCORE = 'x_lmgate_';
-
 export const METADATA_NAMESPACE = 'lm_gate';
 
 type Call = ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
@@ -98,6 +91,9 @@ export class ProcessStream {
   /** The response body mode the gate asked for with mode_override. */
   private responseBodyMode: number = BodySendMode.NONE;
   private deadlineTimer: NodeJS.Timeout | undefined;
+  /** The phase whose async hooks are still running, if any; finish() lets it settle before the
+   * stages' onEnd and the audit record. */
+  private running: Promise<void> | undefined;
   private deadlineExpired = false;
   private current: { phase: Phase; startNs: bigint; observe: boolean } | undefined;
 
@@ -128,7 +124,7 @@ export class ProcessStream {
       // Envoy stops sending before the phases we expected: the downstream client or the
       // upstream went away mid-request, or Envoy's own timeout fired.
       this.ctx.failure ??= 'envoy closed the stream before the request completed';
-      this.finish('cancelled');
+      this.finish('cancelled', 'cancelled');
     }
     this.close();
   };
@@ -136,37 +132,48 @@ export class ProcessStream {
   private readonly onCancelled = (): void => {
     this.ctx.failure ??= 'envoy cancelled the stream';
     this.closed = true;
-    this.finish('cancelled');
+    this.finish('cancelled', 'cancelled');
   };
 
   private readonly onError = (err: Error): void => {
     this.deps.logger.debug({ requestId: this.ctx.requestId, err: err.message }, 'ext_proc stream error');
     this.closed = true;
     this.ctx.failure ??= `stream error: ${err.message}`;
-    this.finish('cancelled');
+    this.finish('cancelled', 'cancelled');
   };
 
   private readonly resume = (): void => {
+    this.running = undefined;
     this.clearDeadline();
     this.busy = false;
     this.pump();
   };
 
   private readonly fail = (err: unknown): void => {
+    this.running = undefined;
     this.clearDeadline();
     this.busy = false;
-    if (!this.deadlineExpired) this.rejectCurrent(err);
+    // A hook that fails after the request was finished (overtaken by the deadline, or aborted by
+    // a cancel) changes nothing: its request already has its answer and outcome.
+    if (!this.deadlineExpired && !this.finished) this.rejectCurrent(err);
     this.pump();
   };
+
+  /** A phase's continuation after its async hooks: skipped once the request is finished, so a
+   * late stage cannot answer twice or change what the audit records as the client's view. */
+  private unlessFinished(answer: () => void): () => void {
+    return () => {
+      if (!this.finished) answer();
+    };
+  }
 
   private readonly onDeadline = (): void => {
     this.deadlineTimer = undefined;
     this.deadlineExpired = true;
     this.ctx.failure = `a stage did not answer ${this.current?.phase} within ${this.ctx.config.server.messageDeadlineMs} ms`;
     this.deps.logger.warn({ requestId: this.ctx.requestId, phase: this.current?.phase }, 'message deadline exceeded');
-    this.rejectCurrent(
-      errors.unavailable('The gateway could not decide in time; retry the request.', 'gateway_timeout'),
-    );
+    this.ctx.abort('deadline');
+    this.rejectCurrent(refuse('gateway_timeout', 'The gateway could not decide in time; retry the request.'));
     // The late stage result is dropped; the stream is finished and answers nothing more.
     this.busy = false;
     this.queue.length = 0;
@@ -194,6 +201,7 @@ export class ProcessStream {
           this.askEnvoyToWait(deadlineMs);
         }
         this.deadlineTimer = setTimeout(this.onDeadline, deadlineMs);
+        this.running = pending;
         pending.then(this.resume, this.fail);
       }
     }
@@ -279,18 +287,12 @@ export class ProcessStream {
 
   private onRequestHeaders(h: HttpHeaders): void | Promise<void> {
     const ctx = this.ctx;
-    const out = ctx.out;
-    out.reset();
+    ctx.out.reset();
     const list = h.headers?.headers ?? [];
     for (let i = 0; i < list.length; i++) {
       const hv = list[i]!;
       const name = hv.key.toLowerCase();
       const value = headerValueOf(hv);
-      if (name.startsWith(INTERNAL_HEADER_PREFIX) || name.startsWith(INTERNAL_HEADER_PREFIX_UNDERSCORE)) {
-        // Spoofing guard: a client-supplied x-lmgate-* never reaches a stage or upstream.
-        if (!out.removeHeaders.includes(name)) out.removeHeaders.push(name);
-        continue;
-      }
       switch (name) {
         case ':method':
           ctx.method = value;
@@ -318,7 +320,7 @@ export class ProcessStream {
     if (refusal) throw refusal;
     if (ctx.hasRequestBody) this.checkRequestBodyUpFront();
     const pending = this.pipeline.requestHeaders(ctx);
-    if (pending) return pending.then(this.answerRequestHeaders);
+    if (pending) return pending.then(this.unlessFinished(this.answerRequestHeaders));
     this.answerRequestHeaders();
   }
 
@@ -335,14 +337,14 @@ export class ProcessStream {
     const declared = ctx.headers.get('content-length');
     if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > max) {
       ctx.requestBytes = Number(declared);
-      throw errors.tooLarge(`Request body exceeds the limit of ${max} bytes.`);
+      throw refuse('request_too_large', `Request body exceeds the limit of ${max} bytes.`);
     }
     if (!this.needsBody()) return;
     const mode = this.requestBodyMode;
     if (mode === BodySendMode.NONE || mode === BodySendMode.FULL_DUPLEX_STREAMED) {
       if (this.current?.observe) return; // nothing is enforced in observability mode
       ctx.failure = `Envoy's request_body_mode is ${mode === BodySendMode.NONE ? 'NONE' : 'FULL_DUPLEX_STREAMED'}: the gate cannot judge the body; set request_body_mode: BUFFERED`;
-      throw errors.internal('The gateway is misconfigured and cannot check this request.');
+      throw internalError('The gateway is misconfigured and cannot check this request.');
     }
   }
 
@@ -360,13 +362,17 @@ export class ProcessStream {
     this.requestBodyBytes += chunk.length;
     ctx.requestBytes = this.requestBodyBytes;
     if (this.requestBodyBytes > ctx.config.server.maxRequestBodyBytes) {
-      throw errors.tooLarge(`Request body exceeds the limit of ${ctx.config.server.maxRequestBodyBytes} bytes.`);
+      throw refuse(
+        'request_too_large',
+        `Request body exceeds the limit of ${ctx.config.server.maxRequestBodyBytes} bytes.`,
+      );
     }
     const mode = this.requestBodyMode;
     const last = b.endOfStream === true;
     if (mode === BodySendMode.BUFFERED) return this.judgeRequestBody(chunk);
     if (mode === BodySendMode.BUFFERED_PARTIAL && !last && this.needsBody()) {
-      throw errors.tooLarge(
+      throw refuse(
+        'request_too_large',
         'The request body is larger than the proxy buffers, or is followed by trailers; send it whole, without trailers.',
       );
     }
@@ -395,7 +401,7 @@ export class ProcessStream {
     this.seen |= Seen.RequestBodyEnd;
     ctx.out.reset();
     const pending = this.pipeline.requestBody(ctx, body);
-    if (pending) return pending.then(this.answerRequestBody);
+    if (pending) return pending.then(this.unlessFinished(this.answerRequestBody));
     this.answerRequestBody();
   }
 
@@ -423,9 +429,9 @@ export class ProcessStream {
   private onRequestTrailers(): void {
     if (this.ctx.hasRequestBody && !(this.seen & Seen.RequestBodyEnd) && this.needsBody()) {
       this.ctx.failure = 'request trailers ended a STREAMED body the gate was holding';
-      throw errors.badRequest(
-        'Request trailers are not supported on this endpoint; send the body without trailers.',
+      throw refuse(
         'unsupported_trailers',
+        'Request trailers are not supported on this endpoint; send the body without trailers.',
       );
     }
     this.answer({ requestTrailers: {} });
@@ -449,7 +455,7 @@ export class ProcessStream {
       return this.onEarlyResponse();
     }
     const pending = this.pipeline.responseHeaders(ctx);
-    if (pending) return pending.then(this.answerResponseHeaders);
+    if (pending) return pending.then(this.unlessFinished(this.answerResponseHeaders));
     this.answerResponseHeaders();
   }
 
@@ -470,7 +476,7 @@ export class ProcessStream {
     if (status < 400 && !observe && sawRequest) {
       ctx.failure = 'upstream answered a request whose body the gate never saw; set request_body_mode: BUFFERED';
       this.deps.logger.error({ requestId: ctx.requestId }, ctx.failure);
-      throw errors.internal();
+      throw internalError();
     }
     let outcome: Outcome;
     if (observe) {
@@ -605,50 +611,15 @@ export class ProcessStream {
     this.call.write(message);
   }
 
+  /** An empty answer: Envoy carries on unchanged. A response answers a phase under the field
+   * name its request used. */
   private answerPassThrough(phase: Phase): void {
-    const message: ProcessingResponse = {};
-    switch (phase) {
-      case 'requestHeaders':
-        message.requestHeaders = {};
-        break;
-      case 'requestBody':
-        message.requestBody = {};
-        break;
-      case 'requestTrailers':
-        message.requestTrailers = {};
-        break;
-      case 'responseHeaders':
-        message.responseHeaders = {};
-        break;
-      case 'responseBody':
-        message.responseBody = {};
-        break;
-      case 'responseTrailers':
-        message.responseTrailers = {};
-        break;
-    }
-    this.answer(message);
+    this.answer({ [phase]: {} });
   }
 
   private recordPhaseTime(phase: Phase, startNs: bigint): void {
     const ns = process.hrtime.bigint() - startNs;
-    const g = this.ctx.gateNs;
-    switch (phase) {
-      case 'requestHeaders':
-        g.requestHeaders += ns;
-        break;
-      case 'requestBody':
-        g.requestBody += ns;
-        break;
-      case 'responseHeaders':
-        g.responseHeaders += ns;
-        break;
-      case 'responseBody':
-        g.responseBody += ns;
-        break;
-      default:
-        g.other += ns;
-    }
+    this.ctx.gateNs[phase] += ns;
     this.deps.metrics.observePhase(phase, ns);
   }
 
@@ -661,16 +632,14 @@ export class ProcessStream {
     } else {
       ctx.failure ??= `stage error: ${err instanceof Error ? err.message : String(err)}`;
       this.deps.logger.error({ requestId: ctx.requestId, err }, 'stage failed');
-      gateError = errors.internal();
+      gateError = internalError();
     }
     ctx.error = gateError;
     // A refusal the gate decided (401…429, 503 draining) is 'rejected'; the gate failing to
     // decide (a stage threw, or missed the deadline) is 'error'. Once the response headers went
     // to the client, the ImmediateResponse only makes Envoy cut the response short: the client
     // saw the upstream status and a truncated body, and the record says so.
-    const failed =
-      !(err instanceof GateError) || gateError.code === 'internal_error' || gateError.code === 'gateway_timeout';
-    ctx.outcome = failed || ctx.responseStarted ? 'error' : 'rejected';
+    ctx.outcome = gateError.outcome === 'error' || ctx.responseStarted ? 'error' : 'rejected';
     if (ctx.responseStarted) ctx.failure = `response cut after its headers were sent: ${ctx.failure ?? gateError.code}`;
     if (this.current?.observe) {
       // No answer can be given in observability mode; the decision is recorded only.
@@ -679,7 +648,6 @@ export class ProcessStream {
     }
     const headers: [string, string][] = [['content-type', 'application/json']];
     for (const h of gateError.headers) headers.push([h[0], h[1]]);
-    if (gateError.ruleId !== undefined) headers.push(['x-lmgate-rule', gateError.ruleId]);
     ctx.setMetadata('outcome', ctx.outcome);
     ctx.setMetadata('error_code', gateError.code);
     if (gateError.ruleId !== undefined) ctx.setMetadata('rule_id', gateError.ruleId);
@@ -713,26 +681,70 @@ export class ProcessStream {
 
   // ---- end of life ----
 
-  /** Finish exactly once: stages' onEnd, the audit record, metrics. */
-  finish(outcome: NonNullable<RequestContext['outcome']>): void {
+  /** Finish exactly once: settle the stages, then one audit record and the metrics. The
+   * outcome is fixed here; what follows only completes the record.
+   *
+   * Settling: ctx.signal aborts first. A hook still running (overtaken by the deadline, or the
+   * stream was cancelled under it) is awaited, then every stage's onEnd, each wait bounded by
+   * server.settleTimeoutMs: a reservation a late hook made is refunded before the record is
+   * written, and a stage that never settles delays the record by the bound, not forever. The
+   * common request (no late hook, synchronous onEnd) does all of it in this call. */
+  finish(outcome: Outcome, reason: AbortReason = 'finished'): void {
     if (this.finished) return;
     this.finished = true;
     this.clearDeadline();
     const ctx = this.ctx;
-    ctx.abort('request finished');
+    ctx.abort(reason);
     ctx.outcome ??= outcome;
     // A stream that broke off before its request headers still gets an identifiable record.
     if (ctx.requestId === '') ctx.requestId = crypto.randomUUID();
-    try {
-      this.pipeline.end(ctx);
-    } catch (err) {
-      this.deps.logger.error({ requestId: ctx.requestId, err }, 'stage onEnd failed');
+    const late = this.running;
+    if (late === undefined) {
+      const ending = this.endStages();
+      if (ending === undefined) this.record();
+      else void this.settle(ending, 'onEnd').then(this.record);
+      return;
     }
+    void this.settle(late, 'a late hook').then(() => {
+      const ending = this.endStages();
+      if (ending === undefined) this.record();
+      else void this.settle(ending, 'onEnd').then(this.record);
+    });
+  }
+
+  private endStages(): void | Promise<void> {
+    return this.pipeline.end(this.ctx, (stage, err) => {
+      this.ctx.failure ??= `stage ${stage} failed at the end of the request`;
+      this.deps.logger.error({ requestId: this.ctx.requestId, stage, err }, 'stage onEnd failed');
+    });
+  }
+
+  /** Waits for `work`, at most server.settleTimeoutMs; never rejects. */
+  private settle(work: Promise<void>, what: string): Promise<void> {
+    const ms = this.ctx.config.server.settleTimeoutMs;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        const note = `${what} did not settle within ${ms} ms; recorded without it`;
+        this.ctx.failure = this.ctx.failure === undefined ? note : `${this.ctx.failure}; ${note}`;
+        this.deps.logger.warn({ requestId: this.ctx.requestId, what }, 'stage did not settle');
+        resolve();
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      // The late hook's own failure was already handled (or deliberately ignored) by fail().
+      work.then(done, done);
+    });
+  }
+
+  private readonly record = (): void => {
+    const ctx = this.ctx;
     this.deps.audit.write(buildAuditRecord(ctx));
     this.deps.metrics.observeRequest(ctx);
     this.deps.metrics.streamsActive.dec();
     this.deps.onFinished(this);
-  }
+  };
 
   private close(): void {
     if (this.closed) return;
@@ -743,7 +755,7 @@ export class ProcessStream {
   /** Drain deadline passed: record the request as cancelled and cut the stream. */
   abort(reason: string): void {
     this.ctx.failure ??= reason;
-    this.finish('cancelled');
+    this.finish('cancelled', 'drain');
     if (!this.closed) {
       this.closed = true;
       this.call.emit('error', { code: GrpcStatus.UNAVAILABLE, details: `lm-gate: ${reason}` });

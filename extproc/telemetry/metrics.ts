@@ -1,21 +1,33 @@
 // Prometheus metrics, one registry per process. Label values come from closed sets (outcome,
-// api kind, phase, status class) or config (model names the policy admits), never raw input,
-// so a client cannot blow up cardinality.
+// api kind, phase, status class); the one open set, model names, which clients and upstreams
+// write, is bounded (BoundedLabel), so no client can blow up cardinality.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { RequestContext } from '../pipeline/context.ts';
-import type { Phase } from '../server/protocol.ts';
+import { PHASE_LABEL, type Phase } from '../server/phases.ts';
 
-const PHASE_LABEL: Record<Phase, string> = {
-  requestHeaders: 'request_headers',
-  requestBody: 'request_body',
-  requestTrailers: 'request_trailers',
-  responseHeaders: 'response_headers',
-  responseBody: 'response_body',
-  responseTrailers: 'response_trailers',
-};
+/** Model names seen as label values: the first MAX_MODEL_LABELS distinct ones keep their name,
+ * later ones count under "other". A real deployment serves a handful of models; a client
+ * inventing one per request cannot add series. */
+export const MAX_MODEL_LABELS = 64;
+const MODEL_LABEL = /^[A-Za-z0-9._:/@+-]{1,128}$/;
+
+export class BoundedLabel {
+  private readonly seen = new Set<string>();
+  private readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
+  value(v: string): string {
+    if (this.seen.has(v)) return v;
+    if (this.seen.size >= this.max || !MODEL_LABEL.test(v)) return 'other';
+    this.seen.add(v);
+    return v;
+  }
+}
 
 export class Metrics {
   readonly registry = new Registry();
+  private readonly modelLabel = new BoundedLabel(MAX_MODEL_LABELS);
   readonly requests: Counter<'outcome' | 'api' | 'status_class'>;
   readonly tokens: Counter<'direction' | 'model'>;
   readonly usageAbsent: Counter<'api'>;
@@ -107,7 +119,7 @@ export class Metrics {
     const statusClass = status === undefined ? 'none' : `${Math.floor(status / 100)}xx`;
     this.requests.labels(ctx.outcome ?? 'error', ctx.api, statusClass).inc();
     if (ctx.usage) {
-      const model = ctx.modelServed ?? ctx.modelRequested ?? 'unknown';
+      const model = this.modelLabel.value(ctx.modelServed ?? ctx.modelRequested ?? 'unknown');
       this.tokens.labels('input', model).inc(ctx.usage.inputTokens);
       this.tokens.labels('output', model).inc(ctx.usage.outputTokens);
     } else if (ctx.outcome === 'completed' && ctx.parsed !== undefined) {

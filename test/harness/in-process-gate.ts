@@ -7,8 +7,8 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { FileAuditSink } from '../../extproc/audit/sink.ts';
 import { type Config, configSchema } from '../../extproc/config/schema.ts';
-import type { StageDeps } from '../../extproc/pipeline/build.ts';
-import type { Pipeline } from '../../extproc/pipeline/pipeline.ts';
+import type { StageDescriptor } from '../../extproc/pipeline/stage.ts';
+import { STAGES } from '../../extproc/pipeline/stages.ts';
 import { GateServer } from '../../extproc/server/grpc-server.ts';
 import { Metrics } from '../../extproc/telemetry/metrics.ts';
 import { ExtProcClient } from './ext-proc-client.ts';
@@ -33,7 +33,9 @@ export async function startInProcessGate(
   opts: {
     extra?: Record<string, unknown>;
     unixSocket?: boolean;
-    buildPipeline?: (c: Config, deps: StageDeps) => Pipeline;
+    /** Stages to run after the product's, for tests of the state machine (mark them
+     * `always: true`: the config only lists product stages). */
+    extraStages?: readonly StageDescriptor[];
   } = {},
 ): Promise<InProcessGate> {
   const dir = await mkdtemp(join(tmpdir(), 'lm-gate-it-'));
@@ -62,7 +64,7 @@ export async function startInProcessGate(
     logger,
     metrics,
     audit,
-    ...(opts.buildPipeline ? { buildPipeline: opts.buildPipeline } : {}),
+    ...(opts.extraStages ? { stages: [...STAGES, ...opts.extraStages] } : {}),
   });
   const { grpcPort } = await server.start();
   const client = new ExtProcClient(`127.0.0.1:${grpcPort}`);

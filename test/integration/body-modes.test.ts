@@ -3,8 +3,7 @@
 // mode, local replies through the encoder path). The real-Envoy tests under test/e2e/ prove the
 // same points through the binary; these pin each message the gate answers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPipeline } from '../../extproc/pipeline/build.ts';
-import { Pipeline } from '../../extproc/pipeline/pipeline.ts';
+import { defineStage } from '../../extproc/pipeline/stage.ts';
 import { BodySendMode, HeaderSendMode } from '../../extproc/server/protocol.ts';
 import {
   type Answer,
@@ -266,16 +265,20 @@ describe('responses: bounded reading, trailers, content-length, what the client 
 describe('a refusal after the response started cuts it: the audit keeps the status the client saw', () => {
   let failing: InProcessGate;
   beforeAll(async () => {
-    const boom = {
+    const boom = defineStage({
       name: 'test.boom',
-      onResponseHeaders: (ctx: { needResponseBody(n: 'STREAMED'): void }) => ctx.needResponseBody('STREAMED'),
-      onResponseBody: (): Buffer => {
-        throw new Error('boom');
-      },
-    };
-    failing = await startInProcessGate([alice], {
-      buildPipeline: (c, d) => new Pipeline([...buildPipeline(c, d).stages, boom]),
+      summary: 'fails on every response chunk',
+      needs: [],
+      provides: [],
+      always: true,
+      create: () => ({
+        onResponseHeaders: (ctx) => ctx.needResponseBody('STREAMED'),
+        onResponseBody: (): Buffer => {
+          throw new Error('boom');
+        },
+      }),
     });
+    failing = await startInProcessGate([alice], { extraStages: [boom] });
   });
   afterAll(() => failing.stop());
 

@@ -5,8 +5,7 @@
 
 import { credentials, status as GrpcStatus, makeGenericClientConstructor } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPipeline } from '../../extproc/pipeline/build.ts';
-import { Pipeline } from '../../extproc/pipeline/pipeline.ts';
+import { defineStage } from '../../extproc/pipeline/stage.ts';
 import { healthServiceDefinition } from '../../extproc/server/health.ts';
 import { BodySendMode } from '../../extproc/server/protocol.ts';
 import {
@@ -464,13 +463,17 @@ describe('observability mode', () => {
 describe('message deadline', () => {
   let slow: InProcessGate;
   beforeAll(async () => {
-    const hang = {
+    const hang = defineStage({
       name: 'test.hang',
-      onRequestBody: () => new Promise<void>((r) => setTimeout(r, 1000)),
-    };
+      summary: 'takes a second over every request body',
+      needs: [],
+      provides: [],
+      always: true,
+      create: () => ({ onRequestBody: () => new Promise<void>((r) => setTimeout(r, 1000)) }),
+    });
     slow = await startInProcessGate([alice], {
       extra: { server: { messageDeadlineMs: 100 } },
-      buildPipeline: (c) => new Pipeline([...buildPipeline(c).stages, hang]),
+      extraStages: [hang],
     });
   });
   afterAll(() => slow.stop());

@@ -1,0 +1,45 @@
+// Header hygiene: the gate's own x-lmgate-* headers are trusted by Envoy, the model server and
+// other filters, so a client must never set them and a client must never see them.
+//
+// - Request: a client-supplied x-lmgate-* is removed before any other stage reads the headers
+//   and before the request goes upstream, also when spelt with underscores (x_lmgate_*), which
+//   WSGI, CGI and some proxies fold into the same name. (The shipped Envoy configs refuse
+//   underscored header names outright; this is the second line.)
+// - Response: an x-lmgate-* from upstream (a model server echoing request headers, another gate
+//   in front of it) is removed before the client gets the response. The gate's own refusals say
+//   which rule decided in the JSON body (error.rule_id), not in a header.
+import type { RequestContext } from '../pipeline/context.ts';
+import { defineStage } from '../pipeline/stage.ts';
+
+export const INTERNAL_HEADER_PREFIX = 'x-lmgate-';
+const INTERNAL_HEADER_PREFIX_UNDERSCORE = 'x_lmgate_';
+
+export function isInternalHeader(lowerCaseName: string): boolean {
+  return (
+    lowerCaseName.startsWith(INTERNAL_HEADER_PREFIX) || lowerCaseName.startsWith(INTERNAL_HEADER_PREFIX_UNDERSCORE)
+  );
+}
+
+function strip(headers: Map<string, string>, remove: string[]): void {
+  for (const name of headers.keys()) {
+    if (!isInternalHeader(name)) continue;
+    headers.delete(name);
+    remove.push(name);
+  }
+}
+
+export const headerHygiene = defineStage({
+  name: 'http.hygiene',
+  summary: 'Removes x-lmgate-* (and x_lmgate_*) headers a client sent, and any an upstream sent back.',
+  needs: [],
+  provides: [],
+  always: true,
+  create: () => ({
+    onRequestHeaders(ctx: RequestContext): void {
+      strip(ctx.headers, ctx.out.removeHeaders);
+    },
+    onResponseHeaders(ctx: RequestContext): void {
+      strip(ctx.responseHeaders, ctx.out.removeHeaders);
+    },
+  }),
+});
