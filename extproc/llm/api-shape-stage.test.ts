@@ -1,0 +1,112 @@
+// llm.api_shape decision table, through the real state machine (runStage): what the model server
+// parses is what the stages judged, so every ambiguity is refused before a byte goes upstream.
+import { describe, expect, it } from 'vitest';
+import { runStage, type StageRun } from '../../test/harness/run-stage.ts';
+
+interface Row {
+  name: string;
+  path?: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  expect: (run: StageRun) => void;
+}
+
+const refused = (status: number, code: string, param?: string | null) => (run: StageRun) => {
+  expect(run.refused).toMatchObject({ status, code, ...(param !== undefined ? { param } : {}) });
+  expect(run.upstream).toBeUndefined();
+};
+
+const rows: Row[] = [
+  {
+    name: 'a well-formed chat request sets the model and streaming flag later stages read',
+    body: '{"model":"mock-small","messages":[],"stream":true}',
+    expect: (run) => {
+      expect(run.refused).toBeUndefined();
+      expect([run.ctx.modelRequested, run.ctx.stream]).toEqual(['mock-small', true]);
+      expect(run.upstream?.body).toBeUndefined(); // forwarded as sent
+    },
+  },
+  {
+    name: 'a repeated key is refused: servers disagree on which one wins',
+    body: '{"model":"mock-small","model":"mock-large","messages":[]}',
+    expect: refused(400, 'duplicate_key', 'model'),
+  },
+  {
+    name: 'keys differing only in case are refused: Go servers match them case-insensitively',
+    body: '{"model":"mock-small","MODEL":"mock-large","messages":[]}',
+    expect: refused(400, 'ambiguous_key'),
+  },
+  { name: 'a body that is not JSON is refused', body: '{"model":', expect: refused(400, 'invalid_json') },
+  {
+    name: 'nesting deeper than server.maxJsonDepth is refused without a recursive parse',
+    body: `{"model":"m","messages":${'['.repeat(100)}${']'.repeat(100)}}`,
+    expect: refused(400, 'json_too_deep'),
+  },
+  {
+    name: 'invalid UTF-8 is refused',
+    body: Buffer.concat([Buffer.from('{"model":"m'), Buffer.from([0xff]), Buffer.from('","messages":[]}')]),
+    expect: refused(400, 'invalid_utf8'),
+  },
+  {
+    name: 'a missing model is refused naming the parameter',
+    body: '{"messages":[]}',
+    expect: refused(400, 'invalid_request', 'model'),
+  },
+  {
+    name: 'a compressed body is refused with 415 before it is read',
+    headers: { 'content-encoding': 'gzip' },
+    body: '{}',
+    expect: refused(415, 'unsupported_content_encoding'),
+  },
+  {
+    name: 'a charset other than UTF-8 is refused with 415',
+    headers: { 'content-type': 'application/json; charset=latin1' },
+    body: '{}',
+    expect: refused(415, 'unsupported_charset'),
+  },
+  {
+    name: 'a UTF-8 byte order mark is removed from the forwarded body, and the change is recorded',
+    body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"model":"m","messages":[]}')]),
+    expect: (run) => {
+      expect(run.upstream?.body).toBe('{"model":"m","messages":[]}');
+      expect(run.upstream?.set['content-length']).toBe('27');
+      expect(run.audit.decisions).toContainEqual(
+        expect.objectContaining({ rule_id: 'llm.utf8_bom', effect: 'modify' }),
+      );
+    },
+  },
+  {
+    name: 'upstream is asked not to compress the response the gate reads',
+    headers: { 'accept-encoding': 'gzip, br' },
+    body: '{"model":"m","messages":[]}',
+    expect: (run) => expect(run.upstream?.removed).toContain('accept-encoding'),
+  },
+  {
+    name: 'a body on a path that is no LLM API is not this stage’s to judge',
+    path: '/internal/upload',
+    body: 'not json at all',
+    expect: (run) => expect(run.refused).toBeUndefined(),
+  },
+];
+
+describe('llm.api_shape', () => {
+  for (const row of rows) {
+    it(row.name, async () => {
+      row.expect(
+        await runStage({
+          stages: ['llm.api_shape'],
+          config: { policy: { unknownEndpoints: 'allow' } },
+          request: { path: row.path ?? '/v1/chat/completions', headers: row.headers ?? {}, body: row.body ?? '' },
+        }),
+      );
+    });
+  }
+
+  it('an LLM call without a body is refused', async () => {
+    const run = await runStage({
+      stages: ['llm.api_shape'],
+      request: { method: 'POST', path: '/v1/chat/completions' },
+    });
+    expect(run.refused).toMatchObject({ status: 400, code: 'empty_body' });
+  });
+});

@@ -1,0 +1,121 @@
+// metering.usage decision table, through the real state machine (runStage): usage is read from
+// what upstream reports, never estimated; a stream whose client did not ask for usage gets it
+// asked for upstream and withheld from the client, so the client sees the stream it asked for.
+import { describe, expect, it } from 'vitest';
+import { runStage, type StageRun } from '../../test/harness/run-stage.ts';
+
+const sse = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`;
+const delta = (content: string) => ({
+  id: 'c1',
+  object: 'chat.completion.chunk',
+  model: 'mock-small',
+  choices: [{ index: 0, delta: { content }, finish_reason: null }],
+});
+const usageEvent = {
+  id: 'c1',
+  object: 'chat.completion.chunk',
+  model: 'mock-small',
+  choices: [],
+  usage: { prompt_tokens: 4, completion_tokens: 2, total_tokens: 6 },
+};
+const stream = [sse(delta('Hel')), sse(delta('lo')), sse(usageEvent), 'data: [DONE]\n\n'];
+const sseHeaders = { 'content-type': 'text/event-stream' };
+
+interface Row {
+  name: string;
+  body: Record<string, unknown>;
+  path?: string;
+  inject?: boolean;
+  response: { status?: number; headers?: Record<string, string>; chunks: string[] };
+  expect: (run: StageRun) => void;
+}
+
+const rows: Row[] = [
+  {
+    name: 'a stream whose client did not ask for usage: asked upstream, withheld from the client, metered',
+    body: { model: 'mock-small', messages: [], stream: true },
+    response: { headers: sseHeaders, chunks: stream },
+    expect: (run) => {
+      expect(JSON.parse(run.upstream!.body!).stream_options).toEqual({ include_usage: true });
+      expect(run.client!.body).not.toContain('"usage"');
+      expect(run.client!.body).toContain('data: [DONE]');
+      expect(run.audit.usage).toMatchObject({ input_tokens: 4, output_tokens: 2 });
+      expect(run.audit.decisions).toContainEqual(
+        expect.objectContaining({ rule_id: 'metering.injectStreamUsage', effect: 'modify' }),
+      );
+    },
+  },
+  {
+    name: 'a stream whose client asked for usage is forwarded untouched and metered',
+    body: { model: 'mock-small', messages: [], stream: true, stream_options: { include_usage: true } },
+    response: { headers: sseHeaders, chunks: stream },
+    expect: (run) => {
+      expect(run.upstream!.body).toBeUndefined();
+      expect(run.client!.body).toBe(stream.join(''));
+      expect(run.audit.usage).toMatchObject({ total_tokens: 6 });
+    },
+  },
+  {
+    name: 'with injectStreamUsage off the request is untouched, and a stream without usage is recorded as absent',
+    body: { model: 'mock-small', messages: [], stream: true },
+    inject: false,
+    response: { headers: sseHeaders, chunks: [sse(delta('Hi')), 'data: [DONE]\n\n'] },
+    expect: (run) => {
+      expect(run.upstream!.body).toBeUndefined();
+      expect(run.audit.usage).toBeNull();
+    },
+  },
+  {
+    name: 'a JSON completion is metered from its usage object',
+    body: { model: 'mock-small', messages: [] },
+    response: {
+      chunks: [
+        JSON.stringify({
+          model: 'mock-small-0613',
+          usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 },
+        }),
+      ],
+    },
+    expect: (run) => {
+      expect(run.audit.usage).toMatchObject({ input_tokens: 3, output_tokens: 5 });
+      expect(run.audit.model.served).toBe('mock-small-0613');
+    },
+  },
+  {
+    name: 'an Ollama stream is metered from its final NDJSON record',
+    path: '/api/chat',
+    body: { model: 'llama3', messages: [] },
+    response: {
+      headers: { 'content-type': 'application/x-ndjson' },
+      chunks: [
+        '{"model":"llama3","message":{"content":"hi"},"done":false}\n',
+        '{"model":"llama3","done":true,"prompt_eval_count":7,"eval_count":9}\n',
+      ],
+    },
+    expect: (run) => expect(run.audit.usage).toMatchObject({ input_tokens: 7, output_tokens: 9 }),
+  },
+  {
+    name: "an upstream error's body is not read, and no usage is invented",
+    body: { model: 'mock-small', messages: [] },
+    response: { status: 500, chunks: ['{"error":"boom"}'] },
+    expect: (run) => {
+      expect(run.answers.some((a) => a.modeOverride?.responseBodyMode)).toBe(false);
+      expect(run.audit).toMatchObject({ usage: null, outcome: 'upstream_error', status: 500 });
+    },
+  },
+];
+
+describe('metering.usage', () => {
+  for (const row of rows) {
+    it(row.name, async () => {
+      row.expect(
+        await runStage({
+          stages: ['llm.api_shape', 'metering.usage'],
+          config: { metering: { injectStreamUsage: row.inject ?? true } },
+          request: { path: row.path ?? '/v1/chat/completions', body: row.body },
+          response: row.response,
+        }),
+      );
+    });
+  }
+});

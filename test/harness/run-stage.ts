@@ -1,0 +1,298 @@
+// runStage(): the real pipeline and the real state machine (ProcessStream) for chosen stages,
+// over a request description, with a fake gRPC call instead of a socket. It returns what the
+// state machine would send Envoy, decoded into what it means: the refusal the client would get,
+// the headers and body that would go upstream, the response the client would get, and the audit
+// record. Stage decision tables use it, so every row exercises the code Envoy talks to.
+//
+//   const run = await runStage({ stages: ['policy.access'], given: { principal }, request: { path: '/v1/embeddings', body } });
+//   expect(run.refused).toMatchObject({ status: 403, code: 'endpoint_not_allowed' });
+import { EventEmitter } from 'node:events';
+import { pino } from 'pino';
+import type { AuditRecord } from '../../extproc/audit/record.ts';
+import { type Config, configSchema } from '../../extproc/config/schema.ts';
+import { buildPipeline } from '../../extproc/pipeline/build.ts';
+import type { Principal, RequestContext } from '../../extproc/pipeline/context.ts';
+import { defineStage, type Fact, type StageDescriptor, systemClock } from '../../extproc/pipeline/stage.ts';
+import { STAGES } from '../../extproc/pipeline/stages.ts';
+import { FilterConfigWatch } from '../../extproc/server/filter-config.ts';
+import {
+  BodySendMode,
+  type HeaderValue,
+  type ProcessingRequest,
+  type ProcessingResponse,
+} from '../../extproc/server/protocol.ts';
+import { ProcessStream, type StreamDeps } from '../../extproc/server/stream.ts';
+import { Metrics } from '../../extproc/telemetry/metrics.ts';
+
+export interface RequestDescription {
+  method?: string;
+  path: string;
+  headers?: Record<string, string>;
+  /** An object is sent as JSON; absent: a request without a body (GET, or POST with none). */
+  body?: string | Buffer | Record<string, unknown>;
+}
+
+export interface ResponseDescription {
+  status?: number;
+  headers?: Record<string, string>;
+  /** Body chunks as upstream sends them. */
+  chunks?: (string | Buffer)[];
+}
+
+export interface RunStageOptions {
+  /** Optional stages to run (pipeline.stages); `always` stages run too. */
+  stages: readonly string[];
+  /** Config fields over the defaults, as YAML would give them (identity.apiKeys, policy, ...). */
+  config?: Record<string, unknown>;
+  /** Facts seeded by a stage that runs first, so a stage can be tested without the stages that
+   * would normally provide them. */
+  given?: { principal?: Principal };
+  request: RequestDescription;
+  /** Upstream's response; absent: a 200 JSON `{}`. Not used when the request is refused. */
+  response?: ResponseDescription;
+  /** Extra stages after the product's (mark them always). */
+  extraStages?: readonly StageDescriptor[];
+}
+
+export interface StageRun {
+  /** The refusal the client got instead of an upstream answer. */
+  refused?: { status: number; code: string; type: string; message: string; param: string | null; ruleId?: string };
+  /** What went upstream: headers the gate set and removed, and the body when it was rewritten. */
+  upstream?: { set: Record<string, string>; removed: string[]; body?: string };
+  /** What the client got of the response: headers removed, and the body as forwarded. */
+  client?: { removed: string[]; body: string };
+  audit: AuditRecord;
+  ctx: RequestContext;
+  answers: ProcessingResponse[];
+}
+
+const logger = pino({ level: 'silent' });
+
+/** A ServerDuplexStream stand-in: messages in with push(), answers out through next(). */
+class FakeCall extends EventEmitter {
+  readonly written: ProcessingResponse[] = [];
+  private waiters: ((m: ProcessingResponse | undefined) => void)[] = [];
+  private read = 0;
+  ended = false;
+
+  write(msg: ProcessingResponse): boolean {
+    this.written.push(msg);
+    this.flush();
+    return true;
+  }
+
+  end(): void {
+    this.ended = true;
+    this.flush();
+  }
+
+  private flush(): void {
+    while (this.waiters.length > 0 && (this.read < this.written.length || this.ended)) {
+      const w = this.waiters.shift()!;
+      w(this.read < this.written.length ? this.written[this.read++] : undefined);
+    }
+  }
+
+  /** The next answer that is not an override_message_timeout. */
+  async next(): Promise<ProcessingResponse | undefined> {
+    for (;;) {
+      const m = await new Promise<ProcessingResponse | undefined>((resolve) => {
+        this.waiters.push(resolve);
+        this.flush();
+      });
+      if (m === undefined || !m.overrideMessageTimeout || Object.keys(m).length > 1) return m;
+    }
+  }
+}
+
+const headerMap = (pairs: Record<string, string>) => ({
+  headers: Object.entries(pairs).map(([key, v]) => ({ key, rawValue: Buffer.from(v) })),
+});
+
+const decodeValue = (h: HeaderValue) => (h.rawValue ? Buffer.from(h.rawValue).toString('latin1') : (h.value ?? ''));
+
+function seedStage(given: NonNullable<RunStageOptions['given']>): StageDescriptor {
+  const provides: Fact[] = [];
+  if (given.principal) provides.push('principal');
+  return defineStage({
+    name: 'test.given',
+    summary: 'seeds the facts a row gives',
+    needs: [],
+    provides,
+    always: true,
+    create: () => ({
+      onRequestHeaders(ctx) {
+        if (given.principal) ctx.principal = given.principal;
+      },
+    }),
+  });
+}
+
+export function runStageConfig(opts: Pick<RunStageOptions, 'stages' | 'config'>): Config {
+  // Parsed with every stage (the schema refuses a pipeline missing a provider), then narrowed:
+  // a seeded fact stands in for the missing provider, and buildPipeline checks the graph again.
+  const config = configSchema.parse({ audit: { path: '-' }, ...opts.config });
+  return { ...config, pipeline: { stages: [...opts.stages] } };
+}
+
+export async function runStage(opts: RunStageOptions): Promise<StageRun> {
+  const config = runStageConfig(opts);
+  const [hygiene, ...rest] = STAGES;
+  const catalog: StageDescriptor[] = [hygiene, ...(opts.given ? [seedStage(opts.given)] : []), ...rest];
+  if (opts.extraStages) catalog.push(...opts.extraStages);
+  const metrics = new Metrics({ defaultMetrics: false });
+  const pipeline = buildPipeline(config, { logger, metrics, clock: systemClock }, catalog);
+  const call = new FakeCall();
+  let audit: AuditRecord | undefined;
+  let finished!: () => void;
+  const done = new Promise<void>((r) => {
+    finished = r;
+  });
+  const deps: StreamDeps = {
+    runtime: () => ({ config, pipeline }),
+    metrics,
+    logger,
+    audit: {
+      write: (r) => {
+        audit = r;
+      },
+      accepting: true,
+      flush: async () => {},
+      close: async () => {},
+    },
+    admission: () => undefined,
+    filterConfig: new FilterConfigWatch(logger, metrics),
+    onFinished: () => finished(),
+  };
+  const stream = new ProcessStream(call as never, deps);
+  const send = (m: ProcessingRequest) => call.emit('data', m);
+  const run: Omit<StageRun, 'audit'> = { ctx: stream.ctx, answers: call.written };
+
+  const req = opts.request;
+  const body =
+    req.body === undefined
+      ? undefined
+      : Buffer.isBuffer(req.body)
+        ? req.body
+        : Buffer.from(typeof req.body === 'string' ? req.body : JSON.stringify(req.body));
+  const method = req.method ?? (body === undefined ? 'GET' : 'POST');
+  send({
+    request: 'requestHeaders',
+    requestHeaders: {
+      headers: headerMap({
+        ':method': method,
+        ':path': req.path,
+        ':authority': 'llm.local',
+        ':scheme': 'http',
+        ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(body.length) } : {}),
+        ...req.headers,
+      }),
+      endOfStream: body === undefined,
+    },
+    protocolConfig: { requestBodyMode: BodySendMode.BUFFERED, responseBodyMode: BodySendMode.NONE },
+  });
+  const upstream: NonNullable<StageRun['upstream']> = { set: {}, removed: [] };
+  const absorb = (m: ProcessingResponse | undefined, into: { set?: Record<string, string>; removed: string[] }) => {
+    const common = (m?.requestHeaders ?? m?.requestBody ?? m?.responseHeaders ?? m?.responseBody)?.response;
+    for (const h of common?.headerMutation?.setHeaders ?? []) {
+      if (into.set && h.header) into.set[h.header.key] = decodeValue(h.header);
+    }
+    into.removed.push(...(common?.headerMutation?.removeHeaders ?? []));
+    return common;
+  };
+  const refusal = (m: ProcessingResponse | undefined): boolean => {
+    const ir = m?.immediateResponse;
+    if (!ir) return false;
+    const e = JSON.parse(Buffer.from(ir.body ?? []).toString()).error;
+    run.refused = {
+      status: ir.status?.code ?? 0,
+      code: e.code,
+      type: e.type,
+      message: e.message,
+      param: e.param,
+      ...(e.rule_id !== undefined ? { ruleId: e.rule_id } : {}),
+    };
+    return true;
+  };
+
+  let answer = await call.next();
+  if (!refusal(answer)) {
+    absorb(answer, upstream);
+    if (body !== undefined) {
+      send({ request: 'requestBody', requestBody: { body, endOfStream: true } });
+      answer = await call.next();
+      if (!refusal(answer)) {
+        const common = absorb(answer, upstream);
+        const mutation = common?.bodyMutation;
+        if (mutation?.body) upstream.body = Buffer.from(mutation.body).toString();
+        else if (mutation?.clearBody) upstream.body = '';
+      }
+    }
+  }
+  if (!run.refused) {
+    run.upstream = upstream;
+    const res = opts.response ?? {};
+    const chunks = res.chunks ?? ['{}'];
+    send({
+      request: 'responseHeaders',
+      responseHeaders: {
+        headers: headerMap({
+          ':status': String(res.status ?? 200),
+          'content-type': 'application/json',
+          ...res.headers,
+        }),
+        endOfStream: chunks.length === 0,
+      },
+    });
+    const client: NonNullable<StageRun['client']> = { removed: [], body: '' };
+    answer = await call.next();
+    if (!refusal(answer)) {
+      absorb(answer, client);
+      const bodyMode = answer?.modeOverride?.responseBodyMode ?? BodySendMode.NONE;
+      const bytes = chunks.map((c) => (Buffer.isBuffer(c) ? c : Buffer.from(c)));
+      if (bodyMode === BodySendMode.NONE) {
+        client.body = Buffer.concat(bytes).toString();
+      } else {
+        // BUFFERED: one message with the whole body; STREAMED: one per chunk.
+        const messages = bodyMode === BodySendMode.BUFFERED ? [Buffer.concat(bytes)] : bytes;
+        for (let i = 0; i < messages.length && !run.refused; i++) {
+          send({
+            request: 'responseBody',
+            responseBody: { body: messages[i], endOfStream: i === messages.length - 1 },
+          });
+          const a = await call.next();
+          if (refusal(a)) break;
+          const common = absorb(a, client);
+          const mutation = common?.bodyMutation;
+          client.body += mutation?.body
+            ? Buffer.from(mutation.body).toString()
+            : mutation?.clearBody
+              ? ''
+              : messages[i]!.toString();
+        }
+      }
+      run.client = client;
+    }
+  }
+  // Envoy half-closes once the exchange is over; the stream finishes (if it has not) and settles.
+  call.emit('end');
+  await done;
+  return { ...run, audit: audit! };
+}
+
+/** A principal as a non-key identity would give it (a JWT caller), for rows that show a stage
+ * does not depend on how the caller was identified. */
+export function jwtPrincipal(over: Partial<Principal> = {}): Principal {
+  return {
+    id: 'user-42',
+    tenant: 'acme',
+    team: 'claims',
+    user: 'jane@acme.example',
+    roles: ['analyst'],
+    attributes: { department: 'claims' },
+    method: 'jwt',
+    issuer: 'https://idp.acme.example',
+    scope: undefined,
+    ...over,
+  };
+}
