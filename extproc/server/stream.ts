@@ -23,11 +23,12 @@ import { buildAuditRecord } from '../audit/record.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
 import { classifyPath } from '../llm/shapes.ts';
-import { type AbortReason, type Outcome, type PhaseOutput, RequestContext } from '../pipeline/context.ts';
+import { type AbortReason, type Outcome, RequestContext } from '../pipeline/context.ts';
 import { GateError, internalError, refuse } from '../pipeline/errors.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { asBuffer, commonResponse, immediateResponseFor } from './answers.ts';
 import type { FilterConfigWatch } from './filter-config.ts';
 import {
   BodySendMode,
@@ -35,7 +36,6 @@ import {
   HeaderSendMode,
   type HttpBody,
   type HttpHeaders,
-  headerMutation,
   headerValueOf,
   type Phase,
   type ProcessingRequest,
@@ -646,20 +646,10 @@ export class ProcessStream {
       this.finish(ctx.outcome);
       return;
     }
-    const headers: [string, string][] = [['content-type', 'application/json']];
-    for (const h of gateError.headers) headers.push([h[0], h[1]]);
     ctx.setMetadata('outcome', ctx.outcome);
     ctx.setMetadata('error_code', gateError.code);
     if (gateError.ruleId !== undefined) ctx.setMetadata('rule_id', gateError.ruleId);
-    this.answer({
-      immediateResponse: {
-        status: { code: gateError.status },
-        headers: headerMutation(headers, []),
-        body: gateError.body(),
-        // Shows up as %RESPONSE_CODE_DETAILS% in Envoy's access log.
-        details: `lm_gate_${gateError.code}`,
-      },
-    });
+    this.answer({ immediateResponse: immediateResponseFor(gateError) });
     this.answeredImmediately = true;
     this.finish(ctx.outcome);
   }
@@ -766,23 +756,3 @@ export class ProcessStream {
     return this.finished;
   }
 }
-
-/** The header mutation and route-cache flag the stages asked for in this phase. */
-function commonResponse(out: PhaseOutput): CommonResponse {
-  const response: CommonResponse = {};
-  if (out.setHeaders.length > 0 || out.removeHeaders.length > 0)
-    response.headerMutation = headerMutation(out.setHeaders, out.removeHeaders);
-  if (out.clearRouteCache) response.clearRouteCache = true;
-  return response;
-}
-
-/** protobufjs decodes bytes to a Buffer slice, but an absent field reads as its default (an
- * empty plain array), which is how Envoy's final STREAMED chunk often arrives. */
-function asBuffer(b: Uint8Array | undefined): Buffer {
-  if (b === undefined || b.length === 0) return EMPTY;
-  if (Buffer.isBuffer(b)) return b;
-  return b instanceof Uint8Array
-    ? Buffer.from(b.buffer, b.byteOffset, b.byteLength)
-    : Buffer.from(b as ArrayLike<number>);
-}
-const EMPTY = Buffer.alloc(0);
