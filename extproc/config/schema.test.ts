@@ -62,4 +62,17 @@ describe('configSchema', () => {
       'server.maxMessageDeadlineMs: must be at least server.messageDeadlineMs',
     ]);
   });
+
+  it('a section that fails its types still lets the others report their cross-field problems', () => {
+    const r = configSchema.safeParse({
+      logging: { level: 'loud' },
+      identity: {
+        apiKeys: [
+          { id: 'a', sha256: HASH_A, tenant: 't' },
+          { id: 'b', sha256: HASH_A, tenant: 't' },
+        ],
+      },
+    });
+    expect(r.error?.issues.map((i) => i.path.join('.'))).toEqual(['logging.level', 'identity.apiKeys.1.sha256']);
+  });
 });
