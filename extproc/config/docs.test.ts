@@ -39,6 +39,12 @@ describe('generated config docs', () => {
 
 describe('the editor JSON Schema', () => {
   const editor = z.fromJSONSchema(editorJsonSchema());
+  const example = parse(read('examples/lm-gate.yaml'));
+
+  it('accepts examples/lm-gate.yaml as written, ${ENV} references included', () => {
+    expect(JSON.stringify(example)).toContain('${');
+    expect(editor.safeParse(example).error?.issues ?? []).toEqual([]);
+  });
 
   it('flags what check-config refuses, and takes an ${ENV} reference where check-config does', () => {
     expect(editor.safeParse({ servr: {} }).success).toBe(false);
