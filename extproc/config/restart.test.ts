@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { configFields } from './json-schema.ts';
 import { parseConfig } from './load.ts';
-import { restartRequired } from './restart.ts';
+import { RESTART_ONLY, restartRequired } from './restart.ts';
 
 const cfg = (yaml: string) => parseConfig(yaml, 'x', {});
 
@@ -23,4 +24,14 @@ describe('restartRequired', () => {
     ],
   ];
   for (const [name, a, b, want] of table) it(name, () => expect(restartRequired(cfg(a), cfg(b))).toEqual(want));
+});
+
+describe('the config reference', () => {
+  it('says of exactly the restart-only fields that they take effect at the next restart', () => {
+    const says = configFields()
+      .filter((f) => f.schema.description?.includes('Takes effect at the next restart.'))
+      .map((f) => f.path);
+    const restartOnly = Object.entries(RESTART_ONLY).flatMap(([name, fields]) => fields.map((f) => `${name}.${f}`));
+    expect(says.sort()).toEqual(restartOnly.sort());
+  });
 });

@@ -4,7 +4,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Config } from './schema.ts';
 
-const RESTART_ONLY = {
+export const RESTART_ONLY = {
   server: ['grpcAddress', 'unixSocket', 'adminAddress'],
   audit: ['path', 'maxPendingBytes'],
 } as const;

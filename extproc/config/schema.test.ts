@@ -1,0 +1,79 @@
+// What the schema fills in and refuses, pinned literally: the sections are composed from the
+// capabilities that own them, and moving a field or a default must not change what a config
+// means.
+import { describe, expect, it } from 'vitest';
+import { configSchema } from './schema.ts';
+
+const HASH_A = 'a'.repeat(64);
+
+describe('configSchema', () => {
+  it('an empty config parses to exactly these defaults', () => {
+    expect(configSchema.parse({})).toStrictEqual({
+      server: {
+        grpcAddress: '127.0.0.1:50051',
+        adminAddress: '127.0.0.1:9901',
+        drainTimeoutMs: 15000,
+        messageDeadlineMs: 150,
+        settleTimeoutMs: 2000,
+        maxMessageDeadlineMs: 1500,
+        maxRequestBodyBytes: 4194304,
+        maxJsonDepth: 64,
+        maxBufferedResponseBytes: 1048576,
+      },
+      logging: { level: 'info' },
+      pipeline: { stages: ['identity.api_key', 'llm.api_shape', 'policy.access', 'metering.usage'] },
+      identity: { apiKeys: [] },
+      policy: { unknownEndpoints: 'reject' },
+      metering: { injectStreamUsage: true },
+      audit: { path: 'audit.log', maxPendingBytes: 16777216 },
+    });
+  });
+
+  it('a section given partly gets the defaults of the rest', () => {
+    const c = configSchema.parse({ server: { drainTimeoutMs: 1 }, audit: { path: '-' } });
+    expect(c.server).toMatchObject({ drainTimeoutMs: 1, grpcAddress: '127.0.0.1:50051', maxJsonDepth: 64 });
+    expect(c.audit).toStrictEqual({ path: '-', maxPendingBytes: 16777216 });
+  });
+
+  it('an api key with only its required fields gets exactly these defaults', () => {
+    const c = configSchema.parse({ identity: { apiKeys: [{ id: 'a', sha256: HASH_A, tenant: 't' }] } });
+    expect(c.identity.apiKeys).toStrictEqual([
+      { id: 'a', sha256: HASH_A, tenant: 't', roles: [], models: ['*'], endpoints: ['*'], disabled: false },
+    ]);
+  });
+
+  it('reports every cross-field problem of a config at once', () => {
+    const r = configSchema.safeParse({
+      server: { messageDeadlineMs: 500, maxMessageDeadlineMs: 100 },
+      pipeline: { stages: ['policy.access', 'policy.access'] },
+      identity: {
+        apiKeys: [
+          { id: 'a', sha256: HASH_A, tenant: 't' },
+          { id: 'a', sha256: HASH_A, tenant: 't' },
+        ],
+      },
+    });
+    const issues = r.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    expect(issues?.sort()).toEqual([
+      'identity.apiKeys.1.id: duplicate key id "a"',
+      'identity.apiKeys.1.sha256: duplicate key hash',
+      'pipeline.stages: stage "policy.access" listed twice',
+      'pipeline.stages: stage "policy.access" needs the parsed fact, which "llm.api_shape" provides: add it',
+      'pipeline.stages: stage "policy.access" needs the principal fact, which "identity.api_key" provides: add it',
+      'server.maxMessageDeadlineMs: must be at least server.messageDeadlineMs',
+    ]);
+  });
+
+  it('a section that fails its types still lets the others report their cross-field problems', () => {
+    const r = configSchema.safeParse({
+      logging: { level: 'loud' },
+      identity: {
+        apiKeys: [
+          { id: 'a', sha256: HASH_A, tenant: 't' },
+          { id: 'b', sha256: HASH_A, tenant: 't' },
+        ],
+      },
+    });
+    expect(r.error?.issues.map((i) => i.path.join('.'))).toEqual(['logging.level', 'identity.apiKeys.1.sha256']);
+  });
+});
