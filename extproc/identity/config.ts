@@ -1,20 +1,13 @@
 // The `identity` config section: the API keys callers present, each stored only as its SHA-256,
 // with who the caller is and what the policy stage lets it use.
 import { z } from 'zod';
+import { API_KINDS } from '../llm/apis.ts';
 
 /** Patterns with `*` wildcards, for models: "*", "gpt-*", "llama-3.1-*-instruct". */
 const patterns = z.array(z.string().min(1)).min(1);
 
-export const endpointNames = [
-  'openai.chat',
-  'openai.completions',
-  'openai.embeddings',
-  'openai.models',
-  'ollama.chat',
-  'ollama.generate',
-  'ollama.embed',
-  'ollama.tags',
-] as const;
+/** The API kinds a key's endpoints may name, from the API table. */
+export const endpointNames = API_KINDS;
 
 export const apiKeyConfig = z
   .object({

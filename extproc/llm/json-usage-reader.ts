@@ -8,8 +8,9 @@
 // Lenient where metering must not be lost and strictness buys nothing: invalid UTF-8 (inside a
 // generated text) and repeated keys (the last wins, as with JSON.parse). Malformed JSON never
 // throws: usage and model are then undefined.
+
+import { type ApiKind, apiSpec } from './apis.ts';
 import { JsonScanner, type JsonType } from './json-scan.ts';
-import type { ApiKind } from './shapes.ts';
 import { ollamaUsage, openAiUsage, type Usage } from './usage.ts';
 
 export interface JsonUsageReader {
@@ -32,7 +33,7 @@ const MAX_DEPTH = 512;
 type Field = 'model' | 'usage' | 'prompt_eval_count' | 'eval_count';
 
 export function createJsonUsageReader(kind: ApiKind): JsonUsageReader {
-  const ollama = kind.startsWith('ollama.');
+  const ollama = apiSpec(kind)?.usage === 'ollama';
   const values: Partial<Record<Field, unknown>> = {};
   // The value being captured: its field, absolute start, bytes from earlier chunks.
   let field: Field | undefined;

@@ -13,9 +13,10 @@
 // - When nothing is withheld, the very input Buffer is returned (the caller skips the body
 //   mutation on identity). When withholding, complete events are forwarded as views of the input
 //   where possible, and only an unfinished trailing event is held back.
+
+import { type ApiKind, apiSpec } from './apis.ts';
 import type { Framer } from './framer.ts';
 import { NdjsonParser } from './ndjson.ts';
-import type { ApiKind } from './shapes.ts';
 import { parseSseEvent, SseParser } from './sse.ts';
 import { ollamaUsage, openAiUsage, type Usage } from './usage.ts';
 
@@ -81,7 +82,7 @@ class StreamReader implements ResponseStream {
     this.framer = this.sse
       ? new SseParser({ maxEventBytes: opts.maxEventBytes })
       : new NdjsonParser({ maxLineBytes: opts.maxEventBytes });
-    this.ollama = opts.kind.startsWith('ollama.');
+    this.ollama = apiSpec(opts.kind)?.usage === 'ollama';
     // Only OpenAI streams have a usage-only event to withhold.
     this.drop = opts.dropUsageEvent && !this.ollama;
     this.marker = this.ollama ? DONE : USAGE;

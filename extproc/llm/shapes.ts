@@ -1,31 +1,20 @@
 // Which LLM API a request speaks, and its body checked. The gate governs OpenAI's API (what vLLM,
 // TGI's Messages API, llama.cpp and most servers speak) and Ollama's native API. The body is
 // scanned, never built: see json-scan.ts for what is refused and why (parser differentials).
+import { API_SPECS, type ApiKind, apiSpec } from './apis.ts';
 import { type JsonError, type JsonErrorCode, type JsonMember, JsonScanner, type JsonType } from './json-scan.ts';
 
-export type ApiKind =
-  | 'openai.chat'
-  | 'openai.completions'
-  | 'openai.embeddings'
-  | 'openai.models'
-  | 'ollama.chat'
-  | 'ollama.generate'
-  | 'ollama.embed'
-  | 'ollama.tags'
-  | 'unknown';
+export type { ApiKind } from './apis.ts';
 
-const POST_PATHS: ReadonlyMap<string, ApiKind> = new Map<string, ApiKind>([
-  ['/v1/chat/completions', 'openai.chat'],
-  ['/v1/completions', 'openai.completions'],
-  ['/v1/embeddings', 'openai.embeddings'],
-  ['/api/chat', 'ollama.chat'],
-  ['/api/generate', 'ollama.generate'],
-  ['/api/embed', 'ollama.embed'],
-  // The legacy single-prompt endpoint: same governance as /api/embed.
-  ['/api/embeddings', 'ollama.embed'],
-]);
-
-const MODELS_PREFIX = '/v1/models/';
+/** POST and GET/HEAD paths from the API table, after canonicalisation. */
+const POST_PATHS = new Map<string, ApiKind>();
+const GET_PATHS = new Map<string, ApiKind>();
+const GET_PREFIXES: [string, ApiKind][] = [];
+for (const spec of API_SPECS) {
+  const into = spec.method === 'POST' ? POST_PATHS : GET_PATHS;
+  for (const p of spec.paths) into.set(p, spec.kind);
+  if ('pathPrefix' in spec) GET_PREFIXES.push([spec.pathPrefix, spec.kind]);
+}
 
 // Anything an upstream might still route to an LLM endpoint after decoding or normalising it:
 // percent-escapes, repeated slashes, dot segments, backslashes, upper case. Such a path would
@@ -47,9 +36,10 @@ export function classifyPath(method: string, path: string): ApiKind {
 
   if (method === 'POST') return POST_PATHS.get(p) ?? 'unknown';
   if (method === 'GET' || method === 'HEAD') {
+    const exact = GET_PATHS.get(p);
+    if (exact !== undefined) return exact;
     // Model ids may contain slashes (Hugging Face ids like meta-llama/Llama-3.1-8B-Instruct).
-    if (p === '/v1/models' || (p.startsWith(MODELS_PREFIX) && p.length > MODELS_PREFIX.length)) return 'openai.models';
-    if (p === '/api/tags') return 'ollama.tags';
+    for (const [prefix, kind] of GET_PREFIXES) if (p.startsWith(prefix) && p.length > prefix.length) return kind;
   }
   return 'unknown';
 }
@@ -76,17 +66,7 @@ function canonicalPath(path: string): string {
 
 /** Kinds whose POST body must be read to govern the request. */
 export function needsBody(kind: ApiKind): boolean {
-  switch (kind) {
-    case 'openai.chat':
-    case 'openai.completions':
-    case 'openai.embeddings':
-    case 'ollama.chat':
-    case 'ollama.generate':
-    case 'ollama.embed':
-      return true;
-    default:
-      return false;
-  }
+  return apiSpec(kind)?.body === true;
 }
 
 /** Nesting limit for request bodies: `[]` is 1 level, `{"messages":[{"content":[…]}]}` is 4. */
@@ -146,10 +126,10 @@ function isJsonWhitespace(b: number): boolean {
   return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 }
 
+/** The API has a streamed variant (the body's stream flag means something). */
 function streamsByKind(kind: ApiKind): boolean {
-  return (
-    kind === 'openai.chat' || kind === 'openai.completions' || kind === 'ollama.chat' || kind === 'ollama.generate'
-  );
+  const streams = apiSpec(kind)?.streams;
+  return streams !== undefined && streams !== 'never';
 }
 
 const NOT_JSON = 'We could not parse the JSON body of your request: it is not valid JSON.';

@@ -3,15 +3,15 @@
 // did not ask for it, that usage-only event is removed from what the client receives, so the
 // client sees exactly the stream it asked for. Absent usage is recorded as absent (null in the
 // audit), never as zero.
+
+import { apiSpec } from '../llm/apis.ts';
 import { createJsonUsageReader, type JsonUsageReader } from '../llm/json-usage-reader.ts';
 import { createResponseStream, type ResponseStream } from '../llm/response-stream.ts';
-import { type ApiKind, bodyWithStreamUsage, needsBody } from '../llm/shapes.ts';
+import { bodyWithStreamUsage, needsBody } from '../llm/shapes.ts';
 import { responseFormat } from '../llm/usage.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { defineSlot } from '../pipeline/slots.ts';
 import { defineStage } from '../pipeline/stage.ts';
-
-const STREAM_USAGE_KINDS: ReadonlySet<ApiKind> = new Set(['openai.chat', 'openai.completions']);
 
 /** The response reader metering reads usage from. */
 const reader = defineSlot<ResponseStream | JsonUsageReader>('metering.usage.reader');
@@ -29,7 +29,7 @@ export const usageMetering = defineStage({
     return {
       onRequestBody(ctx: RequestContext, body: Buffer): void {
         const req = ctx.parsed;
-        if (!inject || req === undefined || !STREAM_USAGE_KINDS.has(req.kind)) return;
+        if (!inject || req === undefined || apiSpec(req.kind)?.usageOnRequest !== true) return;
         // Only for streams whose client did not ask for usage; undefined otherwise.
         const rewritten = bodyWithStreamUsage(req, ctx.rewrittenBody ?? body);
         if (rewritten === undefined) return;
