@@ -14,6 +14,7 @@ import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { FilterConfigWatch } from './filter-config.ts';
 import { HealthService, healthServiceDefinition } from './health.ts';
+import { ListenError } from './listen-error.ts';
 import {
   decodeProcessingRequest,
   decodeProcessingResponse,
@@ -122,12 +123,17 @@ export class GateServer {
     this.runtime = { config, pipeline: this.build(config, this.stageDeps) };
   }
 
+  /** Throws ListenError naming the config field when an address cannot be bound. */
   async start(): Promise<{ grpcPort: number }> {
     const { grpcAddress, unixSocket } = this.runtime.config.server;
-    this.grpcPort = await this.bind(grpcAddress);
+    this.grpcPort = await this.bind(grpcAddress).catch((err: unknown) => {
+      throw new ListenError('server.grpcAddress', grpcAddress, err);
+    });
     if (unixSocket) {
       await unlink(unixSocket).catch(() => {});
-      await this.bind(`unix:${unixSocket}`);
+      await this.bind(`unix:${unixSocket}`).catch((err: unknown) => {
+        throw new ListenError('server.unixSocket', unixSocket, err);
+      });
     }
     this.health.setServing(true);
     return { grpcPort: this.grpcPort };
