@@ -15,6 +15,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          setupFiles: ['test/harness/cleanup.ts'],
           testTimeout: 20_000,
           hookTimeout: 30_000,
         },
@@ -23,6 +24,7 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          setupFiles: ['test/harness/cleanup.ts'],
           testTimeout: 60_000,
           hookTimeout: 90_000,
           // Each e2e file starts its own Envoy, gate and mock; two cores run two at once.

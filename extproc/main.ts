@@ -3,21 +3,24 @@
 //   lm-gate check-config config.yaml    validate a config file (exit 1 naming each bad field)
 //   lm-gate keys create [--id ID] [--tenant T] [--models a,b] [--endpoints a,b]
 //                                       print a new API key and the config entry to paste
-import { parseArgs } from 'node:util';
 import { FileAuditSink } from './audit/sink.ts';
+import { parseCommandArgs, UsageError } from './cli/usage.ts';
 import { ConfigError, loadConfigFile } from './config/load.ts';
 import { restartRequired } from './config/restart.ts';
 import { watchConfig } from './config/watch.ts';
 import { generateApiKey, hashApiKey } from './identity/api-keys.ts';
 import { GateServer } from './server/grpc-server.ts';
+import { ListenError } from './server/listen-error.ts';
 import { startAdminServer } from './telemetry/admin.ts';
+import { routeGrpcLogs } from './telemetry/grpc-log.ts';
 import { createLogger } from './telemetry/logger.ts';
 import { Metrics } from './telemetry/metrics.ts';
 
-const USAGE = `usage:
-  lm-gate serve -c FILE
-  lm-gate check-config FILE
-  lm-gate keys create [--id ID] [--tenant TENANT] [--models a,b] [--endpoints a,b]`;
+const SERVE = 'lm-gate serve -c FILE';
+const CHECK = 'lm-gate check-config FILE';
+const KEYS = 'lm-gate keys create [--id ID] [--tenant TENANT] [--models a,b] [--endpoints a,b]';
+const USAGE = `usage:\n  ${SERVE}\n  ${CHECK}\n  ${KEYS}`;
+const help = { type: 'boolean', short: 'h' } as const;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -33,43 +36,44 @@ async function main(argv: string[]): Promise<number> {
     case 'help':
       console.log(USAGE);
       return 0;
-    default:
-      console.error(command ? `unknown command "${command}"\n${USAGE}` : USAGE);
+    case undefined:
+      console.error(USAGE);
       return 2;
+    default:
+      throw new UsageError(
+        'lm-gate',
+        `unknown command "${command}"; commands: serve, check-config, keys create (lm-gate --help shows their options)`,
+      );
   }
 }
 
 async function checkConfig(args: string[]): Promise<number> {
-  const file = args[0];
-  if (!file) {
-    console.error('usage: lm-gate check-config FILE');
-    return 2;
-  }
-  try {
-    const cfg = await loadConfigFile(file);
-    console.log(`${file}: ok (${cfg.identity.apiKeys.length} API keys)`);
-    return 0;
-  } catch (err) {
-    console.error(err instanceof ConfigError ? err.message : String(err));
-    return 1;
-  }
+  const cmd = 'lm-gate check-config';
+  const { positionals, values } = parseCommandArgs(cmd, CHECK, { args, allowPositionals: true, options: { help } });
+  if (values.help) return printUsage(CHECK);
+  if (positionals.length === 0) throw new UsageError(cmd, 'FILE is required', CHECK);
+  if (positionals.length > 1) throw new UsageError(cmd, 'one FILE only', CHECK);
+  const file = positionals[0]!;
+  const cfg = await loadConfigFile(file);
+  console.log(`${file}: ok (${cfg.identity.apiKeys.length} API keys)`);
+  return 0;
 }
 
 function keys(args: string[]): number {
-  const { positionals, values } = parseArgs({
-    args,
-    allowPositionals: true,
+  const [sub, ...rest] = args;
+  if (sub === '--help' || sub === '-h') return printUsage(KEYS);
+  if (sub !== 'create') throw new UsageError('lm-gate keys', 'expected "keys create"', KEYS);
+  const { values } = parseCommandArgs('lm-gate keys create', KEYS, {
+    args: rest,
     options: {
+      help,
       id: { type: 'string' },
       tenant: { type: 'string', default: 'default' },
       models: { type: 'string', default: '*' },
       endpoints: { type: 'string', default: '*' },
     },
   });
-  if (positionals[0] !== 'create') {
-    console.error('usage: lm-gate keys create [--id ID] [--tenant TENANT] [--models a,b] [--endpoints a,b]');
-    return 2;
-  }
+  if (values.help) return printUsage(KEYS);
   const key = generateApiKey();
   const id = values.id ?? `key-${hashApiKey(key).slice(0, 8)}`;
   const list = (s: string) =>
@@ -89,21 +93,20 @@ Paste under identity.apiKeys in the config:
   return 0;
 }
 
+function printUsage(usage: string): number {
+  console.log(`usage: ${usage}`);
+  return 0;
+}
+
 async function serve(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  const cmd = 'lm-gate serve';
+  const { values } = parseCommandArgs(cmd, SERVE, { args, options: { help, config: { type: 'string', short: 'c' } } });
+  if (values.help) return printUsage(SERVE);
   const file = values.config;
-  if (!file) {
-    console.error('usage: lm-gate serve -c FILE');
-    return 2;
-  }
-  let config: Awaited<ReturnType<typeof loadConfigFile>>;
-  try {
-    config = await loadConfigFile(file);
-  } catch (err) {
-    console.error(err instanceof ConfigError ? err.message : String(err));
-    return 1;
-  }
+  if (!file) throw new UsageError(cmd, '-c FILE is required', SERVE);
+  const config = await loadConfigFile(file);
   const logger = createLogger(config.logging.level);
+  routeGrpcLogs(logger);
   const metrics = new Metrics();
   const audit = new FileAuditSink({
     path: config.audit.path,
@@ -112,15 +115,29 @@ async function serve(args: string[]): Promise<number> {
     metrics,
   });
   const gate = new GateServer({ config, logger, metrics, audit });
-  const { grpcPort } = await gate.start();
-  const admin = await startAdminServer(config.server.adminAddress, metrics, {
-    ready: () => {
-      const warnings = gate.filterConfig.problems;
-      if (gate.isDraining) return { ready: false, reason: 'draining', warnings };
-      if (!audit.accepting) return { ready: false, reason: 'audit sink not accepting', warnings };
-      return { ready: true, warnings };
-    },
-  });
+  let grpcPort: number;
+  let admin: Awaited<ReturnType<typeof startAdminServer>>;
+  try {
+    ({ grpcPort } = await gate.start());
+    const { adminAddress } = config.server;
+    admin = await startAdminServer(adminAddress, metrics, {
+      ready: () => {
+        const warnings = gate.filterConfig.problems;
+        if (gate.isDraining) return { ready: false, reason: 'draining', warnings };
+        if (!audit.accepting) return { ready: false, reason: 'audit sink not accepting', warnings };
+        return { ready: true, warnings };
+      },
+    }).catch((err: unknown) => {
+      throw new ListenError('server.adminAddress', adminAddress, err);
+    });
+  } catch (err) {
+    // Release whatever did start, so the process ends now with the one line below.
+    gate.forceShutdown();
+    await audit.close();
+    if (!(err instanceof ListenError)) throw err;
+    console.error(`${file}: ${err.message}`);
+    return 1;
+  }
   const stopWatching = watchConfig(file, {
     onValid: (next) => {
       const pending = restartRequired(gate.config, next);
@@ -160,12 +177,26 @@ async function serve(args: string[]): Promise<number> {
   return -1; // keep running
 }
 
+/** A user's mistake is one line (a config file: one per problem) and an exit code; anything
+ * else is a bug, whose report needs the stack. */
+function report(err: unknown): number {
+  if (err instanceof UsageError) {
+    console.error(err.message);
+    return 2;
+  }
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    return 1;
+  }
+  console.error(err);
+  return 1;
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) process.exitCode = code;
   },
-  (err) => {
-    console.error(err);
-    process.exitCode = 1;
+  (err: unknown) => {
+    process.exitCode = report(err);
   },
 );

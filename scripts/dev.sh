@@ -2,7 +2,10 @@
 # Runs a command with the project's toolchain: Node 24, npm dependencies, Envoy and
 # redis-server, installing whatever this machine lacks into project-local caches first.
 # Every npm script goes through here, so `npm test` and `npm run quickstart` work on a
-# fresh clone exactly as the README writes them.
+# fresh clone exactly as the README writes them. The scripts say `exec sh scripts/dev.sh ...`
+# and this file ends in `exec`, so the command replaces npm's `sh -c` and this shell: the
+# SIGINT or SIGTERM npm forwards to its child reaches the command itself (a `sh -c` in between
+# took it and left the command running).
 #
 #   sh scripts/dev.sh node extproc/main.ts serve -c config.yaml
 #   sh scripts/dev.sh vitest run

@@ -1,6 +1,9 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hashApiKey } from '../identity/api-keys.ts';
-import { ConfigError, parseConfig } from './load.ts';
+import { ConfigError, loadConfigFile, parseConfig, parseConfigFile } from './load.ts';
 
 const H = hashApiKey('k');
 
@@ -15,8 +18,8 @@ function problems(yaml: string, env: NodeJS.ProcessEnv = {}): string[] {
 }
 
 describe('parseConfig', () => {
-  it('an empty file gives every default', () => {
-    const c = parseConfig('', 'empty.yaml', {});
+  it('an explicit {} gives every default', () => {
+    const c = parseConfig('{}', 'defaults.yaml', {});
     expect(c.server).toMatchObject({
       grpcAddress: '127.0.0.1:50051',
       messageDeadlineMs: 150,
@@ -57,18 +60,39 @@ describe('parseConfig', () => {
       expect: 'identity.apiKeys[0].sha256: expected the lowercase hex SHA-256',
     },
     {
+      // A union of an enum and "*": one list of everything either side allows.
       name: 'unknown endpoint name',
       yaml: `identity: { apiKeys: [ { id: a, tenant: t, sha256: ${H}, endpoints: [openai.chatt] } ] }`,
-      expect: 'identity.apiKeys[0].endpoints[0]',
+      expect:
+        'identity.apiKeys[0].endpoints[0]: expected one of openai.chat, openai.completions, openai.embeddings, ' +
+        'openai.models, ollama.chat, ollama.generate, ollama.embed, ollama.tags, *',
     },
     {
       name: 'duplicate key ids',
       yaml: `identity: { apiKeys: [ { id: a, tenant: t, sha256: ${H} }, { id: a, tenant: t, sha256: ${hashApiKey('j')} } ] }`,
       expect: 'identity.apiKeys[1].id: duplicate key id "a"',
     },
-    { name: 'YAML syntax', yaml: 'server: [1, 2', expect: 'YAML' },
+    // YAML problems point at line:column the way compilers do, so editors can jump there.
+    {
+      name: 'YAML syntax',
+      yaml: 'server:\n  grpcAddress: a: b\n',
+      expect: 'test.yaml:2:16: Nested mappings are not allowed in compact mappings',
+    },
+    { name: 'unclosed flow sequence', yaml: 'server: [1, 2', expect: 'test.yaml:1:' },
     { name: 'not a mapping', yaml: '- 1\n- 2', expect: '(root): expected a mapping' },
-    { name: 'duplicate YAML keys', yaml: 'server: {}\nserver: {}', expect: 'YAML' },
+    { name: 'a bare null document', yaml: '~', expect: '(root): expected a mapping' },
+    { name: 'duplicate YAML keys', yaml: 'server: {}\nserver: {}', expect: 'test.yaml:2:1: Map keys must be unique' },
+    // Enum problems list what is allowed, not zod's quoted "a"|"b" syntax.
+    {
+      name: 'unknown log level',
+      yaml: 'logging: { level: loud }',
+      expect: 'logging.level: expected one of fatal, error, warn, info, debug, trace, silent',
+    },
+    {
+      name: 'unknown policy choice',
+      yaml: 'policy: { unknownEndpoints: maybe }',
+      expect: 'policy.unknownEndpoints: expected one of reject, allow',
+    },
     {
       name: 'unset env var',
       yaml: 'audit: { path: "${AUDIT_DIR}/a.log" }',
@@ -95,5 +119,39 @@ describe('parseConfig', () => {
 
   it('the error message names the file', () => {
     expect(() => parseConfig('servr: 1', 'lm-gate.yaml', {})).toThrow(/^lm-gate.yaml: invalid configuration/);
+  });
+});
+
+describe('config files', () => {
+  // An empty file is a mistake far more often than a wish for every default (wrong path, a
+  // truncated write, an editor's save caught half-way by the reload watcher): `{}` says that.
+  for (const [name, text] of [
+    ['empty', ''],
+    ['only comments', '# lm-gate\n\n# nothing yet\n'],
+    ['only whitespace', '\n   \n'],
+  ] as const) {
+    it(`a file that is ${name} is refused, saying how to ask for every default`, () => {
+      expect(() => parseConfigFile(text, 'lm-gate.yaml', {})).toThrow(
+        'lm-gate.yaml: invalid configuration\n  - the file is empty (or only comments); write {} to run on every default',
+      );
+    });
+  }
+
+  it('a file holding {} runs on every default', () => {
+    expect(parseConfigFile('{}\n', 'lm-gate.yaml', {}).identity.apiKeys).toEqual([]);
+  });
+
+  it('a file that cannot be read is one line naming the file and why', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lm-gate-load-'));
+    try {
+      await expect(loadConfigFile(join(dir, 'missing.yaml'), {})).rejects.toThrow(
+        new RegExp(`^${dir}/missing.yaml: cannot read the file: no such file or directory \\(ENOENT\\)$`),
+      );
+      await expect(loadConfigFile(dir, {})).rejects.toThrow(/^\S+: cannot read the file: .*\(EISDIR\)$/);
+      await writeFile(join(dir, 'empty.yaml'), '');
+      await expect(loadConfigFile(join(dir, 'empty.yaml'), {})).rejects.toThrow('the file is empty');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

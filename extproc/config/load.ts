@@ -2,16 +2,26 @@
 // path of the offending field and what is wrong, so `lm-gate check-config` and a rejected hot
 // reload say exactly what to fix.
 import { readFile } from 'node:fs/promises';
-import { parseDocument } from 'yaml';
-import type { z } from 'zod';
+import { getSystemErrorMessage } from 'node:util';
+import { LineCounter, parseDocument } from 'yaml';
+import { describeIssue } from './issues.ts';
 import { type Config, configSchema } from './schema.ts';
 
 export class ConfigError extends Error {
   readonly problems: string[];
-  constructor(source: string, problems: string[]) {
-    super(`${source}: invalid configuration\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  /** `message` replaces the "invalid configuration" list when one line says it all. */
+  constructor(source: string, problems: string[], message?: string) {
+    super(message ?? `${source}: invalid configuration\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ConfigError';
     this.problems = problems;
+  }
+
+  /** The file itself could not be read: missing, a directory, no permission. */
+  static unreadable(path: string, err: unknown): ConfigError {
+    const e = err as NodeJS.ErrnoException;
+    const why = typeof e.errno === 'number' ? `${getSystemErrorMessage(e.errno)} (${e.code})` : String(err);
+    const problem = `cannot read the file: ${why}`;
+    return new ConfigError(path, [problem], `${path}: ${problem}`);
   }
 }
 
@@ -39,30 +49,46 @@ function interpolate(value: unknown, path: string, env: NodeJS.ProcessEnv, probl
   return value;
 }
 
-function formatPath(path: readonly PropertyKey[]): string {
-  let s = '';
-  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s ? `.${String(p)}` : String(p);
-  return s || '(root)';
-}
+export const EMPTY_FILE = 'the file is empty (or only comments); write {} to run on every default';
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const where = formatPath(issue.path);
-  if (issue.code === 'unrecognized_keys')
-    return `${where}: unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  return `${where}: ${issue.message}`;
-}
-
-/** Parse and validate config text. Throws ConfigError listing every problem. */
-export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): Config {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+/** Parse and validate config text. Throws ConfigError listing every problem. Text with no YAML
+ * document at all parses to every default unless `requireDocument` (see parseConfigFile). */
+export function parseConfig(
+  text: string,
+  source: string,
+  env: NodeJS.ProcessEnv = process.env,
+  { requireDocument = false } = {},
+): Config {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
   if (doc.errors.length > 0) {
+    // FILE:LINE:COL: message, as compilers print it: terminals and editors jump to the spot.
     throw new ConfigError(
       source,
-      doc.errors.map((e) => `YAML ${e.linePos?.[0] ? `line ${e.linePos[0].line}: ` : ''}${e.message.split('\n')[0]}`),
+      doc.errors.map((e) => {
+        const { line, col } = lines.linePos(e.pos[0]);
+        return `${source}:${line}:${col}: ${e.message}`;
+      }),
     );
   }
-  const raw = doc.toJS() ?? {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(source, ['(root): expected a mapping']);
+  if (doc.contents === null) {
+    if (requireDocument) throw new ConfigError(source, [EMPTY_FILE]);
+    return parseValue({}, source, env);
+  }
+  const raw: unknown = doc.toJS();
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new ConfigError(source, ['(root): expected a mapping']);
+  return parseValue(raw, source, env);
+}
+
+/** A config file's text. A file with no document is refused rather than read as "every
+ * default": it is a wrong path, a truncated write, or an editor's save caught half-way by the
+ * reload watcher far more often than a wish, and the defaults have no API keys. `{}` says it. */
+export function parseConfigFile(text: string, path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  return parseConfig(text, path, env, { requireDocument: true });
+}
+
+function parseValue(raw: object, source: string, env: NodeJS.ProcessEnv): Config {
   const problems: string[] = [];
   const interpolated = interpolate(raw, '', env, problems);
   if (problems.length > 0) throw new ConfigError(source, problems);
@@ -76,7 +102,7 @@ export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = proc
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(path, [`cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+    throw ConfigError.unreadable(path, err);
   }
-  return parseConfig(text, path, env);
+  return parseConfigFile(text, path, env);
 }

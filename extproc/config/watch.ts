@@ -5,7 +5,7 @@
 import { watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { ConfigError, parseConfig } from './load.ts';
+import { ConfigError, parseConfigFile } from './load.ts';
 import type { Config } from './schema.ts';
 
 export function watchConfig(
@@ -27,7 +27,7 @@ export function watchConfig(
     if (text === lastText) return;
     lastText = text;
     try {
-      handlers.onValid(parseConfig(text, path));
+      handlers.onValid(parseConfigFile(text, path));
     } catch (err) {
       handlers.onInvalid(err instanceof ConfigError ? err : new ConfigError(path, [String(err)]));
     }

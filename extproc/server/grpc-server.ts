@@ -15,6 +15,7 @@ import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { FilterConfigWatch } from './filter-config.ts';
 import { HealthService, healthServiceDefinition } from './health.ts';
+import { ListenError } from './listen-error.ts';
 import {
   decodeProcessingRequest,
   decodeProcessingResponse,
@@ -129,12 +130,17 @@ export class GateServer {
     this.runtime = { config, pipeline: buildPipeline(config, this.stageDeps, this.catalog) };
   }
 
+  /** Throws ListenError naming the config field when an address cannot be bound. */
   async start(): Promise<{ grpcPort: number }> {
     const { grpcAddress, unixSocket } = this.runtime.config.server;
-    this.grpcPort = await this.bind(grpcAddress);
+    this.grpcPort = await this.bind(grpcAddress).catch((err: unknown) => {
+      throw new ListenError('server.grpcAddress', grpcAddress, err);
+    });
     if (unixSocket) {
       await unlink(unixSocket).catch(() => {});
-      await this.bind(`unix:${unixSocket}`);
+      await this.bind(`unix:${unixSocket}`).catch((err: unknown) => {
+        throw new ListenError('server.unixSocket', unixSocket, err);
+      });
     }
     this.health.setServing(true);
     return { grpcPort: this.grpcPort };

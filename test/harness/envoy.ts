@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { waitFor } from './ports.ts';
-import { Proc } from './processes.ts';
+import { Proc, ProcExited } from './processes.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -115,13 +115,14 @@ export class Envoy {
 }
 
 /** `concurrency`: Envoy worker threads; 1 in the tests (several Envoys share 2 cores), the
- * machine's cores in the bench, as Envoy defaults in production. */
+ * machine's cores in the bench, as Envoy defaults in production. `log`: a file for Envoy's
+ * output (its access log is on stdout). */
 export async function startEnvoy(
   configFile: string,
   ports: EnvoyPorts,
-  opts: { concurrency?: number } = {},
+  opts: { concurrency?: number; log?: string } = {},
 ): Promise<Envoy> {
-  const proc = new Proc('envoy', findEnvoy(), [
+  const args = [
     '-c',
     configFile,
     // Several Envoys run at once in tests: no shared-memory hot-restart region between them.
@@ -133,11 +134,12 @@ export async function startEnvoy(
     // The access log is buffered and flushed every 10 s by default; tests read it at once.
     '--file-flush-interval-msec',
     '50',
-  ]);
+  ];
+  const proc = new Proc('envoy', findEnvoy(), args, process.env, opts.log ? { log: opts.log } : {});
   const envoy = new Envoy(proc, ports);
   try {
     await waitFor('envoy ready', async () => {
-      if (!proc.running) throw new Error(`envoy exited\n${proc.describe()}`);
+      if (!proc.running) throw new ProcExited(proc);
       const r = await fetch(`http://127.0.0.1:${ports.admin}/ready`);
       return r.status === 200 ? true : undefined;
     });

@@ -1,12 +1,12 @@
 // The gate as a real process (`node extproc/main.ts serve`), exactly as operators run it.
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { generateApiKey, hashApiKey } from '../../extproc/identity/api-keys.ts';
 import { ROOT } from './envoy.ts';
 import { freePort, waitFor } from './ports.ts';
-import { Proc } from './processes.ts';
+import { Proc, ProcExited } from './processes.ts';
+import { tempDir } from './temp-dirs.ts';
 
 export interface TestKey {
   id: string;
@@ -96,11 +96,13 @@ export class Gate {
   }
 }
 
+/** `dir`: write the config and audit log there instead of a new temporary folder; `log`: a
+ * file for the gate's output (the quickstart points its users at both). */
 export async function startGate(
   keys: TestKey[],
-  opts: { unixSocket?: boolean; extra?: Record<string, unknown> } = {},
+  opts: { unixSocket?: boolean; extra?: Record<string, unknown>; dir?: string; log?: string } = {},
 ): Promise<Gate> {
-  const dir = await mkdtemp(join(tmpdir(), 'lm-gate-test-'));
+  const dir = opts.dir ?? (await tempDir('lm-gate-test-'));
   const grpcPort = await freePort();
   const adminPort = await freePort();
   const auditPath = join(dir, 'audit.log');
@@ -119,10 +121,16 @@ export async function startGate(
       }),
     ),
   );
-  const proc = new Proc('lm-gate', process.execPath, [join(ROOT, 'extproc', 'main.ts'), 'serve', '-c', configPath]);
+  const proc = new Proc(
+    'lm-gate',
+    process.execPath,
+    [join(ROOT, 'extproc', 'main.ts'), 'serve', '-c', configPath],
+    process.env,
+    opts.log ? { log: opts.log } : {},
+  );
   try {
     await waitFor('gate ready', async () => {
-      if (!proc.running) throw new Error(`gate exited\n${proc.describe()}`);
+      if (!proc.running) throw new ProcExited(proc);
       const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
       return r.status === 200 ? true : undefined;
     });

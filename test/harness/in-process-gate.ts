@@ -1,7 +1,6 @@
 // The gate's server in the test process, over a real gRPC port: for integration tests that
 // need to see its internals (drain, slow stages) while speaking real ext_proc to it.
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
@@ -14,6 +13,7 @@ import { Metrics } from '../../extproc/telemetry/metrics.ts';
 import { ExtProcClient } from './ext-proc-client.ts';
 import { gateConfig, type TestKey } from './gate.ts';
 import { freePort, waitFor } from './ports.ts';
+import { tempDir } from './temp-dirs.ts';
 
 export interface InProcessGate {
   server: GateServer;
@@ -38,7 +38,7 @@ export async function startInProcessGate(
     extraStages?: readonly StageDescriptor[];
   } = {},
 ): Promise<InProcessGate> {
-  const dir = await mkdtemp(join(tmpdir(), 'lm-gate-it-'));
+  const dir = await tempDir('lm-gate-it-');
   const auditPath = join(dir, 'audit.log');
   const config = configSchema.parse(
     gateConfig({

@@ -1,5 +1,14 @@
 import { createServer } from 'node:net';
 
+/** Thrown by a waitFor probe when waiting longer cannot help (the process being waited for has
+ * exited): waitFor rethrows it at once instead of retrying until its timeout. */
+export class GiveUp extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GiveUp';
+  }
+}
+
 /** A free TCP port on loopback (the OS picks it; tiny race window acceptable in tests). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -22,9 +31,20 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
       const v = await probe();
       if (v !== undefined) return v;
     } catch (err) {
+      if (err instanceof GiveUp) throw err;
       lastErr = err;
     }
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+}
+
+/** Why `host:port` cannot be listened on right now (EADDRINUSE, EACCES, ...), or undefined if
+ * it can. A check before starting a stack, so a busy port is reported before anything starts. */
+export function listenProblem(port: number, host: string): Promise<NodeJS.ErrnoException | undefined> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err));
+    s.listen(port, host, () => s.close(() => resolve(undefined)));
+  });
 }

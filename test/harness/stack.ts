@@ -1,12 +1,11 @@
 // The whole path for e2e tests and the quickstart: mock model server + LM Gate + real Envoy,
 // each on free ports, torn down together.
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type MockModel, type MockOptions, startMockModel } from '../mock/model-server.ts';
 import { type Envoy, type EnvoyPorts, renderEnvoyConfig, startEnvoy } from './envoy.ts';
 import { type Gate, startGate, type TestKey } from './gate.ts';
 import { freePort } from './ports.ts';
+import { tempDir } from './temp-dirs.ts';
 
 export interface Stack {
   mock: MockModel;
@@ -38,7 +37,7 @@ export async function startStack(opts: {
       model: mock.port,
       ...(opts.unixSocket ? { gateSocket: join(gate.dir, 'gate.sock') } : {}),
     };
-    const dir = await mkdtemp(join(tmpdir(), 'lm-gate-envoy-'));
+    const dir = await tempDir('lm-gate-envoy-');
     const envoy = await startEnvoy(await renderEnvoyConfig(ports, join(dir, 'envoy.yaml'), opts.editEnvoy), ports);
     const g = gate;
     return {

@@ -1,0 +1,271 @@
+// The CLI as a user meets it: `node bin/lm-gate.js ...` in a child process. Every mistake a
+// user can make is answered on stderr in one line (a config file with several problems: one
+// header line and one line per problem), never with a stack trace, and with the exit code
+// scripts can rely on: 2 for a wrong command line, 1 for a bad config or a failed start.
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'lm-gate.js');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+function cli(args: string[], timeoutMs = 10_000): Promise<Run> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    // A serve that does not exit is a failure of its own: kill it and let the assertions say so.
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+/** Lines of stderr that are not the gate's own JSON log lines. */
+function messageLines(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('{'));
+}
+
+function expectNoStack(r: Run): void {
+  expect(r.stderr).not.toMatch(/^\s+at /m);
+  expect(r.stderr).not.toMatch(/TypeError|\bError:/);
+}
+
+// Made while the file is collected: the tables below name files in it.
+const dir = mkdtempSync(join(tmpdir(), 'lm-gate-cli-'));
+let busy: Server;
+let busyPort: number;
+const file = (name: string) => join(dir, name);
+
+beforeAll(async () => {
+  const audit = join(dir, 'audit.log');
+  const files: Record<string, string> = {
+    'empty.yaml': '',
+    'comments.yaml': '# to be written\n',
+    'enum.yaml': 'logging:\n  level: loud\n',
+    'syntax.yaml': 'server:\n  grpcAddress: a: b\n',
+    'port.yaml': 'server:\n  adminAddress: 127.0.0.1:99999\n',
+    'two-problems.yaml': 'server:\n  grpcAddress: nope\nlogging:\n  level: loud\n',
+  };
+  for (const [name, text] of Object.entries(files)) await writeFile(file(name), text);
+  await mkdir(file('a-directory.yaml'));
+
+  busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  busyPort = (busy.address() as { port: number }).port;
+  const serveConfig = (server: string) => `server:\n${server}audit:\n  path: ${audit}\n`;
+  await writeFile(
+    file('grpc-busy.yaml'),
+    serveConfig(`  grpcAddress: 127.0.0.1:${busyPort}\n  adminAddress: 127.0.0.1:0\n`),
+  );
+  await writeFile(
+    file('admin-busy.yaml'),
+    serveConfig(`  grpcAddress: 127.0.0.1:0\n  adminAddress: 127.0.0.1:${busyPort}\n`),
+  );
+  // 192.0.2.0/24 is TEST-NET-1: no interface of a test machine has it.
+  await writeFile(file('not-here.yaml'), serveConfig('  grpcAddress: 192.0.2.1:50051\n  adminAddress: 127.0.0.1:0\n'));
+  await writeFile(
+    file('socket-dir-missing.yaml'),
+    serveConfig(
+      `  grpcAddress: 127.0.0.1:0\n  unixSocket: ${join(dir, 'no-such-dir', 'gate.sock')}\n  adminAddress: 127.0.0.1:0\n`,
+    ),
+  );
+});
+
+afterAll(async () => {
+  busy?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('a wrong command line: one line, exit 2', () => {
+  const table: { args: () => string[]; says: RegExp }[] = [
+    {
+      args: () => ['serve', '--bogus'],
+      says: /^lm-gate serve: unknown option '--bogus'; usage: lm-gate serve -c FILE$/,
+    },
+    { args: () => ['serve', '-c'], says: /^lm-gate serve: option '-c, --config <value>' argument missing; usage: / },
+    { args: () => ['serve'], says: /^lm-gate serve: -c FILE is required; usage: lm-gate serve -c FILE$/ },
+    { args: () => ['serve', '-c', 'a.yaml', 'extra'], says: /^lm-gate serve: unexpected argument 'extra'; usage: / },
+    { args: () => ['frobnicate'], says: /^lm-gate: unknown command "frobnicate"; commands: serve, check-config, keys/ },
+    { args: () => ['--bogus'], says: /^lm-gate: unknown command "--bogus"/ },
+    {
+      args: () => ['check-config'],
+      says: /^lm-gate check-config: FILE is required; usage: lm-gate check-config FILE$/,
+    },
+    { args: () => ['check-config', 'a.yaml', 'b.yaml'], says: /^lm-gate check-config: one FILE only; usage: / },
+    { args: () => ['check-config', '--strict', 'a.yaml'], says: /^lm-gate check-config: unknown option '--strict'/ },
+    { args: () => ['keys'], says: /^lm-gate keys: expected "keys create"; usage: lm-gate keys create / },
+    { args: () => ['keys', 'rotate'], says: /^lm-gate keys: expected "keys create"; usage: / },
+    { args: () => ['keys', 'create', '--nope'], says: /^lm-gate keys create: unknown option '--nope'; usage: / },
+    { args: () => ['keys', 'create', '--id'], says: /^lm-gate keys create: option '--id <value>' argument missing/ },
+  ];
+  for (const t of table) {
+    it.concurrent(`lm-gate ${t.args().join(' ')}`, async () => {
+      const r = await cli(t.args());
+      expectNoStack(r);
+      expect(r.code).toBe(2);
+      expect(messageLines(r.stderr)).toHaveLength(1);
+      expect(r.stderr.trim()).toMatch(t.says);
+    });
+  }
+
+  it.concurrent('lm-gate with no command prints the usage, exit 2', async () => {
+    const r = await cli([]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^usage:\n {2}lm-gate serve -c FILE\n/);
+  });
+
+  for (const args of [['--help'], ['serve', '--help'], ['check-config', '-h'], ['keys', 'create', '--help']]) {
+    it.concurrent(`lm-gate ${args.join(' ')} prints usage on stdout, exit 0`, async () => {
+      const r = await cli(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/usage:/);
+      expect(r.stderr).toBe('');
+    });
+  }
+});
+
+describe('a bad config file: the file and each problem, exit 1', () => {
+  const table: { name: string; args: () => string[]; says: string[] }[] = [
+    {
+      name: 'missing file',
+      args: () => ['check-config', file('missing.yaml')],
+      says: [`${file('missing.yaml')}: cannot read the file: no such file or directory (ENOENT)`],
+    },
+    {
+      name: 'a directory',
+      args: () => ['check-config', file('a-directory.yaml')],
+      says: [`${file('a-directory.yaml')}: cannot read the file: illegal operation on a directory (EISDIR)`],
+    },
+    {
+      name: 'empty file',
+      args: () => ['check-config', file('empty.yaml')],
+      says: [
+        `${file('empty.yaml')}: invalid configuration`,
+        '  - the file is empty (or only comments); write {} to run on every default',
+      ],
+    },
+    {
+      name: 'only comments',
+      args: () => ['check-config', file('comments.yaml')],
+      says: [
+        `${file('comments.yaml')}: invalid configuration`,
+        '  - the file is empty (or only comments); write {} to run on every default',
+      ],
+    },
+    {
+      name: 'enum',
+      args: () => ['check-config', file('enum.yaml')],
+      says: [
+        `${file('enum.yaml')}: invalid configuration`,
+        '  - logging.level: expected one of fatal, error, warn, info, debug, trace, silent',
+      ],
+    },
+    {
+      name: 'YAML syntax',
+      args: () => ['check-config', file('syntax.yaml')],
+      says: [
+        `${file('syntax.yaml')}: invalid configuration`,
+        `  - ${file('syntax.yaml')}:2:16: Nested mappings are not allowed in compact mappings`,
+      ],
+    },
+    {
+      name: 'port out of range (check-config)',
+      args: () => ['check-config', file('port.yaml')],
+      says: [
+        `${file('port.yaml')}: invalid configuration`,
+        '  - server.adminAddress: port must be between 0 and 65535 (0 picks a free port)',
+      ],
+    },
+    {
+      name: 'port out of range (serve: refused before binding anything)',
+      args: () => ['serve', '-c', file('port.yaml')],
+      says: [
+        `${file('port.yaml')}: invalid configuration`,
+        '  - server.adminAddress: port must be between 0 and 65535 (0 picks a free port)',
+      ],
+    },
+    {
+      name: 'two problems',
+      args: () => ['check-config', file('two-problems.yaml')],
+      says: [
+        `${file('two-problems.yaml')}: invalid configuration`,
+        '  - server.grpcAddress: expected host:port, for example 127.0.0.1:50051',
+        '  - logging.level: expected one of fatal, error, warn, info, debug, trace, silent',
+      ],
+    },
+    {
+      name: 'missing file (serve)',
+      args: () => ['serve', '-c', file('missing.yaml')],
+      says: [`${file('missing.yaml')}: cannot read the file: no such file or directory (ENOENT)`],
+    },
+  ];
+  for (const t of table) {
+    it.concurrent(t.name, async () => {
+      const r = await cli(t.args());
+      expectNoStack(r);
+      expect(r.code).toBe(1);
+      expect(messageLines(r.stderr)).toEqual(t.says);
+    });
+  }
+});
+
+describe('serve cannot listen: one line naming the field and the address, exit 1, at once', () => {
+  const table: { name: string; config: string; says: () => RegExp }[] = [
+    {
+      name: 'the gRPC port is in use',
+      config: 'grpc-busy.yaml',
+      says: () =>
+        new RegExp(
+          `: server\\.grpcAddress: cannot listen on 127\\.0\\.0\\.1:${busyPort}: address already in use \\(EADDRINUSE\\)`,
+        ),
+    },
+    {
+      name: 'the admin port is in use',
+      config: 'admin-busy.yaml',
+      says: () =>
+        new RegExp(
+          `: server\\.adminAddress: cannot listen on 127\\.0\\.0\\.1:${busyPort}: address already in use \\(EADDRINUSE\\)`,
+        ),
+    },
+    {
+      name: 'the address is not on this machine',
+      config: 'not-here.yaml',
+      says: () => /: server\.grpcAddress: cannot listen on 192\.0\.2\.1:50051: address not available \(EADDRNOTAVAIL\)/,
+    },
+    {
+      name: "the Unix socket's directory does not exist",
+      config: 'socket-dir-missing.yaml',
+      says: () => /: server\.unixSocket: cannot listen on \S+gate\.sock: /,
+    },
+  ];
+  for (const t of table) {
+    it.concurrent(t.name, async () => {
+      const r = await cli(['serve', '-c', file(t.config)]);
+      expectNoStack(r);
+      expect(r.code).toBe(1);
+      const lines = messageLines(r.stderr);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]!.startsWith(`${file(t.config)}: server.`)).toBe(true);
+      expect(lines[0]).toMatch(t.says());
+      // Node's start-up is most of it; the gate neither retries nor waits for a timeout.
+      expect(r.ms).toBeLessThan(5000);
+    });
+  }
+});
