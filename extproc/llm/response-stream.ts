@@ -20,6 +20,44 @@ import { NdjsonParser } from './ndjson.ts';
 import { parseSseEvent, SseParser } from './sse.ts';
 import { ollamaUsage, openAiUsage, type Usage } from './usage.ts';
 
+/** One data event of a streamed response (an OpenAI chunk or an Ollama NDJSON record), decoded,
+ * for stages that read or rewrite what the client receives. */
+export interface ResponseEvent {
+  /** The event's JSON object. */
+  readonly data: Readonly<Record<string, unknown>>;
+  /** The text it adds, per choice: OpenAI choices[i].delta.content (chat) or choices[i].text
+   * (completions); Ollama message.content (chat) or response (generate), as choice 0. */
+  readonly texts: readonly TextDelta[];
+  /** Tool-call argument fragments: OpenAI choices[i].delta.tool_calls[j].function.arguments. */
+  readonly toolArguments: readonly ToolArgumentsDelta[];
+  /** Usage this event reports, if any. */
+  readonly usage: Usage | undefined;
+  /** Withhold this event from the client. */
+  drop(): void;
+  /** Send this JSON to the client in the event's place (framed like the original). */
+  replace(data: unknown): void;
+}
+
+export interface TextDelta {
+  readonly choice: number;
+  readonly text: string;
+}
+
+export interface ToolArgumentsDelta {
+  readonly choice: number;
+  readonly call: number;
+  readonly text: string;
+}
+
+/** The error a stream ends with: OpenAI's SDKs raise an APIError for an SSE event whose data has
+ * an `error` object; Ollama's clients raise for a record with an `error` string. */
+export interface StreamError {
+  message: string;
+  type: string;
+  code: string;
+  param: string | null;
+}
+
 export interface ResponseStream {
   /** Feed one upstream body chunk; returns the bytes to forward to the client in its place: the
    * very same Buffer when nothing is withheld. When dropping, complete events are forwarded and an
@@ -36,6 +74,12 @@ export interface ResponseStream {
   /** Inspected events whose JSON did not parse: counted, forwarded unchanged, never thrown. Only
    * events that were parsed (see above) can be counted. */
   readonly malformed: number;
+  /** End the client's stream now with an error event the SDKs raise: call it from the event
+   * listener. What the current chunk held before the event is forwarded; the event and
+   * everything after it is not, for the rest of the response. */
+  endWithError(err: StreamError): void;
+  /** endWithError was called. */
+  readonly ended: boolean;
 }
 
 export interface ResponseStreamOptions {
@@ -46,6 +90,10 @@ export interface ResponseStreamOptions {
   /** Bytes of one unfinished event held before it is passed through uninspected instead
    * (default 1 MiB). */
   maxEventBytes?: number;
+  /** Called with every data event, decoded, when stages read events. Without it only the few
+   * events that can carry usage or the model are decoded (the metering fast path). Events over
+   * maxEventBytes pass uninspected. */
+  onEvent?: ((event: ResponseEvent) => void) | undefined;
 }
 
 export function createResponseStream(opts: ResponseStreamOptions): ResponseStream {
@@ -58,11 +106,20 @@ const DONE = Buffer.from('"done"');
 /** Data events parsed for the model name while it is unknown and no usage event supplied it. */
 const MODEL_PROBES = 3;
 
+/** What inspect() decided for a record: forward it, withhold it, or send these bytes instead. */
+const KEEP = 0;
+const WITHHOLD = 1;
+type Action = typeof KEEP | typeof WITHHOLD | Buffer;
+
 class StreamReader implements ResponseStream {
   usage: Usage | undefined = undefined;
   model: string | undefined = undefined;
   events = 0;
   malformed = 0;
+  ended = false;
+  private readonly onEvent: ((event: ResponseEvent) => void) | undefined;
+  /** Set by endWithError during the current record: the bytes sent in its place. */
+  private endBytes: Buffer | undefined;
 
   private readonly framer: Framer;
   private readonly sse: boolean;
@@ -86,13 +143,25 @@ class StreamReader implements ResponseStream {
     // Only OpenAI streams have a usage-only event to withhold.
     this.drop = opts.dropUsageEvent && !this.ollama;
     this.marker = this.ollama ? DONE : USAGE;
+    this.onEvent = opts.onEvent;
+  }
+
+  endWithError(err: StreamError): void {
+    if (this.ended) return;
+    this.ended = true;
+    const json = this.ollama
+      ? JSON.stringify({ error: err.message })
+      : JSON.stringify({ error: { message: err.message, type: err.type, code: err.code, param: err.param } });
+    this.endBytes = Buffer.from(this.sse ? `data: ${json}\n\n` : `${json}\n`);
   }
 
   push(chunk: Buffer, endOfStream: boolean): Buffer {
+    // After an error event nothing more reaches the client.
+    if (this.ended) return EMPTY;
     const f = this.framer;
     f.feed(chunk, endOfStream);
     this.findIn = undefined;
-    if (!this.drop) {
+    if (!this.drop && this.onEvent === undefined) {
       // Observe only: the framer keeps the partial tail itself; the client gets the chunk as is.
       while (f.next()) this.inspect(f);
       return chunk;
@@ -106,15 +175,27 @@ class StreamReader implements ResponseStream {
     let run = leading > 0 && this.lastDropped ? leading : 0;
     let done = leading;
     while (f.next()) {
-      const withhold = this.inspect(f);
-      if (withhold || f.carried) {
+      const action = this.inspect(f);
+      if (this.endBytes !== undefined) {
+        // Ended at this record: what came before it goes, then the error event, then nothing.
+        if (parts === undefined) parts = [];
+        if (f.chunkStart > run) parts.push(chunk.subarray(run, f.chunkStart));
+        parts.push(this.endBytes);
+        this.endBytes = undefined;
+        run = done = chunk.length;
+        break;
+      }
+      if (action !== KEEP || f.carried) {
         // Only now is a list worth allocating: the common chunk needs none.
         if (parts === undefined) parts = [];
         if (f.chunkStart > run) parts.push(chunk.subarray(run, f.chunkStart));
-        if (!withhold) parts.push(f.bytes);
+        if (action === KEEP) parts.push(f.bytes);
+        else if (action !== WITHHOLD) parts.push(action);
         run = f.chunkEnd;
       }
-      this.lastDropped = withhold;
+      // A replaced record carries its own line end, like a withheld one carries none: a CRLF's
+      // LF arriving in the next chunk belongs to neither.
+      this.lastDropped = action !== KEEP;
       done = f.chunkEnd;
     }
     if (parts === undefined) {
@@ -126,44 +207,70 @@ class StreamReader implements ResponseStream {
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
-  /** Observe one record or part; true to withhold it from the client. */
-  private inspect(f: Framer): boolean {
+  /** Observe one record or part, and say what the client gets of it. */
+  private inspect(f: Framer): Action {
     if (f.kind === 'part') {
       // Too big to have been held, so never parsed: a usage-only event is a few hundred bytes.
       if (f.complete && f.hasContent) this.events++;
-      return false;
+      return KEEP;
     }
-    if (!f.hasContent) return false;
+    if (!f.hasContent) return KEEP;
     this.events++;
     const b = f.bytes;
     const start = f.start + f.bomLength;
     const end = f.end;
+    const listening = this.onEvent !== undefined;
     const candidate = this.ollama ? this.doneTrue(b, start, end) : this.usageNotNull(b, start, end);
-    if (!candidate && (this.modelProbes === 0 || this.model !== undefined)) return false;
+    if (!listening && !candidate && (this.modelProbes === 0 || this.model !== undefined)) return KEEP;
 
     const text = this.sse ? parseSseEvent(b, start, end).data : b.toString('utf8', start, end);
-    if (text === undefined || text === '[DONE]') return false;
-    if (!candidate) this.modelProbes--;
+    if (text === undefined || text === '[DONE]') return KEEP;
+    if (!candidate && this.modelProbes > 0) this.modelProbes--;
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
       this.malformed++;
-      return false;
+      return KEEP;
     }
-    if (json === null || typeof json !== 'object' || Array.isArray(json)) return false;
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) return KEEP;
     const o = json as Record<string, unknown>;
     if (typeof o.model === 'string') this.model = o.model;
-    if (!candidate) return false;
-    if (this.ollama) {
-      if (o.done === true) this.usage = ollamaUsage(o) ?? this.usage;
-      return false;
+    let usage: Usage | undefined;
+    let usageOnly = false;
+    if (candidate) {
+      if (this.ollama) {
+        if (o.done === true) usage = ollamaUsage(o);
+      } else if (o.usage !== null && typeof o.usage === 'object' && !Array.isArray(o.usage)) {
+        usage = openAiUsage(o.usage);
+        // The usage-only chunk include_usage adds: an empty choices array and usage set.
+        usageOnly = Array.isArray(o.choices) && o.choices.length === 0;
+      }
+      this.usage = usage ?? this.usage;
     }
-    const u = o.usage;
-    if (u === null || typeof u !== 'object' || Array.isArray(u)) return false;
-    this.usage = openAiUsage(u) ?? this.usage;
-    // The usage-only chunk include_usage adds: an empty choices array and usage set.
-    return this.drop && Array.isArray(o.choices) && o.choices.length === 0;
+    if (this.drop && usageOnly) return WITHHOLD;
+    return listening ? this.emit(o, usage) : KEEP;
+  }
+
+  /** Hand one decoded event to the listener; its drop() or replace() decides the action. */
+  private emit(data: Record<string, unknown>, usage: Usage | undefined): Action {
+    let action: Action = KEEP;
+    const sse = this.sse;
+    const event: ResponseEvent = {
+      data,
+      texts: this.ollama ? ollamaTexts(data) : openAiTexts(data),
+      toolArguments: this.ollama ? [] : openAiToolArguments(data),
+      usage,
+      drop: () => {
+        action = WITHHOLD;
+      },
+      replace: (next: unknown) => {
+        const json = JSON.stringify(next);
+        action = Buffer.from(sse ? `data: ${json}\n\n` : `${json}\n`);
+      },
+    };
+    this.onEvent!(event);
+    return action;
   }
 
   /** Next marker occurrence at or after `from` in b. Records are inspected in order within a
@@ -210,4 +317,46 @@ function skipSeparator(b: Buffer, from: number, end: number): number {
     j++;
   }
   return j;
+}
+
+const NO_TEXT: readonly TextDelta[] = [];
+
+function openAiTexts(o: Record<string, unknown>): readonly TextDelta[] {
+  const choices = o.choices;
+  if (!Array.isArray(choices) || choices.length === 0) return NO_TEXT;
+  const out: TextDelta[] = [];
+  for (let i = 0; i < choices.length; i++) {
+    const c = choices[i] as Record<string, unknown> | null;
+    if (c === null || typeof c !== 'object') continue;
+    const choice = typeof c.index === 'number' ? c.index : i;
+    const delta = c.delta as Record<string, unknown> | undefined;
+    const text = delta !== null && typeof delta === 'object' ? delta.content : c.text;
+    if (typeof text === 'string' && text.length > 0) out.push({ choice, text });
+  }
+  return out;
+}
+
+function openAiToolArguments(o: Record<string, unknown>): readonly ToolArgumentsDelta[] {
+  const choices = o.choices;
+  if (!Array.isArray(choices)) return [];
+  const out: ToolArgumentsDelta[] = [];
+  for (let i = 0; i < choices.length; i++) {
+    const c = choices[i] as { index?: unknown; delta?: { tool_calls?: unknown } } | null;
+    const calls = c?.delta?.tool_calls;
+    if (!Array.isArray(calls)) continue;
+    const choice = typeof c?.index === 'number' ? c.index : i;
+    for (let j = 0; j < calls.length; j++) {
+      const call = calls[j] as { index?: unknown; function?: { arguments?: unknown } } | null;
+      const text = call?.function?.arguments;
+      if (typeof text === 'string' && text.length > 0)
+        out.push({ choice, call: typeof call?.index === 'number' ? call.index : j, text });
+    }
+  }
+  return out;
+}
+
+function ollamaTexts(o: Record<string, unknown>): readonly TextDelta[] {
+  const message = o.message as { content?: unknown } | undefined;
+  const text = message !== null && typeof message === 'object' ? message.content : o.response;
+  return typeof text === 'string' && text.length > 0 ? [{ choice: 0, text }] : NO_TEXT;
 }

@@ -2,6 +2,7 @@
 // end. Created by the stream state machine when Envoy opens a stream; never shared across
 // requests.
 import type { Config } from '../config/schema.ts';
+import type { ResponseReading } from '../llm/response-reader.ts';
 import type { ApiKind, ParsedRequest } from '../llm/shapes.ts';
 import type { Usage } from '../llm/usage.ts';
 import { type PhaseTimes, zeroPhaseTimes } from '../server/phases.ts';
@@ -206,6 +207,30 @@ export class RequestContext {
     this.metadataDirty = true;
   }
 
+  /** What the stages asked of the response body (readResponseBody), or undefined. */
+  responseReading: ResponseReading | undefined;
+  /** The error the client's response stream was ended with (endResponseStream). */
+  streamError: GateError | undefined;
+
+  /** From onResponseHeaders: have the gate read the response body, framed once for every stage.
+   * Usage and the served model then land on the context as the body passes; with events, every
+   * streamed event reaches the stages' onResponseEvent. Only a 2xx answer of an LLM API, in a
+   * format the gate reads (SSE, NDJSON, JSON), is read. */
+  readResponseBody(ask: Partial<ResponseReading> = {}): void {
+    this.responseReading ??= { events: false, withholdUsageEvent: false };
+    const r = this.responseReading;
+    if (ask.events) r.events = true;
+    if (ask.withholdUsageEvent) r.withholdUsageEvent = true;
+  }
+
+  /** From onResponseEvent: end the client's stream with an OpenAI-style error event (the SDKs
+   * raise it), in place of the current event; nothing after it reaches the client. The response
+   * status stays upstream's (the headers have left); the audit records the code and outcome. */
+  endResponseStream(err: GateError): void {
+    this.streamError ??= err;
+  }
+
+  /** Raw body bytes for a stage's onResponseBody; stages that read content use readResponseBody. */
   needResponseBody(need: BodyNeed): void {
     if (need === 'STREAMED' || (need === 'BUFFERED' && this.responseBodyNeed === 'NONE')) this.responseBodyNeed = need;
   }

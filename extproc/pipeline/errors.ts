@@ -59,6 +59,12 @@ export const ERROR_CATALOG = {
     outcome: 'rejected',
     when: "The caller's credential does not allow this model.",
   },
+  content_blocked: {
+    status: 403,
+    type: 'permission_error',
+    outcome: 'rejected',
+    when: 'A content rule blocked the request, or the response: a stream already under way then ends with this error event (status stays 200).',
+  },
   unsupported_endpoint: {
     status: 404,
     type: 'not_found_error',

@@ -1,5 +1,6 @@
 // Runs the ordered stages for one phase. Synchronous stages run back to back with no promise
 // allocated; the first stage that returns a promise switches the rest of that phase to async.
+import type { ResponseEvent } from '../llm/response-stream.ts';
 import type { RequestContext } from './context.ts';
 import type { MaybePromise, Stage } from './stage.ts';
 
@@ -16,6 +17,7 @@ export class Pipeline {
   private readonly requestBodyStages: Stage[];
   private readonly responseHeaderStages: Stage[];
   private readonly responseBodyStages: Stage[];
+  private readonly responseEventStages: Stage[];
   private readonly endEntries: PipelineEntry[];
 
   constructor(entries: readonly PipelineEntry[]) {
@@ -25,6 +27,7 @@ export class Pipeline {
     this.requestBodyStages = with_('onRequestBody');
     this.responseHeaderStages = with_('onResponseHeaders');
     this.responseBodyStages = with_('onResponseBody');
+    this.responseEventStages = with_('onResponseEvent');
     this.endEntries = entries.filter((e) => e.stage.onEnd);
   }
 
@@ -49,6 +52,15 @@ export class Pipeline {
     let out = chunk;
     for (const s of this.responseBodyStages) out = s.onResponseBody!(ctx, out, endOfStream);
     return out;
+  }
+
+  /** Hands one decoded response event to every stage that reads events, in order, until one
+   * ends the stream. */
+  responseEvent(ctx: RequestContext, event: ResponseEvent): void {
+    for (const s of this.responseEventStages) {
+      s.onResponseEvent!(ctx, event);
+      if (ctx.streamError !== undefined) return;
+    }
   }
 
   /** Every stage's onEnd runs, also when another throws or rejects; failures are reported to

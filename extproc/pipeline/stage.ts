@@ -14,6 +14,7 @@
 // Envoy cancelling the stream, drain), and async hooks pass it on to what they call.
 import type { Config } from '../config/schema.ts';
 import type { ParsePool } from '../llm/parse-pool.ts';
+import type { ResponseEvent } from '../llm/response-stream.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { RequestContext } from './context.ts';
@@ -59,8 +60,13 @@ export interface Stage {
    * set ctx.rewrittenBody to new bytes derived from `ctx.rewrittenBody ?? body`. */
   onRequestBody?(ctx: RequestContext, body: Buffer): MaybePromise;
   onResponseHeaders?(ctx: RequestContext): MaybePromise;
-  /** One response body chunk (STREAMED) or the whole body (BUFFERED). Return the bytes to
-   * forward: the same Buffer when unchanged, so the state machine can skip a body mutation. */
+  /** One decoded event of a streamed response (after ctx.readResponseBody({ events: true })):
+   * read its texts, tool-call arguments and usage; drop() or replace() it; or end the client's
+   * stream with ctx.endResponseStream(err). Synchronous: it runs once per event. */
+  onResponseEvent?(ctx: RequestContext, event: ResponseEvent): void;
+  /** One raw response body chunk (STREAMED) or the whole body (BUFFERED), after the response
+   * reader: for stages that work on bytes, not events. Return the bytes to forward: the same
+   * Buffer when unchanged, so the state machine can skip a body mutation. */
   onResponseBody?(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): Buffer;
   /** Called exactly once per request, after its last answer or when it was cut short, and only
    * once any hook still running (overtaken by the deadline or a cancel) has settled or been

@@ -22,6 +22,8 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { buildAuditRecord } from '../audit/record.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
+import { openResponseReader, type ResponseReader } from '../llm/response-reader.ts';
+import type { ResponseEvent } from '../llm/response-stream.ts';
 import { classifyPath } from '../llm/shapes.ts';
 import { type AbortReason, type Outcome, RequestContext } from '../pipeline/context.ts';
 import { GateError, internalError, refuse } from '../pipeline/errors.ts';
@@ -86,6 +88,8 @@ export class ProcessStream {
    * 1.34) BUFFERED, the mode the gate requires, or STREAMED in observability mode, the only
    * mode Envoy sends bodies in there. */
   private requestBodyMode: number = BodySendMode.BUFFERED;
+  /** The response body's reader, when a stage asked for one. */
+  private responseReader: ResponseReader | undefined;
   /** STREAMED request chunks held back (each answered with an empty body) until the last. */
   private requestChunks: Buffer[] | undefined;
   /** The response body mode the gate asked for with mode_override. */
@@ -511,6 +515,7 @@ export class ProcessStream {
 
   private readonly answerResponseHeaders = (): void => {
     const ctx = this.ctx;
+    if (ctx.responseReading !== undefined && !(this.seen & Seen.ResponseBodyEnd)) this.openResponseReader();
     // A body a stage may rewrite cannot keep upstream's length (Envoy drops it only for modes
     // configured up front, not for a mode_override): the client gets it chunked instead.
     if (ctx.responseBodyRewritten && ctx.responseBodyNeed === 'STREAMED' && ctx.responseHeaders.has('content-length'))
@@ -539,6 +544,42 @@ export class ProcessStream {
     }
   };
 
+  /** The one reader of this response's body, for every stage that asked (readResponseBody). */
+  private openResponseReader(): void {
+    const ctx = this.ctx;
+    const opened = openResponseReader(
+      {
+        api: ctx.api,
+        status: ctx.status,
+        headers: ctx.responseHeaders,
+        maxBufferedBytes: ctx.config.server.maxBufferedResponseBytes,
+      },
+      ctx.responseReading!,
+      this.onResponseEvent,
+    );
+    if (opened === undefined) return;
+    if ('skipped' in opened) {
+      ctx.failure ??= `response not read: ${opened.skipped}`;
+      return;
+    }
+    this.responseReader = opened.reader;
+    ctx.needResponseBody(opened.mode);
+    if (opened.rewrites) ctx.responseBodyRewritten = true;
+  }
+
+  private readonly onResponseEvent = (event: ResponseEvent): void => {
+    const ctx = this.ctx;
+    this.pipeline.responseEvent(ctx, event);
+    const err = ctx.streamError;
+    if (err === undefined) return;
+    this.responseReader?.stream?.endWithError({
+      message: err.message,
+      type: err.type,
+      code: err.code,
+      param: err.param,
+    });
+  };
+
   private onResponseBody(b: HttpBody): void {
     const ctx = this.ctx;
     const chunk = asBuffer(b.body);
@@ -547,7 +588,16 @@ export class ProcessStream {
     const endOfStream = b.endOfStream === true || this.responseBodyMode === BodySendMode.BUFFERED;
     ctx.responseChunks++;
     ctx.responseBytes += chunk.length;
-    const forward = this.pipeline.responseBody(ctx, chunk, endOfStream);
+    let forward = chunk;
+    const reader = this.responseReader;
+    if (reader !== undefined) {
+      forward = reader.push(chunk, endOfStream);
+      // Kept current, so a response cut short, or ended by trailers, has what it carried.
+      if (reader.usage !== undefined) ctx.usage = reader.usage;
+      if (reader.model !== undefined) ctx.modelServed = reader.model;
+      if (ctx.streamError !== undefined && ctx.error === undefined) this.recordStreamError(ctx.streamError);
+    }
+    forward = this.pipeline.responseBody(ctx, forward, endOfStream);
     const response: CommonResponse = {};
     if (forward !== chunk) response.bodyMutation = forward.length > 0 ? { body: forward } : { clearBody: true };
     const message: ProcessingResponse = { responseBody: { response } };
@@ -565,6 +615,17 @@ export class ProcessStream {
   /** Response trailers (asked for whenever the body is read): the end of the response when the
    * last body message did not say so. Bytes a stage still holds cannot be sent with trailers;
    * only an incomplete trailing event can be held, which no client could have used. */
+  /** A stage ended the client's stream with an error event: the client saw upstream's status
+   * and then the error, which is what the record says. */
+  private recordStreamError(err: GateError): void {
+    const ctx = this.ctx;
+    ctx.error = err;
+    ctx.outcome = err.outcome;
+    ctx.failure ??= `response stream ended with an error event (${err.code})`;
+    ctx.setMetadata('error_code', err.code);
+    if (err.ruleId !== undefined) ctx.setMetadata('rule_id', err.ruleId);
+  }
+
   private onResponseTrailers(): void {
     this.seen |= Seen.ResponseBodyEnd;
     this.finishOutcome();

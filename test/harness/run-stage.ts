@@ -69,7 +69,7 @@ export interface StageRun {
 const logger = pino({ level: 'silent' });
 
 /** A ServerDuplexStream stand-in: messages in with push(), answers out through next(). */
-class FakeCall extends EventEmitter {
+export class FakeCall extends EventEmitter {
   readonly written: ProcessingResponse[] = [];
   private waiters: ((m: ProcessingResponse | undefined) => void)[] = [];
   private read = 0;
@@ -140,32 +140,7 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
   const [hygiene, ...rest] = STAGES;
   const catalog: StageDescriptor[] = [hygiene, ...(opts.given ? [seedStage(opts.given)] : []), ...rest];
   if (opts.extraStages) catalog.push(...opts.extraStages);
-  const metrics = new Metrics({ defaultMetrics: false });
-  const pipeline = buildPipeline(config, { logger, metrics, clock: systemClock }, catalog);
-  const call = new FakeCall();
-  let audit: AuditRecord | undefined;
-  let finished!: () => void;
-  const done = new Promise<void>((r) => {
-    finished = r;
-  });
-  const deps: StreamDeps = {
-    runtime: () => ({ config, pipeline }),
-    metrics,
-    logger,
-    audit: {
-      write: (r) => {
-        audit = r;
-      },
-      accepting: true,
-      flush: async () => {},
-      close: async () => {},
-    },
-    admission: () => undefined,
-    filterConfig: new FilterConfigWatch(logger, metrics),
-    onFinished: () => finished(),
-  };
-  const stream = new ProcessStream(call as never, deps);
-  const send = (m: ProcessingRequest) => call.emit('data', m);
+  const { call, stream, send, done, record } = openFakeStream(config, catalog);
   const run: Omit<StageRun, 'audit'> = { ctx: stream.ctx, answers: call.written };
 
   const req = opts.request;
@@ -277,7 +252,46 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
   // Envoy half-closes once the exchange is over; the stream finishes (if it has not) and settles.
   call.emit('end');
   await done;
-  return { ...run, audit: audit! };
+  return { ...run, audit: record()! };
+}
+
+export interface FakeStream {
+  call: FakeCall;
+  stream: ProcessStream;
+  send(m: ProcessingRequest): void;
+  /** Resolves once the stream finished and its audit record was written. */
+  done: Promise<void>;
+  record(): AuditRecord | undefined;
+}
+
+/** A ProcessStream over a fake call, for state machine tests: send messages, read answers. */
+export function openFakeStream(config: Config, catalog: readonly StageDescriptor[] = STAGES): FakeStream {
+  const metrics = new Metrics({ defaultMetrics: false });
+  const pipeline = buildPipeline(config, { logger, metrics, clock: systemClock }, catalog);
+  const call = new FakeCall();
+  let audit: AuditRecord | undefined;
+  let finished!: () => void;
+  const done = new Promise<void>((r) => {
+    finished = r;
+  });
+  const deps: StreamDeps = {
+    runtime: () => ({ config, pipeline }),
+    metrics,
+    logger,
+    audit: {
+      write: (r) => {
+        audit = r;
+      },
+      accepting: true,
+      flush: async () => {},
+      close: async () => {},
+    },
+    admission: () => undefined,
+    filterConfig: new FilterConfigWatch(logger, metrics),
+    onFinished: () => finished(),
+  };
+  const stream = new ProcessStream(call as never, deps);
+  return { call, stream, send: (m) => call.emit('data', m), done, record: () => audit };
 }
 
 /** A principal as a non-key identity would give it (a JWT caller), for rows that show a stage

@@ -1,0 +1,116 @@
+// The response reader's event layer: every data event decoded once for stages that asked, with
+// drop, replace and ending the stream with an error event the SDKs raise.
+import { describe, expect, it } from 'vitest';
+import { runStage } from '../../test/harness/run-stage.ts';
+import { refuse } from '../pipeline/errors.ts';
+import { defineStage } from '../pipeline/stage.ts';
+import { createResponseStream, type ResponseEvent } from './response-stream.ts';
+
+const sse = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`;
+const chunk = (content: string, index = 0) => ({
+  id: 'c',
+  object: 'chat.completion.chunk',
+  model: 'm',
+  choices: [{ index, delta: { content }, finish_reason: null }],
+});
+const error = { message: 'blocked', type: 'permission_error', code: 'content_blocked', param: null };
+
+function reader(
+  onEvent: (e: ResponseEvent, r: ReturnType<typeof createResponseStream>) => void,
+  format: 'sse' | 'ndjson' = 'sse',
+  kind: 'openai.chat' | 'ollama.chat' = 'openai.chat',
+) {
+  const r = createResponseStream({ format, kind, dropUsageEvent: false, onEvent: (e) => onEvent(e, r) });
+  return r;
+}
+
+describe('response events', () => {
+  it('hands every data event to the listener with its text per choice, once, across chunk splits', () => {
+    const seen: string[] = [];
+    const r = reader((e) => seen.push(...e.texts.map((t) => `${t.choice}:${t.text}`)));
+    const body = sse(chunk('Hel')) + sse(chunk('lo', 1)) + 'data: [DONE]\n\n';
+    const out = [r.push(Buffer.from(body.slice(0, 17)), false), r.push(Buffer.from(body.slice(17)), true)];
+    expect(seen).toEqual(['0:Hel', '1:lo']);
+    expect(Buffer.concat(out).toString()).toBe(body); // nothing changed: forwarded as is
+  });
+
+  it('exposes tool-call argument fragments', () => {
+    const args: string[] = [];
+    const r = reader((e) => args.push(...e.toolArguments.map((a) => `${a.choice}/${a.call}:${a.text}`)));
+    const tool = { choices: [{ index: 0, delta: { tool_calls: [{ index: 2, function: { arguments: '{"q":' } }] } }] };
+    r.push(Buffer.from(sse(tool)), true);
+    expect(args).toEqual(['0/2:{"q":']);
+  });
+
+  it('drop() withholds an event and replace() sends other JSON in its place', () => {
+    const r = reader((e) => {
+      if (e.texts[0]?.text === 'secret') e.drop();
+      if (e.texts[0]?.text === 'jane@example.com') e.replace(chunk('[email]'));
+    });
+    const out = r.push(Buffer.from(sse(chunk('a')) + sse(chunk('secret')) + sse(chunk('jane@example.com'))), true);
+    expect(out.toString()).toBe(sse(chunk('a')) + sse(chunk('[email]')));
+  });
+
+  it('endWithError sends what came before, then an OpenAI error event, then nothing more', () => {
+    const r = reader((e, self) => {
+      if (e.texts.some((t) => t.text.includes('SECRET'))) self.endWithError(error);
+    });
+    const first = r.push(Buffer.from(sse(chunk('fine ')) + sse(chunk('SECRET')) + sse(chunk('more'))), false);
+    expect(first.toString()).toBe(sse(chunk('fine ')) + sse({ error }));
+    expect(r.ended).toBe(true);
+    expect(r.push(Buffer.from(sse(chunk('later'))), false).length).toBe(0);
+    expect(r.push(Buffer.from('data: [DONE]\n\n'), true).length).toBe(0);
+  });
+
+  it('an Ollama stream ends with the error record its clients raise', () => {
+    const r = reader(
+      (e, self) => {
+        if (e.texts[0]?.text === 'bad') self.endWithError(error);
+      },
+      'ndjson',
+      'ollama.chat',
+    );
+    const line = (content: string) => `${JSON.stringify({ model: 'l', message: { content }, done: false })}\n`;
+    const out = r.push(Buffer.from(line('ok') + line('bad') + line('after')), false);
+    expect(out.toString()).toBe(`${line('ok')}{"error":"blocked"}\n`);
+  });
+
+  it('without a listener, only events that can carry usage or the model are decoded', () => {
+    const r = createResponseStream({ format: 'sse', kind: 'openai.chat', dropUsageEvent: false });
+    const body = Buffer.from(sse(chunk('x')).repeat(10));
+    expect(r.push(body, true)).toBe(body); // the very buffer: no copy, no mutation
+  });
+});
+
+describe('ending a stream through the state machine (runStage)', () => {
+  it('later chunks reach the client empty, and the record says 200 then the error', async () => {
+    const guard = defineStage({
+      name: 'test.guard',
+      summary: 'ends the stream at "stop"',
+      needs: ['parsed'],
+      provides: [],
+      always: true,
+      create: () => ({
+        onResponseHeaders: (ctx) => ctx.readResponseBody({ events: true }),
+        onResponseEvent: (ctx, e) => {
+          if (e.texts.some((t) => t.text === 'stop')) ctx.endResponseStream(refuse('content_blocked', 'stopped'));
+        },
+      }),
+    });
+    const run = await runStage({
+      stages: ['llm.api_shape'],
+      extraStages: [guard],
+      request: { path: '/v1/chat/completions', body: { model: 'm', messages: [], stream: true } },
+      response: {
+        headers: { 'content-type': 'text/event-stream' },
+        chunks: [sse(chunk('go')), sse(chunk('stop')), sse(chunk('after')), 'data: [DONE]\n\n'],
+      },
+    });
+    expect(run.client?.body).toBe(
+      sse(chunk('go')) +
+        sse({ error: { message: 'stopped', type: 'permission_error', code: 'content_blocked', param: null } }),
+    );
+    expect(run.audit).toMatchObject({ status: 200, outcome: 'rejected', error: { code: 'content_blocked' } });
+    expect(run.audit.failure).toMatch(/ended with an error event/);
+  });
+});

@@ -1,0 +1,114 @@
+// The state machine alone, over a fake call (no gRPC): protocol rows Envoy must never see
+// violated. Every row ends with exactly one audit record.
+import { describe, expect, it } from 'vitest';
+import { openFakeStream, runStageConfig } from '../../test/harness/run-stage.ts';
+import { BodySendMode, type ProcessingRequest } from './protocol.ts';
+
+const headers = (pairs: Record<string, string>, endOfStream = false): ProcessingRequest => ({
+  request: 'requestHeaders',
+  requestHeaders: {
+    headers: { headers: Object.entries(pairs).map(([key, v]) => ({ key, rawValue: Buffer.from(v) })) },
+    endOfStream,
+  },
+  protocolConfig: { requestBodyMode: BodySendMode.BUFFERED, responseBodyMode: BodySendMode.NONE },
+});
+const get = headers({ ':method': 'GET', ':path': '/v1/models', ':authority': 'a' }, true);
+const body = (text: string): ProcessingRequest => ({
+  request: 'requestBody',
+  requestBody: { body: Buffer.from(text), endOfStream: true },
+});
+const responseHeaders = (status: number): ProcessingRequest => ({
+  request: 'responseHeaders',
+  responseHeaders: {
+    headers: { headers: [{ key: ':status', rawValue: Buffer.from(String(status)) }] },
+    endOfStream: true,
+  },
+});
+
+function open() {
+  const s = openFakeStream(runStageConfig({ stages: [] }));
+  const errors: { code: number; details: string }[] = [];
+  s.call.on('error', (e: { code: number; details: string }) => errors.push(e));
+  return { ...s, errors };
+}
+
+interface Row {
+  name: string;
+  messages: ProcessingRequest[];
+  /** The answers' kinds, in order. */
+  answers: string[];
+  /** The stream ends with a gRPC error (Envoy then fails the request closed). */
+  protocolError?: RegExp;
+  outcome: string;
+}
+
+const rows: Row[] = [
+  {
+    name: 'each message gets one answer of its own kind, and the request is audited once',
+    messages: [get, responseHeaders(200)],
+    answers: ['requestHeaders', 'responseHeaders'],
+    outcome: 'completed',
+  },
+  {
+    name: 'a request body before any request headers is a protocol error, not a crash',
+    messages: [body('{}')],
+    answers: [],
+    protocolError: /request_body before request_headers/,
+    outcome: 'error',
+  },
+  {
+    name: 'request headers twice is a protocol error',
+    messages: [get, get],
+    answers: ['requestHeaders'],
+    protocolError: /request_headers received twice/,
+    outcome: 'error',
+  },
+  {
+    name: 'a message that carries no phase is a protocol error',
+    messages: [{} as ProcessingRequest],
+    answers: [],
+    protocolError: /carries no request/,
+    outcome: 'error',
+  },
+  {
+    name: 'in observability mode nothing is answered, and the request is still audited',
+    messages: [
+      { ...get, observabilityMode: true },
+      { ...responseHeaders(200), observabilityMode: true },
+    ],
+    answers: [],
+    outcome: 'completed',
+  },
+  {
+    name: "Envoy's own reply before any request headers passes with its status, audited as a local reply",
+    messages: [responseHeaders(400)],
+    answers: ['responseHeaders'],
+    outcome: 'local_reply',
+  },
+];
+
+describe('the state machine over a fake call', () => {
+  for (const row of rows) {
+    it(row.name, async () => {
+      const s = open();
+      for (const m of row.messages) s.send(m);
+      await new Promise((r) => setImmediate(r));
+      s.call.emit('end');
+      await s.done;
+      const kinds = s.call.written.map((a) =>
+        Object.keys(a).find((k) => k !== 'dynamicMetadata' && k !== 'modeOverride'),
+      );
+      expect(kinds).toEqual(row.answers);
+      if (row.protocolError) expect(s.errors.map((e) => e.details).join()).toMatch(row.protocolError);
+      else expect(s.errors).toEqual([]);
+      expect(s.record()?.outcome).toBe(row.outcome);
+    });
+  }
+
+  it('a stream Envoy cancels before any message is still audited, as cancelled', async () => {
+    const s = open();
+    s.call.emit('cancelled');
+    await s.done;
+    expect(s.record()).toMatchObject({ outcome: 'cancelled', status: null });
+  });
+});
