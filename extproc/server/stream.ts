@@ -595,7 +595,9 @@ export class ProcessStream {
       // Kept current, so a response cut short, or ended by trailers, has what it carried.
       if (reader.usage !== undefined) ctx.usage = reader.usage;
       if (reader.model !== undefined) ctx.modelServed = reader.model;
-      if (ctx.streamError !== undefined && ctx.error === undefined) this.recordStreamError(ctx.streamError);
+      // Recorded only once the error event is actually in the client's stream.
+      if (ctx.streamError !== undefined && ctx.error === undefined && reader.stream?.ended === true)
+        this.recordStreamError(ctx.streamError);
     }
     forward = this.pipeline.responseBody(ctx, forward, endOfStream);
     const response: CommonResponse = {};
