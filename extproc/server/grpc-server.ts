@@ -150,7 +150,7 @@ export class GateServer {
     return new Promise((resolve, reject) =>
       this.grpc.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => {
         if (err) return reject(err);
-        widenConnectionWindows(this.grpc);
+        watchConnections(this.grpc, this.metrics);
         resolve(port);
       }),
     );
@@ -222,16 +222,43 @@ export const HTTP2_STREAM_WINDOW = 8 * 1024 * 1024;
 /** The connection's receive window (all streams together); HTTP/2 starts it at 64 KiB. */
 export const HTTP2_CONNECTION_WINDOW = 32 * 1024 * 1024;
 
-type SessionSource = { on(e: 'session', f: (s: { setLocalWindowSize?(n: number): void }) => void): void };
-const widened = new WeakSet<SessionSource>();
+type Http2Stream = { rstCode?: number; once(e: 'close', f: () => void): void };
+type SessionSource = {
+  on(e: 'session', f: (s: { setLocalWindowSize?(n: number): void }) => void): void;
+  on(e: 'stream', f: (s: Http2Stream) => void): void;
+};
+const watched = new WeakSet<SessionSource>();
 
-/** Widen every new connection's receive window: grpc-js has no option for it, so each of its
- * listening http2 servers gets a session hook, once. */
-function widenConnectionWindows(server: Server): void {
+/** Each of grpc-js's listening http2 servers gets, once: every new connection's receive window
+ * widened (grpc-js has no option for it), and every stream's reset code counted. Envoy resets
+ * each ext_proc stream with INTERNAL_ERROR when its request ends unless graceful close is on
+ * (envoy/envoy.yaml's layered_runtime), and Node's HTTP/2 then builds an Error with a stack per
+ * request; the counter shows an Envoy that does that. */
+function watchConnections(server: Server, metrics: Metrics): void {
   const servers = (server as unknown as { http2Servers?: Map<SessionSource, unknown> }).http2Servers;
   for (const s of servers?.keys() ?? []) {
-    if (widened.has(s)) continue;
-    widened.add(s);
+    if (watched.has(s)) continue;
+    watched.add(s);
     s.on('session', (session) => session.setLocalWindowSize?.(HTTP2_CONNECTION_WINDOW));
+    s.on('stream', (stream) =>
+      stream.once('close', () => {
+        const code = stream.rstCode ?? 0;
+        if (code !== 0) metrics.streamResets.labels(resetName(code)).inc();
+      }),
+    );
+  }
+}
+
+/** RFC 9113 error codes, as a bounded label. */
+function resetName(code: number): string {
+  switch (code) {
+    case 2:
+      return 'INTERNAL_ERROR';
+    case 7:
+      return 'REFUSED_STREAM';
+    case 8:
+      return 'CANCEL';
+    default:
+      return 'OTHER';
   }
 }

@@ -33,6 +33,7 @@ export class Metrics {
   readonly usageAbsent: Counter<'api'>;
   readonly phaseSeconds: Histogram<'phase'>;
   readonly streamsActive: Gauge;
+  readonly streamResets: Counter<'code'>;
   readonly protocolErrors: Counter;
   readonly filterConfigProblems: Gauge<'problem'>;
   readonly configReloads: Counter<'result'>;
@@ -75,6 +76,12 @@ export class Metrics {
       name: 'lmgate_streams_active',
       help: 'ext_proc streams (HTTP requests) in flight.',
       registers,
+    });
+    this.streamResets = new Counter({
+      name: 'lmgate_ext_proc_stream_resets_total',
+      help: "ext_proc streams Envoy reset (RST_STREAM) instead of closing them, by HTTP/2 error code. INTERNAL_ERROR on every request means Envoy's ext_proc graceful close is off (see envoy/envoy.yaml's layered_runtime); each reset costs the gate an Error with a stack.",
+      labelNames: ['code'],
+      registers: [this.registry],
     });
     this.protocolErrors = new Counter({
       name: 'lmgate_protocol_errors_total',
