@@ -681,9 +681,7 @@ export class ProcessStream {
   }
 
   private recordPhaseTime(phase: Phase, startNs: bigint): void {
-    const ns = process.hrtime.bigint() - startNs;
-    this.ctx.gateNs[phase] += ns;
-    this.deps.metrics.observePhase(phase, ns);
+    this.ctx.gateNs[phase] += process.hrtime.bigint() - startNs;
   }
 
   /** A stage refused (GateError) or failed (anything else): answer with an ImmediateResponse. */

@@ -3,7 +3,7 @@
 // write, is bounded (BoundedLabel), so no client can blow up cardinality.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { RequestContext } from '../pipeline/context.ts';
-import { PHASE_LABEL, type Phase } from '../server/phases.ts';
+import { PHASE_LABEL, PHASES, type Phase } from '../server/phases.ts';
 
 /** Model names seen as label values: the first MAX_MODEL_LABELS distinct ones keep their name,
  * later ones count under "other". A real deployment serves a handful of models; a client
@@ -40,7 +40,7 @@ export class Metrics {
   readonly auditRecords: Counter;
   readonly auditWriteErrors: Counter;
   readonly auditPendingBytes: Gauge;
-  private readonly phaseChildren: Map<Phase, { observe(v: number): void }>;
+  private readonly phaseChildren: (readonly [Phase, { observe(v: number): void }])[];
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -65,7 +65,7 @@ export class Metrics {
     });
     this.phaseSeconds = new Histogram({
       name: 'lmgate_phase_duration_seconds',
-      help: 'Gate processing time per ext_proc message, by phase (from receipt to answer).',
+      help: "Gate processing time per request in each phase it went through (from receipt to answer, summed over the phase's messages: a streamed response body is one observation, not one per chunk).",
       labelNames: ['phase'],
       buckets: [
         0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -111,17 +111,15 @@ export class Metrics {
       help: 'Audit bytes waiting to be written.',
       registers,
     });
-    // Children resolved once: observing per message is then a plain method call.
-    this.phaseChildren = new Map(
-      (Object.keys(PHASE_LABEL) as Phase[]).map((p) => [p, this.phaseSeconds.labels(PHASE_LABEL[p])]),
-    );
+    // Children resolved once: observing is then a plain method call.
+    this.phaseChildren = PHASES.map((p) => [p, this.phaseSeconds.labels(PHASE_LABEL[p])] as const);
   }
 
-  observePhase(phase: Phase, ns: bigint): void {
-    this.phaseChildren.get(phase)?.observe(Number(ns) / 1e9);
-  }
-
+  /** Once per request, at its end: per-chunk observations cost a streamed response more than
+   * the rest of its metrics together. */
   observeRequest(ctx: RequestContext): void {
+    const g = ctx.gateNs;
+    for (const [phase, child] of this.phaseChildren) if (g[phase] > 0n) child.observe(Number(g[phase]) / 1e9);
     const status = ctx.clientStatus();
     const statusClass = status === undefined ? 'none' : `${Math.floor(status / 100)}xx`;
     this.requests.labels(ctx.outcome ?? 'error', ctx.api, statusClass).inc();
