@@ -146,9 +146,11 @@ export class RequestContext {
   responseChunks = 0;
 
   readonly out = new PhaseOutput();
-  /** Dynamic metadata (namespace lm_gate) to send with the next answer; merged by Envoy. */
+  /** Dynamic metadata (namespace lm_gate) set so far; answers carry what is new (metadataUnsent). */
   readonly metadata: Partial<LmGateMetadata> = {};
-  metadataDirty = false;
+  /** Keys set since the last answer carried metadata: Envoy merges each answer's struct into the
+   * namespace key by key, so only these need encoding again. Undefined when none. */
+  metadataUnsent: Partial<LmGateMetadata> | undefined;
 
   /** Stage state, by slot (see slots.ts). */
   private readonly slots: unknown[] = [];
@@ -204,7 +206,8 @@ export class RequestContext {
   setMetadata<K extends keyof LmGateMetadata>(key: K, value: LmGateMetadata[K] | undefined): void {
     if (value === undefined) return;
     this.metadata[key] = value;
-    this.metadataDirty = true;
+    this.metadataUnsent ??= {};
+    this.metadataUnsent[key] = value;
   }
 
   /** What the stages asked of the response body (readResponseBody), or undefined. */

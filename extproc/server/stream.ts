@@ -667,9 +667,10 @@ export class ProcessStream {
       if (cur.observe) return; // observability_mode: Envoy expects no answer
     }
     if (this.closed) return;
-    if (this.ctx.metadataDirty) {
-      message.dynamicMetadata = toStruct({ [METADATA_NAMESPACE]: this.ctx.metadata });
-      this.ctx.metadataDirty = false;
+    const unsent = this.ctx.metadataUnsent;
+    if (unsent !== undefined) {
+      message.dynamicMetadata = toStruct({ [METADATA_NAMESPACE]: unsent });
+      this.ctx.metadataUnsent = undefined;
     }
     this.call.write(message);
   }
