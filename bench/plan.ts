@@ -1,6 +1,7 @@
 // How long and how hard each part of a bench run goes. `full` is `npm run bench` (under 10
 // minutes on a 2-core machine, installs included); `smoke` is `npm run bench:smoke`, a few
-// seconds per part that prove the harness works end to end.
+// seconds per part that prove the harness works end to end. `npm run bench:peers` (-- --smoke)
+// runs the same plans (no CPU profile) over direct, governed and Envoy AI Gateway.
 
 export interface Plan {
   kind: 'full' | 'smoke';

@@ -20,11 +20,13 @@ const KEYS: [keyof Percentiles, string][] = [
 ];
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b'];
 
-interface Series {
+export interface Series {
   label: string;
   values: Percentiles;
+  /** Default: the palette, in order. */
+  color?: string;
 }
-interface Panel {
+export interface Panel {
   title: string;
   series: Series[];
 }
@@ -45,17 +47,35 @@ export function renderChart(r: BenchResult): string {
       .filter((s) => s.ttftAddedMs !== null)
       .map((s) => ({ label: s.route, values: s.ttftAddedMs! })),
   });
+  return renderPanels(
+    `LM Gate: latency added to Envoy alone (${r.kind} run, ${r.startedAt.slice(0, 10)})`,
+    `${r.environment.cores} cores, ${r.environment.cpuModel}; Node ${r.environment.node}; Envoy ${envoyShort(r.environment.envoy)}; commit ${r.commit}.`,
+    panels,
+  );
+}
+
+/** Envoy's version from its build string (<sha>/<version>/Clean/RELEASE/BoringSSL). */
+export function envoyShort(envoy: string): string {
+  return envoy.split('/')[1] ?? envoy;
+}
+
+/** Panels of percentile lines on one log scale, with the 2 ms and 15 ms reference lines. */
+export function renderPanels(title: string, subtitle: string, panels: Panel[]): string {
   const all = panels.flatMap((p) => p.series.flatMap((s) => KEYS.map(([k]) => s.values[k])));
   const top = 10 ** Math.ceil(Math.log10(Math.max(20, ...all.filter(Number.isFinite))));
-  const W = LEFT + panels.length * (PANEL_W + GAP + 10);
+  // Wide enough for the title and subtitle (about 9.5 and 6.6 px a character) with few panels.
+  const W = Math.max(
+    LEFT + panels.length * (PANEL_W + GAP + 10),
+    LEFT + 20 + Math.ceil(Math.max(title.length * 9.5, (subtitle.length + 50) * 6.6)),
+  );
   const y = (v: number) => TOP + PANEL_H - (Math.log10(Math.max(v, FLOOR) / FLOOR) / Math.log10(top / FLOOR)) * PANEL_H;
 
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
-    `<text x="${LEFT}" y="24" font-size="16" font-weight="bold">LM Gate: latency added to Envoy alone (${esc(r.kind)} run, ${esc(r.startedAt.slice(0, 10))})</text>`,
-    `<text x="${LEFT}" y="44" fill="#555">${esc(`${r.environment.cores} cores, ${r.environment.cpuModel}; Node ${r.environment.node}; Envoy ${r.environment.envoy.split('/')[1] ?? r.environment.envoy}; commit ${r.commit}. Values at or below ${FLOOR} ms are drawn on the floor.`)}</text>`,
+    `<text x="${LEFT}" y="24" font-size="16" font-weight="bold">${esc(title)}</text>`,
+    `<text x="${LEFT}" y="44" fill="#555">${esc(`${subtitle} Values at or below ${FLOOR} ms are drawn on the floor.`)}</text>`,
   );
   panels.forEach((panel, i) => {
     const x0 = LEFT + i * (PANEL_W + GAP + 10);
@@ -88,7 +108,7 @@ export function renderChart(r: BenchResult): string {
       out.push(`<text x="${x(j)}" y="${TOP + PANEL_H + 16}" text-anchor="middle">${label}</text>`);
     });
     panel.series.forEach((s, k) => {
-      const color = COLORS[k % COLORS.length]!;
+      const color = s.color ?? COLORS[k % COLORS.length]!;
       const pts = KEYS.map(([key], j) => [x(j), y(s.values[key]), s.values[key]] as const);
       out.push(
         `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ')}"/>`,

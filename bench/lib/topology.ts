@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ROOT, renderEnvoyConfig, startEnvoy } from '../../test/harness/envoy.ts';
 import { freePort, waitFor } from '../../test/harness/ports.ts';
 import { Proc } from '../../test/harness/processes.ts';
+import { aiGatewayCluster, aiGatewayListener, type ExtProcPeer, metadataAccessLog } from './ai-gateway-envoy.ts';
 
 type Json = Record<string, any>;
 
@@ -117,6 +118,19 @@ export interface Route {
   /** A second ext_proc filter after the gate's, in observability_mode, to this gate: Envoy
    * sends it the request and the response without waiting for answers. */
   observer?: BenchGate;
+  /** Envoy AI Gateway's extproc instead of a gate: its two ext_proc filters (router and
+   * upstream level) and a model cluster of its own (bench/lib/ai-gateway-envoy.ts). */
+  aiGateway?: ExtProcPeer;
+  /** A JSON access log of the route's dynamic metadata to this file (verification listeners
+   * only: the measured ones log nothing). */
+  accessLog?: string;
+}
+
+/** The ext_proc clusters a route's filters call: Envoy must see them healthy before load. */
+export function extProcClusters(r: Omit<Route, 'port'>): string[] {
+  const out = [r.gate, r.observer].filter((g) => g !== undefined).map((g) => `lm_gate_${g.name}`);
+  if (r.aiGateway) out.push(`ext_proc_${r.aiGateway.name}`);
+  return out;
 }
 
 export class BenchEnvoy extends BenchProcess {
@@ -156,6 +170,7 @@ export async function benchEnvoyConfig(file: string, adminPort: number, modelPor
       return name;
     };
     const others = cfg.static_resources.clusters.filter((c: Json) => c.name !== 'lm_gate');
+    const modelCluster = others.find((c: Json) => c.name === 'model_server');
     const listeners: Json[] = [];
     const clusters: Json[] = [...others];
     for (const r of routes) {
@@ -166,7 +181,13 @@ export async function benchEnvoyConfig(file: string, adminPort: number, modelPor
       delete hcm.access_log;
       hcm.stat_prefix = r.name;
       const extProc = hcm.http_filters.find((f: Json) => f.name === 'envoy.filters.http.ext_proc');
-      if (!r.gate) {
+      if (r.accessLog) hcm.access_log = [metadataAccessLog(r.accessLog)];
+      if (r.aiGateway) {
+        const name = `ext_proc_${r.aiGateway.name}`;
+        if (!clusters.some((c) => c.name === name))
+          clusters.push(aiGatewayCluster(name, r.aiGateway.grpcPort, templateCluster));
+        clusters.push(aiGatewayListener(l, name, modelCluster).modelCluster);
+      } else if (!r.gate) {
         hcm.http_filters = hcm.http_filters.filter((f: Json) => f !== extProc);
       } else {
         extProc.typed_config.grpc_service.envoy_grpc.cluster_name = gateCluster(r.gate);
@@ -210,14 +231,15 @@ export async function startBenchEnvoy(
   const file = await benchEnvoyConfig(join(dir, 'envoy.yaml'), adminPort, modelPort, routes);
   const envoy = await startEnvoy(file, { listener: 0, admin: adminPort, gate: 0, model: modelPort }, { concurrency });
   // Every gated route's cluster must be healthy before load starts (gRPC health check).
+  const names = [...new Set(routes.flatMap(extProcClusters))];
   try {
     await waitFor('gate clusters healthy', async () => {
-      const text = await (await fetch(`http://127.0.0.1:${adminPort}/clusters`)).text();
-      const unhealthy = text.split('\n').filter((l) => l.startsWith('lm_gate_') && l.includes('health_flags::/failed'));
-      const healthy = routes
-        .flatMap((r) => [r.gate, r.observer])
-        .every((g) => g === undefined || text.includes(`lm_gate_${g.name}::`));
-      return healthy && unhealthy.length === 0 ? true : undefined;
+      const lines = (await (await fetch(`http://127.0.0.1:${adminPort}/clusters`)).text()).split('\n');
+      const unhealthy = lines.filter(
+        (l) => names.some((n) => l.startsWith(`${n}::`)) && l.includes('health_flags::/failed'),
+      );
+      const present = names.every((n) => lines.some((l) => l.startsWith(`${n}::`)));
+      return present && unhealthy.length === 0 ? true : undefined;
     });
   } catch (err) {
     await envoy.stop();
