@@ -1,19 +1,3 @@
-// npm run bench:isolation (-- --smoke | --seconds N | --attacker a|b|c|d|e|f|x|all | --rate N |
-//                            --rounds N | --workers N | --depth-limit N | --out DIR)
-//
-// Tenant isolation: does one tenant sending the worst bodies it can build slow down another?
-// Starts the mock model server, one gate (the governed profile with two keys: tenants victim
-// and attacker, both allowed mock-*) and one Envoy with the shipped envoy.yaml, a listener per
-// tenant; the attacker's listener goes to a sink upstream (see bench/lib/isolation-topology.ts).
-// The victim sends a small non-streamed chat completion open loop at a fixed rate (vegeta), once
-// with nothing else running and once while the attacker runs `--workers` closed-loop workers,
-// each sending one attacker body back to back, for every body chosen; repeated `--rounds`
-// times, the order reversed every other round, so noise shows. Measures and prints: never a
-// threshold. Body x is a control (4 MiB that is cheap to parse): what carrying the bytes costs.
-// --attacker takes one id, a comma list or all; the default is the worst body measured.
-// Writes bench/results/isolation.{json,md} (--smoke: bench/results/raw/isolation-smoke.*,
-// which git ignores).
-import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../extproc/config/load.ts';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { envoyVersion, ROOT } from '../test/harness/envoy.ts';
+import { CHAT, commandLine, gitCommit } from './lib/common.ts';
 import { attackerBody, BODY_DESCRIPTIONS, BODY_IDS, type BodyId, jsonDepth } from './lib/isolation-bodies.ts';
 import {
   type AttackerStats,
@@ -113,18 +98,6 @@ const loadStart = Math.round(loadavg()[0]! * 100) / 100;
 const t0 = performance.now();
 const log = (m: string) => process.stderr.write(`[isolation ${((performance.now() - t0) / 1000).toFixed(0)}s] ${m}\n`);
 const sleep = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
-
-/** The victim's request: small, non-streamed. */
-const CHAT = Buffer.from(
-  JSON.stringify({
-    model: 'mock-small',
-    messages: [
-      { role: 'system', content: 'You are a concise assistant.' },
-      { role: 'user', content: 'Summarise the benefits of an API gateway in front of a model server in one sentence.' },
-    ],
-    max_tokens: 64,
-  }),
-);
 
 const keys = Object.fromEntries(TENANTS.map((t) => [t, generateApiKey()])) as Record<Tenant, string>;
 const gateEnv = Object.fromEntries(TENANTS.map((t) => [keyHashEnv(t), hashApiKey(keys[t])]));
@@ -287,7 +260,7 @@ try {
     kind: smoke ? 'smoke' : 'full',
     startedAt: started.toISOString(),
     durationS: Math.round((performance.now() - t0) / 100) / 10,
-    command: commandLine(),
+    command: commandLine('bench/isolation.ts'),
     commit: gitCommit(),
     environment: {
       cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
@@ -367,20 +340,5 @@ async function probe(t: Target): Promise<Probe> {
     return { status: String(r.status), ms: roundMs(performance.now() - start) };
   } catch (err) {
     return { status: (err as Error).name, ms: roundMs(performance.now() - start) };
-  }
-}
-
-function commandLine(): string {
-  const args = process.argv.slice(2).join(' ');
-  if (process.env.npm_lifecycle_event) return `npm run ${process.env.npm_lifecycle_event}${args ? ` -- ${args}` : ''}`;
-  return `node bench/isolation.ts${args ? ` ${args}` : ''}`;
-}
-
-function gitCommit(): string {
-  try {
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: ROOT, encoding: 'utf8' }).trim();
-    return `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no') ? '+dirty' : ''}`;
-  } catch {
-    return 'unknown';
   }
 }

@@ -1,24 +1,3 @@
-// npm run bench:peers (-- --smoke | --out DIR)
-//
-// LM Gate beside a peer: Envoy AI Gateway's extproc (cmd/extproc at the version pinned in
-// scripts/toolchain.env, built from its Go module into .cache/ on first use: about two minutes
-// on two cores), with token metering on, behind the same Envoy as LM Gate's governed profile.
-// One Envoy, one mock model server, three measured listeners:
-//
-//   direct      Envoy alone
-//   governed    LM Gate, bench/profiles/governed.yaml (API keys, API shape, policy, metering, audit)
-//   ai_gateway  AI Gateway's two ext_proc filters (router and upstream level), route-scoped
-//               llmRequestCosts for input, output and total tokens (bench/lib/ai-gateway-envoy.ts)
-//
-// First it proves both gateways are in the path and meter: a JSON answer and an SSE stream
-// through a verification listener per gateway, whose access log prints the token counts each
-// put in Envoy's dynamic metadata. Then, at the plan's rates (bench/plan.ts, the same as
-// `npm run bench`), vegeta sends round-robin over the three routes, request by request, so all
-// three see the same machine at the same moment; closed loop with the same worker counts, each
-// route alone; the same streaming profile, all routes at once. CPU and peak RSS of each
-// gateway's process from /proc. Writes bench/results/peers.{json,md,svg} (--smoke:
-// peers-smoke.*). Measures and prints: never a threshold.
-import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +6,16 @@ import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { envoyVersion, ROOT } from '../test/harness/envoy.ts';
 import { AI_GATEWAY_MODULE, type BenchAiGateway, ensureAiGateway, startAiGateway } from './lib/ai-gateway.ts';
 import { AIGW_COST_KEYS, aiGatewayFilterConfig } from './lib/ai-gateway-envoy.ts';
+import {
+  CHAT,
+  commandLine,
+  envoyStat,
+  errorsOf,
+  gitCommit,
+  latencies,
+  roundedPercentiles,
+  STREAM_CHAT,
+} from './lib/common.ts';
 import { renderPeersChart } from './lib/peers-chart.ts';
 import { renderPeersMarkdown } from './lib/peers-report.ts';
 import {
@@ -39,7 +28,7 @@ import {
   peersResult,
   type VerificationRow,
 } from './lib/peers-result.ts';
-import { difference, mapValues, type Percentiles, percentiles, roundMs } from './lib/stats.ts';
+import { difference, roundMs } from './lib/stats.ts';
 import { type StreamTiming, streamChat } from './lib/stream-client.ts';
 import { type StreamRoute, streamingRows } from './lib/streaming.ts';
 import { type BenchEnvoy, type BenchGate, startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
@@ -53,26 +42,6 @@ const started = new Date();
 const t0 = performance.now();
 const log = (m: string) =>
   process.stderr.write(`[bench:peers ${((performance.now() - t0) / 1000).toFixed(0)}s] ${m}\n`);
-
-/** The same requests as `npm run bench` (bench/run.ts). */
-const CHAT = Buffer.from(
-  JSON.stringify({
-    model: 'mock-small',
-    messages: [
-      { role: 'system', content: 'You are a concise assistant.' },
-      { role: 'user', content: 'Summarise the benefits of an API gateway in front of a model server in one sentence.' },
-    ],
-    max_tokens: 64,
-  }),
-);
-// The client asks for usage itself, as in bench/run.ts, so every route streams the same bytes
-// (AI Gateway would otherwise add stream_options.include_usage to the request it forwards).
-const STREAM_CHAT = JSON.stringify({
-  model: 'mock-small',
-  stream: true,
-  stream_options: { include_usage: true },
-  messages: [{ role: 'user', content: 'Write a short story about a lighthouse keeper.' }],
-});
 
 const ROUTES = ['direct', ...PEERS] as const;
 type RouteName = (typeof ROUTES)[number];
@@ -168,8 +137,8 @@ try {
       return {
         requests: s.length,
         errors: errorsOf(s),
-        ms: rounded(m),
-        addedMs: rounded(difference(m, directMs)),
+        ms: roundedPercentiles(m),
+        addedMs: roundedPercentiles(difference(m, directMs)),
         cpuMsPerRequest: roundMs((cpu[p] * 1000) / Math.max(1, s.length)),
       };
     };
@@ -177,7 +146,7 @@ try {
     const a = peer('ai_gateway');
     openLoop.push({
       rateRps: rate,
-      direct: { requests: direct.length, errors: errorsOf(direct), ms: rounded(directMs) },
+      direct: { requests: direct.length, errors: errorsOf(direct), ms: roundedPercentiles(directMs) },
       governed: g,
       ai_gateway: a,
       ratio: {
@@ -267,7 +236,7 @@ try {
     kind: plan.kind,
     startedAt: started.toISOString(),
     durationS: Math.round((performance.now() - t0) / 100) / 10,
-    command: commandLine(),
+    command: commandLine('bench/peers.ts'),
     commit: gitCommit(),
     environment: {
       cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
@@ -413,51 +382,12 @@ async function extProcCounters(envoy: BenchEnvoy): Promise<Record<string, Record
   const out: Record<string, Record<string, number>> = {};
   const add = (label: string, prefix: string, cluster: string) => {
     const c: Record<string, number> = {};
-    for (const w of wanted) c[w] = stat(text, `${prefix}.ext_proc.${w}`);
-    c.server_goaway = stat(text, `cluster.${cluster}.upstream_cx_close_notify`);
+    for (const w of wanted) c[w] = envoyStat(text, `${prefix}.ext_proc.${w}`);
+    c.server_goaway = envoyStat(text, `cluster.${cluster}.upstream_cx_close_notify`);
     out[label] = c;
   };
   add('governed', 'http.governed', 'lm_gate_governed');
   add('ai_gateway (router filter)', 'http.ai_gateway', 'ext_proc_ai_gateway');
   add('ai_gateway (upstream filter)', 'cluster.model_server_ai_gateway', 'ext_proc_ai_gateway');
   return out;
-}
-
-function stat(text: string, name: string): number {
-  const m = new RegExp(`^${name.replace(/\./g, '\\.')}: (\\d+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
-}
-
-function latencies(samples: Sample[]): Percentiles {
-  return percentiles(samples.filter((s) => s.ok).map((s) => s.ms));
-}
-
-function rounded(p: Percentiles): Percentiles {
-  return mapValues(p, roundMs);
-}
-
-function errorsOf(samples: Sample[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const s of samples) if (!s.ok) out[s.error ?? 'failed'] = (out[s.error ?? 'failed'] ?? 0) + 1;
-  return out;
-}
-
-function commandLine(): string {
-  const script = process.env.npm_lifecycle_event;
-  const args = process.argv.slice(2).join(' ');
-  if (script) return `npm run ${script}${args ? ` -- ${args}` : ''}`;
-  return `node bench/peers.ts${args ? ` ${args}` : ''}`;
-}
-
-function gitCommit(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-    });
-    return dirty.trim() ? `${head}+dirty` : head;
-  } catch {
-    return 'unknown';
-  }
 }

@@ -1,10 +1,3 @@
-// npm run bench (-- --out DIR) / npm run bench:smoke
-//
-// Starts the mock model server, a gate per profile and one Envoy with a listener per route
-// (direct: no ext_proc; passthrough, governed: through a gate), then measures client-observed
-// latency through the direct route and a gated route interleaved request by request, so both see
-// the same machine at the same moment. Writes bench/results/<latest|smoke>.{json,md,svg}.
-import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -12,10 +5,20 @@ import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { envoyVersion, ROOT } from '../test/harness/envoy.ts';
 import { renderChart } from './lib/chart.ts';
+import {
+  CHAT,
+  commandLine,
+  envoyStat,
+  errorsOf,
+  gitCommit,
+  latencies,
+  roundedPercentiles,
+  STREAM_CHAT,
+} from './lib/common.ts';
 import { type CpuProfile, summarize } from './lib/cpu-profile.ts';
 import { renderMarkdown } from './lib/report.ts';
 import { type BenchResult, benchResult, type OpenLoopRow, type SaturationRow } from './lib/result.ts';
-import { difference, mapValues, type Percentiles, percentiles, roundMs } from './lib/stats.ts';
+import { difference, roundMs } from './lib/stats.ts';
 import { type StreamTiming, streamChat } from './lib/stream-client.ts';
 import { type StreamRoute, streamingRows } from './lib/streaming.ts';
 import { type BenchEnvoy, type BenchGate, startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
@@ -28,26 +31,6 @@ const outDir = values.out ?? join(ROOT, 'bench', 'results');
 const started = new Date();
 const t0 = performance.now();
 const log = (m: string) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(0)}s] ${m}\n`);
-
-/** The non-streaming request every open-loop and saturation request sends. */
-const CHAT = Buffer.from(
-  JSON.stringify({
-    model: 'mock-small',
-    messages: [
-      { role: 'system', content: 'You are a concise assistant.' },
-      { role: 'user', content: 'Summarise the benefits of an API gateway in front of a model server in one sentence.' },
-    ],
-    max_tokens: 64,
-  }),
-);
-// The client asks for usage itself, so every route streams the same bytes and the metering
-// gate behind the observer filter finds usage without the enforcing gate injecting it.
-const STREAM_CHAT = JSON.stringify({
-  model: 'mock-small',
-  stream: true,
-  stream_options: { include_usage: true },
-  messages: [{ role: 'user', content: 'Write a short story about a lighthouse keeper.' }],
-});
 
 const GATED = ['passthrough', 'governed'] as const;
 type Gated = (typeof GATED)[number];
@@ -138,9 +121,9 @@ try {
         rateRps: rate,
         requests: { direct: a.direct.length, gated: a.gated.length },
         errors: { direct: errorsOf(a.direct), gated: errorsOf(a.gated) },
-        directMs: ms(direct),
-        gatedMs: ms(gated),
-        addedMs: ms(difference(gated, direct)),
+        directMs: roundedPercentiles(direct),
+        gatedMs: roundedPercentiles(gated),
+        addedMs: roundedPercentiles(difference(gated, direct)),
         gateCpuS: roundMs(a.cpu),
         gateCpuMsPerRequest: roundMs((a.cpu * 1000) / Math.max(1, a.gated.length)),
       });
@@ -257,7 +240,7 @@ try {
     kind: plan.kind,
     startedAt: started.toISOString(),
     durationS: Math.round((performance.now() - t0) / 100) / 10,
-    command: commandLine(),
+    command: commandLine('bench/run.ts', { dropArgs: Boolean(values.smoke) }),
     commit: gitCommit(),
     environment: {
       cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
@@ -333,50 +316,11 @@ async function extProcCounters(envoy: BenchEnvoy): Promise<Record<string, Record
   for (const r of envoy.routes) {
     if (!r.gate || r.name === 'governed_profiled') continue;
     const counters: Record<string, number> = {};
-    for (const w of wanted) counters[w.replace('ext_proc.', '')] = stat(text, `http.${r.name}.${w}`);
+    for (const w of wanted) counters[w.replace('ext_proc.', '')] = envoyStat(text, `http.${r.name}.${w}`);
     for (const g of [r.gate, r.observer]) {
-      if (g) counters[`gate_goaway_${g.name}`] = stat(text, `cluster.lm_gate_${g.name}.upstream_cx_close_notify`);
+      if (g) counters[`gate_goaway_${g.name}`] = envoyStat(text, `cluster.lm_gate_${g.name}.upstream_cx_close_notify`);
     }
     out[r.name] = counters;
   }
   return out;
-}
-
-function stat(text: string, name: string): number {
-  const m = new RegExp(`^${name.replace(/\./g, '\\.')}: (\\d+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
-}
-
-function latencies(samples: Sample[]): Percentiles {
-  return percentiles(samples.filter((s) => s.ok).map((s) => s.ms));
-}
-
-function ms(p: Percentiles): Percentiles {
-  return mapValues(p, roundMs);
-}
-
-function errorsOf(samples: Sample[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const s of samples) if (!s.ok) out[s.error ?? 'failed'] = (out[s.error ?? 'failed'] ?? 0) + 1;
-  return out;
-}
-
-function commandLine(): string {
-  const script = process.env.npm_lifecycle_event;
-  const args = process.argv.slice(2).join(' ');
-  if (script) return `npm run ${script}${args && !values.smoke ? ` -- ${args}` : ''}`;
-  return `node bench/run.ts${args ? ` ${args}` : ''}`;
-}
-
-function gitCommit(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-    });
-    return dirty.trim() ? `${head}+dirty` : head;
-  } catch {
-    return 'unknown';
-  }
 }

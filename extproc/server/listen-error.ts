@@ -53,6 +53,6 @@ function reason(code: string | undefined, err: unknown, socket: boolean): string
   }
   const errno = (constants.errno as Record<string, number | undefined>)[code];
   const words = `${errno === undefined ? (WORDS[code] ?? 'failed') : getSystemErrorMessage(-errno)} (${code})`;
-  const todo = hint(code, socket);
-  return todo ? `${words}: ${todo}` : words;
+  const advice = hint(code, socket);
+  return advice ? `${words}: ${advice}` : words;
 }

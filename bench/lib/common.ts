@@ -1,0 +1,67 @@
+// What every bench script shares: the requests they send, the run's provenance (command line,
+// commit), and the small reductions over vegeta samples and Envoy's stats.
+import { execFileSync } from 'node:child_process';
+import { ROOT } from '../../test/harness/envoy.ts';
+import { mapValues, type Percentiles, percentiles, roundMs } from './stats.ts';
+import type { Sample } from './vegeta.ts';
+
+/** The non-streaming chat completion every open-loop and saturation request sends (223 bytes). */
+export const CHAT = Buffer.from(
+  JSON.stringify({
+    model: 'mock-small',
+    messages: [
+      { role: 'system', content: 'You are a concise assistant.' },
+      { role: 'user', content: 'Summarise the benefits of an API gateway in front of a model server in one sentence.' },
+    ],
+    max_tokens: 64,
+  }),
+);
+
+/** The streamed request. The client asks for usage itself, so every route streams the same bytes
+ * (no gateway adds stream_options.include_usage to what it forwards). */
+export const STREAM_CHAT = JSON.stringify({
+  model: 'mock-small',
+  stream: true,
+  stream_options: { include_usage: true },
+  messages: [{ role: 'user', content: 'Write a short story about a lighthouse keeper.' }],
+});
+
+/** How this run was started, for the report: `npm run <script> -- <args>` or `node <script>`. */
+export function commandLine(script: string, opts: { dropArgs?: boolean } = {}): string {
+  const npmScript = process.env.npm_lifecycle_event;
+  const args = process.argv.slice(2).join(' ');
+  if (npmScript) return `npm run ${npmScript}${args && !opts.dropArgs ? ` -- ${args}` : ''}`;
+  return `node ${script}${args ? ` ${args}` : ''}`;
+}
+
+/** The short commit, with +dirty when tracked files differ from it. */
+export function gitCommit(): string {
+  try {
+    const git = (...a: string[]) => execFileSync('git', a, { cwd: ROOT, encoding: 'utf8' }).trim();
+    return `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no') ? '+dirty' : ''}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** One counter from Envoy's /stats text output, 0 when absent. */
+export function envoyStat(text: string, name: string): number {
+  const m = new RegExp(`^${name.replace(/\./g, '\\.')}: (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Percentiles of the successful samples' latency. */
+export function latencies(samples: Sample[]): Percentiles {
+  return percentiles(samples.filter((s) => s.ok).map((s) => s.ms));
+}
+
+export function roundedPercentiles(p: Percentiles): Percentiles {
+  return mapValues(p, roundMs);
+}
+
+/** Failed samples by error. */
+export function errorsOf(samples: Sample[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of samples) if (!s.ok) out[s.error ?? 'failed'] = (out[s.error ?? 'failed'] ?? 0) + 1;
+  return out;
+}
