@@ -10,7 +10,9 @@ import { restartRequired } from './config/restart.ts';
 import { watchConfig } from './config/watch.ts';
 import { generateApiKey, hashApiKey } from './identity/api-keys.ts';
 import { GateServer } from './server/grpc-server.ts';
+import { type GateHost, SingleGate } from './server/host.ts';
 import { ListenError } from './server/listen-error.ts';
+import { WorkerPool, workerCount } from './server/workers.ts';
 import { startAdminServer } from './telemetry/admin.ts';
 import { routeGrpcLogs } from './telemetry/grpc-log.ts';
 import { createLogger } from './telemetry/logger.ts';
@@ -114,17 +116,23 @@ async function serve(args: string[]): Promise<number> {
     logger,
     metrics,
   });
-  const gate = new GateServer({ config, logger, metrics, audit });
-  let grpcPort: number;
+  const count = workerCount(config);
+  const host: GateHost =
+    count > 1
+      ? new WorkerPool({ config, count, logger, metrics, audit })
+      : new SingleGate(new GateServer({ config, logger, metrics, audit }), metrics);
+  let grpcPorts: number[];
   let admin: Awaited<ReturnType<typeof startAdminServer>>;
   try {
-    ({ grpcPort } = await gate.start());
+    ({ grpcPorts } = await host.start());
     const { adminAddress } = config.server;
-    admin = await startAdminServer(adminAddress, metrics, {
-      ready: () => {
-        const warnings = gate.filterConfig.problems;
-        if (gate.isDraining) return { ready: false, reason: 'draining', warnings };
+    admin = await startAdminServer(adminAddress, host, {
+      ready: async () => {
+        const { listening, problems: warnings } = await host.readiness();
+        if (host.isDraining) return { ready: false, reason: 'draining', warnings };
         if (!audit.accepting) return { ready: false, reason: 'audit sink not accepting', warnings };
+        if (listening < count)
+          return { ready: false, reason: `${listening} of ${count} gate workers listening`, warnings };
         return { ready: true, warnings };
       },
     }).catch((err: unknown) => {
@@ -132,18 +140,20 @@ async function serve(args: string[]): Promise<number> {
     });
   } catch (err) {
     // Release whatever did start, so the process ends now with the one line below.
-    gate.forceShutdown();
+    host.forceShutdown();
     await audit.close();
     if (!(err instanceof ListenError)) throw err;
     console.error(`${file}: ${err.message}`);
     return 1;
   }
+  let current = config;
   const stopWatching = watchConfig(file, {
     onValid: (next) => {
-      const pending = restartRequired(gate.config, next);
+      const pending = restartRequired(current, next);
       if (pending.length > 0)
         logger.warn({ file, fields: pending }, 'config reload: these changes take effect only after a restart');
-      gate.reload(next);
+      current = next;
+      host.reload(next);
       logger.level = next.logging.level;
       metrics.configReloads.labels('applied').inc();
       logger.info({ file, apiKeys: next.identity.apiKeys.length }, 'config reloaded');
@@ -154,7 +164,13 @@ async function serve(args: string[]): Promise<number> {
     },
   });
   logger.info(
-    { grpcPort, unixSocket: config.server.unixSocket, adminPort: admin.port, audit: config.audit.path },
+    {
+      grpcPort: grpcPorts[0],
+      ...(count > 1 ? { workers: count, grpcPorts } : {}),
+      unixSocket: config.server.unixSocket,
+      adminPort: admin.port,
+      audit: config.audit.path,
+    },
     'lm-gate serving',
   );
 
@@ -162,9 +178,9 @@ async function serve(args: string[]): Promise<number> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal, inFlight: gate.activeStreams }, 'draining');
+    logger.info({ signal, inFlight: await host.activeStreams() }, 'draining');
     stopWatching();
-    const { completed, cut } = await gate.drain(gate.config.server.drainTimeoutMs);
+    const { completed, cut } = await host.drain(current.server.drainTimeoutMs);
     await audit.close();
     admin.server.close();
     logger.info({ completed, cut }, 'stopped');

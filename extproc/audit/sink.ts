@@ -24,6 +24,8 @@ export class FileAuditSink implements AuditSink {
   private readonly metrics: Metrics;
   private handle: FileHandle | undefined;
   private pending: string[] = [];
+  /** Records in `pending` (an entry may hold several: a gate worker's batch). */
+  private pendingRecords = 0;
   private pendingBytes = 0;
   private writing: Promise<void> | undefined;
   private failing = false;
@@ -42,9 +44,15 @@ export class FileAuditSink implements AuditSink {
   }
 
   write(record: AuditRecord): void {
-    const line = `${JSON.stringify(record)}\n`;
-    this.pending.push(line);
-    this.pendingBytes += line.length;
+    this.writeLines(`${JSON.stringify(record)}\n`, 1);
+  }
+
+  /** `records` records already serialised, each line newline-terminated: gate workers
+   * serialise on their own thread and this process's one writer keeps the file's order. */
+  writeLines(lines: string, records: number): void {
+    this.pendingRecords += records;
+    this.pending.push(lines);
+    this.pendingBytes += lines.length;
     this.metrics.auditPendingBytes.set(this.pendingBytes);
     // One write per event-loop turn at most: records of concurrent requests share a syscall.
     if (!this.writing) this.writing = new Promise((resolve) => setImmediate(resolve)).then(() => this.drain());
@@ -55,7 +63,9 @@ export class FileAuditSink implements AuditSink {
       while (this.pending.length > 0) {
         // Take the batch; records written meanwhile go to a fresh array.
         const batch = this.pending;
+        const records = this.pendingRecords;
         this.pending = [];
+        this.pendingRecords = 0;
         const data = batch.join('');
         try {
           if (this.path === '-') {
@@ -71,6 +81,7 @@ export class FileAuditSink implements AuditSink {
           this.metrics.auditWriteErrors.inc();
           this.logger.error({ err: (err as Error).message, path: this.path }, 'audit write failed; retrying');
           this.pending = batch.concat(this.pending);
+          this.pendingRecords += records;
           await this.handle?.close().catch(() => {});
           this.handle = undefined;
           await new Promise((r) => setTimeout(r, this.retryMs));
@@ -81,7 +92,7 @@ export class FileAuditSink implements AuditSink {
         this.failing = false;
         this.retryMs = 50;
         this.pendingBytes -= data.length;
-        this.metrics.auditRecords.inc(batch.length);
+        this.metrics.auditRecords.inc(records);
         this.metrics.auditPendingBytes.set(this.pendingBytes);
       }
     } finally {

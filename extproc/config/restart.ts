@@ -5,7 +5,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Config } from './schema.ts';
 
 export const RESTART_ONLY = {
-  server: ['grpcAddress', 'unixSocket', 'adminAddress'],
+  server: ['grpcAddress', 'unixSocket', 'adminAddress', 'workers', 'parseWorkers'],
   audit: ['path', 'maxPendingBytes'],
 } as const;
 

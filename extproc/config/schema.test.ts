@@ -19,6 +19,7 @@ describe('configSchema', () => {
         maxRequestBodyBytes: 4194304,
         maxJsonDepth: 64,
         maxBufferedResponseBytes: 1048576,
+        workers: 1,
       },
       logging: { level: 'info' },
       pipeline: { stages: ['identity.api_key', 'llm.api_shape', 'policy.access', 'metering.usage'] },

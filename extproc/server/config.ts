@@ -74,6 +74,13 @@ export const serverConfig = z
       .describe(
         'Deepest nesting of arrays and objects accepted in a request body (the top-level object is depth 1), from 2 to 1000; deeper bodies are refused with 400 json_too_deep. Bounds the work and the recursion every parser down the line does.',
       ),
+    workers: z
+      .union([z.number().int().min(1).max(64), z.literal('auto')])
+      .default(1)
+      .describe(
+        "Gate workers: threads of one process, each serving ext_proc on its own port (grpcAddress's port plus its index, 0 to workers-1) and its own Unix socket (unixSocket with -<index> before the extension), so the gate uses that many cores. Give Envoy's ext_proc cluster one endpoint per worker with lb_policy LEAST_REQUEST: Envoy then spreads streams across them. The audit file, /metrics and the admin port stay one per process. 1: the gate runs on the main thread and listens on grpcAddress itself. auto: one per core. Takes effect at the next restart.",
+      )
+      .meta({ examples: [2, 'auto'] }),
     parseWorkers: z
       .number()
       .int()
@@ -81,7 +88,7 @@ export const serverConfig = z
       .max(16)
       .optional()
       .describe(
-        'Worker threads (0 to 16) that parse request bodies too large to parse on the event loop without stalling other requests. Unset: one less than the cores, at least 1, at most 4. 0 parses every body on the event loop.',
+        'Worker threads (0 to 16) that parse request bodies too large to parse on the event loop without stalling other requests; with several gate workers, each has this many. Unset: one less than the cores, at least 1, at most 4, and 1 per gate worker when there are several. 0 parses every body on the event loop. Takes effect at the next restart.',
       )
       .meta({ examples: [2] }),
     maxBufferedResponseBytes: z

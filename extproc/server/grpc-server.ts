@@ -47,6 +47,8 @@ export interface GateServerOptions {
    * fail or reserve, to exercise the state machine. */
   stages?: readonly StageDescriptor[];
   clock?: Clock;
+  /** Parse threads when server.parseWorkers is unset (a gate worker gets 1). */
+  parseThreads?: number;
 }
 
 export class GateServer {
@@ -68,7 +70,8 @@ export class GateServer {
   constructor(opts: GateServerOptions) {
     this.catalog = opts.stages ?? STAGES;
     // Sized once at start (a reload keeps it): large request bodies are parsed there.
-    const threads = opts.config.server.parseWorkers ?? Math.min(4, Math.max(1, availableParallelism() - 1));
+    const threads =
+      opts.config.server.parseWorkers ?? opts.parseThreads ?? Math.min(4, Math.max(1, availableParallelism() - 1));
     this.parsePool = threads > 0 ? new ParsePool({ threads }) : undefined;
     this.stageDeps = {
       logger: opts.logger,

@@ -37,6 +37,13 @@ export class ListenError extends Error {
     this.field = field;
     this.code = code;
   }
+
+  /** A ListenError a gate worker thread reported: its message already says everything. */
+  static relayed(field: string, message: string): ListenError {
+    const err = new ListenError(field, '', undefined);
+    err.message = message;
+    return err;
+  }
 }
 
 function errnoCode(err: unknown): string | undefined {

@@ -2,17 +2,23 @@
 // take traffic: listening, not draining, audit sink accepting). Bind it to loopback or a
 // cluster-internal address; it exposes no request content.
 import { createServer, type Server } from 'node:http';
-import type { Metrics } from './metrics.ts';
 
 export interface Readiness {
   /** warnings: problems that do not stop the gate from taking traffic but stop it from doing
    * its job for some requests (an Envoy filter setting it cannot work with). */
-  ready(): { ready: boolean; reason?: string; warnings?: readonly string[] };
+  ready(): Promise<ReadyState> | ReadyState;
+}
+export type ReadyState = { ready: boolean; reason?: string; warnings?: readonly string[] };
+
+/** The Prometheus text of the process: one registry, or gate workers' summed. */
+export interface MetricsSource {
+  metricsText(): Promise<string>;
+  readonly contentType: string;
 }
 
 export function startAdminServer(
   address: string,
-  metrics: Metrics,
+  metrics: MetricsSource,
   readiness: Readiness,
 ): Promise<{ server: Server; port: number }> {
   const server = createServer(async (req, res) => {
@@ -22,12 +28,12 @@ export function startAdminServer(
       return;
     }
     if (url === '/metrics') {
-      const body = await metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body);
+      const body = await metrics.metricsText();
+      res.writeHead(200, { 'content-type': metrics.contentType }).end(body);
     } else if (url === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (url === '/readyz') {
-      const r = readiness.ready();
+      const r = await readiness.ready();
       let text = r.ready ? 'ready\n' : `not ready: ${r.reason}\n`;
       for (const w of r.warnings ?? []) text += `warning: ${w}\n`;
       res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(text);

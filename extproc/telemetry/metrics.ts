@@ -40,7 +40,17 @@ export class Metrics {
   readonly auditRecords: Counter;
   readonly auditWriteErrors: Counter;
   readonly auditPendingBytes: Gauge;
+  readonly workerRestarts: Counter;
   private readonly phaseChildren: (readonly [Phase, { observe(v: number): void }])[];
+
+  /** This registry's text (admin.ts MetricsSource). */
+  metricsText(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -92,6 +102,8 @@ export class Metrics {
       name: 'lmgate_envoy_filter_config_problems',
       help: "1 for each problem seen in Envoy's ext_proc filter settings (protocol_config) that stops the gate from governing or metering requests; /readyz lists them.",
       labelNames: ['problem'],
+      // Gate workers each report the problems they saw: one problem is 1, not one per worker.
+      aggregator: 'max',
       registers,
     });
     this.configReloads = new Counter({
@@ -109,6 +121,11 @@ export class Metrics {
     this.auditPendingBytes = new Gauge({
       name: 'lmgate_audit_pending_bytes',
       help: 'Audit bytes waiting to be written.',
+      registers,
+    });
+    this.workerRestarts = new Counter({
+      name: 'lmgate_worker_restarts_total',
+      help: 'Gate workers (server.workers > 1) restarted after their thread exited.',
       registers,
     });
     // Children resolved once: observing is then a plain method call.

@@ -67,6 +67,16 @@ export async function renderEnvoyConfig(ports: EnvoyPorts, file: string, edit?: 
   return file;
 }
 
+/** The lm_gate cluster with one endpoint per gate worker (ports first..first+workers-1), and
+ * LEAST_REQUEST: how README tells operators to point Envoy at a gate with server.workers. */
+export function gateWorkerEndpoints(cfg: Json, firstPort: number, workers: number): void {
+  const c = cfg.static_resources.clusters.find((x: Json) => x.name === 'lm_gate');
+  c.lb_policy = 'LEAST_REQUEST';
+  c.load_assignment.endpoints[0].lb_endpoints = Array.from({ length: workers }, (_, i) => ({
+    endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: firstPort + i } } },
+  }));
+}
+
 export function extProcFilter(cfg: Json): Json {
   const hcm = cfg.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
   return hcm.http_filters.find((f: Json) => f.name === 'envoy.filters.http.ext_proc').typed_config;

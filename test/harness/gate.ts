@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { generateApiKey, hashApiKey } from '../../extproc/identity/api-keys.ts';
 import { ROOT } from './envoy.ts';
-import { freePort, waitFor } from './ports.ts';
+import { freeConsecutivePorts, freePort, waitFor } from './ports.ts';
 import { Proc, ProcExited } from './processes.ts';
 import { tempDir } from './temp-dirs.ts';
 
@@ -26,6 +26,7 @@ export function gateConfig(opts: {
   auditPath: string;
   keys: TestKey[];
   unixSocket?: string;
+  workers?: number;
   extra?: Record<string, unknown>;
 }): Record<string, unknown> {
   return {
@@ -33,6 +34,7 @@ export function gateConfig(opts: {
       grpcAddress: `127.0.0.1:${opts.grpcPort}`,
       adminAddress: `127.0.0.1:${opts.adminPort}`,
       ...(opts.unixSocket ? { unixSocket: opts.unixSocket } : {}),
+      ...(opts.workers ? { workers: opts.workers } : {}),
       drainTimeoutMs: 10_000,
     },
     logging: { level: 'info' },
@@ -100,10 +102,11 @@ export class Gate {
  * file for the gate's output (the quickstart points its users at both). */
 export async function startGate(
   keys: TestKey[],
-  opts: { unixSocket?: boolean; extra?: Record<string, unknown>; dir?: string; log?: string } = {},
+  opts: { unixSocket?: boolean; workers?: number; extra?: Record<string, unknown>; dir?: string; log?: string } = {},
 ): Promise<Gate> {
   const dir = opts.dir ?? (await tempDir('lm-gate-test-'));
-  const grpcPort = await freePort();
+  const workers = opts.workers ?? 1;
+  const grpcPort = workers > 1 ? await freeConsecutivePorts(workers) : await freePort();
   const adminPort = await freePort();
   const auditPath = join(dir, 'audit.log');
   const configPath = join(dir, 'lm-gate.yaml');
@@ -117,6 +120,7 @@ export async function startGate(
         auditPath,
         keys,
         ...(unixSocket ? { unixSocket } : {}),
+        ...(workers > 1 ? { workers } : {}),
         ...(opts.extra ? { extra: opts.extra } : {}),
       }),
     ),

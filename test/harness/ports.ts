@@ -23,6 +23,31 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** `n` consecutive free TCP ports on loopback, the first returned (gate workers listen on
+ * grpcAddress's port plus their index). Each is bound at once, then all are released. */
+export async function freeConsecutivePorts(n: number): Promise<number> {
+  const bind = (port: number) =>
+    new Promise<(() => Promise<void>) | undefined>((resolve) => {
+      const s = createServer();
+      s.unref();
+      s.once('error', () => resolve(undefined));
+      s.listen(port, '127.0.0.1', () => resolve(() => new Promise<void>((r) => s.close(() => r()))));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = await freePort();
+    if (first + n - 1 > 65535) continue;
+    const held = [];
+    for (let i = 0; i < n; i++) {
+      const close = await bind(first + i);
+      if (!close) break;
+      held.push(close);
+    }
+    await Promise.all(held.map((close) => close()));
+    if (held.length === n) return first;
+  }
+  throw new Error(`no ${n} consecutive free ports on loopback`);
+}
+
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;

@@ -2,7 +2,7 @@
 // each on free ports, torn down together.
 import { join } from 'node:path';
 import { type MockModel, type MockOptions, startMockModel } from '../mock/model-server.ts';
-import { type Envoy, type EnvoyPorts, renderEnvoyConfig, startEnvoy } from './envoy.ts';
+import { type Envoy, type EnvoyPorts, gateWorkerEndpoints, renderEnvoyConfig, startEnvoy } from './envoy.ts';
 import { type Gate, startGate, type TestKey } from './gate.ts';
 import { freePort } from './ports.ts';
 import { tempDir } from './temp-dirs.ts';
@@ -20,6 +20,8 @@ export async function startStack(opts: {
   keys: TestKey[];
   mock?: MockOptions;
   unixSocket?: boolean;
+  /** Gate workers (server.workers): Envoy's lm_gate cluster gets one endpoint per worker. */
+  workers?: number;
   gateExtra?: Record<string, unknown>;
   editEnvoy?: (cfg: Record<string, any>) => void;
 }): Promise<Stack> {
@@ -28,6 +30,7 @@ export async function startStack(opts: {
   try {
     gate = await startGate(opts.keys, {
       ...(opts.unixSocket ? { unixSocket: true } : {}),
+      ...(opts.workers ? { workers: opts.workers } : {}),
       ...(opts.gateExtra ? { extra: opts.gateExtra } : {}),
     });
     const ports: EnvoyPorts = {
@@ -38,7 +41,12 @@ export async function startStack(opts: {
       ...(opts.unixSocket ? { gateSocket: join(gate.dir, 'gate.sock') } : {}),
     };
     const dir = await tempDir('lm-gate-envoy-');
-    const envoy = await startEnvoy(await renderEnvoyConfig(ports, join(dir, 'envoy.yaml'), opts.editEnvoy), ports);
+    const workers = opts.workers ?? 1;
+    const edit = (cfg: Record<string, any>) => {
+      if (workers > 1) gateWorkerEndpoints(cfg, gate!.grpcPort, workers);
+      opts.editEnvoy?.(cfg);
+    };
+    const envoy = await startEnvoy(await renderEnvoyConfig(ports, join(dir, 'envoy.yaml'), edit), ports);
     const g = gate;
     return {
       mock,

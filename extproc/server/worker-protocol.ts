@@ -1,0 +1,33 @@
+// The messages between the gate's main thread and its gate workers (server.workers > 1). The
+// main thread owns what must stay one per process: the audit writer (one file, one order), the
+// admin port, the config watch and the signals. Each worker serves ext_proc on its own port.
+import type { Config } from '../config/schema.ts';
+
+/** workerData of a gate worker. */
+export interface WorkerInit {
+  index: number;
+  /** The config, with this worker's grpcAddress and unixSocket already set. */
+  config: Config;
+  /** Parse threads of this worker's ParsePool. */
+  parseThreads: number;
+}
+
+export type ToWorker =
+  | { type: 'reload'; config: Config }
+  | { type: 'audit-accepting'; accepting: boolean }
+  | { type: 'stats'; id: number }
+  | { type: 'drain'; deadlineMs: number };
+
+export type FromWorker =
+  | { type: 'listening'; grpcPort: number }
+  | { type: 'listen-failed'; field: string; message: string }
+  /** Whole audit lines, newline-terminated, one or more. */
+  | { type: 'audit'; lines: string; records: number }
+  | {
+      type: 'stats';
+      id: number /** registry.getMetricsAsJSON() of the worker's registry. */;
+      metrics: object[];
+      problems: string[];
+      activeStreams: number;
+    }
+  | { type: 'drained'; completed: boolean; cut: number };
