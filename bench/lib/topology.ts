@@ -2,11 +2,11 @@
 // own config from bench/profiles/), and one Envoy with a listener per route, all on free
 // loopback ports. Every route shares the same Envoy process and the same mock, so the only
 // difference between the direct route and a gated one is the ext_proc filter.
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, renderEnvoyConfig, startEnvoy } from '../../test/harness/envoy.ts';
-import { freePort, waitFor } from '../../test/harness/ports.ts';
+import { freeConsecutivePorts, freePort, waitFor } from '../../test/harness/ports.ts';
 import { Proc } from '../../test/harness/processes.ts';
 import { aiGatewayCluster, aiGatewayListener, type ExtProcPeer, metadataAccessLog } from './ai-gateway-envoy.ts';
 
@@ -62,12 +62,25 @@ export class BenchGate extends BenchProcess {
   readonly grpcPort: number;
   readonly adminPort: number;
   readonly dir: string;
-  constructor(name: string, proc: Proc, grpcPort: number, adminPort: number, dir: string) {
+  /** Set when Envoy should reach this gate over its Unix socket instead of TCP. */
+  readonly unixSocket: string | undefined;
+  /** server.workers: ports grpcPort..grpcPort+workers-1, one Envoy endpoint each. */
+  readonly workers: number;
+  constructor(
+    name: string,
+    proc: Proc,
+    grpcPort: number,
+    adminPort: number,
+    dir: string,
+    opts: { unixSocket?: string | undefined; workers?: number } = {},
+  ) {
     super(proc);
+    this.workers = opts.workers ?? 1;
     this.name = name;
     this.grpcPort = grpcPort;
     this.adminPort = adminPort;
     this.dir = dir;
+    this.unixSocket = opts.unixSocket;
   }
   async metrics(): Promise<string> {
     return (await fetch(`http://127.0.0.1:${this.adminPort}/metrics`)).text();
@@ -89,12 +102,23 @@ export async function startGate(
   name: string,
   profile: string,
   env: Record<string, string>,
-  opts: { cpuProfileDir?: string } = {},
+  opts: { cpuProfileDir?: string; unixSocket?: boolean; workers?: number } = {},
 ): Promise<BenchGate> {
   const dir = await mkdtemp(join(tmpdir(), `lm-gate-bench-${name}-`));
-  const grpcPort = await freePort();
+  const workers = opts.workers ?? 1;
+  const grpcPort = workers > 1 ? await freeConsecutivePorts(workers) : await freePort();
   const adminPort = await freePort();
-  const args = [join(ROOT, 'extproc', 'main.ts'), 'serve', '-c', join(ROOT, 'bench', 'profiles', `${profile}.yaml`)];
+  let config = join(ROOT, 'bench', 'profiles', `${profile}.yaml`);
+  const unixSocket = opts.unixSocket ? join(dir, 'grpc.sock') : undefined;
+  if (unixSocket || workers > 1) {
+    // The profile plus a Unix socket beside its TCP port (Envoy, health checks too, uses the
+    // socket) or gate workers.
+    const text = await readFile(config, 'utf8');
+    config = join(dir, `${profile}.yaml`);
+    const extra = `${unixSocket ? `  unixSocket: ${unixSocket}\n` : ''}${workers > 1 ? `  workers: ${workers}\n` : ''}`;
+    await writeFile(config, text.replace(/^server:\n/m, `server:\n${extra}`));
+  }
+  const args = [join(ROOT, 'extproc', 'main.ts'), 'serve', '-c', config];
   if (opts.cpuProfileDir) args.unshift('--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir);
   const proc = new Proc(`gate-${name}`, process.execPath, args, {
     ...process.env,
@@ -107,7 +131,7 @@ export async function startGate(
     if (!proc.running) throw new Error(`gate ${name} exited\n${proc.describe()}`);
     return (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status === 200 ? true : undefined;
   });
-  return new BenchGate(name, proc, grpcPort, adminPort, dir);
+  return new BenchGate(name, proc, grpcPort, adminPort, dir, { unixSocket, workers });
 }
 
 export interface Route {
@@ -164,7 +188,19 @@ export async function benchEnvoyConfig(file: string, adminPort: number, modelPor
         const c = structuredClone(templateCluster);
         c.name = name;
         c.load_assignment.cluster_name = name;
-        c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = gate.grpcPort;
+        const address = c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address;
+        if (gate.unixSocket) address.pipe = { path: gate.unixSocket };
+        if (gate.unixSocket) delete address.socket_address;
+        else address.socket_address.port_value = gate.grpcPort;
+        if (gate.workers > 1) {
+          // One endpoint per gate worker, as README's server.workers section says.
+          c.lb_policy = 'LEAST_REQUEST';
+          c.load_assignment.endpoints[0].lb_endpoints = Array.from({ length: gate.workers }, (_, i) => ({
+            endpoint: gate.unixSocket
+              ? { address: { pipe: { path: gate.unixSocket.replace(/(\.[^./]*)?$/, `-${i}$1`) } } }
+              : { address: { socket_address: { address: '127.0.0.1', port_value: gate.grpcPort + i } } },
+          }));
+        }
         clusters.push(c);
       }
       return name;

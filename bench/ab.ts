@@ -1,0 +1,189 @@
+// A/B runs for one lever at a time: the `governed` profile started once per variant (Node flags,
+// a Unix socket instead of TCP, another profile), every variant behind the same Envoy and beside
+// the direct route, interleaved request by request as in `npm run bench:peers`. Prints added
+// latency percentiles, gate CPU per request and peak RSS per variant, so a lever's before and
+// after come from the same run on the same machine. Not a timed test: read the ratios.
+//
+//   npm run bench:ab -- --variant base --variant 'semi8:node=--max-semi-space-size=8' --rates 100,300
+//
+// A variant is `name[:item,item…]`; items: `node=<flags>` (the gate's NODE_OPTIONS; spaces
+// allowed), `uds` (Envoy reaches the gate over its Unix socket), `profile=<bench profile>`,
+// `workers=<n>` (server.workers, one Envoy endpoint per worker).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
+import { CHAT, errorsOf, latencies, roundedPercentiles } from './lib/common.ts';
+import { difference, roundMs } from './lib/stats.ts';
+import { type BenchGate, startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
+import { attack, ensureVegeta, type Sample, type Target } from './lib/vegeta.ts';
+
+export interface Variant {
+  name: string;
+  profile: string;
+  nodeOptions: string | undefined;
+  unixSocket: boolean;
+  workers: number;
+}
+
+/** `name[:item,item…]` into a variant; throws on an item it does not know. */
+export function parseVariant(spec: string): Variant {
+  const colon = spec.indexOf(':');
+  const name = colon < 0 ? spec : spec.slice(0, colon);
+  if (!/^[a-z][a-z0-9_]*$/.test(name)) throw new Error(`variant name ${JSON.stringify(name)}: use [a-z][a-z0-9_]*`);
+  const v: Variant = { name, profile: 'governed', nodeOptions: undefined, unixSocket: false, workers: 1 };
+  const items = colon < 0 ? [] : spec.slice(colon + 1).split(/,(?=[a-z]+(?:=|,|$))/);
+  for (const item of items.filter((i) => i !== '')) {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? item : item.slice(0, eq);
+    const value = eq < 0 ? '' : item.slice(eq + 1);
+    if (key === 'node') v.nodeOptions = value;
+    else if (key === 'uds' && eq < 0) v.unixSocket = true;
+    else if (key === 'profile' && value) v.profile = value;
+    else if (key === 'workers' && /^[1-9]\d*$/.test(value)) v.workers = Number(value);
+    else
+      throw new Error(
+        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, uds, profile=<name>, workers=<n>)`,
+      );
+  }
+  return v;
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      variant: { type: 'string', multiple: true },
+      rates: { type: 'string', default: '100,300' },
+      rounds: { type: 'string', default: '3' },
+      slice: { type: 'string', default: '8' },
+      warmup: { type: 'string', default: '5' },
+      workers: { type: 'string', default: '' },
+    },
+  });
+  const variants = (values.variant ?? []).map(parseVariant);
+  if (variants.length < 1) throw new Error('give at least one --variant');
+  if (new Set(variants.map((v) => v.name)).size !== variants.length) throw new Error('variant names must differ');
+  const rates = values.rates.split(',').map(Number);
+  const rounds = Number(values.rounds);
+  const sliceS = Number(values.slice);
+  const closedWorkers = values.workers ? values.workers.split(',').map(Number) : [];
+  const log = (m: string) => process.stderr.write(`[bench:ab] ${m}\n`);
+
+  const key = generateApiKey();
+  const work = await mkdtemp(join(tmpdir(), 'lm-gate-bench-ab-'));
+  const stops: (() => Promise<unknown>)[] = [];
+  try {
+    const vegeta = await ensureVegeta(log);
+    const mock = await startMock();
+    stops.push(() => mock.proc.stop());
+    const gates = new Map<string, BenchGate>();
+    for (const v of variants) {
+      const env: Record<string, string> = { LMG_BENCH_KEY_SHA256: hashApiKey(key) };
+      if (v.nodeOptions !== undefined) env.NODE_OPTIONS = v.nodeOptions;
+      const g = await startGate(v.name, v.profile, env, { unixSocket: v.unixSocket, workers: v.workers });
+      stops.push(() => g.stop());
+      gates.set(v.name, g);
+    }
+    const routes = ['direct', ...variants.map((v) => v.name)];
+    const envoy = await startBenchEnvoy(
+      routes.map((name) => ({ name, gate: gates.get(name) })),
+      mock.port,
+      2,
+    );
+    stops.unshift(() => envoy.stop());
+    const target = (route: string): Target => ({
+      name: route,
+      url: `${envoy.url(route)}/v1/chat/completions`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: CHAT,
+    });
+    for (const route of routes) {
+      const r = await fetch(target(route).url, { method: 'POST', headers: target(route).headers, body: CHAT });
+      if (r.status !== 200) throw new Error(`sanity: ${route} answered ${r.status}: ${await r.text()}`);
+    }
+    log(`warm-up ${values.warmup}s`);
+    await attack(
+      vegeta,
+      { targets: routes.map(target), rate: 100 * routes.length, durationS: Number(values.warmup) },
+      join(work, 'warmup'),
+    );
+    const cpuNow = async () =>
+      new Map(await Promise.all([...gates].map(async ([n, g]) => [n, await g.cpuSeconds()] as const)));
+
+    const lines = [
+      '| req/s | variant | requests | errors | added p50 | p90 | p99 | p99.9 | CPU ms/req |',
+      '|---:|---|---:|---|---:|---:|---:|---:|---:|',
+    ];
+    for (const rate of rates) {
+      const samples = new Map<string, Sample[]>(routes.map((r) => [r, []]));
+      const cpu = new Map<string, number>(variants.map((v) => [v.name, 0]));
+      for (let round = 0; round < rounds; round++) {
+        const order = routes.map((_, i) => routes[(i + round) % routes.length]!);
+        log(`${rate} req/s per route, round ${round + 1}/${rounds}: ${order.join(' / ')}`);
+        const c0 = await cpuNow();
+        const r = await attack(
+          vegeta,
+          { targets: order.map(target), rate: rate * routes.length, durationS: sliceS },
+          join(work, 'open'),
+        );
+        const c1 = await cpuNow();
+        for (const v of variants) cpu.set(v.name, cpu.get(v.name)! + c1.get(v.name)! - c0.get(v.name)!);
+        for (const route of routes) samples.get(route)!.push(...r.byTarget.get(route)!.samples);
+      }
+      const direct = latencies(samples.get('direct')!);
+      for (const v of variants) {
+        const s = samples.get(v.name)!;
+        const added = roundedPercentiles(difference(latencies(s), direct));
+        const errors = Object.entries(errorsOf(s))
+          .map(([k, n]) => `${k}: ${n}`)
+          .join(', ');
+        const cpuMs = roundMs((cpu.get(v.name)! * 1000) / Math.max(1, s.length));
+        lines.push(
+          `| ${rate} | ${v.name} | ${s.length} | ${errors || '0'} | ${added.p50} | ${added.p90} | ${added.p99} | ${added.p99_9} | ${cpuMs} |`,
+        );
+      }
+    }
+    if (closedWorkers.length > 0) {
+      lines.push(
+        '',
+        '| workers | variant | req/s | p50 ms | p99 ms | errors | CPU ms/req |',
+        '|---:|---|---:|---:|---:|---:|---:|',
+      );
+      for (const w of closedWorkers)
+        for (const v of variants) {
+          log(`closed loop ${w} workers, ${v.name}`);
+          const c0 = await cpuNow();
+          const r = await attack(
+            vegeta,
+            { targets: [target(v.name)], rate: 0, workers: w, durationS: sliceS },
+            join(work, 'closed'),
+          );
+          const c1 = await cpuNow();
+          const s = r.byTarget.get(v.name)!.samples;
+          const p = latencies(s);
+          const cpuMs = roundMs(((c1.get(v.name)! - c0.get(v.name)!) * 1000) / Math.max(1, s.length));
+          const ok = s.filter((x) => x.ok).length;
+          lines.push(
+            `| ${w} | ${v.name} | ${Math.round(ok / Math.max(r.elapsedS, 1e-9))} | ${roundMs(p.p50)} | ${roundMs(p.p99)} | ${s.length - ok} | ${cpuMs} |`,
+          );
+        }
+    }
+    lines.push(
+      '',
+      '| variant | peak RSS MiB | NODE_OPTIONS | transport | workers | profile |',
+      '|---|---:|---|---|---:|---|',
+    );
+    for (const v of variants)
+      lines.push(
+        `| ${v.name} | ${await gates.get(v.name)!.peakRssMiB()} | ${v.nodeOptions ?? ''} | ${v.unixSocket ? 'Unix socket' : 'TCP'} | ${v.workers} | ${v.profile} |`,
+      );
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    for (const stop of stops) await stop().catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) await main();
