@@ -4,11 +4,12 @@
 // latency percentiles, gate CPU per request and peak RSS per variant, so a lever's before and
 // after come from the same run on the same machine. Not a timed test: read the ratios.
 //
-//   npm run bench:ab -- --variant base --variant 'semi8:node=--max-semi-space-size=8' --rates 100,300
+//   npm run bench:ab -- --variant base --variant 'semi64:node=--max-semi-space-size=64' --rates 100,300
 //
-// A variant is `name[:item,item…]`; items: `node=<flags>` (the gate's NODE_OPTIONS; spaces
-// allowed), `uds` (Envoy reaches the gate over its Unix socket), `profile=<bench profile>`,
-// `workers=<n>` (server.workers, one Envoy endpoint per worker).
+// A variant is `name[:item,item…]`; items: `node=<flags>` (the gate's NODE_OPTIONS instead of
+// the bench's --max-semi-space-size=8; spaces allowed), `uds` (Envoy reaches the gate over its
+// Unix socket), `profile=<bench profile>`, `workers=<n>` (server.workers, one Envoy endpoint per
+// worker).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

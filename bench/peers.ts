@@ -224,7 +224,8 @@ try {
   for (const p of PEERS) {
     processes.push({
       route: p,
-      process: p === 'governed' ? 'node extproc/main.ts (LM Gate)' : `cmd/extproc (AI Gateway ${build.version})`,
+      process:
+        p === 'governed' ? 'node extproc/main.js, compiled (LM Gate)' : `cmd/extproc (AI Gateway ${build.version})`,
       cpuS: roundMs(await procOf[p].cpuSeconds()),
       peakRssMiB: await procOf[p].peakRssMiB(),
       tokensMetered: await procOf[p].tokensMetered(),

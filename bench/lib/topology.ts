@@ -2,9 +2,11 @@
 // own config from bench/profiles/), and one Envoy with a listener per route, all on free
 // loopback ports. Every route shares the same Envoy process and the same mock, so the only
 // difference between the direct route and a gated one is the ext_proc filter.
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildGate } from '../../scripts/build.ts';
 import { ROOT, renderEnvoyConfig, startEnvoy } from '../../test/harness/envoy.ts';
 import { freeConsecutivePorts, freePort, waitFor } from '../../test/harness/ports.ts';
 import { Proc } from '../../test/harness/processes.ts';
@@ -96,6 +98,24 @@ export class BenchGate extends BenchProcess {
   }
 }
 
+/** The V8 flags README recommends for a deployed gate (Memory). */
+export const GATE_NODE_OPTIONS = '--max-semi-space-size=8';
+
+/** The gate compiled to JavaScript once per bench run (scripts/build.ts), into a folder of the
+ * run's own under .cache/ (inside the repository, so its imports find node_modules): what a
+ * deployment runs, without the memory Node's type stripping costs. */
+let built: Promise<string> | undefined;
+function builtGateEntry(): Promise<string> {
+  built ??= (async () => {
+    await mkdir(join(ROOT, '.cache'), { recursive: true });
+    const dir = await mkdtemp(join(ROOT, '.cache', 'bench-build-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    await buildGate(dir);
+    return join(dir, 'extproc', 'main.js');
+  })();
+  return built;
+}
+
 /** A gate process serving bench/profiles/<profile>.yaml. The profile reads its ports, audit
  * path and the bench key's hash from the environment (${LMG_*} in the YAML). */
 export async function startGate(
@@ -118,10 +138,13 @@ export async function startGate(
     const extra = `${unixSocket ? `  unixSocket: ${unixSocket}\n` : ''}${workers > 1 ? `  workers: ${workers}\n` : ''}`;
     await writeFile(config, text.replace(/^server:\n/m, `server:\n${extra}`));
   }
-  const args = [join(ROOT, 'extproc', 'main.ts'), 'serve', '-c', config];
+  const args = [await builtGateEntry(), 'serve', '-c', config];
   if (opts.cpuProfileDir) args.unshift('--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir);
   const proc = new Proc(`gate-${name}`, process.execPath, args, {
     ...process.env,
+    // README's deployment setting (Memory): a young generation of 2 x 8 MiB instead of V8's
+    // up to 2 x 64 MiB. A variant's own NODE_OPTIONS (bench:ab) replaces it.
+    NODE_OPTIONS: GATE_NODE_OPTIONS,
     ...env,
     LMG_GRPC_PORT: String(grpcPort),
     LMG_ADMIN_PORT: String(adminPort),
