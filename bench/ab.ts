@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { CHAT, errorsOf, latencies, roundedPercentiles } from './lib/common.ts';
 import { difference, roundMs } from './lib/stats.ts';
-import { type BenchGate, startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
+import { type BenchGate, GATE_NODE_OPTIONS, startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
 import { attack, ensureVegeta, type Sample, type Target } from './lib/vegeta.ts';
 
 export interface Variant {
@@ -178,7 +178,7 @@ async function main() {
     );
     for (const v of variants)
       lines.push(
-        `| ${v.name} | ${await gates.get(v.name)!.peakRssMiB()} | ${v.nodeOptions ?? ''} | ${v.unixSocket ? 'Unix socket' : 'TCP'} | ${v.workers} | ${v.profile} |`,
+        `| ${v.name} | ${await gates.get(v.name)!.peakRssMiB()} | ${v.nodeOptions ?? GATE_NODE_OPTIONS} | ${v.unixSocket ? 'Unix socket' : 'TCP'} | ${v.workers} | ${v.profile} |`,
       );
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
