@@ -122,7 +122,7 @@ export async function startGate(
   name: string,
   profile: string,
   env: Record<string, string>,
-  opts: { cpuProfileDir?: string; unixSocket?: boolean; workers?: number } = {},
+  opts: { cpuProfileDir?: string; unixSocket?: boolean; workers?: number; nodeArgs?: string[] } = {},
 ): Promise<BenchGate> {
   const dir = await mkdtemp(join(tmpdir(), `lm-gate-bench-${name}-`));
   const workers = opts.workers ?? 1;
@@ -140,6 +140,8 @@ export async function startGate(
   }
   const args = [await builtGateEntry(), 'serve', '-c', config];
   if (opts.cpuProfileDir) args.unshift('--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir);
+  // Flags NODE_OPTIONS does not take (--trace-gc), for experiments.
+  if (opts.nodeArgs) args.unshift(...opts.nodeArgs);
   const proc = new Proc(`gate-${name}`, process.execPath, args, {
     ...process.env,
     // README's deployment setting (Memory): a young generation of 2 x 8 MiB instead of V8's
