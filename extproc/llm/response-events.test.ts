@@ -28,7 +28,7 @@ describe('response events', () => {
   it('hands every data event to the listener with its text per choice, once, across chunk splits', () => {
     const seen: string[] = [];
     const r = reader((e) => seen.push(...e.texts.map((t) => `${t.choice}:${t.text}`)));
-    const body = sse(chunk('Hel')) + sse(chunk('lo', 1)) + 'data: [DONE]\n\n';
+    const body = `${sse(chunk('Hel')) + sse(chunk('lo', 1))}data: [DONE]\n\n`;
     const out = [r.push(Buffer.from(body.slice(0, 17)), false), r.push(Buffer.from(body.slice(17)), true)];
     expect(seen).toEqual(['0:Hel', '1:lo']);
     expect(Buffer.concat(out).toString()).toBe(body); // nothing changed: forwarded as is

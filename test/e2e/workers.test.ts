@@ -3,7 +3,6 @@
 // one file; /metrics sums both workers; a reload reaches both; SIGTERM drains both.
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { gateConfig, makeKey } from '../harness/gate.ts';
 import { type Stack, startStack } from '../harness/stack.ts';
 
