@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
-import { CHAT, errorsOf, latencies, roundedPercentiles } from './lib/common.ts';
+import { CHAT, chatTarget, errorsOf, latencies, roundedPercentiles } from './lib/common.ts';
 import { difference, roundMs } from './lib/stats.ts';
 import { type BenchGate, GATE_NODE_OPTIONS, startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
 import { attack, ensureVegeta, type Sample, type Target } from './lib/vegeta.ts';
@@ -93,13 +93,7 @@ async function main() {
       2,
     );
     stops.unshift(() => envoy.stop());
-    const target = (route: string): Target => ({
-      name: route,
-      url: `${envoy.url(route)}/v1/chat/completions`,
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-      body: CHAT,
-    });
+    const target = (route: string): Target => chatTarget(envoy, route, key);
     for (const route of routes) {
       const r = await fetch(target(route).url, { method: 'POST', headers: target(route).headers, body: CHAT });
       if (r.status !== 200) throw new Error(`sanity: ${route} answered ${r.status}: ${await r.text()}`);

@@ -8,6 +8,7 @@ import { AI_GATEWAY_MODULE, type BenchAiGateway, ensureAiGateway, startAiGateway
 import { AIGW_COST_KEYS, aiGatewayFilterConfig } from './lib/ai-gateway-envoy.ts';
 import {
   CHAT,
+  chatTarget,
   commandLine,
   envoyStat,
   errorsOf,
@@ -99,13 +100,7 @@ try {
     governed: await governed.cpuSeconds(),
     ai_gateway: await aiGateway.cpuSeconds(),
   });
-  const target = (route: RouteName): Target => ({
-    name: route,
-    url: `${envoy.url(route)}/v1/chat/completions`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-    body: CHAT,
-  });
+  const target = (route: RouteName): Target => chatTarget(envoy, route, key);
 
   log(`warm-up ${plan.warmupS}s`);
   await attack(vegeta, { targets: ROUTES.map(target), rate: 300, durationS: plan.warmupS }, join(work, 'warmup'));

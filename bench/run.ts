@@ -7,6 +7,7 @@ import { envoyVersion, ROOT } from '../test/harness/envoy.ts';
 import { renderChart } from './lib/chart.ts';
 import {
   CHAT,
+  chatTarget,
   commandLine,
   envoyStat,
   errorsOf,
@@ -75,13 +76,7 @@ try {
   stops.unshift(() => envoy.stop());
   await sanityCheck(envoy);
 
-  const target = (route: string): Target => ({
-    name: route,
-    url: `${envoy.url(route)}/v1/chat/completions`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-    body: CHAT,
-  });
+  const target = (route: string): Target => chatTarget(envoy, route, key);
 
   log(`warm-up ${plan.warmupS}s`);
   await attack(

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { ROOT } from '../../test/harness/envoy.ts';
 import { mapValues, type Percentiles, percentiles, roundMs } from './stats.ts';
-import type { Sample } from './vegeta.ts';
+import type { Sample, Target } from './vegeta.ts';
 
 /** The non-streaming chat completion every open-loop and saturation request sends (223 bytes). */
 export const CHAT = Buffer.from(
@@ -64,4 +64,15 @@ export function errorsOf(samples: Sample[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const s of samples) if (!s.ok) out[s.error ?? 'failed'] = (out[s.error ?? 'failed'] ?? 0) + 1;
   return out;
+}
+
+/** The bench's non-streaming chat request (CHAT) to one route of a bench Envoy, with the key. */
+export function chatTarget(envoy: { url(route: string): string }, route: string, key: string): Target {
+  return {
+    name: route,
+    url: `${envoy.url(route)}/v1/chat/completions`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: CHAT,
+  };
 }
