@@ -102,6 +102,13 @@ export const serverConfig = z
   })
   .strict()
   .superRefine((server, ctx) => {
+    const port = Number(server.grpcAddress.slice(server.grpcAddress.lastIndexOf(':') + 1));
+    if (typeof server.workers === 'number' && port !== 0 && port + server.workers - 1 > 65535)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['workers'],
+        message: `worker ports run from grpcAddress's port ${port} to ${port + server.workers - 1}, past 65535: choose a lower port or fewer workers`,
+      });
     if (server.maxMessageDeadlineMs < server.messageDeadlineMs)
       ctx.addIssue({
         code: 'custom',

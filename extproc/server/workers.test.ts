@@ -30,6 +30,12 @@ describe('workerCount', () => {
     expect(workerCount(parseConfig({ server: { workers: 3 } }))).toBe(3);
     expect(workerCount(parseConfig({ server: { workers: 'auto' } }))).toBeGreaterThanOrEqual(1);
   });
+  it('refuses worker ports past 65535', () => {
+    expect(() => parseConfig({ server: { grpcAddress: '127.0.0.1:65534', workers: 3 } })).toThrow(
+      /server\.workers: worker ports run from grpcAddress's port 65534 to 65536, past 65535/,
+    );
+    expect(workerCount(parseConfig({ server: { grpcAddress: '127.0.0.1:65534', workers: 2 } }))).toBe(2);
+  });
   it('refuses 0, more than 64 and other words', () => {
     for (const workers of [0, 65, 'all', 1.5]) expect(() => parseConfig({ server: { workers } })).toThrow(/workers/);
   });
