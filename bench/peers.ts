@@ -1,9 +1,9 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
-import { envoyVersion, ROOT } from '../test/harness/envoy.ts';
+import { ROOT } from '../test/harness/envoy.ts';
 import { AI_GATEWAY_MODULE, type BenchAiGateway, ensureAiGateway, startAiGateway } from './lib/ai-gateway.ts';
 import { AIGW_COST_KEYS, aiGatewayFilterConfig } from './lib/ai-gateway-envoy.ts';
 import {
@@ -15,6 +15,7 @@ import {
   gitCommit,
   latencies,
   roundedPercentiles,
+  runEnvironment,
   STREAM_CHAT,
 } from './lib/common.ts';
 import { renderPeersChart } from './lib/peers-chart.ts';
@@ -33,7 +34,7 @@ import { difference, roundMs } from './lib/stats.ts';
 import { type StreamTiming, streamChat } from './lib/stream-client.ts';
 import { type StreamRoute, streamingRows } from './lib/streaming.ts';
 import { type BenchEnvoy, type BenchGate, startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
-import { attack, ensureVegeta, type Sample, type Target, VEGETA_VERSION } from './lib/vegeta.ts';
+import { attack, ensureVegeta, type Sample, type Target } from './lib/vegeta.ts';
 import { FULL, SMOKE } from './plan.ts';
 
 const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, out: { type: 'string' } } });
@@ -234,17 +235,7 @@ try {
     durationS: Math.round((performance.now() - t0) / 100) / 10,
     command: commandLine('bench/peers.ts'),
     commit: gitCommit(),
-    environment: {
-      cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
-      cores: cpus().length,
-      memoryGiB: Math.round(totalmem() / 2 ** 30),
-      kernel: release(),
-      node: process.version,
-      go: build.go,
-      envoy: envoyVersion().replace(/^.*version:\s*/, ''),
-      vegeta: `v${VEGETA_VERSION}`,
-      envoyConcurrency: plan.envoyConcurrency,
-    },
+    environment: { ...runEnvironment(plan.envoyConcurrency), go: build.go },
     aiGateway: {
       module: AI_GATEWAY_MODULE,
       version: build.version,

@@ -1,9 +1,9 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
-import { envoyVersion, ROOT } from '../test/harness/envoy.ts';
+import { ROOT } from '../test/harness/envoy.ts';
 import { renderChart } from './lib/chart.ts';
 import {
   CHAT,
@@ -14,6 +14,7 @@ import {
   gitCommit,
   latencies,
   roundedPercentiles,
+  runEnvironment,
   STREAM_CHAT,
 } from './lib/common.ts';
 import { type CpuProfile, summarize } from './lib/cpu-profile.ts';
@@ -23,7 +24,7 @@ import { difference, roundMs } from './lib/stats.ts';
 import { type StreamTiming, streamChat } from './lib/stream-client.ts';
 import { type StreamRoute, streamingRows } from './lib/streaming.ts';
 import { type BenchEnvoy, type BenchGate, startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
-import { attack, ensureVegeta, type Sample, type Target, VEGETA_VERSION } from './lib/vegeta.ts';
+import { attack, ensureVegeta, type Sample, type Target } from './lib/vegeta.ts';
 import { FULL, SMOKE } from './plan.ts';
 
 const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, out: { type: 'string' } } });
@@ -237,16 +238,7 @@ try {
     durationS: Math.round((performance.now() - t0) / 100) / 10,
     command: commandLine('bench/run.ts', { dropArgs: Boolean(values.smoke) }),
     commit: gitCommit(),
-    environment: {
-      cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
-      cores: cpus().length,
-      memoryGiB: Math.round(totalmem() / 2 ** 30),
-      kernel: release(),
-      node: process.version,
-      envoy: envoyVersion().replace(/^.*version:\s*/, ''),
-      vegeta: `v${VEGETA_VERSION}`,
-      envoyConcurrency: plan.envoyConcurrency,
-    },
+    environment: runEnvironment(plan.envoyConcurrency),
     method: {
       request: `POST /v1/chat/completions, non-streaming, ${CHAT.length}-byte JSON body; the mock answers at once`,
       openLoop: 'vegeta at a fixed rate, round-robin over [direct, gated]: each route gets the rate shown',

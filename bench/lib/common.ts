@@ -1,9 +1,11 @@
 // What every bench script shares: the requests they send, the run's provenance (command line,
 // commit), and the small reductions over vegeta samples and Envoy's stats.
 import { execFileSync } from 'node:child_process';
-import { ROOT } from '../../test/harness/envoy.ts';
+import { cpus, release, totalmem } from 'node:os';
+import { envoyVersion, ROOT } from '../../test/harness/envoy.ts';
+import type { RunEnvironment } from './result.ts';
 import { mapValues, type Percentiles, percentiles, roundMs } from './stats.ts';
-import type { Sample, Target } from './vegeta.ts';
+import { type Sample, type Target, VEGETA_VERSION } from './vegeta.ts';
 
 /** The non-streaming chat completion every open-loop and saturation request sends (223 bytes). */
 export const CHAT = Buffer.from(
@@ -74,5 +76,19 @@ export function chatTarget(envoy: { url(route: string): string }, route: string,
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
     body: CHAT,
+  };
+}
+
+/** The machine and tools a bench ran on, as every result records them. */
+export function runEnvironment(envoyConcurrency: number): RunEnvironment {
+  return {
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    envoy: envoyVersion().replace(/^.*version:\s*/, ''),
+    vegeta: `v${VEGETA_VERSION}`,
+    envoyConcurrency,
   };
 }

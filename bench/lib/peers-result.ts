@@ -7,7 +7,7 @@
 // better). A ratio is null where either side is not above zero, e.g. an added latency that the
 // noise made zero or negative: a ratio of two such numbers would mean nothing.
 import { z } from 'zod';
-import { streamingRow } from './result.ts';
+import { environmentFields, runFields, streamingRow } from './result.ts';
 
 const ms = z.number().finite();
 const percentilesMs = z.object({ p50: ms, p90: ms, p99: ms, p99_9: ms, max: ms }).strict();
@@ -93,24 +93,8 @@ export const verificationRow = z
 export const peersResult = z
   .object({
     schema: z.literal('lm-gate-bench-peers/1'),
-    kind: z.enum(['full', 'smoke']),
-    startedAt: z.string(),
-    durationS: z.number().positive(),
-    command: z.string().min(1),
-    commit: z.string(),
-    environment: z
-      .object({
-        cpuModel: z.string(),
-        cores: z.number().int().positive(),
-        memoryGiB: z.number().positive(),
-        kernel: z.string(),
-        node: z.string(),
-        go: z.string(),
-        envoy: z.string(),
-        vegeta: z.string(),
-        envoyConcurrency: z.number().int().positive(),
-      })
-      .strict(),
+    ...runFields,
+    environment: z.object({ ...environmentFields, go: z.string() }).strict(),
     aiGateway: z
       .object({
         module: z.string(),

@@ -51,26 +51,31 @@ export const streamingRow = z
   })
   .strict();
 
+/** What every bench result opens with: which run, and on what (bench:peers adds go). */
+export const runFields = {
+  kind: z.enum(['full', 'smoke']),
+  startedAt: z.string(),
+  durationS: z.number().positive(),
+  command: z.string().min(1),
+  commit: z.string(),
+};
+export const environmentFields = {
+  cpuModel: z.string(),
+  cores: z.number().int().positive(),
+  memoryGiB: z.number().positive(),
+  kernel: z.string(),
+  node: z.string(),
+  envoy: z.string(),
+  vegeta: z.string(),
+  envoyConcurrency: z.number().int().positive(),
+};
+export type RunEnvironment = { [K in keyof typeof environmentFields]: z.infer<(typeof environmentFields)[K]> };
+
 export const benchResult = z
   .object({
     schema: z.literal('lm-gate-bench/1'),
-    kind: z.enum(['full', 'smoke']),
-    startedAt: z.string(),
-    durationS: z.number().positive(),
-    command: z.string().min(1),
-    commit: z.string(),
-    environment: z
-      .object({
-        cpuModel: z.string(),
-        cores: z.number().int().positive(),
-        memoryGiB: z.number().positive(),
-        kernel: z.string(),
-        node: z.string(),
-        envoy: z.string(),
-        vegeta: z.string(),
-        envoyConcurrency: z.number().int().positive(),
-      })
-      .strict(),
+    ...runFields,
+    environment: z.object(environmentFields).strict(),
     method: z.record(z.string(), z.union([z.string(), z.number(), z.array(z.number())])),
     openLoop: z.array(openLoopRow).min(1),
     saturation: z.array(saturationRow).min(1),
