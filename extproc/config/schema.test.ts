@@ -22,7 +22,7 @@ describe('configSchema', () => {
         workers: 1,
       },
       logging: { level: 'info' },
-      pipeline: { stages: ['identity.api_key', 'llm.api_shape', 'policy.access', 'metering.usage'] },
+      pipeline: { stages: ['identity.authenticate', 'llm.api_shape', 'policy.access', 'metering.usage'] },
       identity: { apiKeys: [] },
       policy: { unknownEndpoints: 'reject' },
       metering: { injectStreamUsage: true },
@@ -60,7 +60,7 @@ describe('configSchema', () => {
       'identity.apiKeys.1.sha256: duplicate key hash',
       'pipeline.stages: stage "policy.access" listed twice',
       'pipeline.stages: stage "policy.access" needs the parsed fact, which "llm.api_shape" provides: add it',
-      'pipeline.stages: stage "policy.access" needs the principal fact, which "identity.api_key" provides: add it',
+      'pipeline.stages: stage "policy.access" needs the principal fact, which "identity.authenticate" provides: add it',
       'server.maxMessageDeadlineMs: must be at least server.messageDeadlineMs',
     ]);
   });

@@ -21,7 +21,7 @@ const pipelineConfig = z
       .array(z.enum(STAGE_NAMES))
       .default([...STAGE_NAMES])
       .describe(
-        `Optional stages to run; they always run in their fixed order (${STAGE_NAMES.join(', ')}), after ${ALWAYS_STAGE_NAMES.join(', ')}, which always runs. [] runs none: a pass-through gate that still audits every request and meters nothing. Leaving out identity.api_key lets unauthenticated requests through. A stage that needs a fact another provides (policy.access needs the principal from identity.api_key and the parsed body from llm.api_shape; metering.usage needs llm.api_shape) is refused without it.`,
+        `Optional stages to run; they always run in their fixed order (${STAGE_NAMES.join(', ')}), after ${ALWAYS_STAGE_NAMES.join(', ')}, which always runs. [] runs none: a pass-through gate that still audits every request and meters nothing. Leaving out identity.authenticate lets unauthenticated requests through. A stage that needs a fact another provides (policy.access needs the principal from identity.authenticate and the parsed body from llm.api_shape; metering.usage needs llm.api_shape) is refused without it.`,
       ),
   })
   .strict()

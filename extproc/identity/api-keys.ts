@@ -2,7 +2,11 @@
 // A key is 32 random bytes, base64url, behind a recognisable prefix so secret scanners can
 // find leaked ones.
 import { createHash, randomBytes } from 'node:crypto';
-import type { ApiKeyConfig } from '../config/schema.ts';
+import type { ApiKeyConfig, Config } from '../config/schema.ts';
+import type { CredentialScope, Principal } from '../pipeline/context.ts';
+import { refuse } from '../pipeline/errors.ts';
+import { compilePatterns } from '../policy/patterns.ts';
+import type { ApiKeyAuthenticator } from './authenticator.ts';
 
 export const KEY_PREFIX = 'lmg_';
 
@@ -22,13 +26,38 @@ export function indexApiKeys(keys: readonly ApiKeyConfig[]): Map<string, ApiKeyC
   return index;
 }
 
-/** The presented credential: `Authorization: Bearer <key>` (OpenAI SDKs) or `x-api-key`. */
-export function presentedKey(headers: ReadonlyMap<string, string>): string | undefined {
-  const auth = headers.get('authorization');
-  if (auth !== undefined) {
-    const m = /^\s*Bearer\s+(\S+)\s*$/i.exec(auth);
-    return m ? m[1] : undefined;
-  }
-  const x = headers.get('x-api-key');
-  return x === undefined ? undefined : x.trim() || undefined;
+/** Keys from the config, indexed once per snapshot; undefined when the config has none. */
+export function createApiKeyAuthenticator(config: Config): ApiKeyAuthenticator | undefined {
+  if (config.identity.apiKeys.length === 0) return undefined;
+  // Principals are built once per config snapshot: a request only looks its key up.
+  const index = new Map<string, Principal>();
+  for (const [hash, entry] of indexApiKeys(config.identity.apiKeys)) index.set(hash, principalOf(entry));
+  return {
+    authenticate(key) {
+      const principal = index.get(hashApiKey(key));
+      if (principal === undefined) throw refuse('invalid_api_key', 'Invalid API key.');
+      return principal;
+    },
+  };
+}
+
+/** A key's entry as a method-neutral principal; the key's endpoint and model lists become the
+ * credential's scope, which policy.access enforces without knowing it came from a key. */
+function principalOf(entry: ApiKeyConfig): Principal {
+  const scope: CredentialScope = {
+    endpoints: entry.endpoints.includes('*') ? 'all' : new Set(entry.endpoints),
+    models: compilePatterns(entry.models),
+    source: `identity.apiKeys.${entry.id}`,
+  };
+  return {
+    id: entry.id,
+    tenant: entry.tenant,
+    team: entry.team,
+    user: entry.user,
+    roles: entry.roles,
+    attributes: {},
+    method: 'api_key',
+    issuer: 'config',
+    scope,
+  };
 }

@@ -79,7 +79,7 @@ export const identityConfig = z
       .array(apiKeyConfig)
       .default([])
       .describe(
-        'The API keys callers present as "Authorization: Bearer <key>" or x-api-key. Unknown keys are refused with 401. With none, every request is refused while the identity.api_key stage runs.',
+        'The API keys callers present as "Authorization: Bearer <key>" or x-api-key. Unknown keys are refused with 401. With none, every request is refused while the identity.authenticate stage runs.',
       ),
   })
   .strict()

@@ -18,14 +18,14 @@ describe('buildPipeline', () => {
     { name: 'none chosen: only the stages that always run', yaml: 'pipeline: { stages: [] }', want: ['http.hygiene'] },
     {
       name: 'the fixed order, whatever order the list is written in',
-      yaml: 'pipeline: { stages: [metering.usage, llm.api_shape, identity.api_key] }',
-      want: ['http.hygiene', 'identity.api_key', 'llm.api_shape', 'metering.usage'],
+      yaml: 'pipeline: { stages: [metering.usage, llm.api_shape, identity.authenticate] }',
+      want: ['http.hygiene', 'identity.authenticate', 'llm.api_shape', 'metering.usage'],
     },
   ];
   for (const t of table) it(t.name, () => expect(names(t.yaml)).toEqual(t.want));
 
   it('the config enum lists exactly the optional stages, and hygiene is not among them', () => {
-    expect(STAGE_NAMES).toEqual(['identity.api_key', 'llm.api_shape', 'policy.access', 'metering.usage']);
+    expect(STAGE_NAMES).toEqual(['identity.authenticate', 'llm.api_shape', 'policy.access', 'metering.usage']);
     expect(ALWAYS_STAGE_NAMES).toEqual(['http.hygiene']);
   });
 
@@ -34,8 +34,11 @@ describe('buildPipeline', () => {
   });
 
   const refused: [string, string][] = [
-    ['policy.access', 'stage "policy.access" needs the principal fact, which "identity.api_key" provides: add it'],
-    ['identity.api_key, policy.access', 'stage "policy.access" needs the parsed fact, which "llm.api_shape" provides'],
+    ['policy.access', 'stage "policy.access" needs the principal fact, which "identity.authenticate" provides: add it'],
+    [
+      'identity.authenticate, policy.access',
+      'stage "policy.access" needs the parsed fact, which "llm.api_shape" provides',
+    ],
     ['metering.usage', 'stage "metering.usage" needs the parsed fact'],
   ];
   for (const [stages, message] of refused) {

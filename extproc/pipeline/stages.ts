@@ -3,13 +3,13 @@
 // they may (403) before metering. The config only chooses which of the optional ones run
 // (pipeline.stages); its enum and its dependency check are derived from this list.
 import { headerHygiene } from '../http/hygiene-stage.ts';
-import { apiKeyIdentity } from '../identity/api-key-stage.ts';
+import { authenticate } from '../identity/authenticate-stage.ts';
 import { apiShape } from '../llm/api-shape-stage.ts';
 import { usageMetering } from '../metering/usage-stage.ts';
 import { policyAccess } from '../policy/access-stage.ts';
 import { BASE_FACTS, type Fact, type StageDescriptor } from './stage.ts';
 
-export const STAGES = [headerHygiene, apiKeyIdentity, apiShape, policyAccess, usageMetering] as const;
+export const STAGES = [headerHygiene, authenticate, apiShape, policyAccess, usageMetering] as const;
 
 /** The stages pipeline.stages may list, in order. Annotated, not inferred: the config's type
  * must not depend on the stages' types, which take the config. */

@@ -1,4 +1,4 @@
-// identity.api_key decision table, through the real state machine (runStage).
+// identity.authenticate decision table, through the real state machine (runStage).
 import { describe, expect, it } from 'vitest';
 import { runStage, type StageRun } from '../../test/harness/run-stage.ts';
 import { generateApiKey, hashApiKey } from './api-keys.ts';
@@ -43,7 +43,7 @@ const rows: Row[] = [
   },
   {
     name: 'the credential never goes upstream; the principal goes as trusted headers',
-    headers: { authorization: `Bearer ${alice}`, 'x-api-key': 'also-removed' },
+    headers: { authorization: `Bearer ${alice}` },
     expect: (run) => {
       expect(run.upstream?.removed).toEqual(expect.arrayContaining(['authorization', 'x-api-key']));
       expect(run.upstream?.set).toMatchObject({ 'x-lmgate-tenant': 'acme', 'x-lmgate-key-id': 'alice' });
@@ -53,6 +53,16 @@ const rows: Row[] = [
     name: 'x-api-key is accepted when there is no Authorization header',
     headers: { 'x-api-key': alice },
     expect: (run) => expect(run.ctx.principal?.id).toBe('alice'),
+  },
+  {
+    name: 'two credentials (Authorization and x-api-key) are ambiguous: 401, whichever would hold',
+    headers: { authorization: `Bearer ${alice}`, 'x-api-key': alice },
+    expect: unauthenticated('missing_api_key'),
+  },
+  {
+    name: 'a JWT-shaped bearer is 401 when no issuer is configured',
+    headers: { authorization: 'Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln' },
+    expect: unauthenticated('invalid_api_key'),
   },
   { name: 'no credential is 401 missing_api_key', headers: {}, expect: unauthenticated('missing_api_key') },
   {
@@ -81,12 +91,12 @@ const rows: Row[] = [
   },
 ];
 
-describe('identity.api_key', () => {
+describe('identity.authenticate', () => {
   for (const row of rows) {
     it(row.name, async () => {
       row.expect(
         await runStage({
-          stages: ['identity.api_key'],
+          stages: ['identity.authenticate'],
           config: { identity: { apiKeys } },
           request: { path: '/v1/models', headers: row.headers },
         }),
@@ -96,7 +106,7 @@ describe('identity.api_key', () => {
 
   it('the key never appears in the audit record', async () => {
     const run = await runStage({
-      stages: ['identity.api_key'],
+      stages: ['identity.authenticate'],
       config: { identity: { apiKeys } },
       request: { path: '/v1/models', headers: { authorization: `Bearer ${alice}` } },
     });
