@@ -92,6 +92,15 @@ export class PhaseOutput {
   }
 }
 
+/** The upstream a routing stage chose: its name (what Envoy's route matches on) and the labels
+ * policy rules read (residency, data classes it may receive, owning tenant). */
+export interface RouteChoice {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+const NO_CLASSES: ReadonlySet<string> = new Set();
+
 export class RequestContext {
   readonly config: Config;
   readonly startedAtMs = Date.now();
@@ -118,6 +127,11 @@ export class RequestContext {
   rewrittenBody: Buffer | undefined;
   modelRequested: string | undefined;
   stream = false;
+  /** Data classes found in the request (PII, PHI, PCI, SECRET, ...), by the stages that
+   * provide the dataClasses fact; empty until one runs. Policy and routing read it. */
+  dataClasses: ReadonlySet<string> = NO_CLASSES;
+  /** The upstream chosen by the stage that provides the route fact; undefined until then. */
+  route: RouteChoice | undefined;
 
   // ---- response ----
   status: number | undefined;
