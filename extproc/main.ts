@@ -3,12 +3,20 @@
 //   lm-gate check-config config.yaml    validate a config file (exit 1 naming each bad field)
 //   lm-gate keys create [--id ID] [--tenant T] [--models a,b] [--endpoints a,b]
 //                                       print a new API key and the config entry to paste
+//   lm-gate kill KIND ID | --lift KIND ID | --list  -c config.yaml
+//                                       the kill switch, on every replica through Redis
 import { FileAuditSink } from './audit/sink.ts';
-import { parseCommandArgs, UsageError } from './cli/usage.ts';
+import { KILL_USAGE, killCommand } from './cli/kill.ts';
+import { CommandFailed, parseCommandArgs, UsageError } from './cli/usage.ts';
 import { ConfigError, loadConfigFile } from './config/load.ts';
 import { restartRequired } from './config/restart.ts';
 import { watchConfig } from './config/watch.ts';
 import { generateApiKey, hashApiKey } from './identity/api-keys.ts';
+import { configKillSet } from './killswitch/config-kills.ts';
+import { KillSwitchMetrics } from './killswitch/metrics.ts';
+import { SharedKillSwitch } from './killswitch/shared.ts';
+import { systemClock } from './pipeline/stage.ts';
+import { RedisMetrics } from './redis/metrics.ts';
 import { GateServer } from './server/grpc-server.ts';
 import { type GateHost, SingleGate } from './server/host.ts';
 import { ListenError } from './server/listen-error.ts';
@@ -21,7 +29,7 @@ import { Metrics } from './telemetry/metrics.ts';
 const SERVE = 'lm-gate serve -c FILE';
 const CHECK = 'lm-gate check-config FILE';
 const KEYS = 'lm-gate keys create [--id ID] [--tenant TENANT] [--models a,b] [--endpoints a,b]';
-const USAGE = `usage:\n  ${SERVE}\n  ${CHECK}\n  ${KEYS}`;
+const USAGE = `usage:\n  ${SERVE}\n  ${CHECK}\n  ${KEYS}\n  ${KILL_USAGE}`;
 const help = { type: 'boolean', short: 'h' } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -33,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
       return checkConfig(rest);
     case 'keys':
       return keys(rest);
+    case 'kill':
+      return killCommand(rest);
     case '--help':
     case '-h':
     case 'help':
@@ -44,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(
         'lm-gate',
-        `unknown command "${command}"; commands: serve, check-config, keys create (lm-gate --help shows their options)`,
+        `unknown command "${command}"; commands: serve, check-config, keys create, kill (lm-gate --help shows their options)`,
       );
   }
 }
@@ -121,9 +131,25 @@ async function serve(args: string[]): Promise<number> {
     count > 1
       ? new WorkerPool({ config, count, logger, metrics, audit })
       : new SingleGate(new GateServer({ config, logger, metrics, audit }), metrics);
+  const killMetrics = new KillSwitchMetrics(metrics.registry);
+  killMetrics.setEntries('config', configKillSet(config));
+  // The shared kill set is followed here, on the main thread, and pushed to the gate threads.
+  const sharedKills = config.redis
+    ? new SharedKillSwitch({
+        redis: config.redis,
+        killSwitch: config.killSwitch,
+        clock: systemClock,
+        logger,
+        metrics: killMetrics,
+        redisMetrics: new RedisMetrics(metrics.registry),
+        onChange: (set) => host.setKills(set),
+      })
+    : undefined;
   let grpcPorts: number[];
   let admin: Awaited<ReturnType<typeof startAdminServer>>;
   try {
+    if (sharedKills && !(await sharedKills.ready()))
+      logger.warn("kill switch: Redis not read yet; serving with this config's kills until it is");
     ({ grpcPorts } = await host.start());
     const { adminAddress } = config.server;
     admin = await startAdminServer(adminAddress, host, {
@@ -141,6 +167,7 @@ async function serve(args: string[]): Promise<number> {
   } catch (err) {
     // Release whatever did start, so the process ends now with the one line below.
     host.forceShutdown();
+    sharedKills?.close();
     await audit.close();
     if (!(err instanceof ListenError)) throw err;
     console.error(`${file}: ${err.message}`);
@@ -152,8 +179,11 @@ async function serve(args: string[]): Promise<number> {
       const pending = restartRequired(current, next);
       if (pending.length > 0)
         logger.warn({ file, fields: pending }, 'config reload: these changes take effect only after a restart');
+      const prev = current;
       current = next;
       host.reload(next);
+      killMetrics.setEntries('config', configKillSet(next));
+      void sharedKills?.reloaded(prev, next);
       logger.level = next.logging.level;
       metrics.configReloads.labels('applied').inc();
       logger.info({ file, apiKeys: next.identity.apiKeys.length }, 'config reloaded');
@@ -181,6 +211,7 @@ async function serve(args: string[]): Promise<number> {
     logger.info({ signal, inFlight: await host.activeStreams() }, 'draining');
     stopWatching();
     const { completed, cut } = await host.drain(current.server.drainTimeoutMs);
+    sharedKills?.close();
     await audit.close();
     admin.server.close();
     logger.info({ completed, cut }, 'stopped');
@@ -200,7 +231,7 @@ function report(err: unknown): number {
     console.error(err.message);
     return 2;
   }
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || err instanceof CommandFailed) {
     console.error(err.message);
     return 1;
   }

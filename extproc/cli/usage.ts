@@ -27,3 +27,12 @@ export function parseCommandArgs<T extends ParseArgsConfig>(
     throw new UsageError(command, first.charAt(0).toLowerCase() + first.slice(1), usage);
   }
 }
+
+/** A command that could not do its job for a reason outside the command line (Redis
+ * unreachable, nothing to lift): one line on stderr, exit 1. */
+export class CommandFailed extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CommandFailed';
+  }
+}

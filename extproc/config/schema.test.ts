@@ -22,9 +22,27 @@ describe('configSchema', () => {
         workers: 1,
       },
       logging: { level: 'info' },
-      pipeline: { stages: ['identity.authenticate', 'llm.api_shape', 'policy.access', 'metering.usage'] },
+      pipeline: {
+        stages: [
+          'identity.authenticate',
+          'killswitch.principal',
+          'llm.api_shape',
+          'killswitch.model',
+          'policy.access',
+          'metering.usage',
+        ],
+      },
       identity: { apiKeys: [] },
       policy: { unknownEndpoints: 'reject' },
+      killSwitch: {
+        keys: [],
+        users: [],
+        teams: [],
+        tenants: [],
+        models: [],
+        resyncIntervalMs: 5000,
+        maxEntries: 10000,
+      },
       metering: { injectStreamUsage: true },
       audit: { path: 'audit.log', maxPendingBytes: 16777216 },
     });
@@ -63,6 +81,34 @@ describe('configSchema', () => {
       'pipeline.stages: stage "policy.access" needs the principal fact, which "identity.authenticate" provides: add it',
       'server.maxMessageDeadlineMs: must be at least server.messageDeadlineMs',
     ]);
+  });
+
+  it('refuses killSwitch lists whose stage the pipeline leaves out: nothing would enforce them', () => {
+    const r = configSchema.safeParse({
+      pipeline: { stages: ['identity.authenticate', 'llm.api_shape'] },
+      killSwitch: { users: ['mallory'], models: ['m'], teams: [] },
+    });
+    expect(r.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      'killSwitch.users: pipeline.stages leaves out killswitch.principal, so nothing would refuse these; add it',
+      'killSwitch.models: pipeline.stages leaves out killswitch.model, so nothing would refuse these; add it',
+    ]);
+    expect(
+      configSchema.safeParse({
+        pipeline: { stages: ['identity.authenticate', 'killswitch.principal'] },
+        killSwitch: { keys: ['k'], tenants: ['t'] },
+      }).success,
+    ).toBe(true);
+  });
+
+  it('redis is optional, and when set gets the defaults of its other fields', () => {
+    expect(configSchema.parse({}).redis).toBeUndefined();
+    expect(configSchema.parse({ redis: { url: 'redis://r:6379/0' } }).redis).toStrictEqual({
+      url: 'redis://r:6379/0',
+      keyPrefix: 'lmgate:',
+      connectTimeoutMs: 1000,
+      commandTimeoutMs: 500,
+    });
+    expect(configSchema.safeParse({ redis: { url: 'http://r:6379' } }).success).toBe(false);
   });
 
   it('a section that fails its types still lets the others report their cross-field problems', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.ts';
+import { KillBoard } from '../killswitch/kill-set.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { buildPipeline } from './build.ts';
 import { defineStage, type StageDeps, systemClock } from './stage.ts';
@@ -9,6 +10,7 @@ const deps: StageDeps = {
   logger: (await import('pino')).pino({ level: 'silent' }),
   metrics: new Metrics({ defaultMetrics: false }),
   clock: systemClock,
+  kills: new KillBoard(),
 };
 const names = (yaml: string) => buildPipeline(parseConfig(yaml, 'test.yaml', {}), deps).names;
 
@@ -25,7 +27,14 @@ describe('buildPipeline', () => {
   for (const t of table) it(t.name, () => expect(names(t.yaml)).toEqual(t.want));
 
   it('the config enum lists exactly the optional stages, and hygiene is not among them', () => {
-    expect(STAGE_NAMES).toEqual(['identity.authenticate', 'llm.api_shape', 'policy.access', 'metering.usage']);
+    expect(STAGE_NAMES).toEqual([
+      'identity.authenticate',
+      'killswitch.principal',
+      'llm.api_shape',
+      'killswitch.model',
+      'policy.access',
+      'metering.usage',
+    ]);
     expect(ALWAYS_STAGE_NAMES).toEqual(['http.hygiene']);
   });
 

@@ -45,7 +45,7 @@ export const ERROR_CATALOG = {
     status: 401,
     type: 'authentication_error',
     outcome: 'rejected',
-    when: 'An unknown or disabled API key.',
+    when: 'An unknown, disabled or killed API key (all three alike, so a holder cannot tell which).',
   },
   endpoint_not_allowed: {
     status: 403,
@@ -58,6 +58,18 @@ export const ERROR_CATALOG = {
     type: 'permission_error',
     outcome: 'rejected',
     when: "The caller's credential does not allow this model.",
+  },
+  principal_disabled: {
+    status: 403,
+    type: 'permission_error',
+    outcome: 'rejected',
+    when: "The kill switch disabled the caller's user, team or tenant (`killSwitch` in the config, or `lm-gate kill`).",
+  },
+  model_disabled: {
+    status: 403,
+    type: 'permission_error',
+    outcome: 'rejected',
+    when: 'The kill switch disabled the model, for every caller.',
   },
   content_blocked: {
     status: 403,

@@ -1,15 +1,27 @@
 // The composition root: every stage, in the order it runs. The order is policy: hygiene before
 // anything reads a header; who is calling (401) before what they ask for (400/404) before whether
-// they may (403) before metering. The config only chooses which of the optional ones run
+// they may (403) before metering. The kill switch's caller check comes right after identity, so a
+// killed key is refused before any other stage can answer differently than for an unknown key;
+// its model check comes as soon as the body names the model. The config only chooses which of the optional ones run
 // (pipeline.stages); its enum and its dependency check are derived from this list.
 import { headerHygiene } from '../http/hygiene-stage.ts';
 import { authenticate } from '../identity/authenticate-stage.ts';
+import { killModel } from '../killswitch/model-stage.ts';
+import { killPrincipal } from '../killswitch/principal-stage.ts';
 import { apiShape } from '../llm/api-shape-stage.ts';
 import { usageMetering } from '../metering/usage-stage.ts';
 import { policyAccess } from '../policy/access-stage.ts';
 import { BASE_FACTS, type Fact, type StageDescriptor } from './stage.ts';
 
-export const STAGES = [headerHygiene, authenticate, apiShape, policyAccess, usageMetering] as const;
+export const STAGES = [
+  headerHygiene,
+  authenticate,
+  killPrincipal,
+  apiShape,
+  killModel,
+  policyAccess,
+  usageMetering,
+] as const;
 
 /** The stages pipeline.stages may list, in order. Annotated, not inferred: the config's type
  * must not depend on the stages' types, which take the config. */

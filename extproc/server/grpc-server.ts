@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { Server, ServerCredentials, type ServerDuplexStream, type ServiceDefinition } from '@grpc/grpc-js';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
+import { KillBoard, type KillSet } from '../killswitch/kill-set.ts';
 import { ParsePool } from '../llm/parse-pool.ts';
 import { buildPipeline } from '../pipeline/build.ts';
 import { type GateError, refuse } from '../pipeline/errors.ts';
@@ -78,6 +79,7 @@ export class GateServer {
       metrics: opts.metrics,
       clock: opts.clock ?? systemClock,
       parsePool: this.parsePool,
+      kills: new KillBoard(),
     };
     this.runtime = { config: opts.config, pipeline: buildPipeline(opts.config, this.stageDeps, this.catalog) };
     this.logger = opts.logger;
@@ -126,6 +128,12 @@ export class GateServer {
 
   get isDraining(): boolean {
     return this.draining;
+  }
+
+  /** The kill set shared through Redis, as the thread that follows Redis last heard it; new
+   * requests check against it at once, whatever their config snapshot. */
+  setKills(set: KillSet): void {
+    this.stageDeps.kills.replace(set);
   }
 
   /** Swap in a new config: streams already open keep the snapshot they started with. */
