@@ -88,7 +88,8 @@ export class ReplicaView {
   }
 
   applySnapshot(s: KillSnapshot): SnapshotResult {
-    if (this.snapshotVersion !== undefined && s.version < this.snapshotVersion) {
+    const regressed = this.snapshotVersion !== undefined && s.version < this.snapshotVersion;
+    if (regressed) {
       const have = new KillSetBuilder();
       for (const [kind, id, e] of s.entries) have.set(kind, id, e);
       const inRedis = have.build();
@@ -99,7 +100,9 @@ export class ReplicaView {
     }
     const next = new KillSetBuilder();
     for (const [kind, id, e] of s.entries) next.set(kind, id, e);
-    this.deltas = this.deltas.filter((m) => m.v > s.version);
+    // Messages counted before Redis started counting again are of another epoch: the snapshot
+    // (after the restore) is the whole truth.
+    this.deltas = regressed ? [] : this.deltas.filter((m) => m.v > s.version);
     for (const m of this.deltas) apply(next, m);
     this.working = next;
     this.snapshotVersion = s.version;
