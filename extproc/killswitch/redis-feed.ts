@@ -46,7 +46,7 @@ export class RedisKillFeed {
 
   constructor(opts: RedisKillFeedOptions) {
     this.o = opts;
-    this.view = new ReplicaView({ clock: opts.clock });
+    this.view = new ReplicaView({ clock: opts.clock, maxEntries: opts.maxEntries });
     this.staleSince = opts.clock.now();
   }
 
@@ -93,7 +93,7 @@ export class RedisKillFeed {
     try {
       await this.o.subscriber.client.subscribe(this.o.store.channel);
     } catch (err) {
-      this.report('warn', `cannot subscribe to the kill switch channel: ${(err as Error).message}`);
+      this.report('warn', 'subscribe', `cannot subscribe to the kill switch channel: ${(err as Error).message}`);
       return;
     }
     this.subscribed = true;
@@ -104,13 +104,14 @@ export class RedisKillFeed {
   private onMessage(raw: string): void {
     const m = parseMessage(raw);
     if (m === undefined) {
-      this.report('warn', 'unreadable message on the kill switch channel; resyncing');
+      this.report('warn', 'unreadable', 'unreadable message on the kill switch channel; resyncing');
       void this.resync();
       return;
     }
     const r = this.view.applyMessage(m);
     if (r.changed) this.emit();
-    if (r.resync) void this.resync();
+    // Over maxEntries: the resync refuses the set and says so, once.
+    if (r.resync || r.overflow) void this.resync();
   }
 
   /** A full read now; concurrent calls share one read and ask for one more after it. */
@@ -142,8 +143,8 @@ export class RedisKillFeed {
     } catch (err) {
       this.syncOk = false;
       if (err instanceof TooManyEntries)
-        this.report('error', `${err.message} (${maxEntries}); the last set loaded keeps applying`);
-      else if (commands.ready) this.report('warn', `kill switch resync failed: ${(err as Error).message}`);
+        this.report('error', 'too-many', `${err.message} (${maxEntries}); the last set loaded keeps applying`);
+      else if (commands.ready) this.report('warn', 'resync', `kill switch resync failed: ${(err as Error).message}`);
       this.updateStale();
       return;
     }
@@ -157,7 +158,7 @@ export class RedisKillFeed {
       for (const [kind, id, entry] of r.restore) {
         await store.kill(kind, id, entry, { nx: true }).catch((err: unknown) => {
           failed = true;
-          this.report('warn', `kill switch restore failed: ${(err as Error).message}`);
+          this.report('warn', 'restore', `kill switch restore failed: ${(err as Error).message}`);
         });
       }
       // Read again at once to take the restored set; after a failure, at the next tick.
@@ -165,7 +166,7 @@ export class RedisKillFeed {
       return;
     }
     this.syncOk = true;
-    this.report(undefined);
+    this.report(undefined, undefined, '');
     this.o.metrics.redisLastSync.set(clock.now() / 1000);
     if (r.changed) this.emit();
     this.updateStale();
@@ -211,12 +212,13 @@ export class RedisKillFeed {
     metrics.redisStaleSince.set(this.staleSince / 1000);
   }
 
-  private report(level: 'warn' | 'error' | undefined, problem?: string): void {
+  /** Logs a problem once, however often it recurs, and once that it went away. */
+  private report(level: 'warn' | 'error' | undefined, problem: string | undefined, message: string): void {
     if (problem === this.problem) return;
     if (level === undefined) {
       if (this.problem !== undefined) this.o.logger.info('kill switch resync recovered');
     } else {
-      this.o.logger[level](problem);
+      this.o.logger[level](message);
     }
     this.problem = problem;
   }

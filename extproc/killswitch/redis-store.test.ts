@@ -36,8 +36,9 @@ describe('parseMessage', () => {
       id: 'u',
       entry: { at: 1, source: 'cli' },
     });
-    expect(parseMessage('{"v":4,"op":"lift","kind":"model","id":"m"}')).toEqual({
+    expect(parseMessage('{"v":4,"e":"ab12","op":"lift","kind":"model","id":"m"}')).toEqual({
       v: 4,
+      e: 'ab12',
       op: 'lift',
       kind: 'model',
       id: 'm',

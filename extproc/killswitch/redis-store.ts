@@ -10,23 +10,32 @@
 // writer that dies half-way leaves nothing half-done. The {kill} hash tag keeps all the keys in
 // one Cluster slot, as a multi-key script needs.
 //
+//   <prefix>{kill}:epoch     a random id the first write sets: a Redis that lost its data (restarted
+//                            without persistence, flushed) has another, and replicas write back
+//                            what they held
+//
 // Entries carry their expiry; Redis 7.0 has no per-field TTL, so readers ignore an expired
 // entry and replicas delete it at resync (only if it is still the expired one).
+import { randomBytes } from 'node:crypto';
 import type { RedisKeyspace } from '../redis/connection.ts';
 import { isKillKind, KILL_KINDS, type KillEntry, type KillKind } from './kill-set.ts';
 import type { KillMessage, KillSnapshot } from './replica-view.ts';
 
-// ARGV: id, entry JSON, channel, kind, nx ("1": only if absent). Returns the new version, or 0.
+// KEYS: hash, version, epoch. ARGV: id, entry JSON, channel, kind, nx ("1": only if absent),
+// epoch candidate. Returns the new version, or 0.
 const KILL = `
 if ARGV[5] == '1' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+redis.call('SET', KEYS[3], ARGV[6], 'NX')
+local e = redis.call('GET', KEYS[3])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local v = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[3], '{"v":' .. v .. ',"op":"kill","kind":"' .. ARGV[4] .. '","id":' .. cjson.encode(ARGV[1]) .. ',"entry":' .. ARGV[2] .. '}')
+redis.call('PUBLISH', ARGV[3], '{"v":' .. v .. ',"e":' .. cjson.encode(e) .. ',"op":"kill","kind":"' .. ARGV[4] .. '","id":' .. cjson.encode(ARGV[1]) .. ',"entry":' .. ARGV[2] .. '}')
 return v
 `;
 
-// ARGV: id, channel, kind, condition ("any" | "source:<s>" | "expired:<now ms>"). Returns the
-// new version, or 0 when there was nothing (matching) to lift.
+// KEYS: hash, version, epoch. ARGV: id, channel, kind, condition ("any" | "source:<s>" |
+// "expired:<now ms>"), epoch candidate. Returns the new version, or 0 when there was nothing
+// (matching) to lift.
 const LIFT = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return 0 end
@@ -42,28 +51,31 @@ if cond ~= 'any' then
     return 0
   end
 end
+redis.call('SET', KEYS[3], ARGV[5], 'NX')
+local e = redis.call('GET', KEYS[3])
 redis.call('HDEL', KEYS[1], ARGV[1])
 local v = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[2], '{"v":' .. v .. ',"op":"lift","kind":"' .. ARGV[3] .. '","id":' .. cjson.encode(ARGV[1]) .. '}')
+redis.call('PUBLISH', ARGV[2], '{"v":' .. v .. ',"e":' .. cjson.encode(e) .. ',"op":"lift","kind":"' .. ARGV[3] .. '","id":' .. cjson.encode(ARGV[1]) .. '}')
 return v
 `;
 
-// KEYS: the five hashes, then the version. ARGV: the most entries to return. One atomic read,
-// refused (not truncated) above the bound, so the event loop never parses an unbounded reply.
+// KEYS: the five hashes, the version, the epoch. ARGV: the most entries to return. One atomic
+// read, refused (not truncated) above the bound, so the event loop never parses an unbounded
+// reply. Returns { version, epoch or '', hash 1, ..., hash 5 }.
 const SNAPSHOT = `
 local total = 0
 for i = 1, 5 do total = total + redis.call('HLEN', KEYS[i]) end
 if total > tonumber(ARGV[1]) then return redis.error_reply('LMGATE_TOO_MANY ' .. total) end
-local out = { redis.call('GET', KEYS[6]) or '0' }
-for i = 1, 5 do out[i + 1] = redis.call('HGETALL', KEYS[i]) end
+local out = { redis.call('GET', KEYS[6]) or '0', redis.call('GET', KEYS[7]) or '' }
+for i = 1, 5 do out[i + 2] = redis.call('HGETALL', KEYS[i]) end
 return out
 `;
 
 export type LiftCondition = 'any' | `source:${KillEntry['source']}` | `expired:${number}`;
 
 type Scripted = {
-  lmgateKill(hash: string, version: string, ...argv: string[]): Promise<number>;
-  lmgateLift(hash: string, version: string, ...argv: string[]): Promise<number>;
+  lmgateKill(hash: string, version: string, epoch: string, ...argv: string[]): Promise<number>;
+  lmgateLift(hash: string, version: string, epoch: string, ...argv: string[]): Promise<number>;
   lmgateKillSnapshot(...keysAndArgv: string[]): Promise<unknown>;
 };
 
@@ -81,16 +93,18 @@ export class RedisKillStore {
   private readonly scripted: Scripted;
   readonly channel: string;
   private readonly versionKey: string;
+  private readonly epochKey: string;
 
   constructor(conn: RedisKeyspace) {
     this.conn = conn;
     this.channel = conn.key('kill:events');
     this.versionKey = conn.key('{kill}:version');
+    this.epochKey = conn.key('{kill}:epoch');
     const client = conn.client;
     if (!('lmgateKill' in client)) {
-      client.defineCommand('lmgateKill', { numberOfKeys: 2, lua: KILL });
-      client.defineCommand('lmgateLift', { numberOfKeys: 2, lua: LIFT });
-      client.defineCommand('lmgateKillSnapshot', { numberOfKeys: 6, lua: SNAPSHOT });
+      client.defineCommand('lmgateKill', { numberOfKeys: 3, lua: KILL });
+      client.defineCommand('lmgateLift', { numberOfKeys: 3, lua: LIFT });
+      client.defineCommand('lmgateKillSnapshot', { numberOfKeys: 7, lua: SNAPSHOT });
     }
     this.scripted = client as unknown as Scripted;
   }
@@ -105,18 +119,29 @@ export class RedisKillStore {
     return this.scripted.lmgateKill(
       this.hash(kind),
       this.versionKey,
+      this.epochKey,
       id,
       JSON.stringify(entry),
       this.channel,
       kind,
       opts.nx ? '1' : '0',
+      newEpoch(),
     );
   }
 
   /** Deletes the entry (if the condition holds) and announces it. Returns the new version, or
    * 0 when there was nothing to lift. */
   lift(kind: KillKind, id: string, condition: LiftCondition = 'any'): Promise<number> {
-    return this.scripted.lmgateLift(this.hash(kind), this.versionKey, id, this.channel, kind, condition);
+    return this.scripted.lmgateLift(
+      this.hash(kind),
+      this.versionKey,
+      this.epochKey,
+      id,
+      this.channel,
+      kind,
+      condition,
+      newEpoch(),
+    );
   }
 
   async snapshot(maxEntries: number): Promise<KillSnapshot> {
@@ -125,6 +150,7 @@ export class RedisKillStore {
       reply = await this.scripted.lmgateKillSnapshot(
         ...KILL_KINDS.map((k) => this.hash(k)),
         this.versionKey,
+        this.epochKey,
         String(maxEntries),
       );
     } catch (err) {
@@ -132,15 +158,21 @@ export class RedisKillStore {
       if (m) throw new TooManyEntries(Number(m[1]));
       throw err;
     }
-    if (!Array.isArray(reply) || reply.length !== KILL_KINDS.length + 1) throw new Error('unexpected snapshot reply');
+    if (!Array.isArray(reply) || reply.length !== KILL_KINDS.length + 2) throw new Error('unexpected snapshot reply');
     const entries: KillSnapshot['entries'] = [];
     KILL_KINDS.forEach((kind, i) => {
-      const flat = reply[i + 1] as unknown[];
+      const flat = reply[i + 2] as unknown[];
       for (let j = 0; j + 1 < flat.length; j += 2)
         entries.push([kind, String(flat[j]), parseEntry(String(flat[j + 1]))]);
     });
-    return { version: Number(reply[0]) || 0, entries };
+    const epoch = String(reply[1]);
+    return { version: Number(reply[0]) || 0, epoch: epoch === '' ? undefined : epoch, entries };
   }
+}
+
+/** A candidate epoch id; only the first write to an empty Redis sets it. */
+function newEpoch(): string {
+  return randomBytes(8).toString('hex');
 }
 
 const UNREADABLE: KillEntry = { at: 0, source: 'cli', reason: '(unreadable entry: killed until lifted)' };
@@ -184,7 +216,9 @@ export function parseMessage(raw: string): KillMessage | undefined {
   const o = v as Record<string, unknown>;
   if (typeof o.v !== 'number' || !Number.isSafeInteger(o.v) || typeof o.id !== 'string') return undefined;
   if (typeof o.kind !== 'string' || !isKillKind(o.kind)) return undefined;
-  if (o.op === 'lift') return { v: o.v, op: 'lift', kind: o.kind, id: o.id };
-  if (o.op === 'kill') return { v: o.v, op: 'kill', kind: o.kind, id: o.id, entry: entryFrom(o.entry) ?? UNREADABLE };
+  const e = typeof o.e === 'string' ? { e: o.e.slice(0, 64) } : {};
+  if (o.op === 'lift') return { v: o.v, ...e, op: 'lift', kind: o.kind, id: o.id };
+  if (o.op === 'kill')
+    return { v: o.v, ...e, op: 'kill', kind: o.kind, id: o.id, entry: entryFrom(o.entry) ?? UNREADABLE };
   return undefined;
 }

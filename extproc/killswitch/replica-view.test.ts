@@ -7,11 +7,17 @@ import { type KillMessage, type KillSnapshot, ReplicaView } from './replica-view
 const e = (at = 1, over: Partial<KillEntry> = {}): KillEntry => ({ at, source: 'cli', ...over });
 const kill = (v: number, kind: KillKind, id: string, entry = e(v)): KillMessage => ({ v, op: 'kill', kind, id, entry });
 const lift = (v: number, kind: KillKind, id: string): KillMessage => ({ v, op: 'lift', kind, id });
-const snap = (version: number, ...entries: [KillKind, string][]): KillSnapshot => ({
+const inEpoch = (epoch: string | undefined, version: number, ...entries: [KillKind, string][]): KillSnapshot => ({
   version,
+  epoch,
   entries: entries.map(([k, id]) => [k, id, e(0)]),
 });
-const view = (now = 0) => new ReplicaView({ clock: { now: () => now } });
+const snap = (version: number, ...entries: [KillKind, string][]): KillSnapshot => ({
+  version,
+  epoch: 'e1',
+  entries: entries.map(([k, id]) => [k, id, e(0)]),
+});
+const view = (now = 0) => new ReplicaView({ clock: { now: () => now }, maxEntries: 100 });
 const ids = (v: ReplicaView) => [...v.current.entries()].map(([k, id]) => `${k}:${id}`).sort();
 
 describe('ReplicaView', () => {
@@ -71,7 +77,7 @@ describe('ReplicaView', () => {
   });
 
   it('keeps a bounded number of messages, and asks for a snapshot when it drops one', () => {
-    const v = new ReplicaView({ clock: { now: () => 0 }, maxDeltas: 3 });
+    const v = new ReplicaView({ clock: { now: () => 0 }, maxEntries: 100, maxDeltas: 3 });
     v.applySnapshot(snap(0));
     const results = [1, 2, 3, 4].map((n) => v.applyMessage(kill(n, 'user', `u${n}`)));
     expect(results.map((r) => r.resync)).toEqual([false, false, false, true]);
@@ -94,10 +100,61 @@ describe('ReplicaView', () => {
     expect(v.version).toBe(2);
   });
 
+  it('Redis restarted empty and written to since (the count climbed back): the new epoch says it lost data', () => {
+    const v = view();
+    v.applySnapshot(inEpoch('e1', 1, ['team', 'red']));
+    // Another replica's pending write landed first in the new Redis: version 1 again.
+    const r = v.applySnapshot(inEpoch('e2', 1, ['key', 'ci']));
+    expect(r.restore.map(([k, id]) => `${k}:${id}`)).toEqual(['team:red']);
+    expect(ids(v)).toEqual(['team:red']);
+    // Written back: taken as it is, in the new epoch.
+    expect(v.applySnapshot(inEpoch('e2', 2, ['key', 'ci'], ['team', 'red'])).restore).toEqual([]);
+    expect(ids(v)).toEqual(['key:ci', 'team:red']);
+    expect(v.applySnapshot(inEpoch('e2', 3, ['key', 'ci'])).restore).toEqual([]);
+    expect(ids(v)).toEqual(['key:ci']);
+  });
+
+  it('a replica that saw Redis only empty learns the epoch from the first message, and so still sees the loss', () => {
+    const v = view();
+    v.applySnapshot(inEpoch(undefined, 0));
+    v.applyMessage({ ...kill(1, 'team', 'red'), e: 'e1' });
+    // Redis restarts empty; another replica's write makes version 1 of epoch e2.
+    const r = v.applySnapshot(inEpoch('e2', 1, ['key', 'ci']));
+    expect(r.restore.map(([k, id]) => `${k}:${id}`)).toEqual(['team:red']);
+    expect(ids(v)).toEqual(['team:red']);
+  });
+
+  it('a message of another epoch is not applied: the snapshot it asks for settles what Redis holds', () => {
+    const v = view();
+    v.applySnapshot(inEpoch('e1', 5, ['user', 'u']));
+    expect(v.applyMessage({ ...kill(1, 'user', 'x'), e: 'e2' })).toEqual({ changed: false, resync: true });
+    expect(ids(v)).toEqual(['user:u']);
+  });
+
+  it('the first write to an empty Redis sets the epoch: not a loss', () => {
+    const v = view();
+    v.applySnapshot(inEpoch(undefined, 0));
+    expect(v.applySnapshot(inEpoch('e1', 1, ['user', 'u'])).restore).toEqual([]);
+    expect(ids(v)).toEqual(['user:u']);
+  });
+
   it('a lower version with nothing this replica would lose is simply taken', () => {
     const v = view();
     v.applySnapshot(snap(7));
     expect(v.applySnapshot(snap(1, ['user', 'x'])).restore).toEqual([]);
     expect(ids(v)).toEqual(['user:x']);
+  });
+
+  it('holds at most maxEntries: a kill beyond them is not applied and says so', () => {
+    const v = new ReplicaView({ clock: { now: () => 0 }, maxEntries: 2 });
+    v.applySnapshot(snap(0));
+    v.applyMessage(kill(1, 'user', 'a'));
+    v.applyMessage(kill(2, 'user', 'b'));
+    expect(v.applyMessage(kill(3, 'user', 'c'))).toEqual({ changed: false, resync: false, overflow: true });
+    // A kill of an id it holds (a new reason, a new expiry) still applies, and so do lifts.
+    expect(v.applyMessage(kill(4, 'user', 'a', e(4, { reason: 'again' }))).changed).toBe(true);
+    v.applyMessage(lift(5, 'user', 'b'));
+    expect(v.applyMessage(kill(6, 'user', 'c')).changed).toBe(true);
+    expect(ids(v)).toEqual(['user:a', 'user:c']);
   });
 });

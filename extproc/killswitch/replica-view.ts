@@ -9,9 +9,11 @@
 // - a message above it is applied at once and kept until a snapshot covers it, so a snapshot
 //   read just before a kill cannot undo that kill when its reply comes in late;
 // - a gap in the versions means a message was missed: resync now rather than at the next tick;
-// - a snapshot whose version went backwards means Redis lost its data (restarted without
-//   persistence, flushed): the view is not emptied; its live entries are handed back to be
-//   written again, and the view keeps applying meanwhile.
+// - a snapshot of another epoch (the random id the first write to an empty Redis sets) or
+//   whose version went backwards means Redis lost its data (restarted without persistence,
+//   flushed), even when writes since have counted the version up again: the view is not
+//   emptied; its live entries are handed back to be written again, and the view keeps applying
+//   meanwhile.
 //
 // Pure: no I/O and no timers; redis-feed.ts does those.
 import type { Clock } from '../pipeline/stage.ts';
@@ -20,6 +22,8 @@ import { entryLive, type KillEntry, type KillKind, KillSet, KillSetBuilder } fro
 export interface KillMessage {
   /** The version the write that published it produced. */
   v: number;
+  /** The epoch it was written in. */
+  e?: string | undefined;
   op: 'kill' | 'lift';
   kind: KillKind;
   id: string;
@@ -30,6 +34,8 @@ export interface KillMessage {
 export interface KillSnapshot {
   /** The version counter when the snapshot was read; 0 when Redis has none. */
   version: number;
+  /** The epoch id; undefined while nothing was ever written. */
+  epoch: string | undefined;
   entries: [KillKind, string, KillEntry][];
 }
 
@@ -37,6 +43,8 @@ export interface MessageResult {
   changed: boolean;
   /** Read a snapshot now: a message was missed, or the view disagrees with Redis. */
   resync: boolean;
+  /** A kill not applied: the view holds maxEntries already. */
+  overflow?: boolean;
 }
 
 export interface SnapshotResult {
@@ -48,17 +56,23 @@ export interface SnapshotResult {
 
 export class ReplicaView {
   private readonly maxDeltas: number;
+  private readonly maxEntries: number;
+  private entryCount = 0;
   private readonly clock: Clock;
   private working = new KillSetBuilder();
   /** Messages above the last snapshot's version, in arrival order. */
   private deltas: KillMessage[] = [];
   /** undefined until the first snapshot. */
   private snapshotVersion: number | undefined;
+  private epoch: string | undefined;
   private highest = 0;
   current: KillSet = KillSet.EMPTY;
 
-  constructor(opts: { clock: Clock; maxDeltas?: number }) {
+  /** maxEntries bounds the view whatever arrives: a snapshot over it is refused by Redis
+   * itself (redis-store.ts), a kill message over it is not applied. */
+  constructor(opts: { clock: Clock; maxEntries: number; maxDeltas?: number }) {
     this.clock = opts.clock;
+    this.maxEntries = opts.maxEntries;
     this.maxDeltas = opts.maxDeltas ?? 1024;
   }
 
@@ -68,12 +82,22 @@ export class ReplicaView {
   }
 
   applyMessage(m: KillMessage): MessageResult {
+    // The first write to an empty Redis sets the epoch: a view that has only seen Redis empty
+    // learns it here, so a loss before its next snapshot is still recognised.
+    let otherEpoch = false;
+    if (m.e !== undefined) {
+      if (this.epoch === undefined) this.epoch = m.e;
+      else otherEpoch = m.e !== this.epoch;
+    }
+    if (otherEpoch) return { changed: false, resync: true };
     if (this.snapshotVersion !== undefined && m.v <= this.snapshotVersion) {
       // Already covered by the snapshot, unless Redis lost its data and counts again from 1: a
       // message the view disagrees with says so, and the next snapshot will tell.
       const present = this.current.get(m.kind, m.id) !== undefined;
       return { changed: false, resync: (m.op === 'kill') !== present };
     }
+    if (m.op === 'kill' && this.entryCount >= this.maxEntries && this.current.get(m.kind, m.id) === undefined)
+      return { changed: false, resync: false, overflow: true };
     const gap = this.highest > 0 && m.v > this.highest + 1;
     this.highest = Math.max(this.highest, m.v);
     this.deltas.push(m);
@@ -88,7 +112,9 @@ export class ReplicaView {
   }
 
   applySnapshot(s: KillSnapshot): SnapshotResult {
-    const regressed = this.snapshotVersion !== undefined && s.version < this.snapshotVersion;
+    const regressed =
+      (this.epoch !== undefined && s.epoch !== this.epoch) ||
+      (this.snapshotVersion !== undefined && s.version < this.snapshotVersion);
     if (regressed) {
       const have = new KillSetBuilder();
       for (const [kind, id, e] of s.entries) have.set(kind, id, e);
@@ -106,6 +132,7 @@ export class ReplicaView {
     for (const m of this.deltas) apply(next, m);
     this.working = next;
     this.snapshotVersion = s.version;
+    this.epoch = s.epoch;
     this.highest = Math.max(s.version, ...this.deltas.map((m) => m.v));
     return { changed: this.publish(), restore: [] };
   }
@@ -114,6 +141,8 @@ export class ReplicaView {
     const next = this.working.build();
     if (next.sameAs(this.current)) return false;
     this.current = next;
+    this.entryCount = 0;
+    for (const _ of next.entries()) this.entryCount++;
     return true;
   }
 }
