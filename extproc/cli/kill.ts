@@ -22,6 +22,8 @@ export const KILL_USAGE = [
   'lm-gate kill --lift key|user|team|tenant|model ID -c FILE',
   'lm-gate kill --list -c FILE',
 ].join('\n  ');
+/** One line, for the usage errors (which are one line). */
+const SYNOPSIS = 'lm-gate kill [--lift] KIND ID [--reason TEXT] [--ttl DURATION] -c FILE | --list -c FILE';
 
 const CMD = 'lm-gate kill';
 const MAX_TTL_MS = 366 * 24 * 3600 * 1000;
@@ -46,7 +48,7 @@ export interface KillCommand {
 
 /** The command line as a KillCommand; UsageError (exit 2) for anything else. */
 export function parseKillArgs(args: string[]): KillCommand | 'help' {
-  const { values, positionals } = parseCommandArgs(CMD, KILL_USAGE, {
+  const { values, positionals } = parseCommandArgs(CMD, SYNOPSIS, {
     args,
     allowPositionals: true,
     options: {
@@ -59,7 +61,7 @@ export function parseKillArgs(args: string[]): KillCommand | 'help' {
     },
   });
   if (values.help) return 'help';
-  const usage = (problem: string) => new UsageError(CMD, problem, KILL_USAGE);
+  const usage = (problem: string) => new UsageError(CMD, problem, SYNOPSIS);
   if (!values.config) throw usage('-c FILE is required');
   if (values.lift && values.list) throw usage('--lift and --list do not go together');
   if (values.list) {
@@ -111,14 +113,20 @@ export async function killCommand(args: string[]): Promise<number> {
     retryStrategy: () => null,
     lazyConnect: true,
   });
-  client.on('error', () => {});
+  // The 'error' event says why (ECONNREFUSED, WRONGPASS); the rejected connect() only that the
+  // connection closed.
+  let why: string | undefined;
+  client.on('error', (err: Error) => {
+    why ??= err.message;
+  });
   try {
     await client.connect().catch((err: unknown) => {
-      throw new CommandFailed(`${CMD}: cannot reach Redis at ${target}: ${(err as Error).message}`);
+      throw new CommandFailed(`${CMD}: cannot reach Redis at ${target}: ${why ?? (err as Error).message}`);
     });
     const store = new RedisKillStore({ client, key: (name) => redis.keyPrefix + name });
     const where = `Redis ${target} (key prefix "${redis.keyPrefix}")`;
     const failed = (err: unknown) => {
+      if (err instanceof CommandFailed) throw err;
       throw new CommandFailed(`${CMD}: Redis at ${target}: ${(err as Error).message}`);
     };
     switch (cmd.action) {
