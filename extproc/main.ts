@@ -145,6 +145,12 @@ async function serve(args: string[]): Promise<number> {
         onChange: (set) => host.setKills(set),
       })
     : undefined;
+  const unenforced = ['killswitch.principal', 'killswitch.model'].filter((s) => !config.pipeline.stages.includes(s));
+  if (sharedKills && unenforced.length > 0)
+    logger.warn(
+      { stages: unenforced },
+      'redis is set but pipeline.stages leaves out kill switch stages: this replica does not enforce those kills',
+    );
   let grpcPorts: number[];
   let admin: Awaited<ReturnType<typeof startAdminServer>>;
   try {
