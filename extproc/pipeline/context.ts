@@ -2,6 +2,7 @@
 // end. Created by the stream state machine when Envoy opens a stream; never shared across
 // requests.
 import type { Config } from '../config/schema.ts';
+import type { BodyEdit } from '../llm/body-edits.ts';
 import type { ResponseReading } from '../llm/response-reader.ts';
 import type { ApiKind, ParsedRequest } from '../llm/shapes.ts';
 import type { Usage } from '../llm/usage.ts';
@@ -125,6 +126,9 @@ export class RequestContext {
    * 64-bit seed) and reorders nothing else we could promise to keep. A stage that rewrites reads
    * `ctx.rewrittenBody ?? body`, so rewrites chain. */
   rewrittenBody: Buffer | undefined;
+  /** Splices of the canonical body (spans of ctx.parsed), applied together when the body is
+   * answered; see editRequestBody. */
+  requestBodyEdits: BodyEdit[] | undefined;
   modelRequested: string | undefined;
   stream = false;
   /** Data classes found in the request (PII, PHI, PCI, SECRET, ...), by the stages that
@@ -171,6 +175,13 @@ export class RequestContext {
 
   constructor(config: Config) {
     this.config = config;
+  }
+
+  /** Replace [start, end) of the canonical request body (the spans ctx.parsed holds) with
+   * `insert`. Edits from several stages are applied together after the last body hook, so each
+   * stage's spans stay valid whatever the others change. */
+  editRequestBody(start: number, end: number, insert: Buffer): void {
+    (this.requestBodyEdits ??= []).push({ start, end, insert });
   }
 
   get<T>(slot: Slot<T>): T | undefined {

@@ -17,11 +17,13 @@
 // - the audit's status is what the client saw.
 //
 // Reference: envoy/source/extensions/filters/http/ext_proc/{ext_proc.cc,processor_state.cc}.
+
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { buildAuditRecord } from '../audit/record.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
+import { applyBodyEdits } from '../llm/body-edits.ts';
 import { openResponseReader, type ResponseReader } from '../llm/response-reader.ts';
 import type { ResponseEvent } from '../llm/response-stream.ts';
 import { classifyPath } from '../llm/shapes.ts';
@@ -92,6 +94,8 @@ export class ProcessStream {
   private responseReader: ResponseReader | undefined;
   /** STREAMED request chunks held back (each answered with an empty body) until the last. */
   private requestChunks: Buffer[] | undefined;
+  /** The whole request body the stages judged, until its answer applies their edits. */
+  private judgedBody: Buffer | undefined;
   /** The response body mode the gate asked for with mode_override. */
   private responseBodyMode: number = BodySendMode.NONE;
   private deadlineTimer: NodeJS.Timeout | undefined;
@@ -404,6 +408,7 @@ export class ProcessStream {
     const ctx = this.ctx;
     this.seen |= Seen.RequestBodyEnd;
     ctx.out.reset();
+    this.judgedBody = body;
     const pending = this.pipeline.requestBody(ctx, body);
     if (pending) return pending.then(this.unlessFinished(this.answerRequestBody));
     this.answerRequestBody();
@@ -412,6 +417,10 @@ export class ProcessStream {
   private readonly answerRequestBody = (): void => {
     const ctx = this.ctx;
     let body = ctx.rewrittenBody;
+    const judged = this.judgedBody;
+    this.judgedBody = undefined;
+    if (ctx.requestBodyEdits !== undefined && judged !== undefined)
+      body = applyBodyEdits(body ?? judged, ctx.requestBodyEdits);
     const held = this.requestChunks;
     this.requestChunks = undefined;
     if (this.requestBodyMode === BodySendMode.BUFFERED || this.requestBodyMode === BodySendMode.BUFFERED_PARTIAL) {
