@@ -22,9 +22,12 @@ describe('configSchema', () => {
         workers: 1,
       },
       logging: { level: 'info' },
-      pipeline: { stages: ['identity.authenticate', 'llm.api_shape', 'policy.access', 'metering.usage'] },
+      pipeline: {
+        stages: ['identity.authenticate', 'llm.api_shape', 'routing.route', 'policy.access', 'metering.usage'],
+      },
       identity: { apiKeys: [] },
       policy: { unknownEndpoints: 'reject' },
+      routing: { header: 'x-lmgate-route', routes: [], aliases: {}, principalLabels: [] },
       metering: { injectStreamUsage: true },
       audit: { path: 'audit.log', maxPendingBytes: 16777216 },
     });

@@ -8,6 +8,7 @@ import { identityConfig } from '../identity/config.ts';
 import { meteringConfig } from '../metering/config.ts';
 import { ALWAYS_STAGE_NAMES, STAGE_NAMES, stageGraphProblems } from '../pipeline/stages.ts';
 import { policyConfig } from '../policy/config.ts';
+import { routingConfig } from '../routing/config.ts';
 import { serverConfig } from '../server/config.ts';
 import { loggingConfig } from '../telemetry/config.ts';
 
@@ -35,6 +36,7 @@ export const configSchema = z
     pipeline: pipelineConfig,
     identity: identityConfig,
     policy: policyConfig,
+    routing: routingConfig,
     metering: meteringConfig,
     audit: auditConfig,
   })

@@ -4,7 +4,8 @@
 // - Request: a client-supplied x-lmgate-* is removed before any other stage reads the headers
 //   and before the request goes upstream, also when spelt with underscores (x_lmgate_*), which
 //   WSGI, CGI and some proxies fold into the same name. (The shipped Envoy configs refuse
-//   underscored header names outright; this is the second line.)
+//   underscored header names outright; this is the second line.) Envoy's route cache is cleared
+//   when one was removed, since Envoy's routes match on the gate's x-lmgate-route.
 // - Response: an x-lmgate-* from upstream (a model server echoing request headers, another gate
 //   in front of it) is removed before the client gets the response. The gate's own refusals say
 //   which rule decided in the JSON body (error.rule_id), not in a header.
@@ -20,12 +21,16 @@ export function isInternalHeader(lowerCaseName: string): boolean {
   );
 }
 
-function strip(headers: Map<string, string>, remove: string[]): void {
+/** Removes internal headers; true when there were any. */
+function strip(headers: Map<string, string>, remove: string[]): boolean {
+  let stripped = false;
   for (const name of headers.keys()) {
     if (!isInternalHeader(name)) continue;
     headers.delete(name);
     remove.push(name);
+    stripped = true;
   }
+  return stripped;
 }
 
 export const headerHygiene = defineStage({
@@ -36,7 +41,10 @@ export const headerHygiene = defineStage({
   always: true,
   create: () => ({
     onRequestHeaders(ctx: RequestContext): void {
-      strip(ctx.headers, ctx.out.removeHeaders);
+      // Envoy may already have chosen a route with the client's headers (the ext_proc filter
+      // reads its per-route config before calling the gate): a spoofed x-lmgate-route would
+      // have picked the cluster. Removing it must also make Envoy choose again.
+      if (strip(ctx.headers, ctx.out.removeHeaders)) ctx.out.clearRouteCache = true;
     },
     onResponseHeaders(ctx: RequestContext): void {
       strip(ctx.responseHeaders, ctx.out.removeHeaders);

@@ -92,6 +92,8 @@ export interface Span {
 export interface ParsedRequest {
   kind: ApiKind;
   model: string | undefined;
+  /** The model's JSON string (quotes included) in the canonical body, for a rewrite. */
+  modelSpan: Span;
   /** OpenAI: stream === true. Ollama chat/generate: streams unless stream === false. Embeddings:
    * false. */
   stream: boolean;
@@ -241,6 +243,7 @@ export function parseRequestBody(
   const request: ParsedRequest = {
     kind,
     model: decodeString(canonical, model),
+    modelSpan: { start: model.start, end: model.end },
     stream: false,
     clientWantsUsage: true,
     bomLength,

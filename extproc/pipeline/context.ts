@@ -53,6 +53,7 @@ export interface LmGateMetadata {
   outcome: Outcome;
   error_code: ErrorCode;
   rule_id: string;
+  route: string;
   model_served: string;
   input_tokens: number;
   output_tokens: number;
@@ -129,7 +130,11 @@ export class RequestContext {
   /** Splices of the canonical body (spans of ctx.parsed), applied together when the body is
    * answered; see editRequestBody. */
   requestBodyEdits: BodyEdit[] | undefined;
+  /** The model the request asks the model server for: the body's `model`, or its target once
+   * routing resolved an alias. Policy judges this name, because it is the one upstream parses. */
   modelRequested: string | undefined;
+  /** The name the client wrote when routing replaced it (a model alias); undefined otherwise. */
+  modelAlias: string | undefined;
   stream = false;
   /** Data classes found in the request (PII, PHI, PCI, SECRET, ...), by the stages that
    * provide the dataClasses fact; empty until one runs. Policy and routing read it. */

@@ -65,6 +65,18 @@ export const ERROR_CATALOG = {
     outcome: 'rejected',
     when: 'A content rule blocked the request, or the response: a stream already under way then ends with this error event (status stays 200).',
   },
+  no_eligible_route: {
+    status: 403,
+    type: 'permission_error',
+    outcome: 'rejected',
+    when: "Routes serve the model, but none may receive this request's data classes or the caller's residency (`routing`).",
+  },
+  model_not_found: {
+    status: 404,
+    type: 'invalid_request_error',
+    outcome: 'rejected',
+    when: 'No route serves the model the request names (`routing.routes`, after aliases).',
+  },
   unsupported_endpoint: {
     status: 404,
     type: 'not_found_error',
@@ -100,6 +112,12 @@ export const ERROR_CATALOG = {
     type: 'service_unavailable',
     outcome: 'error',
     when: 'A stage did not decide within `server.messageDeadlineMs`.',
+  },
+  upstream_credential_unavailable: {
+    status: 503,
+    type: 'service_unavailable',
+    outcome: 'error',
+    when: "The chosen route's upstream credential could not be read (`routing.routes[].credential`).",
   },
   draining: {
     status: 503,
