@@ -41,6 +41,8 @@ export interface EnvoyPorts {
   admin: number;
   gate: number;
   model: number;
+  /** The model_large cluster (the "large" route); default: the same server as model. */
+  modelLarge?: number;
   /** Talk to the gate over this Unix socket instead of TCP. */
   gateSocket?: string;
 }
@@ -61,6 +63,7 @@ export async function renderEnvoyConfig(ports: EnvoyPorts, file: string, edit?: 
         : { socket_address: { address: '127.0.0.1', port_value: ports.gate } };
     }
     if (c.name === 'model_server') ep.address.socket_address.port_value = ports.model;
+    if (c.name === 'model_large') ep.address.socket_address.port_value = ports.modelLarge ?? ports.model;
   }
   edit?.(cfg);
   await writeFile(file, stringify(cfg));
