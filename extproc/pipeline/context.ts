@@ -186,7 +186,8 @@ export class RequestContext {
    * `insert`. Edits from several stages are applied together after the last body hook, so each
    * stage's spans stay valid whatever the others change. */
   editRequestBody(start: number, end: number, insert: Buffer): void {
-    (this.requestBodyEdits ??= []).push({ start, end, insert });
+    if (this.requestBodyEdits === undefined) this.requestBodyEdits = [];
+    this.requestBodyEdits.push({ start, end, insert });
   }
 
   get<T>(slot: Slot<T>): T | undefined {

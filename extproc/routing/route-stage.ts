@@ -102,7 +102,10 @@ export const routing = defineStage({
           if (!route.serves(model)) continue;
           serving++;
           const refusal = ineligible(ctx, route, principalLabels);
-          if (refusal === undefined) return send(ctx, route, `serves ${model}`);
+          if (refusal === undefined) {
+            send(ctx, route, `serves ${model}`);
+            return;
+          }
           excludedBy ??= refusal;
         }
         if (serving === 0)
