@@ -23,7 +23,14 @@ describe('configSchema', () => {
       },
       logging: { level: 'info' },
       pipeline: {
-        stages: ['identity.authenticate', 'llm.api_shape', 'routing.route', 'policy.access', 'metering.usage'],
+        stages: [
+          'identity.authenticate',
+          'llm.api_shape',
+          'routing.route',
+          'policy.access',
+          'policy.model_list',
+          'metering.usage',
+        ],
       },
       identity: { apiKeys: [] },
       policy: { unknownEndpoints: 'reject' },

@@ -30,6 +30,7 @@ describe('buildPipeline', () => {
       'llm.api_shape',
       'routing.route',
       'policy.access',
+      'policy.model_list',
       'metering.usage',
     ]);
     expect(ALWAYS_STAGE_NAMES).toEqual(['http.hygiene']);
