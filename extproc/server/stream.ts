@@ -416,6 +416,15 @@ export class ProcessStream {
 
   private readonly answerRequestBody = (): void => {
     const ctx = this.ctx;
+    const headersHeld =
+      this.requestBodyMode === BodySendMode.BUFFERED || this.requestBodyMode === BodySendMode.BUFFERED_PARTIAL;
+    if (!headersHeld && (ctx.out.clearRouteCache || ctx.out.setHeaders.length > 0)) {
+      // STREAMED: Envoy sent the headers on after their answer, so a route or a header chosen
+      // from the body (routing, an upstream credential) can no longer apply. Sending the body
+      // anyway would take it to the wrong cluster, with the wrong credential.
+      ctx.failure = 'a stage chose request headers or the route from the body, which needs request_body_mode BUFFERED';
+      throw internalError();
+    }
     let body = ctx.rewrittenBody;
     const judged = this.judgedBody;
     this.judgedBody = undefined;
@@ -423,7 +432,7 @@ export class ProcessStream {
       body = applyBodyEdits(body ?? judged, ctx.requestBodyEdits);
     const held = this.requestChunks;
     this.requestChunks = undefined;
-    if (this.requestBodyMode === BodySendMode.BUFFERED || this.requestBodyMode === BodySendMode.BUFFERED_PARTIAL) {
+    if (headersHeld) {
       // The headers have not left Envoy yet, so the length can still be fixed (Envoy refuses a
       // body mutation that contradicts a content-length it still holds).
       if (body !== undefined) ctx.out.setHeaders.push(['content-length', String(body.length)]);
