@@ -1,45 +1,7 @@
 // Every URI SAN of a peer certificate, from real certificates openssl issued (public parts only).
 import { describe, expect, it } from 'vitest';
+import { COMMA_IN_URI, NO_SAN, TWO_URIS } from '../../test/fixtures/client-certificates.ts';
 import { certificateUriSans, uriSansIn } from './certificate.ts';
-
-// subjectAltName URI:spiffe://example.org/ns/a/sa/x, URI:spiffe://example.org/ns/b/sa/y
-const TWO_URIS = `-----BEGIN CERTIFICATE-----
-MIIBsTCCAVegAwIBAgIUcnFOzHwq8LgA4w5fWlaJp0wI38gwCgYIKoZIzj0EAwIw
-EjEQMA4GA1UEAwwHVGVzdCBDQTAeFw0yNjExMjQwMDE2MzhaFw0yNjExMjYwMDE2
-MzhaMA4xDDAKBgNVBAMMA3R3bzBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABOeL
-siEGyDEpvMmxagXB0ZlimRTCV8QaL99zngPabVyfYBBfh6uCH9TC3jq9DBZeri3a
-TfZ/CM1csgYOtyRIyQajgY4wgYswSQYDVR0RBEIwQIYec3BpZmZlOi8vZXhhbXBs
-ZS5vcmcvbnMvYS9zYS94hh5zcGlmZmU6Ly9leGFtcGxlLm9yZy9ucy9iL3NhL3kw
-HQYDVR0OBBYEFAaSuTKtXtoBcvweT27hUReypYrVMB8GA1UdIwQYMBaAFAlC2Blv
-FWJlgEmr3J8+aMBx24o1MAoGCCqGSM49BAMCA0gAMEUCIQDXK4LacI5N5/TT34lF
-XqZRwrv4OdQVZu74VnH8Qan6VgIgYuO0o3eKZoGrHGkb/JxPOep/nUy9GbDmDoIx
-ZNLrqS8=
------END CERTIFICATE-----
-`;
-// subjectAltName URI:spiffe://example.org/a,b (a comma inside), URI:http://x/q;y=1, DNS:foo
-const COMMA_IN_URI = `-----BEGIN CERTIFICATE-----
-MIIBnjCCAUSgAwIBAgIUcnFOzHwq8LgA4w5fWlaJp0wI38owCgYIKoZIzj0EAwIw
-EjEQMA4GA1UEAwwHVGVzdCBDQTAeFw0yNjExMjQwMDE5MDBaFw0yNjExMjYwMDE5
-MDBaMA4xDDAKBgNVBAMMA29kZDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABAX2
-/4tdayI6DoTfYma3BtuG5eAqctM3gYUlqu0L3a0DoRYWJ58lBeXoU4IWqwg1XgH9
-TT3bhZunshM1q5LsD3KjfDB6MDgGA1UdEQQxMC+GGHNwaWZmZTovL2V4YW1wbGUu
-b3JnL2EsYoYOaHR0cDovL3gvcTt5PTGCA2ZvbzAdBgNVHQ4EFgQUGdtNNS/Wz7Tj
-Lz1ppnFOaGwFMtgwHwYDVR0jBBgwFoAUCULYGW8VYmWASavcnz5owHHbijUwCgYI
-KoZIzj0EAwIDSAAwRQIhAId54K/9a0KWaM/29VPpMtYrWOCzBEkZXTZRY69vH2o9
-AiAyaQDoFLursxO0WrsROPLS+JqteOq7CEA6JhN8ipjO8A==
------END CERTIFICATE-----
-`;
-// no subjectAltName extension at all
-const NO_SAN = `-----BEGIN CERTIFICATE-----
-MIIBKjCB0gIUcnFOzHwq8LgA4w5fWlaJp0wI38cwCgYIKoZIzj0EAwIwEjEQMA4G
-A1UEAwwHVGVzdCBDQTAeFw0yNjExMjQwMDE2MzhaFw0yNjExMjYwMDE2MzhaMB8x
-DTALBgNVBAoMBEFjbWUxDjAMBgNVBAMMBW5vdXJpMFkwEwYHKoZIzj0CAQYIKoZI
-zj0DAQcDQgAE+Rf3uylKVfXMmnwR30OqNDbxiqSQPD4rsEy28ezQz78yOIVcXLPk
-YnWghy5hkTDxGX7oja/0ToMRujZmyVHwvjAKBggqhkjOPQQDAgNHADBEAiAPXevA
-nBCUQ4xjaqcUgxWQnQdKr+Sbyc17KCkOu1VyRgIgbuLVvUXliC2kaKSEWpOo9DiL
-c6K8C1d130aom6nIq5g=
------END CERTIFICATE-----
-`;
 
 describe('certificateUriSans', () => {
   it('finds both URI SANs of a certificate Envoy would show only the first of', () =>

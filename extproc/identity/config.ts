@@ -2,6 +2,7 @@
 // with who the caller is and what the policy stage lets it use.
 import { z } from 'zod';
 import { API_KINDS } from '../llm/apis.ts';
+import { mtlsConfig } from './mtls-config.ts';
 
 /** Patterns with `*` wildcards, for models: "*", "gpt-*", "llama-3.1-*-instruct". */
 const patterns = z.array(z.string().min(1)).min(1);
@@ -81,6 +82,7 @@ export const identityConfig = z
       .describe(
         'The API keys callers present as "Authorization: Bearer <key>" or x-api-key. Unknown keys are refused with 401. With none, every request is refused while the identity.authenticate stage runs.',
       ),
+    mtls: mtlsConfig.optional(),
   })
   .strict()
   .superRefine((identity, ctx) => {
