@@ -1,5 +1,6 @@
 // The `identity` config section: the API keys callers present, each stored only as its SHA-256,
-// with who the caller is and what the policy stage lets it use.
+// with who the caller is and what the policy stage lets it use; and client certificates
+// (mtls-config.ts).
 import { z } from 'zod';
 import { API_KINDS } from '../llm/apis.ts';
 import { mtlsConfig } from './mtls-config.ts';
@@ -98,4 +99,6 @@ export const identityConfig = z
     });
   })
   .prefault({})
-  .describe('Who is calling: the API keys the gate accepts and the caller each one stands for.');
+  .describe(
+    'Who is calling: the API keys and client certificates the gate accepts, and the caller each one stands for.',
+  );
