@@ -12,6 +12,7 @@ import { defineStage } from '../pipeline/stage.ts';
 import { createApiKeyAuthenticator } from './api-keys.ts';
 import type { ApiKeyAuthenticator, JwtAuthenticator, PeerAuthenticator } from './authenticator.ts';
 import { presentedCredential } from './credentials.ts';
+import { createPeerAuthenticator } from './peer-authenticator.ts';
 
 export interface Authenticators {
   apiKey: ApiKeyAuthenticator | undefined;
@@ -20,7 +21,7 @@ export interface Authenticators {
 }
 
 export function authenticatorsFor(config: Config): Authenticators {
-  return { apiKey: createApiKeyAuthenticator(config), jwt: undefined, peer: undefined };
+  return { apiKey: createApiKeyAuthenticator(config), jwt: undefined, peer: createPeerAuthenticator(config) };
 }
 
 export const authenticate = defineStage({

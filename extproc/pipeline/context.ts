@@ -31,6 +31,21 @@ export interface Principal {
   readonly scope: CredentialScope | undefined;
 }
 
+/** What Envoy says about the downstream connection's client certificate, from the ext_proc
+ * request attributes (extproc/server/attributes.ts); undefined when Envoy sent none. Envoy
+ * verified the certificate against the listener's validation_context before any request. */
+export interface PeerFacts {
+  /** connection.mtls: the connection is TLS and the client presented a certificate. */
+  readonly mtls: boolean;
+  /** connection.uri_san_peer_certificate: the first URI SAN only; Envoy shows no others. */
+  readonly uriSan: string | undefined;
+  /** connection.subject_peer_certificate, RFC 2253 ("CN=billing,O=Acme"). */
+  readonly subject: string | undefined;
+  /** connection.peer_certificate, PEM: every URI SAN is read from it, so a certificate with
+   * several is recognised as ambiguous. */
+  readonly certificate: string | undefined;
+}
+
 export interface CredentialScope {
   /** Endpoints (API kinds) allowed, or 'all', which also admits non-LLM paths when
    * policy.unknownEndpoints allows them. */
@@ -120,6 +135,8 @@ export class RequestContext {
   hasRequestBody = false;
   requestBytes = 0;
   api: ApiKind = 'unknown';
+  /** The connection's client certificate as Envoy describes it, when it sent the attributes. */
+  peer: PeerFacts | undefined;
   principal: Principal | undefined;
   parsed: ParsedRequest | undefined;
   /** The request body as it should go upstream, when a stage rewrote it. Stages rewrite bytes,

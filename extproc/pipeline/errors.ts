@@ -47,6 +47,12 @@ export const ERROR_CATALOG = {
     outcome: 'rejected',
     when: 'An unknown or disabled API key.',
   },
+  invalid_client_certificate: {
+    status: 401,
+    type: 'authentication_error',
+    outcome: 'rejected',
+    when: 'A client certificate (`identity.mtls`) whose identity is empty, ambiguous (several URI SANs or XFCC elements), malformed, or in no configured trust domain, path or subject.',
+  },
   endpoint_not_allowed: {
     status: 403,
     type: 'permission_error',

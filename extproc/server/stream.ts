@@ -33,6 +33,7 @@ import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { asBuffer, commonResponse, immediateResponseFor } from './answers.ts';
+import { readPeerFacts } from './attributes.ts';
 import type { FilterConfigWatch } from './filter-config.ts';
 import {
   BodySendMode,
@@ -265,7 +266,7 @@ export class ProcessStream {
       case 'requestHeaders':
         if (this.seen & Seen.RequestHeaders) return this.protocolError('request_headers received twice');
         this.seen |= Seen.RequestHeaders;
-        return this.onRequestHeaders(msg.requestHeaders ?? {});
+        return this.onRequestHeaders(msg.requestHeaders ?? {}, msg.attributes);
       case 'requestBody':
         if (!(this.seen & Seen.RequestHeaders)) return this.protocolError('request_body before request_headers');
         if (this.seen & (Seen.RequestBodyEnd | Seen.ResponseHeaders))
@@ -293,7 +294,7 @@ export class ProcessStream {
 
   // ---- phases ----
 
-  private onRequestHeaders(h: HttpHeaders): void | Promise<void> {
+  private onRequestHeaders(h: HttpHeaders, attributes: ProcessingRequest['attributes']): void | Promise<void> {
     const ctx = this.ctx;
     ctx.out.reset();
     const list = h.headers?.headers ?? [];
@@ -321,6 +322,8 @@ export class ProcessStream {
     if (ctx.requestId === '') ctx.requestId = crypto.randomUUID();
     ctx.hasRequestBody = h.endOfStream !== true;
     ctx.api = classifyPath(ctx.method, ctx.path);
+    // Request attributes come with the request headers message only, once per request.
+    ctx.peer = readPeerFacts(attributes);
     ctx.setMetadata('request_id', ctx.requestId);
     ctx.setMetadata('api', ctx.api);
 

@@ -14,9 +14,12 @@ import { buildPipeline } from '../../extproc/pipeline/build.ts';
 import type { Principal, RequestContext } from '../../extproc/pipeline/context.ts';
 import { defineStage, type Fact, type StageDescriptor, systemClock } from '../../extproc/pipeline/stage.ts';
 import { STAGES } from '../../extproc/pipeline/stages.ts';
+import { ATTRIBUTES_KEY } from '../../extproc/server/attributes.ts';
 import { FilterConfigWatch } from '../../extproc/server/filter-config.ts';
 import {
   BodySendMode,
+  decodeProcessingRequest,
+  encodeProcessingRequest,
   type HeaderValue,
   type ProcessingRequest,
   type ProcessingResponse,
@@ -30,6 +33,18 @@ export interface RequestDescription {
   headers?: Record<string, string>;
   /** An object is sent as JSON; absent: a request without a body (GET, or POST with none). */
   body?: string | Buffer | Record<string, unknown>;
+  /** ext_proc request attributes Envoy would send with the headers (request_attributes), by
+   * name: { 'connection.mtls': true, 'connection.uri_san_peer_certificate': 'spiffe://...' }. */
+  attributes?: Record<string, string | boolean>;
+}
+
+/** Request attributes as the gate receives them: through the real codec, so the Struct's values
+ * are the protobufjs instances grpc-server decodes, not look-alike objects. */
+export function requestAttributes(attrs: Record<string, string | boolean>): ProcessingRequest['attributes'] {
+  const fields = Object.fromEntries(
+    Object.entries(attrs).map(([k, v]) => [k, typeof v === 'boolean' ? { boolValue: v } : { stringValue: v }]),
+  );
+  return decodeProcessingRequest(encodeProcessingRequest({ attributes: { [ATTRIBUTES_KEY]: { fields } } })).attributes;
 }
 
 export interface ResponseDescription {
@@ -165,6 +180,7 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
       endOfStream: body === undefined,
     },
     protocolConfig: { requestBodyMode: BodySendMode.BUFFERED, responseBodyMode: BodySendMode.NONE },
+    ...(req.attributes ? { attributes: requestAttributes(req.attributes) } : {}),
   });
   const upstream: NonNullable<StageRun['upstream']> = { set: {}, removed: [] };
   const absorb = (m: ProcessingResponse | undefined, into: { set?: Record<string, string>; removed: string[] }) => {

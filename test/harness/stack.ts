@@ -28,6 +28,8 @@ export async function startStack(opts: {
   workers?: number;
   gateExtra?: Record<string, unknown>;
   editEnvoy?: (cfg: Record<string, any>) => void;
+  /** The shipped bootstrap to start from, under envoy/ (default envoy.yaml). */
+  envoyBase?: string;
 }): Promise<Stack> {
   const mock = await startMockModel(opts.mock ?? {});
   const mockLarge = opts.largeMock ? await startMockModel(opts.mock ?? {}) : undefined;
@@ -52,7 +54,10 @@ export async function startStack(opts: {
       if (workers > 1) gateWorkerEndpoints(cfg, gate!.grpcPort, workers);
       opts.editEnvoy?.(cfg);
     };
-    const envoy = await startEnvoy(await renderEnvoyConfig(ports, join(dir, 'envoy.yaml'), edit), ports);
+    const envoy = await startEnvoy(
+      await renderEnvoyConfig(ports, join(dir, 'envoy.yaml'), edit, opts.envoyBase),
+      ports,
+    );
     const g = gate;
     return {
       mock,
