@@ -17,7 +17,7 @@ export interface TestKey {
 }
 
 export function makeKey(id: string, opts: Partial<Omit<TestKey, 'id' | 'key'>> = {}): TestKey {
-  return { id, key: generateApiKey(), tenant: opts.tenant ?? 'acme', ...opts };
+  return { id, key: generateApiKey(id), tenant: opts.tenant ?? 'acme', ...opts };
 }
 
 export function gateConfig(opts: {
