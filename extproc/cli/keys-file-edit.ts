@@ -43,7 +43,7 @@ export function addKey(text: string | undefined, path: string, entry: KeyEntry):
 /** The text with key `id` disabled and any previous secret dropped. Whether it was already
  * disabled, for the message. */
 export function revokeKey(text: string | undefined, path: string, id: string): { text: string; already: boolean } {
-  const keys = readKeys(text, path);
+  const keys = existingKeys(text, path);
   const i = indexOf(keys, path, id);
   const already = keys[i]!.disabled;
   const next = edit(
@@ -70,7 +70,7 @@ export function rotateKey(
   id: string,
   change: { sha256: string; graceUntil: string | undefined; expiresAt: string | undefined },
 ): string {
-  const keys = readKeys(text, path);
+  const keys = existingKeys(text, path);
   const i = indexOf(keys, path, id);
   const old = keys[i]!;
   const previous = change.graceUntil === undefined ? undefined : { sha256: old.sha256, expiresAt: change.graceUntil };
@@ -91,6 +91,12 @@ export function rotateKey(
       if (change.expiresAt !== undefined) doc.setIn(['keys', i, 'expiresAt'], change.expiresAt);
     },
   );
+}
+
+/** The keys of a file that must exist already (revoke, rotate). */
+export function existingKeys(text: string | undefined, path: string): ApiKeyConfig[] {
+  if (text === undefined) throw new CommandError(`${path}: no such file; keys create --file makes one`);
+  return parseKeysFile(text, path);
 }
 
 function indexOf(keys: readonly ApiKeyConfig[], path: string, id: string): number {

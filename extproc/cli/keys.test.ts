@@ -233,9 +233,15 @@ describe('keys rotate --file', () => {
     expect(await accepted(next, later)).toBe(true);
   });
 
-  it('an id the file does not have is refused', async () => {
+  it('an id the file does not have, or a file that does not exist, is refused; no file is made', async () => {
     await create('a');
     await expect(keys(['rotate', '--file', file, 'b'])).rejects.toThrow(`${file}: no key with id "b"`);
+    const none = join(dir, 'none.yaml');
+    for (const sub of ['rotate', 'revoke'])
+      await expect(keys([sub, '--file', none, 'a'])).rejects.toThrow(
+        `${none}: no such file; keys create --file makes one`,
+      );
+    await expect(stat(none)).rejects.toThrow(/ENOENT/);
   });
 });
 

@@ -13,7 +13,7 @@ import { generateApiKey, hashApiKey, KEY_ID_PATTERN } from '../identity/api-keys
 import { apiKeyConfig } from '../identity/config.ts';
 import { editFileAtomically } from './atomic-file.ts';
 import { parseDuration, parseExpiry, rfc3339At } from './durations.ts';
-import { addKey, type KeyEntry, revokeKey, rotateKey } from './keys-file-edit.ts';
+import { addKey, existingKeys, type KeyEntry, revokeKey, rotateKey } from './keys-file-edit.ts';
 import { renderKeyList } from './keys-list.ts';
 import { CommandError, parseCommandArgs, UsageError } from './usage.ts';
 
@@ -190,7 +190,7 @@ async function rotate(args: string[], deps: KeysCommandDeps): Promise<number> {
   }
   const key = generateApiKey(id);
   const notes = await editFileAtomically(file, (text) => {
-    const current = parseKeysFile(text ?? '', file).find((k) => k.id === id);
+    const current = existingKeys(text, file).find((k) => k.id === id);
     const notes: string[] = [];
     if (current?.disabled) throw new CommandError(`${file}: key "${id}" is revoked; create a new key instead`);
     if (current?.expiresAt !== undefined && Date.parse(current.expiresAt) <= now && expiresAt === undefined)
