@@ -27,3 +27,12 @@ export function parseCommandArgs<T extends ParseArgsConfig>(
     throw new UsageError(command, first.charAt(0).toLowerCase() + first.slice(1), usage);
   }
 }
+
+/** A command that was understood but could not do its job (a key id that is not in the file,
+ * a file another command is editing): one line, exit 1. */
+export class CommandError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CommandError';
+  }
+}

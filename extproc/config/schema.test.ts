@@ -49,7 +49,17 @@ describe('configSchema', () => {
   it('an api key with only its required fields gets exactly these defaults', () => {
     const c = configSchema.parse({ identity: { apiKeys: [{ id: 'a', sha256: HASH_A, tenant: 't' }] } });
     expect(c.identity.apiKeys).toStrictEqual([
-      { id: 'a', sha256: HASH_A, tenant: 't', roles: [], models: ['*'], endpoints: ['*'], disabled: false },
+      {
+        id: 'a',
+        sha256: HASH_A,
+        tenant: 't',
+        roles: [],
+        models: ['*'],
+        endpoints: ['*'],
+        attributes: {},
+        disabled: false,
+        labels: {},
+      },
     ]);
   });
 

@@ -8,8 +8,8 @@
 import type { Config } from '../config/schema.ts';
 import type { Principal, RequestContext } from '../pipeline/context.ts';
 import { refuse } from '../pipeline/errors.ts';
-import { defineStage } from '../pipeline/stage.ts';
-import { createApiKeyAuthenticator } from './api-keys.ts';
+import { defineStage, type StageDeps } from '../pipeline/stage.ts';
+import { createApiKeyAuthenticator } from './api-key-authenticator.ts';
 import type { ApiKeyAuthenticator, JwtAuthenticator, PeerAuthenticator } from './authenticator.ts';
 import { presentedCredential } from './credentials.ts';
 import { createPeerAuthenticator } from './peer-authenticator.ts';
@@ -20,8 +20,18 @@ export interface Authenticators {
   peer: PeerAuthenticator | undefined;
 }
 
-export function authenticatorsFor(config: Config): Authenticators {
-  return { apiKey: createApiKeyAuthenticator(config), jwt: undefined, peer: createPeerAuthenticator(config) };
+/** The authenticators of one config snapshot. The clock decides expiry (keys, and tokens when
+ * they land), injectable so tests move time instead of waiting. */
+export function authenticatorsFor(config: Config, deps: Pick<StageDeps, 'clock'>): Authenticators {
+  const { apiKeys, keysFile } = config.identity;
+  // A gate with a keys file accepts keys even while the file lists none: a key presented then
+  // is refused as invalid, like any key the gate does not know.
+  const acceptsKeys = apiKeys.length > 0 || keysFile !== undefined;
+  return {
+    apiKey: acceptsKeys ? createApiKeyAuthenticator(apiKeys, deps.clock) : undefined,
+    jwt: undefined,
+    peer: createPeerAuthenticator(config),
+  };
 }
 
 export const authenticate = defineStage({
@@ -30,8 +40,8 @@ export const authenticate = defineStage({
     'Identifies the caller by API key, JWT or client certificate (401 otherwise); the credential never goes upstream.',
   needs: [],
   provides: ['principal'],
-  create: (config) => {
-    const auth = authenticatorsFor(config);
+  create: (config, deps) => {
+    const auth = authenticatorsFor(config, deps);
     const admit = (ctx: RequestContext, principal: Principal): void => {
       ctx.principal = principal;
       const out = ctx.out;

@@ -6,7 +6,7 @@ import { NO_SAN, SPIFFE_BILLING, TWO_URIS } from '../../test/fixtures/client-cer
 import { runStage, type StageRun } from '../../test/harness/run-stage.ts';
 import { generateApiKey, hashApiKey } from './api-keys.ts';
 
-const key = generateApiKey();
+const key = generateApiKey('ops');
 const apiKeys = [{ id: 'ops', sha256: hashApiKey(key), tenant: 'ops-tenant' }];
 
 const spiffe = [
@@ -205,7 +205,7 @@ const rows: Row[] = [
     name: 'a bad bearer credential on an mTLS connection is 401, never rescued by the certificate',
     mtls: viaAttributes,
     attributes: BILLING,
-    headers: { authorization: `Bearer ${generateApiKey()}` },
+    headers: { authorization: `Bearer ${generateApiKey('ops')}` },
     expect: refused('invalid_api_key'),
   },
   // ---- source: xfcc ----

@@ -45,7 +45,7 @@ export const ERROR_CATALOG = {
     status: 401,
     type: 'authentication_error',
     outcome: 'rejected',
-    when: 'An unknown or disabled API key.',
+    when: 'An API key that is malformed, unknown, disabled or expired, or has the wrong secret: one answer for all, so a caller learns nothing from it.',
   },
   invalid_client_certificate: {
     status: 401,

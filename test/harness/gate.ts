@@ -17,7 +17,7 @@ export interface TestKey {
 }
 
 export function makeKey(id: string, opts: Partial<Omit<TestKey, 'id' | 'key'>> = {}): TestKey {
-  return { id, key: generateApiKey(), tenant: opts.tenant ?? 'acme', ...opts };
+  return { id, key: generateApiKey(id), tenant: opts.tenant ?? 'acme', ...opts };
 }
 
 export function gateConfig(opts: {
@@ -25,6 +25,8 @@ export function gateConfig(opts: {
   adminPort: number;
   auditPath: string;
   keys: TestKey[];
+  /** identity.keysFile: keys the gate reads (and reloads) from that file besides `keys`. */
+  keysFile?: string;
   unixSocket?: string;
   workers?: number;
   extra?: Record<string, unknown>;
@@ -46,6 +48,7 @@ export function gateConfig(opts: {
         ...(k.models ? { models: k.models } : {}),
         ...(k.endpoints ? { endpoints: k.endpoints } : {}),
       })),
+      ...(opts.keysFile ? { keysFile: opts.keysFile } : {}),
     },
     audit: { path: opts.auditPath },
     ...opts.extra,
@@ -102,7 +105,14 @@ export class Gate {
  * file for the gate's output (the quickstart points its users at both). */
 export async function startGate(
   keys: TestKey[],
-  opts: { unixSocket?: boolean; workers?: number; extra?: Record<string, unknown>; dir?: string; log?: string } = {},
+  opts: {
+    unixSocket?: boolean;
+    workers?: number;
+    keysFile?: string;
+    extra?: Record<string, unknown>;
+    dir?: string;
+    log?: string;
+  } = {},
 ): Promise<Gate> {
   const dir = opts.dir ?? (await tempDir('lm-gate-test-'));
   const workers = opts.workers ?? 1;
@@ -121,6 +131,7 @@ export async function startGate(
         keys,
         ...(unixSocket ? { unixSocket } : {}),
         ...(workers > 1 ? { workers } : {}),
+        ...(opts.keysFile ? { keysFile: opts.keysFile } : {}),
         ...(opts.extra ? { extra: opts.extra } : {}),
       }),
     ),

@@ -12,7 +12,7 @@ import type { AuditRecord } from '../../extproc/audit/record.ts';
 import { type Config, configSchema } from '../../extproc/config/schema.ts';
 import { buildPipeline } from '../../extproc/pipeline/build.ts';
 import type { Principal, RequestContext } from '../../extproc/pipeline/context.ts';
-import { defineStage, type Fact, type StageDescriptor, systemClock } from '../../extproc/pipeline/stage.ts';
+import { type Clock, defineStage, type Fact, type StageDescriptor, systemClock } from '../../extproc/pipeline/stage.ts';
 import { STAGES } from '../../extproc/pipeline/stages.ts';
 import { ATTRIBUTES_KEY } from '../../extproc/server/attributes.ts';
 import { FilterConfigWatch } from '../../extproc/server/filter-config.ts';
@@ -67,6 +67,8 @@ export interface RunStageOptions {
   response?: ResponseDescription;
   /** Extra stages after the product's (mark them always). */
   extraStages?: readonly StageDescriptor[];
+  /** The stages' clock (expiry, windows); the system clock when absent. */
+  clock?: Clock;
 }
 
 export interface StageRun {
@@ -155,7 +157,7 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
   const [hygiene, ...rest] = STAGES;
   const catalog: StageDescriptor[] = [hygiene, ...(opts.given ? [seedStage(opts.given)] : []), ...rest];
   if (opts.extraStages) catalog.push(...opts.extraStages);
-  const { call, stream, send, done, record } = openFakeStream(config, catalog);
+  const { call, stream, send, done, record } = openFakeStream(config, catalog, opts.clock);
   const run: Omit<StageRun, 'audit'> = { ctx: stream.ctx, answers: call.written };
 
   const req = opts.request;
@@ -281,9 +283,13 @@ export interface FakeStream {
 }
 
 /** A ProcessStream over a fake call, for state machine tests: send messages, read answers. */
-export function openFakeStream(config: Config, catalog: readonly StageDescriptor[] = STAGES): FakeStream {
+export function openFakeStream(
+  config: Config,
+  catalog: readonly StageDescriptor[] = STAGES,
+  clock: Clock = systemClock,
+): FakeStream {
   const metrics = new Metrics({ defaultMetrics: false });
-  const pipeline = buildPipeline(config, { logger, metrics, clock: systemClock }, catalog);
+  const pipeline = buildPipeline(config, { logger, metrics, clock }, catalog);
   const call = new FakeCall();
   let audit: AuditRecord | undefined;
   let finished!: () => void;
