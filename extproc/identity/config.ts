@@ -1,7 +1,9 @@
 // The `identity` config section: the API keys callers present, each stored only as its SHA-256,
-// with who the caller is and what the policy stage lets it use.
+// with who the caller is and what the policy stage lets it use; and the JWT issuers
+// (identity.jwt, its own file).
 import { z } from 'zod';
 import { API_KINDS } from '../llm/apis.ts';
+import { jwtConfig } from './jwt/config.ts';
 
 /** Patterns with `*` wildcards, for models: "*", "gpt-*", "llama-3.1-*-instruct". */
 const patterns = z.array(z.string().min(1)).min(1);
@@ -79,8 +81,9 @@ export const identityConfig = z
       .array(apiKeyConfig)
       .default([])
       .describe(
-        'The API keys callers present as "Authorization: Bearer <key>" or x-api-key. Unknown keys are refused with 401. With none, every request is refused while the identity.authenticate stage runs.',
+        'The API keys callers present as "Authorization: Bearer <key>" or x-api-key. Unknown keys are refused with 401.',
       ),
+    jwt: jwtConfig,
   })
   .strict()
   .superRefine((identity, ctx) => {
@@ -96,4 +99,6 @@ export const identityConfig = z
     });
   })
   .prefault({})
-  .describe('Who is calling: the API keys the gate accepts and the caller each one stands for.');
+  .describe(
+    'Who is calling: the API keys and JWT issuers the gate accepts, and the caller each stands for. With neither, every request is refused while the identity.authenticate stage runs.',
+  );

@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import type { AuditRecord } from '../../extproc/audit/record.ts';
 import { type Config, configSchema } from '../../extproc/config/schema.ts';
+import { KeyRegistry } from '../../extproc/identity/jwt/key-registry.ts';
 import { buildPipeline } from '../../extproc/pipeline/build.ts';
 import type { Principal, RequestContext } from '../../extproc/pipeline/context.ts';
 import { defineStage, type Fact, type StageDescriptor, systemClock } from '../../extproc/pipeline/stage.ts';
@@ -52,6 +53,8 @@ export interface RunStageOptions {
   response?: ResponseDescription;
   /** Extra stages after the product's (mark them always). */
   extraStages?: readonly StageDescriptor[];
+  /** The JWT key cache (one per test, over a fake IdP); absent: a fresh one. */
+  jwtKeys?: KeyRegistry;
 }
 
 export interface StageRun {
@@ -140,7 +143,7 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
   const [hygiene, ...rest] = STAGES;
   const catalog: StageDescriptor[] = [hygiene, ...(opts.given ? [seedStage(opts.given)] : []), ...rest];
   if (opts.extraStages) catalog.push(...opts.extraStages);
-  const { call, stream, send, done, record } = openFakeStream(config, catalog);
+  const { call, stream, send, done, record } = openFakeStream(config, catalog, opts.jwtKeys);
   const run: Omit<StageRun, 'audit'> = { ctx: stream.ctx, answers: call.written };
 
   const req = opts.request;
@@ -265,9 +268,14 @@ export interface FakeStream {
 }
 
 /** A ProcessStream over a fake call, for state machine tests: send messages, read answers. */
-export function openFakeStream(config: Config, catalog: readonly StageDescriptor[] = STAGES): FakeStream {
+export function openFakeStream(
+  config: Config,
+  catalog: readonly StageDescriptor[] = STAGES,
+  jwtKeys?: KeyRegistry,
+): FakeStream {
   const metrics = new Metrics({ defaultMetrics: false });
-  const pipeline = buildPipeline(config, { logger, metrics, clock: systemClock }, catalog);
+  const keys = jwtKeys ?? new KeyRegistry({ metrics, logger, clock: systemClock });
+  const pipeline = buildPipeline(config, { logger, metrics, clock: systemClock, jwtKeys: keys }, catalog);
   const call = new FakeCall();
   let audit: AuditRecord | undefined;
   let finished!: () => void;
