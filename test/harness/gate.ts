@@ -29,6 +29,8 @@ export function gateConfig(opts: {
   workers?: number;
   extra?: Record<string, unknown>;
 }): Record<string, unknown> {
+  // extra.identity adds to the keys (identity.jwt, …) rather than replacing them.
+  const { identity, ...extra } = (opts.extra ?? {}) as { identity?: Record<string, unknown> };
   return {
     server: {
       grpcAddress: `127.0.0.1:${opts.grpcPort}`,
@@ -46,9 +48,10 @@ export function gateConfig(opts: {
         ...(k.models ? { models: k.models } : {}),
         ...(k.endpoints ? { endpoints: k.endpoints } : {}),
       })),
+      ...identity,
     },
     audit: { path: opts.auditPath },
-    ...opts.extra,
+    ...extra,
   };
 }
 
