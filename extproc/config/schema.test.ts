@@ -29,6 +29,7 @@ describe('configSchema', () => {
           issuers: [],
           maxTokenBytes: 8192,
           clockToleranceSeconds: 30,
+          cachedTokens: 1024,
           jwks: {
             timeoutMs: 2000,
             maxResponseBytes: 262144,

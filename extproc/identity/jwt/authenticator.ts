@@ -18,6 +18,7 @@ import type { KeySource } from './key-source.ts';
 import { JwtRejection, reject } from './rejection.ts';
 import { type ParsedJws, parseCompactJws } from './syntax.ts';
 import { checkTimeAndAudience } from './time-claims.ts';
+import { VerifiedTokens } from './verified-tokens.ts';
 
 interface CompiledIssuer {
   readonly issuer: string;
@@ -46,7 +47,7 @@ export function createJwtAuthenticator(
   );
   const issuers = new Map<string, CompiledIssuer>();
   for (const [n, i] of jwt.issuers.entries()) issuers.set(i.issuer, compile(i, sources[n]!));
-  return new Authenticator(issuers, jwt.maxTokenBytes, jwt.clockToleranceSeconds, logger, now);
+  return new Authenticator(issuers, jwt, logger, now);
 }
 
 function compile(i: JwtIssuerConfig, keys: KeySource): CompiledIssuer {
@@ -72,24 +73,28 @@ class Authenticator implements JwtAuthenticator {
   private readonly issuers: ReadonlyMap<string, CompiledIssuer>;
   private readonly maxTokenBytes: number;
   private readonly toleranceSeconds: number;
+  private readonly verified: VerifiedTokens;
   private readonly logger: Logger;
   private readonly now: () => number;
 
   constructor(
     issuers: ReadonlyMap<string, CompiledIssuer>,
-    maxTokenBytes: number,
-    toleranceSeconds: number,
+    jwt: Config['identity']['jwt'],
     logger: Logger,
     now: () => number,
   ) {
     this.issuers = issuers;
-    this.maxTokenBytes = maxTokenBytes;
-    this.toleranceSeconds = toleranceSeconds;
+    this.maxTokenBytes = jwt.maxTokenBytes;
+    this.toleranceSeconds = jwt.clockToleranceSeconds;
+    this.verified = new VerifiedTokens(jwt.cachedTokens);
     this.logger = logger;
     this.now = now;
   }
 
-  authenticate(token: string, ctx: RequestContext): Promise<Principal> {
+  /** Synchronous for a token verified before (the steady state); a promise otherwise. */
+  authenticate(token: string, ctx: RequestContext): Principal | Promise<Principal> {
+    const known = this.verified.get(token, this.now() / 1000);
+    if (known !== undefined) return known;
     let jws: ParsedJws;
     let iss: CompiledIssuer;
     let key: VerificationKey | undefined;
@@ -142,6 +147,14 @@ class Authenticator implements JwtAuthenticator {
       if (problem !== undefined) throw reject(problem);
       const principal = iss.mapper.map(jws.payload, iss.issuer);
       if ('problem' in principal) throw reject('principal', principal.problem);
+      this.verified.add(token, {
+        principal,
+        validUntilSeconds: (jws.payload.exp as number) + this.toleranceSeconds,
+        keys: iss.keys,
+        kid: jws.kid,
+        alg: jws.alg,
+        key,
+      });
       return principal;
     } catch (err) {
       throw this.logged(err, ctx, iss.issuer);

@@ -242,6 +242,15 @@ export const jwtConfig = z
       .describe(
         'Seconds of clock skew allowed when checking exp, nbf and iat (a token issued further in the future than this is refused).',
       ),
+    cachedTokens: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(100_000)
+      .default(1024)
+      .describe(
+        "Verified tokens remembered by their exact text until they expire, so a client reusing its token is admitted without a second signature check; an entry ends early when its signing key leaves the issuer's JWKS. The oldest is dropped when full; 0 verifies every request.",
+      ),
     jwks: jwksConfig
       .prefault({})
       .describe("How issuers' signing keys are fetched and cached (process-wide, across reloads)."),
