@@ -1,5 +1,8 @@
 // What identity.jwt accepts and refuses at load, before any key is fetched.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { configSchema } from '../../config/schema.ts';
 
 const base = { issuer: 'https://idp.test', audiences: ['lm-gate'], tenant: 'acme' };
@@ -62,5 +65,16 @@ describe('identity.jwt config', () => {
 
   it('the deadline check only applies when JWTs are configured', () => {
     expect(configSchema.safeParse({ server: { messageDeadlineMs: 50 } }).success).toBe(true);
+  });
+});
+
+describe("README's JWT / OIDC example", () => {
+  it('is a config the schema accepts', () => {
+    const readme = readFileSync(join(import.meta.dirname, '..', '..', '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### JWT / OIDC'));
+    const yaml = section.split('```yaml\n')[1]!.split('```')[0]!;
+    const doc = parse(yaml.replaceAll('<tenant-id>', 'tid-1').replaceAll('<application-id>', 'app-1'));
+    expect(configSchema.safeParse(doc).error?.issues ?? []).toEqual([]);
+    expect(doc.identity.jwt.issuers.map((i: { preset: string }) => i.preset)).toEqual(['okta', 'azure_ad', 'keycloak']);
   });
 });
