@@ -40,11 +40,12 @@ export function createJwtAuthenticator(
   now: () => number,
 ): JwtAuthenticator | undefined {
   const jwt = config.identity.jwt;
-  if (jwt.issuers.length === 0) return undefined;
+  // Called with no issuers too, so the keys of issuers a reload removed stop being refreshed.
   const sources = registry.configure(
     jwt.issuers.map((i) => ({ issuer: i.issuer, jwksUri: i.jwksUri, allowHttpLoopback: i.allowHttpLoopback })),
     jwt.jwks,
   );
+  if (jwt.issuers.length === 0) return undefined;
   const issuers = new Map<string, CompiledIssuer>();
   for (const [n, i] of jwt.issuers.entries()) issuers.set(i.issuer, compile(i, sources[n]!));
   return new Authenticator(issuers, jwt, logger, now);
@@ -91,7 +92,9 @@ class Authenticator implements JwtAuthenticator {
     this.now = now;
   }
 
-  /** Synchronous for a token verified before (the steady state); a promise otherwise. */
+  /** Synchronous for a token verified before (the steady state); a promise while a signature
+   * is checked. A token refused before that is refused synchronously (thrown), so junk costs
+   * no promise. */
   authenticate(token: string, ctx: RequestContext): Principal | Promise<Principal> {
     const known = this.verified.get(token, this.now() / 1000);
     if (known !== undefined) return known;
@@ -107,7 +110,7 @@ class Authenticator implements JwtAuthenticator {
       if (jws.typ === undefined ? iss.requireType : !iss.types.has(normalizeType(jws.typ))) throw reject('type');
       key = iss.keys.find(jws.kid, jws.alg);
     } catch (err) {
-      return Promise.reject(this.logged(err, ctx, undefined));
+      throw this.logged(err, ctx, undefined);
     }
     if (key !== undefined) return this.verify(token, jws, iss, key, ctx);
     return this.verifyAfterFetch(token, jws, iss, ctx);

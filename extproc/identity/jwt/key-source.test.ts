@@ -4,8 +4,10 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeIdp } from '../../../test/harness/fake-idp.ts';
 import { jwks, makeSigningKey } from '../../../test/harness/jwt-keys.ts';
+import { configSchema } from '../../config/schema.ts';
 import { systemClock } from '../../pipeline/stage.ts';
 import { Metrics } from '../../telemetry/metrics.ts';
+import { createJwtAuthenticator } from './authenticator.ts';
 import { type JwksConfig, jwksConfig } from './config.ts';
 import { KeyRegistry } from './key-registry.ts';
 import type { KeySource, KeySourceSpec } from './key-source.ts';
@@ -246,5 +248,18 @@ describe('the JWKS cache', () => {
     await tick(settings.maxRefreshMs * 2);
     expect(idp.fetched).toHaveLength(2);
     expect(source.find('k1', 'ES256')?.kid).toBe('k1'); // a snapshot still in flight keeps working
+  });
+
+  it('a reload that removes every issuer stops refreshing their keys', async () => {
+    const logger = pino({ level: 'silent' });
+    const withIssuer = configSchema.parse({
+      identity: { jwt: { issuers: [{ issuer: idp.issuer, audiences: ['gate'], tenant: 'acme' }] } },
+    });
+    expect(createJwtAuthenticator(withIssuer, registry, logger, Date.now)).toBeDefined();
+    await tick();
+    expect(idp.count()).toBe(1);
+    expect(createJwtAuthenticator(configSchema.parse({}), registry, logger, Date.now)).toBeUndefined();
+    await tick(settings.maxRefreshMs * 2);
+    expect(idp.count()).toBe(1);
   });
 });

@@ -40,9 +40,10 @@ async function setup(cachedTokens = 1024) {
   return { idp, auth, clock, ctx, registry };
 }
 
-const refusal = async (p: unknown) => {
+/** The refusal message of authenticating `token`, thrown at once or by the promise. */
+const refusal = async (f: () => unknown) => {
   try {
-    await p;
+    await f();
   } catch (err) {
     return (err as GateError).message;
   }
@@ -67,7 +68,7 @@ describe('verified tokens', () => {
     await auth.authenticate(token, ctx);
     const [h, , s] = token.split('.');
     const other = `${h}.${Buffer.from(JSON.stringify(validClaims(idp.issuer, 'gate', { sub: 'admin' }))).toString('base64url')}.${s}`;
-    expect(await refusal(auth.authenticate(other, ctx))).toMatch(/signature/);
+    expect(await refusal(() => auth.authenticate(other, ctx))).toMatch(/signature/);
   });
 
   it('a cached token is refused once it expires', async () => {
@@ -77,7 +78,7 @@ describe('verified tokens', () => {
     clock.ms += 60_000 + 29_000; // within the 30 s tolerance
     expect(auth.authenticate(token, ctx)).not.toBeInstanceOf(Promise);
     clock.ms += 1000;
-    expect(await refusal(auth.authenticate(token, ctx))).toMatch(/expired/);
+    expect(await refusal(() => auth.authenticate(token, ctx))).toMatch(/expired/);
   });
 
   it("a cached token is refused once its key leaves the issuer's JWKS", async () => {
@@ -87,13 +88,13 @@ describe('verified tokens', () => {
     // k1 is withdrawn (compromised); a token with the new kid makes the gate refetch
     idp.keys(jwks(k2));
     await auth.authenticate(mint(k2, validClaims(idp.issuer, 'gate')), ctx);
-    expect(await refusal(auth.authenticate(token, ctx))).toMatch(/key its issuer does not publish/);
+    expect(await refusal(() => auth.authenticate(token, ctx))).toMatch(/key its issuer does not publish/);
   });
 
   it('failures are never cached: the same bad token is checked (and refused) every time', async () => {
     const { idp, auth, ctx } = await setup();
     const token = mint(k1, validClaims(idp.issuer, 'someone-else'));
-    for (let i = 0; i < 3; i++) expect(await refusal(auth.authenticate(token, ctx))).toMatch(/aud/);
+    for (let i = 0; i < 3; i++) expect(await refusal(() => auth.authenticate(token, ctx))).toMatch(/aud/);
   });
 
   it('cachedTokens 0 verifies every request', async () => {
