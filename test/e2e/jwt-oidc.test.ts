@@ -2,11 +2,15 @@
 // the gate through discovery, signed with RS256, ES256 and EdDSA) go through real Envoy as the
 // openai client's apiKey; Okta-, Azure AD- and Keycloak-shaped claims map to the principal the
 // audit records; a key rotation at the IdP is picked up by the unknown-kid refetch; an IdP that
-// goes down leaves cached keys working; and steady state fetches no keys on the request path.
+// goes down leaves cached keys working; a config reload keeps the cached keys; and steady state
+// fetches no keys on the request path.
+import { readFile } from 'node:fs/promises';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { makeSigningKey, mint, validClaims } from '../harness/jwt-keys.ts';
 import { AUDIENCE, TestOidc, TOKEN_ALGS } from '../harness/oidc.ts';
+import { waitFor } from '../harness/ports.ts';
 import { type Stack, startStack } from '../harness/stack.ts';
 
 let okta: TestOidc;
@@ -184,6 +188,20 @@ describe('JWT access tokens from a real OpenID provider, through real Envoy', ()
       expect(fetchCount(before, idp.issuer, 'startup')).toBe(1);
       expect(fetchCount(before, idp.issuer, 'unknown_kid')).toBe(0);
     }
+  });
+
+  it('a config reload keeps the cached keys: nothing is fetched again, and the new mapping applies', async () => {
+    const before = await jwksFetches();
+    const config = parse(await readFile(stack.gate.configPath, 'utf8'));
+    config.identity.jwt.issuers[0].claims.team = 'cid'; // okta: team from the client id now
+    await stack.gate.writeConfig(config);
+    const token = await okta.token('okta-app', 'ES256');
+    const rec = await waitFor('reload applied', async () => {
+      const r = await chatAs(token);
+      return r.principal.team === 'okta-app' ? r : undefined;
+    });
+    expect(rec.principal).toMatchObject({ id: '00u-jane', tenant: 'acme' });
+    expect(await jwksFetches()).toEqual(before);
   });
 
   it('a key rotation at the IdP (new kid) is picked up by one unknown-kid refetch', async () => {
