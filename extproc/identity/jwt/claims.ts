@@ -20,7 +20,9 @@ function hasControl(s: string): boolean {
   return false;
 }
 
+// Shared by every principal without roles or attributes: nothing is allocated for them.
 const NO_ROLES: readonly string[] = Object.freeze([]);
+const NO_ATTRIBUTES: Readonly<Record<string, string>> = Object.freeze({});
 
 /** What went wrong, safe to show a client: names a claim, never its value. */
 export interface ClaimProblem {
@@ -76,7 +78,7 @@ export class ClaimMapper {
       team: firstText(payload, this.team, MAX_TEXT_LENGTH),
       user: firstText(payload, this.user, MAX_TEXT_LENGTH),
       roles: this.roles.length === 0 ? NO_ROLES : collectRoles(payload, this.roles),
-      attributes: attributes ?? {},
+      attributes: attributes ?? NO_ATTRIBUTES,
       method: 'jwt',
       issuer,
       scope: undefined,
