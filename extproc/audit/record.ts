@@ -18,6 +18,8 @@ export interface AuditRecord {
     tenant: string;
     team: string | null;
     user: string | null;
+    /** The roles the caller carried (from its key or its token's claims), which policy read. */
+    roles: readonly string[];
     method: string;
     issuer: string;
   } | null;
@@ -66,6 +68,7 @@ export function buildAuditRecord(ctx: RequestContext): AuditRecord {
           tenant: p.tenant,
           team: p.team ?? null,
           user: p.user ?? null,
+          roles: p.roles,
           method: p.method,
           issuer: p.issuer,
         }

@@ -50,6 +50,13 @@ export const configSchema = z
     }
     for (const message of stageGraphProblems(stages))
       ctx.addIssue({ code: 'custom', path: ['pipeline', 'stages'], message });
+    // A request waiting for keys must be refused (401) before the message deadline answers 503.
+    if (cfg.identity.jwt.issuers.length > 0 && cfg.identity.jwt.jwks.keyWaitMs >= cfg.server.messageDeadlineMs)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['identity', 'jwt', 'jwks', 'keyWaitMs'],
+        message: `must be under server.messageDeadlineMs (${cfg.server.messageDeadlineMs})`,
+      });
   });
 
 export type Config = z.infer<typeof configSchema>;

@@ -121,7 +121,7 @@ const rows: Row[] = [
   {
     name: 'a JWT-shaped bearer is 401 when no issuer is configured',
     headers: { authorization: 'Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln' },
-    expect: unauthenticated('invalid_api_key'),
+    expect: unauthenticated('invalid_token'),
   },
   { name: 'no credential is 401 missing_api_key', headers: {}, expect: unauthenticated('missing_api_key') },
   {

@@ -12,6 +12,7 @@ import { defineStage, type StageDeps } from '../pipeline/stage.ts';
 import { createApiKeyAuthenticator } from './api-key-authenticator.ts';
 import type { ApiKeyAuthenticator, JwtAuthenticator, PeerAuthenticator } from './authenticator.ts';
 import { presentedCredential } from './credentials.ts';
+import { createJwtAuthenticator } from './jwt/authenticator.ts';
 import { createPeerAuthenticator } from './peer-authenticator.ts';
 
 export interface Authenticators {
@@ -20,16 +21,17 @@ export interface Authenticators {
   peer: PeerAuthenticator | undefined;
 }
 
-/** The authenticators of one config snapshot. The clock decides expiry (keys, and tokens when
- * they land), injectable so tests move time instead of waiting. */
-export function authenticatorsFor(config: Config, deps: Pick<StageDeps, 'clock'>): Authenticators {
+/** The authenticators of one config snapshot. The clock decides expiry (keys and tokens),
+ * injectable so tests move time instead of waiting; the JWT keys come from the process-wide
+ * cache in deps, which outlives snapshots. */
+export function authenticatorsFor(config: Config, deps: StageDeps): Authenticators {
   const { apiKeys, keysFile } = config.identity;
   // A gate with a keys file accepts keys even while the file lists none: a key presented then
   // is refused as invalid, like any key the gate does not know.
   const acceptsKeys = apiKeys.length > 0 || keysFile !== undefined;
   return {
     apiKey: acceptsKeys ? createApiKeyAuthenticator(apiKeys, deps.clock) : undefined,
-    jwt: undefined,
+    jwt: createJwtAuthenticator(config, deps.jwtKeys, deps.logger, () => deps.clock.now()),
     peer: createPeerAuthenticator(config),
   };
 }
@@ -59,7 +61,7 @@ export const authenticate = defineStage({
             if (auth.apiKey === undefined) throw refuse('invalid_api_key', 'This gateway accepts no API keys.');
             return admit(ctx, auth.apiKey.authenticate(presented.key, ctx));
           case 'jwt': {
-            if (auth.jwt === undefined) throw refuse('invalid_api_key', 'This gateway accepts no JWTs.');
+            if (auth.jwt === undefined) throw refuse('invalid_token', 'This gateway accepts no JWTs.');
             const p = auth.jwt.authenticate(presented.token, ctx);
             if (p instanceof Promise) return p.then((principal) => admit(ctx, principal));
             return admit(ctx, p);

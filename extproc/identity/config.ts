@@ -1,9 +1,11 @@
 // The `identity` config section: the API keys callers present, each stored only as its SHA-256,
 // with who the caller is and what the policy stage lets it use; the keys file, whose entries
-// have the same shape (config/keys-file.ts reads it); and client certificates (mtls-config.ts).
+// have the same shape (config/keys-file.ts reads it); the JWT issuers (jwt/config.ts); and client
+// certificates (mtls-config.ts).
 import { z } from 'zod';
 import { API_KINDS } from '../llm/apis.ts';
 import { KEY_ID_PATTERN } from './api-keys.ts';
+import { jwtConfig } from './jwt/config.ts';
 import { mtlsConfig } from './mtls-config.ts';
 
 /** Patterns with `*` wildcards, for models: "*", "gpt-*", "llama-3.1-*-instruct". */
@@ -148,6 +150,7 @@ export const identityConfig = z
       .describe(
         'The API keys callers present as "Authorization: Bearer <key>" or x-api-key. Unknown keys are refused with 401. With none here and no keysFile, every request is refused while the identity.authenticate stage runs.',
       ),
+    jwt: jwtConfig,
     mtls: mtlsConfig.optional(),
     keysFile: z
       .string()
@@ -165,5 +168,5 @@ export const identityConfig = z
   })
   .prefault({})
   .describe(
-    'Who is calling: the API keys and client certificates the gate accepts, and the caller each one stands for.',
+    'Who is calling: the API keys, JWT issuers and client certificates the gate accepts, and the caller each stands for. With none, every request is refused while the identity.authenticate stage runs.',
   );

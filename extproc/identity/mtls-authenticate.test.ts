@@ -71,6 +71,7 @@ const billing = (run: StageRun) => {
     tenant: 'prod',
     team: 'platform',
     user: 'billing',
+    roles: ['service', 'prod-reader'],
     method: 'mtls',
     issuer: 'example.org',
   });

@@ -1,14 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.ts';
+import { KeyRegistry } from '../identity/jwt/key-registry.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { buildPipeline } from './build.ts';
 import { defineStage, type StageDeps, systemClock } from './stage.ts';
 import { ALWAYS_STAGE_NAMES, STAGE_NAMES, STAGES, stageGraphProblems } from './stages.ts';
 
+const logger = (await import('pino')).pino({ level: 'silent' });
+const metrics = new Metrics({ defaultMetrics: false });
 const deps: StageDeps = {
-  logger: (await import('pino')).pino({ level: 'silent' }),
-  metrics: new Metrics({ defaultMetrics: false }),
+  logger,
+  metrics,
   clock: systemClock,
+  jwtKeys: new KeyRegistry({ metrics, logger, clock: systemClock }),
 };
 const names = (yaml: string) => buildPipeline(parseConfig(yaml, 'test.yaml', {}), deps).names;
 

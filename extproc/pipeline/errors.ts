@@ -53,6 +53,12 @@ export const ERROR_CATALOG = {
     outcome: 'rejected',
     when: 'A client certificate (`identity.mtls`) whose identity is empty, ambiguous (several URI SANs or XFCC elements), malformed, or in no configured trust domain, path or subject.',
   },
+  invalid_token: {
+    status: 401,
+    type: 'authentication_error',
+    outcome: 'rejected',
+    when: 'A JWT that does not hold: malformed, too large, from an unknown issuer, signed by an unknown key or wrongly, expired, not yet valid, for another audience, of the wrong type, or without the claims the principal needs (the message names which).',
+  },
   endpoint_not_allowed: {
     status: 403,
     type: 'permission_error',
@@ -141,11 +147,21 @@ export const ERROR_CATALOG = {
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;
 
-/** Extra response headers a status always carries. */
-function headersFor(status: number): readonly (readonly [string, string])[] {
-  if (status === 401) return [['www-authenticate', 'Bearer realm="lm-gate"']];
-  if (status === 503 || status === 429) return [['retry-after', '1']];
-  return [];
+const WWW_AUTHENTICATE: readonly (readonly [string, string])[] = [['www-authenticate', 'Bearer realm="lm-gate"']];
+// RFC 6750 §3.1: a bearer token that was presented and failed says so, so a client library
+// knows to fetch a new token rather than prompt for credentials.
+const WWW_AUTHENTICATE_INVALID_TOKEN: readonly (readonly [string, string])[] = [
+  ['www-authenticate', 'Bearer realm="lm-gate", error="invalid_token"'],
+];
+const RETRY_AFTER: readonly (readonly [string, string])[] = [['retry-after', '1']];
+const NO_HEADERS: readonly (readonly [string, string])[] = [];
+
+/** Extra response headers a code always carries. */
+function headersFor(code: ErrorCode, status: number): readonly (readonly [string, string])[] {
+  if (code === 'invalid_token') return WWW_AUTHENTICATE_INVALID_TOKEN;
+  if (status === 401) return WWW_AUTHENTICATE;
+  if (status === 503 || status === 429) return RETRY_AFTER;
+  return NO_HEADERS;
 }
 
 export class GateError extends Error {
@@ -169,7 +185,7 @@ export class GateError extends Error {
     this.outcome = spec.outcome;
     this.param = opts.param ?? null;
     this.ruleId = opts.ruleId;
-    this.headers = headersFor(spec.status);
+    this.headers = headersFor(code, spec.status);
   }
 
   /** The OpenAI-style body clients parse: {"error":{"message","type","code","param"}}. The

@@ -13,6 +13,7 @@
 // message with server.messageDeadlineMs; ctx.signal aborts when it stops waiting (deadline,
 // Envoy cancelling the stream, drain), and async hooks pass it on to what they call.
 import type { Config } from '../config/schema.ts';
+import type { KeyRegistry } from '../identity/jwt/key-registry.ts';
 import type { ParsePool } from '../llm/parse-pool.ts';
 import type { ResponseEvent } from '../llm/response-stream.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -52,6 +53,8 @@ export interface StageDeps {
   readonly clock: Clock;
   /** Where large request bodies are parsed off the event loop; absent: parse inline. */
   readonly parsePool?: ParsePool | undefined;
+  /** JWT issuers' signing keys, cached for the process (kept across reloads). */
+  readonly jwtKeys: KeyRegistry;
 }
 
 export interface Stage {

@@ -31,6 +31,8 @@ export function gateConfig(opts: {
   workers?: number;
   extra?: Record<string, unknown>;
 }): Record<string, unknown> {
+  // extra.identity adds to the keys (identity.jwt, …) rather than replacing them.
+  const { identity, ...extra } = (opts.extra ?? {}) as { identity?: Record<string, unknown> };
   return {
     server: {
       grpcAddress: `127.0.0.1:${opts.grpcPort}`,
@@ -49,9 +51,10 @@ export function gateConfig(opts: {
         ...(k.endpoints ? { endpoints: k.endpoints } : {}),
       })),
       ...(opts.keysFile ? { keysFile: opts.keysFile } : {}),
+      ...identity,
     },
     audit: { path: opts.auditPath },
-    ...opts.extra,
+    ...extra,
   };
 }
 

@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import type { AuditRecord } from '../../extproc/audit/record.ts';
 import { type Config, configSchema } from '../../extproc/config/schema.ts';
+import { KeyRegistry } from '../../extproc/identity/jwt/key-registry.ts';
 import { buildPipeline } from '../../extproc/pipeline/build.ts';
 import type { Principal, RequestContext } from '../../extproc/pipeline/context.ts';
 import { type Clock, defineStage, type Fact, type StageDescriptor, systemClock } from '../../extproc/pipeline/stage.ts';
@@ -69,6 +70,8 @@ export interface RunStageOptions {
   extraStages?: readonly StageDescriptor[];
   /** The stages' clock (expiry, windows); the system clock when absent. */
   clock?: Clock;
+  /** The JWT key cache (one per test, over a fake IdP); absent: a fresh one. */
+  jwtKeys?: KeyRegistry;
 }
 
 export interface StageRun {
@@ -157,7 +160,7 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
   const [hygiene, ...rest] = STAGES;
   const catalog: StageDescriptor[] = [hygiene, ...(opts.given ? [seedStage(opts.given)] : []), ...rest];
   if (opts.extraStages) catalog.push(...opts.extraStages);
-  const { call, stream, send, done, record } = openFakeStream(config, catalog, opts.clock);
+  const { call, stream, send, done, record } = openFakeStream(config, catalog, opts.clock, opts.jwtKeys);
   const run: Omit<StageRun, 'audit'> = { ctx: stream.ctx, answers: call.written };
 
   const req = opts.request;
@@ -287,9 +290,11 @@ export function openFakeStream(
   config: Config,
   catalog: readonly StageDescriptor[] = STAGES,
   clock: Clock = systemClock,
+  jwtKeys?: KeyRegistry,
 ): FakeStream {
   const metrics = new Metrics({ defaultMetrics: false });
-  const pipeline = buildPipeline(config, { logger, metrics, clock }, catalog);
+  const keys = jwtKeys ?? new KeyRegistry({ metrics, logger, clock });
+  const pipeline = buildPipeline(config, { logger, metrics, clock, jwtKeys: keys }, catalog);
   const call = new FakeCall();
   let audit: AuditRecord | undefined;
   let finished!: () => void;
