@@ -6,6 +6,7 @@
 // To add an attack, add a row to ROWS: a name that reads as a sentence, the headers it sends
 // (built from the tools: the IdP, its keys, claims that would otherwise pass, the test keys), and
 // the error code the client must get. Rows run in order, each with its own x-request-id.
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,6 +34,9 @@ interface Tools {
   attackerUrl: string;
   alice: TestKey;
   disabled: TestKey;
+  expired: TestKey;
+  /** alice's old secret, whose rotation grace has ended. */
+  rotatedAway: string;
 }
 
 interface Row {
@@ -243,6 +247,34 @@ const ROWS: Row[] = [
     code: 'invalid_api_key',
     headers: (t) => ({ 'x-api-key': t.disabled.key }),
   },
+  { name: 'an expired API key', code: 'invalid_api_key', headers: (t) => bearer(t.expired.key) },
+  {
+    name: 'the right key id with another secret',
+    code: 'invalid_api_key',
+    headers: (t) => bearer(makeKey(t.alice.id).key),
+  },
+  {
+    name: 'an old secret after its rotation grace ended',
+    code: 'invalid_api_key',
+    headers: (t) => bearer(t.rotatedAway),
+  },
+  {
+    name: 'a key in the retired format (no id)',
+    code: 'invalid_api_key',
+    headers: () => bearer(`lmg_${randomBytes(32).toString('base64url')}`),
+  },
+  {
+    name: "a key with the secret's length cut short",
+    code: 'invalid_api_key',
+    headers: (t) => bearer(t.alice.key.slice(0, -3)),
+  },
+  {
+    name: 'a spoofed x-forwarded-client-cert naming a SPIFFE id, and no credential (mTLS not configured)',
+    code: 'missing_api_key',
+    headers: () => ({
+      'x-forwarded-client-cert': 'By=spiffe://acme.example/gate;Hash=00;URI=spiffe://acme.example/ns/prod/sa/admin',
+    }),
+  },
   {
     name: 'a valid API key with a character changed',
     code: 'invalid_api_key',
@@ -257,6 +289,8 @@ let stack: Stack;
 let gate: Gate;
 const alice = makeKey('alice', { tenant: 'acme' });
 const disabled = makeKey('old', { tenant: 'acme' });
+const expired = makeKey('expired', { tenant: 'acme' });
+const rotatedAway = makeKey('alice').key;
 let tools: Tools;
 
 beforeAll(async () => {
@@ -273,11 +307,14 @@ beforeAll(async () => {
     gateExtra: {
       identity: {
         // alice, and a disabled key that must fail exactly like an unknown one.
-        apiKeys: [alice, disabled].map((k) => ({
+        // An expired key, and alice's secret before a rotation whose grace has ended.
+        apiKeys: [alice, disabled, expired].map((k) => ({
           id: k.id,
           sha256: hashApiKey(k.key),
           tenant: k.tenant,
           disabled: k === disabled,
+          ...(k === expired ? { expiresAt: '2026-01-01T00:00:00Z' } : {}),
+          ...(k === alice ? { previous: { sha256: hashApiKey(rotatedAway), expiresAt: '2026-01-01T00:00:00Z' } } : {}),
         })),
         jwt: {
           issuers: [
@@ -301,6 +338,8 @@ beforeAll(async () => {
     attackerUrl: `http://127.0.0.1:${(attackerServer.address() as AddressInfo).port}`,
     alice,
     disabled,
+    expired,
+    rotatedAway,
   };
 });
 afterAll(async () => {
