@@ -71,7 +71,7 @@ async function main() {
   const closedWorkers = values.workers ? values.workers.split(',').map(Number) : [];
   const log = (m: string) => process.stderr.write(`[bench:ab] ${m}\n`);
 
-  const key = generateApiKey();
+  const key = generateApiKey('bench');
   const work = await mkdtemp(join(tmpdir(), 'lm-gate-bench-ab-'));
   const stops: (() => Promise<unknown>)[] = [];
   try {

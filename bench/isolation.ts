@@ -99,7 +99,7 @@ const t0 = performance.now();
 const log = (m: string) => process.stderr.write(`[isolation ${((performance.now() - t0) / 1000).toFixed(0)}s] ${m}\n`);
 const sleep = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
 
-const keys = Object.fromEntries(TENANTS.map((t) => [t, generateApiKey()])) as Record<Tenant, string>;
+const keys = Object.fromEntries(TENANTS.map((t) => [t, generateApiKey(t)])) as Record<Tenant, string>;
 const gateEnv = Object.fromEntries(TENANTS.map((t) => [keyHashEnv(t), hashApiKey(keys[t])]));
 const work = await mkdtemp(join(tmpdir(), 'lm-gate-isolation-'));
 const stops: (() => Promise<unknown>)[] = [];

@@ -55,7 +55,7 @@ const DESCRIPTION: Record<RouteName, string> = {
     'Envoy AI Gateway extproc, token metering on (route-scoped llmRequestCosts: input, output, total tokens into dynamic metadata): a router-level ext_proc filter (request and response) and an upstream-level one (request headers: backend selection and translation), two ext_proc streams per request; no client authentication or audit record in this configuration',
 };
 
-const key = generateApiKey();
+const key = generateApiKey('bench');
 const gateEnv = { LMG_BENCH_KEY_SHA256: hashApiKey(key) };
 const work = await mkdtemp(join(tmpdir(), 'lm-gate-bench-peers-'));
 const stops: (() => Promise<unknown>)[] = [];

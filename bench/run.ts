@@ -37,7 +37,7 @@ const log = (m: string) => process.stderr.write(`[bench ${((performance.now() - 
 const GATED = ['passthrough', 'governed'] as const;
 type Gated = (typeof GATED)[number];
 
-const key = generateApiKey();
+const key = generateApiKey('bench');
 const gateEnv = { LMG_BENCH_KEY_SHA256: hashApiKey(key) };
 const work = await mkdtemp(join(tmpdir(), 'lm-gate-bench-'));
 const stops: (() => Promise<unknown>)[] = [];

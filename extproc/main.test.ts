@@ -62,6 +62,13 @@ beforeAll(async () => {
     'syntax.yaml': 'server:\n  grpcAddress: a: b\n',
     'port.yaml': 'server:\n  adminAddress: 127.0.0.1:99999\n',
     'two-problems.yaml': 'server:\n  grpcAddress: nope\nlogging:\n  level: loud\n',
+    'keys-ok.yaml': `keys:\n  - { id: a, sha256: ${'a'.repeat(64)}, tenant: t }\n`,
+    'keys-bad.yaml': `keys:\n  - { id: a, sha256: ${'a'.repeat(64)}, tenant: t, expiresAt: soon }\n`,
+    'keys-locked.yaml': `keys:\n  - { id: a, sha256: ${'a'.repeat(64)}, tenant: t }\n`,
+    'keys-locked.yaml.lock': '4242\n',
+    'keys-missing.yaml': 'identity:\n  keysFile: no-such-keys.yaml\n',
+    'keys-dup.yaml': `identity:\n  keysFile: keys-ok.yaml\n  apiKeys: [{ id: a, sha256: ${'b'.repeat(64)}, tenant: t }]\n`,
+    'keys-joined.yaml': `identity:\n  keysFile: keys-ok.yaml\n  apiKeys: [{ id: b, sha256: ${'b'.repeat(64)}, tenant: t }]\n`,
   };
   for (const [name, text] of Object.entries(files)) await writeFile(file(name), text);
   await mkdir(file('a-directory.yaml'));
@@ -110,10 +117,47 @@ describe('a wrong command line: one line, exit 2', () => {
     },
     { args: () => ['check-config', 'a.yaml', 'b.yaml'], says: /^lm-gate check-config: one FILE only; usage: / },
     { args: () => ['check-config', '--strict', 'a.yaml'], says: /^lm-gate check-config: unknown option '--strict'/ },
-    { args: () => ['keys'], says: /^lm-gate keys: expected "keys create"; usage: lm-gate keys create / },
-    { args: () => ['keys', 'rotate'], says: /^lm-gate keys: expected "keys create"; usage: / },
+    {
+      args: () => ['keys'],
+      says: /^lm-gate keys: expected one of create, list, revoke, rotate; usage: lm-gate keys create\|list\|revoke\|rotate /,
+    },
+    { args: () => ['keys', 'delete'], says: /^lm-gate keys: unknown subcommand "delete"; expected one of create, / },
     { args: () => ['keys', 'create', '--nope'], says: /^lm-gate keys create: unknown option '--nope'; usage: / },
     { args: () => ['keys', 'create', '--id'], says: /^lm-gate keys create: option '--id <value>' argument missing/ },
+    {
+      args: () => ['keys', 'create', '--file', file('k.yaml'), '--tenant', 't'],
+      says: /^lm-gate keys create: --id is required with --file; usage: /,
+    },
+    {
+      args: () => ['keys', 'create', '--file', file('k.yaml'), '--id', 'a'],
+      says: /^lm-gate keys create: --tenant is required with --file; usage: /,
+    },
+    {
+      args: () => ['keys', 'create', '--id', 'a b'],
+      says: /^lm-gate keys create: --id: key ids are 1-64 characters of A-Z a-z 0-9 \. _ -, not "a b"; usage: /,
+    },
+    {
+      args: () => ['keys', 'create', '--id', 'a', '--endpoints', 'openai.chat,openai.chatt'],
+      says: /^lm-gate keys create: --endpoints: "openai.chatt": expected one of openai\.chat, .*, \*; usage: /,
+    },
+    {
+      args: () => ['keys', 'create', '--id', 'a', '--expires', 'soon'],
+      says: /^lm-gate keys create: --expires: "soon" is neither a duration \(90d, 12h, 30m, 2w\) nor an RFC 3339 date-time/,
+    },
+    {
+      args: () => ['keys', 'create', '--id', 'a', '--expires', '2000-01-01T00:00:00Z'],
+      says: /^lm-gate keys create: --expires: 2000-01-01T00:00:00Z is not in the future; usage: /,
+    },
+    {
+      args: () => ['keys', 'create', '--id', 'a', '--label', 'owner'],
+      says: /^lm-gate keys create: --label: expected NAME=VALUE, not "owner"; usage: /,
+    },
+    { args: () => ['keys', 'list'], says: /^lm-gate keys list: --file FILE is required; usage: lm-gate keys list / },
+    { args: () => ['keys', 'revoke', '--file', file('k.yaml')], says: /^lm-gate keys revoke: one key ID is required/ },
+    {
+      args: () => ['keys', 'rotate', '--file', file('k.yaml'), 'a', '--grace', '1 week'],
+      says: /^lm-gate keys rotate: --grace: "1 week" is not a duration \(7d, 12h, 30m, 2w\); usage: /,
+    },
   ];
   for (const t of table) {
     it.concurrent(`lm-gate ${t.args().join(' ')}`, async () => {
@@ -131,7 +175,14 @@ describe('a wrong command line: one line, exit 2', () => {
     expect(r.stderr).toMatch(/^usage:\n {2}lm-gate serve -c FILE\n/);
   });
 
-  for (const args of [['--help'], ['serve', '--help'], ['check-config', '-h'], ['keys', 'create', '--help']]) {
+  for (const args of [
+    ['--help'],
+    ['serve', '--help'],
+    ['check-config', '-h'],
+    ['keys', '--help'],
+    ['keys', 'create', '--help'],
+    ['keys', 'rotate', '-h'],
+  ]) {
     it.concurrent(`lm-gate ${args.join(' ')} prints usage on stdout, exit 0`, async () => {
       const r = await cli(args);
       expect(r.code).toBe(0);
@@ -215,6 +266,46 @@ describe('a bad config file: the file and each problem, exit 1', () => {
       args: () => ['serve', '-c', file('missing.yaml')],
       says: [`${file('missing.yaml')}: cannot read the file: no such file or directory (ENOENT)`],
     },
+    {
+      name: 'a keys file that is not there (serve: refused before binding anything)',
+      args: () => ['serve', '-c', file('keys-missing.yaml')],
+      says: [
+        `${file('keys-missing.yaml')}: identity.keysFile: cannot read ${file('no-such-keys.yaml')}: no such file or directory (ENOENT)`,
+      ],
+    },
+    {
+      name: 'a key id both in the config and in its keys file',
+      args: () => ['check-config', file('keys-dup.yaml')],
+      says: [
+        `${file('keys-ok.yaml')}: invalid keys file`,
+        `  - keys[0].id: duplicate key id "a": also in ${file('keys-dup.yaml')} at identity.apiKeys[0]`,
+      ],
+    },
+    {
+      name: 'keys list of a file that is not there',
+      args: () => ['keys', 'list', '--file', file('missing.yaml')],
+      says: [`${file('missing.yaml')}: cannot read the file: no such file or directory (ENOENT)`],
+    },
+    {
+      name: 'keys list of an invalid keys file',
+      args: () => ['keys', 'list', '--file', file('keys-bad.yaml')],
+      says: [
+        `${file('keys-bad.yaml')}: invalid keys file`,
+        '  - keys[0].expiresAt: expected an RFC 3339 date-time with a time zone, for example 2026-01-31T00:00:00Z',
+      ],
+    },
+    {
+      name: 'keys revoke of an id the file does not have',
+      args: () => ['keys', 'revoke', '--file', file('keys-ok.yaml'), 'nobody'],
+      says: [`${file('keys-ok.yaml')}: no key with id "nobody"`],
+    },
+    {
+      name: 'keys create while another command holds the lock',
+      args: () => ['keys', 'create', '--file', file('keys-locked.yaml'), '--id', 'b', '--tenant', 't'],
+      says: [
+        `${file('keys-locked.yaml')}: another command is editing it (${file('keys-locked.yaml.lock')} exists, left by process 4242); try again, or delete the lock file if no such command is running`,
+      ],
+    },
   ];
   for (const t of table) {
     it.concurrent(t.name, async () => {
@@ -224,6 +315,12 @@ describe('a bad config file: the file and each problem, exit 1', () => {
       expect(messageLines(r.stderr)).toEqual(t.says);
     });
   }
+});
+
+it.concurrent('check-config counts the keys of the keys file among the keys', async () => {
+  const r = await cli(['check-config', file('keys-joined.yaml')]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toBe(`${file('keys-joined.yaml')}: ok (2 API keys, 1 of them from ${file('keys-ok.yaml')})\n`);
 });
 
 describe('serve cannot listen: one line naming the field and the address, exit 1, at once', () => {

@@ -1,17 +1,17 @@
 // lm-gate: the CLI.
 //   lm-gate serve -c config.yaml        run the ext_proc server
 //   lm-gate check-config config.yaml    validate a config file (exit 1 naming each bad field)
-//   lm-gate keys create [--id ID] [--tenant T] [--models a,b] [--endpoints a,b]
-//                                       print a new API key and the config entry to paste
+//   lm-gate keys create|list|revoke|rotate ...
+//                                       API keys in a keys file, or a config entry to paste
 //   lm-gate kill KIND ID | --lift KIND ID | --list  -c config.yaml
 //                                       the kill switch, on every replica through Redis
 import { FileAuditSink } from './audit/sink.ts';
+import { KEYS_USAGE, keysCommand } from './cli/keys.ts';
 import { KILL_USAGE, killCommand } from './cli/kill.ts';
-import { CommandFailed, parseCommandArgs, UsageError } from './cli/usage.ts';
-import { ConfigError, loadConfigFile } from './config/load.ts';
+import { CommandError, parseCommandArgs, UsageError } from './cli/usage.ts';
+import { ConfigError, loadConfigSources } from './config/load.ts';
 import { restartRequired } from './config/restart.ts';
 import { watchConfig } from './config/watch.ts';
-import { generateApiKey, hashApiKey } from './identity/api-keys.ts';
 import { configKillSet } from './killswitch/config-kills.ts';
 import { KillSwitchMetrics } from './killswitch/metrics.ts';
 import { SharedKillSwitch } from './killswitch/shared.ts';
@@ -28,8 +28,7 @@ import { Metrics } from './telemetry/metrics.ts';
 
 const SERVE = 'lm-gate serve -c FILE';
 const CHECK = 'lm-gate check-config FILE';
-const KEYS = 'lm-gate keys create [--id ID] [--tenant TENANT] [--models a,b] [--endpoints a,b]';
-const USAGE = `usage:\n  ${SERVE}\n  ${CHECK}\n  ${KEYS}\n  ${KILL_USAGE}`;
+const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE].map((u) => `  ${u}`).join('\n')}\n  ${KILL_USAGE}`;
 const help = { type: 'boolean', short: 'h' } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -40,7 +39,7 @@ async function main(argv: string[]): Promise<number> {
     case 'check-config':
       return checkConfig(rest);
     case 'keys':
-      return keys(rest);
+      return keysCommand(rest);
     case 'kill':
       return killCommand(rest);
     case '--help':
@@ -54,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(
         'lm-gate',
-        `unknown command "${command}"; commands: serve, check-config, keys create, kill (lm-gate --help shows their options)`,
+        `unknown command "${command}"; commands: serve, check-config, keys, kill (lm-gate --help shows their options)`,
       );
   }
 }
@@ -66,42 +65,9 @@ async function checkConfig(args: string[]): Promise<number> {
   if (positionals.length === 0) throw new UsageError(cmd, 'FILE is required', CHECK);
   if (positionals.length > 1) throw new UsageError(cmd, 'one FILE only', CHECK);
   const file = positionals[0]!;
-  const cfg = await loadConfigFile(file);
-  console.log(`${file}: ok (${cfg.identity.apiKeys.length} API keys)`);
-  return 0;
-}
-
-function keys(args: string[]): number {
-  const [sub, ...rest] = args;
-  if (sub === '--help' || sub === '-h') return printUsage(KEYS);
-  if (sub !== 'create') throw new UsageError('lm-gate keys', 'expected "keys create"', KEYS);
-  const { values } = parseCommandArgs('lm-gate keys create', KEYS, {
-    args: rest,
-    options: {
-      help,
-      id: { type: 'string' },
-      tenant: { type: 'string', default: 'default' },
-      models: { type: 'string', default: '*' },
-      endpoints: { type: 'string', default: '*' },
-    },
-  });
-  if (values.help) return printUsage(KEYS);
-  const key = generateApiKey();
-  const id = values.id ?? `key-${hashApiKey(key).slice(0, 8)}`;
-  const list = (s: string) =>
-    `[${s
-      .split(',')
-      .map((x) => JSON.stringify(x.trim()))
-      .join(', ')}]`;
-  // The key goes to stdout once; only its hash goes into the config.
-  console.log(`API key (shown once, store it now): ${key}
-
-Paste under identity.apiKeys in the config:
-    - id: ${id}
-      sha256: ${hashApiKey(key)}
-      tenant: ${values.tenant}
-      models: ${list(values.models)}
-      endpoints: ${list(values.endpoints)}`);
+  const { config, keysFile, keysFromFile } = await loadConfigSources(file);
+  const all = config.identity.apiKeys.length;
+  console.log(`${file}: ok (${all} API keys${keysFile ? `, ${keysFromFile} of them from ${keysFile}` : ''})`);
   return 0;
 }
 
@@ -116,7 +82,8 @@ async function serve(args: string[]): Promise<number> {
   if (values.help) return printUsage(SERVE);
   const file = values.config;
   if (!file) throw new UsageError(cmd, '-c FILE is required', SERVE);
-  const config = await loadConfigFile(file);
+  const loaded = await loadConfigSources(file);
+  const { config } = loaded;
   const logger = createLogger(config.logging.level);
   routeGrpcLogs(logger);
   const metrics = new Metrics();
@@ -180,7 +147,7 @@ async function serve(args: string[]): Promise<number> {
     return 1;
   }
   let current = config;
-  const stopWatching = watchConfig(file, {
+  const stopWatching = watchConfig(file, loaded, {
     onValid: (next) => {
       const pending = restartRequired(current, next);
       if (pending.length > 0)
@@ -189,6 +156,8 @@ async function serve(args: string[]): Promise<number> {
       current = next;
       host.reload(next);
       killMetrics.setEntries('config', configKillSet(next));
+      // What this reload killed or lifted (a key disabled in the config or its keys file, a
+      // killSwitch entry) goes to every replica through Redis.
       void sharedKills?.reloaded(prev, next);
       logger.level = next.logging.level;
       metrics.configReloads.labels('applied').inc();
@@ -196,7 +165,11 @@ async function serve(args: string[]): Promise<number> {
     },
     onInvalid: (err) => {
       metrics.configReloads.labels('rejected').inc();
-      logger.error({ file, problems: err.problems }, 'config reload rejected; the previous config keeps serving');
+      // The first line names the file at fault: the config, or its keys file.
+      logger.error(
+        { file, problems: err.problems, reason: err.message.split('\n')[0] },
+        'config reload rejected; the previous config keeps serving',
+      );
     },
   });
   logger.info(
@@ -237,7 +210,7 @@ function report(err: unknown): number {
     console.error(err.message);
     return 2;
   }
-  if (err instanceof ConfigError || err instanceof CommandFailed) {
+  if (err instanceof ConfigError || err instanceof CommandError) {
     console.error(err.message);
     return 1;
   }

@@ -18,11 +18,17 @@ export interface AuditRecord {
     tenant: string;
     team: string | null;
     user: string | null;
+    /** The roles the caller carried (from its key or its token's claims), which policy read. */
+    roles: readonly string[];
     method: string;
     issuer: string;
   } | null;
   endpoint: { method: string; path: string; api: string };
-  model: { requested: string | null; served: string | null };
+  /** requested: what the client asked for; upstream: what the gate sent (an alias resolved);
+   * served: what the model server says answered. */
+  model: { requested: string | null; upstream: string | null; served: string | null };
+  /** The route the gate chose (routing.routes[].name), or null. */
+  route: string | null;
   stream: boolean;
   status: number | null;
   outcome: string;
@@ -62,12 +68,18 @@ export function buildAuditRecord(ctx: RequestContext): AuditRecord {
           tenant: p.tenant,
           team: p.team ?? null,
           user: p.user ?? null,
+          roles: p.roles,
           method: p.method,
           issuer: p.issuer,
         }
       : null,
     endpoint: { method: ctx.method, path: pathOnly(ctx.path), api: ctx.api },
-    model: { requested: ctx.modelRequested ?? null, served: ctx.modelServed ?? null },
+    model: {
+      requested: ctx.modelAlias ?? ctx.modelRequested ?? null,
+      upstream: ctx.modelRequested ?? null,
+      served: ctx.modelServed ?? null,
+    },
+    route: ctx.route?.name ?? null,
     stream: ctx.stream,
     status: ctx.clientStatus() ?? null,
     outcome: ctx.outcome ?? 'error',

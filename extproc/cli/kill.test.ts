@@ -1,21 +1,7 @@
 // lm-gate kill's command line: what it accepts and the one-line usage errors (exit 2) it gives.
 import { describe, expect, it } from 'vitest';
-import { parseDuration, parseKillArgs } from './kill.ts';
+import { parseKillArgs } from './kill.ts';
 import { UsageError } from './usage.ts';
-
-describe('parseDuration', () => {
-  it.each([
-    ['500ms', 500],
-    ['90s', 90_000],
-    ['15m', 900_000],
-    ['2h', 7_200_000],
-    ['7d', 604_800_000],
-  ])('%s', (text, ms) => expect(parseDuration(text)).toBe(ms));
-
-  it.each(['', '10', '1.5h', '-1h', '0s', '1w', '400d', 'h'])('refuses "%s"', (text) =>
-    expect(parseDuration(text)).toBeUndefined(),
-  );
-});
 
 describe('parseKillArgs', () => {
   it('kill, lift and list', () => {

@@ -15,7 +15,8 @@ import { configKillSet } from '../killswitch/config-kills.ts';
 import { isKillKind, KILL_KINDS, type KillEntry, type KillKind } from '../killswitch/kill-set.ts';
 import { RedisKillStore } from '../killswitch/redis-store.ts';
 import { redisClientOptions, redisTarget } from '../redis/connection.ts';
-import { CommandFailed, parseCommandArgs, UsageError } from './usage.ts';
+import { parseDuration, rfc3339At } from './durations.ts';
+import { CommandError, parseCommandArgs, UsageError } from './usage.ts';
 
 export const KILL_USAGE = [
   'lm-gate kill key|user|team|tenant|model ID [--reason TEXT] [--ttl DURATION] -c FILE',
@@ -26,17 +27,6 @@ export const KILL_USAGE = [
 const SYNOPSIS = 'lm-gate kill [--lift] KIND ID [--reason TEXT] [--ttl DURATION] -c FILE | --list -c FILE';
 
 const CMD = 'lm-gate kill';
-const MAX_TTL_MS = 366 * 24 * 3600 * 1000;
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** "90s", "15m", "2h", "7d", "500ms" to milliseconds; undefined when it is not one. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^(\d{1,9})(ms|s|m|h|d)$/.exec(text.trim());
-  if (!m) return undefined;
-  const ms = Number(m[1]) * UNITS[m[2]!]!;
-  return ms > 0 && ms <= MAX_TTL_MS ? ms : undefined;
-}
-
 export interface KillCommand {
   action: 'kill' | 'lift' | 'list';
   kind?: KillKind;
@@ -87,8 +77,7 @@ export function parseKillArgs(args: string[]): KillCommand | 'help' {
   }
   if (values.ttl !== undefined) {
     const ms = parseDuration(values.ttl);
-    if (ms === undefined)
-      throw usage(`--ttl "${values.ttl}": expected a number and a unit (90s, 15m, 2h, 7d), up to 366d`);
+    if (ms === undefined) throw usage(`--ttl "${values.ttl}": expected a number and a unit (90s, 15m, 2h, 7d, 2w)`);
     cmd.ttlMs = ms;
   }
   return cmd;
@@ -103,7 +92,7 @@ export async function killCommand(args: string[]): Promise<number> {
   const config = await loadConfigFile(cmd.config);
   const redis = config.redis;
   if (redis === undefined)
-    throw new CommandFailed(
+    throw new CommandError(
       `${cmd.config}: no redis section, and the kill switch is shared only through Redis; without it, list the id under killSwitch in each replica's config`,
     );
   const target = redisTarget(redis.url);
@@ -121,13 +110,13 @@ export async function killCommand(args: string[]): Promise<number> {
   });
   try {
     await client.connect().catch((err: unknown) => {
-      throw new CommandFailed(`${CMD}: cannot reach Redis at ${target}: ${why ?? (err as Error).message}`);
+      throw new CommandError(`${CMD}: cannot reach Redis at ${target}: ${why ?? (err as Error).message}`);
     });
     const store = new RedisKillStore({ client, key: (name) => redis.keyPrefix + name });
     const where = `Redis ${target} (key prefix "${redis.keyPrefix}")`;
     const failed = (err: unknown) => {
-      if (err instanceof CommandFailed) throw err;
-      throw new CommandFailed(`${CMD}: Redis at ${target}: ${(err as Error).message}`);
+      if (err instanceof CommandError) throw err;
+      throw new CommandError(`${CMD}: Redis at ${target}: ${(err as Error).message}`);
     };
     switch (cmd.action) {
       case 'list':
@@ -176,7 +165,7 @@ async function lift(store: RedisKillStore, config: Config, cmd: KillCommand, whe
     const why = inFile
       ? `; ${cmd.config} kills it itself (killSwitch, or a disabled key): edit the config to lift that`
       : '';
-    throw new CommandFailed(`${CMD}: no kill of ${kind} ${id} in ${where}${why}`);
+    throw new CommandError(`${CMD}: no kill of ${kind} ${id} in ${where}${why}`);
   }
   console.log(`lifted ${kind} ${id} on every replica that shares ${where}`);
   if (inFile)
@@ -187,14 +176,13 @@ async function lift(store: RedisKillStore, config: Config, cmd: KillCommand, whe
 async function list(store: RedisKillStore, config: Config, file: string, where: string): Promise<number> {
   const snapshot = await store.snapshot(config.killSwitch.maxEntries);
   const now = Date.now();
-  const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const rows: string[][] = [['KIND', 'ID', 'SOURCE', 'SINCE', 'UNTIL', 'BY', 'REASON']];
   const sorted = [...snapshot.entries].sort(
     (a, b) => KILL_KINDS.indexOf(a[0]) - KILL_KINDS.indexOf(b[0]) || a[1].localeCompare(b[1]),
   );
   for (const [kind, id, e] of sorted) {
-    const until = e.expiresAt === undefined ? '-' : e.expiresAt <= now ? 'expired' : iso(e.expiresAt);
-    rows.push([kind, id, `redis:${e.source}`, e.at > 0 ? iso(e.at) : '-', until, e.by ?? '-', e.reason ?? '']);
+    const until = e.expiresAt === undefined ? '-' : e.expiresAt <= now ? 'expired' : rfc3339At(e.expiresAt);
+    rows.push([kind, id, `redis:${e.source}`, e.at > 0 ? rfc3339At(e.at) : '-', until, e.by ?? '-', e.reason ?? '']);
   }
   for (const [kind, id] of configKillSet(config).entries()) rows.push([kind, id, 'file', '-', '-', '-', file]);
   if (rows.length === 1) {

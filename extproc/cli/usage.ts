@@ -28,11 +28,11 @@ export function parseCommandArgs<T extends ParseArgsConfig>(
   }
 }
 
-/** A command that could not do its job for a reason outside the command line (Redis
- * unreachable, nothing to lift): one line on stderr, exit 1. */
-export class CommandFailed extends Error {
+/** A command that was understood but could not do its job (a key id that is not in the file,
+ * a file another command is editing): one line, exit 1. */
+export class CommandError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'CommandFailed';
+    this.name = 'CommandError';
   }
 }

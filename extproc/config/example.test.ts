@@ -4,9 +4,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configFields } from './json-schema.ts';
+import { parseKeysFile } from './keys-file.ts';
 import { loadConfigFile } from './load.ts';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'lm-gate.yaml');
+const KEYS_EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'keys.yaml');
 
 describe('examples/lm-gate.yaml', () => {
   it('loads, with the defaults of its ${ENV} references when the variables are unset', async () => {
@@ -34,5 +36,10 @@ describe('examples/lm-gate.yaml', () => {
     const text = readFileSync(EXAMPLE, 'utf8');
     const missing = configFields().filter((f) => !new RegExp(`^\\s*(# )?(- )?${f.key}:`, 'm').test(text));
     expect(missing.map((f) => f.path)).toEqual([]);
+  });
+
+  it('examples/keys.yaml, the keys file it points to as an example, is a valid keys file', () => {
+    const keys = parseKeysFile(readFileSync(KEYS_EXAMPLE, 'utf8'), KEYS_EXAMPLE);
+    expect(keys.map((k) => [k.id, k.expiresAt])).toEqual([['claims-assistant', '2027-09-30T00:00:00Z']]);
   });
 });

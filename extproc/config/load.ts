@@ -1,29 +1,15 @@
-// Reading a config file: YAML → ${ENV} interpolation → zod validation. Every error names the
-// path of the offending field and what is wrong, so `lm-gate check-config` and a rejected hot
-// reload say exactly what to fix.
+// Reading a config file: YAML → ${ENV} interpolation → zod validation, then the keys file it
+// names (keys-file.ts), whose keys join the config's. Every error names the file, the path of
+// the offending field and what is wrong, so `lm-gate check-config` and a rejected hot reload say
+// exactly what to fix.
 import { readFile } from 'node:fs/promises';
-import { getSystemErrorMessage } from 'node:util';
-import { LineCounter, parseDocument } from 'yaml';
+import { ConfigError, systemErrorText } from './config-error.ts';
 import { describeIssue } from './issues.ts';
+import { keysFilePath, parseKeysFile, withFileKeys } from './keys-file.ts';
 import { type Config, configSchema } from './schema.ts';
+import { readYaml } from './yaml.ts';
 
-export class ConfigError extends Error {
-  readonly problems: string[];
-  /** `message` replaces the "invalid configuration" list when one line says it all. */
-  constructor(source: string, problems: string[], message?: string) {
-    super(message ?? `${source}: invalid configuration\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-    this.problems = problems;
-  }
-
-  /** The file itself could not be read: missing, a directory, no permission. */
-  static unreadable(path: string, err: unknown): ConfigError {
-    const e = err as NodeJS.ErrnoException;
-    const why = typeof e.errno === 'number' ? `${getSystemErrorMessage(e.errno)} (${e.code})` : String(err);
-    const problem = `cannot read the file: ${why}`;
-    return new ConfigError(path, [problem], `${path}: ${problem}`);
-  }
-}
+export { ConfigError } from './config-error.ts';
 
 /** ${NAME} and ${NAME:-default}; $${...} escapes a literal "${". Only whole string values are
  * scanned (after YAML parsing), so a secret can never change the document's structure. */
@@ -59,23 +45,11 @@ export function parseConfig(
   env: NodeJS.ProcessEnv = process.env,
   { requireDocument = false } = {},
 ): Config {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
-  if (doc.errors.length > 0) {
-    // FILE:LINE:COL: message, as compilers print it: terminals and editors jump to the spot.
-    throw new ConfigError(
-      source,
-      doc.errors.map((e) => {
-        const { line, col } = lines.linePos(e.pos[0]);
-        return `${source}:${line}:${col}: ${e.message}`;
-      }),
-    );
-  }
-  if (doc.contents === null) {
+  const raw = readYaml(text, source);
+  if (raw === undefined) {
     if (requireDocument) throw new ConfigError(source, [EMPTY_FILE]);
     return parseValue({}, source, env);
   }
-  const raw: unknown = doc.toJS();
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
     throw new ConfigError(source, ['(root): expected a mapping']);
   return parseValue(raw, source, env);
@@ -97,12 +71,55 @@ function parseValue(raw: object, source: string, env: NodeJS.ProcessEnv): Config
   return result.data;
 }
 
-export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+/** A config as loaded from its files: the config (with the keys file's keys joined to its own),
+ * the keys file's path, and the text of both, which the reload watcher compares. */
+export interface LoadedConfig {
+  config: Config;
+  keysFile: string | undefined;
+  /** How many of config.identity.apiKeys came from the keys file (the last ones). */
+  keysFromFile: number;
+  /** The config file's text and the keys file's, as read. */
+  texts: readonly [string, string | undefined];
+}
+
+/** Reads a config file and the keys file it names, validates both and joins their keys. */
+export async function loadConfigSources(path: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     throw ConfigError.unreadable(path, err);
   }
-  return parseConfigFile(text, path, env);
+  const config = parseConfigFile(text, path, env);
+  const keysFile = keysFilePath(path, config);
+  if (keysFile === undefined) return { config, keysFile, keysFromFile: 0, texts: [text, undefined] };
+  let keysText: string;
+  try {
+    keysText = await readFile(keysFile, 'utf8');
+  } catch (err) {
+    throw keysFileUnreadable(path, keysFile, err);
+  }
+  const joined = joinKeysFile(config, path, keysFile, keysText);
+  return {
+    config: joined,
+    keysFile,
+    keysFromFile: joined.identity.apiKeys.length - config.identity.apiKeys.length,
+    texts: [text, keysText],
+  };
+}
+
+/** The config with the keys of the keys file whose text is `keysText` joined to its own. */
+export function joinKeysFile(config: Config, path: string, keysFile: string, keysText: string): Config {
+  return withFileKeys(config, path, parseKeysFile(keysText, keysFile), keysFile);
+}
+
+/** One line naming the config field and the file: the config is fine, its keys file is not
+ * there (a Secret not mounted, a wrong path). */
+export function keysFileUnreadable(path: string, keysFile: string, err: unknown): ConfigError {
+  const problem = `identity.keysFile: cannot read ${keysFile}: ${systemErrorText(err)}`;
+  return new ConfigError(path, [problem], `${path}: ${problem}`);
+}
+
+export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  return (await loadConfigSources(path, env)).config;
 }

@@ -32,18 +32,17 @@ export function spliceReference(readme: string, reference: string): string {
   return `${readme.slice(0, start + REFERENCE_START.length)}\n${reference}\n${readme.slice(end)}`;
 }
 
-/** `unset`: the fields of an optional section without a default (redis), whose every line of
- * YAML is commented out, so the block as a whole still reads as the defaults. */
+/** `commentedOut`: the fields of an optional section without a default (an example of what may
+ * be set), whose key lines are all written as comments. */
 function renderFields(
   object: JsonSchema,
   indent: number,
   where: string,
   lines: string[],
   listItem = false,
-  unset = false,
+  commentedOut = false,
 ): void {
   const pad = ' '.repeat(indent);
-  const off = unset ? '# ' : '';
   Object.entries(object.properties ?? {}).forEach(([key, value], i) => {
     const path = where ? `${where}.${key}` : key;
     const field = node(value, path);
@@ -58,25 +57,30 @@ function renderFields(
     let note = '';
     if (items?.properties && 'default' in field) note = ` Default: ${flow(field.default)}; an example entry follows.`;
     else if (!('default' in field) && !field.properties) note = required ? ' Required.' : ' Optional.';
-    const optionalSection = field.properties !== undefined && !required && !('default' in field);
-    if (optionalSection) note = ' Optional.';
     // The first field of a list entry carries the "- ", and its comment sits at the dash.
     const commentPad = listItem && i === 0 ? ' '.repeat(indent - 2) : pad;
     for (const line of wrap(`${field.description ?? ''}${note}`.trim(), WIDTH - commentPad.length - 2))
       lines.push(`${commentPad}# ${line}`);
-    const keyPad = listItem && i === 0 ? `${' '.repeat(indent - 2)}- ` : pad;
+    // Inside a commented-out section every line is a comment, list dashes included.
+    const dash = listItem && i === 0;
+    const keyPad = commentedOut
+      ? `${dash ? ' '.repeat(indent - 2) : pad}# ${dash ? '- ' : ''}`
+      : dash
+        ? `${' '.repeat(indent - 2)}- `
+        : pad;
     if (field.properties) {
-      lines.push(`${keyPad}${optionalSection ? '# ' : off}${key}:`);
-      renderFields(field, indent + 2, path, lines, false, unset || optionalSection);
+      const optional = !required && !('default' in field);
+      lines.push(`${optional && !commentedOut ? `${keyPad}# ` : keyPad}${key}:`);
+      renderFields(field, indent + 2, path, lines, false, commentedOut || optional);
     } else if (items?.properties) {
-      lines.push(`${keyPad}${off}${key}:`);
-      renderFields(items, indent + 4, `${path}[]`, lines, true, unset);
+      lines.push(`${keyPad}${key}:`);
+      renderFields(items, indent + 4, `${path}[]`, lines, true, commentedOut);
     } else if ('default' in field) {
-      lines.push(`${keyPad}${off}${key}: ${flow(field.default)}${sizeNote(key, field.default)}`);
+      lines.push(`${keyPad}${key}: ${flow(field.default)}${sizeNote(key, field.default)}`);
     } else {
       const example = field.examples?.[0];
       if (example === undefined) throw new Error(`${path}: a field without a default needs an example (.meta())`);
-      lines.push(`${required && !unset ? keyPad : `${keyPad}# `}${key}: ${flow(example)}`);
+      lines.push(`${required || commentedOut ? keyPad : `${keyPad}# `}${key}: ${flow(example)}`);
     }
   });
 }

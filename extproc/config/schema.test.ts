@@ -27,13 +27,34 @@ describe('configSchema', () => {
           'identity.authenticate',
           'killswitch.principal',
           'llm.api_shape',
+          'routing.route',
           'killswitch.model',
           'policy.access',
+          'policy.model_list',
           'metering.usage',
         ],
       },
-      identity: { apiKeys: [] },
+      identity: {
+        apiKeys: [],
+        jwt: {
+          issuers: [],
+          maxTokenBytes: 8192,
+          clockToleranceSeconds: 30,
+          cachedTokens: 1024,
+          jwks: {
+            timeoutMs: 2000,
+            maxResponseBytes: 262144,
+            refreshMs: 300000,
+            minRefreshMs: 60000,
+            maxRefreshMs: 3600000,
+            unknownKidCooldownMs: 30000,
+            keyWaitMs: 100,
+            failureBackoffMaxMs: 60000,
+          },
+        },
+      },
       policy: { unknownEndpoints: 'reject' },
+      routing: { header: 'x-lmgate-route', routes: [], aliases: {}, principalLabels: [] },
       killSwitch: {
         keys: [],
         users: [],
@@ -57,7 +78,17 @@ describe('configSchema', () => {
   it('an api key with only its required fields gets exactly these defaults', () => {
     const c = configSchema.parse({ identity: { apiKeys: [{ id: 'a', sha256: HASH_A, tenant: 't' }] } });
     expect(c.identity.apiKeys).toStrictEqual([
-      { id: 'a', sha256: HASH_A, tenant: 't', roles: [], models: ['*'], endpoints: ['*'], disabled: false },
+      {
+        id: 'a',
+        sha256: HASH_A,
+        tenant: 't',
+        roles: [],
+        models: ['*'],
+        endpoints: ['*'],
+        attributes: {},
+        disabled: false,
+        labels: {},
+      },
     ]);
   });
 

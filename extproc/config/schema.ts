@@ -10,6 +10,7 @@ import { meteringConfig } from '../metering/config.ts';
 import { ALWAYS_STAGE_NAMES, STAGE_NAMES, stageGraphProblems } from '../pipeline/stages.ts';
 import { policyConfig } from '../policy/config.ts';
 import { redisConfig } from '../redis/config.ts';
+import { routingConfig } from '../routing/config.ts';
 import { serverConfig } from '../server/config.ts';
 import { loggingConfig } from '../telemetry/config.ts';
 
@@ -38,6 +39,7 @@ export const configSchema = z
     identity: identityConfig,
     policy: policyConfig,
     killSwitch: killSwitchConfig,
+    routing: routingConfig,
     metering: meteringConfig,
     audit: auditConfig,
     redis: redisConfig,
@@ -68,6 +70,13 @@ export const configSchema = z
           message: `pipeline.stages leaves out ${stage}, so nothing would refuse these; add it`,
         });
     }
+    // A request waiting for keys must be refused (401) before the message deadline answers 503.
+    if (cfg.identity.jwt.issuers.length > 0 && cfg.identity.jwt.jwks.keyWaitMs >= cfg.server.messageDeadlineMs)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['identity', 'jwt', 'jwks', 'keyWaitMs'],
+        message: `must be under server.messageDeadlineMs (${cfg.server.messageDeadlineMs})`,
+      });
   });
 
 export type Config = z.infer<typeof configSchema>;

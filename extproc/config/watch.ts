@@ -1,51 +1,143 @@
-// Hot reload: watch the config file's directory (editors and Kubernetes ConfigMaps replace the
-// file by rename, which a watch on the file itself would miss), re-read on change, and hand a
-// valid config to onValid. An invalid file is reported to onInvalid and the old config keeps
-// serving.
-import { watch } from 'node:fs';
+// Hot reload: watch the config file's directory, and the keys file's when the config names one
+// (editors and Kubernetes ConfigMaps and Secrets replace a file by rename, or swap the `..data`
+// symlink beside it, which a watch on the file itself would miss); re-read both on a change and
+// hand a valid config, the keys file's keys joined, to onValid. An invalid config or keys file,
+// or a keys file that cannot be read, is reported to onInvalid and the old config keeps serving.
+import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { ConfigError, parseConfigFile } from './load.ts';
+import { ConfigError } from './config-error.ts';
+import { keysFilePath } from './keys-file.ts';
+import { joinKeysFile, keysFileUnreadable, type LoadedConfig, parseConfigFile } from './load.ts';
 import type { Config } from './schema.ts';
 
+export interface ConfigWatchHandlers {
+  onValid(config: Config): void;
+  onInvalid(err: ConfigError): void;
+}
+
+/** Watches what `initial` was loaded from (loadConfigSources) and reports each change once. */
 export function watchConfig(
   path: string,
-  handlers: { onValid(config: Config): void; onInvalid(err: ConfigError): void },
+  initial: LoadedConfig,
+  handlers: ConfigWatchHandlers,
   debounceMs = 100,
+  env: NodeJS.ProcessEnv = process.env,
 ): () => void {
-  const file = resolve(path);
+  let last = fingerprint(initial.texts[0], initial.texts[1]);
   let timer: NodeJS.Timeout | undefined;
-  let lastText: string | undefined;
-  const check = async () => {
+  // One check at a time: a change that arrives during a check schedules another after it.
+  let checking = false;
+  let again = false;
+
+  const schedule = () => {
+    clearTimeout(timer);
+    timer = setTimeout(run, debounceMs);
+  };
+  const run = () => {
     timer = undefined;
+    if (checking) {
+      again = true;
+      return;
+    }
+    checking = true;
+    void check().finally(() => {
+      checking = false;
+      if (again) {
+        again = false;
+        schedule();
+      }
+    });
+  };
+
+  const check = async () => {
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = await readFile(path, 'utf8');
     } catch {
       return; // mid-rename; the next event will bring the new file
     }
-    if (text === lastText) return;
-    lastText = text;
+    let config: Config;
     try {
-      handlers.onValid(parseConfigFile(text, path));
+      config = parseConfigFile(text, path, env);
+    } catch (err) {
+      return report(fingerprint(text, undefined), () => {
+        throw err;
+      });
+    }
+    const keysFile = keysFilePath(path, config);
+    keysWatch.follow(keysFile);
+    if (keysFile === undefined) return report(fingerprint(text, undefined), () => config);
+    let keysText: string;
+    try {
+      keysText = await readFile(keysFile, 'utf8');
+    } catch (err) {
+      return report(fingerprint(text, `\0unreadable ${(err as NodeJS.ErrnoException).code}`), () => {
+        throw keysFileUnreadable(path, keysFile, err);
+      });
+    }
+    return report(fingerprint(text, keysText), () => joinKeysFile(config, path, keysFile, keysText));
+  };
+
+  /** Hands what `load` gives (or throws) to the handlers, unless the files read as they did
+   * when last reported: a touch, or an event for an unrelated file. */
+  const report = (print: string, load: () => Config) => {
+    if (print === last) return;
+    last = print;
+    let config: Config;
+    try {
+      config = load();
     } catch (err) {
       handlers.onInvalid(err instanceof ConfigError ? err : new ConfigError(path, [String(err)]));
+      return;
     }
+    handlers.onValid(config);
   };
-  // Seed with the current text so the first event only fires on a real change.
-  readFile(file, 'utf8').then(
-    (t) => {
-      lastText ??= t;
-    },
-    () => {},
-  );
-  const watcher = watch(dirname(file), (_event, name) => {
-    if (name !== null && name !== basename(file) && !name.startsWith('..')) return;
-    clearTimeout(timer);
-    timer = setTimeout(check, debounceMs);
-  });
+
+  const configWatch = watchFileIn(path, schedule);
+  const keysWatch = new FollowingWatch(schedule);
+  keysWatch.follow(initial.keysFile);
+  // A change between the initial load and the watch starting is caught here.
+  schedule();
   return () => {
     clearTimeout(timer);
-    watcher.close();
+    configWatch?.close();
+    keysWatch.follow(undefined);
   };
+}
+
+const fingerprint = (configText: string, keysText: string | undefined) => `${configText}\0${keysText ?? ''}`;
+
+/** Calls `changed` on any event for the file or for a `..`-prefixed entry beside it (the
+ * symlinks Kubernetes swaps). Undefined when the directory cannot be watched (it does not
+ * exist): reading the file then fails, and that is what gets reported. */
+function watchFileIn(path: string, changed: () => void): FSWatcher | undefined {
+  const file = resolve(path);
+  try {
+    return watch(dirname(file), (_event, name) => {
+      if (name !== null && name !== basename(file) && !name.startsWith('..')) return;
+      changed();
+    });
+  } catch {
+    return undefined;
+  }
+}
+
+/** The keys file's watch, moved when a reload points identity.keysFile elsewhere. */
+class FollowingWatch {
+  private path: string | undefined;
+  private watcher: FSWatcher | undefined;
+  private readonly changed: () => void;
+
+  constructor(changed: () => void) {
+    this.changed = changed;
+  }
+
+  follow(path: string | undefined): void {
+    // The same file again: keep its watch, or try again when its directory could not be watched.
+    if (path === this.path && (this.watcher !== undefined || path === undefined)) return;
+    this.watcher?.close();
+    this.path = path;
+    this.watcher = path === undefined ? undefined : watchFileIn(path, this.changed);
+  }
 }

@@ -1,63 +1,45 @@
-// API keys: generated here, stored in the config only as SHA-256 hashes, looked up by hash.
-// A key is 32 random bytes, base64url, behind a recognisable prefix so secret scanners can
-// find leaked ones.
-import { createHash, randomBytes } from 'node:crypto';
-import type { ApiKeyConfig, Config } from '../config/schema.ts';
-import type { CredentialScope, Principal } from '../pipeline/context.ts';
-import { refuse } from '../pipeline/errors.ts';
-import { compilePatterns } from '../policy/patterns.ts';
-import type { ApiKeyAuthenticator } from './authenticator.ts';
+// The API key format: `lmg_<id>_<secret>`. The id is the key's config id, public (audit records
+// and the x-lmgate-key-id header carry it), so the gate finds a key's entry by id instead of by
+// hash; the secret is 32 random bytes, base64url without padding (43 characters). The secret is
+// read as the fixed-length tail, so an id may itself contain `_`. The recognisable prefix lets
+// secret scanners find leaked keys.
+//
+// Only the key's SHA-256 is stored. A plain fast hash is right here, unlike for passwords: the
+// secret is 256 random bits, so there is nothing to guess from a leaked hash (a password hash's
+// salt and work factor defend low-entropy secrets against brute force; against 2^256 they add
+// only cost to every request).
+import { hash, randomBytes } from 'node:crypto';
 
 export const KEY_PREFIX = 'lmg_';
+export const SECRET_LENGTH = 43;
+export const KEY_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/** The longest well-formed key: prefix, a 64-character id, `_`, the secret. */
+export const MAX_KEY_LENGTH = KEY_PREFIX.length + 64 + 1 + SECRET_LENGTH;
+const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
-export function generateApiKey(): string {
-  return KEY_PREFIX + randomBytes(32).toString('base64url');
+/** A new key for the key id `id`: shown once to its holder, never stored. */
+export function generateApiKey(id: string): string {
+  if (!KEY_ID_PATTERN.test(id)) throw new Error(`key ids are 1-64 characters of A-Z a-z 0-9 . _ -, not "${id}"`);
+  return `${KEY_PREFIX}${id}_${randomBytes(32).toString('base64url')}`;
 }
 
+/** The id a key names, or undefined when it is not `lmg_<id>_<43-character secret>` (a
+ * truncated key, a key of the old id-less format, anything else behind the prefix). */
+export function apiKeyId(key: string): string | undefined {
+  const sep = key.length - SECRET_LENGTH - 1;
+  if (sep <= KEY_PREFIX.length || key.length > MAX_KEY_LENGTH || !key.startsWith(KEY_PREFIX) || key[sep] !== '_')
+    return undefined;
+  const id = key.slice(KEY_PREFIX.length, sep);
+  if (!KEY_ID_PATTERN.test(id) || !SECRET_PATTERN.test(key.slice(sep + 1))) return undefined;
+  return id;
+}
+
+/** The raw SHA-256 of a key, as the gate compares it. */
+export function apiKeyDigest(key: string): Buffer {
+  return hash('sha256', key, 'buffer');
+}
+
+/** The lowercase hex SHA-256 of a key, as the config stores it. */
 export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
-}
-
-/** Hash → key entry, built once per config load. Disabled keys are left out: they fail like
- * unknown ones, so a caller cannot tell a revoked key from a wrong one. */
-export function indexApiKeys(keys: readonly ApiKeyConfig[]): Map<string, ApiKeyConfig> {
-  const index = new Map<string, ApiKeyConfig>();
-  for (const k of keys) if (!k.disabled) index.set(k.sha256, k);
-  return index;
-}
-
-/** Keys from the config, indexed once per snapshot; undefined when the config has none. */
-export function createApiKeyAuthenticator(config: Config): ApiKeyAuthenticator | undefined {
-  if (config.identity.apiKeys.length === 0) return undefined;
-  // Principals are built once per config snapshot: a request only looks its key up.
-  const index = new Map<string, Principal>();
-  for (const [hash, entry] of indexApiKeys(config.identity.apiKeys)) index.set(hash, principalOf(entry));
-  return {
-    authenticate(key) {
-      const principal = index.get(hashApiKey(key));
-      if (principal === undefined) throw refuse('invalid_api_key', 'Invalid API key.');
-      return principal;
-    },
-  };
-}
-
-/** A key's entry as a method-neutral principal; the key's endpoint and model lists become the
- * credential's scope, which policy.access enforces without knowing it came from a key. */
-function principalOf(entry: ApiKeyConfig): Principal {
-  const scope: CredentialScope = {
-    endpoints: entry.endpoints.includes('*') ? 'all' : new Set(entry.endpoints),
-    models: compilePatterns(entry.models),
-    source: `identity.apiKeys.${entry.id}`,
-  };
-  return {
-    id: entry.id,
-    tenant: entry.tenant,
-    team: entry.team,
-    user: entry.user,
-    roles: entry.roles,
-    attributes: {},
-    method: 'api_key',
-    issuer: 'config',
-    scope,
-  };
+  return hash('sha256', key, 'hex');
 }

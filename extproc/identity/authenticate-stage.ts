@@ -8,10 +8,12 @@
 import type { Config } from '../config/schema.ts';
 import type { Principal, RequestContext } from '../pipeline/context.ts';
 import { refuse } from '../pipeline/errors.ts';
-import { defineStage } from '../pipeline/stage.ts';
-import { createApiKeyAuthenticator } from './api-keys.ts';
+import { defineStage, type StageDeps } from '../pipeline/stage.ts';
+import { createApiKeyAuthenticator } from './api-key-authenticator.ts';
 import type { ApiKeyAuthenticator, JwtAuthenticator, PeerAuthenticator } from './authenticator.ts';
 import { presentedCredential } from './credentials.ts';
+import { createJwtAuthenticator } from './jwt/authenticator.ts';
+import { createPeerAuthenticator } from './peer-authenticator.ts';
 
 export interface Authenticators {
   apiKey: ApiKeyAuthenticator | undefined;
@@ -19,8 +21,19 @@ export interface Authenticators {
   peer: PeerAuthenticator | undefined;
 }
 
-export function authenticatorsFor(config: Config): Authenticators {
-  return { apiKey: createApiKeyAuthenticator(config), jwt: undefined, peer: undefined };
+/** The authenticators of one config snapshot. The clock decides expiry (keys and tokens),
+ * injectable so tests move time instead of waiting; the JWT keys come from the process-wide
+ * cache in deps, which outlives snapshots. */
+export function authenticatorsFor(config: Config, deps: StageDeps): Authenticators {
+  const { apiKeys, keysFile } = config.identity;
+  // A gate with a keys file accepts keys even while the file lists none: a key presented then
+  // is refused as invalid, like any key the gate does not know.
+  const acceptsKeys = apiKeys.length > 0 || keysFile !== undefined;
+  return {
+    apiKey: acceptsKeys ? createApiKeyAuthenticator(apiKeys, deps.clock) : undefined,
+    jwt: createJwtAuthenticator(config, deps.jwtKeys, deps.logger, () => deps.clock.now()),
+    peer: createPeerAuthenticator(config),
+  };
 }
 
 export const authenticate = defineStage({
@@ -29,8 +42,8 @@ export const authenticate = defineStage({
     'Identifies the caller by API key, JWT or client certificate (401 otherwise); the credential never goes upstream.',
   needs: [],
   provides: ['principal'],
-  create: (config) => {
-    const auth = authenticatorsFor(config);
+  create: (config, deps) => {
+    const auth = authenticatorsFor(config, deps);
     const admit = (ctx: RequestContext, principal: Principal): void => {
       ctx.principal = principal;
       const out = ctx.out;
@@ -48,7 +61,7 @@ export const authenticate = defineStage({
             if (auth.apiKey === undefined) throw refuse('invalid_api_key', 'This gateway accepts no API keys.');
             return admit(ctx, auth.apiKey.authenticate(presented.key, ctx));
           case 'jwt': {
-            if (auth.jwt === undefined) throw refuse('invalid_api_key', 'This gateway accepts no JWTs.');
+            if (auth.jwt === undefined) throw refuse('invalid_token', 'This gateway accepts no JWTs.');
             const p = auth.jwt.authenticate(presented.token, ctx);
             if (p instanceof Promise) return p.then((principal) => admit(ctx, principal));
             return admit(ctx, p);

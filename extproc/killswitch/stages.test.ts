@@ -7,13 +7,21 @@ import { generateApiKey, hashApiKey } from '../identity/api-keys.ts';
 import type { Principal } from '../pipeline/context.ts';
 import { type KillEntry, type KillKind, type KillSet, KillSetBuilder } from './kill-set.ts';
 
-const aliceKey = generateApiKey();
-const bobKey = generateApiKey();
+const aliceKey = generateApiKey('alice');
+const bobKey = generateApiKey('bob');
 const keys = [
   { id: 'alice', sha256: hashApiKey(aliceKey), tenant: 'acme', team: 'research', user: 'alice' },
   { id: 'bob', sha256: hashApiKey(bobKey), tenant: 'initech', user: 'bob' },
 ];
-const ALL = ['identity.authenticate', 'killswitch.principal', 'llm.api_shape', 'killswitch.model', 'policy.access'];
+const ALL = [
+  'identity.authenticate',
+  'killswitch.principal',
+  'llm.api_shape',
+  'routing.route',
+  'killswitch.model',
+  'policy.access',
+];
+const ROUTING = { aliases: { 'gpt-4o': 'llama-3.1-70b' } };
 const chat = (model = 'mock-small') => ({ path: '/v1/chat/completions', body: { model, messages: [] } });
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
@@ -163,6 +171,20 @@ const rows: Row[] = [
     },
   },
   {
+    name: 'a killed model reached through an alias is refused, naming the model that would serve',
+    kills: shared(['model', 'llama-3.1-70b']),
+    key: aliceKey,
+    request: chat('gpt-4o'),
+    expect: refused(403, 'model_disabled', 'killSwitch.model.llama-3.1-70b'),
+  },
+  {
+    name: 'a killed alias name is refused too',
+    killSwitch: { models: ['gpt-4o'] },
+    key: aliceKey,
+    request: chat('gpt-4o'),
+    expect: refused(403, 'model_disabled', 'killSwitch.model.gpt-4o'),
+  },
+  {
     name: 'model names match exactly: another model of the family passes',
     kills: shared(['model', 'llama-3.1-70b']),
     key: aliceKey,
@@ -184,7 +206,11 @@ describe('kill switch stages', () => {
       const request: NonNullable<Row['request']> = row.request ?? chat();
       const run = await runStage({
         stages: row.principal ? ALL.filter((s) => s !== 'identity.authenticate') : ALL,
-        config: { identity: { apiKeys: keys }, ...(row.killSwitch ? { killSwitch: row.killSwitch } : {}) },
+        config: {
+          identity: { apiKeys: keys },
+          routing: ROUTING,
+          ...(row.killSwitch ? { killSwitch: row.killSwitch } : {}),
+        },
         ...(row.principal ? { given: { principal: row.principal } } : {}),
         ...(row.kills ? { kills: row.kills } : {}),
         ...(row.now !== undefined ? { clock: { now: () => row.now! } } : {}),
@@ -194,7 +220,7 @@ describe('kill switch stages', () => {
     });
   }
 
-  it('a killed key and an unknown key get the same answer, byte for byte', async () => {
+  it('a killed key gets the same answer as an unknown key or a wrong secret, byte for byte', async () => {
     const answer = async (key: string, kills?: KillSet) => {
       const run = await runStage({
         stages: ALL,
@@ -212,6 +238,8 @@ describe('kill switch stages', () => {
     };
     const killed = await answer(aliceKey, shared(['key', 'alice']));
     expect(killed.status?.code).toBe(401);
-    expect(killed).toEqual(await answer(generateApiKey()));
+    // An id nobody has, and alice's id with another secret.
+    expect(killed).toEqual(await answer(generateApiKey('nobody')));
+    expect(killed).toEqual(await answer(generateApiKey('alice')));
   });
 });

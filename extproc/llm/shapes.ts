@@ -1,7 +1,9 @@
 // Which LLM API a request speaks, and its body checked. The gate governs OpenAI's API (what vLLM,
 // TGI's Messages API, llama.cpp and most servers speak) and Ollama's native API. The body is
 // scanned, never built: see json-scan.ts for what is refused and why (parser differentials).
+
 import { API_SPECS, type ApiKind, apiSpec } from './apis.ts';
+import { applyBodyEdits, type BodyEdit } from './body-edits.ts';
 import { type JsonError, type JsonErrorCode, type JsonMember, JsonScanner, type JsonType } from './json-scan.ts';
 
 export type { ApiKind } from './apis.ts';
@@ -90,6 +92,8 @@ export interface Span {
 export interface ParsedRequest {
   kind: ApiKind;
   model: string | undefined;
+  /** The model's JSON string (quotes included) in the canonical body, for a rewrite. */
+  modelSpan: Span;
   /** OpenAI: stream === true. Ollama chat/generate: streams unless stream === false. Embeddings:
    * false. */
   stream: boolean;
@@ -239,6 +243,7 @@ export function parseRequestBody(
   const request: ParsedRequest = {
     kind,
     model: decodeString(canonical, model),
+    modelSpan: { start: model.start, end: model.end },
     stream: false,
     clientWantsUsage: true,
     bomLength,
@@ -294,40 +299,46 @@ const INCLUDE_USAGE_FIRST = Buffer.from('"include_usage":true');
 const INCLUDE_USAGE_BEFORE = Buffer.from('"include_usage":true,');
 const TRUE = Buffer.from('true');
 
-/** For an OpenAI chat/completions stream whose client did not ask for usage: the body with
+/** For an OpenAI chat/completions stream whose client did not ask for usage: the edit that sets
  * stream_options.include_usage = true (other stream_options members kept), so upstream reports
  * usage; otherwise undefined.
  *
  * Always a splice of the canonical body (the body without its BOM, as parsed): every other byte is
  * kept. Re-serialising through JSON.parse/stringify would round integers beyond 2^53 (a 64-bit
- * `seed`), rewrite number spellings, and overflow the stack on deep bodies. A body still carrying
- * its BOM is accepted and returned without it. */
-export function bodyWithStreamUsage(request: ParsedRequest, canonicalBody: Buffer): Buffer | undefined {
+ * `seed`), rewrite number spellings, and overflow the stack on deep bodies. */
+export function streamUsageEdit(request: ParsedRequest, canonicalBody: Buffer): BodyEdit | undefined {
   if (request.kind !== 'openai.chat' && request.kind !== 'openai.completions') return undefined;
   if (!request.stream || request.clientWantsUsage) return undefined;
-  let body = canonicalBody;
-  if (body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf) body = body.subarray(3);
-  const splice = (start: number, end: number, insert: Buffer): Buffer =>
-    Buffer.concat([body.subarray(0, start), insert, body.subarray(end)]);
+  const body = canonicalBody;
+  const at = (start: number, end: number, insert: Buffer): BodyEdit => ({ start, end, insert });
   const so = request.streamOptions;
   if (so === undefined) {
     expectByte(body, request.objectStart, 0x7b);
     // The object has at least `model`, so a member always follows the inserted one.
-    return splice(request.objectStart + 1, request.objectStart + 1, INCLUDE_USAGE_MEMBER);
+    return at(request.objectStart + 1, request.objectStart + 1, INCLUDE_USAGE_MEMBER);
   }
   if (so.type === 'null') {
     expectByte(body, so.start, 0x6e);
-    return splice(so.start, so.end, INCLUDE_USAGE_OBJECT);
+    return at(so.start, so.end, INCLUDE_USAGE_OBJECT);
   }
   expectByte(body, so.start, 0x7b);
-  if (so.includeUsage !== undefined) return splice(so.includeUsage.start, so.includeUsage.end, TRUE);
+  if (so.includeUsage !== undefined) return at(so.includeUsage.start, so.includeUsage.end, TRUE);
   let i = so.start + 1;
   while (i < so.end && isJsonWhitespace(body[i]!)) i++;
   const empty = body[i] === 0x7d;
-  return splice(so.start + 1, so.start + 1, empty ? INCLUDE_USAGE_FIRST : INCLUDE_USAGE_BEFORE);
+  return at(so.start + 1, so.start + 1, empty ? INCLUDE_USAGE_FIRST : INCLUDE_USAGE_BEFORE);
+}
+
+/** streamUsageEdit applied: the whole new body (a body still carrying its BOM is accepted and
+ * returned without it). */
+export function bodyWithStreamUsage(request: ParsedRequest, body: Buffer): Buffer | undefined {
+  const canonical =
+    body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? body.subarray(3) : body;
+  const edit = streamUsageEdit(request, canonical);
+  return edit === undefined ? undefined : applyBodyEdits(canonical, [edit]);
 }
 
 /** The spans must point into the body they were parsed from: refuse to splice anything else. */
 function expectByte(body: Buffer, at: number, byte: number): void {
-  if (body[at] !== byte) throw new Error('bodyWithStreamUsage: the body is not the one the request was parsed from');
+  if (body[at] !== byte) throw new Error('streamUsageEdit: the body is not the one the request was parsed from');
 }

@@ -5,7 +5,7 @@
 // audit), never as zero.
 
 import { apiSpec } from '../llm/apis.ts';
-import { bodyWithStreamUsage } from '../llm/shapes.ts';
+import { streamUsageEdit } from '../llm/shapes.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { defineSlot } from '../pipeline/slots.ts';
 import { defineStage } from '../pipeline/stage.ts';
@@ -25,9 +25,9 @@ export const usageMetering = defineStage({
         const req = ctx.parsed;
         if (!inject || req === undefined || apiSpec(req.kind)?.usageOnRequest !== true) return;
         // Only for streams whose client did not ask for usage; undefined otherwise.
-        const rewritten = bodyWithStreamUsage(req, ctx.rewrittenBody ?? body);
-        if (rewritten === undefined) return;
-        ctx.rewrittenBody = rewritten;
+        const edit = streamUsageEdit(req, ctx.rewrittenBody ?? body);
+        if (edit === undefined) return;
+        ctx.editRequestBody(edit.start, edit.end, edit.insert);
         ctx.set(dropUsage, true);
         ctx.decide({
           stage: 'metering.usage',

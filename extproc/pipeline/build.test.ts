@@ -1,15 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.ts';
+import { KeyRegistry } from '../identity/jwt/key-registry.ts';
 import { KillBoard } from '../killswitch/kill-set.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { buildPipeline } from './build.ts';
 import { defineStage, type StageDeps, systemClock } from './stage.ts';
 import { ALWAYS_STAGE_NAMES, STAGE_NAMES, STAGES, stageGraphProblems } from './stages.ts';
 
+const logger = (await import('pino')).pino({ level: 'silent' });
+const metrics = new Metrics({ defaultMetrics: false });
 const deps: StageDeps = {
-  logger: (await import('pino')).pino({ level: 'silent' }),
-  metrics: new Metrics({ defaultMetrics: false }),
+  logger,
+  metrics,
   clock: systemClock,
+  jwtKeys: new KeyRegistry({ metrics, logger, clock: systemClock }),
   kills: new KillBoard(),
 };
 const names = (yaml: string) => buildPipeline(parseConfig(yaml, 'test.yaml', {}), deps).names;
@@ -31,8 +35,10 @@ describe('buildPipeline', () => {
       'identity.authenticate',
       'killswitch.principal',
       'llm.api_shape',
+      'routing.route',
       'killswitch.model',
       'policy.access',
+      'policy.model_list',
       'metering.usage',
     ]);
     expect(ALWAYS_STAGE_NAMES).toEqual(['http.hygiene']);

@@ -2,6 +2,7 @@
 // end. Created by the stream state machine when Envoy opens a stream; never shared across
 // requests.
 import type { Config } from '../config/schema.ts';
+import type { BodyEdit } from '../llm/body-edits.ts';
 import type { ResponseReading } from '../llm/response-reader.ts';
 import type { ApiKind, ParsedRequest } from '../llm/shapes.ts';
 import type { Usage } from '../llm/usage.ts';
@@ -30,6 +31,21 @@ export interface Principal {
   readonly scope: CredentialScope | undefined;
 }
 
+/** What Envoy says about the downstream connection's client certificate, from the ext_proc
+ * request attributes (extproc/server/attributes.ts); undefined when Envoy sent none. Envoy
+ * verified the certificate against the listener's validation_context before any request. */
+export interface PeerFacts {
+  /** connection.mtls: the connection is TLS and the client presented a certificate. */
+  readonly mtls: boolean;
+  /** connection.uri_san_peer_certificate: the first URI SAN only; Envoy shows no others. */
+  readonly uriSan: string | undefined;
+  /** connection.subject_peer_certificate, RFC 2253 ("CN=billing,O=Acme"). */
+  readonly subject: string | undefined;
+  /** connection.peer_certificate, PEM: every URI SAN is read from it, so a certificate with
+   * several is recognised as ambiguous. */
+  readonly certificate: string | undefined;
+}
+
 export interface CredentialScope {
   /** Endpoints (API kinds) allowed, or 'all', which also admits non-LLM paths when
    * policy.unknownEndpoints allows them. */
@@ -52,6 +68,7 @@ export interface LmGateMetadata {
   outcome: Outcome;
   error_code: ErrorCode;
   rule_id: string;
+  route: string;
   model_served: string;
   input_tokens: number;
   output_tokens: number;
@@ -118,6 +135,8 @@ export class RequestContext {
   hasRequestBody = false;
   requestBytes = 0;
   api: ApiKind = 'unknown';
+  /** The connection's client certificate as Envoy describes it, when it sent the attributes. */
+  peer: PeerFacts | undefined;
   principal: Principal | undefined;
   parsed: ParsedRequest | undefined;
   /** The request body as it should go upstream, when a stage rewrote it. Stages rewrite bytes,
@@ -125,7 +144,14 @@ export class RequestContext {
    * 64-bit seed) and reorders nothing else we could promise to keep. A stage that rewrites reads
    * `ctx.rewrittenBody ?? body`, so rewrites chain. */
   rewrittenBody: Buffer | undefined;
+  /** Splices of the canonical body (spans of ctx.parsed), applied together when the body is
+   * answered; see editRequestBody. */
+  requestBodyEdits: BodyEdit[] | undefined;
+  /** The model the request asks the model server for: the body's `model`, or its target once
+   * routing resolved an alias. Policy judges this name, because it is the one upstream parses. */
   modelRequested: string | undefined;
+  /** The name the client wrote when routing replaced it (a model alias); undefined otherwise. */
+  modelAlias: string | undefined;
   stream = false;
   /** Data classes found in the request (PII, PHI, PCI, SECRET, ...), by the stages that
    * provide the dataClasses fact; empty until one runs. Policy and routing read it. */
@@ -171,6 +197,14 @@ export class RequestContext {
 
   constructor(config: Config) {
     this.config = config;
+  }
+
+  /** Replace [start, end) of the canonical request body (the spans ctx.parsed holds) with
+   * `insert`. Edits from several stages are applied together after the last body hook, so each
+   * stage's spans stay valid whatever the others change. */
+  editRequestBody(start: number, end: number, insert: Buffer): void {
+    if (this.requestBodyEdits === undefined) this.requestBodyEdits = [];
+    this.requestBodyEdits.push({ start, end, insert });
   }
 
   get<T>(slot: Slot<T>): T | undefined {

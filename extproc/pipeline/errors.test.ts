@@ -37,6 +37,13 @@ describe('the error catalog', () => {
     });
   }
 
+  it('a failed bearer token says so in www-authenticate (RFC 6750), so clients fetch a new one', () => {
+    expect(refuse('invalid_token', 'expired').headers).toEqual([
+      ['www-authenticate', 'Bearer realm="lm-gate", error="invalid_token"'],
+    ]);
+    expect(refuse('invalid_api_key', 'no').headers).toEqual([['www-authenticate', 'Bearer realm="lm-gate"']]);
+  });
+
   it('every status is one an OpenAI client maps to its error class', () => {
     for (const spec of Object.values(ERROR_CATALOG))
       expect([400, 401, 403, 404, 413, 415, 429, 500, 503]).toContain(spec.status);

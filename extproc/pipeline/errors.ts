@@ -45,7 +45,19 @@ export const ERROR_CATALOG = {
     status: 401,
     type: 'authentication_error',
     outcome: 'rejected',
-    when: 'An unknown, disabled or killed API key (all three alike, so a holder cannot tell which).',
+    when: 'An API key that is malformed, unknown, disabled, expired or killed (`killSwitch`, `lm-gate kill`), or has the wrong secret: one answer for all, so a caller learns nothing from it.',
+  },
+  invalid_client_certificate: {
+    status: 401,
+    type: 'authentication_error',
+    outcome: 'rejected',
+    when: 'A client certificate (`identity.mtls`) whose identity is empty, ambiguous (several URI SANs or XFCC elements), malformed, or in no configured trust domain, path or subject.',
+  },
+  invalid_token: {
+    status: 401,
+    type: 'authentication_error',
+    outcome: 'rejected',
+    when: 'A JWT that does not hold: malformed, too large, from an unknown issuer, signed by an unknown key or wrongly, expired, not yet valid, for another audience, of the wrong type, or without the claims the principal needs (the message names which).',
   },
   endpoint_not_allowed: {
     status: 403,
@@ -69,13 +81,25 @@ export const ERROR_CATALOG = {
     status: 403,
     type: 'permission_error',
     outcome: 'rejected',
-    when: 'The kill switch disabled the model, for every caller.',
+    when: 'The kill switch disabled the model (the one the request names, or its alias target), for every caller.',
   },
   content_blocked: {
     status: 403,
     type: 'permission_error',
     outcome: 'rejected',
     when: 'A content rule blocked the request, or the response: a stream already under way then ends with this error event (status stays 200).',
+  },
+  no_eligible_route: {
+    status: 403,
+    type: 'permission_error',
+    outcome: 'rejected',
+    when: "Routes serve the model, but none may receive this request's data classes or the caller's residency (`routing`).",
+  },
+  model_not_found: {
+    status: 404,
+    type: 'invalid_request_error',
+    outcome: 'rejected',
+    when: 'No route serves the model the request names (`routing.routes`, after aliases).',
   },
   unsupported_endpoint: {
     status: 404,
@@ -113,6 +137,12 @@ export const ERROR_CATALOG = {
     outcome: 'error',
     when: 'A stage did not decide within `server.messageDeadlineMs`.',
   },
+  upstream_credential_unavailable: {
+    status: 503,
+    type: 'service_unavailable',
+    outcome: 'error',
+    when: "The chosen route's upstream credential could not be read (`routing.routes[].credential`).",
+  },
   draining: {
     status: 503,
     type: 'service_unavailable',
@@ -129,11 +159,21 @@ export const ERROR_CATALOG = {
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;
 
-/** Extra response headers a status always carries. */
-function headersFor(status: number): readonly (readonly [string, string])[] {
-  if (status === 401) return [['www-authenticate', 'Bearer realm="lm-gate"']];
-  if (status === 503 || status === 429) return [['retry-after', '1']];
-  return [];
+const WWW_AUTHENTICATE: readonly (readonly [string, string])[] = [['www-authenticate', 'Bearer realm="lm-gate"']];
+// RFC 6750 §3.1: a bearer token that was presented and failed says so, so a client library
+// knows to fetch a new token rather than prompt for credentials.
+const WWW_AUTHENTICATE_INVALID_TOKEN: readonly (readonly [string, string])[] = [
+  ['www-authenticate', 'Bearer realm="lm-gate", error="invalid_token"'],
+];
+const RETRY_AFTER: readonly (readonly [string, string])[] = [['retry-after', '1']];
+const NO_HEADERS: readonly (readonly [string, string])[] = [];
+
+/** Extra response headers a code always carries. */
+function headersFor(code: ErrorCode, status: number): readonly (readonly [string, string])[] {
+  if (code === 'invalid_token') return WWW_AUTHENTICATE_INVALID_TOKEN;
+  if (status === 401) return WWW_AUTHENTICATE;
+  if (status === 503 || status === 429) return RETRY_AFTER;
+  return NO_HEADERS;
 }
 
 export class GateError extends Error {
@@ -157,7 +197,7 @@ export class GateError extends Error {
     this.outcome = spec.outcome;
     this.param = opts.param ?? null;
     this.ruleId = opts.ruleId;
-    this.headers = headersFor(spec.status);
+    this.headers = headersFor(code, spec.status);
   }
 
   /** The OpenAI-style body clients parse: {"error":{"message","type","code","param"}}. The

@@ -13,6 +13,7 @@
 // message with server.messageDeadlineMs; ctx.signal aborts when it stops waiting (deadline,
 // Envoy cancelling the stream, drain), and async hooks pass it on to what they call.
 import type { Config } from '../config/schema.ts';
+import type { KeyRegistry } from '../identity/jwt/key-registry.ts';
 import type { KillBoard } from '../killswitch/kill-set.ts';
 import type { ParsePool } from '../llm/parse-pool.ts';
 import type { ResponseEvent } from '../llm/response-stream.ts';
@@ -55,6 +56,8 @@ export interface StageDeps {
   readonly parsePool?: ParsePool | undefined;
   /** The kill set shared through Redis, as this thread last heard it (empty without Redis). */
   readonly kills: KillBoard;
+  /** JWT issuers' signing keys, cached for the process (kept across reloads). */
+  readonly jwtKeys: KeyRegistry;
 }
 
 export interface Stage {

@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { Server, ServerCredentials, type ServerDuplexStream, type ServiceDefinition } from '@grpc/grpc-js';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
+import { KeyRegistry } from '../identity/jwt/key-registry.ts';
 import { KillBoard, type KillSet } from '../killswitch/kill-set.ts';
 import { ParsePool } from '../llm/parse-pool.ts';
 import { buildPipeline } from '../pipeline/build.ts';
@@ -74,12 +75,14 @@ export class GateServer {
     const threads =
       opts.config.server.parseWorkers ?? opts.parseThreads ?? Math.min(4, Math.max(1, availableParallelism() - 1));
     this.parsePool = threads > 0 ? new ParsePool({ threads }) : undefined;
+    const clock = opts.clock ?? systemClock;
     this.stageDeps = {
       logger: opts.logger,
       metrics: opts.metrics,
-      clock: opts.clock ?? systemClock,
+      clock,
       parsePool: this.parsePool,
       kills: new KillBoard(),
+      jwtKeys: new KeyRegistry({ metrics: opts.metrics, logger: opts.logger, clock }),
     };
     this.runtime = { config: opts.config, pipeline: buildPipeline(opts.config, this.stageDeps, this.catalog) };
     this.logger = opts.logger;
@@ -190,12 +193,14 @@ export class GateServer {
     }
     this.health.endWatches();
     await new Promise<void>((resolve) => this.grpc.tryShutdown(() => resolve()));
+    this.stageDeps.jwtKeys.close();
     await this.parsePool?.close();
     return { completed: cut === 0, cut };
   }
 
   forceShutdown(): void {
     this.grpc.forceShutdown();
+    this.stageDeps.jwtKeys.close();
     void this.parsePool?.close();
   }
 }

@@ -17,11 +17,13 @@
 // - the audit's status is what the client saw.
 //
 // Reference: envoy/source/extensions/filters/http/ext_proc/{ext_proc.cc,processor_state.cc}.
+
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { buildAuditRecord } from '../audit/record.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
+import { applyBodyEdits } from '../llm/body-edits.ts';
 import { openResponseReader, type ResponseReader } from '../llm/response-reader.ts';
 import type { ResponseEvent } from '../llm/response-stream.ts';
 import { classifyPath } from '../llm/shapes.ts';
@@ -31,6 +33,7 @@ import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { asBuffer, commonResponse, immediateResponseFor } from './answers.ts';
+import { readPeerFacts } from './attributes.ts';
 import type { FilterConfigWatch } from './filter-config.ts';
 import {
   BodySendMode,
@@ -92,6 +95,8 @@ export class ProcessStream {
   private responseReader: ResponseReader | undefined;
   /** STREAMED request chunks held back (each answered with an empty body) until the last. */
   private requestChunks: Buffer[] | undefined;
+  /** The whole request body the stages judged, until its answer applies their edits. */
+  private judgedBody: Buffer | undefined;
   /** The response body mode the gate asked for with mode_override. */
   private responseBodyMode: number = BodySendMode.NONE;
   private deadlineTimer: NodeJS.Timeout | undefined;
@@ -261,7 +266,7 @@ export class ProcessStream {
       case 'requestHeaders':
         if (this.seen & Seen.RequestHeaders) return this.protocolError('request_headers received twice');
         this.seen |= Seen.RequestHeaders;
-        return this.onRequestHeaders(msg.requestHeaders ?? {});
+        return this.onRequestHeaders(msg.requestHeaders ?? {}, msg.attributes);
       case 'requestBody':
         if (!(this.seen & Seen.RequestHeaders)) return this.protocolError('request_body before request_headers');
         if (this.seen & (Seen.RequestBodyEnd | Seen.ResponseHeaders))
@@ -289,7 +294,7 @@ export class ProcessStream {
 
   // ---- phases ----
 
-  private onRequestHeaders(h: HttpHeaders): void | Promise<void> {
+  private onRequestHeaders(h: HttpHeaders, attributes: ProcessingRequest['attributes']): void | Promise<void> {
     const ctx = this.ctx;
     ctx.out.reset();
     const list = h.headers?.headers ?? [];
@@ -317,6 +322,8 @@ export class ProcessStream {
     if (ctx.requestId === '') ctx.requestId = crypto.randomUUID();
     ctx.hasRequestBody = h.endOfStream !== true;
     ctx.api = classifyPath(ctx.method, ctx.path);
+    // Request attributes come with the request headers message only, once per request.
+    ctx.peer = readPeerFacts(attributes);
     ctx.setMetadata('request_id', ctx.requestId);
     ctx.setMetadata('api', ctx.api);
 
@@ -404,6 +411,7 @@ export class ProcessStream {
     const ctx = this.ctx;
     this.seen |= Seen.RequestBodyEnd;
     ctx.out.reset();
+    this.judgedBody = body;
     const pending = this.pipeline.requestBody(ctx, body);
     if (pending) return pending.then(this.unlessFinished(this.answerRequestBody));
     this.answerRequestBody();
@@ -411,10 +419,23 @@ export class ProcessStream {
 
   private readonly answerRequestBody = (): void => {
     const ctx = this.ctx;
+    const headersHeld =
+      this.requestBodyMode === BodySendMode.BUFFERED || this.requestBodyMode === BodySendMode.BUFFERED_PARTIAL;
+    if (!headersHeld && (ctx.out.clearRouteCache || ctx.out.setHeaders.length > 0)) {
+      // STREAMED: Envoy sent the headers on after their answer, so a route or a header chosen
+      // from the body (routing, an upstream credential) can no longer apply. Sending the body
+      // anyway would take it to the wrong cluster, with the wrong credential.
+      ctx.failure = 'a stage chose request headers or the route from the body, which needs request_body_mode BUFFERED';
+      throw internalError();
+    }
     let body = ctx.rewrittenBody;
+    const judged = this.judgedBody;
+    this.judgedBody = undefined;
+    if (ctx.requestBodyEdits !== undefined && judged !== undefined)
+      body = applyBodyEdits(body ?? judged, ctx.requestBodyEdits);
     const held = this.requestChunks;
     this.requestChunks = undefined;
-    if (this.requestBodyMode === BodySendMode.BUFFERED || this.requestBodyMode === BodySendMode.BUFFERED_PARTIAL) {
+    if (headersHeld) {
       // The headers have not left Envoy yet, so the length can still be fixed (Envoy refuses a
       // body mutation that contradicts a content-length it still holds).
       if (body !== undefined) ctx.out.setHeaders.push(['content-length', String(body.length)]);

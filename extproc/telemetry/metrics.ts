@@ -41,6 +41,8 @@ export class Metrics {
   readonly auditWriteErrors: Counter;
   readonly auditPendingBytes: Gauge;
   readonly workerRestarts: Counter;
+  readonly jwksFetches: Counter<'issuer' | 'reason' | 'result'>;
+  readonly jwksKeys: Gauge<'issuer'>;
   private readonly phaseChildren: (readonly [Phase, { observe(v: number): void }])[];
 
   /** This registry's text (admin.ts MetricsSource). */
@@ -126,6 +128,21 @@ export class Metrics {
     this.workerRestarts = new Counter({
       name: 'lmgate_worker_restarts_total',
       help: 'Gate workers (server.workers > 1) restarted after their thread exited.',
+      registers,
+    });
+    // Issuers come from the config, so both label sets are bounded by it.
+    this.jwksFetches = new Counter({
+      name: 'lmgate_jwks_fetches_total',
+      help: "Fetches of an issuer's signing keys (discovery and JWKS), by reason (startup: the issuer was configured, until its first keys; refresh: the background interval; unknown_kid: a token named a key the cache lacked, the only fetch a request can cause) and result (ok, error).",
+      labelNames: ['issuer', 'reason', 'result'],
+      registers,
+    });
+    this.jwksKeys = new Gauge({
+      name: 'lmgate_jwks_keys',
+      help: 'Signing keys cached per JWT issuer.',
+      labelNames: ['issuer'],
+      // Each gate worker caches the same keys: one issuer's count is not one per worker.
+      aggregator: 'max',
       registers,
     });
     // Children resolved once: observing is then a plain method call.

@@ -2,11 +2,14 @@
 // both within one second." Two gate processes as operators run them (`lm-gate serve`), replica A
 // with two gate workers, replica B with one, sharing one real redis-server, each driven over
 // ext_proc on every port it serves as Envoy would drive it. A key is revoked by editing A's
-// config only, and separately with `lm-gate kill`; every gate port refuses it within a second
-// (measured and asserted); a lift admits it again; a tenant and a model are killed the same way;
-// Redis stopped mid-test leaves every kill applied and the gates ready.
-import { spawn } from 'node:child_process';
+// config only, by `lm-gate keys revoke` on A's keys file only (each replica has its own copy, as
+// each pod has its own Secret mount), and with `lm-gate kill`; every gate port refuses it within
+// a second (measured and asserted); a lift admits it again; a tenant and a model are killed the
+// same way; Redis stopped mid-test leaves every kill applied and the gates ready.
+import { execFile, spawn } from 'node:child_process';
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../harness/envoy.ts';
 import {
@@ -19,6 +22,7 @@ import {
 } from '../harness/ext-proc-client.ts';
 import { type Gate, gateConfig, makeKey, startGate, type TestKey } from '../harness/gate.ts';
 import { type Redis, startRedis } from '../harness/redis.ts';
+import { tempDir } from '../harness/temp-dirs.ts';
 
 const alice = makeKey('alice', { tenant: 'acme' });
 const bob = makeKey('bob', { tenant: 'acme' });
@@ -27,6 +31,9 @@ const dave = makeKey('dave', { tenant: 'initech' });
 const KEYS = [alice, bob, carol, dave];
 const BIN = join(ROOT, 'bin', 'lm-gate.js');
 
+/** A key that lives in the keys files, not the config; its key is made in beforeAll. */
+const erin: TestKey = { id: 'erin', key: '', tenant: 'acme' };
+let keysA: string;
 let redis: Redis;
 let a: Gate;
 let b: Gate;
@@ -40,9 +47,17 @@ const shared = (url: string) => ({
 
 beforeAll(async () => {
   redis = await startRedis();
+  const dir = await tempDir('lm-gate-kill-keys-');
+  keysA = join(dir, 'a-keys.yaml');
+  const keysB = join(dir, 'b-keys.yaml');
+  const run = promisify(execFile);
+  erin.key = (
+    await run(process.execPath, [BIN, 'keys', 'create', '--file', keysA, '--id', 'erin', '--tenant', 'acme'])
+  ).stdout.trim();
+  await copyFile(keysA, keysB);
   [a, b] = await Promise.all([
-    startGate(KEYS, { workers: 2, extra: shared(redis.url) }),
-    startGate(KEYS, { extra: shared(redis.url) }),
+    startGate(KEYS, { workers: 2, keysFile: keysA, extra: shared(redis.url) }),
+    startGate(KEYS, { keysFile: keysB, extra: shared(redis.url) }),
   ]);
   ports = [
     { name: 'A worker 0', client: new ExtProcClient(`127.0.0.1:${a.grpcPort}`) },
@@ -126,7 +141,7 @@ const report = (what: string, took: number[]) =>
 
 describe('kill switch across two replicas sharing Redis', () => {
   it('every key is admitted on every gate port to begin with', async () => {
-    for (const k of KEYS) expect(await everywhere(k)).toEqual(['admitted', 'admitted', 'admitted']);
+    for (const k of [...KEYS, erin]) expect(await everywhere(k)).toEqual(['admitted', 'admitted', 'admitted']);
     for (const g of [a, b]) expect(await g.metrics()).toMatch(/^lmgate_kill_switch_redis_stale 0$/m);
   });
 
@@ -137,6 +152,7 @@ describe('kill switch across two replicas sharing Redis', () => {
       auditPath: a.auditPath,
       keys: KEYS,
       workers: 2,
+      keysFile: keysA,
       extra: shared(redis.url),
     }) as { identity: { apiKeys: { id: string; disabled?: boolean }[] } };
     cfg.identity.apiKeys.find((k) => k.id === 'alice')!.disabled = true;
@@ -155,6 +171,14 @@ describe('kill switch across two replicas sharing Redis', () => {
     );
     // The others are untouched.
     expect(await everywhere(bob)).toEqual(['admitted', 'admitted', 'admitted']);
+  });
+
+  it("a key revoked with `lm-gate keys revoke` in replica A's keys file is refused by both replicas within one second", async () => {
+    const revoke = await lmGate(['keys', 'revoke', '--file', keysA, 'erin']);
+    expect(revoke.code).toBe(0);
+    const took = await untilEverywhere(erin, REVOKED, revoke.exitedAt);
+    report('lm-gate keys revoke on A -> erin refused', took);
+    expect(Math.max(...took)).toBeLessThan(1000);
   });
 
   it('`lm-gate kill key` is refused by both replicas within one second of the command returning, and lifting admits it again', async () => {

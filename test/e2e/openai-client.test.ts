@@ -9,6 +9,7 @@ import { type Stack, startStack } from '../harness/stack.ts';
 
 const alice = makeKey('alice', { tenant: 'acme', models: ['mock-*'] });
 const bob = makeKey('bob', { tenant: 'globex', models: ['mock-small'], endpoints: ['openai.chat'] });
+const carol = makeKey('carol', { tenant: 'globex', models: ['mock-small'] });
 
 let stack: Stack;
 const client = (key: string, extra: Partial<ConstructorParameters<typeof OpenAI>[0]> = {}) =>
@@ -16,7 +17,7 @@ const client = (key: string, extra: Partial<ConstructorParameters<typeof OpenAI>
 
 beforeAll(async () => {
   console.log(`e2e against real Envoy: ${envoyVersion()}`);
-  stack = await startStack({ keys: [alice, bob], mock: { chunks: 6 } });
+  stack = await startStack({ keys: [alice, bob, carol], mock: { chunks: 6 } });
 });
 afterAll(async () => {
   await stack?.stop();
@@ -200,6 +201,14 @@ describe('through real Envoy with the openai client', () => {
     expect(models.data.map((m) => m.id)).toContain('mock-small');
     const rec = await stack.gate.auditFor(lastUpstream('/v1/embeddings').headers['x-request-id'] as string);
     expect(rec.usage).toMatchObject({ input_tokens: 3, output_tokens: 0 });
+  });
+
+  it('model listings show a caller only the models it may use (OpenAI and Ollama)', async () => {
+    expect((await client(alice.key).models.list()).data.map((m) => m.id)).toEqual(['mock-small', 'mock-large']);
+    expect((await client(carol.key).models.list()).data.map((m) => m.id)).toEqual(['mock-small']);
+    const tags = await fetch(`${stack.envoy.url}/api/tags`, { headers: { authorization: `Bearer ${carol.key}` } });
+    expect(tags.status).toBe(200);
+    expect(((await tags.json()) as { models: { name: string }[] }).models.map((m) => m.name)).toEqual(['mock-small']);
   });
 
   it('Ollama NDJSON chat streams through and is metered from the done line', async () => {

@@ -41,16 +41,24 @@ export interface EnvoyPorts {
   admin: number;
   gate: number;
   model: number;
+  /** The model_large cluster (the "large" route); default: the same server as model. */
+  modelLarge?: number;
   /** Talk to the gate over this Unix socket instead of TCP. */
   gateSocket?: string;
 }
 
 type Json = Record<string, any>;
 
-/** Our shipped bootstrap with its ports replaced; optional edits for a test's variant. */
-export async function renderEnvoyConfig(ports: EnvoyPorts, file: string, edit?: (cfg: Json) => void): Promise<string> {
+/** Our shipped bootstrap (`base` under envoy/: envoy.yaml, or envoy-mtls.yaml) with its ports
+ * replaced; optional edits for a test's variant. */
+export async function renderEnvoyConfig(
+  ports: EnvoyPorts,
+  file: string,
+  edit?: (cfg: Json) => void,
+  base = 'envoy.yaml',
+): Promise<string> {
   const { readFile } = await import('node:fs/promises');
-  const cfg = parse(await readFile(join(ROOT, 'envoy', 'envoy.yaml'), 'utf8')) as Json;
+  const cfg = parse(await readFile(join(ROOT, 'envoy', base), 'utf8')) as Json;
   cfg.admin.address.socket_address.port_value = ports.admin;
   cfg.static_resources.listeners[0].address.socket_address.port_value = ports.listener;
   for (const c of cfg.static_resources.clusters) {
@@ -61,6 +69,7 @@ export async function renderEnvoyConfig(ports: EnvoyPorts, file: string, edit?: 
         : { socket_address: { address: '127.0.0.1', port_value: ports.gate } };
     }
     if (c.name === 'model_server') ep.address.socket_address.port_value = ports.model;
+    if (c.name === 'model_large') ep.address.socket_address.port_value = ports.modelLarge ?? ports.model;
   }
   edit?.(cfg);
   await writeFile(file, stringify(cfg));
@@ -75,6 +84,13 @@ export function gateWorkerEndpoints(cfg: Json, firstPort: number, workers: numbe
   c.load_assignment.endpoints[0].lb_endpoints = Array.from({ length: workers }, (_, i) => ({
     endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: firstPort + i } } },
   }));
+}
+
+/** envoy-mtls.yaml's listener TLS files pointed at a test PKI's. */
+export function mtlsListenerFiles(cfg: Json, files: { cert: string; key: string; clientCa: string }): void {
+  const tls = cfg.static_resources.listeners[0].filter_chains[0].transport_socket.typed_config.common_tls_context;
+  tls.tls_certificates = [{ certificate_chain: { filename: files.cert }, private_key: { filename: files.key } }];
+  tls.validation_context.trusted_ca.filename = files.clientCa;
 }
 
 export function extProcFilter(cfg: Json): Json {

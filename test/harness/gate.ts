@@ -17,7 +17,7 @@ export interface TestKey {
 }
 
 export function makeKey(id: string, opts: Partial<Omit<TestKey, 'id' | 'key'>> = {}): TestKey {
-  return { id, key: generateApiKey(), tenant: opts.tenant ?? 'acme', ...opts };
+  return { id, key: generateApiKey(id), tenant: opts.tenant ?? 'acme', ...opts };
 }
 
 export function gateConfig(opts: {
@@ -25,10 +25,14 @@ export function gateConfig(opts: {
   adminPort: number;
   auditPath: string;
   keys: TestKey[];
+  /** identity.keysFile: keys the gate reads (and reloads) from that file besides `keys`. */
+  keysFile?: string;
   unixSocket?: string;
   workers?: number;
   extra?: Record<string, unknown>;
 }): Record<string, unknown> {
+  // extra.identity adds to the keys (identity.jwt, …) rather than replacing them.
+  const { identity, ...extra } = (opts.extra ?? {}) as { identity?: Record<string, unknown> };
   return {
     server: {
       grpcAddress: `127.0.0.1:${opts.grpcPort}`,
@@ -46,9 +50,11 @@ export function gateConfig(opts: {
         ...(k.models ? { models: k.models } : {}),
         ...(k.endpoints ? { endpoints: k.endpoints } : {}),
       })),
+      ...(opts.keysFile ? { keysFile: opts.keysFile } : {}),
+      ...identity,
     },
     audit: { path: opts.auditPath },
-    ...opts.extra,
+    ...extra,
   };
 }
 
@@ -102,7 +108,14 @@ export class Gate {
  * file for the gate's output (the quickstart points its users at both). */
 export async function startGate(
   keys: TestKey[],
-  opts: { unixSocket?: boolean; workers?: number; extra?: Record<string, unknown>; dir?: string; log?: string } = {},
+  opts: {
+    unixSocket?: boolean;
+    workers?: number;
+    keysFile?: string;
+    extra?: Record<string, unknown>;
+    dir?: string;
+    log?: string;
+  } = {},
 ): Promise<Gate> {
   const dir = opts.dir ?? (await tempDir('lm-gate-test-'));
   const workers = opts.workers ?? 1;
@@ -121,6 +134,7 @@ export async function startGate(
         keys,
         ...(unixSocket ? { unixSocket } : {}),
         ...(workers > 1 ? { workers } : {}),
+        ...(opts.keysFile ? { keysFile: opts.keysFile } : {}),
         ...(opts.extra ? { extra: opts.extra } : {}),
       }),
     ),

@@ -10,14 +10,18 @@ import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import type { AuditRecord } from '../../extproc/audit/record.ts';
 import { type Config, configSchema } from '../../extproc/config/schema.ts';
+import { KeyRegistry } from '../../extproc/identity/jwt/key-registry.ts';
 import { KillBoard, type KillSet } from '../../extproc/killswitch/kill-set.ts';
 import { buildPipeline } from '../../extproc/pipeline/build.ts';
 import type { Principal, RequestContext } from '../../extproc/pipeline/context.ts';
 import { type Clock, defineStage, type Fact, type StageDescriptor, systemClock } from '../../extproc/pipeline/stage.ts';
 import { STAGES } from '../../extproc/pipeline/stages.ts';
+import { ATTRIBUTES_KEY } from '../../extproc/server/attributes.ts';
 import { FilterConfigWatch } from '../../extproc/server/filter-config.ts';
 import {
   BodySendMode,
+  decodeProcessingRequest,
+  encodeProcessingRequest,
   type HeaderValue,
   type ProcessingRequest,
   type ProcessingResponse,
@@ -31,6 +35,18 @@ export interface RequestDescription {
   headers?: Record<string, string>;
   /** An object is sent as JSON; absent: a request without a body (GET, or POST with none). */
   body?: string | Buffer | Record<string, unknown>;
+  /** ext_proc request attributes Envoy would send with the headers (request_attributes), by
+   * name: { 'connection.mtls': true, 'connection.uri_san_peer_certificate': 'spiffe://...' }. */
+  attributes?: Record<string, string | boolean>;
+}
+
+/** Request attributes as the gate receives them: through the real codec, so the Struct's values
+ * are the protobufjs instances grpc-server decodes, not look-alike objects. */
+export function requestAttributes(attrs: Record<string, string | boolean>): ProcessingRequest['attributes'] {
+  const fields = Object.fromEntries(
+    Object.entries(attrs).map(([k, v]) => [k, typeof v === 'boolean' ? { boolValue: v } : { stringValue: v }]),
+  );
+  return decodeProcessingRequest(encodeProcessingRequest({ attributes: { [ATTRIBUTES_KEY]: { fields } } })).attributes;
 }
 
 export interface ResponseDescription {
@@ -53,10 +69,12 @@ export interface RunStageOptions {
   response?: ResponseDescription;
   /** Extra stages after the product's (mark them always). */
   extraStages?: readonly StageDescriptor[];
+  /** The stages' clock (expiry, windows); the system clock when absent. */
+  clock?: Clock;
   /** The kill set shared through Redis, as the replica last heard it (deps.kills). */
   kills?: KillSet;
-  /** The stages' clock (deps.clock); the system clock by default. */
-  clock?: Clock;
+  /** The JWT key cache (one per test, over a fake IdP); absent: a fresh one. */
+  jwtKeys?: KeyRegistry;
 }
 
 export interface StageRun {
@@ -145,10 +163,7 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
   const [hygiene, ...rest] = STAGES;
   const catalog: StageDescriptor[] = [hygiene, ...(opts.given ? [seedStage(opts.given)] : []), ...rest];
   if (opts.extraStages) catalog.push(...opts.extraStages);
-  const { call, stream, send, done, record } = openFakeStream(config, catalog, {
-    ...(opts.kills ? { kills: opts.kills } : {}),
-    ...(opts.clock ? { clock: opts.clock } : {}),
-  });
+  const { call, stream, send, done, record } = openFakeStream(config, catalog, opts.clock, opts.jwtKeys, opts.kills);
   const run: Omit<StageRun, 'audit'> = { ctx: stream.ctx, answers: call.written };
 
   const req = opts.request;
@@ -173,6 +188,7 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
       endOfStream: body === undefined,
     },
     protocolConfig: { requestBodyMode: BodySendMode.BUFFERED, responseBodyMode: BodySendMode.NONE },
+    ...(req.attributes ? { attributes: requestAttributes(req.attributes) } : {}),
   });
   const upstream: NonNullable<StageRun['upstream']> = { set: {}, removed: [] };
   const absorb = (m: ProcessingResponse | undefined, into: { set?: Record<string, string>; removed: string[] }) => {
@@ -276,12 +292,15 @@ export interface FakeStream {
 export function openFakeStream(
   config: Config,
   catalog: readonly StageDescriptor[] = STAGES,
-  opts: { kills?: KillSet; clock?: Clock } = {},
+  clock: Clock = systemClock,
+  jwtKeys?: KeyRegistry,
+  killSet?: KillSet,
 ): FakeStream {
   const metrics = new Metrics({ defaultMetrics: false });
+  const keys = jwtKeys ?? new KeyRegistry({ metrics, logger, clock });
   const kills = new KillBoard();
-  if (opts.kills) kills.replace(opts.kills);
-  const pipeline = buildPipeline(config, { logger, metrics, clock: opts.clock ?? systemClock, kills }, catalog);
+  if (killSet) kills.replace(killSet);
+  const pipeline = buildPipeline(config, { logger, metrics, clock, jwtKeys: keys, kills }, catalog);
   const call = new FakeCall();
   let audit: AuditRecord | undefined;
   let finished!: () => void;

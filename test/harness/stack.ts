@@ -9,6 +9,8 @@ import { tempDir } from './temp-dirs.ts';
 
 export interface Stack {
   mock: MockModel;
+  /** The model_large cluster's server, when startStack was asked for one (largeMock). */
+  mockLarge: MockModel | undefined;
   gate: Gate;
   envoy: Envoy;
   /** Base URL for OpenAI clients: http://127.0.0.1:PORT/v1 */
@@ -19,13 +21,18 @@ export interface Stack {
 export async function startStack(opts: {
   keys: TestKey[];
   mock?: MockOptions;
+  /** Start a second mock model server for Envoy's model_large cluster (the "large" route). */
+  largeMock?: boolean;
   unixSocket?: boolean;
   /** Gate workers (server.workers): Envoy's lm_gate cluster gets one endpoint per worker. */
   workers?: number;
   gateExtra?: Record<string, unknown>;
   editEnvoy?: (cfg: Record<string, any>) => void;
+  /** The shipped bootstrap to start from, under envoy/ (default envoy.yaml). */
+  envoyBase?: string;
 }): Promise<Stack> {
   const mock = await startMockModel(opts.mock ?? {});
+  const mockLarge = opts.largeMock ? await startMockModel(opts.mock ?? {}) : undefined;
   let gate: Gate | undefined;
   try {
     gate = await startGate(opts.keys, {
@@ -38,6 +45,7 @@ export async function startStack(opts: {
       admin: await freePort(),
       gate: gate.grpcPort,
       model: mock.port,
+      ...(mockLarge ? { modelLarge: mockLarge.port } : {}),
       ...(opts.unixSocket ? { gateSocket: join(gate.dir, 'gate.sock') } : {}),
     };
     const dir = await tempDir('lm-gate-envoy-');
@@ -46,10 +54,14 @@ export async function startStack(opts: {
       if (workers > 1) gateWorkerEndpoints(cfg, gate!.grpcPort, workers);
       opts.editEnvoy?.(cfg);
     };
-    const envoy = await startEnvoy(await renderEnvoyConfig(ports, join(dir, 'envoy.yaml'), edit), ports);
+    const envoy = await startEnvoy(
+      await renderEnvoyConfig(ports, join(dir, 'envoy.yaml'), edit, opts.envoyBase),
+      ports,
+    );
     const g = gate;
     return {
       mock,
+      mockLarge,
       gate: g,
       envoy,
       baseURL: `${envoy.url}/v1`,
@@ -57,11 +69,13 @@ export async function startStack(opts: {
         await envoy.stop();
         await g.stop();
         await mock.close();
+        await mockLarge?.close();
       },
     };
   } catch (err) {
     await gate?.stop('SIGKILL');
     await mock.close();
+    await mockLarge?.close();
     throw err;
   }
 }

@@ -313,3 +313,36 @@ describe('slow paths ask Envoy to wait', () => {
     await expectAudit(1);
   });
 });
+
+describe('a route chosen at the body needs the headers still held (BUFFERED)', () => {
+  let routed: InProcessGate;
+  beforeAll(async () => {
+    routed = await startInProcessGate([alice], {
+      extra: { routing: { routes: [{ name: 'large', models: ['mock-*'] }] } },
+    });
+  });
+  afterAll(async () => {
+    await routed?.stop();
+  });
+
+  it('BUFFERED: the route header and the route-cache clear ride on the body answer', async () => {
+    const s = routed.client.open();
+    await s.exchange(requestHeaders(chatHeaders(), false, mode(BodySendMode.BUFFERED)));
+    const a = await s.exchange(requestBody(chatBody(), true));
+    expect(a.requestBody?.response?.clearRouteCache).toBe(true);
+    const set = a.requestBody?.response?.headerMutation?.setHeaders?.map((h) => h.header?.key);
+    expect(set).toContain('x-lmgate-route');
+    s.end();
+    await routed.waitAudit(1);
+  });
+
+  it('STREAMED: Envoy already sent the headers on, so the request fails closed rather than going to the wrong cluster', async () => {
+    const s = routed.client.open();
+    await s.exchange(requestHeaders(chatHeaders(), false, mode(BodySendMode.STREAMED)));
+    const a = await s.exchange(requestBody(chatBody(), true));
+    expect(a.immediateResponse?.status.code).toBe(500);
+    s.end();
+    const rec = (await routed.waitAudit(2))[1]!;
+    expect(rec.failure).toContain('request_body_mode BUFFERED');
+  });
+});

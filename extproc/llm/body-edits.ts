@@ -1,0 +1,30 @@
+// Splices of the canonical request body, recorded by stages and applied once when the body is
+// answered. Stages locate what they change with the spans the API-shape parse found; several
+// stages may edit one body (a model alias rewritten by routing, stream_options added by
+// metering), and spans stay valid because every edit is relative to the same parsed bytes and
+// none is applied before the others are known. Re-serialising a parse instead would round
+// integers above 2^53 and reorder nothing else we could promise to keep.
+
+export interface BodyEdit {
+  /** [start, end) of the canonical body (without its BOM), replaced by `insert`. */
+  readonly start: number;
+  readonly end: number;
+  readonly insert: Buffer;
+}
+
+/** The body with every edit applied. Edits may not overlap (two stages rewriting the same bytes
+ * is a pipeline bug, refused loudly rather than resolved by order); insertions at one offset
+ * keep the order they were recorded in. */
+export function applyBodyEdits(body: Buffer, edits: readonly BodyEdit[]): Buffer {
+  const sorted = edits.length === 1 ? edits : [...edits].sort((a, b) => a.start - b.start);
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const e of sorted) {
+    if (e.start < at || e.end < e.start || e.end > body.length)
+      throw new Error(`body edit [${e.start}, ${e.end}) overlaps another or lies outside the body`);
+    parts.push(body.subarray(at, e.start), e.insert);
+    at = e.end;
+  }
+  parts.push(body.subarray(at));
+  return Buffer.concat(parts);
+}
