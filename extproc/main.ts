@@ -3,7 +3,9 @@
 //   lm-gate check-config config.yaml    validate a config file (exit 1 naming each bad field)
 //   lm-gate keys create [--id ID] [--tenant T] [--models a,b] [--endpoints a,b]
 //                                       print a new API key and the config entry to paste
+//   lm-gate policy explain|test ...     judge a request, or a table of them, as the gate would
 import { FileAuditSink } from './audit/sink.ts';
+import { POLICY_EXPLAIN, POLICY_TEST, policyCommand } from './cli/policy.ts';
 import { parseCommandArgs, UsageError } from './cli/usage.ts';
 import { ConfigError, loadConfigFile } from './config/load.ts';
 import { restartRequired } from './config/restart.ts';
@@ -21,7 +23,7 @@ import { Metrics } from './telemetry/metrics.ts';
 const SERVE = 'lm-gate serve -c FILE';
 const CHECK = 'lm-gate check-config FILE';
 const KEYS = 'lm-gate keys create [--id ID] [--tenant TENANT] [--models a,b] [--endpoints a,b]';
-const USAGE = `usage:\n  ${SERVE}\n  ${CHECK}\n  ${KEYS}`;
+const USAGE = `usage:\n  ${SERVE}\n  ${CHECK}\n  ${KEYS}\n  ${POLICY_EXPLAIN}\n  ${POLICY_TEST}`;
 const help = { type: 'boolean', short: 'h' } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -33,6 +35,8 @@ async function main(argv: string[]): Promise<number> {
       return checkConfig(rest);
     case 'keys':
       return keys(rest);
+    case 'policy':
+      return policyCommand(rest);
     case '--help':
     case '-h':
     case 'help':
@@ -44,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(
         'lm-gate',
-        `unknown command "${command}"; commands: serve, check-config, keys create (lm-gate --help shows their options)`,
+        `unknown command "${command}"; commands: serve, check-config, keys create, policy explain, policy test (lm-gate --help shows their options)`,
       );
   }
 }

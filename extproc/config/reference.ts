@@ -47,13 +47,20 @@ function renderFields(object: JsonSchema, indent: number, where: string, lines: 
     const items = field.type === 'array' && field.items !== undefined ? node(field.items, `${path}[]`) : undefined;
     let note = '';
     if (items?.properties && 'default' in field) note = ` Default: ${flow(field.default)}; an example entry follows.`;
-    else if (!('default' in field) && !field.properties) note = required ? ' Required.' : ' Optional.';
+    else if (!('default' in field))
+      note = field.properties ? (required ? '' : ' Optional.') : required ? ' Required.' : ' Optional.';
     // The first field of a list entry carries the "- ", and its comment sits at the dash.
     const commentPad = listItem && i === 0 ? ' '.repeat(indent - 2) : pad;
     for (const line of wrap(`${field.description ?? ''}${note}`.trim(), WIDTH - commentPad.length - 2))
       lines.push(`${commentPad}# ${line}`);
     const keyPad = listItem && i === 0 ? `${' '.repeat(indent - 2)}- ` : pad;
-    if (field.properties) {
+    if (field.properties && !required && !('default' in field)) {
+      // An optional section (policy.opa): shown commented out, so the block still reads as what
+      // an empty config gives.
+      const section = [`${keyPad}${key}:`];
+      renderFields(field, indent + 2, path, section);
+      for (const line of section) lines.push(/^\s*(#|$)/.test(line) ? line : line.replace(/^(\s*(- )?)/, '$1# '));
+    } else if (field.properties) {
       lines.push(`${keyPad}${key}:`);
       renderFields(field, indent + 2, path, lines);
     } else if (items?.properties) {

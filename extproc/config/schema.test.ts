@@ -22,9 +22,11 @@ describe('configSchema', () => {
         workers: 1,
       },
       logging: { level: 'info' },
-      pipeline: { stages: ['identity.authenticate', 'llm.api_shape', 'policy.access', 'metering.usage'] },
+      pipeline: {
+        stages: ['identity.authenticate', 'llm.api_shape', 'policy.access', 'policy.rules', 'metering.usage'],
+      },
       identity: { apiKeys: [] },
-      policy: { unknownEndpoints: 'reject' },
+      policy: { unknownEndpoints: 'reject', rules: [], timeZone: 'UTC' },
       metering: { injectStreamUsage: true },
       audit: { path: 'audit.log', maxPendingBytes: 16777216 },
     });

@@ -25,7 +25,13 @@ describe('buildPipeline', () => {
   for (const t of table) it(t.name, () => expect(names(t.yaml)).toEqual(t.want));
 
   it('the config enum lists exactly the optional stages, and hygiene is not among them', () => {
-    expect(STAGE_NAMES).toEqual(['identity.authenticate', 'llm.api_shape', 'policy.access', 'metering.usage']);
+    expect(STAGE_NAMES).toEqual([
+      'identity.authenticate',
+      'llm.api_shape',
+      'policy.access',
+      'policy.rules',
+      'metering.usage',
+    ]);
     expect(ALWAYS_STAGE_NAMES).toEqual(['http.hygiene']);
   });
 

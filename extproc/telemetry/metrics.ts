@@ -11,6 +11,9 @@ import { PHASE_LABEL, PHASES, type Phase } from '../server/phases.ts';
 export const MAX_MODEL_LABELS = 64;
 const MODEL_LABEL = /^[A-Za-z0-9._:/@+-]{1,128}$/;
 
+/** Distinct policy rule ids kept as label values; more count under "other". */
+export const MAX_RULE_LABELS = 512;
+
 export class BoundedLabel {
   private readonly seen = new Set<string>();
   private readonly max: number;
@@ -41,6 +44,9 @@ export class Metrics {
   readonly auditWriteErrors: Counter;
   readonly auditPendingBytes: Gauge;
   readonly workerRestarts: Counter;
+  readonly policyDecisions: Counter<'rule' | 'effect'>;
+  /** Rule ids come from the config (and an OPA policy's rule_id); bounded all the same. */
+  private readonly ruleLabel = new BoundedLabel(MAX_RULE_LABELS);
   private readonly phaseChildren: (readonly [Phase, { observe(v: number): void }])[];
 
   /** This registry's text (admin.ts MetricsSource). */
@@ -128,8 +134,18 @@ export class Metrics {
       help: 'Gate workers (server.workers > 1) restarted after their thread exited.',
       registers,
     });
+    this.policyDecisions = new Counter({
+      name: 'lmgate_policy_decisions_total',
+      help: 'Policy decisions by the rule that decided (its config path: policy.rules.<id>, policy.default, policy.tenantIsolation.<tenant>, identity.apiKeys.<id>.models, opa:<path> or the rule_id OPA returned) and effect (allow, deny).',
+      labelNames: ['rule', 'effect'],
+      registers,
+    });
     // Children resolved once: observing is then a plain method call.
     this.phaseChildren = PHASES.map((p) => [p, this.phaseSeconds.labels(PHASE_LABEL[p])] as const);
+  }
+
+  countPolicyDecision(ruleId: string, effect: 'allow' | 'deny'): void {
+    this.policyDecisions.labels(this.ruleLabel.value(ruleId), effect).inc();
   }
 
   /** Once per request, at its end: per-chunk observations cost a streamed response more than
