@@ -11,8 +11,8 @@ import { pino } from 'pino';
 import type { AuditRecord } from '../../extproc/audit/record.ts';
 import { type Config, configSchema } from '../../extproc/config/schema.ts';
 import { buildPipeline } from '../../extproc/pipeline/build.ts';
-import type { Principal, RequestContext } from '../../extproc/pipeline/context.ts';
-import { defineStage, type Fact, type StageDescriptor, systemClock } from '../../extproc/pipeline/stage.ts';
+import type { Principal, RequestContext, RouteChoice } from '../../extproc/pipeline/context.ts';
+import { type Clock, defineStage, type Fact, type StageDescriptor, systemClock } from '../../extproc/pipeline/stage.ts';
 import { STAGES } from '../../extproc/pipeline/stages.ts';
 import { FilterConfigWatch } from '../../extproc/server/filter-config.ts';
 import {
@@ -45,8 +45,11 @@ export interface RunStageOptions {
   /** Config fields over the defaults, as YAML would give them (identity.apiKeys, policy, ...). */
   config?: Record<string, unknown>;
   /** Facts seeded by a stage that runs first, so a stage can be tested without the stages that
-   * would normally provide them. */
-  given?: { principal?: Principal };
+   * would normally provide them. The principal is seeded at request headers; data classes and the
+   * route, which DLP and routing find in the body, at the request body. */
+  given?: { principal?: Principal; dataClasses?: readonly string[]; route?: RouteChoice };
+  /** The stages' clock (policy conditions on time); default the system's. */
+  clock?: Clock;
   request: RequestDescription;
   /** Upstream's response; absent: a 200 JSON `{}`. Not used when the request is refused. */
   response?: ResponseDescription;
@@ -64,6 +67,7 @@ export interface StageRun {
   audit: AuditRecord;
   ctx: RequestContext;
   answers: ProcessingResponse[];
+  metrics: Metrics;
 }
 
 const logger = pino({ level: 'silent' });
@@ -114,6 +118,8 @@ const decodeValue = (h: HeaderValue) => (h.rawValue ? Buffer.from(h.rawValue).to
 function seedStage(given: NonNullable<RunStageOptions['given']>): StageDescriptor {
   const provides: Fact[] = [];
   if (given.principal) provides.push('principal');
+  if (given.dataClasses) provides.push('dataClasses');
+  if (given.route) provides.push('route');
   return defineStage({
     name: 'test.given',
     summary: 'seeds the facts a row gives',
@@ -123,6 +129,10 @@ function seedStage(given: NonNullable<RunStageOptions['given']>): StageDescripto
     create: () => ({
       onRequestHeaders(ctx) {
         if (given.principal) ctx.principal = given.principal;
+      },
+      onRequestBody(ctx) {
+        if (given.dataClasses) ctx.dataClasses = new Set(given.dataClasses);
+        if (given.route) ctx.route = given.route;
       },
     }),
   });
@@ -140,8 +150,8 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
   const [hygiene, ...rest] = STAGES;
   const catalog: StageDescriptor[] = [hygiene, ...(opts.given ? [seedStage(opts.given)] : []), ...rest];
   if (opts.extraStages) catalog.push(...opts.extraStages);
-  const { call, stream, send, done, record } = openFakeStream(config, catalog);
-  const run: Omit<StageRun, 'audit'> = { ctx: stream.ctx, answers: call.written };
+  const { call, stream, send, done, record, metrics } = openFakeStream(config, catalog, opts.clock);
+  const run: Omit<StageRun, 'audit'> = { ctx: stream.ctx, answers: call.written, metrics };
 
   const req = opts.request;
   const body =
@@ -262,12 +272,17 @@ export interface FakeStream {
   /** Resolves once the stream finished and its audit record was written. */
   done: Promise<void>;
   record(): AuditRecord | undefined;
+  metrics: Metrics;
 }
 
 /** A ProcessStream over a fake call, for state machine tests: send messages, read answers. */
-export function openFakeStream(config: Config, catalog: readonly StageDescriptor[] = STAGES): FakeStream {
+export function openFakeStream(
+  config: Config,
+  catalog: readonly StageDescriptor[] = STAGES,
+  clock: Clock = systemClock,
+): FakeStream {
   const metrics = new Metrics({ defaultMetrics: false });
-  const pipeline = buildPipeline(config, { logger, metrics, clock: systemClock }, catalog);
+  const pipeline = buildPipeline(config, { logger, metrics, clock }, catalog);
   const call = new FakeCall();
   let audit: AuditRecord | undefined;
   let finished!: () => void;
@@ -291,7 +306,7 @@ export function openFakeStream(config: Config, catalog: readonly StageDescriptor
     onFinished: () => finished(),
   };
   const stream = new ProcessStream(call as never, deps);
-  return { call, stream, send: (m) => call.emit('data', m), done, record: () => audit };
+  return { call, stream, send: (m) => call.emit('data', m), done, record: () => audit, metrics };
 }
 
 /** A principal as a non-key identity would give it (a JWT caller), for rows that show a stage
