@@ -124,12 +124,13 @@ describe('policy rules through real Envoy with the openai client', () => {
 
   it('the decisions counter has one series per rule and effect', async () => {
     const metrics = await stack.gate.metrics();
-    for (const [rule, effect] of [
+    const series: [rule: string, effect: string][] = [
       ['policy.rules.no-embeddings-for-globex', 'deny'],
       ['policy.rules.no-large-for-interns', 'deny'],
       ['policy.tenantIsolation.acme', 'deny'],
       ['policy.rules.acme-uses-everything', 'allow'],
-    ])
+    ];
+    for (const [rule, effect] of series)
       expect(metrics).toMatch(
         new RegExp(
           `^lmgate_policy_decisions_total\\{rule="${rule.replaceAll('.', '\\.')}",effect="${effect}"\\} [1-9]`,
