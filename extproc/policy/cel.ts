@@ -148,7 +148,13 @@ export interface CelActivation {
   time: Date;
 }
 
-export function celActivation(input: PolicyInput): CelActivation {
+/** The input's variables, made once per phase. */
+export function celVariables(input: PolicyInput): CelActivation {
+  input.cel ??= celActivation(input);
+  return input.cel;
+}
+
+function celActivation(input: PolicyInput): CelActivation {
   return {
     principal: new CelPrincipal(input),
     request: new CelRequest(input),

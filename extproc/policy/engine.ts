@@ -15,7 +15,7 @@
 // facts in. Both run the same rule tests.
 import type { Environment } from '@marcbachmann/cel-js';
 import type { Config } from '../config/schema.ts';
-import { type CelActivation, celActivation, celEnvironment } from './cel.ts';
+import { celEnvironment } from './cel.ts';
 import type { PolicyInput } from './input.ts';
 import { createOpaClient, type OpaClient } from './opa.ts';
 import { compilePatterns, type Matcher } from './patterns.ts';
@@ -44,29 +44,10 @@ export interface RuleNote {
 const Outcome = { NoMatch: 0, Match: 1, Pending: 2 } as const;
 type Outcome = (typeof Outcome)[keyof typeof Outcome];
 
-/** A lazily made CEL activation, one per evaluation. */
-class LazyActivation {
-  private value: CelActivation | undefined;
-  private readonly input: PolicyInput;
-  constructor(input: PolicyInput) {
-    this.input = input;
-  }
-  readonly get = (): CelActivation => {
-    this.value ??= celActivation(this.input);
-    return this.value;
-  };
-}
-
 /** One rule against the input. `headersOnly`: leave the body's checks for later (PENDING when the
  * rest matched). A check that throws (a condition reading a missing key) fails closed: a DENY rule
  * matches, an ALLOW rule does not. */
-function testRule(
-  rule: CompiledRule,
-  input: PolicyInput,
-  cel: () => CelActivation,
-  headersOnly: boolean,
-  note?: RuleNote,
-): Outcome {
+function testRule(rule: CompiledRule, input: PolicyInput, headersOnly: boolean, note?: RuleNote): Outcome {
   let pending = false;
   const checks = rule.checks;
   for (let i = 0; i < checks.length; i++) {
@@ -78,7 +59,7 @@ function testRule(
     }
     let ok: boolean;
     try {
-      ok = c.test(input, cel);
+      ok = c.test(input);
     } catch (err) {
       if (note) Object.assign(note, { result: 'error', part: c.part, detail: (err as Error).message.split('\n')[0] });
       return rule.action === 'deny' ? Outcome.Match : Outcome.NoMatch;
@@ -137,12 +118,11 @@ export class PolicyEngine {
    * call with one); without it every fact is in, and this is the final decision. */
   decideAtHeaders(input: PolicyInput, bodyFollows: boolean): LocalResult {
     if (!bodyFollows) return this.decideFinal(input);
-    const cel = new LazyActivation(input).get;
     const idx = this.rules.byEndpoint.get(input.request.endpoint)!;
     // A model another tenant owns is only known with the body.
     let denyPending = this.isolation.length > 0;
     for (const rule of idx.deny) {
-      const o = testRule(rule, input, cel, true);
+      const o = testRule(rule, input, true);
       if (o === Outcome.Match) return this.denyBy(rule);
       if (o === Outcome.Pending) denyPending = true;
     }
@@ -150,7 +130,7 @@ export class PolicyEngine {
     let allowPending = false;
     let allowed: CompiledRule | undefined;
     for (const rule of idx.allow) {
-      const o = testRule(rule, input, cel, true);
+      const o = testRule(rule, input, true);
       if (o === Outcome.Match) {
         allowed = rule;
         break;
@@ -179,21 +159,19 @@ export class PolicyEngine {
           );
       }
     }
-    const cel = new LazyActivation(input).get;
     const idx = this.rules.byEndpoint.get(input.request.endpoint)!;
-    for (const rule of idx.deny) if (testRule(rule, input, cel, false) === Outcome.Match) return this.denyBy(rule);
+    for (const rule of idx.deny) if (testRule(rule, input, false) === Outcome.Match) return this.denyBy(rule);
     if (this.rules.all.length === 0)
       return this.isolation.length > 0 ? allow(STAGE, 'policy.tenantIsolation', "no other tenant's model") : NO_RULES;
-    for (const rule of idx.allow) if (testRule(rule, input, cel, false) === Outcome.Match) return this.allowBy(rule);
+    for (const rule of idx.allow) if (testRule(rule, input, false) === Outcome.Match) return this.allowBy(rule);
     return this.defaultDeny();
   }
 
   /** For explain: every rule, tested with every fact (not only the ones it indexes). */
   noteRules(input: PolicyInput): { rule: CompiledRule; note: RuleNote }[] {
-    const cel = new LazyActivation(input).get;
     return this.rules.all.map((rule) => {
       const note: RuleNote = { result: 'no_match' };
-      testRule(rule, input, cel, false, note);
+      testRule(rule, input, false, note);
       return { rule, note };
     });
   }

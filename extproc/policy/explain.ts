@@ -117,6 +117,7 @@ export async function explain(
   input.request.maxTokens = request.maxTokens;
   input.dataClasses = request.dataClasses;
   input.route = request.route;
+  input.cel = undefined;
   if (access && record(scopeAtBody(principal, request.model))) return done();
   if (rules) {
     if (waiting) {

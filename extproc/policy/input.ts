@@ -2,6 +2,7 @@
 // built from the request context in the gate and from a principal and a request description in
 // `lm-gate policy explain` and `policy test`, so the gate and the CLI judge the same thing.
 import type { Principal, RequestContext, RouteChoice } from '../pipeline/context.ts';
+import type { CelActivation } from './cel.ts';
 
 export interface PolicyRequest {
   /** The API kind (openai.chat, ollama.tags, ...), "unknown" for paths outside the LLM APIs. */
@@ -26,6 +27,9 @@ export interface PolicyInput {
   /** The instant conditions read as `time`: fixed when the request's evaluation starts, so the
    * header and body phases judge one instant. */
   nowMs: number;
+  /** The conditions' variables, made when the first condition runs (cel.ts celVariables) and
+   * dropped when the facts change. */
+  cel?: CelActivation | undefined;
 }
 
 /** Without the query string. */
@@ -60,6 +64,7 @@ export function completeWithBody(input: PolicyInput, ctx: RequestContext): void 
   r.maxTokens = ctx.parsed?.maxTokens;
   input.dataClasses = ctx.dataClasses;
   input.route = ctx.route;
+  input.cel = undefined;
 }
 
 /** The input as the JSON document an OPA policy reads as `input`: the CEL names, the time as

@@ -5,7 +5,7 @@
 // are a closed set, so which rules can apply to one is known at load and a request only walks
 // those.
 import type { Environment } from '@marcbachmann/cel-js';
-import { type CelActivation, type CompiledCondition, compileCondition } from './cel.ts';
+import { type CompiledCondition, celVariables, compileCondition } from './cel.ts';
 import type { RuleConfig } from './config.ts';
 import { RULE_ENDPOINTS } from './config.ts';
 import type { PolicyInput } from './input.ts';
@@ -15,8 +15,8 @@ import { compilePatterns, type Matcher } from './patterns.ts';
 export interface Check {
   readonly part: string;
   readonly body: boolean;
-  /** true: this part matches. `cel` is the request's activation, made on first use. */
-  test(input: PolicyInput, cel: () => CelActivation): boolean;
+  /** true: this part matches. */
+  test(input: PolicyInput): boolean;
   /** For explain: what the request had that this part looked at. */
   saw(input: PolicyInput): string;
 }
@@ -83,7 +83,7 @@ export function compileRule(rule: RuleConfig, env: Environment): CompiledRule {
     when && {
       part: 'when',
       body: when.readsBody,
-      test: (_input: PolicyInput, cel: () => CelActivation) => when.evaluate(cel()),
+      test: (input: PolicyInput) => when.evaluate(celVariables(input)),
       saw: () => when.source,
     },
   ].filter((c): c is Check => c !== undefined);

@@ -40,7 +40,8 @@ export function refusalOf(v: Verdict): GateError {
 /** Records the verdict on the request (audit) and in the decisions counter; a denial is then
  * thrown as its refusal. */
 export function apply(ctx: RequestContext, metrics: Metrics, v: Verdict): void {
-  ctx.decide({ stage: v.stage, ruleId: v.ruleId, effect: v.effect, reason: v.reason });
+  // A verdict is a Decision (and more): recorded as it is, without a copy.
+  ctx.decide(v);
   metrics.countPolicyDecision(v.ruleId, v.effect);
   if (v.effect === 'deny') throw refusalOf(v);
 }
