@@ -198,11 +198,40 @@ export function compileCondition(env: Environment, source: string): CompiledCond
   if (checked.type !== 'bool')
     throw new ConditionError(`a condition must be a bool expression, this one is ${checked.type}`, source, 0);
   const program = env.parse(source);
+  const regex = firstCall(program.ast, 'matches');
+  if (regex !== undefined)
+    throw new ConditionError(
+      "matches() is not available: a regular expression over request input can backtrack for seconds on the event loop; use startsWith(), endsWith(), contains() or the rule's * patterns",
+      source,
+      regex.range.start,
+    );
   return {
     source,
     readsBody: readsBody(program.ast),
     evaluate: (activation) => program(activation) === true,
   };
+}
+
+/** Every node under `root`, with its parent. */
+function walk(root: ASTNode, visit: (n: ASTNode, parent: ASTNode | undefined) => void): void {
+  const into = (a: unknown, parent: ASTNode): void => {
+    if (Array.isArray(a)) for (const x of a) into(x, parent);
+    else if (a !== null && typeof a === 'object' && 'op' in a) step(a as ASTNode, parent);
+  };
+  const step = (n: ASTNode, parent: ASTNode | undefined): void => {
+    visit(n, parent);
+    if (n.op !== 'id' && Array.isArray(n.args)) for (const a of n.args as unknown[]) into(a, n);
+  };
+  step(root, undefined);
+}
+
+/** The first call of a function or method by that name. */
+function firstCall(root: ASTNode, name: string): ASTNode | undefined {
+  let found: ASTNode | undefined;
+  walk(root, (n) => {
+    if (found === undefined && (n.op === 'call' || n.op === 'rcall') && n.args[0] === name) found = n;
+  });
+  return found;
 }
 
 /** Fields of `request` known at request headers. */
@@ -213,24 +242,14 @@ const HEADER_FIELDS = new Set(['endpoint', 'path', 'method']);
  * since deciding later is always correct and deciding early on a missing fact is not. */
 function readsBody(root: ASTNode): boolean {
   let body = false;
-  const visit = (n: ASTNode, parent: ASTNode | undefined): void => {
-    if (body) return;
-    if (n.op === 'id') {
-      const name = n.args;
-      if (name === 'data_classes' || name === 'route') body = true;
-      else if (name === 'request') {
-        const field = parent !== undefined && (parent.op === '.' || parent.op === '.?') ? parent.args[1] : undefined;
-        if (field === undefined || !HEADER_FIELDS.has(field)) body = true;
-      }
-      return;
+  walk(root, (n, parent) => {
+    if (n.op !== 'id') return;
+    const name = n.args;
+    if (name === 'data_classes' || name === 'route') body = true;
+    else if (name === 'request') {
+      const field = parent !== undefined && (parent.op === '.' || parent.op === '.?') ? parent.args[1] : undefined;
+      if (field === undefined || !HEADER_FIELDS.has(field)) body = true;
     }
-    const args: unknown = n.args;
-    if (Array.isArray(args)) for (const a of args) visitAny(a, n);
-  };
-  const visitAny = (a: unknown, parent: ASTNode): void => {
-    if (Array.isArray(a)) for (const x of a) visitAny(x, parent);
-    else if (a !== null && typeof a === 'object' && 'op' in a) visit(a as ASTNode, parent);
-  };
-  visit(root, undefined);
+  });
   return body;
 }

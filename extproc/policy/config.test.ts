@@ -38,6 +38,11 @@ describe('policy config', () => {
       /^policy\.rules\[0\]\.when: rule "r1": Unknown variable: user at line 1, column 1$/,
     ],
     [
+      'a regular expression (backtracking over client input)',
+      rule('when: "principal.tenant == \\"a\\" || request.model.matches(\\"^(a+)+$\\")"'),
+      /^policy\.rules\[0\]\.when: rule "r1": matches\(\) is not available: .* at line 1, column 28$/,
+    ],
+    [
       'a condition that is not a bool',
       rule('when: "request.max_tokens + 1"'),
       'policy.rules[0].when: rule "r1": a condition must be a bool expression, this one is int at line 1, column 1',

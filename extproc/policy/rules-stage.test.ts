@@ -280,7 +280,7 @@ describe('policy.rules: CEL conditions over each input field', () => {
     ['principal.issuer == "https://idp.acme.example"', true],
     ['request.endpoint == "openai.chat"', true],
     ['request.model.startsWith("gpt-")', true],
-    ['request.model.matches("^llama")', false],
+    ['request.model.endsWith("-4o")', true],
     ['request.stream', true],
     ['request.max_tokens > 1000', true],
     ['request.max_tokens == 0', true, { request: chat('gpt-4o') }],
