@@ -34,6 +34,7 @@ describe('buildPipeline', () => {
       'llm.api_shape',
       'routing.route',
       'policy.access',
+      'policy.rules',
       'policy.model_list',
       'metering.usage',
     ]);

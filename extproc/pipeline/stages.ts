@@ -8,10 +8,20 @@ import { apiShape } from '../llm/api-shape-stage.ts';
 import { usageMetering } from '../metering/usage-stage.ts';
 import { policyAccess } from '../policy/access-stage.ts';
 import { modelList } from '../policy/model-list-stage.ts';
+import { policyRules } from '../policy/rules-stage.ts';
 import { routing } from '../routing/route-stage.ts';
 import { BASE_FACTS, type Fact, type StageDescriptor } from './stage.ts';
 
-export const STAGES = [headerHygiene, authenticate, apiShape, routing, policyAccess, modelList, usageMetering] as const;
+export const STAGES = [
+  headerHygiene,
+  authenticate,
+  apiShape,
+  routing,
+  policyAccess,
+  policyRules,
+  modelList,
+  usageMetering,
+] as const;
 
 /** The stages pipeline.stages may list, in order. Annotated, not inferred: the config's type
  * must not depend on the stages' types, which take the config. */
