@@ -3,11 +3,13 @@
 //   lm-gate check-config config.yaml    validate a config file (exit 1 naming each bad field)
 //   lm-gate keys create|list|revoke|rotate ...
 //                                       API keys in a keys file, or a config entry to paste
+//   lm-gate policy explain|test ...     judge a request, or a table of them, as the gate would
 //   lm-gate kill KIND ID | --lift KIND ID | --list  -c config.yaml
 //                                       the kill switch, on every replica through Redis
 import { FileAuditSink } from './audit/sink.ts';
 import { KEYS_USAGE, keysCommand } from './cli/keys.ts';
 import { KILL_USAGE, killCommand } from './cli/kill.ts';
+import { POLICY_EXPLAIN, POLICY_TEST, policyCommand } from './cli/policy.ts';
 import { CommandError, parseCommandArgs, UsageError } from './cli/usage.ts';
 import { ConfigError, loadConfigSources } from './config/load.ts';
 import { restartRequired } from './config/restart.ts';
@@ -28,7 +30,7 @@ import { Metrics } from './telemetry/metrics.ts';
 
 const SERVE = 'lm-gate serve -c FILE';
 const CHECK = 'lm-gate check-config FILE';
-const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE].map((u) => `  ${u}`).join('\n')}\n  ${KILL_USAGE}`;
+const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE, POLICY_EXPLAIN, POLICY_TEST].map((u) => `  ${u}`).join('\n')}\n  ${KILL_USAGE}`;
 const help = { type: 'boolean', short: 'h' } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -40,6 +42,8 @@ async function main(argv: string[]): Promise<number> {
       return checkConfig(rest);
     case 'keys':
       return keysCommand(rest);
+    case 'policy':
+      return policyCommand(rest);
     case 'kill':
       return killCommand(rest);
     case '--help':
@@ -53,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(
         'lm-gate',
-        `unknown command "${command}"; commands: serve, check-config, keys, kill (lm-gate --help shows their options)`,
+        `unknown command "${command}"; commands: serve, check-config, keys, policy, kill (lm-gate --help shows their options)`,
       );
   }
 }

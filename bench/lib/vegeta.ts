@@ -7,24 +7,17 @@
 // is one small Go binary, which matters on a 2-core machine where the load generator competes
 // with Envoy, the gate and the mock.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { ROOT } from '../../test/harness/envoy.ts';
+import { toolchain } from '../../test/harness/toolchain.ts';
 
 const run = promisify(execFile);
 
-export function toolchain(): Record<string, string> {
-  const text = readFileSync(join(ROOT, 'scripts', 'toolchain.env'), 'utf8');
-  const out: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-    if (m) out[m[1]!] = m[2]!;
-  }
-  return out;
-}
+export { toolchain };
 
 export const VEGETA_VERSION = toolchain().VEGETA_VERSION ?? '12.12.0';
 

@@ -56,7 +56,8 @@ function renderFields(
     const items = field.type === 'array' && field.items !== undefined ? node(field.items, `${path}[]`) : undefined;
     let note = '';
     if (items?.properties && 'default' in field) note = ` Default: ${flow(field.default)}; an example entry follows.`;
-    else if (!('default' in field) && !field.properties) note = required ? ' Required.' : ' Optional.';
+    else if (!('default' in field))
+      note = field.properties ? (required ? '' : ' Optional.') : required ? ' Required.' : ' Optional.';
     // The first field of a list entry carries the "- ", and its comment sits at the dash.
     const commentPad = listItem && i === 0 ? ' '.repeat(indent - 2) : pad;
     for (const line of wrap(`${field.description ?? ''}${note}`.trim(), WIDTH - commentPad.length - 2))

@@ -30,6 +30,7 @@ describe('configSchema', () => {
           'routing.route',
           'killswitch.model',
           'policy.access',
+          'policy.rules',
           'policy.model_list',
           'metering.usage',
         ],
@@ -53,7 +54,7 @@ describe('configSchema', () => {
           },
         },
       },
-      policy: { unknownEndpoints: 'reject' },
+      policy: { unknownEndpoints: 'reject', rules: [], timeZone: 'UTC' },
       routing: { header: 'x-lmgate-route', routes: [], aliases: {}, principalLabels: [] },
       killSwitch: {
         keys: [],

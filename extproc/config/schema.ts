@@ -24,7 +24,7 @@ const pipelineConfig = z
       .array(z.enum(STAGE_NAMES))
       .default([...STAGE_NAMES])
       .describe(
-        `Optional stages to run; they always run in their fixed order (${STAGE_NAMES.join(', ')}), after ${ALWAYS_STAGE_NAMES.join(', ')}, which always runs. [] runs none: a pass-through gate that still audits every request and meters nothing. Leaving out identity.authenticate lets unauthenticated requests through. A stage that needs a fact another provides (policy.access needs the principal from identity.authenticate and the parsed body from llm.api_shape; killswitch.principal needs identity.authenticate, killswitch.model and metering.usage need llm.api_shape) is refused without it, and so are killSwitch lists whose stage is left out.`,
+        `Optional stages to run; they always run in their fixed order (${STAGE_NAMES.join(', ')}), after ${ALWAYS_STAGE_NAMES.join(', ')}, which always runs. [] runs none: a pass-through gate that still audits every request and meters nothing. Leaving out identity.authenticate lets unauthenticated requests through. A stage that needs a fact another provides (policy.access and policy.rules need the principal from identity.authenticate and the parsed body from llm.api_shape; killswitch.principal needs identity.authenticate, killswitch.model and metering.usage need llm.api_shape) is refused without it, and so are killSwitch lists whose stage is left out.`,
       ),
   })
   .strict()
@@ -70,13 +70,14 @@ export const configSchema = z
           message: `pipeline.stages leaves out ${stage}, so nothing would refuse these; add it`,
         });
     }
+    const deadline = `must be under server.messageDeadlineMs (${cfg.server.messageDeadlineMs})`;
     // A request waiting for keys must be refused (401) before the message deadline answers 503.
     if (cfg.identity.jwt.issuers.length > 0 && cfg.identity.jwt.jwks.keyWaitMs >= cfg.server.messageDeadlineMs)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['identity', 'jwt', 'jwks', 'keyWaitMs'],
-        message: `must be under server.messageDeadlineMs (${cfg.server.messageDeadlineMs})`,
-      });
+      ctx.addIssue({ code: 'custom', path: ['identity', 'jwt', 'jwks', 'keyWaitMs'], message: deadline });
+    const opa = cfg.policy.opa;
+    // A slower OPA would be cut by the gate's own deadline (503 gateway_timeout) before its timeout.
+    if (opa !== undefined && opa.timeoutMs >= cfg.server.messageDeadlineMs)
+      ctx.addIssue({ code: 'custom', path: ['policy', 'opa', 'timeoutMs'], message: deadline });
   });
 
 export type Config = z.infer<typeof configSchema>;

@@ -93,7 +93,7 @@ function compile(entry: ApiKeyConfig): CompiledKey {
 
 /** A key's entry as a method-neutral principal; the key's endpoint and model lists become the
  * credential's scope, which policy.access enforces without knowing it came from a key. */
-function principalOf(entry: ApiKeyConfig): Principal {
+export function principalOf(entry: ApiKeyConfig): Principal {
   const scope: CredentialScope = {
     endpoints: entry.endpoints.includes('*') ? 'all' : new Set(entry.endpoints),
     models: compilePatterns(entry.models),

@@ -23,6 +23,7 @@ export const killModel = defineStage({
       const hit = findKill(fromConfig, board, 'model', model, clock);
       if (hit === undefined) return;
       ctx.decide(killDecision(NAME, 'model', model, hit));
+      deps.metrics.countPolicyDecision(killRuleId('model', model), 'deny');
       throw refuse('model_disabled', `The model "${model}" is disabled.`, { ruleId: killRuleId('model', model) });
     };
     return {

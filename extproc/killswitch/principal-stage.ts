@@ -35,6 +35,7 @@ export const killPrincipal = defineStage({
       const hit = findKill(fromConfig, board, kind, id, clock);
       if (hit === undefined) return;
       ctx.decide(killDecision(NAME, kind, id, hit));
+      deps.metrics.countPolicyDecision(killRuleId(kind, id), 'deny');
       throw refuse('principal_disabled', WHO[kind], { ruleId: killRuleId(kind, id) });
     };
     return {
@@ -48,6 +49,7 @@ export const killPrincipal = defineStage({
           const hit = findKill(fromConfig, board, 'key', p.id, clock);
           if (hit !== undefined) {
             ctx.decide(killDecision(NAME, 'key', p.id, hit));
+            deps.metrics.countPolicyDecision(killRuleId('key', p.id), 'deny');
             throw refuse('invalid_api_key', UNKNOWN_KEY_MESSAGE);
           }
         }

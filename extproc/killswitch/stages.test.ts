@@ -40,7 +40,7 @@ interface Row {
   principal?: Principal;
   key?: string;
   request?: { path: string; headers?: Record<string, string>; body?: Record<string, unknown> | string };
-  expect: (run: StageRun) => void;
+  expect: (run: StageRun) => void | Promise<void>;
 }
 
 const admitted = (run: StageRun) => expect(run.refused).toBeUndefined();
@@ -100,10 +100,15 @@ const rows: Row[] = [
     expect: admitted,
   },
   {
-    name: 'a killed user: 403 principal_disabled with the rule id',
+    name: 'a killed user: 403 principal_disabled with the rule id, counted by rule',
     killSwitch: { users: ['alice'] },
     key: aliceKey,
-    expect: refused(403, 'principal_disabled', 'killSwitch.user.alice'),
+    expect: async (run) => {
+      refused(403, 'principal_disabled', 'killSwitch.user.alice')(run);
+      expect(await run.metrics.metricsText()).toMatch(
+        /^lmgate_policy_decisions_total\{rule="killSwitch.user.alice",effect="deny"\} 1$/m,
+      );
+    },
   },
   {
     name: 'a killed team: every caller in it',
@@ -216,7 +221,7 @@ describe('kill switch stages', () => {
         ...(row.now !== undefined ? { clock: { now: () => row.now! } } : {}),
         request: { ...request, headers: { ...(row.key ? bearer(row.key) : {}), ...request.headers } },
       });
-      row.expect(run);
+      await row.expect(run);
     });
   }
 

@@ -340,6 +340,62 @@ describe('parseRequestBody accepts', () => {
   }
 });
 
+describe('parseRequestBody: output-token limit (policy input request.max_tokens)', () => {
+  const table: [string, ApiKind, string, number | undefined | string][] = [
+    ['absent', 'openai.chat', '{"model":"m","messages":[]}', undefined],
+    ['max_tokens', 'openai.chat', '{"model":"m","messages":[],"max_tokens":256}', 256],
+    ['null is absent', 'openai.chat', '{"model":"m","messages":[],"max_tokens":null}', undefined],
+    ['max_completion_tokens', 'openai.chat', '{"model":"m","messages":[],"max_completion_tokens":64}', 64],
+    [
+      'both: the larger, whichever a server reads',
+      'openai.chat',
+      '{"model":"m","messages":[],"max_tokens":10,"max_completion_tokens":9000}',
+      9000,
+    ],
+    ['exponent spelling of an integer', 'openai.completions', '{"model":"m","prompt":"p","max_tokens":1e3}', 1000],
+    [
+      'a string a lax server would coerce is refused',
+      'openai.chat',
+      '{"model":"m","messages":[],"max_tokens":"100000"}',
+      "Invalid type for 'max_tokens': expected an integer, but got a string instead.",
+    ],
+    [
+      'a fraction is refused',
+      'openai.chat',
+      '{"model":"m","messages":[],"max_completion_tokens":1.5}',
+      "Invalid type for 'max_completion_tokens': expected an integer, but got a number instead.",
+    ],
+    ['ollama options.num_predict', 'ollama.chat', '{"model":"l","messages":[],"options":{"num_predict":128}}', 128],
+    ['ollama unlimited', 'ollama.generate', '{"model":"l","options":{"num_predict":-1}}', -1],
+    ['ollama ignores a top-level max_tokens', 'ollama.generate', '{"model":"l","max_tokens":"x"}', undefined],
+    [
+      'ollama nested num_predict is not the option',
+      'ollama.generate',
+      '{"model":"l","options":{"x":{"num_predict":5}}}',
+      undefined,
+    ],
+    [
+      'ollama num_predict as a string is refused',
+      'ollama.generate',
+      '{"model":"l","options":{"num_predict":"5"}}',
+      "Invalid type for 'options.num_predict': expected an integer, but got a string instead.",
+    ],
+    [
+      'ollama options not an object',
+      'ollama.chat',
+      '{"model":"l","messages":[],"options":3}',
+      "Invalid type for 'options': expected an object, but got a number instead.",
+    ],
+  ];
+  for (const [name, kind, body, want] of table) {
+    it(name, () => {
+      const r = parseRequestBody(kind, Buffer.from(body));
+      if (typeof want === 'string') expect(r).toMatchObject({ ok: false, code: 'invalid_request', message: want });
+      else expect(r).toMatchObject({ ok: true, request: { maxTokens: want } });
+    });
+  }
+});
+
 describe('parseRequestBody: strict JSON', () => {
   const table: [string, ApiKind, string | Buffer, RequestErrorCode, string, string | null][] = [
     [

@@ -106,6 +106,10 @@ export interface ParsedRequest {
   objectStart: number;
   /** OpenAI chat/completions: `stream_options` when it is an object or null. */
   streamOptions?: Span & { type: 'object' | 'null'; includeUsage?: Span };
+  /** The most output tokens the request asks for: the larger of OpenAI's `max_tokens` and
+   * `max_completion_tokens` (servers read either), Ollama's `options.num_predict` (negative:
+   * unlimited). Undefined when the body sets none, and upstream's default applies. */
+  maxTokens: number | undefined;
 }
 
 export type RequestErrorCode = JsonErrorCode | 'empty_body' | 'invalid_request';
@@ -168,7 +172,17 @@ function scanFailure(e: JsonError, limits: ParseLimits): RequestParseResult {
 }
 
 /** The members of the top-level object the checks read. */
-const READ = new Set(['model', 'messages', 'prompt', 'input', 'stream', 'stream_options']);
+const READ = new Set([
+  'model',
+  'messages',
+  'prompt',
+  'input',
+  'stream',
+  'stream_options',
+  'max_tokens',
+  'max_completion_tokens',
+  'options',
+]);
 
 /** Parse and check a request body without building it: one scan validates the JSON (strictly, see
  * json-scan.ts: no duplicate or case-ambiguous keys, no invalid UTF-8, bounded depth) and locates
@@ -240,6 +254,25 @@ export function parseRequestBody(
   if (streaming && !ollama && so !== undefined && so.type !== 'null' && so.type !== 'object')
     return wrongType('stream_options', 'an object', so.type);
 
+  // Output-token limits are policy input (request.max_tokens), so they are held to one reading:
+  // a lax server (pydantic) reads "100000" or 1e5 as an integer, so anything but an integral
+  // number is refused rather than judged as absent.
+  let maxTokens: number | undefined;
+  for (const param of ollama ? [] : ['max_tokens', 'max_completion_tokens']) {
+    const v = m.get(param);
+    if (v === undefined || v.type === 'null') continue;
+    const n = v.type === 'number' ? Number(canonical.toString('latin1', v.start, v.end)) : Number.NaN;
+    if (!Number.isInteger(n)) return wrongType(param, 'an integer', v.type);
+    maxTokens = maxTokens === undefined ? n : Math.max(maxTokens, n);
+  }
+  const options = m.get('options');
+  if (ollama && options !== undefined && options.type !== 'null') {
+    if (options.type !== 'object') return wrongType('options', 'an object', options.type);
+    const np = numPredict(canonical, options, limits);
+    if (typeof np === 'object') return wrongType('options.num_predict', 'an integer', np.invalid);
+    maxTokens = np;
+  }
+
   const request: ParsedRequest = {
     kind,
     model: decodeString(canonical, model),
@@ -248,6 +281,7 @@ export function parseRequestBody(
     clientWantsUsage: true,
     bomLength,
     objectStart: scan.rootStart,
+    maxTokens,
   };
   if (streaming) {
     const isTrue = s !== undefined && s.type === 'boolean' && canonical[s.start] === 0x74;
@@ -291,6 +325,29 @@ function streamOptions(
   inner.end();
   const value = { start: so.start, end: so.end, type: 'object' as const };
   return [includeUsage === undefined ? value : { ...value, includeUsage }, isTrue];
+}
+
+/** Ollama's options.num_predict (options already validated as an object): the integer, undefined
+ * when absent or null, or the type it wrongly has. */
+function numPredict(
+  body: Buffer,
+  options: JsonMember,
+  limits: ParseLimits,
+): number | undefined | { invalid: JsonType } {
+  let out: number | undefined | { invalid: JsonType };
+  const inner = new JsonScanner({
+    maxDepth: limits.maxDepth,
+    onMember: (key, type, start, end) => {
+      // onMember reports the scanned object's own members only, not nested ones.
+      if (key !== 'num_predict' || type === 'null') return;
+      const n =
+        type === 'number' ? Number(body.toString('latin1', options.start + start, options.start + end)) : Number.NaN;
+      out = Number.isInteger(n) ? n : { invalid: type };
+    },
+  });
+  inner.push(body.subarray(options.start, options.end));
+  inner.end();
+  return out;
 }
 
 const INCLUDE_USAGE_MEMBER = Buffer.from('"stream_options":{"include_usage":true},');

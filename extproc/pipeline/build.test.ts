@@ -38,6 +38,7 @@ describe('buildPipeline', () => {
       'routing.route',
       'killswitch.model',
       'policy.access',
+      'policy.rules',
       'policy.model_list',
       'metering.usage',
     ]);

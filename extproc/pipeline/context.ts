@@ -207,6 +207,13 @@ export class RequestContext {
     this.requestBodyEdits.push({ start, end, insert });
   }
 
+  /** The stages' onRequestBody will run for this request: an LLM call (POST to an LLM API) with a
+   * body. A stage deciding at request headers knows from this whether the body's facts are still
+   * to come or will never come. */
+  get bodyFollows(): boolean {
+    return this.hasRequestBody && this.api !== 'unknown' && this.method === 'POST';
+  }
+
   get<T>(slot: Slot<T>): T | undefined {
     return this.slots[slot.index] as T | undefined;
   }

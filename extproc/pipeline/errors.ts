@@ -83,6 +83,12 @@ export const ERROR_CATALOG = {
     outcome: 'rejected',
     when: 'The kill switch disabled the model (the one the request names, or its alias target), for every caller.',
   },
+  policy_denied: {
+    status: 403,
+    type: 'permission_error',
+    outcome: 'rejected',
+    when: 'A policy rule denied the request: a DENY rule, tenant isolation, no ALLOW rule matching (`policy.default`) or OPA; `rule_id` names it.',
+  },
   content_blocked: {
     status: 403,
     type: 'permission_error',
@@ -142,6 +148,12 @@ export const ERROR_CATALOG = {
     type: 'service_unavailable',
     outcome: 'error',
     when: "The chosen route's upstream credential could not be read (`routing.routes[].credential`).",
+  },
+  policy_unavailable: {
+    status: 503,
+    type: 'service_unavailable',
+    outcome: 'error',
+    when: 'The external policy decision (`policy.opa`) failed, timed out or was malformed: the gate fails closed; a retry may pass.',
   },
   draining: {
     status: 503,

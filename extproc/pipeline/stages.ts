@@ -13,6 +13,7 @@ import { apiShape } from '../llm/api-shape-stage.ts';
 import { usageMetering } from '../metering/usage-stage.ts';
 import { policyAccess } from '../policy/access-stage.ts';
 import { modelList } from '../policy/model-list-stage.ts';
+import { policyRules } from '../policy/rules-stage.ts';
 import { routing } from '../routing/route-stage.ts';
 import { BASE_FACTS, type Fact, type StageDescriptor } from './stage.ts';
 
@@ -24,6 +25,7 @@ export const STAGES = [
   routing,
   killModel,
   policyAccess,
+  policyRules,
   modelList,
   usageMetering,
 ] as const;

@@ -4,24 +4,11 @@
 // to routes that list that class, and a caller with a residency (routing.principalLabels) only
 // to routes with the same label. The route's name goes to Envoy in an x-lmgate-* header with
 // Envoy's route cache cleared, and the route's own credential replaces the client's.
-import { readFileSync } from 'node:fs';
-import type { Config } from '../config/schema.ts';
 import { apiSpec } from '../llm/apis.ts';
-import type { RequestContext, RouteChoice } from '../pipeline/context.ts';
+import type { RequestContext } from '../pipeline/context.ts';
 import { refuse } from '../pipeline/errors.ts';
 import { defineStage } from '../pipeline/stage.ts';
-import { compilePatterns, type Matcher } from '../policy/patterns.ts';
-import type { Logger } from '../telemetry/logger.ts';
-
-type RouteConfig = Config['routing']['routes'][number];
-
-interface Route {
-  readonly choice: RouteChoice;
-  readonly serves: Matcher;
-  readonly dataClasses: ReadonlySet<string>;
-  /** [header, value] of the upstream credential; null when it could not be read (fail closed). */
-  readonly credential: readonly [string, string] | null | undefined;
-}
+import { type Route, RoutingTable } from './table.ts';
 
 export const routing = defineStage({
   name: 'routing.route',
@@ -29,15 +16,14 @@ export const routing = defineStage({
   needs: ['api', 'parsed'],
   provides: ['route'],
   create: (config, deps) => {
-    const r = config.routing;
-    const routes = r.routes.map((c) => compileRoute(c, deps.logger));
-    const byName = new Map(routes.map((x) => [x.choice.name, x]));
-    const fallback = r.default === undefined ? undefined : byName.get(r.default);
-    const aliases = new Map(Object.entries(r.aliases));
-    const declaredHeader = r.dataClassesHeader;
-    const principalLabels = r.principalLabels;
-    const header = r.header;
-    if (routes.length === 0 && aliases.size === 0 && declaredHeader === undefined) return {};
+    const table = new RoutingTable(config, {
+      readCredentials: true,
+      onCredentialError: (route, why) => deps.logger.error({ route }, `routing: ${why}`),
+    });
+    const fallback = table.fallback;
+    const declaredHeader = config.routing.dataClassesHeader;
+    const header = config.routing.header;
+    if (!table.active && declaredHeader === undefined) return {};
 
     const send = (ctx: RequestContext, route: Route, why: string): void => {
       if (route.credential === null)
@@ -81,85 +67,24 @@ export const routing = defineStage({
         const parsed = ctx.parsed;
         const asked = ctx.modelRequested;
         if (parsed === undefined || asked === undefined) return;
-        let model = asked;
-        const target = aliases.get(asked);
-        if (target !== undefined) {
-          model = target;
-          ctx.modelAlias = asked;
-          ctx.modelRequested = target;
-          ctx.editRequestBody(parsed.modelSpan.start, parsed.modelSpan.end, Buffer.from(JSON.stringify(target)));
+        const r = table.resolve(asked, ctx.dataClasses, ctx.principal?.attributes);
+        if (r.alias !== undefined) {
+          ctx.modelAlias = r.alias;
+          ctx.modelRequested = r.model;
+          ctx.editRequestBody(parsed.modelSpan.start, parsed.modelSpan.end, Buffer.from(JSON.stringify(r.model)));
           ctx.decide({
             stage: 'routing.route',
-            ruleId: `routing.aliases.${asked}`,
+            ruleId: `routing.aliases.${r.alias}`,
             effect: 'modify',
-            reason: `model alias resolved to ${target}`,
+            reason: `model alias resolved to ${r.model}`,
           });
         }
-        if (routes.length === 0) return;
-        let serving = 0;
-        let excludedBy: string | undefined;
-        for (const route of routes) {
-          if (!route.serves(model)) continue;
-          serving++;
-          const refusal = ineligible(ctx, route, principalLabels);
-          if (refusal === undefined) {
-            send(ctx, route, `serves ${model}`);
-            return;
-          }
-          excludedBy ??= refusal;
+        if ('refusal' in r) {
+          const { code, message, ruleId } = r.refusal;
+          throw refuse(code, message, code === 'model_not_found' ? { param: 'model' } : { ruleId });
         }
-        if (serving === 0)
-          throw refuse('model_not_found', `The model \`${model}\` does not exist or you do not have access to it.`, {
-            param: 'model',
-          });
-        throw refuse('no_eligible_route', `No route serving \`${model}\` may receive this request.`, {
-          ruleId: excludedBy,
-        });
+        if (r.route !== undefined) send(ctx, r.route, `serves ${r.model}`);
       },
     };
   },
 });
-
-/** Why a route may not receive this request (the rule id that excluded it), or undefined. */
-function ineligible(ctx: RequestContext, route: Route, principalLabels: readonly string[]): string | undefined {
-  for (const c of ctx.dataClasses) if (!route.dataClasses.has(c)) return `routing.dataClasses.${c}`;
-  const attributes = ctx.principal?.attributes;
-  if (attributes !== undefined)
-    for (const label of principalLabels) {
-      const want = attributes[label];
-      if (want !== undefined && route.choice.labels[label] !== want) return `routing.principalLabels.${label}`;
-    }
-  return undefined;
-}
-
-function compileRoute(c: RouteConfig, logger: Logger): Route {
-  return {
-    choice: { name: c.name, labels: c.labels },
-    serves: compilePatterns(c.models),
-    dataClasses: new Set(c.dataClasses.map((x) => x.toLowerCase())),
-    credential: c.credential === undefined ? undefined : readCredential(c.name, c.credential, logger),
-  };
-}
-
-/** The credential, read once per config snapshot (a rotated Secret takes effect at the next
- * reload). Null, logged, when it cannot be read: requests to that route then fail closed. */
-function readCredential(
-  route: string,
-  c: NonNullable<RouteConfig['credential']>,
-  logger: Logger,
-): readonly [string, string] | null {
-  let value: string | undefined;
-  try {
-    const [kind, ...rest] = c.from.split(':');
-    const where = rest.join(':');
-    value = kind === 'env' ? process.env[where] : readFileSync(where, 'utf8').replace(/\r?\n$/, '');
-  } catch (err) {
-    logger.error({ route, err: (err as Error).message }, 'route credential file unreadable');
-    return null;
-  }
-  if (!value) {
-    logger.error({ route }, 'route credential is empty');
-    return null;
-  }
-  return [c.header, c.prefix + value];
-}

@@ -531,7 +531,7 @@ export class ProcessStream {
   }
 
   private needsBody(): boolean {
-    return this.ctx.hasRequestBody && this.ctx.api !== 'unknown' && this.ctx.method === 'POST';
+    return this.ctx.bodyFollows;
   }
 
   private readonly answerResponseHeaders = (): void => {

@@ -11,6 +11,9 @@ import { PHASE_LABEL, PHASES, type Phase } from '../server/phases.ts';
 export const MAX_MODEL_LABELS = 64;
 const MODEL_LABEL = /^[A-Za-z0-9._:/@+-]{1,128}$/;
 
+/** Distinct policy rule ids kept as label values; more count under "other". */
+export const MAX_RULE_LABELS = 512;
+
 export class BoundedLabel {
   private readonly seen = new Set<string>();
   private readonly max: number;
@@ -43,6 +46,9 @@ export class Metrics {
   readonly workerRestarts: Counter;
   readonly jwksFetches: Counter<'issuer' | 'reason' | 'result'>;
   readonly jwksKeys: Gauge<'issuer'>;
+  readonly policyDecisions: Counter<'rule' | 'effect'>;
+  /** Rule ids come from the config (and an OPA policy's rule_id); bounded all the same. */
+  private readonly ruleLabel = new BoundedLabel(MAX_RULE_LABELS);
   private readonly phaseChildren: (readonly [Phase, { observe(v: number): void }])[];
 
   /** This registry's text (admin.ts MetricsSource). */
@@ -145,8 +151,44 @@ export class Metrics {
       aggregator: 'max',
       registers,
     });
+    const flush = () => this.flushDecisions();
+    this.policyDecisions = new Counter({
+      name: 'lmgate_policy_decisions_total',
+      collect: flush,
+      help: 'Policy decisions by the rule that decided (its config path: policy.rules.<id>, policy.default, policy.tenantIsolation.<tenant>, identity.apiKeys.<id>.models, opa:<path> or the rule_id OPA returned) and effect (allow, deny).',
+      labelNames: ['rule', 'effect'],
+      registers,
+    });
     // Children resolved once: observing is then a plain method call.
     this.phaseChildren = PHASES.map((p) => [p, this.phaseSeconds.labels(PHASE_LABEL[p])] as const);
+  }
+
+  /** Decisions counted since the last scrape, by rule id: [allow, deny]. prom-client's inc()
+   * hashes the label values on every call (~140 ns); this is a Map lookup, and the counter
+   * catches up when it is collected. Bounded like the label values: ids past the bound count
+   * under "other". */
+  private readonly pendingDecisions = new Map<string, [number, number]>();
+
+  countPolicyDecision(ruleId: string, effect: 'allow' | 'deny'): void {
+    let counts = this.pendingDecisions.get(ruleId);
+    if (counts === undefined) {
+      const label = this.ruleLabel.value(ruleId);
+      counts = this.pendingDecisions.get(label);
+      if (counts === undefined) {
+        counts = [0, 0];
+        this.pendingDecisions.set(label, counts);
+      }
+    }
+    counts[effect === 'allow' ? 0 : 1]++;
+  }
+
+  private flushDecisions(): void {
+    for (const [rule, counts] of this.pendingDecisions) {
+      if (counts[0] > 0) this.policyDecisions.inc({ rule, effect: 'allow' }, counts[0]);
+      if (counts[1] > 0) this.policyDecisions.inc({ rule, effect: 'deny' }, counts[1]);
+      counts[0] = 0;
+      counts[1] = 0;
+    }
   }
 
   /** Once per request, at its end: per-chunk observations cost a streamed response more than

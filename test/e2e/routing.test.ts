@@ -31,7 +31,7 @@ beforeAll(async () => {
         routes: [
           { name: 'small', models: ['mock-small'], credential: { from: 'env:LMGATE_E2E_SMALL_KEY' } },
           {
-            name: 'large',
+            name: 'hipaa',
             models: ['mock-large', 'mock-small'],
             dataClasses: ['phi'],
             credential: { from: `file:${largeKeyFile}`, header: 'api-key', prefix: '' },
@@ -74,7 +74,7 @@ describe('routing through real Envoy', () => {
     expect(record).toMatchObject({ route: 'small', status: 200 });
   });
 
-  it('an alias reaches only the large cluster, the body rewritten to the target model', async () => {
+  it('an alias reaches only the hipaa cluster, the body rewritten to the target model', async () => {
     const { data, record } = await chat('gpt-4o');
     expect(small.received).toHaveLength(0);
     expect(large.received).toHaveLength(1);
@@ -84,7 +84,7 @@ describe('routing through real Envoy', () => {
     expect(got.headers.authorization).toBeUndefined();
     expect(data.model).toBe('mock-large');
     expect(record).toMatchObject({
-      route: 'large',
+      route: 'hipaa',
       model: { requested: 'gpt-4o', upstream: 'mock-large', served: 'mock-large' },
     });
   });
@@ -94,7 +94,7 @@ describe('routing through real Envoy', () => {
     expect(small.received).toHaveLength(0);
     expect(large.received).toHaveLength(1);
     expect(large.received[0]!.headers['x-data-classes']).toBeUndefined();
-    expect(record).toMatchObject({ route: 'large' });
+    expect(record).toMatchObject({ route: 'hipaa' });
   });
 
   it('a model no route serves is 404 model_not_found, and nothing reaches either server', async () => {
@@ -109,7 +109,7 @@ describe('routing through real Envoy', () => {
   });
 
   it('a client cannot choose the cluster with its own x-lmgate-route', async () => {
-    const { record } = await chat('mock-small', { 'x-lmgate-route': 'large' });
+    const { record } = await chat('mock-small', { 'x-lmgate-route': 'hipaa' });
     expect(large.received).toHaveLength(0);
     expect(small.received).toHaveLength(1);
     expect(record).toMatchObject({ route: 'small' });
@@ -134,12 +134,12 @@ describe('without routing, a spoofed route header still picks nothing', () => {
     await plain?.stop();
   });
 
-  it('x-lmgate-route: large from a client lands on the default cluster', async () => {
+  it('x-lmgate-route: hipaa from a client lands on the default cluster', async () => {
     const res = await new OpenAI({
       baseURL: plain.baseURL,
       apiKey: alice.key,
       maxRetries: 0,
-      defaultHeaders: { 'x-lmgate-route': 'large' },
+      defaultHeaders: { 'x-lmgate-route': 'hipaa' },
     }).chat.completions.create({ model: 'mock-small', messages: [{ role: 'user', content: 'x' }] });
     expect(res.choices).toHaveLength(1);
     expect(plain.mockLarge!.received).toHaveLength(0);

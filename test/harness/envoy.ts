@@ -41,7 +41,7 @@ export interface EnvoyPorts {
   admin: number;
   gate: number;
   model: number;
-  /** The model_large cluster (the "large" route); default: the same server as model. */
+  /** The model_hipaa cluster (the "hipaa" route); default: the same server as model. */
   modelLarge?: number;
   /** Talk to the gate over this Unix socket instead of TCP. */
   gateSocket?: string;
@@ -69,7 +69,7 @@ export async function renderEnvoyConfig(
         : { socket_address: { address: '127.0.0.1', port_value: ports.gate } };
     }
     if (c.name === 'model_server') ep.address.socket_address.port_value = ports.model;
-    if (c.name === 'model_large') ep.address.socket_address.port_value = ports.modelLarge ?? ports.model;
+    if (c.name === 'model_hipaa') ep.address.socket_address.port_value = ports.modelLarge ?? ports.model;
   }
   edit?.(cfg);
   await writeFile(file, stringify(cfg));

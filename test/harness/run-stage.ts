@@ -13,7 +13,7 @@ import { type Config, configSchema } from '../../extproc/config/schema.ts';
 import { KeyRegistry } from '../../extproc/identity/jwt/key-registry.ts';
 import { KillBoard, type KillSet } from '../../extproc/killswitch/kill-set.ts';
 import { buildPipeline } from '../../extproc/pipeline/build.ts';
-import type { Principal, RequestContext } from '../../extproc/pipeline/context.ts';
+import type { Principal, RequestContext, RouteChoice } from '../../extproc/pipeline/context.ts';
 import { type Clock, defineStage, type Fact, type StageDescriptor, systemClock } from '../../extproc/pipeline/stage.ts';
 import { STAGES } from '../../extproc/pipeline/stages.ts';
 import { ATTRIBUTES_KEY } from '../../extproc/server/attributes.ts';
@@ -62,14 +62,15 @@ export interface RunStageOptions {
   /** Config fields over the defaults, as YAML would give them (identity.apiKeys, policy, ...). */
   config?: Record<string, unknown>;
   /** Facts seeded by a stage that runs first, so a stage can be tested without the stages that
-   * would normally provide them. */
-  given?: { principal?: Principal };
+   * would normally provide them. The principal is seeded at request headers; data classes and the
+   * route, which DLP and routing find in the body, at the request body. */
+  given?: { principal?: Principal; dataClasses?: readonly string[]; route?: RouteChoice };
   request: RequestDescription;
   /** Upstream's response; absent: a 200 JSON `{}`. Not used when the request is refused. */
   response?: ResponseDescription;
   /** Extra stages after the product's (mark them always). */
   extraStages?: readonly StageDescriptor[];
-  /** The stages' clock (expiry, windows); the system clock when absent. */
+  /** The stages' clock (key and token expiry, policy conditions on time); the system clock when absent. */
   clock?: Clock;
   /** The kill set shared through Redis, as the replica last heard it (deps.kills). */
   kills?: KillSet;
@@ -87,6 +88,7 @@ export interface StageRun {
   audit: AuditRecord;
   ctx: RequestContext;
   answers: ProcessingResponse[];
+  metrics: Metrics;
 }
 
 const logger = pino({ level: 'silent' });
@@ -137,6 +139,8 @@ const decodeValue = (h: HeaderValue) => (h.rawValue ? Buffer.from(h.rawValue).to
 function seedStage(given: NonNullable<RunStageOptions['given']>): StageDescriptor {
   const provides: Fact[] = [];
   if (given.principal) provides.push('principal');
+  if (given.dataClasses) provides.push('dataClasses');
+  if (given.route) provides.push('route');
   return defineStage({
     name: 'test.given',
     summary: 'seeds the facts a row gives',
@@ -146,6 +150,10 @@ function seedStage(given: NonNullable<RunStageOptions['given']>): StageDescripto
     create: () => ({
       onRequestHeaders(ctx) {
         if (given.principal) ctx.principal = given.principal;
+      },
+      onRequestBody(ctx) {
+        if (given.dataClasses) ctx.dataClasses = new Set(given.dataClasses);
+        if (given.route) ctx.route = given.route;
       },
     }),
   });
@@ -163,8 +171,14 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
   const [hygiene, ...rest] = STAGES;
   const catalog: StageDescriptor[] = [hygiene, ...(opts.given ? [seedStage(opts.given)] : []), ...rest];
   if (opts.extraStages) catalog.push(...opts.extraStages);
-  const { call, stream, send, done, record } = openFakeStream(config, catalog, opts.clock, opts.jwtKeys, opts.kills);
-  const run: Omit<StageRun, 'audit'> = { ctx: stream.ctx, answers: call.written };
+  const { call, stream, send, done, record, metrics } = openFakeStream(
+    config,
+    catalog,
+    opts.clock,
+    opts.jwtKeys,
+    opts.kills,
+  );
+  const run: Omit<StageRun, 'audit'> = { ctx: stream.ctx, answers: call.written, metrics };
 
   const req = opts.request;
   const body =
@@ -286,6 +300,7 @@ export interface FakeStream {
   /** Resolves once the stream finished and its audit record was written. */
   done: Promise<void>;
   record(): AuditRecord | undefined;
+  metrics: Metrics;
 }
 
 /** A ProcessStream over a fake call, for state machine tests: send messages, read answers. */
@@ -324,7 +339,7 @@ export function openFakeStream(
     onFinished: () => finished(),
   };
   const stream = new ProcessStream(call as never, deps);
-  return { call, stream, send: (m) => call.emit('data', m), done, record: () => audit };
+  return { call, stream, send: (m) => call.emit('data', m), done, record: () => audit, metrics };
 }
 
 /** A principal as a non-key identity would give it (a JWT caller), for rows that show a stage

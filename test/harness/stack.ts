@@ -9,7 +9,7 @@ import { tempDir } from './temp-dirs.ts';
 
 export interface Stack {
   mock: MockModel;
-  /** The model_large cluster's server, when startStack was asked for one (largeMock). */
+  /** The model_hipaa cluster's server, when startStack was asked for one (largeMock). */
   mockLarge: MockModel | undefined;
   gate: Gate;
   envoy: Envoy;
@@ -21,7 +21,7 @@ export interface Stack {
 export async function startStack(opts: {
   keys: TestKey[];
   mock?: MockOptions;
-  /** Start a second mock model server for Envoy's model_large cluster (the "large" route). */
+  /** Start a second mock model server for Envoy's model_hipaa cluster (the "hipaa" route). */
   largeMock?: boolean;
   unixSocket?: boolean;
   /** Gate workers (server.workers): Envoy's lm_gate cluster gets one endpoint per worker. */
