@@ -126,6 +126,17 @@ export class KillSetBuilder {
     this.maps[kind].delete(id);
   }
 
+  has(kind: KillKind, id: string): boolean {
+    return this.maps[kind].has(id);
+  }
+
+  /** Entries of every kind. */
+  get size(): number {
+    let n = 0;
+    for (const kind of KILL_KINDS) n += this.maps[kind].size;
+    return n;
+  }
+
   /** A snapshot of what was set so far; later changes do not reach it. */
   build(): KillSet {
     const maps = noEntries();

@@ -81,7 +81,8 @@ export class RedisKillFeed {
     clearInterval(this.timer);
   }
 
-  /** Resolves true once the first full read succeeded, false if it has not within timeoutMs. */
+  /** Resolves true once the set has been read in full while subscribed (so nothing announced
+   * since can be missed), false if not within timeoutMs. */
   waitForFirstSync(timeoutMs: number): Promise<boolean> {
     return Promise.race([
       this.firstSync.then(() => true),
@@ -170,7 +171,6 @@ export class RedisKillFeed {
     this.o.metrics.redisLastSync.set(clock.now() / 1000);
     if (r.changed) this.emit();
     this.updateStale();
-    this.synced();
     this.pruneExpired();
   }
 
@@ -193,6 +193,8 @@ export class RedisKillFeed {
   private updateStale(): void {
     const { metrics, clock, logger } = this.o;
     if (!this.stale) {
+      // Read and subscribed: nothing announced from here on can be missed.
+      this.synced();
       if (this.staleSince !== 0 && this.everFresh)
         logger.info({ staleMs: clock.now() - this.staleSince }, 'kill switch: Redis view current again');
       this.everFresh = true;

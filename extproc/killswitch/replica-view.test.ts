@@ -145,6 +145,15 @@ describe('ReplicaView', () => {
     expect(ids(v)).toEqual(['user:x']);
   });
 
+  it('a snapshot at maxEntries does not take on kills that arrived while it was read beyond them', () => {
+    const v = new ReplicaView({ clock: { now: () => 0 }, maxEntries: 2 });
+    v.applySnapshot(snap(1, ['user', 'u1']));
+    // u2 was missed; u3 arrives while a snapshot with u1 and u2 is read.
+    v.applyMessage(kill(3, 'user', 'u3'));
+    v.applySnapshot(snap(2, ['user', 'u1'], ['user', 'u2']));
+    expect(ids(v)).toEqual(['user:u1', 'user:u2']);
+  });
+
   it('holds at most maxEntries: a kill beyond them is not applied and says so', () => {
     const v = new ReplicaView({ clock: { now: () => 0 }, maxEntries: 2 });
     v.applySnapshot(snap(0));

@@ -129,7 +129,13 @@ export class ReplicaView {
     // Messages counted before Redis started counting again are of another epoch: the snapshot
     // (after the restore) is the whole truth.
     this.deltas = regressed ? [] : this.deltas.filter((m) => m.v > s.version);
-    for (const m of this.deltas) apply(next, m);
+    // Redis refuses a snapshot over maxEntries; kills that arrived while it was read may not take
+    // the view past it either (the next snapshot, refused, says so).
+    this.deltas = this.deltas.filter((m) => {
+      if (m.op === 'kill' && !next.has(m.kind, m.id) && next.size >= this.maxEntries) return false;
+      apply(next, m);
+      return true;
+    });
     this.working = next;
     this.snapshotVersion = s.version;
     this.epoch = s.epoch;
