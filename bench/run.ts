@@ -18,6 +18,7 @@ import {
   STREAM_CHAT,
 } from './lib/common.ts';
 import { type CpuProfile, summarize } from './lib/cpu-profile.ts';
+import { startBenchIssuer } from './lib/jwt-issuer.ts';
 import { renderMarkdown } from './lib/report.ts';
 import { type BenchResult, benchResult, type OpenLoopRow, type SaturationRow } from './lib/result.ts';
 import { difference, roundMs } from './lib/stats.ts';
@@ -34,13 +35,21 @@ const started = new Date();
 const t0 = performance.now();
 const log = (m: string) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(0)}s] ${m}\n`);
 
-const GATED = ['passthrough', 'governed'] as const;
+const GATED = ['passthrough', 'governed', 'governed_jwt'] as const;
 type Gated = (typeof GATED)[number];
 
 const key = generateApiKey('bench');
-const gateEnv = { LMG_BENCH_KEY_SHA256: hashApiKey(key) };
+const issuer = await startBenchIssuer();
+const token = await issuer.token();
+const gateEnv = {
+  LMG_BENCH_KEY_SHA256: hashApiKey(key),
+  LMG_JWT_ISSUER: issuer.issuer,
+  LMG_JWT_JWKS_URI: issuer.jwksUri,
+};
+/** The credential a route's caller presents: a JWT for governed_jwt, the API key elsewhere. */
+const credentialFor = (route: string): string => (route === 'governed_jwt' ? token : key);
 const work = await mkdtemp(join(tmpdir(), 'lm-gate-bench-'));
-const stops: (() => Promise<unknown>)[] = [];
+const stops: (() => Promise<unknown>)[] = [() => issuer.close()];
 
 try {
   const vegeta = await ensureVegeta(log);
@@ -68,6 +77,7 @@ try {
       { name: 'direct' },
       { name: 'passthrough', gate: gates.passthrough },
       { name: 'governed', gate: gates.governed },
+      { name: 'governed_jwt', gate: gates.governed_jwt },
       { name: 'observed', gate: enforce, observer: meter },
       ...(profiled ? [{ name: 'governed_profiled', gate: profiled }] : []),
     ],
@@ -77,7 +87,8 @@ try {
   stops.unshift(() => envoy.stop());
   await sanityCheck(envoy);
 
-  const target = (route: string): Target => chatTarget(envoy, route, key);
+  const target = (route: string): Target => chatTarget(envoy, route, credentialFor(route));
+  const jwksBefore = await gates.governed_jwt.metricValues('lmgate_jwks_fetches_total');
 
   log(`warm-up ${plan.warmupS}s`);
   await attack(
@@ -221,7 +232,15 @@ try {
   }
 
   const gateRows = [];
-  for (const g of [gates.passthrough, gates.governed, enforce, meter]) {
+  // Steady state never fetches a JWKS on the request path: after the startup fetch, the only
+  // fetches are background refreshes (reason="refresh"), never reason="unknown_kid".
+  const jwksAfter = await gates.governed_jwt.metricValues('lmgate_jwks_fetches_total');
+  const jwks = {
+    fetchesDuringRun: jwksDelta(jwksBefore, jwksAfter),
+    fetchesTotal: jwksDelta({}, jwksAfter),
+    served: issuer.jwksRequests,
+  };
+  for (const g of [gates.passthrough, gates.governed, gates.governed_jwt, enforce, meter]) {
     gateRows.push({
       name: g.name,
       profile: g.name,
@@ -256,6 +275,7 @@ try {
     saturationMaxRps,
     streaming: { chunks: plan.chunks, chunkDelayMs: plan.chunkDelayMs, ...streaming },
     gates: gateRows,
+    jwks,
     envoyCounters,
     skipped: [{ profile: 'dlp', reason: 'DLP has not landed yet; the profile is added with it' }],
     ...(cpuProfile ? { cpuProfile } : {}),
@@ -272,11 +292,24 @@ try {
   await rm(work, { recursive: true, force: true });
 }
 
+/** Fetch counts by reason, after minus before (labels other than reason summed). */
+function jwksDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [labels, v] of Object.entries(after)) {
+    const reason = /reason="([^"]+)"/.exec(labels)?.[1] ?? 'unknown';
+    out[reason] = (out[reason] ?? 0) + v - (before[labels] ?? 0);
+  }
+  return out;
+}
+
 async function sanityCheck(envoy: BenchEnvoy): Promise<void> {
   const post = (route: string, auth: boolean) =>
     fetch(`${envoy.url(route)}/v1/chat/completions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${key}` } : {}) },
+      headers: {
+        'content-type': 'application/json',
+        ...(auth ? { authorization: `Bearer ${credentialFor(route)}` } : {}),
+      },
       body: CHAT,
     });
   for (const route of envoy.routes.map((r) => r.name)) {

@@ -134,9 +134,9 @@ const envoyConfig = await renderEnvoyConfig(ports, join(folder, 'envoy.yaml'), (
     };
   }
   // Envoy routes by Host; a real server expects its own name there.
-  const route =
-    cfg.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0];
-  route.route.host_rewrite_literal = upstream.host;
+  const routes: { route: { cluster: string; host_rewrite_literal?: string } }[] =
+    cfg.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes;
+  for (const r of routes) if (r.route.cluster === 'model_server') r.route.host_rewrite_literal = upstream.host;
 });
 const envoy = await part('Envoy', () => startEnvoy(envoyConfig, ports, { log: files.envoyLog }));
 teardown.push(() => envoy.stop());

@@ -78,6 +78,19 @@ export function renderMarkdown(r: BenchResult): string {
   for (const g of r.gates)
     L.push(`| ${g.name} | ${g.profile} | ${n(g.cpuS)} | ${n(g.peakRssMiB)} | ${g.tokensMetered} |`);
 
+  if (r.jwks) {
+    const list = (o: Record<string, number>) =>
+      Object.entries(o)
+        .map(([reason, count]) => `${reason} ${count}`)
+        .join(', ') || 'none';
+    L.push(
+      '',
+      '## JWT identity: JWKS fetches (governed_jwt)',
+      '',
+      `During the measured run: ${list(r.jwks.fetchesDuringRun)}. In all: ${list(r.jwks.fetchesTotal)}; the issuer served ${r.jwks.served} JWKS requests. A fetch on the request path would show as unknown_kid.`,
+    );
+  }
+
   L.push('', "## Envoy's ext_proc counters", '');
   const names = [...new Set(Object.values(r.envoyCounters).flatMap((c) => Object.keys(c)))];
   L.push(`| route | ${names.join(' | ')} |`, `|---|${names.map(() => '---:').join('|')}|`);

@@ -102,6 +102,16 @@ export const benchResult = z
           .strict(),
       )
       .min(2),
+    /** The governed_jwt gate's JWKS fetches by reason (startup, refresh, unknown_kid): during the
+     * measured run and in all, and the requests the bench issuer served. */
+    jwks: z
+      .object({
+        fetchesDuringRun: z.record(z.string(), z.number().int().nonnegative()),
+        fetchesTotal: z.record(z.string(), z.number().int().nonnegative()),
+        served: z.number().int().nonnegative(),
+      })
+      .strict()
+      .optional(),
     /** Envoy's ext_proc counters per gated route, and GOAWAYs from each gate. */
     envoyCounters: z.record(z.string(), z.record(z.string(), z.number().int().nonnegative())),
     skipped: z.array(z.object({ profile: z.string(), reason: z.string() }).strict()),

@@ -93,6 +93,13 @@ export class BenchGate extends BenchProcess {
     for (const m of (await this.metrics()).matchAll(/^lmgate_tokens_total\{[^}]*\} (\d+)$/gm)) sum += Number(m[1]);
     return sum;
   }
+  /** Every series of one metric: its label set as written ({a="x",b="y"}) → value. */
+  async metricValues(name: string): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    const re = new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm');
+    for (const m of (await this.metrics()).matchAll(re)) out[m[1] ?? ''] = Number(m[2]);
+    return out;
+  }
   stop(): Promise<number | null> {
     return this.proc.stop('SIGTERM', 20_000);
   }

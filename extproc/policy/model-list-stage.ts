@@ -6,6 +6,7 @@
 import type { RequestContext } from '../pipeline/context.ts';
 import { defineSlot } from '../pipeline/slots.ts';
 import { defineStage } from '../pipeline/stage.ts';
+import { ANY } from './patterns.ts';
 
 /** The listing this response carries, once the stage decided to filter it. */
 const filtering = defineSlot<'openai' | 'ollama'>('policy.model_list');
@@ -24,7 +25,8 @@ export const modelList = defineStage({
         const kind = ctx.api === 'openai.models' ? 'openai' : ctx.api === 'ollama.tags' ? 'ollama' : undefined;
         if (kind === undefined || ctx.status !== 200) return;
         // A caller whose credential limits no model sees the whole list.
-        if (ctx.principal?.scope === undefined) return;
+        const scope = ctx.principal?.scope;
+        if (scope === undefined || scope.models === ANY) return;
         ctx.set(filtering, kind);
         ctx.needResponseBody('BUFFERED');
         // The filtered list is shorter: upstream's length cannot stand.

@@ -1,8 +1,12 @@
 // Wildcard patterns ("*", "llama-3.1-*") compiled once at config load into one matcher.
 export type Matcher = (value: string) => boolean;
 
+/** The matcher of a list that holds "*": one function, so callers can tell "everything" apart
+ * (a model listing then needs no filtering). */
+export const ANY: Matcher = () => true;
+
 export function compilePatterns(patterns: readonly string[]): Matcher {
-  if (patterns.includes('*')) return () => true;
+  if (patterns.includes('*')) return ANY;
   const exact = new Set(patterns.filter((p) => !p.includes('*')));
   const wild = patterns.filter((p) => p.includes('*'));
   if (wild.length === 0) return (v) => exact.has(v);

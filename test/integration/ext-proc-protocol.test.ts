@@ -24,6 +24,8 @@ import { waitFor } from '../harness/ports.ts';
 
 const alice = makeKey('alice', { tenant: 'acme', models: ['mock-*'] });
 const bob = makeKey('bob', { tenant: 'globex', models: ['mock-small'], endpoints: ['openai.chat'] });
+/** Any model: a model listing is then passed without being read. */
+const carol = makeKey('carol', { tenant: 'acme', models: ['*'] });
 
 const chatHeaders = (key = alice.key, extra: Record<string, string> = {}) => chatHeadersFor(key, extra);
 
@@ -50,7 +52,7 @@ const headerSet = (a: any): Record<string, string> =>
     ]),
   );
 
-const shared = gateForFile([alice, bob]);
+const shared = gateForFile([alice, bob, carol]);
 const expectAudit = shared.expectAudit;
 
 describe('one answer of the matching type per message', () => {
@@ -139,7 +141,9 @@ describe('one answer of the matching type per message', () => {
 
   it('GET with end_of_stream on the headers: no body expected, NONE when nothing reads the response', async () => {
     const s = shared.gate.client.open();
-    const h = await s.exchange(requestHeaders({ ...chatHeaders(), ':method': 'GET', ':path': '/v1/models' }, true));
+    const h = await s.exchange(
+      requestHeaders({ ...chatHeaders(carol.key), ':method': 'GET', ':path': '/v1/models' }, true),
+    );
     expect(h.response).toBe('requestHeaders');
     const rh = await s.exchange(responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
     expect(rh.response).toBe('responseHeaders');
@@ -169,7 +173,7 @@ describe('one answer of the matching type per message', () => {
     s.end();
     const rec = (await expectAudit(1))[0]!;
     expect(rec.usage).toMatchObject({ input_tokens: 7, output_tokens: 1 });
-    expect(rec.model).toEqual({ requested: 'mock-small', served: 'mock-small-2025' });
+    expect(rec.model).toEqual({ requested: 'mock-small', upstream: 'mock-small', served: 'mock-small-2025' });
   });
 
   it('response headers with end_of_stream finish the request at once', async () => {
