@@ -30,10 +30,18 @@ const ollamaTags = JSON.stringify({
   ],
 });
 
-async function list(path: string, body: string, models: string[] | undefined, status = 200) {
+async function list(
+  path: string,
+  body: string,
+  models: string[] | undefined,
+  status = 200,
+  extra: { config?: Record<string, unknown>; stages?: string[]; tenant?: string } = {},
+) {
+  const p = principal(models);
   return runStage({
-    stages: ['policy.model_list'],
-    given: { principal: principal(models) },
+    stages: extra.stages ?? ['policy.model_list'],
+    ...(extra.config ? { config: extra.config } : {}),
+    given: { principal: extra.tenant ? { ...p, tenant: extra.tenant } : p },
     request: { method: 'GET', path },
     response: {
       status,
@@ -68,6 +76,45 @@ describe('policy.model_list', () => {
     const run = await list('/v1/models', '{"object":"list","data":', ['llama-*']);
     expect(JSON.parse(run.client!.body)).toEqual({ object: 'list', data: [] });
     expect(run.audit.failure).toContain('could not be filtered');
+  });
+
+  const ids = (body: string) => JSON.parse(body).data.map((m: { id: string }) => m.id);
+
+  it('models the policy rules would refuse, or another tenant owns, are not listed', async () => {
+    const config = {
+      policy: {
+        tenantModels: { acme: ['acme-*'] },
+        rules: [
+          { id: 'list', action: 'ALLOW', to: { endpoints: ['openai.models'] } },
+          { id: 'chat-llama', action: 'ALLOW', to: { endpoints: ['openai.chat'], models: ['llama-*'] } },
+        ],
+      },
+    };
+    const stages = ['llm.api_shape', 'policy.rules', 'policy.model_list'];
+    expect(ids((await list('/v1/models', openaiList, undefined, 200, { config, stages })).client!.body)).toEqual([
+      'llama-8b',
+      'llama-70b',
+    ]);
+    const owner = await list('/v1/models', openaiList, undefined, 200, {
+      config: { policy: { tenantModels: { acme: ['acme-*'] } } },
+      stages,
+      tenant: 'acme',
+    });
+    expect(ids(owner.client!.body)).toEqual(['llama-8b', 'llama-70b', 'acme-claims-ft']);
+    const other = await list('/v1/models', openaiList, undefined, 200, {
+      config: { policy: { tenantModels: { acme: ['acme-*'] } } },
+      stages,
+      tenant: 'globex',
+    });
+    expect(ids(other.client!.body)).toEqual(['llama-8b', 'llama-70b']);
+  });
+
+  it('models no route serves are not listed', async () => {
+    const run = await list('/v1/models', openaiList, undefined, 200, {
+      config: { routing: { routes: [{ name: 'r', models: ['llama-70b'] }] } },
+      stages: ['llm.api_shape', 'routing.route', 'policy.model_list'],
+    });
+    expect(ids(run.client!.body)).toEqual(['llama-70b']);
   });
 
   it('an error answer from upstream passes as it is', async () => {

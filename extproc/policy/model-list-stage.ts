@@ -2,10 +2,17 @@
 // answered by the model server with every model it has, and a caller should not learn the names
 // of models it cannot reach (a fine-tune named after another tenant's client, say). The
 // listing is read whole (BUFFERED; model lists are small, and the read is bounded by
-// server.maxBufferedResponseBytes) and the entries the caller may not use are removed.
-import type { RequestContext } from '../pipeline/context.ts';
+// server.maxBufferedResponseBytes) and the entries the caller may not use are removed: those
+// its credential's scope leaves out, those another tenant owns (policy.tenantModels), those the
+// local policy rules would refuse for a plain chat call now (policy.rules, when that stage
+// runs), and those routing has no route for. OPA is not asked per listed model.
+import type { Config } from '../config/schema.ts';
+import type { Principal, RequestContext } from '../pipeline/context.ts';
 import { defineSlot } from '../pipeline/slots.ts';
 import { defineStage } from '../pipeline/stage.ts';
+import { RoutingTable } from '../routing/table.ts';
+import { NO_RULES, PolicyEngine } from './engine.ts';
+import type { PolicyInput } from './input.ts';
 import { ANY } from './patterns.ts';
 
 /** The listing this response carries, once the stage decided to filter it. */
@@ -18,15 +25,16 @@ export const modelList = defineStage({
   summary: 'Removes from model listings (/v1/models, /api/tags) the models the caller may not use.',
   needs: ['api', 'principal'],
   provides: [],
-  create: (config) => {
+  create: (config, deps) => {
     const maxBytes = config.server.maxBufferedResponseBytes;
+    const judge = modelJudge(config);
     return {
       onResponseHeaders(ctx: RequestContext): void {
         const kind = ctx.api === 'openai.models' ? 'openai' : ctx.api === 'ollama.tags' ? 'ollama' : undefined;
         if (kind === undefined || ctx.status !== 200) return;
-        // A caller whose credential limits no model sees the whole list.
+        // A caller nothing limits sees the whole list, unread.
         const scope = ctx.principal?.scope;
-        if (scope === undefined || scope.models === ANY) return;
+        if (judge === undefined && (scope === undefined || scope.models === ANY)) return;
         ctx.set(filtering, kind);
         ctx.needResponseBody('BUFFERED');
         // The filtered list is shorter: upstream's length cannot stand.
@@ -35,7 +43,13 @@ export const modelList = defineStage({
       onResponseBody(ctx: RequestContext, body: Buffer, endOfStream: boolean): Buffer {
         const kind = ctx.get(filtering);
         if (kind === undefined || !endOfStream) return body;
-        const mayUse = (model: unknown): boolean => typeof model === 'string' && mayUseModel(ctx, model);
+        const principal = ctx.principal;
+        const now = deps.clock.now();
+        const mayUse = (model: unknown): boolean =>
+          typeof model === 'string' &&
+          principal !== undefined &&
+          (principal.scope === undefined || principal.scope.models(model)) &&
+          (judge === undefined || judge(principal, kind, model, now));
         const filtered = body.length > maxBytes ? undefined : filterListing(kind, body, mayUse);
         if (filtered === undefined) {
           // Fail closed: a listing the gate cannot read shows nothing rather than everything.
@@ -54,10 +68,46 @@ export const modelList = defineStage({
   },
 });
 
-/** Whether the caller may use a model, by the same rules a request for it would meet. */
-function mayUseModel(ctx: RequestContext, model: string): boolean {
-  const scope = ctx.principal?.scope;
-  return scope === undefined || scope.models(model);
+/** Whether the gate-wide policy and routing would let the caller chat with a model now (a plain
+ * request: no data classes, no max_tokens), or undefined when neither is configured to run. */
+function modelJudge(
+  config: Config,
+): ((principal: Principal, kind: 'openai' | 'ollama', model: string, nowMs: number) => boolean) | undefined {
+  const stages = new Set(config.pipeline.stages);
+  const engine = stages.has('policy.rules') ? new PolicyEngine(config) : undefined;
+  const rules = engine?.active ? engine : undefined;
+  const routing = stages.has('routing.route') ? new RoutingTable(config, { readCredentials: false }) : undefined;
+  const routes = routing !== undefined && routing.routes.length > 0 ? routing : undefined;
+  if (rules === undefined && routes === undefined) return undefined;
+  const none: ReadonlySet<string> = new Set();
+  return (principal, kind, asked, nowMs) => {
+    let model = asked;
+    let route: PolicyInput['route'];
+    if (routes !== undefined) {
+      const r = routes.resolve(asked, none, principal.attributes);
+      if ('refusal' in r) return false;
+      model = r.model;
+      route = r.route?.choice;
+    }
+    if (rules === undefined) return true;
+    const endpoint = kind === 'openai' ? 'openai.chat' : 'ollama.chat';
+    const input: PolicyInput = {
+      principal,
+      request: {
+        endpoint,
+        model,
+        stream: false,
+        maxTokens: undefined,
+        path: kind === 'openai' ? '/v1/chat/completions' : '/api/chat',
+        method: 'POST',
+      },
+      dataClasses: none,
+      route,
+      nowMs,
+    };
+    const v = rules.decideFinal(input);
+    return v === NO_RULES || v.effect === 'allow';
+  };
 }
 
 /** The listing with the entries the caller may not use removed, or undefined when it is not a
