@@ -4,13 +4,21 @@
 //   lm-gate keys create|list|revoke|rotate ...
 //                                       API keys in a keys file, or a config entry to paste
 //   lm-gate policy explain|test ...     judge a request, or a table of them, as the gate would
+//   lm-gate kill KIND ID | --lift KIND ID | --list  -c config.yaml
+//                                       the kill switch, on every replica through Redis
 import { FileAuditSink } from './audit/sink.ts';
 import { KEYS_USAGE, keysCommand } from './cli/keys.ts';
+import { KILL_USAGE, killCommand } from './cli/kill.ts';
 import { POLICY_EXPLAIN, POLICY_TEST, policyCommand } from './cli/policy.ts';
 import { CommandError, parseCommandArgs, UsageError } from './cli/usage.ts';
 import { ConfigError, loadConfigSources } from './config/load.ts';
 import { restartRequired } from './config/restart.ts';
 import { watchConfig } from './config/watch.ts';
+import { configKillSet } from './killswitch/config-kills.ts';
+import { KillSwitchMetrics } from './killswitch/metrics.ts';
+import { SharedKillSwitch } from './killswitch/shared.ts';
+import { systemClock } from './pipeline/stage.ts';
+import { RedisMetrics } from './redis/metrics.ts';
 import { GateServer } from './server/grpc-server.ts';
 import { type GateHost, SingleGate } from './server/host.ts';
 import { ListenError } from './server/listen-error.ts';
@@ -22,7 +30,7 @@ import { Metrics } from './telemetry/metrics.ts';
 
 const SERVE = 'lm-gate serve -c FILE';
 const CHECK = 'lm-gate check-config FILE';
-const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE, POLICY_EXPLAIN, POLICY_TEST].map((u) => `  ${u}`).join('\n')}`;
+const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE, POLICY_EXPLAIN, POLICY_TEST].map((u) => `  ${u}`).join('\n')}\n  ${KILL_USAGE}`;
 const help = { type: 'boolean', short: 'h' } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -36,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return keysCommand(rest);
     case 'policy':
       return policyCommand(rest);
+    case 'kill':
+      return killCommand(rest);
     case '--help':
     case '-h':
     case 'help':
@@ -47,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(
         'lm-gate',
-        `unknown command "${command}"; commands: serve, check-config, keys, policy (lm-gate --help shows their options)`,
+        `unknown command "${command}"; commands: serve, check-config, keys, policy, kill (lm-gate --help shows their options)`,
       );
   }
 }
@@ -92,9 +102,31 @@ async function serve(args: string[]): Promise<number> {
     count > 1
       ? new WorkerPool({ config, count, logger, metrics, audit })
       : new SingleGate(new GateServer({ config, logger, metrics, audit }), metrics);
+  const killMetrics = new KillSwitchMetrics(metrics.registry);
+  killMetrics.setEntries('config', configKillSet(config));
+  // The shared kill set is followed here, on the main thread, and pushed to the gate threads.
+  const sharedKills = config.redis
+    ? new SharedKillSwitch({
+        redis: config.redis,
+        killSwitch: config.killSwitch,
+        clock: systemClock,
+        logger,
+        metrics: killMetrics,
+        redisMetrics: new RedisMetrics(metrics.registry),
+        onChange: (set) => host.setKills(set),
+      })
+    : undefined;
+  const unenforced = ['killswitch.principal', 'killswitch.model'].filter((s) => !config.pipeline.stages.includes(s));
+  if (sharedKills && unenforced.length > 0)
+    logger.warn(
+      { stages: unenforced },
+      'redis is set but pipeline.stages leaves out kill switch stages: this replica does not enforce those kills',
+    );
   let grpcPorts: number[];
   let admin: Awaited<ReturnType<typeof startAdminServer>>;
   try {
+    if (sharedKills && !(await sharedKills.ready()))
+      logger.warn("kill switch: Redis not read yet; serving with this config's kills until it is");
     ({ grpcPorts } = await host.start());
     const { adminAddress } = config.server;
     admin = await startAdminServer(adminAddress, host, {
@@ -112,6 +144,7 @@ async function serve(args: string[]): Promise<number> {
   } catch (err) {
     // Release whatever did start, so the process ends now with the one line below.
     host.forceShutdown();
+    sharedKills?.close();
     await audit.close();
     if (!(err instanceof ListenError)) throw err;
     console.error(`${file}: ${err.message}`);
@@ -123,8 +156,13 @@ async function serve(args: string[]): Promise<number> {
       const pending = restartRequired(current, next);
       if (pending.length > 0)
         logger.warn({ file, fields: pending }, 'config reload: these changes take effect only after a restart');
+      const prev = current;
       current = next;
       host.reload(next);
+      killMetrics.setEntries('config', configKillSet(next));
+      // What this reload killed or lifted (a key disabled in the config or its keys file, a
+      // killSwitch entry) goes to every replica through Redis.
+      void sharedKills?.reloaded(prev, next);
       logger.level = next.logging.level;
       metrics.configReloads.labels('applied').inc();
       logger.info({ file, apiKeys: next.identity.apiKeys.length }, 'config reloaded');
@@ -156,6 +194,7 @@ async function serve(args: string[]): Promise<number> {
     logger.info({ signal, inFlight: await host.activeStreams() }, 'draining');
     stopWatching();
     const { completed, cut } = await host.drain(current.server.drainTimeoutMs);
+    sharedKills?.close();
     await audit.close();
     admin.server.close();
     logger.info({ completed, cut }, 'stopped');

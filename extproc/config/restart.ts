@@ -7,6 +7,8 @@ import type { Config } from './schema.ts';
 export const RESTART_ONLY = {
   server: ['grpcAddress', 'unixSocket', 'adminAddress', 'workers', 'parseWorkers'],
   audit: ['path', 'maxPendingBytes'],
+  killSwitch: ['resyncIntervalMs', 'maxEntries'],
+  redis: ['url', 'keyPrefix', 'connectTimeoutMs', 'commandTimeoutMs'],
 } as const;
 
 /** Dotted paths of fields that differ between the two configs and need a restart. */
@@ -14,8 +16,9 @@ export function restartRequired(current: Config, next: Config): string[] {
   const out: string[] = [];
   for (const [section, fields] of Object.entries(RESTART_ONLY) as [keyof typeof RESTART_ONLY, readonly string[]][]) {
     for (const f of fields) {
-      const a = (current[section] as Record<string, unknown>)[f];
-      const b = (next[section] as Record<string, unknown>)[f];
+      // An optional section (redis) may be absent on either side.
+      const a = (current[section] as Record<string, unknown> | undefined)?.[f];
+      const b = (next[section] as Record<string, unknown> | undefined)?.[f];
       if (!isDeepStrictEqual(a, b)) out.push(`${section}.${f}`);
     }
   }

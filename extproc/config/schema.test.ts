@@ -25,8 +25,10 @@ describe('configSchema', () => {
       pipeline: {
         stages: [
           'identity.authenticate',
+          'killswitch.principal',
           'llm.api_shape',
           'routing.route',
+          'killswitch.model',
           'policy.access',
           'policy.rules',
           'policy.model_list',
@@ -54,6 +56,15 @@ describe('configSchema', () => {
       },
       policy: { unknownEndpoints: 'reject', rules: [], timeZone: 'UTC' },
       routing: { header: 'x-lmgate-route', routes: [], aliases: {}, principalLabels: [] },
+      killSwitch: {
+        keys: [],
+        users: [],
+        teams: [],
+        tenants: [],
+        models: [],
+        resyncIntervalMs: 5000,
+        maxEntries: 10000,
+      },
       metering: { injectStreamUsage: true },
       audit: { path: 'audit.log', maxPendingBytes: 16777216 },
     });
@@ -102,6 +113,34 @@ describe('configSchema', () => {
       'pipeline.stages: stage "policy.access" needs the principal fact, which "identity.authenticate" provides: add it',
       'server.maxMessageDeadlineMs: must be at least server.messageDeadlineMs',
     ]);
+  });
+
+  it('refuses killSwitch lists whose stage the pipeline leaves out: nothing would enforce them', () => {
+    const r = configSchema.safeParse({
+      pipeline: { stages: ['identity.authenticate', 'llm.api_shape'] },
+      killSwitch: { users: ['mallory'], models: ['m'], teams: [] },
+    });
+    expect(r.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      'killSwitch.users: pipeline.stages leaves out killswitch.principal, so nothing would refuse these; add it',
+      'killSwitch.models: pipeline.stages leaves out killswitch.model, so nothing would refuse these; add it',
+    ]);
+    expect(
+      configSchema.safeParse({
+        pipeline: { stages: ['identity.authenticate', 'killswitch.principal'] },
+        killSwitch: { keys: ['k'], tenants: ['t'] },
+      }).success,
+    ).toBe(true);
+  });
+
+  it('redis is optional, and when set gets the defaults of its other fields', () => {
+    expect(configSchema.parse({}).redis).toBeUndefined();
+    expect(configSchema.parse({ redis: { url: 'redis://r:6379/0' } }).redis).toStrictEqual({
+      url: 'redis://r:6379/0',
+      keyPrefix: 'lmgate:',
+      connectTimeoutMs: 1000,
+      commandTimeoutMs: 500,
+    });
+    expect(configSchema.safeParse({ redis: { url: 'http://r:6379' } }).success).toBe(false);
   });
 
   it('a section that fails its types still lets the others report their cross-field problems', () => {

@@ -5,9 +5,11 @@
 import { z } from 'zod';
 import { auditConfig } from '../audit/config.ts';
 import { identityConfig } from '../identity/config.ts';
+import { killSwitchConfig } from '../killswitch/config.ts';
 import { meteringConfig } from '../metering/config.ts';
 import { ALWAYS_STAGE_NAMES, STAGE_NAMES, stageGraphProblems } from '../pipeline/stages.ts';
 import { policyConfig } from '../policy/config.ts';
+import { redisConfig } from '../redis/config.ts';
 import { routingConfig } from '../routing/config.ts';
 import { serverConfig } from '../server/config.ts';
 import { loggingConfig } from '../telemetry/config.ts';
@@ -22,7 +24,7 @@ const pipelineConfig = z
       .array(z.enum(STAGE_NAMES))
       .default([...STAGE_NAMES])
       .describe(
-        `Optional stages to run; they always run in their fixed order (${STAGE_NAMES.join(', ')}), after ${ALWAYS_STAGE_NAMES.join(', ')}, which always runs. [] runs none: a pass-through gate that still audits every request and meters nothing. Leaving out identity.authenticate lets unauthenticated requests through. A stage that needs a fact another provides (policy.access and policy.rules need the principal from identity.authenticate and the parsed body from llm.api_shape; metering.usage needs llm.api_shape) is refused without it.`,
+        `Optional stages to run; they always run in their fixed order (${STAGE_NAMES.join(', ')}), after ${ALWAYS_STAGE_NAMES.join(', ')}, which always runs. [] runs none: a pass-through gate that still audits every request and meters nothing. Leaving out identity.authenticate lets unauthenticated requests through. A stage that needs a fact another provides (policy.access and policy.rules need the principal from identity.authenticate and the parsed body from llm.api_shape; killswitch.principal needs identity.authenticate, killswitch.model and metering.usage need llm.api_shape) is refused without it, and so are killSwitch lists whose stage is left out.`,
       ),
   })
   .strict()
@@ -36,9 +38,11 @@ export const configSchema = z
     pipeline: pipelineConfig,
     identity: identityConfig,
     policy: policyConfig,
+    killSwitch: killSwitchConfig,
     routing: routingConfig,
     metering: meteringConfig,
     audit: auditConfig,
+    redis: redisConfig,
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -50,6 +54,22 @@ export const configSchema = z
     }
     for (const message of stageGraphProblems(stages))
       ctx.addIssue({ code: 'custom', path: ['pipeline', 'stages'], message });
+    // A kill nothing would enforce is worse than a refused config: the operator believes it holds.
+    const k = cfg.killSwitch;
+    for (const [list, stage] of [
+      ['keys', 'killswitch.principal'],
+      ['users', 'killswitch.principal'],
+      ['teams', 'killswitch.principal'],
+      ['tenants', 'killswitch.principal'],
+      ['models', 'killswitch.model'],
+    ] as const) {
+      if (k[list].length > 0 && !stages.has(stage))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['killSwitch', list],
+          message: `pipeline.stages leaves out ${stage}, so nothing would refuse these; add it`,
+        });
+    }
     const deadline = `must be under server.messageDeadlineMs (${cfg.server.messageDeadlineMs})`;
     // A request waiting for keys must be refused (401) before the message deadline answers 503.
     if (cfg.identity.jwt.issuers.length > 0 && cfg.identity.jwt.jwks.keyWaitMs >= cfg.server.messageDeadlineMs)

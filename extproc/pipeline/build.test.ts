@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.ts';
 import { KeyRegistry } from '../identity/jwt/key-registry.ts';
+import { KillBoard } from '../killswitch/kill-set.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { buildPipeline } from './build.ts';
 import { defineStage, type StageDeps, systemClock } from './stage.ts';
@@ -13,6 +14,7 @@ const deps: StageDeps = {
   metrics,
   clock: systemClock,
   jwtKeys: new KeyRegistry({ metrics, logger, clock: systemClock }),
+  kills: new KillBoard(),
 };
 const names = (yaml: string) => buildPipeline(parseConfig(yaml, 'test.yaml', {}), deps).names;
 
@@ -31,8 +33,10 @@ describe('buildPipeline', () => {
   it('the config enum lists exactly the optional stages, and hygiene is not among them', () => {
     expect(STAGE_NAMES).toEqual([
       'identity.authenticate',
+      'killswitch.principal',
       'llm.api_shape',
       'routing.route',
+      'killswitch.model',
       'policy.access',
       'policy.rules',
       'policy.model_list',

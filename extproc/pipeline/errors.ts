@@ -45,7 +45,7 @@ export const ERROR_CATALOG = {
     status: 401,
     type: 'authentication_error',
     outcome: 'rejected',
-    when: 'An API key that is malformed, unknown, disabled or expired, or has the wrong secret: one answer for all, so a caller learns nothing from it.',
+    when: 'An API key that is malformed, unknown, disabled, expired or killed (`killSwitch`, `lm-gate kill`), or has the wrong secret: one answer for all, so a caller learns nothing from it.',
   },
   invalid_client_certificate: {
     status: 401,
@@ -70,6 +70,18 @@ export const ERROR_CATALOG = {
     type: 'permission_error',
     outcome: 'rejected',
     when: "The caller's credential does not allow this model.",
+  },
+  principal_disabled: {
+    status: 403,
+    type: 'permission_error',
+    outcome: 'rejected',
+    when: "The kill switch disabled the caller's user, team or tenant (`killSwitch` in the config, or `lm-gate kill`).",
+  },
+  model_disabled: {
+    status: 403,
+    type: 'permission_error',
+    outcome: 'rejected',
+    when: 'The kill switch disabled the model (the one the request names, or its alias target), for every caller.',
   },
   policy_denied: {
     status: 403,

@@ -14,6 +14,7 @@
 // Envoy cancelling the stream, drain), and async hooks pass it on to what they call.
 import type { Config } from '../config/schema.ts';
 import type { KeyRegistry } from '../identity/jwt/key-registry.ts';
+import type { KillBoard } from '../killswitch/kill-set.ts';
 import type { ParsePool } from '../llm/parse-pool.ts';
 import type { ResponseEvent } from '../llm/response-stream.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -53,6 +54,8 @@ export interface StageDeps {
   readonly clock: Clock;
   /** Where large request bodies are parsed off the event loop; absent: parse inline. */
   readonly parsePool?: ParsePool | undefined;
+  /** The kill set shared through Redis, as this thread last heard it (empty without Redis). */
+  readonly kills: KillBoard;
   /** JWT issuers' signing keys, cached for the process (kept across reloads). */
   readonly jwtKeys: KeyRegistry;
 }

@@ -7,6 +7,7 @@ import { Server, ServerCredentials, type ServerDuplexStream, type ServiceDefinit
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
 import { KeyRegistry } from '../identity/jwt/key-registry.ts';
+import { KillBoard, type KillSet } from '../killswitch/kill-set.ts';
 import { ParsePool } from '../llm/parse-pool.ts';
 import { buildPipeline } from '../pipeline/build.ts';
 import { type GateError, refuse } from '../pipeline/errors.ts';
@@ -80,6 +81,7 @@ export class GateServer {
       metrics: opts.metrics,
       clock,
       parsePool: this.parsePool,
+      kills: new KillBoard(),
       jwtKeys: new KeyRegistry({ metrics: opts.metrics, logger: opts.logger, clock }),
     };
     this.runtime = { config: opts.config, pipeline: buildPipeline(opts.config, this.stageDeps, this.catalog) };
@@ -129,6 +131,12 @@ export class GateServer {
 
   get isDraining(): boolean {
     return this.draining;
+  }
+
+  /** The kill set shared through Redis, as the thread that follows Redis last heard it; new
+   * requests check against it at once, whatever their config snapshot. */
+  setKills(set: KillSet): void {
+    this.stageDeps.kills.replace(set);
   }
 
   /** Swap in a new config: streams already open keep the snapshot they started with. */

@@ -1,6 +1,7 @@
 // What `lm-gate serve` drives: one GateServer on the main thread (server.workers: 1) or a
 // WorkerPool of gate workers. Both start, reload, drain, answer /metrics and /readyz alike.
 import type { Config } from '../config/schema.ts';
+import type { KillSet } from '../killswitch/kill-set.ts';
 import type { MetricsSource } from '../telemetry/admin.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { GateServer } from './grpc-server.ts';
@@ -8,6 +9,8 @@ import type { GateServer } from './grpc-server.ts';
 export interface GateHost extends MetricsSource {
   start(): Promise<{ grpcPorts: number[] }>;
   reload(config: Config): void;
+  /** The kill set shared through Redis changed: every gate thread checks against it at once. */
+  setKills(set: KillSet): void;
   drain(deadlineMs: number): Promise<{ completed: boolean; cut: number }>;
   forceShutdown(): void;
   readonly isDraining: boolean;
@@ -34,6 +37,10 @@ export class SingleGate implements GateHost {
 
   reload(config: Config): void {
     this.gate.reload(config);
+  }
+
+  setKills(set: KillSet): void {
+    this.gate.setKills(set);
   }
 
   drain(deadlineMs: number): Promise<{ completed: boolean; cut: number }> {

@@ -3,6 +3,7 @@
 // Everything it is told comes from the main thread (worker-protocol.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import { PortAuditSink } from '../audit/port-sink.ts';
+import { KillSet } from '../killswitch/kill-set.ts';
 import { routeGrpcLogs } from '../telemetry/grpc-log.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
@@ -20,12 +21,16 @@ routeGrpcLogs(logger);
 const metrics = new Metrics({ defaultMetrics: false });
 const audit = new PortAuditSink(port);
 const gate = new GateServer({ config: init.config, logger, metrics, audit, parseThreads: init.parseThreads });
+gate.setKills(KillSet.fromData(init.kills));
 
 port.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'reload':
       gate.reload(m.config);
       logger.level = m.config.logging.level;
+      break;
+    case 'kills':
+      gate.setKills(KillSet.fromData(m.kills));
       break;
     case 'audit-accepting':
       audit.accepting = m.accepting;

@@ -2,6 +2,7 @@
 // main thread owns what must stay one per process: the audit writer (one file, one order), the
 // admin port, the config watch and the signals. Each worker serves ext_proc on its own port.
 import type { Config } from '../config/schema.ts';
+import type { KillSetData } from '../killswitch/kill-set.ts';
 
 /** workerData of a gate worker. */
 export interface WorkerInit {
@@ -10,10 +11,14 @@ export interface WorkerInit {
   config: Config;
   /** Parse threads of this worker's ParsePool. */
   parseThreads: number;
+  /** The kill set shared through Redis, as the main thread last heard it. */
+  kills: KillSetData;
 }
 
 export type ToWorker =
   | { type: 'reload'; config: Config }
+  /** The main thread follows Redis; each change of the shared kill set comes whole. */
+  | { type: 'kills'; kills: KillSetData }
   | { type: 'audit-accepting'; accepting: boolean }
   | { type: 'stats'; id: number }
   | { type: 'drain'; deadlineMs: number };

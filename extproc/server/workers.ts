@@ -14,6 +14,7 @@ import { Worker } from 'node:worker_threads';
 import { AggregatorRegistry } from 'prom-client';
 import type { FileAuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
+import { KillSet } from '../killswitch/kill-set.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { GateHost } from './host.ts';
@@ -74,6 +75,8 @@ export class WorkerPool implements GateHost {
   private readonly statsWaiters = new Map<number, (m: FromWorker & { type: 'stats' }) => void>();
   private readonly drainWaiters = new Map<Worker, (m: FromWorker & { type: 'drained' }) => void>();
   private statsSeq = 0;
+  /** The last shared kill set, for workers started (or restarted) after it arrived. */
+  private kills = KillSet.EMPTY;
   private accepting = true;
   private readonly acceptingWatch: NodeJS.Timeout;
   private draining = false;
@@ -117,6 +120,7 @@ export class WorkerPool implements GateHost {
       index,
       config: workerConfig(this.config, index),
       parseThreads: this.config.server.parseWorkers ?? 1,
+      kills: this.kills.toData(),
     };
     const worker = new Worker(WORKER_URL, { workerData: init, name: `lm-gate-worker-${index}` });
     const slot: Slot = { index, worker, grpcPort: 0, listening: false };
@@ -179,6 +183,12 @@ export class WorkerPool implements GateHost {
   reload(config: Config): void {
     this.config = config;
     for (const s of this.slots) this.post(s, { type: 'reload', config: workerConfig(config, s.index) });
+  }
+
+  setKills(set: KillSet): void {
+    this.kills = set;
+    const kills = set.toData();
+    for (const s of this.slots) if (s) this.post(s, { type: 'kills', kills });
   }
 
   /** Every listening worker's metrics, filter problems and streams; a worker that does not

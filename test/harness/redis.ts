@@ -14,7 +14,7 @@ export function findRedisServer(): string {
 }
 
 export class Redis {
-  readonly proc: Proc;
+  proc: Proc;
   readonly port: number;
   constructor(proc: Proc, port: number) {
     this.proc = proc;
@@ -25,6 +25,12 @@ export class Redis {
   }
   stop(): Promise<number | null> {
     return this.proc.stop('SIGTERM');
+  }
+  /** Started again on the same port, empty (no persistence): what an outage, or a Redis
+   * restarted without its data, looks like to the gate. */
+  async restart(): Promise<void> {
+    await this.stop();
+    this.proc = await spawnRedis(this.port);
   }
 }
 
@@ -47,6 +53,10 @@ function ping(port: number): Promise<boolean> {
 
 export async function startRedis(): Promise<Redis> {
   const port = await freePort();
+  return new Redis(await spawnRedis(port), port);
+}
+
+async function spawnRedis(port: number): Promise<Proc> {
   const proc = new Proc('redis', findRedisServer(), [
     '--port',
     String(port),
@@ -63,5 +73,5 @@ export async function startRedis(): Promise<Redis> {
     if (!proc.running) throw new Error(`redis-server exited\n${proc.describe()}`);
     return (await ping(port)) ? true : undefined;
   });
-  return new Redis(proc, port);
+  return proc;
 }

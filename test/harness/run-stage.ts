@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import type { AuditRecord } from '../../extproc/audit/record.ts';
 import { type Config, configSchema } from '../../extproc/config/schema.ts';
 import { KeyRegistry } from '../../extproc/identity/jwt/key-registry.ts';
+import { KillBoard, type KillSet } from '../../extproc/killswitch/kill-set.ts';
 import { buildPipeline } from '../../extproc/pipeline/build.ts';
 import type { Principal, RequestContext, RouteChoice } from '../../extproc/pipeline/context.ts';
 import { type Clock, defineStage, type Fact, type StageDescriptor, systemClock } from '../../extproc/pipeline/stage.ts';
@@ -71,6 +72,8 @@ export interface RunStageOptions {
   extraStages?: readonly StageDescriptor[];
   /** The stages' clock (key and token expiry, policy conditions on time); the system clock when absent. */
   clock?: Clock;
+  /** The kill set shared through Redis, as the replica last heard it (deps.kills). */
+  kills?: KillSet;
   /** The JWT key cache (one per test, over a fake IdP); absent: a fresh one. */
   jwtKeys?: KeyRegistry;
 }
@@ -168,7 +171,13 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
   const [hygiene, ...rest] = STAGES;
   const catalog: StageDescriptor[] = [hygiene, ...(opts.given ? [seedStage(opts.given)] : []), ...rest];
   if (opts.extraStages) catalog.push(...opts.extraStages);
-  const { call, stream, send, done, record, metrics } = openFakeStream(config, catalog, opts.clock, opts.jwtKeys);
+  const { call, stream, send, done, record, metrics } = openFakeStream(
+    config,
+    catalog,
+    opts.clock,
+    opts.jwtKeys,
+    opts.kills,
+  );
   const run: Omit<StageRun, 'audit'> = { ctx: stream.ctx, answers: call.written, metrics };
 
   const req = opts.request;
@@ -300,10 +309,13 @@ export function openFakeStream(
   catalog: readonly StageDescriptor[] = STAGES,
   clock: Clock = systemClock,
   jwtKeys?: KeyRegistry,
+  killSet?: KillSet,
 ): FakeStream {
   const metrics = new Metrics({ defaultMetrics: false });
   const keys = jwtKeys ?? new KeyRegistry({ metrics, logger, clock });
-  const pipeline = buildPipeline(config, { logger, metrics, clock, jwtKeys: keys }, catalog);
+  const kills = new KillBoard();
+  if (killSet) kills.replace(killSet);
+  const pipeline = buildPipeline(config, { logger, metrics, clock, jwtKeys: keys, kills }, catalog);
   const call = new FakeCall();
   let audit: AuditRecord | undefined;
   let finished!: () => void;

@@ -1,0 +1,160 @@
+// One Redis connection (ioredis), set up so that Redis being slow or gone never holds the gate:
+// a bounded connect timeout, a bounded command timeout, no offline queue (a command sent while
+// the connection is down fails at once instead of waiting in a queue that grows with traffic),
+// no retry of commands cut by a disconnect, and reconnection forever with backoff. Its state is
+// a gauge (lmgate_redis_connected{role}) and one log line per change of state, never one per
+// failed attempt.
+//
+// Supported deployments: a standalone server (redis:// or rediss://), or anything that speaks
+// like one (a proxy, a managed endpoint). Sentinel and Cluster can come with limits and budgets
+// (issue #10); the kill switch's keys already share one hash slot ({kill}) for Cluster.
+//
+// The kill switch opens two on the main thread (commands, and a subscriber: a connection in
+// SUBSCRIBE mode can run nothing else). Limits and budgets (#10) are meant to open their own
+// with a role of their own, wherever their requests are served.
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from '../telemetry/logger.ts';
+import type { RedisConfig } from './config.ts';
+import type { RedisMetrics } from './metrics.ts';
+
+/** host:port of a Redis URL, for logs: the URL itself may carry a password. */
+export function redisTarget(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '6379'}`;
+  } catch {
+    return '(unparseable url)';
+  }
+}
+
+/** Reconnect delays: 100 ms doubling to 5 s, with jitter so replicas do not reconnect in step
+ * after an outage. */
+export function reconnectDelayMs(attempt: number, random: () => number = Math.random): number {
+  const base = Math.min(5000, 100 * 2 ** Math.min(Math.max(attempt - 1, 0), 6));
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+/** The options every gate connection uses (see the top of this file). */
+export function redisClientOptions(config: RedisConfig, role: string): RedisOptions {
+  return {
+    connectTimeout: config.connectTimeoutMs,
+    commandTimeout: config.commandTimeoutMs,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResubscribe: false,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: (attempt) => reconnectDelayMs(attempt),
+    connectionName: `lm-gate:${role}`,
+  };
+}
+
+/** A Redis client and the key names under redis.keyPrefix: what a store needs. */
+export interface RedisKeyspace {
+  readonly client: Redis;
+  key(name: string): string;
+}
+
+export type ConnectionState = 'connecting' | 'ready' | 'down' | 'closed';
+
+export interface RedisConnectionOptions {
+  config: RedisConfig;
+  /** What this connection is for: a metric label and a log field ("kill-commands"). */
+  role: string;
+  logger: Logger;
+  metrics: RedisMetrics;
+}
+
+export class RedisConnection implements RedisKeyspace {
+  readonly client: Redis;
+  readonly role: string;
+  readonly target: string;
+  private readonly keyPrefix: string;
+  private readonly logger: Logger;
+  private readonly gauge: { set(v: number): void };
+  private stateValue: ConnectionState = 'connecting';
+  private downSince: number | undefined;
+  private lastError: string | undefined;
+  private readonly readyListeners: (() => void)[] = [];
+  private readonly downListeners: (() => void)[] = [];
+
+  constructor(opts: RedisConnectionOptions) {
+    const { config } = opts;
+    this.role = opts.role;
+    this.target = redisTarget(config.url);
+    this.keyPrefix = config.keyPrefix;
+    this.logger = opts.logger;
+    this.gauge = opts.metrics.connected.labels(opts.role);
+    this.gauge.set(0);
+    this.client = new Redis(config.url, redisClientOptions(config, opts.role));
+    // ioredis emits an error per failed attempt; the state change is what is worth a line.
+    this.client.on('error', (err: Error) => {
+      this.lastError = err.message;
+      if (this.stateValue === 'connecting' && this.downSince === undefined) this.markDown();
+    });
+    this.client.on('ready', () => this.markReady());
+    this.client.on('close', () => {
+      if (this.stateValue === 'ready') this.markDown();
+    });
+    this.client.on('end', () => {
+      this.stateValue = 'closed';
+      this.gauge.set(0);
+    });
+  }
+
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  get ready(): boolean {
+    return this.stateValue === 'ready';
+  }
+
+  /** A key or channel name under redis.keyPrefix. */
+  key(name: string): string {
+    return this.keyPrefix + name;
+  }
+
+  /** Called on every (re)connection once the connection can take commands. */
+  onReady(listener: () => void): void {
+    this.readyListeners.push(listener);
+    if (this.ready) queueMicrotask(listener);
+  }
+
+  /** Called each time a ready connection is lost (or the first attempt fails). */
+  onDown(listener: () => void): void {
+    this.downListeners.push(listener);
+  }
+
+  private markReady(): void {
+    const wasDown = this.downSince;
+    this.stateValue = 'ready';
+    this.downSince = undefined;
+    this.gauge.set(1);
+    if (wasDown === undefined) this.logger.info({ redis: this.target, role: this.role }, 'redis connected');
+    else
+      this.logger.info(
+        { redis: this.target, role: this.role, downMs: Date.now() - wasDown },
+        'redis connection restored',
+      );
+    for (const l of this.readyListeners) l();
+  }
+
+  private markDown(): void {
+    if (this.stateValue === 'closed') return;
+    this.stateValue = 'down';
+    this.downSince = Date.now();
+    this.gauge.set(0);
+    this.logger.warn(
+      { redis: this.target, role: this.role, err: this.lastError },
+      'redis unreachable; retrying with backoff',
+    );
+    for (const l of this.downListeners) l();
+  }
+
+  /** Closes the connection; pending commands fail. */
+  close(): void {
+    this.stateValue = 'closed';
+    this.gauge.set(0);
+    this.client.disconnect(false);
+  }
+}
