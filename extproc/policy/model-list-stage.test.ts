@@ -117,6 +117,14 @@ describe('policy.model_list', () => {
     expect(ids(run.client!.body)).toEqual(['llama-70b']);
   });
 
+  it('models the kill switch disabled are not listed', async () => {
+    const run = await list('/v1/models', openaiList, undefined, 200, {
+      config: { killSwitch: { models: ['llama-70b'] } },
+      stages: ['llm.api_shape', 'killswitch.model', 'policy.model_list'],
+    });
+    expect(ids(run.client!.body)).toEqual(['llama-8b', 'acme-claims-ft']);
+  });
+
   it('an error answer from upstream passes as it is', async () => {
     const err = '{"error":{"message":"boom"}}';
     const run = await list('/v1/models', err, ['llama-*'], 500);

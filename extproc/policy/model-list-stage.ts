@@ -5,8 +5,10 @@
 // server.maxBufferedResponseBytes) and the entries the caller may not use are removed: those
 // its credential's scope leaves out, those another tenant owns (policy.tenantModels), those the
 // local policy rules would refuse for a plain chat call now (policy.rules, when that stage
-// runs), and those routing has no route for. OPA is not asked per listed model.
+// runs), those routing has no route for, and those the kill switch disabled (when
+// killswitch.model runs). OPA is not asked per listed model.
 import type { Config } from '../config/schema.ts';
+import { configKillSet, findKill } from '../killswitch/config-kills.ts';
 import type { Principal, RequestContext } from '../pipeline/context.ts';
 import { defineSlot } from '../pipeline/slots.ts';
 import { defineStage } from '../pipeline/stage.ts';
@@ -28,13 +30,22 @@ export const modelList = defineStage({
   create: (config, deps) => {
     const maxBytes = config.server.maxBufferedResponseBytes;
     const judge = modelJudge(config);
+    // Killed models (config and Redis), read per listing: the board changes under a snapshot.
+    const killsRun = config.pipeline.stages.includes('killswitch.model');
+    const fromConfig = configKillSet(config);
+    const board = deps.kills;
+    const killed = (model: string): boolean =>
+      killsRun &&
+      !(fromConfig.empty && board.current.empty) &&
+      findKill(fromConfig, board, 'model', model, deps.clock) !== undefined;
     return {
       onResponseHeaders(ctx: RequestContext): void {
         const kind = ctx.api === 'openai.models' ? 'openai' : ctx.api === 'ollama.tags' ? 'ollama' : undefined;
         if (kind === undefined || ctx.status !== 200) return;
         // A caller nothing limits sees the whole list, unread.
         const scope = ctx.principal?.scope;
-        if (judge === undefined && (scope === undefined || scope.models === ANY)) return;
+        const killsAny = killsRun && !(fromConfig.empty && board.current.empty);
+        if (judge === undefined && !killsAny && (scope === undefined || scope.models === ANY)) return;
         ctx.set(filtering, kind);
         ctx.needResponseBody('BUFFERED');
         // The filtered list is shorter: upstream's length cannot stand.
@@ -49,6 +60,7 @@ export const modelList = defineStage({
           typeof model === 'string' &&
           principal !== undefined &&
           (principal.scope === undefined || principal.scope.models(model)) &&
+          !killed(model) &&
           (judge === undefined || judge(principal, kind, model, now));
         const filtered = body.length > maxBytes ? undefined : filterListing(kind, body, mayUse);
         if (filtered === undefined) {
