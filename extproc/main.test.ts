@@ -2,40 +2,18 @@
 // user can make is answered on stderr in one line (a config file with several problems: one
 // header line and one line per problem), never with a stack trace, and with the exit code
 // scripts can rely on: 2 for a wrong command line, 1 for a bad config or a failed start.
-import { spawn } from 'node:child_process';
+
 import { mkdtempSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliRun, runCli } from '../test/harness/cli.ts';
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'lm-gate.js');
+const cli = (args: string[], timeoutMs = 10_000) => runCli(args, timeoutMs);
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-function cli(args: string[], timeoutMs = 10_000): Promise<Run> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    // A serve that does not exit is a failure of its own: kill it and let the assertions say so.
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-}
+type Run = CliRun;
 
 /** Lines of stderr that are not the gate's own JSON log lines. */
 function messageLines(stderr: string): string[] {

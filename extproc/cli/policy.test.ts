@@ -1,32 +1,21 @@
 // `lm-gate policy explain` and `lm-gate policy test` as a user meets them: the real CLI in a
 // child process, over the shipped example config and its table, and over tables with a wrong
 // expectation or a mistake.
-import { spawn } from 'node:child_process';
+
 import { mkdtempSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../test/harness/cli.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'lm-gate.js');
+const cli = (args: string[]) => runCli(args);
 const CONFIG = join(ROOT, 'examples', 'lm-gate.yaml');
 const TABLE = join(ROOT, 'examples', 'policy-test.yaml');
 const dir = mkdtempSync(join(tmpdir(), 'lm-gate-policy-cli-'));
 
 afterAll(() => rm(dir, { recursive: true, force: true }));
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const TIMEOUT = 30_000;
 

@@ -6,12 +6,11 @@
 // each pod has its own Secret mount), and with `lm-gate kill`; every gate port refuses it within
 // a second (measured and asserted); a lift admits it again; a tenant and a model are killed the
 // same way; Redis stopped mid-test leaves every kill applied and the gates ready.
-import { execFile, spawn } from 'node:child_process';
+
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../harness/envoy.ts';
+import { runCli } from '../harness/cli.ts';
 import {
   type Answer,
   chatBody,
@@ -29,7 +28,7 @@ const bob = makeKey('bob', { tenant: 'acme' });
 const carol = makeKey('carol', { tenant: 'acme' });
 const dave = makeKey('dave', { tenant: 'initech' });
 const KEYS = [alice, bob, carol, dave];
-const BIN = join(ROOT, 'bin', 'lm-gate.js');
+const lmGate = (args: string[]) => runCli(args);
 
 /** A key that lives in the keys files, not the config; its key is made in beforeAll. */
 const erin: TestKey = { id: 'erin', key: '', tenant: 'acme' };
@@ -50,10 +49,9 @@ beforeAll(async () => {
   const dir = await tempDir('lm-gate-kill-keys-');
   keysA = join(dir, 'a-keys.yaml');
   const keysB = join(dir, 'b-keys.yaml');
-  const run = promisify(execFile);
-  erin.key = (
-    await run(process.execPath, [BIN, 'keys', 'create', '--file', keysA, '--id', 'erin', '--tenant', 'acme'])
-  ).stdout.trim();
+  const created = await runCli(['keys', 'create', '--file', keysA, '--id', 'erin', '--tenant', 'acme']);
+  if (created.code !== 0) throw new Error(`keys create failed: ${created.stderr}`);
+  erin.key = created.stdout.trim();
   await copyFile(keysA, keysB);
   [a, b] = await Promise.all([
     startGate(KEYS, { workers: 2, keysFile: keysA, extra: shared(redis.url) }),
@@ -119,18 +117,6 @@ async function untilEverywhere(
   // Each stays so: no port flips back.
   expect(await everywhere(key, opts.model)).toEqual(ports.map(() => want));
   return took as number[];
-}
-
-function lmGate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; exitedAt: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, stdout, stderr, exitedAt: performance.now() }));
-  });
 }
 
 const REVOKED: Outcome = '401 invalid_api_key';

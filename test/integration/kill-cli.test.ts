@@ -1,42 +1,18 @@
 // `lm-gate kill` as an operator meets it, against a real redis-server: kill, list and lift; every
 // mistake one line on stderr with exit 2 (command line) or 1 (config, Redis); the Redis password
 // never printed. And `lm-gate serve` with Redis unreachable still starts and is ready.
-import { spawn } from 'node:child_process';
+
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis as RedisClient } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../harness/envoy.ts';
+import { LM_GATE_BIN, runCli } from '../harness/cli.ts';
 import { freePort, waitFor } from '../harness/ports.ts';
 import { Proc } from '../harness/processes.ts';
 import { type Redis, startRedis } from '../harness/redis.ts';
 import { tempDir } from '../harness/temp-dirs.ts';
 
-const BIN = join(ROOT, 'bin', 'lm-gate.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-function cli(args: string[]): Promise<Run> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: performance.now() - started });
-    });
-  });
-}
+const cli = (args: string[]) => runCli(args);
 
 let redis: Redis;
 let dir: string;
@@ -145,7 +121,7 @@ describe('lm-gate serve with Redis unreachable', () => {
       cfg('serve.yaml'),
       `server: { grpcAddress: "127.0.0.1:0", adminAddress: "127.0.0.1:${admin}" }\naudit: { path: ${cfg('audit.log')} }\nredis: { url: "redis://:hunter2@127.0.0.1:${closed}/0", connectTimeoutMs: 300 }\n`,
     );
-    const proc = new Proc('lm-gate', process.execPath, [BIN, 'serve', '-c', cfg('serve.yaml')]);
+    const proc = new Proc('lm-gate', process.execPath, [LM_GATE_BIN, 'serve', '-c', cfg('serve.yaml')]);
     try {
       await waitFor('ready', async () => {
         const r = await fetch(`http://127.0.0.1:${admin}/readyz`).catch(() => undefined);
