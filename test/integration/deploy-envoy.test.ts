@@ -33,10 +33,10 @@ describe('envoy/envoy-two-models.yaml (plain Envoy, two model clusters, failover
     const cfg = parse(await read('envoy', 'envoy-two-models.yaml'));
     expect(extProcFilter(cfg)).toEqual(await shippedFilter());
     const clusters = cfg.static_resources.clusters as Json[];
-    const general = clusters.find((c) => c.name === 'model_general');
+    const general = clusters.find((c) => c.name === 'model_general') as Json;
     expect(general.outlier_detection.consecutive_5xx).toBeGreaterThan(0);
     expect(general.load_assignment.endpoints.map((e: Json) => e.priority)).toEqual([0, 1]);
-    expect(clusters.find((c) => c.name === 'model_hipaa').outlier_detection).toBeTruthy();
+    expect(clusters.find((c) => c.name === 'model_hipaa')?.outlier_detection).toBeTruthy();
     // Retries only where the request never reached a model: no request runs twice.
     for (const vh of cfg.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config
       .virtual_hosts as Json[])
@@ -173,10 +173,12 @@ describe('Envoy Gateway: egctl x translate, then envoy --mode validate on what i
     const t = await translate(await read('envoy', 'envoy-gateway', 'lm-gate.yaml'));
     const boot = generated(t.out);
     const hcm = snakeKeys(
-      (boot.staticResources.listeners as Json[]).find((l) => l.name === 'llm/llm/http').defaultFilterChain.filters[0]
-        .typedConfig,
+      ((boot.staticResources.listeners as Json[]).find((l) => l.name === 'llm/llm/http') as Json).defaultFilterChain
+        .filters[0].typedConfig,
     ) as Json;
-    const f = (hcm.http_filters as Json[]).find((x) => String(x.name).startsWith('envoy.filters.http.ext_proc'));
+    const f = (hcm.http_filters as Json[]).find((x) =>
+      String(x.name).startsWith('envoy.filters.http.ext_proc'),
+    ) as Json;
     const eg = f.typed_config as Json;
     const ours = await shippedFilter();
     expect(eg.failure_mode_allow ?? false).toBe(ours.failure_mode_allow);
