@@ -10,6 +10,7 @@ import { parse, parseAllDocuments, stringify } from 'yaml';
 import { extProcFilter, ROOT, validateEnvoyConfig } from '../harness/envoy.ts';
 import { applyEnvoyFilter, type PatchContext } from '../harness/envoy-filter-patch.ts';
 import { EGCTL, ensureGoTool, runTool } from '../harness/go-tool.ts';
+import { ensureHelm, template } from '../harness/helm.ts';
 import { tempDir } from '../harness/temp-dirs.ts';
 import { snakeKeys, splitConfigDump, staticBootstrap } from '../harness/xds-static.ts';
 
@@ -112,6 +113,7 @@ describe('Envoy Gateway: egctl x translate, then envoy --mode validate on what i
   let egctl: string;
   beforeAll(async () => {
     ({ bin: egctl } = await ensureGoTool(EGCTL));
+    await ensureHelm();
   }, 45 * 60_000);
 
   // The gate's Service as the chart installs it: egctl resolves the policy's backendRef to it.
@@ -122,9 +124,12 @@ describe('Envoy Gateway: egctl x translate, then envoy --mode validate on what i
     spec: { clusterIP: '10.96.0.20', ports: [{ name: 'grpc', port: 50051, appProtocol: 'grpc' }] },
   });
 
-  async function translate(resources: string): Promise<{ ok: boolean; out: Json; stderr: string }> {
+  async function translate(
+    resources: string,
+    gateService = GATE_SERVICE,
+  ): Promise<{ ok: boolean; out: Json; stderr: string }> {
     const file = join(await tempDir('lmg-deploy-eg-'), 'in.yaml');
-    await writeFile(file, `${resources}\n---\n${GATE_SERVICE}`);
+    await writeFile(file, `${resources}\n---\n${gateService}`);
     const r = await runTool(egctl, [
       'x',
       'translate',
@@ -228,5 +233,36 @@ describe('Envoy Gateway: egctl x translate, then envoy --mode validate on what i
     expect(conditions(t.out).filter((c) => c.kind === 'envoyExtensionPolicies' && c.status === 'False')).not.toEqual(
       [],
     );
+  });
+
+  it('the chart`s EnvoyExtensionPolicy and ReferenceGrant, on the example`s Gateway, translate and validate too', async () => {
+    const chart = await template({
+      set: [
+        'envoyGateway.extensionPolicy.enabled=true',
+        'envoyGateway.extensionPolicy.targetRef.name=llm',
+        'envoyGateway.extensionPolicy.targetRef.namespace=llm',
+      ],
+    });
+    expect(chart.run.ok).toBe(true);
+    const service = chart.find('Service');
+    // What the API server assigns; egctl resolves a backend by its cluster IP.
+    service.spec.clusterIP = '10.96.0.21';
+    service.metadata.namespace = 'lm-gate';
+    const example = parseAllDocuments(await read('envoy', 'envoy-gateway', 'lm-gate.yaml'))
+      .map((d) => d.toJSON() as Json)
+      .filter((d) => d.kind !== 'EnvoyExtensionPolicy' && d.kind !== 'ReferenceGrant');
+    const grant = chart.find('ReferenceGrant');
+    grant.metadata.namespace = 'lm-gate';
+    const docs = [...example, chart.find('EnvoyExtensionPolicy'), grant].map((d) => stringify(d)).join('---\n');
+    const t = await translate(docs, stringify(service));
+    expect(t.stderr).toBe('');
+    const cs = conditions(t.out);
+    expect(
+      cs.filter((c) => c.kind === 'envoyExtensionPolicies' && c.type === 'Accepted' && c.status === 'True'),
+    ).toHaveLength(1);
+    expect(cs.filter((c) => c.status !== 'True')).toEqual([]);
+    const r = await validateObject(generated(t.out), 'eg-chart.yaml');
+    expect(r.output).toContain('OK');
+    expect(r.ok).toBe(true);
   });
 });
