@@ -184,6 +184,10 @@ export class RequestContext {
   /** Gate processing time per phase, nanoseconds, summed over that phase's messages. */
   readonly gateNs: PhaseTimes = zeroPhaseTimes();
   responseChunks = 0;
+  /** hrtime when the gate released the request to go upstream (its answer to the last request
+   * message), and when the response headers reached it: the audit's upstream latency. */
+  requestReleasedNs: bigint | undefined;
+  responseHeadersNs: bigint | undefined;
 
   readonly out = new PhaseOutput();
   /** Dynamic metadata (namespace lm_gate) set so far; answers carry what is new (metadataUnsent). */
