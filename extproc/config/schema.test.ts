@@ -56,7 +56,13 @@ describe('configSchema', () => {
         resyncIntervalMs: 5000,
         maxEntries: 10000,
       },
-      metering: { injectStreamUsage: true },
+      metering: {
+        injectStreamUsage: true,
+        currency: 'USD',
+        prices: {},
+        routePrices: {},
+        unknownModel: 'price_zero_warn',
+      },
       audit: { path: 'audit.log', maxPendingBytes: 16777216 },
     });
   });
