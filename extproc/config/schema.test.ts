@@ -58,9 +58,11 @@ describe('configSchema', () => {
       },
       metering: {
         injectStreamUsage: true,
+        tokenizers: { models: {}, default: 'o200k_base' },
         currency: 'USD',
         prices: {},
         routePrices: {},
+        labels: {},
         unknownModel: 'price_zero_warn',
       },
       audit: { path: 'audit.log', maxPendingBytes: 16777216 },
