@@ -111,6 +111,11 @@ export function promptTokens(kind: ApiKind, body: Json, enc: Encoding): number {
   }
 }
 
+/** A completion's text, whole (the mock model server's ground truth uses it too). */
+export function completionTokensOfText(enc: Encoding, text: string): number {
+  return countText(enc, text);
+}
+
 export function completionTokens(kind: ApiKind, body: Json, enc: Encoding): number {
   switch (kind) {
     case 'openai.chat':
