@@ -169,7 +169,7 @@ export const usageMetering = defineStage({
         const req = ctx.parsed;
         if (req === undefined) return;
         const stream = req.stream;
-        ctx.readResponseBody({ withholdUsageEvent: ctx.get(dropUsage) === true, events: stream });
+        ctx.readResponseBody({ withholdUsageEvent: ctx.get(dropUsage) === true, observeEvents: stream });
         if (ctx.status === undefined || ctx.status < 200 || ctx.status >= 300) return;
         ctx.set(
           delivered,
