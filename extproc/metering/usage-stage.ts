@@ -70,6 +70,9 @@ export const usageMetering = defineStage({
       const kept = ctx.get(delivered);
       const body = ctx.get(requestBody);
       if (ctx.usage !== undefined || kept === undefined || body === undefined) return;
+      // No body byte came (a 204, a client gone before the first byte): nothing was delivered,
+      // and no usage is recorded; limits settle such a request at its reservation.
+      if (ctx.responseChunks === 0) return;
       ctx.set(delivered, undefined);
       const model = modelOf(ctx);
       if (model === undefined) return;
