@@ -72,6 +72,8 @@ describe('observability assets against a running gate`s /metrics', () => {
       'lmgate_requests_total',
       'lmgate_policy_decisions_total',
       'lmgate_tokens_total',
+      'lmgate_tenant_tokens_total',
+      'lmgate_cost_total',
       'lmgate_phase_duration_seconds',
       'lmgate_audit_pending_bytes',
       'lmgate_audit_write_errors_total',
