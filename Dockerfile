@@ -42,5 +42,6 @@ COPY --from=build /src/dist dist
 USER 10001:10001
 # ext_proc gRPC, and the admin HTTP port (/metrics, /healthz, /readyz).
 EXPOSE 50051 9901
-ENTRYPOINT ["node", "dist/extproc/main.js"]
+# An absolute path: `docker run -w` (for `keys create --file` in a mounted directory) keeps working.
+ENTRYPOINT ["node", "/app/dist/extproc/main.js"]
 CMD ["serve", "-c", "/etc/lm-gate/config/lm-gate.yaml"]

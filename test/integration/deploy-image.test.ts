@@ -41,7 +41,8 @@ describe('Dockerfile', () => {
     expect(process.versions.node).toBe(NODE_VERSION);
     const rt = built.final;
     expect(rt.user).toMatch(/^[1-9]\d*:[1-9]\d*$/);
-    expect(rt.entrypoint).toEqual(['node', 'dist/extproc/main.js']);
+    expect(rt.entrypoint).toEqual(['node', '/app/dist/extproc/main.js']);
+    expect(rt.workdir).toBe('/app');
     expect(rt.env.NODE_OPTIONS).toBe('--max-semi-space-size=8');
     expect(rt.expose).toEqual(['50051', '9901']);
     console.log(
@@ -92,12 +93,13 @@ describe('Dockerfile', () => {
         identity: { apiKeys: [] },
       }),
     );
-    const [cmd, ...args] = rt.entrypoint as string[];
+    const [cmd, script] = rt.entrypoint as [string, string];
     expect(cmd).toBe('node');
+    // The image's absolute path, inside the directory standing for the image's root.
     gate = new Proc(
       'image-gate',
       process.execPath,
-      [...args, 'serve', '-c', config],
+      [join(rt.root, script), 'serve', '-c', config],
       {
         ...process.env,
         ...rt.env,
@@ -112,9 +114,9 @@ describe('Dockerfile', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
     expect(metrics).toContain('lmgate_requests_total');
     expect(gate.stderr).toContain('lm-gate serving');
-    // Not the TypeScript sources: the process runs dist/ from the image's own directory.
-    expect(args[0]).toBe('dist/extproc/main.js');
-  });
+    // Not the TypeScript sources: the process runs the compiled dist/.
+    expect(script).toMatch(/\/dist\/extproc\/main\.js$/);
+  }, 60_000);
 });
 
 describe('.dockerignore', () => {
