@@ -152,11 +152,22 @@ describe('helm template, production values', () => {
     expect(t.find('PrometheusRule').spec).toEqual(rules);
   });
 
-  it('the rendered EnvoyFilter and DestinationRule are envoy/istio/`s files', async () => {
+  it('the rendered EnvoyFilters (gateway and sidecar) and DestinationRule are envoy/istio/`s files', async () => {
     const t = await template({ values: [PRODUCTION_VALUES] });
     const shipped = async (f: string) => parse(await readFile(join(ROOT, 'envoy', 'istio', f), 'utf8'));
     expect(t.find('EnvoyFilter').spec).toEqual((await shipped('ext-proc-gateway.yaml')).spec);
     expect(t.find('DestinationRule').spec).toEqual((await shipped('lm-gate-destinationrule.yaml')).spec);
+    const sidecar = await template({
+      set: [
+        'istio.envoyFilter.enabled=true',
+        'istio.envoyFilter.context=SIDECAR_INBOUND',
+        'istio.envoyFilter.namespace=llm',
+        'istio.envoyFilter.workloadSelector.istio=null',
+        'istio.envoyFilter.workloadSelector.app=vllm',
+      ],
+    });
+    expect(sidecar.find('EnvoyFilter').metadata.namespace).toBe('llm');
+    expect(sidecar.find('EnvoyFilter').spec).toEqual((await shipped('ext-proc-sidecar.yaml')).spec);
   });
 });
 
