@@ -91,12 +91,14 @@ async function serve(args: string[]): Promise<number> {
   const logger = createLogger(config.logging.level);
   routeGrpcLogs(logger);
   const metrics = new Metrics();
-  const audit = new FileAuditSink({
-    path: config.audit.path,
-    maxPendingBytes: config.audit.maxPendingBytes,
-    logger,
-    metrics,
-  });
+  const audit = FileAuditSink.fromConfig(config.audit, logger, metrics);
+  try {
+    // The chain resumes (a break recorded after a crash) before the first request.
+    await audit.open();
+  } catch (err) {
+    console.error(`${file}: audit: ${(err as Error).message}`);
+    return 1;
+  }
   const count = workerCount(config);
   const host: GateHost =
     count > 1

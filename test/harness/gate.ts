@@ -74,7 +74,13 @@ export class Gate {
     this.adminPort = adminPort;
   }
 
+  /** The request records of the active audit file (not its checkpoint and break lines). */
   async audit(): Promise<Record<string, any>[]> {
+    return (await this.auditLines()).filter((r) => r.type === 'request');
+  }
+
+  /** Every line of the active audit file, parsed: records, checkpoints and breaks. */
+  async auditLines(): Promise<Record<string, any>[]> {
     const text = await readFile(this.auditPath, 'utf8').catch(() => '');
     return text
       .split('\n')

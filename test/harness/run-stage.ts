@@ -331,6 +331,7 @@ export function openFakeStream(
         audit = r;
       },
       accepting: true,
+      strict: false,
       flush: async () => {},
       close: async () => {},
     },
