@@ -31,7 +31,7 @@ const file = createWriteStream(out);
 const chain = new Chain();
 let lastCheckpoint: string | null = null;
 let since = 0;
-const write = (s: string) => (file.write(s) ? undefined : new Promise((r) => file.once('drain', r)));
+const write = (s: string) => (file.write(s) ? undefined : new Promise<void>((r) => file.once('drain', () => r())));
 const checkpoint = async (reason: 'open' | 'count' | 'shutdown', ms: number) => {
   const line = await checkpointLine(
     chain,
