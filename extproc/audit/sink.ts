@@ -189,6 +189,8 @@ export class FileAuditSink implements AuditSink {
       this.chain = new Chain({ seq: tail.seq, prev: tail.prev });
       this.fileFirstSeq = inActive ? tail.firstSeq : tail.seq;
       this.lastCheckpoint = tail.lastCheckpoint;
+      this.linesSinceCheckpoint = tail.linesSinceCheckpoint;
+      this.recordsSinceCheckpoint = tail.recordsSinceCheckpoint;
       if (!tail.clean) {
         // The previous writer did not stop cleanly (kill -9, a crash, power loss): say so in
         // the chain itself, with what was cut, before anything else is written.

@@ -7,6 +7,7 @@ import { sha256Hex } from './chain.ts';
 
 const CHUNK = 1 << 20;
 const CHECKPOINT_HEAD = Buffer.from('{"type":"checkpoint"');
+const REQUEST_HEAD = Buffer.from('{"type":"request"');
 
 export interface Tail {
   /** seq of the next line. */
@@ -15,6 +16,9 @@ export interface Tail {
   prev: string;
   /** Hash of the last checkpoint line, or null when the file holds none. */
   lastCheckpoint: string | null;
+  /** Lines, and request records among them, after the last checkpoint. */
+  linesSinceCheckpoint: number;
+  recordsSinceCheckpoint: number;
   /** The last line is a shutdown checkpoint. */
   clean: boolean;
   /** Bytes of a torn last line that were cut off. */
@@ -43,6 +47,8 @@ export async function readTail(path: string, opts: { truncateTorn: boolean }): P
     let lastCheckpoint: Buffer | undefined;
     let tornBytes = 0;
     let first: Buffer | undefined;
+    let linesAfter = 0;
+    let recordsAfter = 0;
     while (end > 0 && lastCheckpoint === undefined) {
       const start = Math.max(0, end - CHUNK);
       const buf = Buffer.alloc(end - start);
@@ -69,6 +75,8 @@ export async function readTail(path: string, opts: { truncateTorn: boolean }): P
             lastCheckpoint = line;
             break;
           }
+          linesAfter++;
+          if (line.subarray(0, REQUEST_HEAD.length).equals(REQUEST_HEAD)) recordsAfter++;
           if (nl === -1) first = line;
         }
         if (nl === -1) {
@@ -93,6 +101,8 @@ export async function readTail(path: string, opts: { truncateTorn: boolean }): P
       seq: parsed.seq + 1,
       prev: sha256Hex(last),
       lastCheckpoint: lastCheckpoint ? sha256Hex(lastCheckpoint) : null,
+      linesSinceCheckpoint: linesAfter,
+      recordsSinceCheckpoint: recordsAfter,
       clean: parsed.type === 'checkpoint' && parsed.reason === 'shutdown',
       tornBytes,
       firstTime: typeof firstParsed.time === 'string' ? firstParsed.time : undefined,
