@@ -9,6 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { rotatedFiles } from '../../extproc/audit/files.ts';
+import { auditLine } from '../../extproc/audit/record-schema.ts';
 import { runCli } from '../harness/cli.ts';
 import { type Gate, makeKey, startGate } from '../harness/gate.ts';
 import { type Stack, startStack } from '../harness/stack.ts';
@@ -98,12 +99,14 @@ describe('audit trail through Envoy', () => {
 
     const files = await auditFiles(s.gate.auditPath);
     expect(files.length).toBeGreaterThan(1);
-    const records = (await Promise.all(files.map((f) => readFile(f, 'utf8'))))
+    const lines = (await Promise.all(files.map((f) => readFile(f, 'utf8'))))
       .join('')
       .split('\n')
       .filter(Boolean)
-      .map((l) => JSON.parse(l))
-      .filter((r) => r.type === 'request');
+      .map((l) => JSON.parse(l));
+    // Every line the gate wrote is what docs/audit-record.schema.json documents.
+    for (const l of lines) expect(auditLine.safeParse(l).error?.issues ?? [], JSON.stringify(l)).toEqual([]);
+    const records = lines.filter((r) => r.type === 'request');
     expect(records).toHaveLength(want.size);
     const byId = new Map(records.map((r) => [r.request_id, r]));
     expect(new Set(byId.keys())).toEqual(new Set(want.keys()));
@@ -176,6 +179,7 @@ describe('audit trail through Envoy', () => {
     const after = await auditFiles(restarted.auditPath);
     const lines = await restarted.auditLines();
     const brk = lines.find((l) => l.type === 'break');
+    for (const l of lines) expect(auditLine.safeParse(l).error?.issues ?? [], JSON.stringify(l)).toEqual([]);
     expect(brk).toMatchObject({ reason: 'the previous writer stopped without a shutdown checkpoint' });
     const v2 = await runCli(['audit', 'verify', '--key', pub, ...after], 30_000);
     expect(v2.stdout).toMatch(/, 1 break\(s\)/);
