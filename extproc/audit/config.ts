@@ -74,8 +74,9 @@ export const auditConfig = z
       .min(1)
       .optional()
       .describe(
-        'File (a mounted Secret) holding the Ed25519 private key, PKCS#8 PEM, that signs checkpoints as JWS (EdDSA); `lm-gate audit verify --key PUBLIC.pem` checks them. Unset: checkpoints are written unsigned (the hash chain still detects edits, but not a rewritten chain). Takes effect at the next restart.',
-      ),
+        'File (a mounted Secret) holding the Ed25519 private key, PKCS#8 PEM, that signs checkpoints as JWS (EdDSA); `lm-gate audit keygen` makes a pair and `lm-gate audit verify --key PUBLIC.pem` checks them. Unset: checkpoints are written unsigned (the hash chain still detects edits, but not a rewritten chain). Takes effect at the next restart.',
+      )
+      .meta({ examples: ['/etc/lm-gate/audit-key.pem'] }),
   })
   .strict()
   .prefault({})
