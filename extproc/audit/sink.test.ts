@@ -190,6 +190,26 @@ describe('FileAuditSink', () => {
     await sink.close();
   });
 
+  it('interval durability: written records are fsynced within fsyncIntervalMs, idle files are not', async () => {
+    const { sink, metrics } = await sinkIn({ durability: 'interval', fsyncIntervalMs: 200 });
+    await sink.open();
+    const count = async () =>
+      Number(
+        /lmgate_audit_fsync_seconds_count (\d+)/.exec(
+          await metrics.registry.getSingleMetricAsString('lmgate_audit_fsync_seconds'),
+        )![1],
+      );
+    const opened = await count();
+    sink.write(rec('a'));
+    await sink.flush();
+    expect(await count()).toBe(opened);
+    await new Promise((r) => setTimeout(r, 450));
+    expect(await count()).toBe(opened + 1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await count()).toBe(opened + 1);
+    await sink.close();
+  });
+
   it('stops accepting past maxPendingBytes but keeps every record', async () => {
     const { path, sink } = await sinkIn({ maxPendingBytes: 100 });
     for (let i = 0; i < 10; i++) sink.write(rec(`r${i}`));
