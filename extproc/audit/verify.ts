@@ -239,6 +239,12 @@ export async function verifyFiles(files: string[], opts: VerifyOptions = {}): Pr
       prevLine = { file, line: lineNo, seq };
     }
   }
+  if (report.lines === 0) {
+    // Nothing to prove is not a proof: an emptied file must not pass.
+    const file = ordered[0]?.file ?? '';
+    report.problem = { file, line: 0, seq: null, reason: 'no complete audit line in the set' };
+    return report;
+  }
   if (!opts.publicKey) report.notes.push('checkpoint signatures not checked: pass --key PUBLIC.pem');
   if (unsigned > 0) report.notes.push(`${unsigned} checkpoint(s) carry no signature (audit.signingKey unset)`);
   if (report.afterLastCheckpoint > 0)
