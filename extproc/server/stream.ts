@@ -767,6 +767,9 @@ export class ProcessStream {
   private holdsLastAnswer(): boolean {
     if (!this.deps.audit.strict || this.current?.observe === true || this.closed) return false;
     this.busy = true;
+    // The fsync (and, from a gate worker, the main thread's ack) must not run into Envoy's
+    // message_timeout: Envoy would answer the client itself while the record says otherwise.
+    this.askEnvoyToWait(this.ctx.config.server.maxMessageDeadlineMs);
     return true;
   }
 
