@@ -8,7 +8,10 @@
 //                                       the kill switch, on every replica through Redis
 //   lm-gate report --from T --to T --by tenant,model FILE...
 //                                       showback: tokens and cost per group from the audit log
+//   lm-gate audit verify|query|keygen ...
+//                                       prove the audit files, select records, make a key
 import { FileAuditSink } from './audit/sink.ts';
+import { AUDIT_USAGE, auditCommand } from './cli/audit.ts';
 import { KEYS_USAGE, keysCommand } from './cli/keys.ts';
 import { KILL_USAGE, killCommand } from './cli/kill.ts';
 import { POLICY_EXPLAIN, POLICY_TEST, policyCommand } from './cli/policy.ts';
@@ -33,7 +36,7 @@ import { Metrics } from './telemetry/metrics.ts';
 
 const SERVE = 'lm-gate serve -c FILE';
 const CHECK = 'lm-gate check-config FILE';
-const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE, POLICY_EXPLAIN, POLICY_TEST, REPORT_USAGE].map((u) => `  ${u}`).join('\n')}\n  ${KILL_USAGE}`;
+const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE, POLICY_EXPLAIN, POLICY_TEST, REPORT_USAGE, ...AUDIT_USAGE].map((u) => `  ${u}`).join('\n')}\n  ${KILL_USAGE}`;
 const help = { type: 'boolean', short: 'h' } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -51,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
       return killCommand(rest);
     case 'report':
       return reportCommand(rest);
+    case 'audit':
+      return auditCommand(rest);
     case '--help':
     case '-h':
     case 'help':
@@ -62,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(
         'lm-gate',
-        `unknown command "${command}"; commands: serve, check-config, keys, policy, kill, report (lm-gate --help shows their options)`,
+        `unknown command "${command}"; commands: serve, check-config, keys, policy, kill, report, audit (lm-gate --help shows their options)`,
       );
   }
 }
@@ -96,12 +101,14 @@ async function serve(args: string[]): Promise<number> {
   const logger = createLogger(config.logging.level);
   routeGrpcLogs(logger);
   const metrics = new Metrics();
-  const audit = new FileAuditSink({
-    path: config.audit.path,
-    maxPendingBytes: config.audit.maxPendingBytes,
-    logger,
-    metrics,
-  });
+  const audit = FileAuditSink.fromConfig(config.audit, logger, metrics);
+  try {
+    // The chain resumes (a break recorded after a crash) before the first request.
+    await audit.open();
+  } catch (err) {
+    console.error(`${file}: audit: ${(err as Error).message}`);
+    return 1;
+  }
   const count = workerCount(config);
   const host: GateHost =
     count > 1

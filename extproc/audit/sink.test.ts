@@ -1,47 +1,223 @@
-import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Metrics } from '../telemetry/metrics.ts';
+import { GENESIS, sha256Hex } from './chain.ts';
+import { checkpointPayload } from './checkpoint.ts';
+import { rotatedFiles } from './files.ts';
 import type { AuditRecord } from './record.ts';
-import { FileAuditSink } from './sink.ts';
+import { FileAuditSink, type FileAuditSinkOptions } from './sink.ts';
+import { verifyFiles } from './verify.ts';
 
 const logger = pino({ level: 'silent' });
 const rec = (id: string) => ({ schema_version: 2, request_id: id }) as unknown as AuditRecord;
 
+async function sinkIn(over: Partial<FileAuditSinkOptions> = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'sink-'));
+  const path = join(dir, 'a.log');
+  const metrics = new Metrics({ defaultMetrics: false });
+  const opts = { path, maxPendingBytes: 1 << 20, logger, metrics, ...over };
+  return { dir, path, metrics, opts, sink: new FileAuditSink(opts) };
+}
+
+const lines = async (path: string) =>
+  (await readFile(path, 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, any>);
+const requests = async (path: string) => (await lines(path)).filter((l) => l.type === 'request');
+
+/** The chain holds over these raw lines: seq counts up from `seq`, prev hashes the line before. */
+function expectChained(raw: string[], from = { seq: 0, prev: GENESIS }) {
+  let { seq, prev } = from;
+  for (const line of raw) {
+    const o = JSON.parse(line);
+    expect({ seq: o.seq, prev: o.prev }).toEqual({ seq, prev });
+    prev = sha256Hex(line);
+    seq++;
+  }
+  return { seq, prev };
+}
+const rawLines = async (path: string) => (await readFile(path, 'utf8')).split('\n').filter(Boolean);
+
 describe('FileAuditSink', () => {
   it('writes one JSON line per record, in order, across concurrent writes', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'sink-'));
-    const sink = new FileAuditSink({
-      path: join(dir, 'a.log'),
-      maxPendingBytes: 1 << 20,
-      logger,
-      metrics: new Metrics({ defaultMetrics: false }),
-    });
+    const { path, sink } = await sinkIn();
     for (let i = 0; i < 500; i++) {
       sink.write(rec(String(i)));
       if (i % 50 === 0) await new Promise((r) => setImmediate(r));
     }
     await sink.close();
-    const lines = (await readFile(join(dir, 'a.log'), 'utf8')).trim().split('\n');
-    expect(lines.map((l) => JSON.parse(l).request_id)).toEqual(Array.from({ length: 500 }, (_, i) => String(i)));
+    expect((await requests(path)).map((l) => l.request_id)).toEqual(Array.from({ length: 500 }, (_, i) => String(i)));
+  });
+
+  it('links every line into one hash chain that opens and closes with a checkpoint', async () => {
+    const { path, sink } = await sinkIn({ checkpointRecords: 3 });
+    for (let i = 0; i < 7; i++) sink.write(rec(`r${i}`));
+    await sink.close();
+    const raw = await rawLines(path);
+    expectChained(raw);
+    const all = raw.map((l) => JSON.parse(l));
+    expect(all.map((l) => (l.type === 'checkpoint' ? l.reason : l.request_id))).toEqual([
+      'open',
+      'r0',
+      'r1',
+      'r2',
+      'r3',
+      'r4',
+      'r5',
+      'r6',
+      'count',
+      'shutdown',
+    ]);
+    // A record keeps its own fields after the chain's; checkpoints chain each other.
+    expect(all[1]).toEqual({ type: 'request', seq: 1, prev: sha256Hex(raw[0]!), schema_version: 2, request_id: 'r0' });
+    expect(all[8].prev_checkpoint).toBe(sha256Hex(raw[0]!));
+    expect(all[9].prev_checkpoint).toBe(sha256Hex(raw[8]!));
+    expect(all[8].records).toBe(7);
+  });
+
+  it('signs checkpoints as EdDSA JWS over the line without its jws field', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sink-key-'));
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const keyPath = join(dir, 'key.pem');
+    await writeFile(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const { path, sink } = await sinkIn({ signingKey: keyPath });
+    sink.write(rec('a'));
+    await sink.close();
+    const raw = await rawLines(path);
+    const cp = raw.at(-1)!;
+    const o = JSON.parse(cp);
+    expect(o.reason).toBe('shutdown');
+    const [header, payload] = (o.jws as string).split('.');
+    expect(JSON.parse(Buffer.from(header!, 'base64url').toString())).toEqual({ alg: 'EdDSA', kid: o.kid });
+    expect(Buffer.from(payload!, 'base64url').toString()).toBe(checkpointPayload(cp));
+  });
+
+  it('resumes the chain after a clean restart, and records a break (cutting a torn line) after a crash', async () => {
+    const { path, opts, sink } = await sinkIn();
+    sink.write(rec('a'));
+    await sink.close();
+    const second = new FileAuditSink(opts);
+    second.write(rec('b'));
+    await second.flush();
+    // Crash: no shutdown checkpoint, and half a line at the end.
+    const before = await readFile(path, 'utf8');
+    await writeFile(path, `${before}{"type":"request","seq":9`);
+    const third = new FileAuditSink(opts);
+    third.write(rec('c'));
+    await third.close();
+    // (second is never closed: it stands for the process that died.)
+    const raw = await rawLines(path);
+    expectChained(raw);
+    expect(
+      raw.map((l) => JSON.parse(l)).map((l) => (l.type === 'request' ? l.request_id : `${l.type}:${l.reason ?? ''}`)),
+    ).toEqual([
+      'checkpoint:open',
+      'a',
+      'checkpoint:shutdown',
+      'checkpoint:start',
+      'b',
+      'break:the previous writer stopped without a shutdown checkpoint',
+      'checkpoint:start',
+      'c',
+      'checkpoint:shutdown',
+    ]);
+    // The checkpoint after the break counts the record the crashed writer left after its last.
+    expect(JSON.parse(raw[6]!).records).toBe(1);
+    const report = await verifyFiles([path]);
+    expect(report.problem).toBeUndefined();
+    expect(report.breaks).toHaveLength(1);
+    expect(JSON.parse(raw[5]!).torn_bytes).toBe('{"type":"request","seq":9'.length);
+  });
+
+  it('rotates by size: each file ends with a rotate checkpoint and the next opens naming its last hash', async () => {
+    const { path, sink } = await sinkIn({ rotateBytes: 4096 });
+    await sink.open();
+    for (let i = 0; i < 200; i++) {
+      sink.write(rec(`r${i}`.padEnd(40, '.')));
+      if (i % 10 === 0) await sink.flush();
+    }
+    await sink.close();
+    const files = [...(await rotatedFiles(path)), path];
+    expect(files.length).toBeGreaterThan(2);
+    let at = { seq: 0, prev: GENESIS };
+    const ids: string[] = [];
+    for (const f of files) {
+      const raw = await rawLines(f);
+      at = expectChained(raw, at);
+      const first = JSON.parse(raw[0]!);
+      expect(first.type === 'checkpoint' && ['open'].includes(first.reason)).toBe(true);
+      if (f !== path) expect(JSON.parse(raw.at(-1)!).reason).toBe('rotate');
+      for (const l of raw) if (JSON.parse(l).type === 'request') ids.push(JSON.parse(l).request_id.replace(/\.+$/, ''));
+    }
+    expect(ids).toEqual(Array.from({ length: 200 }, (_, i) => `r${i}`));
+  });
+
+  it('writes checkpoints over empty periods and rotates by age', async () => {
+    let now = Date.parse('2026-01-01T00:00:00Z');
+    const { path, sink } = await sinkIn({ checkpointMs: 1000, rotateMs: 5000, now: () => now });
+    await sink.open();
+    for (let i = 0; i < 6; i++) {
+      now += 1000;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await sink.close();
+    const rotated = await rotatedFiles(path);
+    expect(rotated).toHaveLength(1);
+    expect(rotated[0]).toMatch(/a\.log\.000000000000-20260101T000005Z$/);
+    const reasons = (await lines(rotated[0]!)).map((l) => l.reason);
+    expect(reasons[0]).toBe('open');
+    expect(reasons.filter((r) => r === 'interval').length).toBeGreaterThanOrEqual(3);
+    expect(reasons.at(-1)).toBe('rotate');
+  });
+
+  it('strict durability: onDurable runs once the record is fsynced, several records per fsync', async () => {
+    const { sink, metrics } = await sinkIn({ durability: 'strict' });
+    await sink.open();
+    const done: string[] = [];
+    for (let i = 0; i < 50; i++) sink.write(rec(`r${i}`), () => done.push(`r${i}`));
+    expect(done).toEqual([]);
+    await sink.flush();
+    expect(done).toHaveLength(50);
+    const fsyncs = (await metrics.registry.getSingleMetricAsString('lmgate_audit_fsync_seconds')).match(
+      /lmgate_audit_fsync_seconds_count (\d+)/,
+    );
+    expect(Number(fsyncs![1])).toBeLessThan(10);
+    await sink.close();
+  });
+
+  it('interval durability: written records are fsynced within fsyncIntervalMs, idle files are not', async () => {
+    const { sink, metrics } = await sinkIn({ durability: 'interval', fsyncIntervalMs: 200 });
+    await sink.open();
+    const count = async () =>
+      Number(
+        /lmgate_audit_fsync_seconds_count (\d+)/.exec(
+          await metrics.registry.getSingleMetricAsString('lmgate_audit_fsync_seconds'),
+        )![1],
+      );
+    const opened = await count();
+    sink.write(rec('a'));
+    await sink.flush();
+    expect(await count()).toBe(opened);
+    await new Promise((r) => setTimeout(r, 450));
+    expect(await count()).toBe(opened + 1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await count()).toBe(opened + 1);
+    await sink.close();
   });
 
   it('stops accepting past maxPendingBytes but keeps every record', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'sink-'));
-    const sink = new FileAuditSink({
-      path: join(dir, 'a.log'),
-      maxPendingBytes: 100,
-      logger,
-      metrics: new Metrics({ defaultMetrics: false }),
-    });
+    const { path, sink } = await sinkIn({ maxPendingBytes: 100 });
     for (let i = 0; i < 10; i++) sink.write(rec(`r${i}`));
     expect(sink.accepting).toBe(false);
     await sink.flush();
     expect(sink.accepting).toBe(true);
     await sink.close();
-    expect((await readFile(join(dir, 'a.log'), 'utf8')).trim().split('\n')).toHaveLength(10);
+    expect(await requests(path)).toHaveLength(10);
   });
 
   it('a failing sink stops accepting, retries, and loses nothing once the file is writable', async () => {
@@ -58,12 +234,7 @@ describe('FileAuditSink', () => {
     await sink.flush();
     expect(sink.accepting).toBe(true);
     await sink.close();
-    expect(
-      (await readFile(path, 'utf8'))
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l).request_id),
-    ).toEqual(['x', 'y']);
+    expect((await requests(path)).map((l) => l.request_id)).toEqual(['x', 'y']);
     expect(await metrics.registry.getSingleMetricAsString('lmgate_audit_write_errors_total')).toMatch(/ [1-9]/);
   });
 });

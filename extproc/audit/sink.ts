@@ -1,103 +1,391 @@
-// Where audit records go: one JSON line each, appended asynchronously in batches.
+// Where audit records go: the process's single writer. Records arrive serialised (from this
+// thread's requests, or in batches from gate workers); the writer links each into the hash chain
+// (chain.ts) in file order, appends them in batches, fsyncs as audit.durability says, writes
+// signed checkpoints (checkpoint.ts) and rotates the file (files.ts). docs/audit.md states the
+// format and the loss window of each durability mode.
 //
 // Full buffer, decided: records of requests already admitted are always kept in memory and
-// written; while more than audit.maxPendingBytes wait (a slow or failing disk), `accepting` is
-// false and the gate refuses NEW requests with 503 — fail closed, never a silent drop. A write
-// error keeps the batch and retries with back-off. close() flushes everything (SIGTERM drain).
-import { type FileHandle, open } from 'node:fs/promises';
+// written; while more than audit.maxPendingBytes wait (a slow disk), or a write is failing (a
+// full disk, ENOSPC), `accepting` is false and the gate refuses NEW requests with 503 — fail
+// closed, never a silent drop. A failed write keeps the unwritten rest of its batch (byte-exact,
+// so a half-written line is completed, not duplicated) and retries with back-off until the disk
+// takes it. close() writes everything, then a shutdown checkpoint.
+import { type FileHandle, open, rename } from 'node:fs/promises';
+import { basename } from 'node:path';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { Chain } from './chain.ts';
+import { type CheckpointReason, CheckpointSigner, checkpointLine } from './checkpoint.ts';
+import type { AuditConfig, Durability } from './config.ts';
+import { rotatedFiles, rotatedName } from './files.ts';
 import type { AuditRecord } from './record.ts';
+import { readTail } from './tail.ts';
 
 export interface AuditSink {
-  write(record: AuditRecord): void;
+  /** onDurable: called once the record is as durable as audit.durability makes it (in strict
+   * mode, fsynced); never called if the process dies first. */
+  write(record: AuditRecord, onDurable?: () => void): void;
   /** False while the backlog is over its limit or the sink is failing. */
   readonly accepting: boolean;
+  /** The request's last answer waits for its record's onDurable (durability strict). */
+  readonly strict: boolean;
   flush(): Promise<void>;
   close(): Promise<void>;
 }
 
+export interface FileAuditSinkOptions {
+  path: string;
+  maxPendingBytes: number;
+  logger: Logger;
+  metrics: Metrics;
+  durability?: Durability;
+  fsyncIntervalMs?: number;
+  rotateBytes?: number;
+  rotateMs?: number;
+  checkpointRecords?: number;
+  checkpointMs?: number;
+  /** Path of the Ed25519 PKCS#8 PEM key that signs checkpoints. */
+  signingKey?: string;
+  /** For tests: the clock. */
+  now?: () => number;
+}
+
+/** How often the writer looks whether a checkpoint, a rotation or an fsync is due. */
+const TICK_MS = 100;
+
 export class FileAuditSink implements AuditSink {
   private readonly path: string;
+  private readonly stdout: boolean;
   private readonly maxPendingBytes: number;
   private readonly logger: Logger;
   private readonly metrics: Metrics;
+  private readonly durability: Durability;
+  private readonly fsyncIntervalMs: number;
+  private readonly rotateBytes: number;
+  private readonly rotateMs: number;
+  private readonly checkpointRecords: number;
+  private readonly checkpointMs: number;
+  private readonly signingKey: string | undefined;
+  private readonly now: () => number;
+
+  private opened: Promise<void> | undefined;
+  private signer: CheckpointSigner | undefined;
+  private chain = new Chain();
   private handle: FileHandle | undefined;
+  /** Bytes in the active file, and when its first line was written. */
+  private fileBytes = 0;
+  private fileStartMs = 0;
+  private fileFirstSeq = 0;
+
   private pending: string[] = [];
   /** Records in `pending` (an entry may hold several: a gate worker's batch). */
   private pendingRecords = 0;
   private pendingBytes = 0;
+  private pendingWaiters: (() => void)[] = [];
+
+  /** Lines written since the last checkpoint, and request records among them. */
+  private linesSinceCheckpoint = 0;
+  private recordsSinceCheckpoint = 0;
+  private lastCheckpoint: string | null = null;
+  private lastCheckpointMs = 0;
+  private lastSyncMs = 0;
+  private unsynced = 0;
+
   private writing: Promise<void> | undefined;
   private failing = false;
   private retryMs = 50;
   private closed = false;
+  private readonly tick: NodeJS.Timeout;
 
-  constructor(opts: { path: string; maxPendingBytes: number; logger: Logger; metrics: Metrics }) {
+  constructor(opts: FileAuditSinkOptions) {
     this.path = opts.path;
+    this.stdout = opts.path === '-';
     this.maxPendingBytes = opts.maxPendingBytes;
     this.logger = opts.logger;
     this.metrics = opts.metrics;
+    this.durability = opts.durability ?? 'interval';
+    this.fsyncIntervalMs = opts.fsyncIntervalMs ?? 1000;
+    this.rotateBytes = opts.rotateBytes ?? 256 * 1024 * 1024;
+    this.rotateMs = opts.rotateMs ?? 24 * 60 * 60 * 1000;
+    this.checkpointRecords = opts.checkpointRecords ?? 10_000;
+    this.checkpointMs = opts.checkpointMs ?? 60_000;
+    this.signingKey = opts.signingKey;
+    this.now = opts.now ?? Date.now;
+    this.tick = setInterval(() => {
+      if (!this.closed && this.due() !== undefined) this.kick();
+    }, TICK_MS);
+    this.tick.unref();
+  }
+
+  static fromConfig(config: AuditConfig, logger: Logger, metrics: Metrics): FileAuditSink {
+    return new FileAuditSink({ ...config, logger, metrics });
   }
 
   get accepting(): boolean {
     return !this.failing && this.pendingBytes <= this.maxPendingBytes;
   }
 
-  write(record: AuditRecord): void {
-    this.writeLines(`${JSON.stringify(record)}\n`, 1);
+  get strict(): boolean {
+    return this.durability === 'strict';
+  }
+
+  /** Resumes the chain from the files on disk (recording a break after a crash) and writes the
+   * start checkpoint. Runs by itself before the first write; the gate calls it at start so a
+   * key or file problem stops it there, and a break is recorded even if no request comes. */
+  open(): Promise<void> {
+    this.opened ??= this.doOpen();
+    return this.opened;
+  }
+
+  write(record: AuditRecord, onDurable?: () => void): void {
+    this.writeLines(`${JSON.stringify(record)}\n`, 1, onDurable);
   }
 
   /** `records` records already serialised, each line newline-terminated: gate workers
    * serialise on their own thread and this process's one writer keeps the file's order. */
-  writeLines(lines: string, records: number): void {
+  writeLines(lines: string, records: number, onDurable?: () => void): void {
     this.pendingRecords += records;
     this.pending.push(lines);
     this.pendingBytes += lines.length;
+    if (onDurable) this.pendingWaiters.push(onDurable);
     this.metrics.auditPendingBytes.set(this.pendingBytes);
-    // One write per event-loop turn at most: records of concurrent requests share a syscall.
+    this.kick();
+  }
+
+  /** One write per event-loop turn at most: records of concurrent requests share a syscall
+   * (and, in strict mode, an fsync). */
+  private kick(): void {
     if (!this.writing) this.writing = new Promise((resolve) => setImmediate(resolve)).then(() => this.drain());
+  }
+
+  private async doOpen(): Promise<void> {
+    if (this.signingKey) this.signer = await CheckpointSigner.fromFile(this.signingKey);
+    const nowMs = this.now();
+    this.lastCheckpointMs = nowMs;
+    this.lastSyncMs = nowMs;
+    if (this.stdout) {
+      await this.append(await this.checkpoint('start'));
+      return;
+    }
+    // The chain resumes from the active file, or from the newest rotated one when the active
+    // file is gone (rotated, and the process died before writing the next).
+    let tail = await readTail(this.path, { truncateTorn: true });
+    let inActive = tail !== undefined;
+    if (!tail) {
+      const rotated = (await rotatedFiles(this.path)).at(-1);
+      if (rotated) tail = await readTail(rotated, { truncateTorn: false });
+      inActive = false;
+    }
+    this.handle = await open(this.path, 'a', 0o640);
+    this.fileBytes = (await this.handle.stat()).size;
+    if (tail && inActive) {
+      this.fileFirstSeq = tail.firstSeq;
+      const first = tail.firstTime ? Date.parse(tail.firstTime) : Number.NaN;
+      this.fileStartMs = Number.isNaN(first) ? nowMs : first;
+    } else {
+      this.fileStartMs = nowMs;
+    }
+    if (tail) {
+      this.chain = new Chain({ seq: tail.seq, prev: tail.prev });
+      this.fileFirstSeq = inActive ? tail.firstSeq : tail.seq;
+      this.lastCheckpoint = tail.lastCheckpoint;
+      this.linesSinceCheckpoint = tail.linesSinceCheckpoint;
+      this.recordsSinceCheckpoint = tail.recordsSinceCheckpoint;
+      if (!tail.clean) {
+        // The previous writer did not stop cleanly (kill -9, a crash, power loss): say so in
+        // the chain itself, with what was cut, before anything else is written.
+        const brk = this.chain.link(
+          'break',
+          JSON.stringify({
+            time: new Date(nowMs).toISOString(),
+            reason: 'the previous writer stopped without a shutdown checkpoint',
+            last_seq: tail.seq - 1,
+            torn_bytes: tail.tornBytes,
+          }),
+        );
+        this.linesSinceCheckpoint++;
+        this.metrics.auditBreaks.inc();
+        this.logger.warn(
+          { path: this.path, lastSeq: tail.seq - 1, tornBytes: tail.tornBytes },
+          'audit chain break recorded',
+        );
+        await this.append(`${brk}\n`);
+      }
+    }
+    await this.append(await this.checkpoint(tail ? 'start' : 'open'));
+    await this.sync();
+  }
+
+  /** A checkpoint line, newline-terminated, committed to the chain. */
+  private async checkpoint(reason: CheckpointReason): Promise<string> {
+    const nowMs = this.now();
+    const line = await checkpointLine(
+      this.chain,
+      {
+        time: new Date(nowMs).toISOString(),
+        reason,
+        file: this.stdout ? '-' : basename(this.path),
+        records: this.recordsSinceCheckpoint,
+        prev_checkpoint: this.lastCheckpoint,
+      },
+      this.signer,
+    );
+    this.chain.commit(line);
+    this.lastCheckpoint = this.chain.prev;
+    this.lastCheckpointMs = nowMs;
+    this.linesSinceCheckpoint = 0;
+    this.recordsSinceCheckpoint = 0;
+    this.metrics.auditCheckpoints.inc();
+    return `${line}\n`;
+  }
+
+  /** What housekeeping is due now, if any. */
+  private due(): 'rotate' | 'count' | 'interval' | 'sync' | undefined {
+    const nowMs = this.now();
+    if (
+      !this.stdout &&
+      this.fileBytes > 0 &&
+      (nowMs - this.fileStartMs >= this.rotateMs || this.fileBytes >= this.rotateBytes)
+    )
+      return 'rotate';
+    if (this.linesSinceCheckpoint >= this.checkpointRecords) return 'count';
+    if (nowMs - this.lastCheckpointMs >= this.checkpointMs) return 'interval';
+    if (this.durability === 'interval' && this.unsynced > 0 && nowMs - this.lastSyncMs >= this.fsyncIntervalMs)
+      return 'sync';
+    return undefined;
   }
 
   private async drain(): Promise<void> {
     try {
-      while (this.pending.length > 0) {
+      // Opening fails like a write does (a folder not there yet): retried, not accepting.
+      for (;;) {
+        try {
+          await this.open();
+          break;
+        } catch (err) {
+          this.opened = undefined;
+          await this.failed(err);
+        }
+      }
+      for (;;) {
+        const due = this.due();
+        if (due === 'rotate') await this.rotate();
+        else if (due === 'count' || due === 'interval') await this.append(await this.checkpoint(due));
+        if (this.pending.length === 0) {
+          if (due === 'sync') await this.sync();
+          if (this.pending.length === 0) break;
+        }
         // Take the batch; records written meanwhile go to a fresh array.
         const batch = this.pending;
         const records = this.pendingRecords;
+        const waiters = this.pendingWaiters;
         this.pending = [];
         this.pendingRecords = 0;
-        const data = batch.join('');
-        try {
-          if (this.path === '-') {
-            await new Promise<void>((resolve, reject) =>
-              process.stdout.write(data, (err) => (err ? reject(err) : resolve())),
-            );
-          } else {
-            this.handle ??= await open(this.path, 'a', 0o640);
-            await this.handle.appendFile(data);
-          }
-        } catch (err) {
-          this.failing = true;
-          this.metrics.auditWriteErrors.inc();
-          this.logger.error({ err: (err as Error).message, path: this.path }, 'audit write failed; retrying');
-          this.pending = batch.concat(this.pending);
-          this.pendingRecords += records;
-          await this.handle?.close().catch(() => {});
-          this.handle = undefined;
-          await new Promise((r) => setTimeout(r, this.retryMs));
-          this.retryMs = Math.min(this.retryMs * 2, 2000);
-          if (this.closed && this.retryMs >= 2000) throw err;
-          continue;
+        this.pendingWaiters = [];
+        if (!this.stdout && this.fileBytes > 0 && this.fileBytes + this.pendingBytes > this.rotateBytes)
+          await this.rotate();
+        let data = '';
+        let bytes = 0;
+        for (const lines of batch) {
+          data += this.chain.linkAll('request', lines);
+          bytes += lines.length;
         }
-        this.failing = false;
-        this.retryMs = 50;
-        this.pendingBytes -= data.length;
+        this.linesSinceCheckpoint += records;
+        this.recordsSinceCheckpoint += records;
+        await this.append(data);
+        if (this.durability === 'strict') await this.sync();
+        this.pendingBytes -= bytes;
         this.metrics.auditRecords.inc(records);
         this.metrics.auditPendingBytes.set(this.pendingBytes);
+        for (const w of waiters) w();
       }
     } finally {
       this.writing = undefined;
     }
+  }
+
+  /** Ends the active file with a rotate checkpoint, renames it, and starts the next file with
+   * an open checkpoint: its prev names the last line of the file before. */
+  private async rotate(): Promise<void> {
+    await this.append(await this.checkpoint('rotate'));
+    await this.sync();
+    await this.handle?.close();
+    this.handle = undefined;
+    const to = rotatedName(this.path, this.fileFirstSeq, new Date(this.now()));
+    await rename(this.path, to);
+    this.logger.info({ path: this.path, rotatedTo: to }, 'audit file rotated');
+    this.fileBytes = 0;
+    this.fileStartMs = this.now();
+    this.fileFirstSeq = this.chain.seq;
+    await this.append(await this.checkpoint('open'));
+    await this.sync();
+  }
+
+  /** Appends all of `data`, retrying with back-off until it is written. A failed write keeps
+   * exactly the bytes not yet written, so a retry completes a torn line rather than repeating
+   * it; meanwhile the sink is not accepting (new requests get 503). */
+  private async append(data: string): Promise<void> {
+    const buf = Buffer.from(data);
+    let off = 0;
+    while (off < buf.length) {
+      try {
+        if (this.stdout) {
+          await new Promise<void>((resolve, reject) =>
+            process.stdout.write(buf.subarray(off), (err) => (err ? reject(err) : resolve())),
+          );
+          off = buf.length;
+        } else {
+          this.handle ??= await open(this.path, 'a', 0o640);
+          const { bytesWritten } = await this.handle.write(buf, off, buf.length - off);
+          off += bytesWritten;
+          this.fileBytes += bytesWritten;
+        }
+      } catch (err) {
+        await this.failed(err);
+        continue;
+      }
+      this.recovered();
+    }
+    this.unsynced += buf.length;
+  }
+
+  private async sync(): Promise<void> {
+    if (this.stdout || this.unsynced === 0) return;
+    for (;;) {
+      try {
+        this.handle ??= await open(this.path, 'a', 0o640);
+        const started = performance.now();
+        await this.handle.datasync();
+        this.metrics.auditFsyncSeconds.observe((performance.now() - started) / 1000);
+        break;
+      } catch (err) {
+        await this.failed(err);
+      }
+    }
+    this.recovered();
+    this.unsynced = 0;
+    this.lastSyncMs = this.now();
+  }
+
+  private async failed(err: unknown): Promise<void> {
+    this.failing = true;
+    this.metrics.auditWriteErrors.inc();
+    this.logger.error(
+      { err: (err as Error).message, code: (err as NodeJS.ErrnoException).code, path: this.path },
+      'audit write failed; retrying',
+    );
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') {
+      await this.handle?.close().catch(() => {});
+      this.handle = undefined;
+    }
+    await new Promise((r) => setTimeout(r, this.retryMs));
+    this.retryMs = Math.min(this.retryMs * 2, 2000);
+    if (this.closed && this.retryMs >= 2000) throw err;
+  }
+
+  private recovered(): void {
+    this.failing = false;
+    this.retryMs = 50;
   }
 
   async flush(): Promise<void> {
@@ -108,8 +396,20 @@ export class FileAuditSink implements AuditSink {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
+    clearInterval(this.tick);
+    // A sink that could not open (a bad signing key) has nothing to close.
+    if (
+      !(await this.open().then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
     await this.flush();
+    await this.append(await this.checkpoint('shutdown'));
+    await this.sync();
     await this.handle?.close();
     this.handle = undefined;
   }

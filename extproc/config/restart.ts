@@ -6,7 +6,17 @@ import type { Config } from './schema.ts';
 
 export const RESTART_ONLY = {
   server: ['grpcAddress', 'unixSocket', 'adminAddress', 'workers', 'parseWorkers'],
-  audit: ['path', 'maxPendingBytes'],
+  audit: [
+    'path',
+    'maxPendingBytes',
+    'durability',
+    'fsyncIntervalMs',
+    'rotateBytes',
+    'rotateMs',
+    'checkpointRecords',
+    'checkpointMs',
+    'signingKey',
+  ],
   killSwitch: ['resyncIntervalMs', 'maxEntries'],
   redis: ['url', 'keyPrefix', 'connectTimeoutMs', 'commandTimeoutMs'],
 } as const;

@@ -65,14 +65,23 @@ describe('configSchema', () => {
         labels: {},
         unknownModel: 'price_zero_warn',
       },
-      audit: { path: 'audit.log', maxPendingBytes: 16777216 },
+      audit: {
+        path: 'audit.log',
+        maxPendingBytes: 16777216,
+        durability: 'interval',
+        fsyncIntervalMs: 1000,
+        rotateBytes: 268435456,
+        rotateMs: 86400000,
+        checkpointRecords: 10000,
+        checkpointMs: 60000,
+      },
     });
   });
 
   it('a section given partly gets the defaults of the rest', () => {
     const c = configSchema.parse({ server: { drainTimeoutMs: 1 }, audit: { path: '-' } });
     expect(c.server).toMatchObject({ drainTimeoutMs: 1, grpcAddress: '127.0.0.1:50051', maxJsonDepth: 64 });
-    expect(c.audit).toStrictEqual({ path: '-', maxPendingBytes: 16777216 });
+    expect(c.audit).toMatchObject({ path: '-', maxPendingBytes: 16777216, durability: 'interval' });
   });
 
   it('an api key with only its required fields gets exactly these defaults', () => {

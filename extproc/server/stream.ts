@@ -105,6 +105,8 @@ export class ProcessStream {
   private running: Promise<void> | undefined;
   private deadlineExpired = false;
   private current: { phase: Phase; startNs: bigint; observe: boolean } | undefined;
+  /** The last answer, held until the audit record is durable (audit.durability strict). */
+  private afterRecord: (() => void) | undefined;
 
   constructor(call: Call, deps: StreamDeps) {
     this.call = call;
@@ -154,14 +156,16 @@ export class ProcessStream {
   private readonly resume = (): void => {
     this.running = undefined;
     this.clearDeadline();
-    this.busy = false;
+    // A last answer held for the audit record keeps later messages waiting.
+    this.busy = this.afterRecord !== undefined;
     this.pump();
   };
 
   private readonly fail = (err: unknown): void => {
     this.running = undefined;
     this.clearDeadline();
-    this.busy = false;
+    // A last answer held for the audit record keeps later messages waiting.
+    this.busy = this.afterRecord !== undefined;
     // A hook that fails after the request was finished (overtaken by the deadline, or aborted by
     // a cancel) changes nothing: its request already has its answer and outcome.
     if (!this.deadlineExpired && !this.finished) this.rejectCurrent(err);
@@ -184,7 +188,7 @@ export class ProcessStream {
     this.ctx.abort('deadline');
     this.rejectCurrent(refuse('gateway_timeout', 'The gateway could not decide in time; retry the request.'));
     // The late stage result is dropped; the stream is finished and answers nothing more.
-    this.busy = false;
+    this.busy = this.afterRecord !== undefined;
     this.queue.length = 0;
   };
 
@@ -531,8 +535,7 @@ export class ProcessStream {
     if (!(this.seen & Seen.ResponseBodyEnd)) message.modeOverride = { responseBodyMode: BodySendMode.NONE };
     ctx.setMetadata('status', ctx.status);
     this.attachFinalMetadata();
-    this.answer(message);
-    this.finish(outcome);
+    this.answerLast(message, outcome);
   }
 
   private needsBody(): boolean {
@@ -565,8 +568,7 @@ export class ProcessStream {
       ctx.setMetadata('status', ctx.status);
       this.finishOutcome();
       this.attachFinalMetadata();
-      this.answer(message);
-      this.finish(ctx.outcome ?? 'completed');
+      this.answerLast(message, ctx.outcome ?? 'completed');
     }
   };
 
@@ -633,8 +635,7 @@ export class ProcessStream {
       this.seen |= Seen.ResponseBodyEnd;
       this.finishOutcome();
       this.attachFinalMetadata();
-      this.answer(message);
-      this.finish(ctx.outcome ?? 'completed');
+      this.answerLast(message, ctx.outcome ?? 'completed');
       return;
     }
     this.answer(message);
@@ -658,8 +659,7 @@ export class ProcessStream {
     this.seen |= Seen.ResponseBodyEnd;
     this.finishOutcome();
     this.attachFinalMetadata();
-    this.answer({ responseTrailers: {} });
-    this.finish(this.ctx.outcome ?? 'completed');
+    this.answerLast({ responseTrailers: {} }, this.ctx.outcome ?? 'completed');
   }
 
   private finishOutcome(): void {
@@ -737,10 +737,50 @@ export class ProcessStream {
     ctx.setMetadata('outcome', ctx.outcome);
     ctx.setMetadata('error_code', gateError.code);
     if (gateError.ruleId !== undefined) ctx.setMetadata('rule_id', gateError.ruleId);
-    this.answer({ immediateResponse: immediateResponseFor(gateError) });
+    const refusal: ProcessingResponse = { immediateResponse: immediateResponseFor(gateError) };
+    if (this.holdsLastAnswer()) {
+      this.afterRecord = () => {
+        this.answer(refusal);
+        this.answeredImmediately = true;
+      };
+      this.finish(ctx.outcome);
+      return;
+    }
+    this.answer(refusal);
     this.answeredImmediately = true;
     this.finish(ctx.outcome);
   }
+
+  /** The request's last answer, and its end. With audit.durability strict the answer waits
+   * until the request's audit record is durable (fsynced): no client sees an answer whose
+   * record a crash could still lose. Messages after it wait too (busy). */
+  private answerLast(message: ProcessingResponse, outcome: Outcome): void {
+    if (!this.holdsLastAnswer()) {
+      this.answer(message);
+      this.finish(outcome);
+      return;
+    }
+    this.afterRecord = () => this.answer(message);
+    this.finish(outcome);
+  }
+
+  private holdsLastAnswer(): boolean {
+    if (!this.deps.audit.strict || this.current?.observe === true || this.closed) return false;
+    this.busy = true;
+    // The fsync (and, from a gate worker, the main thread's ack) must not run into Envoy's
+    // message_timeout: Envoy would answer the client itself while the record says otherwise.
+    this.askEnvoyToWait(this.ctx.config.server.maxMessageDeadlineMs);
+    return true;
+  }
+
+  /** Strict durability: the held last answer, once the record is durable. */
+  private readonly durable = (): void => {
+    const answer = this.afterRecord;
+    this.afterRecord = undefined;
+    answer?.();
+    this.busy = false;
+    this.pump();
+  };
 
   /** A message Envoy should never send in this state: end the stream with a gRPC error. With
    * failure_mode_allow: false Envoy answers the client 500; nothing unprocessed passes. */
@@ -818,7 +858,9 @@ export class ProcessStream {
 
   private readonly record = (): void => {
     const ctx = this.ctx;
-    this.deps.audit.write(buildAuditRecord(ctx));
+    const record = buildAuditRecord(ctx);
+    if (this.afterRecord) this.deps.audit.write(record, this.durable);
+    else this.deps.audit.write(record);
     this.deps.metrics.observeRequest(ctx);
     this.deps.metrics.streamsActive.dec();
     this.deps.onFinished(this);

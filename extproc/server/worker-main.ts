@@ -19,7 +19,7 @@ const post = (m: FromWorker) => port.postMessage(m);
 const logger = createLogger(init.config.logging.level).child({ worker: init.index });
 routeGrpcLogs(logger);
 const metrics = new Metrics({ defaultMetrics: false });
-const audit = new PortAuditSink(port);
+const audit = new PortAuditSink(port, init.config.audit.durability === 'strict');
 const gate = new GateServer({ config: init.config, logger, metrics, audit, parseThreads: init.parseThreads });
 gate.setKills(KillSet.fromData(init.kills));
 
@@ -34,6 +34,9 @@ port.on('message', (m: ToWorker) => {
       break;
     case 'audit-accepting':
       audit.accepting = m.accepting;
+      break;
+    case 'audit-durable':
+      audit.durable(m.id);
       break;
     case 'stats':
       void metrics.registry.getMetricsAsJSON().then((json) =>

@@ -20,6 +20,8 @@ export type ToWorker =
   /** The main thread follows Redis; each change of the shared kill set comes whole. */
   | { type: 'kills'; kills: KillSetData }
   | { type: 'audit-accepting'; accepting: boolean }
+  /** The audit batch `id` is fsynced (audit.durability strict). */
+  | { type: 'audit-durable'; id: number }
   | { type: 'stats'; id: number }
   | { type: 'drain'; deadlineMs: number };
 
@@ -27,7 +29,7 @@ export type FromWorker =
   | { type: 'listening'; grpcPort: number }
   | { type: 'listen-failed'; field: string; message: string }
   /** Whole audit lines, newline-terminated, one or more. */
-  | { type: 'audit'; lines: string; records: number }
+  | { type: 'audit'; lines: string; records: number /** Set in strict mode: ack it. */; id?: number }
   | {
       type: 'stats';
       id: number /** registry.getMetricsAsJSON() of the worker's registry. */;

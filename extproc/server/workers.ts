@@ -129,7 +129,12 @@ export class WorkerPool implements GateHost {
       worker.on('message', (m: FromWorker) => {
         switch (m.type) {
           case 'audit':
-            this.audit.writeLines(m.lines, m.records);
+            // Strict durability: the worker's requests wait for this batch's fsync.
+            this.audit.writeLines(
+              m.lines,
+              m.records,
+              m.id === undefined ? undefined : () => this.post(slot, { type: 'audit-durable', id: m.id! }),
+            );
             break;
           case 'listening':
             slot.grpcPort = m.grpcPort;

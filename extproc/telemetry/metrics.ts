@@ -52,6 +52,9 @@ export class Metrics {
   readonly auditRecords: Counter;
   readonly auditWriteErrors: Counter;
   readonly auditPendingBytes: Gauge;
+  readonly auditCheckpoints: Counter;
+  readonly auditBreaks: Counter;
+  readonly auditFsyncSeconds: Histogram;
   readonly workerRestarts: Counter;
   readonly jwksFetches: Counter<'issuer' | 'reason' | 'result'>;
   readonly jwksKeys: Gauge<'issuer'>;
@@ -156,6 +159,22 @@ export class Metrics {
     this.auditPendingBytes = new Gauge({
       name: 'lmgate_audit_pending_bytes',
       help: 'Audit bytes waiting to be written.',
+      registers,
+    });
+    this.auditCheckpoints = new Counter({
+      name: 'lmgate_audit_checkpoints_total',
+      help: 'Audit checkpoints written (each signed when audit.signingKey is set).',
+      registers,
+    });
+    this.auditBreaks = new Counter({
+      name: 'lmgate_audit_chain_breaks_total',
+      help: 'Audit chain breaks recorded at start: the previous writer stopped without a shutdown checkpoint.',
+      registers,
+    });
+    this.auditFsyncSeconds = new Histogram({
+      name: 'lmgate_audit_fsync_seconds',
+      help: 'Time of each audit file fsync (audit.durability interval or strict).',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
       registers,
     });
     this.workerRestarts = new Counter({

@@ -31,8 +31,12 @@ export function gateConfig(opts: {
   workers?: number;
   extra?: Record<string, unknown>;
 }): Record<string, unknown> {
-  // extra.identity adds to the keys (identity.jwt, …) rather than replacing them.
-  const { identity, ...extra } = (opts.extra ?? {}) as { identity?: Record<string, unknown> };
+  // extra.identity adds to the keys (identity.jwt, …) rather than replacing them; extra.audit
+  // to the audit path.
+  const { identity, audit, ...extra } = (opts.extra ?? {}) as {
+    identity?: Record<string, unknown>;
+    audit?: Record<string, unknown>;
+  };
   return {
     server: {
       grpcAddress: `127.0.0.1:${opts.grpcPort}`,
@@ -53,7 +57,7 @@ export function gateConfig(opts: {
       ...(opts.keysFile ? { keysFile: opts.keysFile } : {}),
       ...identity,
     },
-    audit: { path: opts.auditPath },
+    audit: { path: opts.auditPath, ...audit },
     ...extra,
   };
 }
@@ -74,7 +78,13 @@ export class Gate {
     this.adminPort = adminPort;
   }
 
+  /** The request records of the active audit file (not its checkpoint and break lines). */
   async audit(): Promise<Record<string, any>[]> {
+    return (await this.auditLines()).filter((r) => r.type === 'request');
+  }
+
+  /** Every line of the active audit file, parsed: records, checkpoints and breaks. */
+  async auditLines(): Promise<Record<string, any>[]> {
     const text = await readFile(this.auditPath, 'utf8').catch(() => '');
     return text
       .split('\n')

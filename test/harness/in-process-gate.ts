@@ -53,12 +53,7 @@ export async function startInProcessGate(
   const logs: string[] = [];
   const logger = pino({ level: 'debug' }, { write: (l: string) => void logs.push(l) });
   const metrics = new Metrics({ defaultMetrics: false });
-  const audit = new FileAuditSink({
-    path: config.audit.path,
-    maxPendingBytes: config.audit.maxPendingBytes,
-    logger,
-    metrics,
-  });
+  const audit = FileAuditSink.fromConfig(config.audit, logger, metrics);
   const server = new GateServer({
     config,
     logger,
@@ -72,7 +67,8 @@ export async function startInProcessGate(
     (await readFile(config.audit.path, 'utf8').catch(() => ''))
       .split('\n')
       .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, any>);
+      .map((l) => JSON.parse(l) as Record<string, any>)
+      .filter((r) => r.type === 'request'); // checkpoints and breaks are chain lines, not records
   return {
     server,
     client,

@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import type { AuditRecord } from '../../extproc/audit/record.ts';
+import type { AuditSink } from '../../extproc/audit/sink.ts';
 import { type Config, configSchema } from '../../extproc/config/schema.ts';
 import { KeyRegistry } from '../../extproc/identity/jwt/key-registry.ts';
 import { KillBoard, type KillSet } from '../../extproc/killswitch/kill-set.ts';
@@ -313,6 +314,8 @@ export function openFakeStream(
   clock: Clock = systemClock,
   jwtKeys?: KeyRegistry,
   killSet?: KillSet,
+  /** The sink records go to instead of the one kept for record() (a strict one, say). */
+  sink?: AuditSink,
 ): FakeStream {
   const metrics = new Metrics({ defaultMetrics: false });
   const keys = jwtKeys ?? new KeyRegistry({ metrics, logger, clock });
@@ -329,11 +332,12 @@ export function openFakeStream(
     runtime: () => ({ config, pipeline }),
     metrics,
     logger,
-    audit: {
+    audit: sink ?? {
       write: (r) => {
         audit = r;
       },
       accepting: true,
+      strict: false,
       flush: async () => {},
       close: async () => {},
     },

@@ -537,7 +537,8 @@ describe('audit sink failure', () => {
       const records = (await readFile(path, 'utf8'))
         .trim()
         .split('\n')
-        .map((l) => JSON.parse(l));
+        .map((l) => JSON.parse(l))
+        .filter((r) => r.type === 'request');
       expect(records.map((r) => [r.outcome, r.error?.code ?? null])).toEqual([
         ['completed', null],
         ['rejected', 'audit_unavailable'],

@@ -1,0 +1,258 @@
+// The audit stream's lines, field by field, for SIEMs and auditors: the source of
+// docs/audit-record.schema.json and of the field table in docs/audit.md (scripts/audit-docs.ts
+// writes both; record-schema.test.ts fails on drift and validates records the gate wrote).
+// A field added to the record (record.ts) must be added here, with its meaning.
+import { z } from 'zod';
+import { AUDIT_SCHEMA_VERSION } from './record.ts';
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+const chainFields = (type: string) => ({
+  type: z.literal(type).describe(`"${type}": the kind of line.`),
+  seq: z.number().int().min(0).describe('Position in the chain, from 0, over every line, file and restart.'),
+  prev: hex64.describe(
+    'SHA-256 (hex) of the exact bytes of the previous line, without its newline; 64 zeros on the first line of the chain.',
+  ),
+});
+const time = z.iso.datetime().describe('UTC time, RFC 3339 with milliseconds.');
+const nullableString = (what: string) => z.string().nullable().describe(what);
+
+export const requestLine = z
+  .object({
+    ...chainFields('request'),
+    schema_version: z.literal(AUDIT_SCHEMA_VERSION).describe('Version of the record layout.'),
+    time: time.describe('When the request reached the gate (UTC, RFC 3339).'),
+    request_id: z.string().describe("Envoy's x-request-id (a client-supplied one is kept), else a UUID the gate made."),
+    principal: z
+      .object({
+        id: z.string().describe("The caller's stable id within its issuer: API key id, JWT subject, certificate SAN."),
+        key_id: nullableString('The API key id when the caller used one, else null.'),
+        tenant: z.string().describe('Tenant of the caller.'),
+        team: nullableString('Team of the caller, or null.'),
+        user: nullableString('Person or service of the caller, or null.'),
+        roles: z.array(z.string()).describe('Roles the caller carried, which policy read.'),
+        method: z.enum(['api_key', 'jwt', 'mtls']).describe('How the caller was identified.'),
+        issuer: z.string().describe('Who vouches for the identity: "config", the keys file, a JWT issuer, a CA.'),
+      })
+      .strict()
+      .nullable()
+      .describe('Who called; null when no credential was accepted (a 401) or identity did not run.'),
+    endpoint: z
+      .object({
+        method: z.string().describe('HTTP method.'),
+        path: z.string().describe('Request path without its query string (query values can carry secrets).'),
+        api: z
+          .string()
+          .describe('API shape the gate recognised (openai.chat, openai.embeddings, ollama.chat, …, unknown).'),
+      })
+      .strict(),
+    gen_ai: z
+      .object({
+        operation: z
+          .object({
+            name: nullableString(
+              'OpenTelemetry gen_ai.operation.name: chat, text_completion, embeddings; null for listings.',
+            ),
+          })
+          .strict(),
+        request: z
+          .object({
+            model: nullableString('gen_ai.request.model: the model the client asked for (an alias as written).'),
+            max_tokens: z
+              .number()
+              .int()
+              .nullable()
+              .describe('gen_ai.request.max_tokens: most output tokens asked for.'),
+          })
+          .strict(),
+        response: z
+          .object({ model: nullableString('gen_ai.response.model: the model the model server says answered.') })
+          .strict(),
+        usage: z
+          .object({
+            input_tokens: z.number().int().describe('gen_ai.usage.input_tokens, as upstream reported.'),
+            output_tokens: z.number().int().describe('gen_ai.usage.output_tokens, as upstream reported.'),
+          })
+          .strict()
+          .nullable()
+          .describe('Token usage as upstream reported it; null when it reported none (never zero for unknown).'),
+      })
+      .strict()
+      .describe('Model and token facts under OpenTelemetry GenAI semantic convention names.'),
+    upstream_model: nullableString('The model name the gate sent upstream (an alias resolved), or null.'),
+    route: nullableString('The route the gate chose (routing.routes[].name), or null.'),
+    stream: z.boolean().describe('The client asked for a streamed answer.'),
+    status: z
+      .number()
+      .int()
+      .nullable()
+      .describe('The HTTP status the client saw; null when none was sent (cancelled before).'),
+    outcome: z
+      .enum(['completed', 'rejected', 'upstream_error', 'local_reply', 'cancelled', 'error'])
+      .describe(
+        'How the request ended: completed, rejected (by the gate), upstream_error, local_reply (Envoy answered), cancelled, error (the gate failed).',
+      ),
+    error: z
+      .object({
+        code: z.string().describe('Error catalog code (README, "Errors"), as the client got it.'),
+        type: z.string().describe('OpenAI error type sent to the client.'),
+        status: z.number().int().describe('Status of the error answer.'),
+        rule_id: nullableString('The rule that refused, when one did.'),
+      })
+      .strict()
+      .nullable()
+      .describe('The error the gate answered with, or null.'),
+    failure: nullableString(
+      'What went wrong beside the answer (a cut stream, a stage that failed at the end), for operators; never content.',
+    ),
+    latency_ms: z
+      .object({
+        total: z.number().describe("The ext_proc stream's life in the gate, ms."),
+        gate: z.number().describe('Time the gate itself spent on the request, ms (sum of phases).'),
+        upstream: z
+          .number()
+          .nullable()
+          .describe(
+            'From the gate releasing the request to the response headers reaching it, ms; null when none came.',
+          ),
+        phases: z.record(z.string(), z.number()).describe('Gate time per ext_proc phase, ms.'),
+      })
+      .strict(),
+    bytes: z
+      .object({
+        request: z.number().int().describe('Request body bytes the gate saw.'),
+        response: z.number().int().describe('Response body bytes the gate saw (0 when it did not read the body).'),
+      })
+      .strict(),
+    metering: z
+      .object({
+        total_tokens: z.number().int().nullable().describe('Input plus output tokens; null when usage is absent.'),
+        source: z
+          .enum(['upstream', 'tokenizer', 'estimated'])
+          .nullable()
+          .describe(
+            "Where the token counts came from: upstream (the model server's usage), tokenizer (the gate counted with the model's own encoding), estimated (another encoding, or a stream cut short: the prompt plus what was delivered); null when absent.",
+          ),
+        cached_input_tokens: z
+          .number()
+          .int()
+          .nullable()
+          .describe(
+            'Input tokens upstream served from its prompt cache, when it said (prompt_tokens_details.cached_tokens).',
+          ),
+        cost: z
+          .object({
+            amount: z.number().describe('Cost of the request in currency units, from metering.prices.'),
+            currency: z.string().describe('ISO currency of the amount.'),
+          })
+          .strict()
+          .nullable()
+          .describe('What the request cost; null when no price is configured or usage is absent.'),
+        labels: z
+          .record(z.string(), z.string().nullable())
+          .describe('Attribution labels (metering.labels), each null when absent or not a valid label value.'),
+      })
+      .strict(),
+    decisions: z
+      .array(
+        z
+          .object({
+            stage: z.string().describe('The stage that decided.'),
+            rule_id: z.string().describe('The rule, policy entry or kill that decided.'),
+            effect: z.string().describe('allow, deny, or what the stage did.'),
+            reason: z.string().describe('Why, in a sentence.'),
+          })
+          .strict(),
+      )
+      .describe('Every decision worth explaining later, allow and deny, in order.'),
+  })
+  .strict()
+  .describe('One per request that reached the gate.');
+
+export const checkpointLineSchema = z
+  .object({
+    ...chainFields('checkpoint'),
+    time,
+    reason: z
+      .enum(['count', 'interval', 'rotate', 'open', 'start', 'shutdown'])
+      .describe(
+        'Why it was written: count or interval (periodic), rotate (last line of a file), open (first line of a file), start (after a restart), shutdown (clean stop).',
+      ),
+    file: z.string().describe('Base name of the file it was written to ("-" for stdout).'),
+    records: z.number().int().min(0).describe('Request lines since the previous checkpoint.'),
+    prev_checkpoint: hex64.nullable().describe("SHA-256 of the previous checkpoint line; null for the chain's first."),
+    kid: z.string().nullable().describe('RFC 7638 thumbprint of the signing key; null when unsigned.'),
+    jws: z
+      .string()
+      .nullable()
+      .describe(
+        'Compact JWS (EdDSA, Ed25519) whose payload is this line\'s exact bytes up to `,"jws":` plus `}`; null when audit.signingKey is unset.',
+      ),
+  })
+  .strict()
+  .describe('Commits to every line before it; signed.');
+
+export const breakLine = z
+  .object({
+    ...chainFields('break'),
+    time,
+    reason: z.string().describe('Why the chain has a break here.'),
+    last_seq: z.number().int().describe('seq of the last complete line the previous writer left.'),
+    torn_bytes: z.number().int().min(0).describe('Bytes of a torn last line the restart cut off.'),
+  })
+  .strict()
+  .describe('Written at start when the previous writer stopped without a shutdown checkpoint (a crash).');
+
+export const auditLine = z.discriminatedUnion('type', [requestLine, checkpointLineSchema, breakLine]);
+
+/** docs/audit-record.schema.json. */
+export function auditJsonSchema(): object {
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: 'https://lm-gate.dev/schemas/audit-record.schema.json',
+    title: 'LM Gate audit line',
+    ...(z.toJSONSchema(auditLine, { target: 'draft-2020-12' }) as object),
+  };
+}
+
+/** The field table of docs/audit.md: one row per field of each kind of line. */
+export function fieldTable(): string {
+  const rows: string[] = ['| line | field | type | meaning |', '| --- | --- | --- | --- |'];
+  for (const [line, schema] of [
+    ['request', requestLine],
+    ['checkpoint', checkpointLineSchema],
+    ['break', breakLine],
+  ] as const)
+    walk(line, '', schema, rows);
+  return rows.join('\n');
+}
+
+function walk(line: string, prefix: string, schema: z.ZodType, rows: string[]): void {
+  const shape = (unwrap(schema) as z.ZodObject).shape as Record<string, z.ZodType>;
+  for (const [key, field] of Object.entries(shape)) {
+    const path = `${prefix}${key}`;
+    const inner = unwrap(field);
+    const nullable = field instanceof z.ZodNullable || (field as { isNullable?: () => boolean }).isNullable?.();
+    const type = typeName(inner) + (nullable ? ' \\| null' : '');
+    rows.push(
+      `| ${line} | \`${path}\` | ${type} | ${(field.description ?? inner.description ?? '').replaceAll('|', '\\|')} |`,
+    );
+    if (inner instanceof z.ZodObject) walk(line, `${path}.`, inner, rows);
+    if (inner instanceof z.ZodArray && unwrap(inner.element as z.ZodType) instanceof z.ZodObject)
+      walk(line, `${path}[].`, inner.element as z.ZodType, rows);
+  }
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  return schema instanceof z.ZodNullable ? unwrap(schema.unwrap() as z.ZodType) : schema;
+}
+
+function typeName(s: z.ZodType): string {
+  if (s instanceof z.ZodObject) return 'object';
+  if (s instanceof z.ZodArray) return `${typeName(s.element as z.ZodType)}[]`;
+  if (s instanceof z.ZodRecord) return 'object (name → number)';
+  if (s instanceof z.ZodLiteral) return JSON.stringify(s.value);
+  if (s instanceof z.ZodEnum) return (s.options as string[]).map((o) => `"${o}"`).join(' \\| ');
+  if (s instanceof z.ZodNumber) return s.format === 'safeint' || s.isInt ? 'integer' : 'number';
+  if (s instanceof z.ZodBoolean) return 'boolean';
+  return 'string';
+}
