@@ -7,7 +7,7 @@
 // `gen_ai.usage.input_tokens`, …), so a SIEM or collector maps them without a table. Facts
 // the conventions do not name keep LM Gate's own names.
 import type { ApiKind } from '../llm/apis.ts';
-import type { RequestContext } from '../pipeline/context.ts';
+import type { BudgetCheck, LimitCheck, RequestContext } from '../pipeline/context.ts';
 import { PHASE_LABEL, PHASES } from '../server/phases.ts';
 
 export const AUDIT_SCHEMA_VERSION = 2;
@@ -71,6 +71,10 @@ export interface AuditRecord {
   /** Token totals and where they came from; total_tokens null when usage is absent. */
   metering: { total_tokens: number | null; source: 'upstream' | null };
   decisions: { stage: string; rule_id: string; effect: string; reason: string }[];
+  /** Rate limit levels checked, each with its decision; null when no limit applied. */
+  limits: LimitCheck[] | null;
+  /** Budgets checked: reserved, settled, refunded, period, state; null when none applied. */
+  budgets: BudgetCheck[] | null;
 }
 
 const ms = (ns: bigint) => Math.round(Number(ns) / 1e3) / 1e3;
@@ -136,5 +140,7 @@ export function buildAuditRecord(ctx: RequestContext): AuditRecord {
       ? { total_tokens: ctx.usage.totalTokens, source: 'upstream' }
       : { total_tokens: null, source: null },
     decisions: ctx.decisions.map((d) => ({ stage: d.stage, rule_id: d.ruleId, effect: d.effect, reason: d.reason })),
+    limits: ctx.limits ?? null,
+    budgets: ctx.budgets ?? null,
   };
 }

@@ -57,6 +57,16 @@ describe('configSchema', () => {
         maxEntries: 10000,
       },
       metering: { injectStreamUsage: true },
+      limits: {
+        store: 'memory',
+        onRedisDown: 'closed',
+        defaultMaxTokens: 1024,
+        bytesPerInputToken: 4,
+        headers: true,
+        maxMemoryEntries: 100000,
+        rate: [],
+        budgets: [],
+      },
       audit: { path: 'audit.log', maxPendingBytes: 16777216 },
     });
   });

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { auditConfig } from '../audit/config.ts';
 import { identityConfig } from '../identity/config.ts';
 import { killSwitchConfig } from '../killswitch/config.ts';
+import { limitsConfig } from '../limits/config.ts';
 import { meteringConfig } from '../metering/config.ts';
 import { ALWAYS_STAGE_NAMES, STAGE_NAMES, stageGraphProblems } from '../pipeline/stages.ts';
 import { policyConfig } from '../policy/config.ts';
@@ -41,6 +42,7 @@ export const configSchema = z
     killSwitch: killSwitchConfig,
     routing: routingConfig,
     metering: meteringConfig,
+    limits: limitsConfig,
     audit: auditConfig,
     redis: redisConfig,
   })
@@ -70,6 +72,23 @@ export const configSchema = z
           message: `pipeline.stages leaves out ${stage}, so nothing would refuse these; add it`,
         });
     }
+    const lim = cfg.limits;
+    const limited = lim.rate.length > 0 || lim.budgets.length > 0;
+    if (lim.store === 'redis' && cfg.redis === undefined)
+      ctx.addIssue({ code: 'custom', path: ['limits', 'store'], message: 'store: redis needs the redis section' });
+    if (limited && lim.store === 'memory' && cfg.server.workers !== 1)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['limits', 'store'],
+        message:
+          'memory limits are exact only in one thread: with server.workers above 1 use store: redis (or workers: 1)',
+      });
+    if (lim.rate.length > 0 && !stages.has('limits.rate'))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['limits', 'rate'],
+        message: 'pipeline.stages leaves out limits.rate, so nothing would enforce these; add it',
+      });
     const deadline = `must be under server.messageDeadlineMs (${cfg.server.messageDeadlineMs})`;
     // A request waiting for keys must be refused (401) before the message deadline answers 503.
     if (cfg.identity.jwt.issuers.length > 0 && cfg.identity.jwt.jwks.keyWaitMs >= cfg.server.messageDeadlineMs)

@@ -40,6 +40,7 @@ describe('buildPipeline', () => {
       'policy.access',
       'policy.rules',
       'policy.model_list',
+      'limits.rate',
       'metering.usage',
     ]);
     expect(ALWAYS_STAGE_NAMES).toEqual(['http.hygiene']);

@@ -9,6 +9,7 @@ import { headerHygiene } from '../http/hygiene-stage.ts';
 import { authenticate } from '../identity/authenticate-stage.ts';
 import { killModel } from '../killswitch/model-stage.ts';
 import { killPrincipal } from '../killswitch/principal-stage.ts';
+import { rateLimits } from '../limits/rate-stage.ts';
 import { apiShape } from '../llm/api-shape-stage.ts';
 import { usageMetering } from '../metering/usage-stage.ts';
 import { policyAccess } from '../policy/access-stage.ts';
@@ -27,6 +28,7 @@ export const STAGES = [
   policyAccess,
   policyRules,
   modelList,
+  rateLimits,
   usageMetering,
 ] as const;
 
