@@ -23,7 +23,7 @@ local cache = {}
 local function get(k)
   if cache[k] ~= nil then return cache[k] or nil end
   local v = redis.call('GET', k)
-  if v then v = tonumber(v) end
+  if v then v = tonumber(v) else v = nil end
   cache[k] = v or false
   return v
 end
