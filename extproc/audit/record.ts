@@ -7,6 +7,8 @@
 // `gen_ai.usage.input_tokens`, …), so a SIEM or collector maps them without a table. Facts
 // the conventions do not name keep LM Gate's own names.
 import type { ApiKind } from '../llm/apis.ts';
+import type { UsageSource } from '../llm/usage.ts';
+import { meteringFactsOf } from '../metering/facts.ts';
 import type { BudgetCheck, LimitCheck, RequestContext } from '../pipeline/context.ts';
 import { PHASE_LABEL, PHASES } from '../server/phases.ts';
 
@@ -68,8 +70,17 @@ export interface AuditRecord {
    * the network and the model server's time to first byte), null when none came. */
   latency_ms: { total: number; gate: number; upstream: number | null; phases: Record<string, number> };
   bytes: { request: number; response: number };
-  /** Token totals and where they came from; total_tokens null when usage is absent. */
-  metering: { total_tokens: number | null; source: 'upstream' | null };
+  /** Token totals and where they came from (upstream usage, the model's own tokenizer, or an
+   * estimate); total_tokens null when usage is absent. cached_input_tokens: prompt tokens
+   * upstream served from its cache, when it said. cost: under metering.prices, null when not
+   * priced. labels: metering.labels, each null when absent or invalid. */
+  metering: {
+    total_tokens: number | null;
+    source: UsageSource | null;
+    cached_input_tokens: number | null;
+    cost: { amount: number; currency: string } | null;
+    labels: Record<string, string | null>;
+  };
   decisions: { stage: string; rule_id: string; effect: string; reason: string }[];
   /** Rate limit levels checked, each with its decision; null when no limit applied. */
   limits: LimitCheck[] | null;
@@ -94,6 +105,7 @@ export function buildAuditRecord(ctx: RequestContext): AuditRecord {
     phases[PHASE_LABEL[phase]] = ms(g[phase]);
   }
   const p = ctx.principal;
+  const facts = meteringFactsOf(ctx);
   return {
     schema_version: AUDIT_SCHEMA_VERSION,
     time: new Date(ctx.startedAtMs).toISOString(),
@@ -136,9 +148,13 @@ export function buildAuditRecord(ctx: RequestContext): AuditRecord {
       phases,
     },
     bytes: { request: ctx.requestBytes, response: ctx.responseBytes },
-    metering: ctx.usage
-      ? { total_tokens: ctx.usage.totalTokens, source: 'upstream' }
-      : { total_tokens: null, source: null },
+    metering: {
+      total_tokens: ctx.usage?.totalTokens ?? null,
+      source: ctx.usage?.source ?? null,
+      cached_input_tokens: ctx.usage?.cachedInputTokens ?? null,
+      cost: facts?.cost ?? null,
+      labels: facts?.labels ?? {},
+    },
     decisions: ctx.decisions.map((d) => ({ stage: d.stage, rule_id: d.ruleId, effect: d.effect, reason: d.reason })),
     limits: ctx.limits ?? null,
     budgets: ctx.budgets ?? null,

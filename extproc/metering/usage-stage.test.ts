@@ -56,13 +56,15 @@ const rows: Row[] = [
     },
   },
   {
-    name: 'with injectStreamUsage off the request is untouched, and a stream without usage is recorded as absent',
+    name: 'with injectStreamUsage off the request is untouched, and a stream without usage is counted, estimated for a model without its own tokenizer',
     body: { model: 'mock-small', messages: [], stream: true },
     inject: false,
     response: { headers: sseHeaders, chunks: [sse(delta('Hi')), 'data: [DONE]\n\n'] },
     expect: (run) => {
       expect(run.upstream!.body).toBeUndefined();
-      expect(run.audit.gen_ai.usage).toBeNull();
+      // 3 priming the reply; "Hi" is one token in o200k_base, the default encoding.
+      expect(run.audit.gen_ai.usage).toEqual({ input_tokens: 3, output_tokens: 1 });
+      expect(run.audit.metering).toMatchObject({ total_tokens: 4, source: 'estimated' });
     },
   },
   {
@@ -85,7 +87,13 @@ const rows: Row[] = [
         request: { model: 'mock-small', max_tokens: 50 },
       });
       expect(run.audit.latency_ms.upstream).toBeGreaterThanOrEqual(0);
-      expect(run.audit.metering).toEqual({ total_tokens: 8, source: 'upstream' });
+      expect(run.audit.metering).toEqual({
+        total_tokens: 8,
+        source: 'upstream',
+        cached_input_tokens: null,
+        cost: null,
+        labels: {},
+      });
     },
   },
   {
