@@ -8,7 +8,7 @@ export const RESTART_ONLY = {
   server: ['grpcAddress', 'unixSocket', 'adminAddress', 'workers', 'parseWorkers'],
   audit: ['path', 'maxPendingBytes'],
   killSwitch: ['resyncIntervalMs', 'maxEntries'],
-  limits: ['store', 'maxMemoryEntries'],
+  limits: ['store', 'maxMemoryEntries', 'webhook'],
   redis: ['url', 'keyPrefix', 'connectTimeoutMs', 'commandTimeoutMs'],
 } as const;
 

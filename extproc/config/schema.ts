@@ -83,6 +83,20 @@ export const configSchema = z
         message:
           'memory limits are exact only in one thread: with server.workers above 1 use store: redis (or workers: 1)',
       });
+    lim.budgets.forEach((b, i) => {
+      if (b.downgradeTo !== undefined && b.downgradeTo in cfg.routing.aliases)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['limits', 'budgets', i, 'downgradeTo'],
+          message: 'must name a model, not a routing alias',
+        });
+    });
+    if (lim.budgets.length > 0 && !stages.has('limits.budget'))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['limits', 'budgets'],
+        message: 'pipeline.stages leaves out limits.budget, so nothing would enforce these; add it',
+      });
     if (lim.rate.length > 0 && !stages.has('limits.rate'))
       ctx.addIssue({
         code: 'custom',

@@ -3,17 +3,24 @@
 // `store: redis`, the Redis store on a connection of its own. Decides what a Redis failure
 // means: 503 when any limit involved fails closed, else the memory store answers.
 import type { Config } from '../config/schema.ts';
+import type { BudgetCheck } from '../pipeline/context.ts';
 import { refuse } from '../pipeline/errors.ts';
 import type { Clock } from '../pipeline/stage.ts';
 import { RedisConnection } from '../redis/connection.ts';
 import { RedisMetrics } from '../redis/metrics.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import type { BudgetConfig } from './config.ts';
 import type { CounterItem } from './counters.ts';
 import { MemoryLimitStore } from './memory-store.ts';
 import { LimitMetrics } from './metrics.ts';
 import { RedisLimitStore } from './redis-store.ts';
 import type { AcquireResult, AdjustResult, LimitStore } from './store.ts';
+import { BudgetWebhook } from './webhook.ts';
+
+/** Threshold crossings this thread has raised, so a refund and a new reservation around a
+ * threshold do not raise it twice; bounded (cleared when full). */
+const MAX_CROSSINGS_REMEMBERED = 10_000;
 
 /** Where one admission was counted: settle it in the same place. */
 export interface Counted {
@@ -33,6 +40,8 @@ export class LimitBackend {
   private readonly redis: RedisLimitStore | undefined;
   private readonly conn: RedisConnection | undefined;
   private readonly logger: Logger;
+  readonly webhook: BudgetWebhook | undefined;
+  private readonly crossed = new Set<string>();
 
   constructor(opts: { config: Config; logger: Logger; metrics: Metrics; clock: Clock }) {
     const { config } = opts;
@@ -51,6 +60,36 @@ export class LimitBackend {
         metrics: RedisMetrics.for(opts.metrics.registry),
       });
       this.redis = new RedisLimitStore(this.conn);
+    }
+    const hook = config.limits.webhook;
+    if (hook !== undefined) this.webhook = new BudgetWebhook({ ...hook, logger: opts.logger, metrics: this.metrics });
+  }
+
+  /** A budget counter went from `before` to `after`: the used-ratio gauge, and the thresholds
+   * it crossed upwards (metric, webhook), each once per period and subject in this thread. */
+  observeBudget(cfg: BudgetConfig, check: BudgetCheck, before: number, after: number): void {
+    const subject = this.metrics.subjectLabel.value(check.level);
+    this.metrics.budgetUsed.labels(cfg.id, subject).set(after / cfg.amount);
+    if (after <= before) return;
+    for (const t of cfg.thresholds) {
+      const mark = (cfg.amount * t) / 100;
+      if (!(before < mark && after >= mark)) continue;
+      const id = `${cfg.id}|${check.level}|${check.period}|${t}`;
+      if (this.crossed.has(id)) continue;
+      if (this.crossed.size >= MAX_CROSSINGS_REMEMBERED) this.crossed.clear();
+      this.crossed.add(id);
+      this.metrics.thresholdCrossings.labels(cfg.id, String(t)).inc();
+      this.webhook?.send({
+        type: 'budget.threshold',
+        budget: cfg.id,
+        level: check.level,
+        period: check.period,
+        threshold: t,
+        spent: after,
+        amount: cfg.amount,
+        unit: cfg.unit,
+        at: new Date().toISOString(),
+      });
     }
   }
 
@@ -104,5 +143,6 @@ export class LimitBackend {
 
   close(): void {
     this.conn?.close();
+    this.webhook?.close();
   }
 }

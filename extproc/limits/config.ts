@@ -93,7 +93,7 @@ const budget = z
       .array(z.number().positive().max(1000))
       .default([50, 80, 100])
       .describe(
-        'Percentages of the amount whose crossing raises lmgate_budget_threshold_crossings_total and, with limits.webhook set, one webhook call, once per period whichever replica crossed it.',
+        'Percentages of the amount whose crossing (by a reservation or a settlement) raises lmgate_budget_threshold_crossings_total and, with limits.webhook set, a webhook call: once per period from the replica that crossed it (a refund that takes spending back under and a later crossing on another replica can raise it again).',
       ),
     downgradeTo: z
       .string()
@@ -174,7 +174,7 @@ export const limitsConfig = z
       })
       .strict()
       .optional()
-      .describe('Where budget threshold events go, off the request path.'),
+      .describe('Where budget threshold events go, off the request path. Takes effect at the next restart.'),
   })
   .strict()
   .prefault({})

@@ -35,6 +35,7 @@ describe('buildPipeline', () => {
       'identity.authenticate',
       'killswitch.principal',
       'llm.api_shape',
+      'limits.budget',
       'routing.route',
       'killswitch.model',
       'policy.access',
