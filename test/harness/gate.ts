@@ -31,8 +31,12 @@ export function gateConfig(opts: {
   workers?: number;
   extra?: Record<string, unknown>;
 }): Record<string, unknown> {
-  // extra.identity adds to the keys (identity.jwt, …) rather than replacing them.
-  const { identity, ...extra } = (opts.extra ?? {}) as { identity?: Record<string, unknown> };
+  // extra.identity adds to the keys (identity.jwt, …) rather than replacing them; extra.server
+  // adds to the addresses.
+  const { identity, server, ...extra } = (opts.extra ?? {}) as {
+    identity?: Record<string, unknown>;
+    server?: Record<string, unknown>;
+  };
   return {
     server: {
       grpcAddress: `127.0.0.1:${opts.grpcPort}`,
@@ -40,6 +44,7 @@ export function gateConfig(opts: {
       ...(opts.unixSocket ? { unixSocket: opts.unixSocket } : {}),
       ...(opts.workers ? { workers: opts.workers } : {}),
       drainTimeoutMs: 10_000,
+      ...server,
     },
     logging: { level: 'info' },
     identity: {
