@@ -94,7 +94,7 @@ describe('limits across two replicas sharing Redis', () => {
     const responses = await Promise.all(
       Array.from({ length: 300 }, async (_, i) => {
         const r = await chat(burst.key, `burst ${i}`);
-        const body = await r.json();
+        const body = (await r.json()) as { error?: Record<string, unknown> };
         return { status: r.status, body, headers: r.headers };
       }),
     );
@@ -152,7 +152,7 @@ describe('limits across two replicas sharing Redis', () => {
   it('a token limit is settled from the usage upstream reports', async () => {
     const first = await chat(tokens.key, 'one two three', 1000);
     expect(first.status).toBe(200);
-    const usage = (await first.json()).usage.total_tokens as number;
+    const usage = ((await first.json()) as { usage: { total_tokens: number } }).usage.total_tokens;
     const reservedFirst = 100_000 - Number(first.headers.get('x-ratelimit-remaining-tokens'));
     expect(reservedFirst).toBeGreaterThan(1000); // max_tokens plus the input estimate
     const [rec] = await recordsOf('tokens', 1);
