@@ -41,7 +41,7 @@ export const redisConfig = z
   .strict()
   .optional()
   .describe(
-    'Redis shared by the gate replicas: the kill switch announces kills through it so every replica refuses them within a second. Unset: no Redis; each replica enforces its own config.',
+    'Redis shared by the gate replicas: the kill switch announces kills through it so every replica refuses them within a second, and rate limits and budgets count in it with limits.store: redis. Unset: no Redis; each replica enforces its own config.',
   );
 
 export type RedisConfig = NonNullable<z.infer<typeof redisConfig>>;
