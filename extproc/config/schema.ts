@@ -73,16 +73,8 @@ export const configSchema = z
         });
     }
     const lim = cfg.limits;
-    const limited = lim.rate.length > 0 || lim.budgets.length > 0;
     if (lim.store === 'redis' && cfg.redis === undefined)
       ctx.addIssue({ code: 'custom', path: ['limits', 'store'], message: 'store: redis needs the redis section' });
-    if (limited && lim.store === 'memory' && cfg.server.workers !== 1)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['limits', 'store'],
-        message:
-          'memory limits are exact only in one thread: with server.workers above 1 use store: redis (or workers: 1)',
-      });
     lim.budgets.forEach((b, i) => {
       if (b.downgradeTo !== undefined && b.downgradeTo in cfg.routing.aliases)
         ctx.addIssue({

@@ -14,6 +14,7 @@ import type { BudgetConfig } from './config.ts';
 import type { CounterItem } from './counters.ts';
 import { MemoryLimitStore } from './memory-store.ts';
 import { LimitMetrics } from './metrics.ts';
+import type { PortLimitStore } from './port-store.ts';
 import { RedisLimitStore } from './redis-store.ts';
 import type { AcquireResult, AdjustResult, LimitStore } from './store.ts';
 import { BudgetWebhook } from './webhook.ts';
@@ -43,11 +44,15 @@ export class LimitBackend {
   readonly webhook: BudgetWebhook | undefined;
   private readonly crossed = new Set<string>();
 
-  constructor(opts: { config: Config; logger: Logger; metrics: Metrics; clock: Clock }) {
+  /** The memory store of the gate's main thread, over a port, for a gate worker. */
+  private readonly shared: PortLimitStore | undefined;
+
+  constructor(opts: { config: Config; logger: Logger; metrics: Metrics; clock: Clock; sharedMemory?: PortLimitStore }) {
     const { config } = opts;
     this.logger = opts.logger;
     this.metrics = LimitMetrics.for(opts.metrics.registry);
     this.memory = new MemoryLimitStore({ maxEntries: config.limits.maxMemoryEntries, clock: opts.clock });
+    this.shared = opts.sharedMemory;
     if (config.limits.store === 'redis' && config.redis !== undefined) {
       const timeout = Math.max(
         10,
@@ -94,9 +99,11 @@ export class LimitBackend {
   }
 
   /** The store a config snapshot counts in: Redis only when the gate started with it (the
-   * connection is opened once, at start). */
+   * connection is opened once, at start); else the memory store, the main thread's for a gate
+   * worker. While Redis is down, fail-open limits count in this thread's own memory. */
   storeFor(config: Config): LimitStore {
-    return config.limits.store === 'redis' && this.redis !== undefined ? this.redis : this.memory;
+    if (config.limits.store === 'redis' && this.redis !== undefined) return this.redis;
+    return this.shared ?? this.memory;
   }
 
   /** Acquire `items` in `store`; when Redis fails: refuse with 503 if any of `failOpen` is
@@ -144,5 +151,6 @@ export class LimitBackend {
   close(): void {
     this.conn?.close();
     this.webhook?.close();
+    this.shared?.close();
   }
 }

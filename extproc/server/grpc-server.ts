@@ -9,6 +9,7 @@ import type { Config } from '../config/schema.ts';
 import { KeyRegistry } from '../identity/jwt/key-registry.ts';
 import { KillBoard, type KillSet } from '../killswitch/kill-set.ts';
 import { LimitBackend } from '../limits/backend.ts';
+import type { PortLimitStore } from '../limits/port-store.ts';
 import { ParsePool } from '../llm/parse-pool.ts';
 import { buildPipeline } from '../pipeline/build.ts';
 import { type GateError, refuse } from '../pipeline/errors.ts';
@@ -52,6 +53,8 @@ export interface GateServerOptions {
   clock?: Clock;
   /** Parse threads when server.parseWorkers is unset (a gate worker gets 1). */
   parseThreads?: number;
+  /** A gate worker's port to the main thread's memory limit store. */
+  sharedLimits?: PortLimitStore;
 }
 
 export class GateServer {
@@ -86,7 +89,13 @@ export class GateServer {
       jwtKeys: new KeyRegistry({ metrics: opts.metrics, logger: opts.logger, clock }),
       // Opened once, from the first config (the Redis store's connection takes effect at the
       // next restart, as the redis section says); reloads keep the counters.
-      limits: new LimitBackend({ config: opts.config, logger: opts.logger, metrics: opts.metrics, clock }),
+      limits: new LimitBackend({
+        config: opts.config,
+        logger: opts.logger,
+        metrics: opts.metrics,
+        clock,
+        ...(opts.sharedLimits ? { sharedMemory: opts.sharedLimits } : {}),
+      }),
     };
     this.runtime = { config: opts.config, pipeline: buildPipeline(opts.config, this.stageDeps, this.catalog) };
     this.logger = opts.logger;
