@@ -9,7 +9,7 @@ export const RESTART_ONLY = {
   audit: ['path', 'maxPendingBytes'],
   killSwitch: ['resyncIntervalMs', 'maxEntries'],
   limits: ['store', 'maxMemoryEntries', 'webhook'],
-  redis: ['url', 'keyPrefix', 'connectTimeoutMs', 'commandTimeoutMs'],
+  redis: ['url', 'sentinel', 'cluster', 'username', 'password', 'keyPrefix', 'connectTimeoutMs', 'commandTimeoutMs'],
 } as const;
 
 /** Dotted paths of fields that differ between the two configs and need a restart. */

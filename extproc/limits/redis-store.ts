@@ -5,8 +5,12 @@
 // whose clocks differ still agree. ioredis sends it by EVALSHA and falls back to EVAL on NOSCRIPT
 // (a restarted or flushed Redis).
 //
-// Key names carry a Redis Cluster hash tag (limit-keys.ts): the counters one call touches must
-// share a slot there.
+// Key names carry a Redis Cluster hash tag (levels.ts): the caller's levels share {t:<tenant>},
+// model and route limits have their own. On a Cluster the counters of one request that live in
+// different slots are acquired one slot after the other, and the slots already taken are refunded
+// when a later one refuses: never more admitted than one call would admit, but a concurrent
+// request may briefly see the refunded units taken (and be refused for them).
+import { Cluster } from 'ioredis';
 import type { RedisKeyspace } from '../redis/connection.ts';
 import type { CounterItem } from './counters.ts';
 import type { AcquireResult, AdjustResult, LimitStore } from './store.ts';
@@ -109,13 +113,36 @@ return out
 
 type Scripted = { lmgateLimits(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown> };
 
+/** The hash tag Redis Cluster slots a key by: the first {...} with something in it, else the key. */
+export function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  if (open === -1) return key;
+  const close = key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
+/** Item indexes grouped by hash tag, in first-seen order. */
+function bySlot(items: readonly CounterItem[]): number[][] {
+  const groups = new Map<string, number[]>();
+  items.forEach((it, i) => {
+    const tag = hashTag(it.key);
+    const g = groups.get(tag);
+    if (g) g.push(i);
+    else groups.set(tag, [i]);
+  });
+  return [...groups.values()];
+}
+
 export class RedisLimitStore implements LimitStore {
   private readonly scripted: Scripted;
+  /** A Cluster: one script call per hash slot. */
+  private readonly split: boolean;
 
   constructor(conn: RedisKeyspace) {
     const client = conn.client;
     if (!('lmgateLimits' in client)) client.defineCommand('lmgateLimits', { lua: SCRIPT });
     this.scripted = client as unknown as Scripted;
+    this.split = client instanceof Cluster;
   }
 
   private call(mode: 'a' | 'j', items: readonly CounterItem[], values: readonly number[]): Promise<unknown> {
@@ -130,6 +157,36 @@ export class RedisLimitStore implements LimitStore {
   }
 
   async acquire(items: readonly CounterItem[]): Promise<AcquireResult> {
+    const groups = this.split ? bySlot(items) : [];
+    if (groups.length <= 1) return this.acquireOne(items);
+    const states: (number | undefined)[] = new Array(items.length);
+    const taken: number[][] = [];
+    let now = 0;
+    for (const g of groups) {
+      const r = await this.acquireOne(g.map((i) => items[i]!));
+      now = r.now;
+      g.forEach((i, j) => {
+        states[i] = r.states[j];
+      });
+      if (r.admitted) {
+        taken.push(g);
+        continue;
+      }
+      for (const t of taken) {
+        const undo = await this.adjust(
+          t.map((i) => items[i]!),
+          t.map((i) => -items[i]!.cost),
+        );
+        t.forEach((i, j) => {
+          states[i] = undo.after[j];
+        });
+      }
+      return { admitted: false, now: r.now, denied: g[r.denied]!, states };
+    }
+    return { admitted: true, now, denied: -1, states };
+  }
+
+  private async acquireOne(items: readonly CounterItem[]): Promise<AcquireResult> {
     const r = reply(
       await this.call(
         'a',
@@ -142,6 +199,26 @@ export class RedisLimitStore implements LimitStore {
   }
 
   async adjust(items: readonly CounterItem[], deltas: readonly number[]): Promise<AdjustResult> {
+    const groups = this.split ? bySlot(items) : [];
+    if (groups.length <= 1) return this.adjustOne(items, deltas);
+    const before: (number | undefined)[] = new Array(items.length);
+    const after: (number | undefined)[] = new Array(items.length);
+    let now = 0;
+    for (const g of groups) {
+      const r = await this.adjustOne(
+        g.map((i) => items[i]!),
+        g.map((i) => deltas[i]!),
+      );
+      now = r.now;
+      g.forEach((i, j) => {
+        before[i] = r.before[j];
+        after[i] = r.after[j];
+      });
+    }
+    return { now, before, after };
+  }
+
+  private async adjustOne(items: readonly CounterItem[], deltas: readonly number[]): Promise<AdjustResult> {
     const n = items.length;
     const r = reply(await this.call('j', items, deltas), 2 * n);
     return { now: Number(r[1]), before: r.slice(3, 3 + n).map(num), after: r.slice(3 + n).map(num) };

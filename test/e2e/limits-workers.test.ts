@@ -40,7 +40,10 @@ describe('memory limits across gate workers', () => {
         return r.status;
       }),
     );
-    expect(statuses.filter((s) => s === 200), String(statuses)).toHaveLength(10);
+    expect(
+      statuses.filter((s) => s === 200),
+      String(statuses),
+    ).toHaveLength(10);
     expect(statuses.filter((s) => s === 429)).toHaveLength(30);
     const served = await perWorker();
     expect(served).toHaveLength(2);
