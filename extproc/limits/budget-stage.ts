@@ -187,9 +187,11 @@ export const budgets = defineStage({
         const note = (
           res: { after: readonly (number | undefined)[]; before: readonly (number | undefined)[] } | undefined,
         ) => {
+          // A reservation Redis did not take is not settled either (onEnd skips what was not counted).
+          if (res === undefined) return;
           withDowngrade.forEach((h, i) => {
             h.counted = { result: { admitted: true, now, states: [], denied: -1 }, store, failOpen: false };
-            if (res !== undefined) backend.observeBudget(h.budget.cfg, h.check, res.before[i] ?? 0, res.after[i] ?? 0);
+            backend.observeBudget(h.budget.cfg, h.check, res.before[i] ?? 0, res.after[i] ?? 0);
           });
         };
         if (r instanceof Promise) return r.then(note);
