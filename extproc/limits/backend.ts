@@ -107,7 +107,13 @@ export class LimitBackend {
   }
 
   /** Acquire `items` in `store`; when Redis fails: refuse with 503 if any of `failOpen` is
-   * false, else count them here. `failOpen[i]` is item i's limit's onRedisDown === 'open'. */
+   * false, else count them here. `failOpen[i]` is item i's limit's onRedisDown === 'open'.
+   *
+   * Not raced against ctx.signal on purpose: a script sent cannot be taken back, and a reply
+   * abandoned at the deadline would leave its reservation counted forever. The wait is bounded
+   * instead (the connection's command timeout sits under server.messageDeadlineMs), and a reply
+   * that lands after the deadline answered is recorded, so the stage's onEnd, which the state
+   * machine runs only after that late hook settled, refunds it. */
   acquire(
     store: LimitStore,
     items: readonly CounterItem[],
