@@ -239,3 +239,17 @@ describe('attribution labels', () => {
     ).rejects.toThrow(/x-lmgate/);
   });
 });
+
+describe('bounds', () => {
+  it('a prompt over 256 KiB is not kept to the end of the request: estimated from its size', async () => {
+    const content = 'x'.repeat(300 * 1024);
+    const run = await runStage({
+      stages: ['llm.api_shape', 'metering.usage'],
+      request: { path: '/v1/chat/completions', body: { model: 'gpt-4o', messages: [{ role: 'user', content }] } },
+      response: { chunks: [JSON.stringify({ choices: [{ index: 0, message: { content: 'ok' } }] })] },
+    });
+    const bytes = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content }] }).length;
+    expect(run.audit.gen_ai.usage).toEqual({ input_tokens: Math.ceil(bytes / 4), output_tokens: o200k('ok') });
+    expect(run.audit.metering.source).toBe('estimated');
+  });
+});

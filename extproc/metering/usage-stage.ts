@@ -25,8 +25,10 @@ import { UnpricedWarnings } from './unpriced.ts';
 
 /** The gate injected include_usage: the usage-only event is withheld from the client. */
 const dropUsage = defineSlot<true>('metering.usage.drop_usage_event');
-/** The request body as it went upstream, kept (a reference) for counting its tokens. */
-const requestBody = defineSlot<Buffer>('metering.usage.request_body');
+/** The request body as it went upstream, kept (a reference) for counting its tokens; past
+ * MAX_PROMPT_KEPT only its length, so a long stream does not hold a large body to its end. */
+const requestBody = defineSlot<Buffer | number>('metering.usage.request_body');
+const MAX_PROMPT_KEPT = 256 * 1024;
 /** What the response delivered, kept only while usage is absent: stream texts or JSON chunks. */
 const delivered = defineSlot<TextCollector | JsonChunks>('metering.usage.delivered');
 
@@ -70,6 +72,9 @@ export const usageMetering = defineStage({
       const kept = ctx.get(delivered);
       const body = ctx.get(requestBody);
       if (ctx.usage !== undefined || kept === undefined || body === undefined) return;
+      // No body byte came (a 204, a client gone before the first byte): nothing was delivered,
+      // and no usage is recorded; limits settle such a request at its reservation.
+      if (ctx.responseChunks === 0) return;
       ctx.set(delivered, undefined);
       const model = modelOf(ctx);
       if (model === undefined) return;
@@ -80,11 +85,13 @@ export const usageMetering = defineStage({
       const job: CountJob = {
         kind: ctx.api,
         encoding,
-        request: body,
+        request: typeof body === 'number' ? undefined : body,
         responseJson: undefined,
         responseTexts: undefined,
       };
-      let whole = true;
+      let whole = typeof body !== 'number';
+      // A prompt too large to have been kept: estimated from its size.
+      const promptExtra = typeof body === 'number' ? Math.ceil(body / BYTES_PER_TOKEN) : 0;
       if (kept instanceof TextCollector) {
         job.responseTexts = kept.texts();
         extra = Math.ceil(kept.droppedChars / BYTES_PER_TOKEN);
@@ -98,8 +105,9 @@ export const usageMetering = defineStage({
       }
       const source = exact && complete && whole ? 'tokenizer' : 'estimated';
       const apply = (n: TokenCount): void => {
+        const input = n.input + promptExtra;
         const output = n.output + extra;
-        ctx.usage = { inputTokens: n.input, outputTokens: output, totalTokens: n.input + output, source };
+        ctx.usage = { inputTokens: input, outputTokens: output, totalTokens: input + output, source };
       };
       const r = countTokens(pool, job);
       if (!(r instanceof Promise)) return apply(r);
@@ -148,7 +156,8 @@ export const usageMetering = defineStage({
             { ruleId: 'metering.unknownModel' },
           );
         }
-        ctx.set(requestBody, ctx.rewrittenBody ?? body);
+        const sent = ctx.rewrittenBody ?? body;
+        ctx.set(requestBody, sent.length <= MAX_PROMPT_KEPT ? sent : sent.length);
         if (!inject || apiSpec(req.kind)?.usageOnRequest !== true) return;
         // Only for streams whose client did not ask for usage; undefined otherwise.
         const edit = streamUsageEdit(req, ctx.rewrittenBody ?? body);
@@ -169,7 +178,7 @@ export const usageMetering = defineStage({
         const req = ctx.parsed;
         if (req === undefined) return;
         const stream = req.stream;
-        ctx.readResponseBody({ withholdUsageEvent: ctx.get(dropUsage) === true, events: stream });
+        ctx.readResponseBody({ withholdUsageEvent: ctx.get(dropUsage) === true, observeEvents: stream });
         if (ctx.status === undefined || ctx.status < 200 || ctx.status >= 300) return;
         ctx.set(
           delivered,

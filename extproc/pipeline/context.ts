@@ -321,6 +321,7 @@ export class RequestContext {
     const r = this.responseReading;
     if (ask.events) r.events = true;
     if (ask.withholdUsageEvent) r.withholdUsageEvent = true;
+    if (ask.observeEvents) r.observeEvents = true;
   }
 
   /** From onResponseEvent: end the client's stream with an OpenAI-style error event (the SDKs

@@ -6,6 +6,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countText } from '../../extproc/metering/tokenizer.ts';
+import { runCli } from '../harness/cli.ts';
 import { makeKey } from '../harness/gate.ts';
 import { type Stack, startStack } from '../harness/stack.ts';
 
@@ -104,5 +105,39 @@ describe('metering through real Envoy', () => {
     expect(rec.gen_ai.usage.output_tokens).toBeLessThan(truth.output_tokens);
     expect(rec.metering.source).toBe('estimated');
     expect(rec.metering.cost.amount).toBeGreaterThan(0);
+  });
+
+  it('lm-gate report totals over the audit log equal the sum of its records for the same window', async () => {
+    const records = await stack.gate.audit();
+    const times = records.map((r) => Date.parse(r.time)).sort((a, b) => a - b);
+    // A window that cuts the run in two, so that it is the window that is summed, not the file.
+    const from = new Date(times[0]!).toISOString();
+    const to = new Date(times[Math.floor(times.length / 2)]!).toISOString();
+    const inWindow = records.filter((r) => r.time >= from && r.time < to);
+    expect(inWindow.length).toBeGreaterThan(0);
+    expect(inWindow.length).toBeLessThan(records.length);
+
+    const run = await runCli([
+      'report',
+      '--from',
+      from,
+      '--to',
+      to,
+      '--by',
+      'tenant,model',
+      '--format',
+      'json',
+      stack.gate.auditPath,
+    ]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const rows = JSON.parse(run.stdout) as Record<string, number>[];
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    expect(sum(rows.map((r) => r.requests!))).toBe(inWindow.length);
+    expect(sum(rows.map((r) => r.input_tokens!))).toBe(sum(inWindow.map((r) => r.gen_ai.usage?.input_tokens ?? 0)));
+    expect(sum(rows.map((r) => r.output_tokens!))).toBe(sum(inWindow.map((r) => r.gen_ai.usage?.output_tokens ?? 0)));
+    expect(sum(rows.map((r) => r.cost ?? 0))).toBeCloseTo(sum(inWindow.map((r) => r.metering.cost?.amount ?? 0)), 12);
+    const acme = rows.find((r) => (r.tenant as unknown) === 'acme' && (r.model as unknown) === 'gpt-4o');
+    expect(acme?.requests).toBe(inWindow.filter((r) => r.upstream_model === 'gpt-4o').length);
   });
 });
