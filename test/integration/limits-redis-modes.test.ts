@@ -15,7 +15,14 @@ import { waitFor } from '../harness/ports.ts';
 import { type RedisCluster, type RedisSentinel, startRedisCluster, startRedisSentinel } from '../harness/redis.ts';
 
 function backendFor(redis: Record<string, unknown>) {
-  const config = configSchema.parse({ audit: { path: '-' }, redis, limits: { store: 'redis' } });
+  // Correctness, not latency: a loaded 2-core machine may take longer than the 120 ms the
+  // default deadline leaves a limits call.
+  const config = configSchema.parse({
+    audit: { path: '-' },
+    server: { messageDeadlineMs: 2000, maxMessageDeadlineMs: 2000 },
+    redis: { ...redis, commandTimeoutMs: 2000 },
+    limits: { store: 'redis' },
+  });
   const backend = new LimitBackend({
     config,
     logger: pino({ level: 'silent' }),
