@@ -75,6 +75,17 @@ export const configSchema = z
     const lim = cfg.limits;
     if (lim.store === 'redis' && cfg.redis === undefined)
       ctx.addIssue({ code: 'custom', path: ['limits', 'store'], message: 'store: redis needs the redis section' });
+    const limitIds = new Set<string>();
+    for (const [list, entries] of [
+      ['rate', lim.rate],
+      ['budgets', lim.budgets],
+    ] as const)
+      entries.forEach((e, i) => {
+        // The id names the counters, refusals and metrics: two limits with one id would share them.
+        if (limitIds.has(e.id))
+          ctx.addIssue({ code: 'custom', path: ['limits', list, i, 'id'], message: `id "${e.id}" is used twice` });
+        limitIds.add(e.id);
+      });
     lim.budgets.forEach((b, i) => {
       if (b.downgradeTo !== undefined && b.downgradeTo in cfg.routing.aliases)
         ctx.addIssue({

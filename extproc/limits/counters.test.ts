@@ -63,3 +63,21 @@ describe('OpenAI header formats', () => {
     expect([0, 1, 1000, 1001, 20_000].map(retryAfterSeconds)).toEqual(['1', '1', '1', '2', '20']);
   });
 });
+
+describe('limits config', () => {
+  it('refuses an id used twice, and a downgrade to a routing alias', async () => {
+    const { configSchema } = await import('../config/schema.ts');
+    const r = configSchema.safeParse({
+      routing: { aliases: { cheap: 'llama-3.1-8b' } },
+      limits: {
+        rate: [{ id: 'a', scope: 'key', limit: 1, per: 'minute' }],
+        budgets: [{ id: 'a', scope: 'tenant', amount: 1, period: 'day', downgradeTo: 'cheap' }],
+      },
+    });
+    expect(r.success).toBe(false);
+    expect(r.error!.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['limits.budgets.0.id', 'id "a" is used twice'],
+      ['limits.budgets.0.downgradeTo', 'must name a model, not a routing alias'],
+    ]);
+  });
+});
