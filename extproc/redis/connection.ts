@@ -87,7 +87,9 @@ export function createRedisClient(config: RedisConfig, role: string, extra: Redi
     return new Cluster(config.cluster.nodes.map(endpoint), {
       redisOptions: { ...options, ...auth },
       enableOfflineQueue: false,
-      clusterRetryStrategy: (attempt: number) => reconnectDelayMs(attempt),
+      // The CLI's one attempt (extra.retryStrategy: () => null) holds for the cluster too.
+      clusterRetryStrategy: extra.retryStrategy ?? ((attempt: number) => reconnectDelayMs(attempt)),
+      ...(extra.lazyConnect ? { lazyConnect: true } : {}),
       // A command is not retried elsewhere after a failure: it fails, and the limit's
       // onRedisDown decides.
       maxRedirections: 4,
