@@ -6,10 +6,14 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../extproc/config/schema.ts';
+import { RedisKillStore } from '../../extproc/killswitch/redis-store.ts';
 import { LimitBackend } from '../../extproc/limits/backend.ts';
 import type { CounterItem } from '../../extproc/limits/counters.ts';
 import { hashTag } from '../../extproc/limits/redis-store.ts';
 import { systemClock } from '../../extproc/pipeline/stage.ts';
+import { redisConfig } from '../../extproc/redis/config.ts';
+import { RedisConnection } from '../../extproc/redis/connection.ts';
+import { RedisMetrics } from '../../extproc/redis/metrics.ts';
 import { Metrics } from '../../extproc/telemetry/metrics.ts';
 import { waitFor } from '../harness/ports.ts';
 import { type RedisCluster, type RedisSentinel, startRedisCluster, startRedisSentinel } from '../harness/redis.ts';
@@ -87,6 +91,24 @@ describe('Cluster', () => {
   afterAll(async () => {
     b?.backend.close();
     await cluster?.stop();
+  });
+
+  it('the kill switch store runs on it too: its keys share the {kill} slot', async () => {
+    const conn = new RedisConnection({
+      config: redisConfig.parse({ cluster: { nodes: cluster.addresses }, keyPrefix: 't:' })!,
+      role: 'kill-test',
+      logger: pino({ level: 'silent' }),
+      metrics: RedisMetrics.for(new Metrics({ defaultMetrics: false }).registry),
+    });
+    try {
+      await waitFor('kill connection', async () => (conn.ready ? true : undefined), 15_000);
+      const store = new RedisKillStore(conn);
+      expect(await store.kill('tenant', 'initech', { at: 1, source: 'cli' })).toBeGreaterThan(0);
+      const snap = await store.snapshot(100);
+      expect(snap.entries).toEqual([['tenant', 'initech', { at: 1, source: 'cli' }]]);
+    } finally {
+      conn.close();
+    }
   });
 
   it('keys carry the hash tag of their level', () => {
