@@ -2,6 +2,7 @@
 // workers count in the main thread's one store, so a limit of 10 an hour admits exactly 10 of 40
 // requests spread over both workers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { extProcFilter } from '../harness/envoy.ts';
 import { makeKey } from '../harness/gate.ts';
 import { type Stack, startStack } from '../harness/stack.ts';
 
@@ -12,7 +13,14 @@ beforeAll(async () => {
   stack = await startStack({
     keys: [alice],
     workers: 2,
+    // Counting, not latency: on a loaded machine a message may wait past the shipped 200 ms.
+    editEnvoy: (cfg) => {
+      const ep = extProcFilter(cfg);
+      ep.message_timeout = '10s';
+      ep.max_message_timeout = '10s';
+    },
     gateExtra: {
+      server: { messageDeadlineMs: 8000, maxMessageDeadlineMs: 8000 },
       limits: {
         rate: [{ id: 'per-key', scope: 'key', limit: 10, per: 'hour' }],
       },
