@@ -137,6 +137,41 @@ describe('limits.rate', () => {
     expect(other.client!.set['x-ratelimit-remaining-requests']).toBe('3');
   });
 
+  it('a route limit counts every request routed there, whatever model or caller', async () => {
+    const clock = new FakeClock();
+    const config = {
+      routing: {
+        routes: [
+          { name: 'gpu', models: ['m1', 'm2'] },
+          { name: 'cpu', models: ['m3'] },
+        ],
+      },
+      limits: { rate: [{ id: 'gpu-pool', scope: 'route', ids: ['gpu'], limit: 2, per: 'minute' }] },
+    };
+    const stages = ['llm.api_shape', 'routing.route', 'limits.rate'];
+    const backend = new LimitBackend({
+      config: runStageConfig({ stages, config }),
+      logger: pino({ level: 'silent' }),
+      metrics: new Metrics({ defaultMetrics: false }),
+      clock,
+    });
+    const send = (who: string, model: string) =>
+      runStage({
+        stages,
+        config,
+        given: { principal: principal(who) },
+        request: { path: '/v1/chat/completions', body: { model, messages: [] } },
+        clock,
+        limits: backend,
+      });
+    expect((await send('a', 'm1')).refused).toBeUndefined();
+    expect((await send('b', 'm2')).refused).toBeUndefined();
+    const third = await send('c', 'm1');
+    expect(third.refused).toMatchObject({ status: 429, ruleId: 'limits.rate.gpu-pool' });
+    expect(third.refused!.message).toContain('route gpu');
+    expect((await send('c', 'm3')).refused).toBeUndefined();
+  });
+
   it('tokens are reserved from the body and max_tokens, and settled to the usage upstream reports', async () => {
     const s = session({ rate: [{ id: 'tok', scope: 'tenant', unit: 'tokens', limit: 10_000, per: 'minute' }] });
     const body = { model: 'm1', messages: [], max_tokens: 500 };
