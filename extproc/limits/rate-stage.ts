@@ -8,7 +8,8 @@
 // max_tokens or limits.defaultMaxTokens) and settled to the usage upstream reports when the
 // request ends; a request that never went upstream is refunded, one without usage keeps its
 // reservation. When the body's check refuses, the request counted at the headers is given back,
-// so a refused request counts nowhere.
+// so a request the limits refuse counts at no level; one a later stage refuses (policy at the
+// body) still counts, so a caller cannot hammer with refused requests unlimited.
 import type { LimitCheck, RequestContext } from '../pipeline/context.ts';
 import { refuse } from '../pipeline/errors.ts';
 import { defineSlot } from '../pipeline/slots.ts';
