@@ -25,6 +25,17 @@ beforeAll(async () => {
           { id: 'strict', scope: 'key', ids: ['strict'], limit: 1000, per: 'minute', onRedisDown: 'closed' },
           { id: 'lenient', scope: 'key', ids: ['lenient'], limit: 3, per: 'minute', onRedisDown: 'open' },
         ],
+        budgets: [
+          {
+            id: 'lenient-tokens',
+            scope: 'key',
+            ids: ['lenient'],
+            amount: 1_000_000,
+            unit: 'tokens',
+            period: 'day',
+            onRedisDown: 'open',
+          },
+        ],
       },
     },
   });
@@ -68,7 +79,13 @@ describe('limits while Redis is down', () => {
     const records = await stack.gate.audit();
     const flagged = records.filter((r) => r.limits?.[0]?.fail_open === true);
     expect(flagged).toHaveLength(1);
-    expect(flagged[0]).toMatchObject({ outcome: 'completed', limits: [{ id: 'lenient', decision: 'admitted' }] });
+    expect(flagged[0]).toMatchObject({
+      outcome: 'completed',
+      limits: [{ id: 'lenient', decision: 'admitted' }],
+      // the budget failed open too: reserved and settled in this replica
+      budgets: [{ id: 'lenient-tokens', state: 'admitted', fail_open: true }],
+    });
+    expect(flagged[0]!.budgets[0].settled).toBeGreaterThan(0);
     // counted locally meanwhile: lenient's limit of 3 still holds (1 in Redis is forgotten, 1 + 2 here)
     expect((await chat(lenient.key)).status).toBe(200);
     expect((await chat(lenient.key)).status).toBe(200);
