@@ -9,12 +9,16 @@
 // A variant is `name[:item,item…]`; items: `node=<flags>` (the gate's NODE_OPTIONS instead of
 // the bench's --max-semi-space-size=8; spaces allowed), `uds` (Envoy reaches the gate over its
 // Unix socket), `profile=<bench profile>`, `workers=<n>` (server.workers, one Envoy endpoint per
-// worker).
+// worker), `redis` (the profile's limits and budgets counted in a real redis-server the run
+// starts beside the gates, limits.store: redis, instead of in memory):
+//
+//   npm run bench:ab -- --variant memory --variant 'redis:redis'
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
+import { startRedis } from '../test/harness/redis.ts';
 import { CHAT, chatTarget, errorsOf, latencies, roundedPercentiles } from './lib/common.ts';
 import { difference, roundMs } from './lib/stats.ts';
 import { type BenchGate, GATE_NODE_OPTIONS, startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
@@ -26,6 +30,7 @@ export interface Variant {
   nodeOptions: string | undefined;
   unixSocket: boolean;
   workers: number;
+  redis: boolean;
 }
 
 /** `name[:item,item…]` into a variant; throws on an item it does not know. */
@@ -33,7 +38,14 @@ export function parseVariant(spec: string): Variant {
   const colon = spec.indexOf(':');
   const name = colon < 0 ? spec : spec.slice(0, colon);
   if (!/^[a-z][a-z0-9_]*$/.test(name)) throw new Error(`variant name ${JSON.stringify(name)}: use [a-z][a-z0-9_]*`);
-  const v: Variant = { name, profile: 'governed', nodeOptions: undefined, unixSocket: false, workers: 1 };
+  const v: Variant = {
+    name,
+    profile: 'governed',
+    nodeOptions: undefined,
+    unixSocket: false,
+    workers: 1,
+    redis: false,
+  };
   const items = colon < 0 ? [] : spec.slice(colon + 1).split(/,(?=[a-z]+(?:=|,|$))/);
   for (const item of items.filter((i) => i !== '')) {
     const eq = item.indexOf('=');
@@ -41,11 +53,12 @@ export function parseVariant(spec: string): Variant {
     const value = eq < 0 ? '' : item.slice(eq + 1);
     if (key === 'node') v.nodeOptions = value;
     else if (key === 'uds' && eq < 0) v.unixSocket = true;
+    else if (key === 'redis' && eq < 0) v.redis = true;
     else if (key === 'profile' && value) v.profile = value;
     else if (key === 'workers' && /^[1-9]\d*$/.test(value)) v.workers = Number(value);
     else
       throw new Error(
-        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, uds, profile=<name>, workers=<n>)`,
+        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, uds, profile=<name>, workers=<n>, redis)`,
       );
   }
   return v;
@@ -78,11 +91,17 @@ async function main() {
     const vegeta = await ensureVegeta(log);
     const mock = await startMock();
     stops.push(() => mock.proc.stop());
+    const redis = variants.some((v) => v.redis) ? await startRedis() : undefined;
+    if (redis) stops.push(() => redis.stop());
     const gates = new Map<string, BenchGate>();
     for (const v of variants) {
       const env: Record<string, string> = { LMG_BENCH_KEY_SHA256: hashApiKey(key) };
       if (v.nodeOptions !== undefined) env.NODE_OPTIONS = v.nodeOptions;
-      const g = await startGate(v.name, v.profile, env, { unixSocket: v.unixSocket, workers: v.workers });
+      const g = await startGate(v.name, v.profile, env, {
+        unixSocket: v.unixSocket,
+        workers: v.workers,
+        ...(v.redis && redis ? { redisUrl: redis.url } : {}),
+      });
       stops.push(() => g.stop());
       gates.set(v.name, g);
     }

@@ -124,7 +124,7 @@ async function serve(args: string[]): Promise<number> {
         clock: systemClock,
         logger,
         metrics: killMetrics,
-        redisMetrics: new RedisMetrics(metrics.registry),
+        redisMetrics: RedisMetrics.for(metrics.registry),
         onChange: (set) => host.setKills(set),
       })
     : undefined;

@@ -129,7 +129,14 @@ export async function startGate(
   name: string,
   profile: string,
   env: Record<string, string>,
-  opts: { cpuProfileDir?: string; unixSocket?: boolean; workers?: number; nodeArgs?: string[] } = {},
+  opts: {
+    cpuProfileDir?: string;
+    unixSocket?: boolean;
+    workers?: number;
+    nodeArgs?: string[];
+    /** Count the profile's limits and budgets in this Redis (limits.store: redis). */
+    redisUrl?: string;
+  } = {},
 ): Promise<BenchGate> {
   const dir = await mkdtemp(join(tmpdir(), `lm-gate-bench-${name}-`));
   const workers = opts.workers ?? 1;
@@ -137,13 +144,19 @@ export async function startGate(
   const adminPort = await freePort();
   let config = join(ROOT, 'bench', 'profiles', `${profile}.yaml`);
   const unixSocket = opts.unixSocket ? join(dir, 'grpc.sock') : undefined;
-  if (unixSocket || workers > 1) {
+  if (unixSocket || workers > 1 || opts.redisUrl) {
     // The profile plus a Unix socket beside its TCP port (Envoy, health checks too, uses the
-    // socket) or gate workers.
-    const text = await readFile(config, 'utf8');
+    // socket), gate workers, or its limits in Redis.
+    let text = await readFile(config, 'utf8');
     config = join(dir, `${profile}.yaml`);
     const extra = `${unixSocket ? `  unixSocket: ${unixSocket}\n` : ''}${workers > 1 ? `  workers: ${workers}\n` : ''}`;
-    await writeFile(config, text.replace(/^server:\n/m, `server:\n${extra}`));
+    text = text.replace(/^server:\n/m, `server:\n${extra}`);
+    if (opts.redisUrl) {
+      if (!/^ {2}store: memory$/m.test(text))
+        throw new Error(`profile ${profile} has no limits.store to move to Redis`);
+      text = `${text.replace(/^ {2}store: memory$/m, '  store: redis')}redis:\n  url: ${opts.redisUrl}\n  keyPrefix: "bench-${name}:"\n`;
+    }
+    await writeFile(config, text);
   }
   const args = [await builtGateEntry(), 'serve', '-c', config];
   if (opts.cpuProfileDir) args.unshift('--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir);

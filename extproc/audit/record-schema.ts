@@ -164,6 +164,51 @@ export const requestLine = z
           .strict(),
       )
       .describe('Every decision worth explaining later, allow and deny, in order.'),
+    limits: z
+      .array(
+        z
+          .object({
+            id: z.string().describe('The rate limit (limits.rate[].id).'),
+            level: z.string().describe('Whose counter, <scope>:<id>: team:research, model:llama-3.1-8b.'),
+            unit: z.enum(['requests', 'tokens']).describe('What the limit counts.'),
+            limit: z.number().describe('The limit per its period.'),
+            remaining: z.number().describe('What was left after this request, at the decision.'),
+            decision: z.enum(['admitted', 'refused']).describe('What this level decided.'),
+            reserved: z.number().optional().describe('Tokens reserved before the call (token limits).'),
+            settled: z.number().optional().describe('Tokens the reservation was settled to at the end.'),
+            fail_open: z
+              .literal(true)
+              .optional()
+              .describe('Redis could not answer and the limit failed open: counted in this replica alone.'),
+          })
+          .strict(),
+      )
+      .nullable()
+      .describe('Rate limit levels checked, each with its decision; null when no limit applied.'),
+    budgets: z
+      .array(
+        z
+          .object({
+            id: z.string().describe('The budget (limits.budgets[].id).'),
+            level: z.string().describe('Whose budget, <scope>:<id>.'),
+            unit: z.enum(['tokens', 'currency']).describe('What the budget counts.'),
+            period: z.string().describe("The period's first day in the budget's time zone (2026-11-01)."),
+            amount: z.number().describe('The budget per period.'),
+            reserved: z.number().describe('Reserved before the call (max_tokens or the default, times the price).'),
+            settled: z.number().nullable().describe('The real cost or tokens it was settled to; null if not settled.'),
+            refunded: z.number().describe('Given back: a failed, cancelled or never-sent request.'),
+            state: z
+              .enum(['admitted', 'downgraded', 'refused'])
+              .describe('admitted; downgraded (spent, sent to its downgradeTo model); refused (429 budget_exceeded).'),
+            fail_open: z
+              .literal(true)
+              .optional()
+              .describe('Redis could not answer and the budget failed open: counted in this replica alone.'),
+          })
+          .strict(),
+      )
+      .nullable()
+      .describe('Budgets checked; null when none applied.'),
   })
   .strict()
   .describe('One per request that reached the gate.');

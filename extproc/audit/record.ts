@@ -9,7 +9,7 @@
 import type { ApiKind } from '../llm/apis.ts';
 import type { UsageSource } from '../llm/usage.ts';
 import { meteringFactsOf } from '../metering/facts.ts';
-import type { RequestContext } from '../pipeline/context.ts';
+import type { BudgetCheck, LimitCheck, RequestContext } from '../pipeline/context.ts';
 import { PHASE_LABEL, PHASES } from '../server/phases.ts';
 
 export const AUDIT_SCHEMA_VERSION = 2;
@@ -82,6 +82,10 @@ export interface AuditRecord {
     labels: Record<string, string | null>;
   };
   decisions: { stage: string; rule_id: string; effect: string; reason: string }[];
+  /** Rate limit levels checked, each with its decision; null when no limit applied. */
+  limits: LimitCheck[] | null;
+  /** Budgets checked: reserved, settled, refunded, period, state; null when none applied. */
+  budgets: BudgetCheck[] | null;
 }
 
 const ms = (ns: bigint) => Math.round(Number(ns) / 1e3) / 1e3;
@@ -152,5 +156,7 @@ export function buildAuditRecord(ctx: RequestContext): AuditRecord {
       labels: facts?.labels ?? {},
     },
     decisions: ctx.decisions.map((d) => ({ stage: d.stage, rule_id: d.ruleId, effect: d.effect, reason: d.reason })),
+    limits: ctx.limits ?? null,
+    budgets: ctx.budgets ?? null,
   };
 }

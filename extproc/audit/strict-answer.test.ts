@@ -53,6 +53,7 @@ describe('strict durability holds the last answer until the record is durable', 
       undefined,
       undefined,
       undefined,
+      undefined,
       sink,
     );
     s.send(headers({ ':method': 'GET', ':path': '/v1/models', ':authority': 'a' }, true));
@@ -68,7 +69,15 @@ describe('strict durability holds the last answer until the record is durable', 
 
   it('a response without a body: the request headers answer at once, the response headers after the record', async () => {
     const { sink, held, records } = heldSink(true);
-    const s = openFakeStream(runStageConfig({ stages: [] }), undefined, undefined, undefined, undefined, sink);
+    const s = openFakeStream(
+      runStageConfig({ stages: [] }),
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      sink,
+    );
     s.send(headers({ ':method': 'GET', ':path': '/v1/models', ':authority': 'a' }, true));
     await tick();
     expect(kinds(s.call.written)).toEqual(['requestHeaders']);
@@ -82,7 +91,15 @@ describe('strict durability holds the last answer until the record is durable', 
 
   it('without strict durability nothing waits', async () => {
     const { sink, held } = heldSink(false);
-    const s = openFakeStream(runStageConfig({ stages: [] }), undefined, undefined, undefined, undefined, sink);
+    const s = openFakeStream(
+      runStageConfig({ stages: [] }),
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      sink,
+    );
     s.send(headers({ ':method': 'GET', ':path': '/v1/models', ':authority': 'a' }, true));
     s.send(responseHeaders(204, true));
     await tick();

@@ -8,13 +8,12 @@
 // command reads its redis section (and, for --list, its own killSwitch lists) and nothing else.
 // One attempt to connect, bounded by redis.connectTimeoutMs; a failure is one line and exit 1.
 import { hostname, userInfo } from 'node:os';
-import { Redis } from 'ioredis';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { configKillSet } from '../killswitch/config-kills.ts';
 import { isKillKind, KILL_KINDS, type KillEntry, type KillKind } from '../killswitch/kill-set.ts';
 import { RedisKillStore } from '../killswitch/redis-store.ts';
-import { redisClientOptions, redisTarget } from '../redis/connection.ts';
+import { createRedisClient, redisTarget } from '../redis/connection.ts';
 import { parseDuration, rfc3339At } from './durations.ts';
 import { CommandError, parseCommandArgs, UsageError } from './usage.ts';
 
@@ -95,13 +94,9 @@ export async function killCommand(args: string[]): Promise<number> {
     throw new CommandError(
       `${cmd.config}: no redis section, and the kill switch is shared only through Redis; without it, list the id under killSwitch in each replica's config`,
     );
-  const target = redisTarget(redis.url);
+  const target = redisTarget(redis);
   // One attempt: a command that retries forever would hang a script.
-  const client = new Redis(redis.url, {
-    ...redisClientOptions(redis, 'cli'),
-    retryStrategy: () => null,
-    lazyConnect: true,
-  });
+  const client = createRedisClient(redis, 'cli', { retryStrategy: () => null, lazyConnect: true });
   // The 'error' event says why (ECONNREFUSED, WRONGPASS); the rejected connect() only that the
   // connection closed.
   let why: string | undefined;

@@ -18,7 +18,8 @@ export const RESTART_ONLY = {
     'signingKey',
   ],
   killSwitch: ['resyncIntervalMs', 'maxEntries'],
-  redis: ['url', 'keyPrefix', 'connectTimeoutMs', 'commandTimeoutMs'],
+  limits: ['store', 'maxMemoryEntries', 'webhook'],
+  redis: ['url', 'sentinel', 'cluster', 'username', 'password', 'keyPrefix', 'connectTimeoutMs', 'commandTimeoutMs'],
 } as const;
 
 /** Dotted paths of fields that differ between the two configs and need a restart. */

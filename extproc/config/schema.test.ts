@@ -65,6 +65,16 @@ describe('configSchema', () => {
         labels: {},
         unknownModel: 'price_zero_warn',
       },
+      limits: {
+        store: 'memory',
+        onRedisDown: 'closed',
+        defaultMaxTokens: 1024,
+        bytesPerInputToken: 4,
+        headers: true,
+        maxMemoryEntries: 100000,
+        rate: [],
+        budgets: [],
+      },
       audit: {
         path: 'audit.log',
         maxPendingBytes: 16777216,

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { auditConfig } from '../audit/config.ts';
 import { identityConfig } from '../identity/config.ts';
 import { killSwitchConfig } from '../killswitch/config.ts';
+import { limitsConfig } from '../limits/config.ts';
 import { meteringConfig } from '../metering/config.ts';
 import { ALWAYS_STAGE_NAMES, STAGE_NAMES, stageGraphProblems } from '../pipeline/stages.ts';
 import { policyConfig } from '../policy/config.ts';
@@ -41,6 +42,7 @@ export const configSchema = z
     killSwitch: killSwitchConfig,
     routing: routingConfig,
     metering: meteringConfig,
+    limits: limitsConfig,
     audit: auditConfig,
     redis: redisConfig,
   })
@@ -70,6 +72,40 @@ export const configSchema = z
           message: `pipeline.stages leaves out ${stage}, so nothing would refuse these; add it`,
         });
     }
+    const lim = cfg.limits;
+    if (lim.store === 'redis' && cfg.redis === undefined)
+      ctx.addIssue({ code: 'custom', path: ['limits', 'store'], message: 'store: redis needs the redis section' });
+    const limitIds = new Set<string>();
+    for (const [list, entries] of [
+      ['rate', lim.rate],
+      ['budgets', lim.budgets],
+    ] as const)
+      entries.forEach((e, i) => {
+        // The id names the counters, refusals and metrics: two limits with one id would share them.
+        if (limitIds.has(e.id))
+          ctx.addIssue({ code: 'custom', path: ['limits', list, i, 'id'], message: `id "${e.id}" is used twice` });
+        limitIds.add(e.id);
+      });
+    lim.budgets.forEach((b, i) => {
+      if (b.downgradeTo !== undefined && b.downgradeTo in cfg.routing.aliases)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['limits', 'budgets', i, 'downgradeTo'],
+          message: 'must name a model, not a routing alias',
+        });
+    });
+    if (lim.budgets.length > 0 && !stages.has('limits.budget'))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['limits', 'budgets'],
+        message: 'pipeline.stages leaves out limits.budget, so nothing would enforce these; add it',
+      });
+    if (lim.rate.length > 0 && !stages.has('limits.rate'))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['limits', 'rate'],
+        message: 'pipeline.stages leaves out limits.rate, so nothing would enforce these; add it',
+      });
     const deadline = `must be under server.messageDeadlineMs (${cfg.server.messageDeadlineMs})`;
     // A request waiting for keys must be refused (401) before the message deadline answers 503.
     if (cfg.identity.jwt.issuers.length > 0 && cfg.identity.jwt.jwks.keyWaitMs >= cfg.server.messageDeadlineMs)

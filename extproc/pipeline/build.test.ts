@@ -35,11 +35,13 @@ describe('buildPipeline', () => {
       'identity.authenticate',
       'killswitch.principal',
       'llm.api_shape',
+      'limits.budget',
       'routing.route',
       'killswitch.model',
       'policy.access',
       'policy.rules',
       'policy.model_list',
+      'limits.rate',
       'metering.usage',
     ]);
     expect(ALWAYS_STAGE_NAMES).toEqual(['http.hygiene']);

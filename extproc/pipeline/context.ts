@@ -75,6 +75,41 @@ export interface LmGateMetadata {
   usage: 'upstream' | 'absent';
 }
 
+/** One limit level a request was checked against (the audit's `limits`). */
+export interface LimitCheck {
+  /** limits.rate[].id */
+  id: string;
+  /** Whose counter: `<scope>:<id>` ("team:research", "model:llama-3.1-8b"). */
+  level: string;
+  unit: 'requests' | 'tokens';
+  limit: number;
+  /** Left after this request (when admitted), at the decision. */
+  remaining: number;
+  decision: 'admitted' | 'refused';
+  /** tokens: reserved before the call, and what it was settled to at the end. */
+  reserved?: number;
+  settled?: number;
+  /** Redis could not answer and the limit failed open: counted in this replica alone. */
+  fail_open?: true;
+}
+
+/** One budget a request was checked against (the audit's `budgets`). */
+export interface BudgetCheck {
+  /** limits.budgets[].id */
+  id: string;
+  level: string;
+  unit: 'tokens' | 'currency';
+  /** The period's first day, in the budget's time zone ("2026-11-01"). */
+  period: string;
+  amount: number;
+  reserved: number;
+  settled: number | null;
+  refunded: number;
+  /** admitted; downgraded (spent: sent to downgradeTo); refused. */
+  state: 'admitted' | 'downgraded' | 'refused';
+  fail_open?: true;
+}
+
 /** Why ctx.signal aborted. */
 export type AbortReason = 'deadline' | 'cancelled' | 'drain' | 'finished';
 
@@ -177,6 +212,9 @@ export class RequestContext {
 
   // ---- outcome ----
   readonly decisions: Decision[] = [];
+  /** Rate limit levels and budgets checked (limits stages); undefined when none ran. */
+  limits: LimitCheck[] | undefined;
+  budgets: BudgetCheck[] | undefined;
   outcome: Outcome | undefined;
   error: GateError | undefined;
   /** Protocol or internal failure detail, for the audit and logs (never client input). */

@@ -137,6 +137,18 @@ export const ERROR_CATALOG = {
     outcome: 'rejected',
     when: 'A body declared in a charset other than UTF-8.',
   },
+  rate_limit_exceeded: {
+    status: 429,
+    type: 'rate_limit_error',
+    outcome: 'rejected',
+    when: 'A rate limit (`limits.rate`) has no room for the request; `rule_id` names the limit (`limits.rate.<id>`), `retry-after` and `x-ratelimit-*` say when there will be.',
+  },
+  budget_exceeded: {
+    status: 429,
+    type: 'rate_limit_error',
+    outcome: 'rejected',
+    when: "The budget (`limits.budgets`) of the caller's key, team or tenant is spent for this period, and it names no `downgradeTo`; `rule_id` names it.",
+  },
   internal_error: {
     status: 500,
     type: 'server_error',
@@ -160,6 +172,12 @@ export const ERROR_CATALOG = {
     type: 'service_unavailable',
     outcome: 'error',
     when: 'The external policy decision (`policy.opa`) failed, timed out or was malformed: the gate fails closed; a retry may pass.',
+  },
+  limits_unavailable: {
+    status: 503,
+    type: 'service_unavailable',
+    outcome: 'error',
+    when: 'Redis did not answer in time for a limit or budget with `onRedisDown: closed`; a retry may pass.',
   },
   draining: {
     status: 503,
@@ -205,7 +223,15 @@ export class GateError extends Error {
   /** Extra response headers (retry-after, www-authenticate, ...). */
   readonly headers: readonly (readonly [string, string])[];
 
-  constructor(code: ErrorCode, message: string, opts: { param?: string | null; ruleId?: string | undefined } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: {
+      param?: string | null;
+      ruleId?: string | undefined;
+      headers?: readonly (readonly [string, string])[] | undefined;
+    } = {},
+  ) {
     super(message);
     const spec: ErrorSpec = ERROR_CATALOG[code];
     this.name = 'GateError';
@@ -215,7 +241,8 @@ export class GateError extends Error {
     this.outcome = spec.outcome;
     this.param = opts.param ?? null;
     this.ruleId = opts.ruleId;
-    this.headers = headersFor(code, spec.status);
+    // A refusal's own headers (a computed retry-after, x-ratelimit-*) replace the code's defaults.
+    this.headers = opts.headers ?? headersFor(code, spec.status);
   }
 
   /** The OpenAI-style body clients parse: {"error":{"message","type","code","param"}}. The
@@ -236,7 +263,11 @@ export class GateError extends Error {
 export function refuse(
   code: ErrorCode,
   message: string,
-  opts?: { param?: string | null; ruleId?: string | undefined },
+  opts?: {
+    param?: string | null;
+    ruleId?: string | undefined;
+    headers?: readonly (readonly [string, string])[] | undefined;
+  },
 ): GateError {
   return new GateError(code, message, opts);
 }

@@ -15,6 +15,7 @@
 import type { Config } from '../config/schema.ts';
 import type { KeyRegistry } from '../identity/jwt/key-registry.ts';
 import type { KillBoard } from '../killswitch/kill-set.ts';
+import type { LimitBackend } from '../limits/backend.ts';
 import type { ParsePool } from '../llm/parse-pool.ts';
 import type { ResponseEvent } from '../llm/response-stream.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -58,6 +59,9 @@ export interface StageDeps {
   readonly kills: KillBoard;
   /** JWT issuers' signing keys, cached for the process (kept across reloads). */
   readonly jwtKeys: KeyRegistry;
+  /** Rate limit and budget counters (memory, Redis), kept across reloads; the limits stages
+   * refuse to start without it. */
+  readonly limits?: LimitBackend | undefined;
 }
 
 export interface Stage {

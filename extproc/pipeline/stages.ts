@@ -1,6 +1,8 @@
 // The composition root: every stage, in the order it runs. The order is policy: hygiene before
 // anything reads a header; who is calling (401) before what they ask for (400/404) before whether
-// they may (403) before metering. The kill switch's caller check comes right after identity, so a
+// they may (403) before metering. Budgets come before routing, so a request a spent budget
+// downgrades to a cheaper model is routed, kill-checked and judged by policy as that model; rate
+// limits after policy, so a refused request spends no rate. The kill switch's caller check comes right after identity, so a
 // killed key is refused before any other stage can answer differently than for an unknown key;
 // its model check comes once routing has resolved an alias to the model that would serve. The
 // config only chooses which of the optional ones run (pipeline.stages); its enum and its
@@ -9,6 +11,8 @@ import { headerHygiene } from '../http/hygiene-stage.ts';
 import { authenticate } from '../identity/authenticate-stage.ts';
 import { killModel } from '../killswitch/model-stage.ts';
 import { killPrincipal } from '../killswitch/principal-stage.ts';
+import { budgets } from '../limits/budget-stage.ts';
+import { rateLimits } from '../limits/rate-stage.ts';
 import { apiShape } from '../llm/api-shape-stage.ts';
 import { usageMetering } from '../metering/usage-stage.ts';
 import { policyAccess } from '../policy/access-stage.ts';
@@ -22,11 +26,13 @@ export const STAGES = [
   authenticate,
   killPrincipal,
   apiShape,
+  budgets,
   routing,
   killModel,
   policyAccess,
   policyRules,
   modelList,
+  rateLimits,
   usageMetering,
 ] as const;
 

@@ -3,9 +3,15 @@ import { reconnectDelayMs, redisTarget } from './connection.ts';
 
 describe('redisTarget', () => {
   it('names host and port only: a URL may carry a password, which must never reach a log', () => {
-    expect(redisTarget('redis://:s3cret@redis.svc:6380/2')).toBe('redis.svc:6380');
-    expect(redisTarget('rediss://user:s3cret@redis.svc/0')).toBe('redis.svc:6379');
-    expect(redisTarget('redis://user:s3cret@[bad')).toBe('(unparseable url)');
+    expect(redisTarget({ url: 'redis://:s3cret@redis.svc:6380/2' })).toBe('redis.svc:6380');
+    expect(redisTarget({ url: 'rediss://user:s3cret@redis.svc/0' })).toBe('redis.svc:6379');
+    expect(redisTarget({ url: 'redis://user:s3cret@[bad' })).toBe('(unparseable url)');
+  });
+  it('names the sentinels master and the first cluster node, never a password', () => {
+    expect(redisTarget({ sentinel: { name: 'lm', sentinels: ['s0:26379', 's1:26379'] } })).toBe(
+      'sentinel lm via s0:26379',
+    );
+    expect(redisTarget({ cluster: { nodes: ['r0:6379', 'r1:6379'] } })).toBe('cluster via r0:6379');
   });
 });
 

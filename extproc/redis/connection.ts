@@ -5,20 +5,31 @@
 // a gauge (lmgate_redis_connected{role}) and one log line per change of state, never one per
 // failed attempt.
 //
-// Supported deployments: a standalone server (redis:// or rediss://), or anything that speaks
-// like one (a proxy, a managed endpoint). Sentinel and Cluster can come with limits and budgets
-// (issue #10); the kill switch's keys already share one hash slot ({kill}) for Cluster.
+// Supported deployments: a standalone server (redis:// or rediss://, or anything that speaks like
+// one: a proxy, a managed endpoint), a master behind Sentinel (ioredis asks the sentinels and
+// follows failovers), and Redis Cluster (ioredis's Cluster client; every multi-key script keeps
+// its keys in one hash slot: {kill}, {t:<tenant>}, ...).
 //
 // The kill switch opens two on the main thread (commands, and a subscriber: a connection in
 // SUBSCRIBE mode can run nothing else). Limits and budgets (#10) are meant to open their own
 // with a role of their own, wherever their requests are served.
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RedisConfig } from './config.ts';
 import type { RedisMetrics } from './metrics.ts';
 
-/** host:port of a Redis URL, for logs: the URL itself may carry a password. */
-export function redisTarget(url: string): string {
+/** A standalone or Sentinel connection, or a Cluster: the commands the gate sends are the same. */
+export type RedisClient = Redis | Cluster;
+
+/** Where the section points, for logs: host:port of a URL (which may carry a password), the
+ * sentinels' master name, or the first cluster node. */
+export function redisTarget(config: Pick<RedisConfig, 'url' | 'sentinel' | 'cluster'>): string {
+  if (config.sentinel) return `sentinel ${config.sentinel.name} via ${config.sentinel.sentinels[0]}`;
+  if (config.cluster) return `cluster via ${config.cluster.nodes[0]}`;
+  return urlTarget(config.url ?? '');
+}
+
+function urlTarget(url: string): string {
   try {
     const u = new URL(url);
     return `${u.hostname}:${u.port || '6379'}`;
@@ -48,9 +59,50 @@ export function redisClientOptions(config: RedisConfig, role: string): RedisOpti
   };
 }
 
+const endpoint = (hp: string): { host: string; port: number } => {
+  const i = hp.lastIndexOf(':');
+  return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
+};
+
+/** The client for the section's mode, with the gate's options (`extra` over them). */
+export function createRedisClient(config: RedisConfig, role: string, extra: RedisOptions = {}): RedisClient {
+  const options: RedisOptions = { ...redisClientOptions(config, role), ...extra };
+  const auth = {
+    ...(config.username !== undefined ? { username: config.username } : {}),
+    ...(config.password !== undefined ? { password: config.password } : {}),
+  };
+  if (config.sentinel !== undefined) {
+    const s = config.sentinel;
+    return new Redis({
+      ...options,
+      ...auth,
+      name: s.name,
+      sentinels: s.sentinels.map(endpoint),
+      ...(s.sentinelPassword !== undefined ? { sentinelPassword: s.sentinelPassword } : {}),
+      // Asking the sentinels again follows the same bounded backoff as reconnecting.
+      sentinelRetryStrategy: options.retryStrategy ?? null,
+    } as RedisOptions);
+  }
+  if (config.cluster !== undefined) {
+    return new Cluster(config.cluster.nodes.map(endpoint), {
+      redisOptions: { ...options, ...auth },
+      enableOfflineQueue: false,
+      // The CLI's one attempt (extra.retryStrategy: () => null) holds for the cluster too.
+      clusterRetryStrategy: extra.retryStrategy ?? ((attempt: number) => reconnectDelayMs(attempt)),
+      ...(extra.lazyConnect ? { lazyConnect: true } : {}),
+      // A command is not retried elsewhere after a failure: it fails, and the limit's
+      // onRedisDown decides.
+      maxRedirections: 4,
+      retryDelayOnFailover: 50,
+      retryDelayOnClusterDown: 50,
+    });
+  }
+  return new Redis(config.url!, options);
+}
+
 /** A Redis client and the key names under redis.keyPrefix: what a store needs. */
 export interface RedisKeyspace {
-  readonly client: Redis;
+  readonly client: RedisClient;
   key(name: string): string;
 }
 
@@ -65,7 +117,7 @@ export interface RedisConnectionOptions {
 }
 
 export class RedisConnection implements RedisKeyspace {
-  readonly client: Redis;
+  readonly client: RedisClient;
   readonly role: string;
   readonly target: string;
   private readonly keyPrefix: string;
@@ -80,12 +132,12 @@ export class RedisConnection implements RedisKeyspace {
   constructor(opts: RedisConnectionOptions) {
     const { config } = opts;
     this.role = opts.role;
-    this.target = redisTarget(config.url);
+    this.target = redisTarget(config);
     this.keyPrefix = config.keyPrefix;
     this.logger = opts.logger;
     this.gauge = opts.metrics.connected.labels(opts.role);
     this.gauge.set(0);
-    this.client = new Redis(config.url, redisClientOptions(config, opts.role));
+    this.client = createRedisClient(config, opts.role);
     // ioredis emits an error per failed attempt; the state change is what is worth a line.
     this.client.on('error', (err: Error) => {
       this.lastError = err.message;

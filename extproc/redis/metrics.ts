@@ -1,8 +1,21 @@
 // Redis connection metrics, registered on the registry of the thread that opens the connections.
 import { Gauge, type Registry } from 'prom-client';
 
+const byRegistry = new WeakMap<Registry, RedisMetrics>();
+
 export class RedisMetrics {
   readonly connected: Gauge<'role'>;
+
+  /** The one instance per registry: the kill switch and limits may both open connections on
+   * one thread, and a registry refuses a metric registered twice. */
+  static for(registry: Registry): RedisMetrics {
+    let m = byRegistry.get(registry);
+    if (m === undefined) {
+      m = new RedisMetrics(registry);
+      byRegistry.set(registry, m);
+    }
+    return m;
+  }
 
   constructor(registry: Registry) {
     this.connected = new Gauge({

@@ -8,6 +8,8 @@ import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
 import { KeyRegistry } from '../identity/jwt/key-registry.ts';
 import { KillBoard, type KillSet } from '../killswitch/kill-set.ts';
+import { LimitBackend } from '../limits/backend.ts';
+import type { PortLimitStore } from '../limits/port-store.ts';
 import { ParsePool } from '../llm/parse-pool.ts';
 import { buildPipeline } from '../pipeline/build.ts';
 import { type GateError, refuse } from '../pipeline/errors.ts';
@@ -51,6 +53,8 @@ export interface GateServerOptions {
   clock?: Clock;
   /** Parse threads when server.parseWorkers is unset (a gate worker gets 1). */
   parseThreads?: number;
+  /** A gate worker's port to the main thread's memory limit store. */
+  sharedLimits?: PortLimitStore;
 }
 
 export class GateServer {
@@ -83,6 +87,15 @@ export class GateServer {
       parsePool: this.parsePool,
       kills: new KillBoard(),
       jwtKeys: new KeyRegistry({ metrics: opts.metrics, logger: opts.logger, clock }),
+      // Opened once, from the first config (the Redis store's connection takes effect at the
+      // next restart, as the redis section says); reloads keep the counters.
+      limits: new LimitBackend({
+        config: opts.config,
+        logger: opts.logger,
+        metrics: opts.metrics,
+        clock,
+        ...(opts.sharedLimits ? { sharedMemory: opts.sharedLimits } : {}),
+      }),
     };
     this.runtime = { config: opts.config, pipeline: buildPipeline(opts.config, this.stageDeps, this.catalog) };
     this.logger = opts.logger;
@@ -194,6 +207,7 @@ export class GateServer {
     this.health.endWatches();
     await new Promise<void>((resolve) => this.grpc.tryShutdown(() => resolve()));
     this.stageDeps.jwtKeys.close();
+    this.stageDeps.limits?.close();
     await this.parsePool?.close();
     return { completed: cut === 0, cut };
   }
@@ -201,6 +215,7 @@ export class GateServer {
   forceShutdown(): void {
     this.grpc.forceShutdown();
     this.stageDeps.jwtKeys.close();
+    this.stageDeps.limits?.close();
     void this.parsePool?.close();
   }
 }

@@ -4,6 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PortAuditSink } from '../audit/port-sink.ts';
 import { KillSet } from '../killswitch/kill-set.ts';
+import { PortLimitStore } from '../limits/port-store.ts';
 import { routeGrpcLogs } from '../telemetry/grpc-log.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
@@ -20,7 +21,14 @@ const logger = createLogger(init.config.logging.level).child({ worker: init.inde
 routeGrpcLogs(logger);
 const metrics = new Metrics({ defaultMetrics: false });
 const audit = new PortAuditSink(port, init.config.audit.durability === 'strict');
-const gate = new GateServer({ config: init.config, logger, metrics, audit, parseThreads: init.parseThreads });
+const gate = new GateServer({
+  config: init.config,
+  logger,
+  metrics,
+  audit,
+  parseThreads: init.parseThreads,
+  sharedLimits: new PortLimitStore(init.limits),
+});
 gate.setKills(KillSet.fromData(init.kills));
 
 port.on('message', (m: ToWorker) => {

@@ -1,6 +1,8 @@
 // The messages between the gate's main thread and its gate workers (server.workers > 1). The
 // main thread owns what must stay one per process: the audit writer (one file, one order), the
 // admin port, the config watch and the signals. Each worker serves ext_proc on its own port.
+
+import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.ts';
 import type { KillSetData } from '../killswitch/kill-set.ts';
 
@@ -13,6 +15,8 @@ export interface WorkerInit {
   parseThreads: number;
   /** The kill set shared through Redis, as the main thread last heard it. */
   kills: KillSetData;
+  /** The main thread's memory limit store (limits.store: memory), transferred. */
+  limits: MessagePort;
 }
 
 export type ToWorker =

@@ -10,11 +10,14 @@
 // endpoint out meanwhile.
 import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import { AggregatorRegistry } from 'prom-client';
 import type { FileAuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
 import { KillSet } from '../killswitch/kill-set.ts';
+import { MemoryLimitStore } from '../limits/memory-store.ts';
+import { serveLimitStore } from '../limits/port-store.ts';
+import { systemClock } from '../pipeline/stage.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { GateHost } from './host.ts';
@@ -72,6 +75,9 @@ export class WorkerPool implements GateHost {
   private readonly metrics: Metrics;
   private readonly audit: FileAuditSink;
   private readonly slots: Slot[] = [];
+  /** limits.store: memory, one for every worker so limits stay exact across them. Kept for the
+   * process: a restarted worker counts on where the others are. */
+  private readonly limits: MemoryLimitStore;
   private readonly statsWaiters = new Map<number, (m: FromWorker & { type: 'stats' }) => void>();
   private readonly drainWaiters = new Map<Worker, (m: FromWorker & { type: 'drained' }) => void>();
   private statsSeq = 0;
@@ -90,6 +96,7 @@ export class WorkerPool implements GateHost {
     this.metrics = opts.metrics;
     this.audit = opts.audit;
     this.contentType = opts.metrics.contentType;
+    this.limits = new MemoryLimitStore({ maxEntries: opts.config.limits.maxMemoryEntries, clock: systemClock });
     // The audit sink has no event for it; a backlog builds over many records, so a 20 ms look
     // tells the workers soon enough to refuse new requests.
     this.acceptingWatch = setInterval(() => this.pushAccepting(), 20).unref();
@@ -116,13 +123,20 @@ export class WorkerPool implements GateHost {
   }
 
   private spawn(index: number): Promise<Slot> {
+    const { port1, port2: limitPort } = new MessageChannel();
+    serveLimitStore(port1, this.limits);
     const init: WorkerInit = {
       index,
       config: workerConfig(this.config, index),
       parseThreads: this.config.server.parseWorkers ?? 1,
       kills: this.kills.toData(),
+      limits: limitPort,
     };
-    const worker = new Worker(WORKER_URL, { workerData: init, name: `lm-gate-worker-${index}` });
+    const worker = new Worker(WORKER_URL, {
+      workerData: init,
+      transferList: [limitPort],
+      name: `lm-gate-worker-${index}`,
+    });
     const slot: Slot = { index, worker, grpcPort: 0, listening: false };
     this.slots[index] = slot;
     return new Promise((resolve, reject) => {
@@ -159,6 +173,7 @@ export class WorkerPool implements GateHost {
       });
       worker.on('exit', (code) => {
         slot.listening = false;
+        port1.close();
         reject(new Error(`gate worker ${index} exited (code ${code}) before it listened`));
         this.drainWaiters.get(worker)?.({ type: 'drained', completed: false, cut: 0 });
         if (this.stopped || this.draining || this.slots[index] !== slot) return;

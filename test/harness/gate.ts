@@ -32,10 +32,11 @@ export function gateConfig(opts: {
   extra?: Record<string, unknown>;
 }): Record<string, unknown> {
   // extra.identity adds to the keys (identity.jwt, …) rather than replacing them; extra.audit
-  // to the audit path.
-  const { identity, audit, ...extra } = (opts.extra ?? {}) as {
+  // to the audit path; extra.server to the addresses.
+  const { identity, audit, server, ...extra } = (opts.extra ?? {}) as {
     identity?: Record<string, unknown>;
     audit?: Record<string, unknown>;
+    server?: Record<string, unknown>;
   };
   return {
     server: {
@@ -44,6 +45,7 @@ export function gateConfig(opts: {
       ...(opts.unixSocket ? { unixSocket: opts.unixSocket } : {}),
       ...(opts.workers ? { workers: opts.workers } : {}),
       drainTimeoutMs: 10_000,
+      ...server,
     },
     logging: { level: 'info' },
     identity: {

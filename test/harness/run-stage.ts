@@ -13,6 +13,7 @@ import type { AuditSink } from '../../extproc/audit/sink.ts';
 import { type Config, configSchema } from '../../extproc/config/schema.ts';
 import { KeyRegistry } from '../../extproc/identity/jwt/key-registry.ts';
 import { KillBoard, type KillSet } from '../../extproc/killswitch/kill-set.ts';
+import { LimitBackend } from '../../extproc/limits/backend.ts';
 import { buildPipeline } from '../../extproc/pipeline/build.ts';
 import type { Principal, RequestContext, RouteChoice } from '../../extproc/pipeline/context.ts';
 import { type Clock, defineStage, type Fact, type StageDescriptor, systemClock } from '../../extproc/pipeline/stage.ts';
@@ -79,15 +80,27 @@ export interface RunStageOptions {
   kills?: KillSet;
   /** The JWT key cache (one per test, over a fake IdP); absent: a fresh one. */
   jwtKeys?: KeyRegistry;
+  /** Rate limit and budget counters shared by several runs (one test's requests); absent: a
+   * fresh memory store per run. */
+  limits?: LimitBackend;
 }
 
 export interface StageRun {
   /** The refusal the client got instead of an upstream answer. */
-  refused?: { status: number; code: string; type: string; message: string; param: string | null; ruleId?: string };
+  refused?: {
+    status: number;
+    code: string;
+    type: string;
+    message: string;
+    param: string | null;
+    ruleId?: string;
+    /** Response headers the refusal carries (retry-after, x-ratelimit-*, ...). */
+    headers: Record<string, string>;
+  };
   /** What went upstream: headers the gate set and removed, and the body when it was rewritten. */
   upstream?: { set: Record<string, string>; removed: string[]; body?: string };
-  /** What the client got of the response: headers removed, and the body as forwarded. */
-  client?: { removed: string[]; body: string };
+  /** What the client got of the response: headers set and removed, and the body as forwarded. */
+  client?: { set: Record<string, string>; removed: string[]; body: string };
   audit: AuditRecord;
   ctx: RequestContext;
   answers: ProcessingResponse[];
@@ -180,6 +193,7 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
     opts.clock,
     opts.jwtKeys,
     opts.kills,
+    opts.limits,
   );
   const run: Omit<StageRun, 'audit'> = { ctx: stream.ctx, answers: call.written, metrics };
 
@@ -227,6 +241,9 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
       message: e.message,
       param: e.param,
       ...(e.rule_id !== undefined ? { ruleId: e.rule_id } : {}),
+      headers: Object.fromEntries(
+        (ir.headers?.setHeaders ?? []).filter((h) => h.header).map((h) => [h.header!.key, decodeValue(h.header!)]),
+      ),
     };
     return true;
   };
@@ -260,7 +277,7 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
         endOfStream: chunks.length === 0,
       },
     });
-    const client: NonNullable<StageRun['client']> = { removed: [], body: '' };
+    const client: NonNullable<StageRun['client']> = { set: {}, removed: [], body: '' };
     answer = await call.next();
     if (!refusal(answer)) {
       absorb(answer, client);
@@ -315,13 +332,15 @@ export function openFakeStream(
   jwtKeys?: KeyRegistry,
   killSet?: KillSet,
   /** The sink records go to instead of the one kept for record() (a strict one, say). */
+  limitBackend?: LimitBackend,
   sink?: AuditSink,
 ): FakeStream {
   const metrics = new Metrics({ defaultMetrics: false });
   const keys = jwtKeys ?? new KeyRegistry({ metrics, logger, clock });
   const kills = new KillBoard();
   if (killSet) kills.replace(killSet);
-  const pipeline = buildPipeline(config, { logger, metrics, clock, jwtKeys: keys, kills }, catalog);
+  const limits = limitBackend ?? new LimitBackend({ config, logger, metrics, clock });
+  const pipeline = buildPipeline(config, { logger, metrics, clock, jwtKeys: keys, kills, limits }, catalog);
   const call = new FakeCall();
   let audit: AuditRecord | undefined;
   let finished!: () => void;

@@ -1,0 +1,201 @@
+// limits.budget decision table, through the real state machine (runStage) with the memory store
+// on a fake clock: reservations, settlement to priced usage, refunds, exhaustion (429 or a
+// downgrade that routing and policy then see), threshold metrics and the webhook.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { runStage, runStageConfig, type StageRun } from '../../test/harness/run-stage.ts';
+import type { CredentialScope, Principal } from '../pipeline/context.ts';
+import { Metrics } from '../telemetry/metrics.ts';
+import { LimitBackend } from './backend.ts';
+
+const principal = (id: string, scope?: CredentialScope): Principal => ({
+  id,
+  tenant: 'acme',
+  team: 'research',
+  user: undefined,
+  roles: [],
+  attributes: {},
+  method: 'api_key',
+  issuer: 'config',
+  scope,
+});
+
+const STAGES = ['llm.api_shape', 'limits.budget', 'routing.route', 'policy.access', 'metering.usage'];
+const usage = (input: number, output: number) =>
+  JSON.stringify({
+    model: 'x',
+    usage: { prompt_tokens: input, completion_tokens: output, total_tokens: input + output },
+  });
+
+/** A sequence of requests sharing one limit store and clock. */
+function session(config: Record<string, unknown>) {
+  const clock = { t: Date.UTC(2026, 10, 24, 12), now: () => clock.t };
+  const metrics = new Metrics({ defaultMetrics: false });
+  const backend = new LimitBackend({
+    config: runStageConfig({ stages: STAGES, config }),
+    logger: pino({ level: 'silent' }),
+    metrics,
+    clock,
+  });
+  const send = (opts: {
+    who?: Principal;
+    body?: Record<string, unknown>;
+    response?: { status?: number; chunks: string[] };
+  }): Promise<StageRun> =>
+    runStage({
+      stages: STAGES,
+      config,
+      given: { principal: opts.who ?? principal('k') },
+      request: { path: '/v1/chat/completions', body: opts.body ?? { model: 'big', messages: [], max_tokens: 100 } },
+      response: opts.response ?? { chunks: [usage(10, 20)] },
+      clock,
+      limits: backend,
+    });
+  return { clock, send, backend, metrics };
+}
+
+const PRICES = { metering: { prices: { big: { input: 1000, output: 1000 }, small: { input: 10, output: 10 } } } };
+const body = { model: 'big', messages: [], max_tokens: 100 };
+const bodyTokens = Math.ceil(JSON.stringify(body).length / 4);
+
+describe('limits.budget', () => {
+  it('reserves the priced estimate, settles to the priced usage, and refuses once spent', async () => {
+    const s = session({
+      ...PRICES,
+      limits: { budgets: [{ id: 'acme', scope: 'tenant', amount: 0.1, unit: 'currency', period: 'month' }] },
+    });
+    const first = await s.send({});
+    const reserved = ((bodyTokens + 100) * 1000) / 1e6;
+    expect(first.refused).toBeUndefined();
+    expect(first.audit.budgets).toEqual([
+      {
+        id: 'acme',
+        level: 'tenant:acme',
+        unit: 'currency',
+        period: '2026-11-01',
+        amount: 0.1,
+        reserved,
+        settled: (30 * 1000) / 1e6,
+        refunded: reserved - 0.03,
+        state: 'admitted',
+      },
+    ]);
+    // 0.03 spent: two more pass (0.06, 0.09), the third is admitted while 0.01 is left, the fourth not
+    for (let i = 0; i < 3; i++) expect((await s.send({})).refused).toBeUndefined();
+    const spent = await s.send({});
+    expect(spent.refused).toMatchObject({ status: 429, code: 'budget_exceeded', ruleId: 'limits.budgets.acme' });
+    // retry-after: until the month ends (Dec 1, 00:00 UTC)
+    expect(Number(spent.refused!.headers['retry-after'])).toBe((Date.UTC(2026, 11, 1) - s.clock.t) / 1000);
+    expect(spent.audit.budgets![0]).toMatchObject({ state: 'refused', reserved: 0 });
+    // a new month starts from nothing
+    s.clock.t = Date.UTC(2026, 11, 1, 0, 0, 1);
+    expect((await s.send({})).refused).toBeUndefined();
+  });
+
+  it('a request upstream failed is refunded whole; one without upstream usage is settled to the tokenizer count', async () => {
+    const s = session({
+      limits: { budgets: [{ id: 'tok', scope: 'key', amount: 10_000, unit: 'tokens', period: 'day' }] },
+    });
+    const failed = await s.send({ response: { status: 500, chunks: ['{}'] } });
+    expect(failed.audit.budgets![0]).toMatchObject({
+      reserved: bodyTokens + 100,
+      settled: 0,
+      refunded: bodyTokens + 100,
+    });
+    const silent = await s.send({ response: { chunks: ['{}'] } });
+    const counted = silent.audit.metering.total_tokens!;
+    expect(silent.audit.metering.source).not.toBe('upstream');
+    expect(silent.audit.budgets![0]).toMatchObject({ settled: counted, refunded: bodyTokens + 100 - counted });
+    const used = s.backend.memory.adjust(
+      [{ kind: 'budget', key: 'lmgate:lim:{t:acme}:tok:b:2026-11-24:key:k', limit: 10_000, period: 0, cost: 0 }],
+      [0],
+    );
+    expect(used.after[0]).toBe(counted);
+  });
+
+  it('a spent budget with downgradeTo sends the request to the cheaper model, routed and judged as that model', async () => {
+    const s = session({
+      ...PRICES,
+      routing: {
+        routes: [
+          { name: 'gpu-big', models: ['big'] },
+          { name: 'gpu-small', models: ['small'] },
+        ],
+      },
+      limits: {
+        budgets: [{ id: 'acme', scope: 'tenant', amount: 0.01, unit: 'currency', period: 'day', downgradeTo: 'small' }],
+      },
+    });
+    expect((await s.send({})).upstream?.set['x-lmgate-route']).toBe('gpu-big');
+    const run = await s.send({});
+    expect(run.refused).toBeUndefined();
+    expect(JSON.parse(run.upstream!.body!).model).toBe('small');
+    expect(run.upstream!.set['x-lmgate-route']).toBe('gpu-small');
+    expect(run.audit.budgets![0]).toMatchObject({ state: 'downgraded', reserved: ((bodyTokens + 100) * 10) / 1e6 });
+    expect(run.audit.decisions).toContainEqual(
+      expect.objectContaining({ rule_id: 'limits.budgets.acme.downgradeTo', effect: 'modify' }),
+    );
+    // policy judges the downgraded model: a key that may not use it is refused
+    const onlyBig: CredentialScope = { endpoints: 'all', models: (m) => m === 'big', source: 'identity.apiKeys.k' };
+    const judged = await s.send({ who: principal('k', onlyBig) });
+    expect(judged.refused).toMatchObject({ status: 403, code: 'model_not_allowed' });
+    // its reservation is given back: the refused request spent nothing
+    expect(judged.audit.budgets![0]).toMatchObject({ state: 'downgraded', settled: 0 });
+  });
+
+  it('crossing thresholds raises the metric and one webhook call each', async () => {
+    const got: unknown[] = [];
+    let fails = 1;
+    const server: Server = createServer((req, res) => {
+      let b = '';
+      req.on('data', (c) => {
+        b += c;
+      });
+      req.on('end', () => {
+        // the first delivery fails: the event is retried
+        if (fails-- > 0) {
+          res.statusCode = 503;
+          res.end();
+          return;
+        }
+        got.push(JSON.parse(b));
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    try {
+      const s = session({
+        limits: {
+          budgets: [{ id: 'tok', scope: 'team', amount: 100, unit: 'tokens', period: 'week', thresholds: [50, 80] }],
+          webhook: { url, attempts: 3 },
+        },
+      });
+      // each request reserves bodyTokens + 5 and settles to 30
+      const small = { model: 'big', messages: [], max_tokens: 5 };
+      await s.send({ body: small, response: { chunks: [usage(10, 20)] } });
+      await s.send({ body: small, response: { chunks: [usage(10, 20)] } });
+      await s.send({ body: small, response: { chunks: [usage(10, 20)] } });
+      await new Promise((r) => setTimeout(r, 1500)); // the retry is 1 s after the failed attempt
+      await s.backend.webhook!.idle();
+      expect(got).toEqual([
+        expect.objectContaining({
+          type: 'budget.threshold',
+          budget: 'tok',
+          level: 'team:research',
+          threshold: 50,
+          amount: 100,
+        }),
+        expect.objectContaining({ threshold: 80, period: '2026-11-23', unit: 'tokens' }),
+      ]);
+      const text = await s.metrics.metricsText();
+      expect(text).toContain('lmgate_budget_threshold_crossings_total{budget="tok",threshold="50"} 1');
+      expect(text).toMatch(/lmgate_budget_used_ratio\{budget="tok",subject="team:research"\} 0\.9/);
+      expect(text).toContain('lmgate_budget_webhook_total{result="sent"} 2');
+    } finally {
+      server.close();
+    }
+  });
+});

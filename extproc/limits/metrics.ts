@@ -1,0 +1,69 @@
+// Limits and budgets metrics, one set per registry (a gate thread's). Label values are limit
+// and budget ids from the config, and budget subjects (key, team, tenant ids), bounded.
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { BoundedLabel } from '../telemetry/metrics.ts';
+
+/** Distinct budget subjects kept as label values; more count under "other". */
+export const MAX_SUBJECT_LABELS = 1000;
+
+const byRegistry = new WeakMap<Registry, LimitMetrics>();
+
+export class LimitMetrics {
+  readonly decisions: Counter<'limit' | 'decision'>;
+  readonly failOpen: Counter<'limit'>;
+  readonly storeErrors: Counter<'op'>;
+  readonly budgetUsed: Gauge<'budget' | 'subject'>;
+  readonly thresholdCrossings: Counter<'budget' | 'threshold'>;
+  readonly webhook: Counter<'result'>;
+  readonly subjectLabel = new BoundedLabel(MAX_SUBJECT_LABELS);
+
+  static for(registry: Registry): LimitMetrics {
+    let m = byRegistry.get(registry);
+    if (m === undefined) {
+      m = new LimitMetrics(registry);
+      byRegistry.set(registry, m);
+    }
+    return m;
+  }
+
+  private constructor(registry: Registry) {
+    const registers = [registry];
+    this.decisions = new Counter({
+      name: 'lmgate_limit_decisions_total',
+      help: 'Rate limit and budget decisions, by limit or budget id: admitted, refused, downgraded.',
+      labelNames: ['limit', 'decision'],
+      registers,
+    });
+    this.failOpen = new Counter({
+      name: 'lmgate_limit_fail_open_total',
+      help: 'Requests admitted by a fail-open limit while Redis could not answer (counted in this replica alone).',
+      labelNames: ['limit'],
+      registers,
+    });
+    this.storeErrors = new Counter({
+      name: 'lmgate_limit_store_errors_total',
+      help: 'Redis limit store calls that failed or timed out, by operation (acquire, adjust).',
+      labelNames: ['op'],
+      registers,
+    });
+    this.budgetUsed = new Gauge({
+      name: 'lmgate_budget_used_ratio',
+      help: 'Share of the budget spent in the current period (1 = all), as this replica last saw it.',
+      labelNames: ['budget', 'subject'],
+      aggregator: 'max',
+      registers,
+    });
+    this.thresholdCrossings = new Counter({
+      name: 'lmgate_budget_threshold_crossings_total',
+      help: 'Budget thresholds crossed (once per period and subject, whichever replica crossed it).',
+      labelNames: ['budget', 'threshold'],
+      registers,
+    });
+    this.webhook = new Counter({
+      name: 'lmgate_budget_webhook_total',
+      help: 'Budget threshold webhook events: sent, failed (after every attempt), dropped (queue full).',
+      labelNames: ['result'],
+      registers,
+    });
+  }
+}

@@ -1,0 +1,276 @@
+// Rate limits: requests and tokens per second, minute, hour or day, for the caller's key, user,
+// team and tenant and for the model and route, every level that applies checked and updated
+// together, all or nothing (counters.ts: GCRA).
+//
+// When: request limits of the caller's levels are decided at the request headers (nothing about
+// them waits for the body); model and route request limits and every token limit once the body
+// is parsed and routed. Tokens are reserved then (input estimated from the body size, plus
+// max_tokens or limits.defaultMaxTokens) and settled to the usage upstream reports when the
+// request ends; a request that never went upstream is refunded, one without usage keeps its
+// reservation. When the body's check refuses, the request counted at the headers is given back,
+// so a request the limits refuse counts at no level; one a later stage refuses (policy at the
+// body) still counts, so a caller cannot hammer with refused requests unlimited.
+import type { LimitCheck, RequestContext } from '../pipeline/context.ts';
+import { refuse } from '../pipeline/errors.ts';
+import { defineSlot } from '../pipeline/slots.ts';
+import { defineStage } from '../pipeline/stage.ts';
+import type { Counted, LimitBackend } from './backend.ts';
+import { PERIODS } from './config.ts';
+import { type CounterItem, type CounterView, view } from './counters.ts';
+import { type HeaderList, pushRateHeaders, retryAfterSeconds } from './headers.ts';
+import { andThen, CALLER_SCOPES, counterKey, matches, type Scope, subjectOf } from './levels.ts';
+import type { LimitStore } from './store.ts';
+
+interface Level {
+  readonly id: string;
+  readonly scope: Scope;
+  readonly ids: ReadonlySet<string> | undefined;
+  readonly unit: 'requests' | 'tokens';
+  readonly limit: number;
+  readonly periodMs: number;
+  readonly per: string;
+  readonly open: boolean;
+}
+
+/** One check: the counters, the limits they belong to, and where they were counted. */
+interface Admission {
+  readonly items: CounterItem[];
+  readonly levels: Level[];
+  readonly subjects: string[];
+  counted: Counted | undefined;
+  /** Index into ctx.limits of items[0]. */
+  auditAt: number;
+}
+
+interface RateState {
+  header: Admission | undefined;
+  body: Admission | undefined;
+  /** Tokens reserved per token counter of the body admission. */
+  reserved: number;
+  /** Views for the admitted response's headers. */
+  headers: HeaderList | undefined;
+}
+
+const slot = defineSlot<RateState>('limits.rate');
+
+/** Every token counter of a request reserves the same amount: the input estimate plus the
+ * output asked for. */
+function reservation(ctx: RequestContext, bytesPerToken: number, defaultMaxTokens: number): number {
+  const input = Math.ceil(ctx.requestBytes / bytesPerToken);
+  const embeds = ctx.api === 'openai.embeddings' || ctx.api === 'ollama.embed';
+  const output = embeds ? 0 : (ctx.parsed?.maxTokens ?? defaultMaxTokens);
+  return input + output;
+}
+
+/** The tightest (least remaining) view per unit. */
+function tightest(
+  adm: Admission,
+  states: readonly (number | undefined)[],
+  now: number,
+): { requests?: CounterView; tokens?: CounterView } {
+  const out: { requests?: CounterView; tokens?: CounterView } = {};
+  for (let i = 0; i < adm.items.length; i++) {
+    const v = view(adm.items[i]!, states[i], true, now);
+    const unit = adm.levels[i]!.unit;
+    const cur = out[unit];
+    if (cur === undefined || v.remaining < cur.remaining) out[unit] = v;
+  }
+  return out;
+}
+
+export const rateLimits = defineStage({
+  name: 'limits.rate',
+  summary:
+    'Rate limits on requests and tokens per key, user, team, tenant, model and route (GCRA, all levels at once), with x-ratelimit-* headers.',
+  needs: ['api', 'principal'],
+  provides: ['admission'],
+  create: (config, deps) => {
+    const cfg = config.limits;
+    if (cfg.rate.length === 0) return {};
+    const backend: LimitBackend | undefined = deps.limits;
+    if (backend === undefined) throw new Error('limits.rate: no limit store (deps.limits)');
+    const store: LimitStore = backend.storeFor(config);
+    const prefix = config.redis?.keyPrefix ?? 'lmgate:';
+    const metrics = backend.metrics;
+    const levels: Level[] = [];
+    for (const r of cfg.rate) {
+      levels.push({
+        id: r.id,
+        scope: r.scope,
+        ids: r.ids === undefined ? undefined : new Set(r.ids),
+        unit: r.unit,
+        limit: r.limit,
+        periodMs: PERIODS[r.per],
+        per: r.per,
+        open: (r.onRedisDown ?? cfg.onRedisDown) === 'open',
+      });
+    }
+    const headerLevels = levels.filter((l) => l.unit === 'requests' && CALLER_SCOPES.has(l.scope));
+    const bodyLevels = levels.filter((l) => !(l.unit === 'requests' && CALLER_SCOPES.has(l.scope)));
+
+    const build = (ctx: RequestContext, from: readonly Level[], tokens: number): Admission | undefined => {
+      let adm: Admission | undefined;
+      for (const l of from) {
+        const subject = subjectOf(ctx, l.scope);
+        if (subject === undefined || !matches(l.ids, subject)) continue;
+        adm ??= { items: [], levels: [], subjects: [], counted: undefined, auditAt: 0 };
+        adm.items.push({
+          kind: 'rate',
+          key: counterKey(prefix, ctx, l.scope, subject, l.id, l.unit[0]!),
+          limit: l.limit,
+          period: l.periodMs,
+          cost: l.unit === 'requests' ? 1 : tokens,
+        });
+        adm.levels.push(l);
+        adm.subjects.push(subject);
+      }
+      return adm;
+    };
+
+    const stateOf = (ctx: RequestContext): RateState => {
+      let s = ctx.get(slot);
+      if (s === undefined) {
+        s = { header: undefined, body: undefined, reserved: 0, headers: undefined };
+        ctx.set(slot, s);
+      }
+      return s;
+    };
+
+    /** Records the check in ctx.limits and the metrics; throws the 429 when refused. */
+    const conclude = (ctx: RequestContext, adm: Admission, counted: Counted): void => {
+      adm.counted = counted;
+      const { result } = counted;
+      ctx.limits ??= [];
+      adm.auditAt = ctx.limits.length;
+      for (let i = 0; i < adm.items.length; i++) {
+        const l = adm.levels[i]!;
+        const denied = !result.admitted && result.denied === i;
+        const v = view(adm.items[i]!, result.states[i], result.admitted, result.now);
+        const check: LimitCheck = {
+          id: l.id,
+          level: `${l.scope}:${adm.subjects[i]}`,
+          unit: l.unit,
+          limit: l.limit,
+          remaining: v.remaining,
+          decision: result.admitted ? 'admitted' : 'refused',
+        };
+        if (l.unit === 'tokens') check.reserved = result.admitted ? adm.items[i]!.cost : 0;
+        if (counted.failOpen) check.fail_open = true;
+        ctx.limits.push(check);
+        if (result.admitted || denied) metrics.decisions.labels(l.id, result.admitted ? 'admitted' : 'refused').inc();
+      }
+      if (result.admitted) {
+        if (cfg.headers) {
+          const s = stateOf(ctx);
+          const t = tightest(adm, result.states, result.now);
+          s.headers ??= [];
+          if (t.requests) pushRateHeaders(s.headers, 'requests', t.requests);
+          if (t.tokens) pushRateHeaders(s.headers, 'tokens', t.tokens);
+        }
+        return;
+      }
+      const i = result.denied;
+      const l = adm.levels[i]!;
+      const v = view(adm.items[i]!, result.states[i], false, result.now);
+      const headers: HeaderList = [['retry-after', retryAfterSeconds(v.retryAfterMs)]];
+      pushRateHeaders(headers, l.unit, v);
+      const tooBig = adm.items[i]!.cost > l.limit;
+      throw refuse(
+        'rate_limit_exceeded',
+        tooBig
+          ? `Request too large for the ${l.scope} rate limit "${l.id}": it may reserve ${adm.items[i]!.cost} tokens, the limit is ${l.limit} per ${l.per}. Lower max_tokens.`
+          : `Rate limit "${l.id}" reached for ${l.scope} ${adm.subjects[i]}: ${l.limit} ${l.unit} per ${l.per}.`,
+        { ruleId: `limits.rate.${l.id}`, headers },
+      );
+    };
+
+    const check = (ctx: RequestContext, adm: Admission): void | Promise<void> =>
+      andThen(
+        backend.acquire(
+          store,
+          adm.items,
+          adm.levels.map((l) => l.open),
+          adm.levels.map((l) => `limits.rate.${l.id}`),
+        ),
+        (counted) => conclude(ctx, adm, counted),
+      );
+
+    /** Gives back the request the headers counted when the body's check refused. */
+    const refundHeader = (s: RateState): void | Promise<void> => {
+      const h = s.header;
+      if (h?.counted === undefined || !h.counted.result.admitted) return;
+      s.header = undefined;
+      const r = backend.adjust(
+        h.counted.store,
+        h.items,
+        h.items.map(() => -1),
+      );
+      if (r instanceof Promise) return r.then(() => {});
+    };
+
+    return {
+      onRequestHeaders(ctx: RequestContext): void | Promise<void> {
+        if (headerLevels.length === 0) return;
+        const adm = build(ctx, headerLevels, 0);
+        if (adm === undefined) return;
+        stateOf(ctx).header = adm;
+        return check(ctx, adm);
+      },
+      onRequestBody(ctx: RequestContext): void | Promise<void> {
+        if (bodyLevels.length === 0 || ctx.parsed === undefined) return;
+        const tokens = reservation(ctx, cfg.bytesPerInputToken, cfg.defaultMaxTokens);
+        const adm = build(ctx, bodyLevels, tokens);
+        if (adm === undefined) return;
+        const s = stateOf(ctx);
+        s.body = adm;
+        s.reserved = tokens;
+        const done = (err: unknown): void | Promise<void> => {
+          const r = refundHeader(s);
+          if (r === undefined) throw err;
+          return r.then(() => {
+            throw err;
+          });
+        };
+        try {
+          const r = check(ctx, adm);
+          if (r instanceof Promise) return r.catch(done);
+        } catch (err) {
+          return done(err);
+        }
+      },
+      onResponseHeaders(ctx: RequestContext): void {
+        const s = ctx.get(slot);
+        if (s === undefined) return;
+        if (s.headers !== undefined) for (const pair of s.headers) ctx.out.setHeaders.push(pair);
+        // Token limits settle from usage: have the response read for it even without metering.usage.
+        if (s.body?.levels.some((l) => l.unit === 'tokens')) ctx.readResponseBody();
+      },
+      onEnd(ctx: RequestContext): void | Promise<void> {
+        const s = ctx.get(slot);
+        const b = s?.body;
+        if (b?.counted === undefined || !b.counted.result.admitted) return;
+        // What the request really took: nothing if it never went upstream or upstream failed
+        // without usage; its usage when reported; else its reservation stands.
+        const reserved = s!.reserved;
+        let actual = reserved;
+        if (ctx.usage !== undefined) actual = ctx.usage.totalTokens;
+        else if (ctx.requestReleasedNs === undefined || ctx.status === undefined || ctx.status >= 400) actual = 0;
+        const tokenIdx: number[] = [];
+        for (let i = 0; i < b.items.length; i++) if (b.levels[i]!.unit === 'tokens') tokenIdx.push(i);
+        if (tokenIdx.length === 0) return;
+        for (const i of tokenIdx) {
+          const c = ctx.limits?.[b.auditAt + i];
+          if (c !== undefined) c.settled = actual;
+        }
+        if (actual === reserved) return;
+        const items = tokenIdx.map((i) => b.items[i]!);
+        const r = backend.adjust(
+          b.counted.store,
+          items,
+          items.map(() => actual - reserved),
+        );
+        if (r instanceof Promise) return r.then(() => {});
+      },
+    };
+  },
+});
