@@ -254,7 +254,7 @@ const email: Detector = {
 const PHONE_WORDS =
   /phone|\btel\b|telephone|mobile|cell|\bcall|fax|contact|whats ?app|\bsms\b|text me|reach me|ring\b/i;
 const NOT_PHONE_WORDS =
-  /order|\bpart\b|part (?:no|number)|tracking|isbn|invoice|serial|\bsku\b|\bref\b|reference|account|\bacct\b|ticket|\bcase\b|\bitem\b|model|product|confirmation|transaction|parcel|shipment|customer id|\bpo\b|\bbatch\b|\blot\b|timestamp|epoch|unix/i;
+  /order|\bpart\b|part (?:no|number)|tracking|isbn|invoice|serial|\bsku\b|\bref\b|reference|account|\bacct\b|ticket|\bcase\b|\bitem\b|model|product|confirmation|transaction|parcel|shipment|customer id|\bpo\b|\bbatch\b|\blot\b|timestamp|epoch|unix|\bnhs\b/i;
 const phone: Detector = {
   type: 'PHONE',
   dataClass: 'PII',
@@ -287,7 +287,8 @@ const ipv4: Detector = {
   priority: 35,
   base: 0.8,
   // Not a dotted run with more parts (an OID, a build number), not after a letter (v10.2.3.4).
-  regex: /(?<![\w.\-@])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w-]|\.\d)/g,
+  regex:
+    /(?<![\w.\-@]|\w:)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w-]|\.\d)/g,
   maxLength: 15,
   check: yes,
   lower:
@@ -442,6 +443,8 @@ const genericSecret: Detector = {
   check(m, _text, hit) {
     const value = m[1]!.replace(/\.+$/, '');
     if (value.length < 12 || looksLikePlaceholder(value)) return false;
+    // A git commit or a SHA-1 digest, not a secret.
+    if (/^[0-9a-f]{40}$/.test(value)) return false;
     if (!/\d/.test(value) || !/[A-Za-z]/.test(value)) return false;
     if (entropy(value) < 3.2) return false;
     hit.start = hit.end - m[1]!.length;
