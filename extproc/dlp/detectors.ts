@@ -37,6 +37,8 @@ export interface DetectorEnv {
   defaultRegion: string;
   /** PEM blocks longer than this count up to this many characters (nothing past it is released). */
   maxBlockChars: number;
+  /** The last END-line search (nextPemEnd), reused while it still answers. */
+  pemEnd: { text: string; from: number; endStart: number; end: number };
 }
 
 export interface Detector {
@@ -395,14 +397,27 @@ const privateKey: Detector = {
   // escapes, indented YAML). Without an END line the key runs to the end of the text, capped:
   // a truncated key is still a leak.
   check(_m, text, hit, env) {
-    PEM_END.lastIndex = hit.end;
+    const end = nextPemEnd(text, hit.end, env);
     const limit = hit.start + env.maxBlockChars;
-    const end = PEM_END.exec(text);
-    if (end && end.index + end[0].length <= limit) hit.end = end.index + end[0].length;
-    else hit.end = Math.min(text.length, limit);
+    hit.end = end >= 0 && end <= limit ? end : Math.min(text.length, limit);
     return true;
   },
 };
+
+/** Where the first private-key END line at or after `from` ends, -1 if none. BEGIN lines are
+ * met in increasing order within one scan, so one search serves every BEGIN before the END it
+ * found (and "none" serves every later one): a text of many BEGINs is still one pass. */
+export function nextPemEnd(text: string, from: number, env: DetectorEnv): number {
+  const memo = env.pemEnd;
+  if (memo.text === text && memo.from <= from && (memo.end < 0 || memo.endStart >= from)) return memo.end;
+  PEM_END.lastIndex = from;
+  const m = PEM_END.exec(text);
+  memo.text = text;
+  memo.from = from;
+  memo.endStart = m ? m.index : -1;
+  memo.end = m ? m.index + m[0].length : -1;
+  return memo.end;
+}
 
 const jwt: Detector = {
   type: 'JWT',

@@ -83,7 +83,11 @@ export class Scanner {
     this.maskKeep = config.maskKeep;
     this.onError = config.onError;
     this.timeBudgetMs = config.timeBudgetMs;
-    this.env = { defaultRegion: config.defaultRegion, maxBlockChars: config.maxBlockChars };
+    this.env = {
+      defaultRegion: config.defaultRegion,
+      maxBlockChars: config.maxBlockChars,
+      pemEnd: { text: '', from: 0, endStart: -1, end: -1 },
+    };
     this.window = config.context.window;
     this.policyRaise = wordsRegex(config.context.raise, 'iu');
     this.policyLower = wordsRegex(config.context.lower, 'iu');
@@ -136,6 +140,11 @@ export class Scanner {
     const n = normalise(raw);
     const candidates = resolveOverlaps(this.collect(n.text, 0));
     return candidates.map((c) => toFinding(n, c));
+  }
+
+  /** The detectors' shared state (stream.ts reuses the PEM END search). */
+  get detectorEnv(): DetectorEnv {
+    return this.env;
   }
 
   /** A stream scanner for one response or request body read in pieces (stream.ts). */

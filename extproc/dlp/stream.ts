@@ -24,7 +24,7 @@
 // and never a decided finding's span cut in two: the cut moves back to its start.
 // Already released text is kept (retain characters) and re-scanned with what follows, so
 // context words, keyword prefixes and lookbehinds see what a whole scan sees.
-import { DOB_KEYWORDS, PEM_BEGIN } from './detectors.ts';
+import { type DetectorEnv, DOB_KEYWORDS, nextPemEnd, PEM_BEGIN } from './detectors.ts';
 import { type Normalised, normalise, rawOffset } from './normalize.ts';
 import { type Candidate, resolveOverlaps, toFinding } from './resolve.ts';
 import type { Scanner } from './scanner.ts';
@@ -54,7 +54,6 @@ const DIGIT_TAIL_SPAN = 96;
 const DOB_KEY = new RegExp(`(?<![\\p{L}\\p{N}_])(?:${DOB_KEYWORDS})`, 'giu');
 const DOB_TAIL_SPAN = 96;
 const PEM_PRIVATE_HEADER = new RegExp(`^${PEM_BEGIN.source}`);
-const PEM_END_ANY = /-----END (?:[A-Z0-9]{1,12} ){0,3}PRIVATE KEY(?: BLOCK)?-----/g;
 const HYPHENS = /[-\ufe63\uff0d]/;
 
 function isSpace(c: number): boolean {
@@ -178,7 +177,7 @@ export class DlpStream {
     }
     this.pemOpen = false;
     if (b.pemEnabled) {
-      const open = openPem(text, fromN);
+      const open = openPem(text, fromN, this.scanner.detectorEnv);
       if (open >= 0) {
         cut = Math.min(cut, open);
         this.pemOpen = true;
@@ -191,18 +190,13 @@ export class DlpStream {
 
 /** Where a private key's BEGIN line without an END line starts (or an incomplete BEGIN line
  * near the end), at or after `from`; -1 if none. */
-function openPem(text: string, from: number): number {
+function openPem(text: string, from: number, env: DetectorEnv): number {
   let at = text.indexOf('-----BEGIN', from);
   while (at >= 0) {
     const close = text.indexOf('-----', at + 10);
     // A BEGIN line still arriving; far from the end it is just text.
     if (close < 0) return at >= text.length - 80 ? at : -1;
-    PEM_PRIVATE_HEADER.lastIndex = 0;
-    const header = text.slice(at, close + 5);
-    if (PEM_PRIVATE_HEADER.test(header)) {
-      PEM_END_ANY.lastIndex = close + 5;
-      if (!PEM_END_ANY.test(text)) return at;
-    }
+    if (PEM_PRIVATE_HEADER.test(text.slice(at, close + 5)) && nextPemEnd(text, close + 5, env) < 0) return at;
     at = text.indexOf('-----BEGIN', at + 10);
   }
   return -1;
