@@ -5,20 +5,24 @@ import { z } from 'zod';
 import { ACTIONS, BUILTIN_TYPES, DATA_CLASSES } from './types.ts';
 
 const action = z.enum(ACTIONS);
-const customName = z
-  .string()
-  .regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'an upper-case name like PROJECT_CODE')
-  .refine((n) => !(BUILTIN_TYPES as readonly string[]).includes(n), 'that is a built-in detector name');
+const customName = () =>
+  z
+    .string()
+    .regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'an upper-case name like PROJECT_CODE')
+    .refine((n) => !(BUILTIN_TYPES as readonly string[]).includes(n), 'that is a built-in detector name');
 
 const pattern = z
   .object({
-    name: customName.describe('The finding type this pattern reports, e.g. PROJECT_CODE.'),
+    name: customName()
+      .describe('The finding type this pattern reports, e.g. PROJECT_CODE.')
+      .meta({ examples: ['PROJECT_CODE'] }),
     regex: z
       .string()
       .min(1)
       .describe(
         'An RE2 regular expression (no backreferences or lookaround): it runs on re2js, in time linear in the text, so no pattern can hang the gate.',
-      ),
+      )
+      .meta({ examples: ['PRJ-[0-9]{4}'] }),
     caseInsensitive: z.boolean().default(false).describe('Match regardless of case.'),
     maxLength: z
       .int()
@@ -35,11 +39,14 @@ const pattern = z
 
 const wordList = z
   .object({
-    name: customName.describe('The finding type these words report, e.g. CODENAME.'),
+    name: customName()
+      .describe('The finding type these words report, e.g. CODENAME.')
+      .meta({ examples: ['CODENAME'] }),
     words: z
       .array(z.string().min(1).max(256))
       .min(1)
-      .describe('Words or phrases matched whole (not inside a longer word).'),
+      .describe('Words or phrases matched whole (not inside a longer word).')
+      .meta({ examples: [['blue falcon', 'nightjar']] }),
     caseSensitive: z.boolean().default(false).describe('Match the case as written.'),
     action: action.default('redact').describe('What happens to a match.'),
     dataClass: z.enum(DATA_CLASSES).default('custom').describe('The data class a match sets.'),
@@ -48,7 +55,11 @@ const wordList = z
 
 const policy = z
   .object({
-    name: z.string().min(1).describe('How requests and `lm-gate dlp scan --policy` refer to this policy.'),
+    name: z
+      .string()
+      .min(1)
+      .describe('How requests and `lm-gate dlp scan --policy` refer to this policy.')
+      .meta({ examples: ['default'] }),
     detectors: z
       .partialRecord(z.enum(BUILTIN_TYPES), z.union([action, z.literal('off')]))
       .default({})
@@ -114,7 +125,7 @@ export const dlpConfig = z
     defaultPolicy: z.string().min(1).default('default').describe('The policy used when a request names none.'),
     policies: z
       .array(policy)
-      .default([{ name: 'default' } as z.input<typeof policy>] as never)
+      .prefault([{ name: 'default' }])
       .describe('Detection policies: which detectors run, what each does, and the custom rules.'),
   })
   .strict()
