@@ -6,7 +6,10 @@
 //   lm-gate policy explain|test ...     judge a request, or a table of them, as the gate would
 //   lm-gate kill KIND ID | --lift KIND ID | --list  -c config.yaml
 //                                       the kill switch, on every replica through Redis
+//   lm-gate dlp scan [--format jsonl|table] [--policy NAME] [-c config.yaml] [FILE]
+//                                       the DLP engine over JSON lines of text
 import { FileAuditSink } from './audit/sink.ts';
+import { DLP_SCAN, dlpCommand } from './cli/dlp.ts';
 import { KEYS_USAGE, keysCommand } from './cli/keys.ts';
 import { KILL_USAGE, killCommand } from './cli/kill.ts';
 import { POLICY_EXPLAIN, POLICY_TEST, policyCommand } from './cli/policy.ts';
@@ -30,7 +33,7 @@ import { Metrics } from './telemetry/metrics.ts';
 
 const SERVE = 'lm-gate serve -c FILE';
 const CHECK = 'lm-gate check-config FILE';
-const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE, POLICY_EXPLAIN, POLICY_TEST].map((u) => `  ${u}`).join('\n')}\n  ${KILL_USAGE}`;
+const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE, POLICY_EXPLAIN, POLICY_TEST].map((u) => `  ${u}`).join('\n')}\n  ${KILL_USAGE}\n  ${DLP_SCAN}`;
 const help = { type: 'boolean', short: 'h' } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -46,6 +49,8 @@ async function main(argv: string[]): Promise<number> {
       return policyCommand(rest);
     case 'kill':
       return killCommand(rest);
+    case 'dlp':
+      return dlpCommand(rest);
     case '--help':
     case '-h':
     case 'help':
@@ -57,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(
         'lm-gate',
-        `unknown command "${command}"; commands: serve, check-config, keys, policy, kill (lm-gate --help shows their options)`,
+        `unknown command "${command}"; commands: serve, check-config, keys, policy, kill, dlp (lm-gate --help shows their options)`,
       );
   }
 }

@@ -20,7 +20,7 @@ const INPUTS: Record<string, string> = {
   'iban-like': fill('DE89 3704 '),
   'dotted words': fill('a.'),
   'at-signs': fill('a@a.'),
-  'email-ish local parts': fill('x'.repeat(60) + '@'),
+  'email-ish local parts': fill(`${'x'.repeat(60)}@`),
   'dotted numbers': fill('1.'),
   colons: fill('a:'),
   'hex and colons': fill('ab12:'),

@@ -159,7 +159,23 @@ function nhs(g: Gen, valid = true): string {
 }
 
 /** Area codes in service (NANP), so the numbers are valid in their region. */
-const US_AREAS = ['212', '415', '646', '312', '617', '206', '303', '512', '305', '404', '213', '702', '919', '503', '615'];
+const US_AREAS = [
+  '212',
+  '415',
+  '646',
+  '312',
+  '617',
+  '206',
+  '303',
+  '512',
+  '305',
+  '404',
+  '213',
+  '702',
+  '919',
+  '503',
+  '615',
+];
 function phone(g: Gen): string {
   const kind = g.int(0, 6);
   const exchange = `${g.int(2, 9)}${g.int(0, 9)}${g.int(2, 9)}`;
@@ -200,7 +216,20 @@ function ipv6(g: Gen): string {
 }
 
 const FIRST = ['jane', 'omar', 'li', 'priya', 'lukas', 'maria', 'kwame', 'sofia', 'tom', 'aiko', 'noah', 'fatima'];
-const LAST = ['doe', 'haddad', 'wei', 'patel', 'schmidt', 'garcia', 'mensah', 'rossi', 'baker', 'tanaka', 'smith', 'khan'];
+const LAST = [
+  'doe',
+  'haddad',
+  'wei',
+  'patel',
+  'schmidt',
+  'garcia',
+  'mensah',
+  'rossi',
+  'baker',
+  'tanaka',
+  'smith',
+  'khan',
+];
 const DOMAINS = ['example.com', 'acme.io', 'mail.example.co.uk', 'corp.internal.net', 'uni-berlin.de', 'gmail.com'];
 function email(g: Gen): string {
   const local = g.pick([
@@ -212,7 +241,20 @@ function email(g: Gen): string {
   return `${local}@${g.pick(DOMAINS)}`;
 }
 
-const MONTH_NAMES = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+const MONTH_NAMES = [
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+];
 function date(g: Gen): string {
   const y = g.int(1940, 2005);
   const m = g.int(1, 12);
@@ -269,7 +311,13 @@ function pemBody(g: Gen, lines: number): string[] {
   return Array.from({ length: lines }, () => g.chars(B64, 64));
 }
 function privateKey(g: Gen): { text: string; key: string } {
-  const label = g.pick(['RSA PRIVATE KEY', 'PRIVATE KEY', 'EC PRIVATE KEY', 'OPENSSH PRIVATE KEY', 'ENCRYPTED PRIVATE KEY']);
+  const label = g.pick([
+    'RSA PRIVATE KEY',
+    'PRIVATE KEY',
+    'EC PRIVATE KEY',
+    'OPENSSH PRIVATE KEY',
+    'ENCRYPTED PRIVATE KEY',
+  ]);
   const body = pemBody(g, g.int(3, 12));
   const style = g.int(0, 2);
   if (style === 0) {
@@ -328,27 +376,71 @@ class Text {
 
 type Builder = (g: Gen, t: Text) => void;
 
-const name = (g: Gen) => `${g.pick(FIRST)[0]!.toUpperCase()}${g.pick(FIRST).slice(1)} ${g.pick(LAST)[0]!.toUpperCase()}${g.pick(LAST).slice(1)}`;
+const name = (g: Gen) =>
+  `${g.pick(FIRST)[0]!.toUpperCase()}${g.pick(FIRST).slice(1)} ${g.pick(LAST)[0]!.toUpperCase()}${g.pick(LAST).slice(1)}`;
 
 /** Positives, each in a sentence the way people write them. */
 const POSITIVES: Builder[] = [
-  (g, t) => t.add(`Please refund ${name(g)}, card `).entity('CREDIT_CARD', card(g)).add(', for order #').add(g.digits(6)).add('.'),
-  (g, t) => t.add('The customer paid with ').entity('CREDIT_CARD', card(g)).add(` (exp ${g.int(1, 12)}/${g.int(26, 31)}).`),
-  (g, t) => t.add('Wire the deposit to IBAN ').entity('IBAN', iban(g)).add(` by Friday, reference INV-${g.digits(5)}.`),
+  (g, t) =>
+    t
+      .add(`Please refund ${name(g)}, card `)
+      .entity('CREDIT_CARD', card(g))
+      .add(', for order #')
+      .add(g.digits(6))
+      .add('.'),
+  (g, t) =>
+    t
+      .add('The customer paid with ')
+      .entity('CREDIT_CARD', card(g))
+      .add(` (exp ${g.int(1, 12)}/${g.int(26, 31)}).`),
+  (g, t) =>
+    t
+      .add('Wire the deposit to IBAN ')
+      .entity('IBAN', iban(g))
+      .add(` by Friday, reference INV-${g.digits(5)}.`),
   (g, t) => t.add('Her SSN is ').entity('US_SSN', ssn(g)).add(' and she lives in Ohio.'),
-  (g, t) => t.add('Employee record: ').entity('US_SSN', ssn(g)).add(`, hired ${g.int(2001, 2023)}.`),
+  (g, t) =>
+    t
+      .add('Employee record: ')
+      .entity('US_SSN', ssn(g))
+      .add(`, hired ${g.int(2001, 2023)}.`),
   (g, t) => t.add('SSN: ').entity('US_SSN', ssn(g).replace(/-/g, '')).add('\n'),
   (g, t) => t.add('Summarise the discharge letter for the patient with NHS number ').entity('UK_NHS', nhs(g)).add('.'),
-  (g, t) => t.add('NHS no. ').entity('UK_NHS', nhs(g)).add(` — GP surgery in ${g.pick(['Leeds', 'Bristol', 'York'])}.`),
-  (g, t) => t.add(`Contact ${name(g)} at `).entity('EMAIL', email(g)).add(' about the contract.'),
-  (g, t) => t.add('From: ').entity('EMAIL', email(g)).add('\nTo: ').entity('EMAIL', email(g)).add('\nSubject: Q3 numbers'),
+  (g, t) =>
+    t
+      .add('NHS no. ')
+      .entity('UK_NHS', nhs(g))
+      .add(` — GP surgery in ${g.pick(['Leeds', 'Bristol', 'York'])}.`),
+  (g, t) =>
+    t
+      .add(`Contact ${name(g)} at `)
+      .entity('EMAIL', email(g))
+      .add(' about the contract.'),
+  (g, t) =>
+    t.add('From: ').entity('EMAIL', email(g)).add('\nTo: ').entity('EMAIL', email(g)).add('\nSubject: Q3 numbers'),
   (g, t) => t.add('You can call me on ').entity('PHONE', phone(g)).add(' after 5pm.'),
-  (g, t) => t.add('Phone: ').entity('PHONE', phone(g)).add(`, ask for ${name(g)}.`),
-  (g, t) => t.add('The server at ').entity('IP_ADDRESS', ipv4(g)).add(` keeps timing out on port ${g.int(1024, 65535)}.`),
+  (g, t) =>
+    t
+      .add('Phone: ')
+      .entity('PHONE', phone(g))
+      .add(`, ask for ${name(g)}.`),
+  (g, t) =>
+    t
+      .add('The server at ')
+      .entity('IP_ADDRESS', ipv4(g))
+      .add(` keeps timing out on port ${g.int(1024, 65535)}.`),
   (g, t) => t.add('ssh admin@').entity('IP_ADDRESS', ipv4(g)).add(' -p 22'),
-  (g, t) => t.add('Block traffic from [').entity('IP_ADDRESS', ipv6(g)).add(`]:${g.int(80, 9000)} please.`),
+  (g, t) =>
+    t
+      .add('Block traffic from [')
+      .entity('IP_ADDRESS', ipv6(g))
+      .add(`]:${g.int(80, 9000)} please.`),
   (g, t) => t.add('Patient DOB: ').entity('DATE_OF_BIRTH', date(g)).add('.'),
-  (g, t) => t.add(`${name(g)} was born on `).entity('DATE_OF_BIRTH', date(g)).add(' in Lisbon.'),
+  (g, t) =>
+    t
+      .add(`${name(g)} was born on `)
+      .entity('DATE_OF_BIRTH', date(g))
+      .add(' in Lisbon.'),
   (g, t) => t.add('{"name": "x", "dob": "').entity('DATE_OF_BIRTH', date(g).replace(/ /g, ' ')).add('"}'),
   (g, t) => t.add('Geburtsdatum: ').entity('DATE_OF_BIRTH', date(g)).add(' — bitte prüfen.'),
   (g, t) => t.add('Date of birth ').entity('DATE_OF_BIRTH', date(g)).add(', nationality Irish.'),
@@ -378,16 +470,30 @@ const POSITIVES: Builder[] = [
   (g, t) => t.add('api_key = "').entity('GENERIC_SECRET', genericSecret(g)).add('"'),
   // Other scripts and emoji before the entity (offsets are UTF-16 here, code points in the CLI).
   (g, t) => t.add('请把报告发给 😀 ').entity('EMAIL', email(g)).add(' 谢谢。'),
-  (g, t) => t.add('出生日期：').entity('DATE_OF_BIRTH', `${g.int(1950, 2000)}年${g.int(1, 12)}月${g.int(1, 28)}日`).add('，请核对。'),
+  (g, t) =>
+    t
+      .add('出生日期：')
+      .entity('DATE_OF_BIRTH', `${g.int(1950, 2000)}年${g.int(1, 12)}月${g.int(1, 28)}日`)
+      .add('，请核对。'),
   (g, t) => t.add('生年月日 ').entity('DATE_OF_BIRTH', date(g)).add(' 🎂'),
   // Evasion: zero-width and bidi characters inside the secret are still part of it.
   (g, t) => {
     const k = awsAccessKey(g);
     const at = g.int(1, 18);
-    t.add('key: ').entity('AWS_ACCESS_KEY', `${k.slice(0, at)}${g.pick(['\u200b', '\u200d', '\u2060', '\u202e'])}${k.slice(at)}`).add(' ok');
+    t.add('key: ')
+      .entity('AWS_ACCESS_KEY', `${k.slice(0, at)}${g.pick(['\u200b', '\u200d', '\u2060', '\u202e'])}${k.slice(at)}`)
+      .add(' ok');
   },
-  (g, t) => t.add('Card number: ').entity('CREDIT_CARD', card(g).replace(/\d/g, (d) => String.fromCharCode(0xff10 + Number(d)))).add(' (full-width)'),
-  (g, t) => t.add('{"user":{"email":"').entity('EMAIL', email(g)).add('","phone":"').entity('PHONE', phone(g)).add('"}}'),
+  (g, t) =>
+    t
+      .add('Card number: ')
+      .entity(
+        'CREDIT_CARD',
+        card(g).replace(/\d/g, (d) => String.fromCharCode(0xff10 + Number(d))),
+      )
+      .add(' (full-width)'),
+  (g, t) =>
+    t.add('{"user":{"email":"').entity('EMAIL', email(g)).add('","phone":"').entity('PHONE', phone(g)).add('"}}'),
   (g, t) => t.add(`curl -H "Authorization: Bearer `).entity('JWT', jwt(g)).add(`" https://api.example.com/v1/me`),
 ];
 
@@ -407,33 +513,42 @@ const NEGATIVES: Builder[] = [
   (g, t) => t.add(`Use icon@2x.png and hero@${g.int(2, 3)}x.webp for retina screens.`),
   (g, t) => t.add(`Thanks @${g.pick(FIRST)} and @${g.pick(LAST)}-dev for the review!`),
   (g, t) => t.add(`npm install @types/node @babel/core@7.${g.int(0, 30)}.0 --save-dev`),
-  (g, t) => t.add(`DATABASE_URL=postgres://app:\${DB_PASSWORD}@db:5432/app`),
-  (g, t) => t.add('mysql://root:<password>@localhost:3306/shop'),
+  (_g, t) => t.add(`DATABASE_URL=postgres://app:\${DB_PASSWORD}@db:5432/app`),
+  (_g, t) => t.add('mysql://root:<password>@localhost:3306/shop'),
   (g, t) => t.add(`Tracking number ${g.digits(3)} ${g.digits(3)} ${g.digits(4)} — out for delivery.`),
   (g, t) => t.add(`Part no. ${g.digits(3)}-${g.digits(3)}-${g.digits(4)} is back in stock.`),
   (g, t) => t.add(`ISBN 978-${g.int(0, 1)}-${g.digits(3)}-${g.digits(5)}-${g.int(0, 9)}`),
   (g, t) => t.add(`request id ${uuid(g)} failed with 502`),
   (g, t) => t.add(`Fixed in commit ${g.chars('0123456789abcdef', 40)}.`),
-  (g, t) => t.add('AWS docs use AKIAIOSFODNN7EXAMPLE and wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY.'),
-  (g, t) => t.add('aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'),
+  (_g, t) => t.add('AWS docs use AKIAIOSFODNN7EXAMPLE and wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY.'),
+  (_g, t) => t.add('aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'),
   (g, t) => t.add(`aws_secret_access_key = ${g.chars('0123456789abcdef', 40)}`),
-  (g, t) => t.add(`GITHUB_TOKEN=ghp_${'x'.repeat(36)}`),
+  (_g, t) => t.add(`GITHUB_TOKEN=ghp_${'x'.repeat(36)}`),
   (g, t) => t.add(`token ${githubToken(g, false)} (revoked, bad checksum)`),
-  (g, t) => t.add('SLACK_BOT_TOKEN=xoxb-your-bot-token'),
-  (g, t) => t.add('key=AIza<YOUR_KEY> in the maps URL'),
+  (_g, t) => t.add('SLACK_BOT_TOKEN=xoxb-your-bot-token'),
+  (_g, t) => t.add('key=AIza<YOUR_KEY> in the maps URL'),
   (g, t) => t.add(`publishableKey: "pk_live_${g.chars(ALNUM, 24)}"`),
   (g, t) => t.add(`-----BEGIN PUBLIC KEY-----\n${pemBody(g, 4).join('\n')}\n-----END PUBLIC KEY-----`),
   (g, t) => t.add(`-----BEGIN CERTIFICATE-----\n${pemBody(g, 6).join('\n')}\n-----END CERTIFICATE-----`),
   (g, t) => t.add(`not a JWT: ${jwt(g, false)}`),
   (g, t) => t.add(`We meet on ${date(g)} to plan the launch.`),
-  (g, t) => t.add(`Deploy the C4 model diagrams to S3, then run the T2 and M5 benchmarks in region ${g.pick(['us-east-1', 'eu-west-2'])}.`),
+  (g, t) =>
+    t.add(
+      `Deploy the C4 model diagrams to S3, then run the T2 and M5 benchmarks in region ${g.pick(['us-east-1', 'eu-west-2'])}.`,
+    ),
   (g, t) => t.add(`password: ${g.pick(['changeme', '********', 'your-password-here', '${DB_PASS}'])}`),
   (g, t) => t.add(`Invoice ${g.digits(10)} is due on ${g.int(1, 28)} March.`),
   (g, t) => t.add(`The ratio was ${g.int(1, 9)}.${g.digits(4)} at step ${g.int(100, 999)} of ${g.int(1000, 9999)}.`),
-  (g, t) => t.add(`Population ${g.int(1, 9)},${g.digits(3)},${g.digits(3)},${g.digits(3)} in ${g.int(1990, 2024)}; price $${g.int(1, 9)},${g.digits(3)}.${g.digits(2)}.`),
+  (g, t) =>
+    t.add(
+      `Population ${g.int(1, 9)},${g.digits(3)},${g.digits(3)},${g.digits(3)} in ${g.int(1990, 2024)}; price $${g.int(1, 9)},${g.digits(3)}.${g.digits(2)}.`,
+    ),
   (g, t) => t.add(`Room ${g.int(100, 999)}, floor ${g.int(1, 30)}, open 9-5, ext. ${g.int(100, 999)}.`),
   (g, t) => t.add(`sha256:${g.chars('0123456789abcdef', 64)}`),
-  (g, t) => t.add(`See RFC ${g.int(1000, 9999)} section ${g.int(1, 9)}.${g.int(1, 9)}.${g.int(1, 9)} and ticket #${g.digits(7)}.`),
+  (g, t) =>
+    t.add(
+      `See RFC ${g.int(1000, 9999)} section ${g.int(1, 9)}.${g.int(1, 9)}.${g.int(1, 9)} and ticket #${g.digits(7)}.`,
+    ),
   (g, t) => t.add(`const secret = process.env.${g.pick(['API_SECRET', 'JWT_SECRET', 'CLIENT_SECRET'])};`),
   (g, t) => t.add(`| ${g.digits(4)} | ${g.digits(4)} | ${g.digits(4)} | ${g.digits(4)} |`),
   (g, t) => t.add(`lat ${g.int(-89, 89)}.${g.digits(6)}, lon ${g.int(-179, 179)}.${g.digits(6)}`),

@@ -8,7 +8,11 @@ import { generateCorpus } from './corpus.ts';
 import { evaluate, VALIDATED } from './evaluate.ts';
 
 const { values } = parseArgs({
-  options: { seed: { type: 'string', default: '13' }, size: { type: 'string', default: '3000' }, misses: { type: 'boolean' } },
+  options: {
+    seed: { type: 'string', default: '13' },
+    size: { type: 'string', default: '3000' },
+    misses: { type: 'boolean' },
+  },
 });
 const corpus = generateCorpus(Number(values.seed), Number(values.size));
 const scanner = compileDlp({ name: 'default' });
@@ -16,7 +20,9 @@ const { scores, misses } = evaluate(scanner, corpus);
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`.padStart(7);
 console.log(`DLP evaluation: ${corpus.length} samples (seed ${values.seed}), default policy\n`);
-console.log(`${'type'.padEnd(18)} ${'labels'.padStart(6)} ${'tp'.padStart(5)} ${'fp'.padStart(4)} ${'fn'.padStart(4)} ${'precision'.padStart(9)} ${'recall'.padStart(7)}  bar`);
+console.log(
+  `${'type'.padEnd(18)} ${'labels'.padStart(6)} ${'tp'.padStart(5)} ${'fp'.padStart(4)} ${'fn'.padStart(4)} ${'precision'.padStart(9)} ${'recall'.padStart(7)}  bar`,
+);
 let failed = false;
 for (const s of scores) {
   const validated = VALIDATED.includes(s.type);
@@ -45,13 +51,20 @@ let prompt = '';
 for (let i = 0; Buffer.byteLength(prompt) < 16 * 1024; i++) prompt += `${texts[i % texts.length]}\n`;
 prompt = prompt.slice(0, 16 * 1024);
 let plain = '';
-while (plain.length < 16 * 1024) plain += 'The quarterly report shows steady growth across all regions, with costs under control. ';
+while (plain.length < 16 * 1024)
+  plain += 'The quarterly report shows steady growth across all regions, with costs under control. ';
 plain = plain.slice(0, 16 * 1024);
 const whole = mbps(texts, 5);
 const p16 = mbps([prompt], 300);
 const plain16 = mbps([plain], 300);
 console.log(`\nthroughput (default ruleset, one thread, CPU time, ${process.version}):`);
-console.log(`  corpus (${(corpusBytes / 1e6).toFixed(2)} MB in ${texts.length} texts): ${whole.mbps.toFixed(1)} MB/s, ${whole.usPerKb.toFixed(1)} µs per KB`);
-console.log(`  16 KB prompt of corpus text:        ${p16.mbps.toFixed(1)} MB/s, ${p16.usPerKb.toFixed(1)} µs per KB, ${((16 * p16.usPerKb) / 1000).toFixed(2)} ms per prompt`);
-console.log(`  16 KB prompt of plain prose:        ${plain16.mbps.toFixed(1)} MB/s, ${plain16.usPerKb.toFixed(1)} µs per KB, ${((16 * plain16.usPerKb) / 1000).toFixed(2)} ms per prompt`);
+console.log(
+  `  corpus (${(corpusBytes / 1e6).toFixed(2)} MB in ${texts.length} texts): ${whole.mbps.toFixed(1)} MB/s, ${whole.usPerKb.toFixed(1)} µs per KB`,
+);
+console.log(
+  `  16 KB prompt of corpus text:        ${p16.mbps.toFixed(1)} MB/s, ${p16.usPerKb.toFixed(1)} µs per KB, ${((16 * p16.usPerKb) / 1000).toFixed(2)} ms per prompt`,
+);
+console.log(
+  `  16 KB prompt of plain prose:        ${plain16.mbps.toFixed(1)} MB/s, ${plain16.usPerKb.toFixed(1)} µs per KB, ${((16 * plain16.usPerKb) / 1000).toFixed(2)} ms per prompt`,
+);
 process.exitCode = failed ? 1 : 0;
