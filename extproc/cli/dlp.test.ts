@@ -16,7 +16,12 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 async function scan(args: string[], stdin = ''): Promise<string> {
   let out = '';
-  const code = await dlpCommand(['scan', ...args], { stdin: Readable.from([stdin]), write: (t) => void (out += t) });
+  const code = await dlpCommand(['scan', ...args], {
+    stdin: Readable.from([stdin]),
+    write: (t) => {
+      out += t;
+    },
+  });
   expect(code).toBe(0);
   return out;
 }

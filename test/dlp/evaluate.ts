@@ -28,7 +28,10 @@ export function evaluate(scanner: Scanner, corpus: readonly Sample[]): { scores:
   const counts = new Map<string, { tp: number; fp: number; fn: number }>();
   const at = (type: string) => {
     let c = counts.get(type);
-    if (!c) counts.set(type, (c = { tp: 0, fp: 0, fn: 0 }));
+    if (!c) {
+      c = { tp: 0, fp: 0, fn: 0 };
+      counts.set(type, c);
+    }
     return c;
   };
   const misses: Miss[] = [];
