@@ -3,6 +3,7 @@
 // finding is.
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { generateCorpus } from '../../test/dlp/corpus.ts';
 import type { Scanner } from './scanner.ts';
 import { compileDlp } from './scanner.ts';
 import { DlpStreamOverflow } from './stream.ts';
@@ -91,6 +92,13 @@ describe('stream hold-back', () => {
         at += n;
       }
       expect(streamed(scanner, pieces)).toEqual(whole);
+    }
+  });
+
+  it('corpus samples: every split in two finds what the whole scan finds', () => {
+    for (const { text } of generateCorpus(5, 60)) {
+      const whole = scanner.scan(text);
+      for (let at = 0; at <= text.length; at++) expect(streamed(scanner, [text.slice(0, at), text.slice(at)])).toEqual(whole);
     }
   });
 
