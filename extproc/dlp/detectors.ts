@@ -37,6 +37,8 @@ export interface DetectorEnv {
   defaultRegion: string;
   /** PEM blocks longer than this count up to this many characters (nothing past it is released). */
   maxBlockChars: number;
+  /** Phone candidates already judged by libphonenumber. */
+  phoneMemo: Map<string, boolean>;
   /** The last END-line search (nextPemEnd), reused while it still answers. */
   pemEnd: { text: string; from: number; endStart: number; end: number };
 }
@@ -64,6 +66,9 @@ export interface Detector {
   lower?: RegExp;
   /** A finding only with one of these words in the context window before it. */
   requires?: RegExp;
+  /** check() never moves the start, and is expensive: score the context first and skip the
+   * check when the context alone rules the candidate out. */
+  scoreFirst?: boolean;
 }
 
 const yes = () => true;
@@ -290,6 +295,7 @@ const email: Detector = {
 
 const PHONE_WORDS =
   /phone|\btel\b|telephone|mobile|cell|\bcall|fax|contact|whats ?app|\bsms\b|text me|reach me|ring\b/i;
+const PHONE_MEMO = 1024;
 /** Regions of the North American Numbering Plan (+1). */
 const NANP = new Set([
   'US',
@@ -333,6 +339,7 @@ const phone: Detector = {
   dataClass: 'PII',
   priority: 30,
   base: 0.7,
+  scoreFirst: true,
   // +CC, an optional (area), then digit groups with one separator between them.
   regex:
     /(?<![\w+\-./)]|[\d+)][ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,15}(?:[ .-]\d{1,10}){0,5}(?![\w]|[.-]\d)/g,
@@ -352,8 +359,15 @@ const phone: Detector = {
     if (/^\d+(?:\.\d+){2,}$/.test(s) && !s.startsWith('+')) return false;
     // North American numbers have a fixed shape: settle most digit runs without the parser.
     if (s.charCodeAt(0) !== 43 && NANP.has(env.defaultRegion) && !nanpShape(s)) return false;
+    // libphonenumber is the slow part of a scan; streams re-scan their retained context, and
+    // texts repeat numbers, so its answers are remembered (a bounded map, per scanner).
+    const known = env.phoneMemo.get(s);
+    if (known !== undefined) return known;
     const parsed = parsePhoneNumberFromString(s, env.defaultRegion as Parameters<typeof parsePhoneNumberFromString>[1]);
-    return parsed?.isValid() === true;
+    const valid = parsed?.isValid() === true;
+    if (env.phoneMemo.size >= PHONE_MEMO) env.phoneMemo.clear();
+    env.phoneMemo.set(s, valid);
+    return valid;
   },
   raise: PHONE_WORDS,
   lower: NOT_PHONE_LABEL,

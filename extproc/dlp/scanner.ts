@@ -112,6 +112,7 @@ export class Scanner {
       defaultRegion: config.defaultRegion,
       maxBlockChars: config.maxBlockChars,
       pemEnd: { text: '', from: 0, endStart: -1, end: -1 },
+      phoneMemo: new Map(),
     };
     this.window = config.context.window;
     this.policyRaise = wordsRegex(config.context.raise, 'iu');
@@ -169,6 +170,11 @@ export class Scanner {
     return candidates.map((c) => toFinding(n, c));
   }
 
+  /** Forgets remembered validator answers (the phone memo): for measuring cold scans. */
+  clearMemo(): void {
+    this.env.phoneMemo.clear();
+  }
+
   /** The detectors' shared state (stream.ts reuses the PEM END search). */
   get detectorEnv(): DetectorEnv {
     return this.env;
@@ -206,7 +212,9 @@ export class Scanner {
         hit.end = m.index + m[0].length;
         hit.confidence = detector.base ?? 0.9;
         let next = m.index + 1;
-        if (detector.check(m, text, hit, this.env)) {
+        const ruledOut =
+          detector.scoreFirst === true && this.score(detector, text, hit.start, hit.confidence) < this.minConfidence;
+        if (!ruledOut && detector.check(m, text, hit, this.env)) {
           const confidence = this.score(detector, text, hit.start, hit.confidence);
           if (confidence >= this.minConfidence) {
             if (hit.start >= from)

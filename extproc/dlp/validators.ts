@@ -200,16 +200,21 @@ export function jwtHeaderValid(header: string): boolean {
 
 /** Shannon entropy in bits per character. */
 export function entropy(s: string): number {
-  const counts = new Map<number, number>();
+  const counts = new Uint16Array(128);
+  let other = 0;
   for (let k = 0; k < s.length; k++) {
     const c = s.charCodeAt(k);
-    counts.set(c, (counts.get(c) ?? 0) + 1);
+    if (c < 128) counts[c]!++;
+    else other++;
   }
   let h = 0;
-  for (const c of counts.values()) {
-    const p = c / s.length;
+  const add = (n: number) => {
+    const p = n / s.length;
     h -= p * Math.log2(p);
-  }
+  };
+  for (let c = 0; c < 128; c++) if (counts[c]! > 0) add(counts[c]!);
+  // Values here are ASCII; anything else counts as one more symbol.
+  if (other > 0) add(other);
   return h;
 }
 
