@@ -186,24 +186,35 @@ const nhs: Detector = {
 
 const MONTHS =
   'jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?';
-const DATE = `(\\d{4}[-/.]\\d{1,2}[-/.]\\d{1,2}|\\d{1,2}[-/.]\\d{1,2}[-/.](?:\\d{4}|\\d{2})|\\d{1,2}(?:st|nd|rd|th)?\\.? (?:${MONTHS})\\.?,? \\d{4}|(?:${MONTHS})\\.? \\d{1,2}(?:st|nd|rd|th)?,? \\d{4}|\\d{4}年\\d{1,2}月\\d{1,2}日)`;
+/** A date that starts with a digit: ISO, numeric day/month/year either way round, "12 March
+ * 1990", CJK; and the "12, 1990" of "March 12, 1990", whose month check() takes in. Digit-led, so
+ * the regex engine only starts at digits. */
+const DATE = `(?:\\d{4}[-/.]\\d{1,2}[-/.]\\d{1,2}|\\d{1,2}[-/.]\\d{1,2}[-/.](?:\\d{4}|\\d{2})|\\d{1,2}(?:st|nd|rd|th)?\\.? (?:${MONTHS})\\.?,? \\d{4}|\\d{1,2}(?:st|nd|rd|th)?,? \\d{4}|\\d{4}年\\d{1,2}月\\d{1,2}日)`;
+const DAY_YEAR = /^\d{1,2}(?:st|nd|rd|th)?,? \d{4}$/i;
+const MONTH_BEFORE = new RegExp(`(?<![\\p{L}])(?:${MONTHS})\\.? $`, 'iu');
 /** Words that present a date as a birth date, in the languages the gate's users write. */
 export const DOB_KEYWORDS =
   'd\\.?o\\.?b\\.?|date of birth|birth ?date|birth_date|birthday|born(?: on)?|geburtsdatum|geboren(?: am)?|date de naissance|n[ée]e? le|fecha de nacimiento|nacid[oa] el|data di nascita|data de nascimento|出生日期|生年月日|誕生日';
+/** A birth-date keyword right before the date: `DOB: `, `born on `, `"dob": "`. */
+const DOB_BEFORE = new RegExp(`(?<![\\p{L}\\p{N}_])(?:${DOB_KEYWORDS})(?![\\p{L}\\p{N}])[\\s"':=]{0,6}(?:on )?$`, 'iu');
 const dateOfBirth: Detector = {
   type: 'DATE_OF_BIRTH',
   dataClass: 'PII',
   priority: 40,
-  regex: new RegExp(
-    `(?<![\\p{L}\\p{N}_])(?:${DOB_KEYWORDS})(?![\\p{L}\\p{N}])[\\s"':=]{0,6}(?:on )?${DATE}(?![\\p{N}])`,
-    'giu',
-  ),
-  maxLength: 64,
-  lead: new RegExp(DOB_KEYWORDS, 'gi'),
-  check(m, _text, hit) {
-    const date = m[1]!;
-    if (!plausibleDate(date)) return false;
-    hit.start = hit.end - date.length;
+  // The date; check() requires the keyword before it (within 48 characters: keyword and
+  // separator are at most 30).
+  regex: new RegExp(`(?<![\\p{L}\\p{N}_])${DATE}(?![\\p{N}])`, 'giu'),
+  maxLength: 14 + 24,
+  check(m, text, hit) {
+    let start = hit.start;
+    if (DAY_YEAR.test(m[0])) {
+      const month = MONTH_BEFORE.exec(text.slice(Math.max(0, start - 14), start));
+      if (month === null) return false;
+      start -= month[0].length;
+    }
+    if (!plausibleDate(text.slice(start, hit.end))) return false;
+    if (!DOB_BEFORE.test(text.slice(Math.max(0, start - 48), start))) return false;
+    hit.start = start;
     return true;
   },
 };

@@ -36,16 +36,27 @@ const NON_ASCII = /[\u0080-\uffff]/;
 export interface Normalised {
   /** The text detectors see. */
   text: string;
-  /** For each UTF-16 unit of `text`, the raw offset where its source code point starts and
-   * (rawEnd) ends. Absent when text is the raw text itself. */
-  rawStart?: Int32Array;
-  rawEnd?: Int32Array;
+  /** How `text` maps back to the raw text, absent when it is the raw text itself. */
+  map?: OffsetMap;
   rawLength: number;
+}
+
+/** `text` as segments, in order: an identity segment is raw text copied unit for unit; a mapped
+ * segment is the NFKC form of one raw code point. Raw text between segments was dropped
+ * (invisible characters). Segments, not a per-unit table: mostly-ASCII text has a handful. */
+export interface OffsetMap {
+  count: number;
+  /** Where each segment starts in `text`. */
+  norm: Int32Array;
+  /** Its raw [start, end). */
+  raw: Int32Array;
+  rawEnd: Int32Array;
+  identity: Uint8Array;
 }
 
 export function normalise(raw: string): Normalised {
   if (!NON_ASCII.test(raw)) return { text: raw, rawLength: raw.length };
-  const out = new Builder(raw.length);
+  const out = new Builder();
   let i = 0;
   while (i < raw.length) {
     // An ASCII run is copied as is.
@@ -82,61 +93,109 @@ export function normalise(raw: string): Normalised {
 
 class Builder {
   private readonly parts: string[] = [];
-  private starts: Int32Array;
-  private ends: Int32Array;
+  private map: OffsetMap = {
+    count: 0,
+    norm: new Int32Array(16),
+    raw: new Int32Array(16),
+    rawEnd: new Int32Array(16),
+    identity: new Uint8Array(16),
+  };
   private n = 0;
 
-  constructor(size: number) {
-    this.starts = new Int32Array(size + 16);
-    this.ends = new Int32Array(size + 16);
-  }
-
-  /** raw[from, to) unchanged: each unit maps to itself. */
+  /** raw[from, to) unchanged. */
   identity(raw: string, from: number, to: number): void {
-    this.room(to - from);
-    for (let k = from; k < to; k++) {
-      this.starts[this.n] = k;
-      this.ends[this.n] = k + 1;
-      this.n++;
-    }
+    const m = this.map;
+    const last = m.count - 1;
+    // Joins the previous segment when it is identity and ends where this starts.
+    if (last >= 0 && m.identity[last] === 1 && m.rawEnd[last] === from) m.rawEnd[last] = to;
+    else this.segment(from, to, 1);
+    this.n += to - from;
     this.parts.push(raw.slice(from, to));
   }
 
   /** `text` stands for the one code point raw[from, to). */
   mapped(text: string, from: number, to: number): void {
-    this.room(text.length);
-    for (let k = 0; k < text.length; k++) {
-      this.starts[this.n] = from;
-      this.ends[this.n] = to;
-      this.n++;
-    }
+    if (text.length === 0) return;
+    this.segment(from, to, 0);
+    this.n += text.length;
     this.parts.push(text);
   }
 
-  private room(more: number): void {
-    if (this.n + more <= this.starts.length) return;
-    const size = Math.max(this.starts.length * 2, this.n + more);
-    const s = new Int32Array(size);
-    s.set(this.starts);
-    this.starts = s;
-    const e = new Int32Array(size);
-    e.set(this.ends);
-    this.ends = e;
+  private segment(from: number, to: number, identity: number): void {
+    let m = this.map;
+    if (m.count === m.norm.length) {
+      const size = m.count * 2;
+      const grow = <T extends Int32Array | Uint8Array>(a: T, b: T): T => {
+        b.set(a);
+        return b;
+      };
+      m = this.map = {
+        count: m.count,
+        norm: grow(m.norm, new Int32Array(size)),
+        raw: grow(m.raw, new Int32Array(size)),
+        rawEnd: grow(m.rawEnd, new Int32Array(size)),
+        identity: grow(m.identity, new Uint8Array(size)),
+      };
+    }
+    m.norm[m.count] = this.n;
+    m.raw[m.count] = from;
+    m.rawEnd[m.count] = to;
+    m.identity[m.count] = identity;
+    m.count++;
   }
 
   finish(rawLength: number): Normalised {
-    return { text: this.parts.join(''), rawStart: this.starts, rawEnd: this.ends, rawLength };
+    return { text: this.parts.join(''), map: this.map, rawLength };
   }
 }
 
-/** The raw offset where normalised offset `at` starts (at === text.length: the raw end). */
+/** The segment holding normalised offset `at` (0 <= at < text.length). */
+function segmentAt(m: OffsetMap, at: number): number {
+  let lo = 0;
+  let hi = m.count - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (m.norm[mid]! <= at) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** The raw offset where the code point behind normalised offset `at` starts (at ===
+ * text.length: the raw end). */
 export function rawOffset(n: Normalised, at: number): number {
-  if (!n.rawStart) return at;
-  return at < n.text.length ? n.rawStart[at]! : n.rawLength;
+  const m = n.map;
+  if (!m) return at;
+  if (at >= n.text.length) return n.rawLength;
+  const s = segmentAt(m, at);
+  return m.identity[s] ? m.raw[s]! + (at - m.norm[s]!) : m.raw[s]!;
 }
 
 /** The raw span of normalised [start, end): from the first unit's code point through the last's. */
 export function rawSpan(n: Normalised, start: number, end: number): [number, number] {
-  if (!n.rawStart) return [start, end];
-  return [n.rawStart[start]!, end > start ? n.rawEnd![end - 1]! : n.rawStart[start]!];
+  const m = n.map;
+  if (!m) return [start, end];
+  const from = rawOffset(n, start);
+  if (end <= start) return [from, from];
+  const s = segmentAt(m, end - 1);
+  return [from, m.identity[s] ? m.raw[s]! + (end - 1 - m.norm[s]!) + 1 : m.rawEnd[s]!];
+}
+
+/** The first normalised offset whose raw offset is at or after raw `at`. */
+export function normalisedIndex(n: Normalised, at: number): number {
+  const m = n.map;
+  if (!m) return at;
+  // The first segment that ends after `at`.
+  let lo = 0;
+  let hi = m.count;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (m.rawEnd[mid]! <= at) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo === m.count) return n.text.length;
+  if (at <= m.raw[lo]!) return m.norm[lo]!;
+  if (m.identity[lo]) return m.norm[lo]! + (at - m.raw[lo]!);
+  // Inside one mapped code point (a split surrogate pair): the next segment.
+  return lo + 1 < m.count ? m.norm[lo + 1]! : n.text.length;
 }

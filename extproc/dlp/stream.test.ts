@@ -98,7 +98,8 @@ describe('stream hold-back', () => {
   it('corpus samples: every split in two finds what the whole scan finds', () => {
     for (const { text } of generateCorpus(5, 60)) {
       const whole = scanner.scan(text);
-      for (let at = 0; at <= text.length; at++) expect(streamed(scanner, [text.slice(0, at), text.slice(at)])).toEqual(whole);
+      for (let at = 0; at <= text.length; at++)
+        expect(streamed(scanner, [text.slice(0, at), text.slice(at)])).toEqual(whole);
     }
   });
 

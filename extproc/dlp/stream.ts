@@ -25,7 +25,7 @@
 // Already released text is kept (retain characters) and re-scanned with what follows, so
 // context words, keyword prefixes and lookbehinds see what a whole scan sees.
 import { type DetectorEnv, DOB_KEYWORDS, nextPemEnd, PEM_BEGIN } from './detectors.ts';
-import { type Normalised, normalise, rawOffset } from './normalize.ts';
+import { normalise, normalisedIndex, rawOffset } from './normalize.ts';
 import { type Candidate, resolveOverlaps, toFinding } from './resolve.ts';
 import type { Scanner } from './scanner.ts';
 import type { Finding } from './types.ts';
@@ -200,17 +200,4 @@ function openPem(text: string, from: number, env: DetectorEnv): number {
     at = text.indexOf('-----BEGIN', at + 10);
   }
   return -1;
-}
-
-/** The first normalised index whose raw offset is at or after raw `at`. */
-function normalisedIndex(n: Normalised, at: number): number {
-  if (!n.rawStart) return at;
-  let lo = 0;
-  let hi = n.text.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (n.rawStart[mid]! < at) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

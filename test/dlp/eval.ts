@@ -59,6 +59,10 @@ let plain = '';
 while (plain.length < 16 * 1024)
   plain += 'The quarterly report shows steady growth across all regions, with costs under control. ';
 plain = plain.slice(0, 16 * 1024);
+// Prose with about one entity or near-miss per KB: a long prompt with some personal data in it.
+let mixed = '';
+for (let i = 0; mixed.length < 16 * 1024; i++) mixed += `${plain.slice(0, 900)}${texts[i]}\n`;
+mixed = mixed.slice(0, 16 * 1024);
 const whole = mbps(texts, 5);
 const p16 = mbps([prompt], 300);
 const plain16 = mbps([plain], 300);
@@ -68,6 +72,10 @@ console.log(
 );
 console.log(
   `  16 KB prompt of corpus text:        ${p16.mbps.toFixed(1)} MB/s, ${p16.usPerKb.toFixed(1)} µs per KB, ${((16 * p16.usPerKb) / 1000).toFixed(2)} ms per prompt`,
+);
+const mixed16 = mbps([mixed], 300);
+console.log(
+  `  16 KB prompt, prose + ~1 sample/KB:  ${mixed16.mbps.toFixed(1)} MB/s, ${mixed16.usPerKb.toFixed(1)} µs per KB, ${((16 * mixed16.usPerKb) / 1000).toFixed(2)} ms per prompt`,
 );
 console.log(
   `  16 KB prompt of plain prose:        ${plain16.mbps.toFixed(1)} MB/s, ${plain16.usPerKb.toFixed(1)} µs per KB, ${((16 * plain16.usPerKb) / 1000).toFixed(2)} ms per prompt`,
