@@ -437,7 +437,8 @@ const awsSecretKey: Detector = {
   regex:
     /(?<![A-Za-z0-9])(?:aws_?secret_?access_?key(?:_?id)?|secret_?access_?key|aws_?secret(?:_?key)?|secretaccesskey)["']?\s{0,4}(?::=|=>|[:=]|\s)\s{0,4}["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])/gi,
   maxLength: 40,
-  lead: /aws|secret/gi,
+  // Case spelled out: V8 scans a case-sensitive alternation far faster than an /i one.
+  lead: /[aA][wW][sS]|[sS][eE][cC][rR][eE][tT]/g,
   check(m, _text, hit) {
     const key = m[1]!;
     // A 40-hex value is a git SHA or a digest; AWS documentation's example ends in EXAMPLEKEY.
