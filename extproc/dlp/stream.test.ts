@@ -139,6 +139,17 @@ describe('stream hold-back', () => {
     }).toThrow(DlpStreamOverflow);
   });
 
+  it('an open key is checked for its END line in the new text only, not re-scanned whole per chunk', () => {
+    const s = compileDlp({ name: 'big', maxBlockChars: 65_536 }).stream();
+    s.push('-----BEGIN PRIVATE KEY-----\n');
+    const started = performance.now();
+    // 15,000 tiny chunks full of hyphens: re-scanning all that is held each time is quadratic.
+    for (let i = 0; i < 15_000; i++) s.push('- ');
+    expect(performance.now() - started).toBeLessThan(1500);
+    const end = s.push('\n-----END PRIVATE KEY----- ok');
+    expect(end.findings.map((f) => [f.type, f.start])).toEqual([['PRIVATE_KEY', 0]]);
+  });
+
   it('does not hold a certificate', () => {
     const s = scanner.stream();
     const step = s.push('-----BEGIN CERTIFICATE-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n'.repeat(100));

@@ -54,7 +54,7 @@ const DIGIT_TAIL_SPAN = 96;
 const DOB_KEY = new RegExp(`(?<![\\p{L}\\p{N}_])(?:${DOB_KEYWORDS})`, 'giu');
 const DOB_TAIL_SPAN = 96;
 const PEM_PRIVATE_HEADER = new RegExp(`^${PEM_BEGIN.source}`);
-const HYPHENS = /[-\ufe63\uff0d]/;
+const PEM_END_LINE = /-----END (?:[A-Z0-9]{1,12} ){0,3}PRIVATE KEY(?: BLOCK)?-----/;
 
 function isSpace(c: number): boolean {
   return (
@@ -96,7 +96,9 @@ export class DlpStream {
   push(chunk: string): StreamStep {
     if (this.ended) throw new Error('DlpStream: push after end');
     this.buf += chunk;
-    if (this.pemOpen && !HYPHENS.test(chunk)) {
+    // While a private key is open only its END line can change anything: look for one in the
+    // new text (and the line-length before it), not by re-scanning all that is held.
+    if (this.pemOpen && !PEM_END_LINE.test(normalise(this.buf.slice(-(chunk.length + 64))).text)) {
       this.checkCap();
       return { decided: this.decidedAt, findings: NONE };
     }
@@ -109,8 +111,11 @@ export class DlpStream {
     return this.step(true);
   }
 
+  /** Only an open private key can be held without bound; every other hold is bounded by the
+   * longest match of its detector. */
   private checkCap(): void {
-    if (this.held > this.scanner.bounds.maxBlockChars) throw new DlpStreamOverflow(this.scanner.bounds.maxBlockChars);
+    if (this.pemOpen && this.held > this.scanner.bounds.maxBlockChars)
+      throw new DlpStreamOverflow(this.scanner.bounds.maxBlockChars);
   }
 
   private step(final: boolean): StreamStep {
