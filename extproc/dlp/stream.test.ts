@@ -145,7 +145,8 @@ describe('stream hold-back', () => {
     const started = performance.now();
     // 15,000 tiny chunks full of hyphens: re-scanning all that is held each time is quadratic.
     for (let i = 0; i < 15_000; i++) s.push('- ');
-    expect(performance.now() - started).toBeLessThan(1500);
+    // Measured: ~40 ms; re-scanning everything held took ~1.5 s.
+    expect(performance.now() - started).toBeLessThan(500);
     const end = s.push('\n-----END PRIVATE KEY----- ok');
     expect(end.findings.map((f) => [f.type, f.start])).toEqual([['PRIVATE_KEY', 0]]);
   });
