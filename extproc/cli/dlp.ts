@@ -41,20 +41,25 @@ export async function dlpCommand(args: string[], io: DlpIo = processIo): Promise
   throw new UsageError('lm-gate dlp', 'expected "dlp scan"', DLP_SCAN);
 }
 
-/** UTF-16 offsets (sorted or not) of `text` as code point offsets. */
+const PAIR = /[\ud800-\udbff][\udc00-\udfff]/g;
+
+/** UTF-16 offsets (sorted or not) of `text` as code point offsets: each surrogate pair before an
+ * offset counts once. */
 export function codePointOffsets(text: string, offsets: readonly number[]): number[] {
   const order = offsets.map((o, i) => [o, i] as const).sort((a, b) => a[0] - b[0]);
   const out = new Array<number>(offsets.length);
-  let unit = 0;
-  let points = 0;
+  let pairs = 0;
+  PAIR.lastIndex = 0;
+  let next = PAIR.exec(text);
   for (const [target, i] of order) {
-    while (unit < target) {
-      const c = text.charCodeAt(unit);
-      // A surrogate pair is one code point: count it at its high half.
-      unit += c >= 0xd800 && c <= 0xdbff && unit + 1 < text.length ? 2 : 1;
-      points++;
+    // Pairs wholly before the offset.
+    while (next !== null && next.index + 2 <= target) {
+      pairs++;
+      next = PAIR.exec(text);
     }
-    out[i] = points;
+    // An offset inside a pair (never a finding's) counts that pair's code point as passed.
+    const inside = next !== null && next.index < target ? 1 : 0;
+    out[i] = target - pairs - inside;
   }
   return out;
 }

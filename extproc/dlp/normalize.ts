@@ -58,10 +58,11 @@ export function normalise(raw: string): Normalised {
   if (!NON_ASCII.test(raw)) return { text: raw, rawLength: raw.length };
   const out = new Builder();
   let i = 0;
+  const nextNonAscii = new RegExp(NON_ASCII.source, 'g');
   while (i < raw.length) {
-    // An ASCII run is copied as is.
-    let j = i;
-    while (j < raw.length && raw.charCodeAt(j) < 0x80) j++;
+    // An ASCII run is copied as is; the regex engine finds its end far faster than a loop.
+    nextNonAscii.lastIndex = i;
+    let j = nextNonAscii.exec(raw)?.index ?? raw.length;
     if (j > i) {
       out.identity(raw, i, j);
       i = j;
