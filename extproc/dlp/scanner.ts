@@ -180,6 +180,15 @@ export class Scanner {
     return this.env;
   }
 
+  /** How many trailing UTF-16 units of `text` a stream would hold back now: the suffix that
+   * could still be, or start, an unfinished match. Throws DlpStreamOverflow for an open private
+   * key longer than maxBlockChars. */
+  holdBack(text: string): number {
+    const s = this.stream();
+    s.push(text);
+    return s.held;
+  }
+
   /** A stream scanner for one response or request body read in pieces (stream.ts). */
   stream(): DlpStream {
     return new DlpStream(this);

@@ -120,6 +120,14 @@ describe('stream hold-back', () => {
     expect(s.held).toBe(3);
   });
 
+  it('holdBack(text) says how much of a text’s end a stream would hold', () => {
+    expect(scanner.holdBack('all decided. ')).toBe(0);
+    expect(scanner.holdBack('call me on +44 20 79')).toBe('+44 20 79'.length);
+    expect(scanner.holdBack('card 4111 1111 ')).toBe('4111 1111 '.length);
+    expect(scanner.holdBack('she was born on 12 Ma')).toBe('born on 12 Ma'.length);
+    expect(scanner.holdBack('key: -----BEGIN RSA PRIV')).toBe('-----BEGIN RSA PRIV'.length);
+  });
+
   it('holds a private key until its END line', () => {
     const s = scanner.stream();
     s.push('here: ');
