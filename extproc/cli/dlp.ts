@@ -3,8 +3,9 @@
 //   lm-gate dlp scan [--format jsonl|table] [--policy NAME] [-c CONFIG] [FILE]
 // Reads {"id","text"} per line from FILE or stdin and writes, in order, one line per input line:
 // {"id","findings":[{"type","start","end","action"}]} where start/end are Unicode code points
-// of the raw text, end exclusive (emoji or CJK before an entity do not shift it). Without -c
-// the default policy of an empty config runs. Matched values are never printed.
+// of the raw text, end exclusive (emoji or CJK before an entity do not shift it); blank lines
+// are skipped. Without -c the default policy of an empty config runs. Matched values are never
+// printed.
 
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
