@@ -156,7 +156,9 @@ export class Scanner {
     this.bounds = {
       maxRunLength,
       customTail,
-      retain: this.window + KEYWORD_PREFIX,
+      // A few more than the scan reaches back, so no match is tried at the very start of the
+      // kept text, where a lookbehind would see less than a whole scan does.
+      retain: this.window + KEYWORD_PREFIX + 8,
       maxBlockChars: config.maxBlockChars,
       dobEnabled: enabled.has('DATE_OF_BIRTH'),
       pemEnabled: enabled.has('PRIVATE_KEY'),
