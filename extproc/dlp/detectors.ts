@@ -97,6 +97,9 @@ const isHex = (c: number) => (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c
 const isScheme = (c: number) =>
   (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 43 || c === 46 || c === 45;
 
+/** Groups of an IBAN before a digit run: what follows is the IBAN's tail, not a new entity. */
+const IBAN_GROUPS_BEFORE = /[A-Z]{2}\d{2}(?: [A-Z0-9]{4})+ $/;
+
 // --- PCI, PII, PHI -----------------------------------------------------------------------------
 
 const creditCard: Detector = {
@@ -106,8 +109,10 @@ const creditCard: Detector = {
   // 13–19 digits, single spaces or dashes between them; not inside a longer digit or word run.
   regex: /(?<![\w-]|\d[ -])\d(?:[ -]?\d){12,18}(?![\w]|[ -]\d)/g,
   maxLength: 37,
-  check(m) {
+  check(m, text) {
     const s = m[0];
+    // The tail of an IBAN written in groups is not a card, even when its digits pass Luhn.
+    if (IBAN_GROUPS_BEFORE.test(text.slice(Math.max(0, m.index - 40), m.index))) return false;
     const d = s.replace(/[ -]/g, '');
     if (d.length !== s.length) {
       // Grouped: one separator kind, in the groupings cards are printed with.
@@ -181,7 +186,9 @@ const nhs: Detector = {
   check: (m) => nhsValid(m[0].replace(/[ -]/g, '')),
   requires: /\bnhs|patient|clinical|clinic\b|hospital|\bgp\b|surgery|medical|health|\bward\b|diagnos|prescri/i,
   // A time label right before the digits: a Unix timestamp that happens to pass mod-11.
-  lower: /(?:timestamp|epoch|unix(?: time)?|created|updated|modified|_at|\btime|\bts)\b[\s:=#"'-]{0,3}$/i,
+  // or another kind of number named right before it (invoice 4235572903).
+  lower:
+    /(?:timestamp|epoch|unix(?: time)?|created|updated|modified|_at|\btime|\bts|order|invoice|tracking|account|acct|ref|reference|ticket|transaction|customer)\b[\s.:=#"'-]{0,3}(?:no\.?|number|#)?[\s.:#=-]{0,3}$/i,
 };
 
 const MONTHS =
@@ -341,7 +348,6 @@ function nanpShape(s: string): boolean {
   if (d.length === 11 && d[0] === '1') d = d.slice(1);
   return d.length === 10 && d[0]! >= '2' && d[3]! >= '2';
 }
-const IBAN_GROUPS_BEFORE = /[A-Z]{2}\d{2}(?: [A-Z0-9]{4})+ $/;
 /** A label right before the number says it is some other kind of number. */
 const NOT_PHONE_LABEL =
   /(?:order|part|tracking|isbn|invoice|serial|sku|ref|reference|account|acct|ticket|case|item|model|product|confirmation|transaction|parcel|shipment|customer|po|batch|lot|timestamp|epoch|unix|nhs|id)\b[\s.:#=-]{0,3}(?:no\.?|nr\.?|number|num|#|id)?[\s.:#=-]{0,3}$/i;

@@ -10,7 +10,7 @@ describe('DLP corpus evaluation', () => {
   const { scores } = evaluate(compileDlp({ name: 'default' }), corpus);
 
   it('labels every type, validator-backed or not, many times over', () => {
-    for (const s of scores) expect(s.tp + s.fn, s.type).toBeGreaterThanOrEqual(50);
+    for (const s of scores) expect(s.tp + s.fn, s.type).toBeGreaterThanOrEqual(30);
     expect(scores.map((s) => s.type)).toEqual(expect.arrayContaining(VALIDATED));
   });
 

@@ -191,9 +191,11 @@ function phone(g: Gen): string {
     case 3:
       return `+44 20 7${g.digits(3)} ${g.digits(4)}`;
     case 4:
-      return `+44 7${g.int(7, 9)}${g.digits(2)} ${g.digits(6)}`;
+      // UK mobiles in assigned 077x ranges (Ofcom): 0771–0777.
+      return `+44 77${g.int(1, 7)}${g.digits(1)} ${g.digits(6)}`;
     case 5:
-      return `+33 6 ${g.digits(2)} ${g.digits(2)} ${g.digits(2)} ${g.digits(2)}`;
+      // French mobiles in assigned 06 ranges (ARCEP); 063 and 069 are partly unassigned.
+      return `+33 6 ${g.pick(['0', '1', '2', '4', '5', '6', '7', '8'])}${g.digits(1)} ${g.digits(2)} ${g.digits(2)} ${g.digits(2)}`;
     default:
       return `+49 30 ${g.digits(8)}`;
   }
@@ -495,6 +497,37 @@ const POSITIVES: Builder[] = [
   (g, t) =>
     t.add('{"user":{"email":"').entity('EMAIL', email(g)).add('","phone":"').entity('PHONE', phone(g)).add('"}}'),
   (g, t) => t.add(`curl -H "Authorization: Bearer `).entity('JWT', jwt(g)).add(`" https://api.example.com/v1/me`),
+  (g, t) =>
+    t
+      .add(`${name(g)} <`)
+      .entity('EMAIL', email(g))
+      .add('> wrote:'),
+  (g, t) => t.add('CONTACT: ').entity('EMAIL', email(g).toUpperCase()).add('.'),
+  (g, t) => t.add('Mail me at ').entity('EMAIL', email(g)).add('.'),
+  (g, t) =>
+    t
+      .add(`2024-05-0${g.int(1, 9)}T10:${g.int(10, 59)}:00Z `)
+      .entity('IP_ADDRESS', ipv4(g))
+      .add(` "GET /index.html HTTP/1.1" 200 ${g.int(100, 9999)}`),
+  (g, t) =>
+    t
+      .add('<a href="tel:')
+      .entity('PHONE', `+1${g.pick(US_AREAS)}${g.int(2, 9)}${g.digits(2)}${g.digits(4)}`)
+      .add('">call</a>'),
+  (g, t) => t.add('{"card":"').entity('CREDIT_CARD', card(g).replace(/[ -]/g, '')).add('","cvc":"***"}'),
+  (g, t) => t.add('| name | ssn |\n| --- | --- |\n| x | ').entity('US_SSN', ssn(g)).add(' |'),
+  (g, t) => t.add('Cookie: session=').entity('JWT', jwt(g)).add('; Path=/; HttpOnly'),
+  (g, t) => t.add('(DOB ').entity('DATE_OF_BIRTH', date(g)).add(')'),
+  (g, t) =>
+    t
+      .add(`Bank details:\n  Account holder: ${name(g)}\n  IBAN: `)
+      .entity('IBAN', iban(g))
+      .add('\n  BIC: DEUTDEFF'),
+  (g, t) =>
+    t
+      .add('{"payout":{"iban":"')
+      .entity('IBAN', iban(g).replace(/ /g, ''))
+      .add(`","amount":${g.int(10, 9999)}}}`),
 ];
 
 /** Near-misses: each must produce no finding. */
@@ -552,6 +585,16 @@ const NEGATIVES: Builder[] = [
   (g, t) => t.add(`const secret = process.env.${g.pick(['API_SECRET', 'JWT_SECRET', 'CLIENT_SECRET'])};`),
   (g, t) => t.add(`| ${g.digits(4)} | ${g.digits(4)} | ${g.digits(4)} | ${g.digits(4)} |`),
   (g, t) => t.add(`lat ${g.int(-89, 89)}.${g.digits(6)}, lon ${g.int(-179, 179)}.${g.digits(6)}`),
+  (_g, t) => t.add('Call 1-800-FLOWERS before noon.'),
+  (g, t) => t.add(`Version: ${g.int(1, 9)}.${g.int(0, 20)}.0.${g.int(1, 9)} (build ${g.int(1000, 9999)})`),
+  (g, t) => t.add(`Born to Run came out in ${g.int(1970, 1990)}; she was born in ${g.int(1950, 2000)}.`),
+  (_g, t) => t.add('The DOB field is required on the form.'),
+  (g, t) => t.add(`Card ending in ${g.digits(4)}, expires ${g.int(1, 12)}/${g.int(26, 31)}.`),
+  (g, t) => t.add(`color: #${g.chars('0123456789abcdef', 6)}; background: rgba(0, 0, 0, 0.${g.int(1, 9)});`),
+  (g, t) => t.add(`Open ${g.int(8, 10)}:30-${g.int(16, 18)}:45, season ${g.int(2020, 2024)}-${g.int(2025, 2026)}.`),
+  (g, t) => t.add(`MAC ${Array.from({ length: 6 }, () => g.chars('0123456789ABCDEF', 2)).join(':')} on eth0`),
+  (g, t) => t.add(`at 12:${g.int(10, 59)}:${g.int(10, 59)}.${g.digits(3)} the job restarted`),
+  (g, t) => t.add(`In the film they dial (555) 01${g.digits(1)}-${g.digits(4)}.`),
 ];
 
 function uuid(g: Gen): string {
