@@ -6,6 +6,8 @@
 //   lm-gate policy explain|test ...     judge a request, or a table of them, as the gate would
 //   lm-gate kill KIND ID | --lift KIND ID | --list  -c config.yaml
 //                                       the kill switch, on every replica through Redis
+//   lm-gate report --from T --to T --by tenant,model FILE...
+//                                       showback: tokens and cost per group from the audit log
 //   lm-gate dlp scan [--format jsonl|table] [--policy NAME] [-c config.yaml] [FILE]
 //                                       the DLP engine over JSON lines of text
 import { FileAuditSink } from './audit/sink.ts';
@@ -13,6 +15,7 @@ import { DLP_SCAN, dlpCommand } from './cli/dlp.ts';
 import { KEYS_USAGE, keysCommand } from './cli/keys.ts';
 import { KILL_USAGE, killCommand } from './cli/kill.ts';
 import { POLICY_EXPLAIN, POLICY_TEST, policyCommand } from './cli/policy.ts';
+import { REPORT_USAGE, reportCommand } from './cli/report.ts';
 import { CommandError, parseCommandArgs, UsageError } from './cli/usage.ts';
 import { ConfigError, loadConfigSources } from './config/load.ts';
 import { restartRequired } from './config/restart.ts';
@@ -33,7 +36,7 @@ import { Metrics } from './telemetry/metrics.ts';
 
 const SERVE = 'lm-gate serve -c FILE';
 const CHECK = 'lm-gate check-config FILE';
-const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE, POLICY_EXPLAIN, POLICY_TEST].map((u) => `  ${u}`).join('\n')}\n  ${KILL_USAGE}\n  ${DLP_SCAN}`;
+const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE, POLICY_EXPLAIN, POLICY_TEST, REPORT_USAGE].map((u) => `  ${u}`).join('\n')}\n  ${KILL_USAGE}\n  ${DLP_SCAN}`;
 const help = { type: 'boolean', short: 'h' } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -49,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
       return policyCommand(rest);
     case 'kill':
       return killCommand(rest);
+    case 'report':
+      return reportCommand(rest);
     case 'dlp':
       return dlpCommand(rest);
     case '--help':
@@ -62,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(
         'lm-gate',
-        `unknown command "${command}"; commands: serve, check-config, keys, policy, kill, dlp (lm-gate --help shows their options)`,
+        `unknown command "${command}"; commands: serve, check-config, keys, policy, kill, report, dlp (lm-gate --help shows their options)`,
       );
   }
 }

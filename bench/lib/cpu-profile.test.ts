@@ -10,6 +10,8 @@ describe('packageOf', () => {
     ['node:events', 'f', 'node:events'],
     ['', '(garbage collector)', 'V8 garbage collector'],
     ['', '(idle)', '(idle)'],
+    ['', 'Struct$encode', 'protobufjs'],
+    ['', 'HeaderValue$decode', 'protobufjs'],
   ];
   for (const [url, fn, want] of table) it(`${url || fn} → ${want}`, () => expect(packageOf(url, fn)).toBe(want));
 });

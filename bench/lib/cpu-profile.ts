@@ -29,6 +29,8 @@ export function packageOf(url: string, functionName: string): string {
     if (functionName === '(garbage collector)') return 'V8 garbage collector';
     if (functionName === '(program)') return 'native (outside JavaScript)';
     if (functionName === '(idle)') return '(idle)';
+    // protobufjs generates a codec per message type with new Function: no script URL.
+    if (/^\w+\$(encode|decode|verify|fromObject|toObject)$/.test(functionName)) return 'protobufjs';
     return 'native';
   }
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);

@@ -8,7 +8,7 @@ import type { AuditRecord } from './record.ts';
 import { FileAuditSink } from './sink.ts';
 
 const logger = pino({ level: 'silent' });
-const rec = (id: string) => ({ v: 1, request_id: id }) as unknown as AuditRecord;
+const rec = (id: string) => ({ schema_version: 2, request_id: id }) as unknown as AuditRecord;
 
 describe('FileAuditSink', () => {
   it('writes one JSON line per record, in order, across concurrent writes', async () => {

@@ -56,7 +56,15 @@ describe('configSchema', () => {
         resyncIntervalMs: 5000,
         maxEntries: 10000,
       },
-      metering: { injectStreamUsage: true },
+      metering: {
+        injectStreamUsage: true,
+        tokenizers: { models: {}, default: 'o200k_base' },
+        currency: 'USD',
+        prices: {},
+        routePrices: {},
+        labels: {},
+        unknownModel: 'price_zero_warn',
+      },
       dlp: {
         defaultPolicy: 'default',
         policies: [

@@ -7,6 +7,7 @@ const u = (inputTokens: number, outputTokens: number, totalTokens: number): Usag
   inputTokens,
   outputTokens,
   totalTokens,
+  source: 'upstream',
 });
 
 function read(kind: ApiKind, chunks: Buffer[], end = true) {

@@ -2,6 +2,7 @@
 // holds the event loop that every other request's headers, chunks and timers go through. Small
 // bodies, the common case, are parsed inline: a worker round trip costs more than their scan.
 import { Worker } from 'node:worker_threads';
+import type { CountJob, TokenCount } from '../metering/count.ts';
 import type { ParseJob, ParseReply } from './parse-worker.ts';
 import { type ApiKind, type ParseLimits, parseRequestBody, type RequestParseResult } from './shapes.ts';
 
@@ -26,13 +27,12 @@ export interface ParsePoolOptions {
 
 interface Job {
   id: number;
-  kind: ApiKind;
-  /** Until posted: the copy of the body transferred to the worker. */
-  body: Uint8Array | undefined;
-  limits: ParseLimits;
+  /** Until posted: what the worker gets (its buffers are transferred). */
+  work: WorkMessage | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
-  resolve: (result: RequestParseResult) => void;
+  // biome-ignore lint/suspicious/noExplicitAny: the reply's result, typed by the method that queued the job
+  resolve: (result: any) => void;
   reject: (error: unknown) => void;
   settled: boolean;
 }
@@ -49,6 +49,9 @@ function abortError(signal: AbortSignal): DOMException {
     ? reason
     : new DOMException('The parse was aborted', 'AbortError');
 }
+
+/** Main thread → worker: a request body to parse, or a request's tokens to count. */
+export type WorkMessage = ({ op?: 'parse' } & Omit<ParseJob, 'id'>) | { op: 'count'; job: CountJob };
 
 export class ParsePool {
   private readonly threads: number;
@@ -75,12 +78,23 @@ export class ParsePool {
     // buffer, which must neither be transferred (detached under its owner) nor cloned whole.
     const copy = new Uint8Array(body.byteLength);
     copy.set(body);
-    return new Promise<RequestParseResult>((resolve, reject) => {
+    return this.submit<RequestParseResult>({ kind, body: copy, limits: { maxDepth: limits.maxDepth } }, signal);
+  }
+
+  /** Count a request's tokens on a worker (metering, when upstream reported no usage): the
+   * encodings are loaded in the worker threads, never in the caller's. The job's buffers are
+   * transferred: the caller must not use them after. */
+  count(job: CountJob, signal?: AbortSignal): Promise<TokenCount> {
+    if (this.closed) return Promise.reject(new Error('the parse pool is closed'));
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    return this.submit<TokenCount>({ op: 'count', job }, signal);
+  }
+
+  private submit<T>(work: WorkMessage, signal: AbortSignal | undefined): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       const job: Job = {
         id: ++this.seq,
-        kind,
-        body: copy,
-        limits: { maxDepth: limits.maxDepth },
+        work,
         signal,
         onAbort: undefined,
         resolve,
@@ -120,7 +134,7 @@ export class ParsePool {
   private settle(job: Job, fn: () => void): void {
     if (job.settled) return;
     job.settled = true;
-    job.body = undefined;
+    job.work = undefined;
     if (job.onAbort !== undefined) job.signal!.removeEventListener('abort', job.onAbort);
     fn();
   }
@@ -133,11 +147,10 @@ export class ParsePool {
         slot = this.spawn();
       }
       const job = this.queue.shift()!;
-      const body = job.body!;
-      job.body = undefined;
+      const work = job.work!;
+      job.work = undefined;
       slot.job = job;
-      const message: ParseJob = { id: job.id, kind: job.kind, body, limits: job.limits };
-      slot.worker.postMessage(message, [body.buffer as ArrayBuffer]);
+      slot.worker.postMessage({ id: job.id, ...work }, transferList(work));
       // Busy, it keeps the process alive until it answers, as any pending I/O would.
       slot.worker.ref();
     }
@@ -181,6 +194,15 @@ export class ParsePool {
     worker.unref();
     return slot;
   }
+}
+
+/** The buffers a message hands over to the worker (each a copy the caller no longer uses). */
+function transferList(work: WorkMessage): ArrayBuffer[] {
+  if (work.op !== 'count') return [work.body.buffer as ArrayBuffer];
+  const out: ArrayBuffer[] = [];
+  for (const b of [work.job.request, work.job.responseJson])
+    if (b !== undefined && !out.includes(b.buffer as ArrayBuffer)) out.push(b.buffer as ArrayBuffer);
+  return out;
 }
 
 /** Parse a request body: inline when small (or without a pool), a plain result and no promise on

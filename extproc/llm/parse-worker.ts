@@ -2,18 +2,27 @@
 // parse-pool.ts as a module (Node strips the types of this .ts file as it does for the gate).
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
+import { type CountJob, countJob, type TokenCount } from '../metering/count.ts';
 import { type ApiKind, type ParseLimits, parseRequestBody, type RequestParseResult } from './shapes.ts';
 
 /** Main thread → worker. The body's buffer is transferred: the worker owns it. */
 export interface ParseJob {
   id: number;
+  op?: 'parse';
   kind: ApiKind;
   body: Uint8Array;
   limits: ParseLimits;
 }
 
 /** Worker → main thread: the result, or why parsing threw (a bug: parseRequestBody never throws). */
-export type ParseReply = { id: number; result: RequestParseResult } | { id: number; error: string };
+export type ParseReply = { id: number; result: RequestParseResult | TokenCount } | { id: number; error: string };
+
+/** Count a request's tokens (metering, when upstream reported none). */
+export interface CountMessage {
+  id: number;
+  op: 'count';
+  job: CountJob;
+}
 
 const port = parentPort;
 if (port === null) throw new Error('parse-worker.ts runs as a worker thread');
@@ -29,9 +38,13 @@ try {
   // worker still runs, only at the gate's own priority.
 }
 
-port.on('message', (job: ParseJob) => {
+port.on('message', (job: ParseJob | CountMessage) => {
   let reply: ParseReply;
   try {
+    if (job.op === 'count') {
+      port.postMessage({ id: job.id, result: countJob(job.job) } satisfies ParseReply);
+      return;
+    }
     const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
     reply = { id: job.id, result: parseRequestBody(job.kind, body, job.limits) };
   } catch (e) {

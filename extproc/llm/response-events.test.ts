@@ -25,6 +25,27 @@ function reader(
 }
 
 describe('response events', () => {
+  it('read-only listeners (metering) see every event while each chunk passes through as the same Buffer', () => {
+    const seen: string[] = [];
+    const r = createResponseStream({
+      format: 'sse',
+      kind: 'openai.chat',
+      dropUsageEvent: false,
+      readOnlyEvents: true,
+      onEvent: (e) => seen.push(...e.texts.map((t) => t.text)),
+    });
+    const bytes = Buffer.from(sse(chunk('Hel')) + sse(chunk('lo')) + 'data: [DONE]\n\n');
+    for (const [a, b] of [
+      [0, 17],
+      [17, 60],
+      [60, bytes.length],
+    ] as const) {
+      const part = bytes.subarray(a, b);
+      expect(r.push(part, b === bytes.length)).toBe(part);
+    }
+    expect(seen).toEqual(['Hel', 'lo']);
+  });
+
   it('hands every data event to the listener with its text per choice, once, across chunk splits', () => {
     const seen: string[] = [];
     const r = reader((e) => seen.push(...e.texts.map((t) => `${t.choice}:${t.text}`)));

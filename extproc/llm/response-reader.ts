@@ -17,6 +17,9 @@ import { responseFormat, type Usage } from './usage.ts';
 export interface ResponseReading {
   /** Decode every streamed event for onResponseEvent hooks (they may drop, replace or end). */
   events: boolean;
+  /** Decode every streamed event for onResponseEvent hooks that only read it (metering keeps
+   * the delivered text): the bytes pass as they came, so a content-length stands. */
+  observeEvents?: boolean;
   /** Withhold OpenAI's usage-only event, which the gate caused (include_usage injected). */
   withholdUsageEvent: boolean;
 }
@@ -62,7 +65,8 @@ export function openResponseReader(
       format,
       kind: facts.api,
       dropUsageEvent: reading.withholdUsageEvent,
-      onEvent: reading.events ? onEvent : undefined,
+      onEvent: reading.events || reading.observeEvents === true ? onEvent : undefined,
+      readOnlyEvents: !reading.events,
     });
     return {
       reader: new Reader(stream, stream),

@@ -53,7 +53,12 @@ describe('OpenAI SSE', () => {
     for (let cut = 1; cut < len; cut++) {
       const { out, rs } = feed(openai, [cut], { format: 'sse', kind: 'openai.chat', dropUsageEvent: true });
       expect(out, `cut at ${cut}`).toBe(openaiWithoutUsage);
-      expect(rs.usage, `cut at ${cut}`).toEqual({ inputTokens: 11, outputTokens: 4, totalTokens: 15 });
+      expect(rs.usage, `cut at ${cut}`).toEqual({
+        inputTokens: 11,
+        outputTokens: 4,
+        totalTokens: 15,
+        source: 'upstream',
+      });
       expect(rs.model).toBe('llama-3.1-8b');
     }
   });
@@ -117,7 +122,7 @@ describe('OpenAI SSE', () => {
     const text = chunks.join('') + done;
     const { out, rs } = feed(text, [50, 200], { format: 'sse', kind: 'openai.chat', dropUsageEvent: true });
     expect(out).toBe(text);
-    expect(rs.usage).toEqual({ inputTokens: 5, outputTokens: 3, totalTokens: 8 });
+    expect(rs.usage).toEqual({ inputTokens: 5, outputTokens: 3, totalTokens: 8, source: 'upstream' });
   });
 
   it('malformed JSON is counted and forwarded, never thrown', () => {
@@ -150,7 +155,12 @@ describe('Ollama NDJSON', () => {
       });
       expect(out).toBe(ollama);
       expect(identity).toBe(true);
-      expect(rs.usage, `cut at ${cut}`).toEqual({ inputTokens: 9, outputTokens: 3, totalTokens: 12 });
+      expect(rs.usage, `cut at ${cut}`).toEqual({
+        inputTokens: 9,
+        outputTokens: 3,
+        totalTokens: 12,
+        source: 'upstream',
+      });
       expect(rs.model).toBe('llama3');
       expect(rs.events).toBe(4);
     }
@@ -180,7 +190,7 @@ describe('exact bytes (vLLM-style stream)', () => {
     { ...head, choices: choice({}, 'stop'), usage: null },
   ];
   const usageBody = { ...head, choices: [], usage: { prompt_tokens: 21, completion_tokens: 7, total_tokens: 28 } };
-  const want = { inputTokens: 21, outputTokens: 7, totalTokens: 28 };
+  const want = { inputTokens: 21, outputTokens: 7, totalTokens: 28, source: 'upstream' };
 
   const mulberry32 = (seed: number) => () => {
     seed = (seed + 0x6d2b79f5) | 0;
@@ -395,7 +405,7 @@ describe('exact bytes (Ollama NDJSON)', () => {
     eval_count: 282,
     eval_duration: 4535599000,
   };
-  const want = { inputTokens: 26, outputTokens: 282, totalTokens: 308 };
+  const want = { inputTokens: 26, outputTokens: 282, totalTokens: 308, source: 'upstream' };
 
   for (const [name, text] of [
     ['chat', chunks.join('') + line(last)],

@@ -94,6 +94,9 @@ export interface ResponseStreamOptions {
    * events that can carry usage or the model are decoded (the metering fast path). Events over
    * maxEventBytes pass uninspected. */
   onEvent?: ((event: ResponseEvent) => void) | undefined;
+  /** onEvent only reads: its drop(), replace() and endWithError are not used, so the chunks pass
+   * through unchanged (the observe-only path). */
+  readOnlyEvents?: boolean;
 }
 
 export function createResponseStream(opts: ResponseStreamOptions): ResponseStream {
@@ -118,6 +121,7 @@ class StreamReader implements ResponseStream {
   malformed = 0;
   ended = false;
   private readonly onEvent: ((event: ResponseEvent) => void) | undefined;
+  private readonly readOnly: boolean;
   /** Set by endWithError during the current record: the bytes sent in its place. */
   private endBytes: Buffer | undefined;
 
@@ -144,6 +148,7 @@ class StreamReader implements ResponseStream {
     this.drop = opts.dropUsageEvent && !this.ollama;
     this.marker = this.ollama ? DONE : USAGE;
     this.onEvent = opts.onEvent;
+    this.readOnly = opts.readOnlyEvents === true;
   }
 
   endWithError(err: StreamError): void {
@@ -161,7 +166,7 @@ class StreamReader implements ResponseStream {
     const f = this.framer;
     f.feed(chunk, endOfStream);
     this.findIn = undefined;
-    if (!this.drop && this.onEvent === undefined) {
+    if (!this.drop && (this.onEvent === undefined || this.readOnly)) {
       // Observe only: the framer keeps the partial tail itself; the client gets the chunk as is.
       while (f.next()) this.inspect(f);
       return chunk;

@@ -32,6 +32,7 @@ describe('usageFromJson', () => {
     inputTokens,
     outputTokens,
     totalTokens,
+    source: 'upstream',
   });
   const table: [string, ApiKind, string, Usage | undefined, string | undefined][] = [
     [
@@ -137,8 +138,22 @@ describe('usage helpers', () => {
   it('openAiUsage ignores non-objects', () => {
     for (const v of [undefined, null, 3, 'x', true]) expect(openAiUsage(v)).toBeUndefined();
   });
+  it('openAiUsage keeps the cached prompt tokens OpenAI and vLLM report, never more than the prompt', () => {
+    expect(
+      openAiUsage({ prompt_tokens: 100, completion_tokens: 5, prompt_tokens_details: { cached_tokens: 64 } }),
+    ).toEqual({ inputTokens: 100, outputTokens: 5, totalTokens: 105, source: 'upstream', cachedInputTokens: 64 });
+    expect(openAiUsage({ prompt_tokens: 10, prompt_tokens_details: { cached_tokens: 99 } })?.cachedInputTokens).toBe(
+      10,
+    );
+    expect(openAiUsage({ prompt_tokens: 10, prompt_tokens_details: null })).not.toHaveProperty('cachedInputTokens');
+  });
   it('ollamaUsage needs at least one count', () => {
     expect(ollamaUsage({ done: true })).toBeUndefined();
-    expect(ollamaUsage({ prompt_eval_count: 2 })).toEqual({ inputTokens: 2, outputTokens: 0, totalTokens: 2 });
+    expect(ollamaUsage({ prompt_eval_count: 2 })).toEqual({
+      inputTokens: 2,
+      outputTokens: 0,
+      totalTokens: 2,
+      source: 'upstream',
+    });
   });
 });

@@ -4,10 +4,19 @@
 import { createJsonUsageReader } from './json-usage-reader.ts';
 import type { ApiKind } from './shapes.ts';
 
+/** Where counts came from: upstream reported them; the gate counted them with the model's own
+ * tokenizer; or the gate estimated them (a tokenizer that is not the model's, or a stream cut
+ * short, whose upstream count never came). */
+export type UsageSource = 'upstream' | 'tokenizer' | 'estimated';
+
 export interface Usage {
   inputTokens: number;
   outputTokens: number;
   totalTokens: number;
+  source: UsageSource;
+  /** Input tokens upstream served from its prompt cache (OpenAI and vLLM
+   * usage.prompt_tokens_details.cached_tokens), when it says; part of inputTokens. */
+  cachedInputTokens?: number;
 }
 
 export type ResponseFormat = 'sse' | 'ndjson' | 'json' | 'other';
@@ -44,7 +53,18 @@ export function openAiUsage(u: unknown): Usage | undefined {
   const input = count(o.prompt_tokens);
   if (input === undefined) return undefined;
   const output = count(o.completion_tokens) ?? 0;
-  return { inputTokens: input, outputTokens: output, totalTokens: count(o.total_tokens) ?? input + output };
+  const usage: Usage = {
+    inputTokens: input,
+    outputTokens: output,
+    totalTokens: count(o.total_tokens) ?? input + output,
+    source: 'upstream',
+  };
+  const details = o.prompt_tokens_details;
+  if (details !== null && typeof details === 'object') {
+    const cached = count((details as Record<string, unknown>).cached_tokens);
+    if (cached !== undefined) usage.cachedInputTokens = Math.min(cached, input);
+  }
+  return usage;
 }
 
 /** Ollama's final object (done: true) → Usage; undefined when it carries neither count (a
@@ -54,7 +74,12 @@ export function ollamaUsage(o: Record<string, unknown>): Usage | undefined {
   const input = count(o.prompt_eval_count);
   const output = count(o.eval_count);
   if (input === undefined && output === undefined) return undefined;
-  return { inputTokens: input ?? 0, outputTokens: output ?? 0, totalTokens: (input ?? 0) + (output ?? 0) };
+  return {
+    inputTokens: input ?? 0,
+    outputTokens: output ?? 0,
+    totalTokens: (input ?? 0) + (output ?? 0),
+    source: 'upstream',
+  };
 }
 
 /** Usage and served model from a complete JSON response body: the streaming reader fed it at

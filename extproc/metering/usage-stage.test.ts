@@ -39,7 +39,7 @@ const rows: Row[] = [
       expect(JSON.parse(run.upstream!.body!).stream_options).toEqual({ include_usage: true });
       expect(run.client!.body).not.toContain('"usage"');
       expect(run.client!.body).toContain('data: [DONE]');
-      expect(run.audit.usage).toMatchObject({ input_tokens: 4, output_tokens: 2 });
+      expect(run.audit.gen_ai.usage).toMatchObject({ input_tokens: 4, output_tokens: 2 });
       expect(run.audit.decisions).toContainEqual(
         expect.objectContaining({ rule_id: 'metering.injectStreamUsage', effect: 'modify' }),
       );
@@ -52,22 +52,24 @@ const rows: Row[] = [
     expect: (run) => {
       expect(run.upstream!.body).toBeUndefined();
       expect(run.client!.body).toBe(stream.join(''));
-      expect(run.audit.usage).toMatchObject({ total_tokens: 6 });
+      expect(run.audit.metering.total_tokens).toBe(6);
     },
   },
   {
-    name: 'with injectStreamUsage off the request is untouched, and a stream without usage is recorded as absent',
+    name: 'with injectStreamUsage off the request is untouched, and a stream without usage is counted, estimated for a model without its own tokenizer',
     body: { model: 'mock-small', messages: [], stream: true },
     inject: false,
     response: { headers: sseHeaders, chunks: [sse(delta('Hi')), 'data: [DONE]\n\n'] },
     expect: (run) => {
       expect(run.upstream!.body).toBeUndefined();
-      expect(run.audit.usage).toBeNull();
+      // 3 priming the reply; "Hi" is one token in o200k_base, the default encoding.
+      expect(run.audit.gen_ai.usage).toEqual({ input_tokens: 3, output_tokens: 1 });
+      expect(run.audit.metering).toMatchObject({ total_tokens: 4, source: 'estimated' });
     },
   },
   {
     name: 'a JSON completion is metered from its usage object',
-    body: { model: 'mock-small', messages: [] },
+    body: { model: 'mock-small', messages: [], max_tokens: 50 },
     response: {
       chunks: [
         JSON.stringify({
@@ -77,8 +79,21 @@ const rows: Row[] = [
       ],
     },
     expect: (run) => {
-      expect(run.audit.usage).toMatchObject({ input_tokens: 3, output_tokens: 5 });
-      expect(run.audit.model.served).toBe('mock-small-0613');
+      expect(run.audit.gen_ai.usage).toMatchObject({ input_tokens: 3, output_tokens: 5 });
+      expect(run.audit.gen_ai.response.model).toBe('mock-small-0613');
+      // schema 2: OpenTelemetry GenAI names, and the upstream share of the latency
+      expect(run.audit.gen_ai).toMatchObject({
+        operation: { name: 'chat' },
+        request: { model: 'mock-small', max_tokens: 50 },
+      });
+      expect(run.audit.latency_ms.upstream).toBeGreaterThanOrEqual(0);
+      expect(run.audit.metering).toEqual({
+        total_tokens: 8,
+        source: 'upstream',
+        cached_input_tokens: null,
+        cost: null,
+        labels: {},
+      });
     },
   },
   {
@@ -92,7 +107,7 @@ const rows: Row[] = [
         '{"model":"llama3","done":true,"prompt_eval_count":7,"eval_count":9}\n',
       ],
     },
-    expect: (run) => expect(run.audit.usage).toMatchObject({ input_tokens: 7, output_tokens: 9 }),
+    expect: (run) => expect(run.audit.gen_ai.usage).toMatchObject({ input_tokens: 7, output_tokens: 9 }),
   },
   {
     name: "an upstream error's body is not read, and no usage is invented",
@@ -100,7 +115,7 @@ const rows: Row[] = [
     response: { status: 500, chunks: ['{"error":"boom"}'] },
     expect: (run) => {
       expect(run.answers.some((a) => a.modeOverride?.responseBodyMode)).toBe(false);
-      expect(run.audit).toMatchObject({ usage: null, outcome: 'upstream_error', status: 500 });
+      expect(run.audit).toMatchObject({ gen_ai: { usage: null }, outcome: 'upstream_error', status: 500 });
     },
   },
 ];

@@ -184,6 +184,10 @@ export class RequestContext {
   /** Gate processing time per phase, nanoseconds, summed over that phase's messages. */
   readonly gateNs: PhaseTimes = zeroPhaseTimes();
   responseChunks = 0;
+  /** hrtime when the gate released the request to go upstream (its answer to the last request
+   * message), and when the response headers reached it: the audit's upstream latency. */
+  requestReleasedNs: bigint | undefined;
+  responseHeadersNs: bigint | undefined;
 
   readonly out = new PhaseOutput();
   /** Dynamic metadata (namespace lm_gate) set so far; answers carry what is new (metadataUnsent). */
@@ -279,6 +283,7 @@ export class RequestContext {
     const r = this.responseReading;
     if (ask.events) r.events = true;
     if (ask.withholdUsageEvent) r.withholdUsageEvent = true;
+    if (ask.observeEvents) r.observeEvents = true;
   }
 
   /** From onResponseEvent: end the client's stream with an OpenAI-style error event (the SDKs

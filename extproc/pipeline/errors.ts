@@ -101,6 +101,12 @@ export const ERROR_CATALOG = {
     outcome: 'rejected',
     when: "Routes serve the model, but none may receive this request's data classes or the caller's residency (`routing`).",
   },
+  model_not_priced: {
+    status: 403,
+    type: 'permission_error',
+    outcome: 'rejected',
+    when: 'No price covers the model (`metering.prices`, `metering.routePrices`) and `metering.unknownModel` is `refuse`.',
+  },
   model_not_found: {
     status: 404,
     type: 'invalid_request_error',

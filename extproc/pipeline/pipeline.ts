@@ -19,6 +19,7 @@ export class Pipeline {
   private readonly responseBodyStages: Stage[];
   private readonly responseEventStages: Stage[];
   private readonly endEntries: PipelineEntry[];
+  private readonly beforeEndEntries: PipelineEntry[];
 
   constructor(entries: readonly PipelineEntry[]) {
     this.entries = entries;
@@ -29,6 +30,7 @@ export class Pipeline {
     this.responseBodyStages = with_('onResponseBody');
     this.responseEventStages = with_('onResponseEvent');
     this.endEntries = entries.filter((e) => e.stage.onEnd);
+    this.beforeEndEntries = entries.filter((e) => e.stage.beforeEnd);
   }
 
   get names(): string[] {
@@ -67,6 +69,12 @@ export class Pipeline {
    * `onError` with the stage's name and never stop the others. Returns a promise only when a
    * stage's onEnd is async (the common request allocates none). */
   end(ctx: RequestContext, onError: (stage: string, err: unknown) => void): MaybePromise {
+    const before = runBeforeEnd(this.beforeEndEntries, ctx, onError, 0);
+    if (before) return before.then(() => this.onEnds(ctx, onError));
+    return this.onEnds(ctx, onError);
+  }
+
+  private onEnds(ctx: RequestContext, onError: (stage: string, err: unknown) => void): MaybePromise {
     let pending: Promise<void>[] | undefined;
     for (const e of this.endEntries) {
       try {
@@ -84,6 +92,33 @@ export class Pipeline {
 
   get wantsResponseBody(): boolean {
     return this.responseBodyStages.length > 0;
+  }
+}
+
+/** beforeEnd hooks in order; a failure is reported and the next one still runs. */
+function runBeforeEnd(
+  entries: PipelineEntry[],
+  ctx: RequestContext,
+  onError: (stage: string, err: unknown) => void,
+  from: number,
+): MaybePromise {
+  for (let i = from; i < entries.length; i++) {
+    const e = entries[i]!;
+    let r: MaybePromise;
+    try {
+      r = e.stage.beforeEnd!(ctx);
+    } catch (err) {
+      onError(e.name, err);
+      continue;
+    }
+    if (r)
+      return r.then(
+        () => runBeforeEnd(entries, ctx, onError, i + 1),
+        (err: unknown) => {
+          onError(e.name, err);
+          return runBeforeEnd(entries, ctx, onError, i + 1);
+        },
+      );
   }
 }
 

@@ -79,6 +79,10 @@ export interface Stage {
    * aborted: release or refund here what an earlier hook reserved. May be async; the audit
    * record is written after it, or after server.settleTimeoutMs. */
   onEnd?(ctx: RequestContext): MaybePromise;
+  /** Runs before any stage's onEnd, once per request, one stage after the other: completes the
+   * facts end hooks read (metering settles ctx.usage here, counting tokens when upstream
+   * reported none, so limits settle from real counts). ctx.signal has already aborted. */
+  beforeEnd?(ctx: RequestContext): MaybePromise;
 }
 
 export interface StageDescriptor<Name extends string = string> {

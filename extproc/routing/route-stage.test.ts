@@ -60,7 +60,7 @@ const rows: Row[] = [
     expect: (run) => {
       routedTo('large')(run);
       expect(JSON.parse(run.upstream!.body!).model).toBe('llama-70b');
-      expect(run.audit.model).toMatchObject({ requested: 'gpt-4o', upstream: 'llama-70b' });
+      expect(run.audit).toMatchObject({ gen_ai: { request: { model: 'gpt-4o' } }, upstream_model: 'llama-70b' });
       expect(run.audit.decisions).toContainEqual(expect.objectContaining({ rule_id: 'routing.aliases.gpt-4o' }));
     },
   },

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { appendStructField } from './struct-codec.ts';
 
 const PROTOS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'protos');
 // google/protobuf/*.proto ship with protobufjs (descriptor.proto is not among its built-ins).
@@ -26,7 +27,7 @@ function loadRoot(files: string[]): protobuf.Root {
 
 const root = loadRoot(['envoy/service/ext_proc/v3/external_processor.proto', 'grpc/health/v1/health.proto']);
 const ProcessingRequestType = root.lookupType('envoy.service.ext_proc.v3.ProcessingRequest');
-const ProcessingResponseType = root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse');
+export const ProcessingResponseType = root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse');
 export const HealthCheckRequestType = root.lookupType('grpc.health.v1.HealthCheckRequest');
 export const HealthCheckResponseType = root.lookupType('grpc.health.v1.HealthCheckResponse');
 
@@ -87,8 +88,23 @@ export function encodeProcessingRequest(msg: object): Buffer {
   return Buffer.from(ProcessingRequestType.encode(msg as protobuf.Message).finish());
 }
 
+/** ProcessingResponse.dynamic_metadata's field number. */
+const DYNAMIC_METADATA_FIELD = 8;
+
 export function encodeProcessingResponse(msg: ProcessingResponse): Buffer {
-  return Buffer.from(ProcessingResponseType.encode(msg as unknown as protobuf.Message).finish());
+  const metadata = msg.dynamicMetadata;
+  if (metadata === undefined)
+    return asBuffer(ProcessingResponseType.encode(msg as unknown as protobuf.Message).finish());
+  // The metadata Struct is encoded by hand (struct-codec.ts), after the rest of the message.
+  msg.dynamicMetadata = undefined;
+  const rest = ProcessingResponseType.encode(msg as unknown as protobuf.Message).finish();
+  msg.dynamicMetadata = metadata;
+  return appendStructField(rest, DYNAMIC_METADATA_FIELD, metadata);
+}
+
+/** protobufjs' writer already returns a Buffer under Node: Buffer.from would copy it. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export function decodeProcessingResponse(buf: Buffer): ProcessingResponse {

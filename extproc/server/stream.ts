@@ -337,7 +337,10 @@ export class ProcessStream {
 
   private readonly answerRequestHeaders = (): void => {
     this.answer({ requestHeaders: { response: commonResponse(this.ctx.out) } });
-    if (!this.ctx.hasRequestBody) this.seen |= Seen.RequestBodyEnd;
+    if (!this.ctx.hasRequestBody) {
+      this.seen |= Seen.RequestBodyEnd;
+      this.ctx.requestReleasedNs = process.hrtime.bigint();
+    }
   };
 
   /** Refusals that need no body byte: a declared length over the limit (the client is not
@@ -446,6 +449,7 @@ export class ProcessStream {
     const response = commonResponse(ctx.out);
     if (body !== undefined) response.bodyMutation = body.length > 0 ? { body } : { clearBody: true };
     this.answer({ requestBody: { response } });
+    ctx.requestReleasedNs = process.hrtime.bigint();
   };
 
   /** Request trailers (request_trailer_mode: SEND). After a BUFFERED body they change nothing.
@@ -464,6 +468,7 @@ export class ProcessStream {
 
   private onResponseHeaders(h: HttpHeaders): void | Promise<void> {
     const ctx = this.ctx;
+    ctx.responseHeadersNs = process.hrtime.bigint();
     const list = h.headers?.headers ?? [];
     for (let i = 0; i < list.length; i++) {
       const hv = list[i]!;

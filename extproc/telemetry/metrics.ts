@@ -2,6 +2,7 @@
 // api kind, phase, status class); the one open set, model names, which clients and upstreams
 // write, is bounded (BoundedLabel), so no client can blow up cardinality.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Cost } from '../metering/facts.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { PHASE_LABEL, PHASES, type Phase } from '../server/phases.ts';
 
@@ -13,6 +14,10 @@ const MODEL_LABEL = /^[A-Za-z0-9._:/@+-]{1,128}$/;
 
 /** Distinct policy rule ids kept as label values; more count under "other". */
 export const MAX_RULE_LABELS = 512;
+
+/** Tenants kept as label values of the token and cost counters; more count under "other".
+ * Tenants come from the config, keys or tokens: a real deployment has tens. */
+export const MAX_TENANT_LABELS = 100;
 
 export class BoundedLabel {
   private readonly seen = new Set<string>();
@@ -34,6 +39,10 @@ export class Metrics {
   readonly requests: Counter<'outcome' | 'api' | 'status_class'>;
   readonly tokens: Counter<'direction' | 'model'>;
   readonly usageAbsent: Counter<'api'>;
+  readonly tenantTokens: Counter<'tenant' | 'model' | 'direction' | 'source'>;
+  readonly cost: Counter<'tenant' | 'model' | 'currency'>;
+  readonly unpriced: Counter<'model'>;
+  private readonly tenantLabel = new BoundedLabel(MAX_TENANT_LABELS);
   readonly phaseSeconds: Histogram<'phase'>;
   readonly streamsActive: Gauge;
   readonly streamResets: Counter<'code'>;
@@ -79,6 +88,24 @@ export class Metrics {
       name: 'lmgate_usage_absent_total',
       help: 'Completed LLM requests whose response reported no usage.',
       labelNames: ['api'],
+      registers,
+    });
+    this.tenantTokens = new Counter({
+      name: 'lmgate_tenant_tokens_total',
+      help: 'Tokens metered (upstream usage, or counted by the gate: source tokenizer or estimated), by tenant, model sent upstream, direction (input/output) and source. Tenant and model labels are bounded: past the first 100 tenants and 64 models, "other".',
+      labelNames: ['tenant', 'model', 'direction', 'source'],
+      registers,
+    });
+    this.cost = new Counter({
+      name: 'lmgate_cost_total',
+      help: 'Cost of metered tokens under metering.prices, in currency units, by tenant, model sent upstream and currency (bounded labels, as for lmgate_tenant_tokens_total).',
+      labelNames: ['tenant', 'model', 'currency'],
+      registers,
+    });
+    this.unpriced = new Counter({
+      name: 'lmgate_unpriced_requests_total',
+      help: 'Requests for a model no price covers, priced 0 (metering.unknownModel: price_zero_warn), by model (bounded).',
+      labelNames: ['model'],
       registers,
     });
     this.phaseSeconds = new Histogram({
@@ -189,6 +216,21 @@ export class Metrics {
       counts[0] = 0;
       counts[1] = 0;
     }
+  }
+
+  /** Tokens and cost by tenant and model, once per request (metering.usage, at its end). */
+  countCost(ctx: RequestContext, cost: Cost | null): void {
+    const u = ctx.usage;
+    if (u === undefined) return;
+    const tenant = this.tenantLabel.value(ctx.principal?.tenant ?? 'none');
+    const model = this.modelLabel.value(ctx.modelRequested ?? ctx.parsed?.model ?? 'unknown');
+    this.tenantTokens.labels(tenant, model, 'input', u.source).inc(u.inputTokens);
+    this.tenantTokens.labels(tenant, model, 'output', u.source).inc(u.outputTokens);
+    if (cost !== null) this.cost.labels(tenant, model, cost.currency).inc(cost.amount);
+  }
+
+  countUnpriced(model: string): void {
+    this.unpriced.labels(this.modelLabel.value(model)).inc();
   }
 
   /** Once per request, at its end: per-chunk observations cost a streamed response more than

@@ -116,7 +116,7 @@ describe('shipped envoy.yaml', () => {
       expect(await onlyRecord(stack, id)).toMatchObject({
         status: 403,
         outcome: 'rejected',
-        model: { requested: 'mock-large' },
+        gen_ai: { request: { model: 'mock-large' } },
       });
     });
 
@@ -130,8 +130,12 @@ describe('shipped envoy.yaml', () => {
       expect(await onlyRecord(stack, id)).toMatchObject({
         status: 200,
         outcome: 'completed',
-        model: { requested: 'mock-small', served: 'mock-small' },
-        usage: { input_tokens: 2, output_tokens: 5, total_tokens: 7 },
+        gen_ai: {
+          request: { model: 'mock-small' },
+          response: { model: 'mock-small' },
+          usage: { input_tokens: 2, output_tokens: 5 },
+        },
+        metering: { total_tokens: 7 },
       });
     });
 
@@ -151,7 +155,7 @@ describe('shipped envoy.yaml', () => {
         status: 200,
         outcome: 'completed',
         stream: true,
-        usage: { input_tokens: 2, output_tokens: 5 },
+        gen_ai: { usage: { input_tokens: 2, output_tokens: 5 } },
       });
     });
   });
@@ -219,7 +223,7 @@ describe('shipped envoy.yaml', () => {
       expect(await onlyRecord(stack, id)).toMatchObject({
         status: 200,
         outcome: 'completed',
-        model: { requested: 'mock-small' },
+        gen_ai: { request: { model: 'mock-small' } },
       });
     });
   });
@@ -253,7 +257,7 @@ for (const mode of ['STREAMED', 'BUFFERED_PARTIAL'] as const) {
       expect(await onlyRecord(stack, id)).toMatchObject({
         status: 403,
         outcome: 'rejected',
-        model: { requested: 'mock-large' },
+        gen_ai: { request: { model: 'mock-large' } },
       });
     });
 
@@ -266,7 +270,7 @@ for (const mode of ['STREAMED', 'BUFFERED_PARTIAL'] as const) {
       expect(await onlyRecord(stack, id)).toMatchObject({
         status: 200,
         outcome: 'completed',
-        usage: { input_tokens: 2, output_tokens: 5 },
+        gen_ai: { usage: { input_tokens: 2, output_tokens: 5 } },
       });
     });
 
@@ -283,7 +287,7 @@ for (const mode of ['STREAMED', 'BUFFERED_PARTIAL'] as const) {
       expect(await onlyRecord(stack, id)).toMatchObject({
         status: 200,
         outcome: 'completed',
-        usage: { input_tokens: 2, output_tokens: 5 },
+        gen_ai: { usage: { input_tokens: 2, output_tokens: 5 } },
       });
     });
 

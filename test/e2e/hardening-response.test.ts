@@ -71,7 +71,7 @@ describe('shipped envoy.yaml', () => {
     expect(await onlyRecord(stack, id)).toMatchObject({
       status: 200,
       outcome: 'completed',
-      usage: { input_tokens: 4, output_tokens: 0 },
+      gen_ai: { usage: { input_tokens: 4, output_tokens: 0 } },
     });
   });
 
@@ -100,7 +100,8 @@ describe('shipped envoy.yaml', () => {
         expect(await onlyRecord(stack, id)).toMatchObject({
           status: 200,
           outcome: 'completed',
-          usage: { input_tokens: 2, output_tokens: 5, total_tokens: 7 },
+          gen_ai: { usage: { input_tokens: 2, output_tokens: 5 } },
+          metering: { total_tokens: 7 },
         });
       });
     }
@@ -135,7 +136,8 @@ describe('#7 upstream response trailers (model_server cluster with enable_traile
     expect(await onlyRecord(stack, id)).toMatchObject({
       status: 200,
       outcome: 'completed',
-      usage: { input_tokens: 2, output_tokens: 5, total_tokens: 7 },
+      gen_ai: { usage: { input_tokens: 2, output_tokens: 5 } },
+      metering: { total_tokens: 7 },
     });
   });
 
@@ -148,7 +150,8 @@ describe('#7 upstream response trailers (model_server cluster with enable_traile
       status: 200,
       outcome: 'completed',
       stream: true,
-      usage: { input_tokens: 2, output_tokens: 5, total_tokens: 7 },
+      gen_ai: { usage: { input_tokens: 2, output_tokens: 5 } },
+      metering: { total_tokens: 7 },
     });
   });
 });

@@ -46,7 +46,7 @@ describe('SIGTERM under load', () => {
     expect(await exit).toBe(0);
     const audit = await s.gate.audit();
     expect(audit).toHaveLength(12);
-    expect(audit.map((r) => [r.outcome, r.usage?.output_tokens, r.failure])).toEqual(
+    expect(audit.map((r) => [r.outcome, r.gen_ai.usage?.output_tokens, r.failure])).toEqual(
       Array(12).fill(['completed', 20, null]),
     );
     expect(new Set(audit.map((r) => r.request_id)).size).toBe(12);
@@ -97,7 +97,10 @@ describe('Unix socket', () => {
     });
     expect(res.choices[0]?.message.content).toBe('Hello from the mock model');
     const id = stack.mock.received.at(-1)?.headers['x-request-id'] as string;
-    expect(await stack.gate.auditFor(id)).toMatchObject({ outcome: 'completed', usage: { output_tokens: 5 } });
+    expect(await stack.gate.auditFor(id)).toMatchObject({
+      outcome: 'completed',
+      gen_ai: { usage: { output_tokens: 5 } },
+    });
   });
 });
 

@@ -56,8 +56,12 @@ describe('through real Envoy with the openai client', () => {
       stream: false,
       principal: { tenant: 'acme', key_id: 'alice', method: 'api_key' },
       endpoint: { method: 'POST', path: '/v1/chat/completions', api: 'openai.chat' },
-      model: { requested: 'mock-small', served: 'mock-small' },
-      usage: { input_tokens: 5, output_tokens: 6, total_tokens: 11, source: 'upstream' },
+      gen_ai: {
+        request: { model: 'mock-small' },
+        response: { model: 'mock-small' },
+        usage: { input_tokens: 5, output_tokens: 6 },
+      },
+      metering: { total_tokens: 11, source: 'upstream' },
     });
     const audit = JSON.stringify(await stack.gate.audit());
     expect(audit).not.toContain(alice.key);
@@ -88,7 +92,8 @@ describe('through real Envoy with the openai client', () => {
     expect(rec).toMatchObject({
       stream: true,
       outcome: 'completed',
-      usage: { input_tokens: 5, output_tokens: 6, total_tokens: 11 },
+      gen_ai: { usage: { input_tokens: 5, output_tokens: 6 } },
+      metering: { total_tokens: 11 },
     });
     expect(rec.decisions).toEqual(
       expect.arrayContaining([expect.objectContaining({ rule_id: 'metering.injectStreamUsage', effect: 'modify' })]),
@@ -108,7 +113,7 @@ describe('through real Envoy with the openai client', () => {
     expect(last.choices).toEqual([]);
     expect(last.usage).toMatchObject({ prompt_tokens: 2, completion_tokens: 6, total_tokens: 8 });
     const rec = await stack.gate.auditFor(lastUpstream('/v1/chat/completions').headers['x-request-id'] as string);
-    expect(rec.usage).toMatchObject({ input_tokens: 2, output_tokens: 6 });
+    expect(rec.gen_ai.usage).toMatchObject({ input_tokens: 2, output_tokens: 6 });
     expect(rec.decisions.some((d: any) => d.rule_id === 'metering.injectStreamUsage')).toBe(false);
   });
 
@@ -121,7 +126,7 @@ describe('through real Envoy with the openai client', () => {
     for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
     expect(text).toBe('añb€c😀d世e');
     const rec = await stack.gate.auditFor(lastUpstream('/v1/chat/completions').headers['x-request-id'] as string);
-    expect(rec.usage).not.toBeNull();
+    expect(rec.gen_ai.usage).not.toBeNull();
   });
 
   it('a client that goes away mid-stream leaves one cancelled audit record', async () => {
@@ -141,7 +146,9 @@ describe('through real Envoy with the openai client', () => {
     expect(seen).toBe(3);
     const id = lastUpstream('/v1/chat/completions').headers['x-request-id'] as string;
     const rec = await stack.gate.auditFor(id);
-    expect(rec).toMatchObject({ outcome: 'cancelled', stream: true, usage: null });
+    // Charged the prompt and what it received, counted by the gate: upstream's usage never came.
+    expect(rec).toMatchObject({ outcome: 'cancelled', stream: true, metering: { source: 'estimated' } });
+    expect(rec.gen_ai.usage.output_tokens).toBeGreaterThan(0);
     // exactly one record for it
     expect((await stack.gate.audit()).filter((r) => r.request_id === id)).toHaveLength(1);
   });
@@ -200,7 +207,7 @@ describe('through real Envoy with the openai client', () => {
     const models = await client(alice.key).models.list();
     expect(models.data.map((m) => m.id)).toContain('mock-small');
     const rec = await stack.gate.auditFor(lastUpstream('/v1/embeddings').headers['x-request-id'] as string);
-    expect(rec.usage).toMatchObject({ input_tokens: 3, output_tokens: 0 });
+    expect(rec.gen_ai.usage).toMatchObject({ input_tokens: 3, output_tokens: 0 });
   });
 
   it('model listings show a caller only the models it may use (OpenAI and Ollama)', async () => {
@@ -228,7 +235,7 @@ describe('through real Envoy with the openai client', () => {
     expect(rec).toMatchObject({
       stream: true,
       endpoint: { api: 'ollama.chat' },
-      usage: { input_tokens: 2, output_tokens: 6 },
+      gen_ai: { usage: { input_tokens: 2, output_tokens: 6 } },
     });
   });
 

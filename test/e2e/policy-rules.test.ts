@@ -84,7 +84,7 @@ describe('policy rules through real Envoy with the openai client', () => {
       principal: { id: 'globex-app', tenant: 'globex', method: 'api_key', issuer: 'config' },
       error: { code: 'policy_denied', rule_id: 'policy.rules.no-embeddings-for-globex' },
       // Refused at request headers: the body's model was never read.
-      model: { requested: null },
+      gen_ai: { request: { model: null } },
     });
     expect(record.decisions).toContainEqual(
       expect.objectContaining({
@@ -100,7 +100,7 @@ describe('policy rules through real Envoy with the openai client', () => {
     expect(status).toBe(403);
     expect(error).toMatchObject({ code: 'policy_denied', rule_id: 'policy.rules.no-large-for-interns' });
     expect(record).toMatchObject({
-      model: { requested: 'mock-large' },
+      gen_ai: { request: { model: 'mock-large' } },
       error: { rule_id: 'policy.rules.no-large-for-interns' },
     });
   });

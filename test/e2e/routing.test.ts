@@ -85,7 +85,8 @@ describe('routing through real Envoy', () => {
     expect(data.model).toBe('mock-large');
     expect(record).toMatchObject({
       route: 'hipaa',
-      model: { requested: 'gpt-4o', upstream: 'mock-large', served: 'mock-large' },
+      gen_ai: { request: { model: 'gpt-4o' }, response: { model: 'mock-large' } },
+      upstream_model: 'mock-large',
     });
   });
 

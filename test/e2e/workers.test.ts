@@ -109,7 +109,12 @@ describe('gate workers', () => {
     for (const p of ports) expect(after.get(p)! - before.get(p)!).toBeGreaterThan(0);
 
     // SIGTERM drains both workers and exits 0 with every record written.
-    const total = (await s.gate.audit()).length;
+    // Workers post records in batches (at most 5 ms apart): read the count once it is settled.
+    let total = -1;
+    for (let n = (await s.gate.audit()).length; n !== total; n = (await s.gate.audit()).length) {
+      total = n;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect(await s.gate.stop('SIGTERM')).toBe(0);
     expect((await s.gate.audit()).length).toBe(total);
   });

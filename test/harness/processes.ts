@@ -29,11 +29,11 @@ export class Proc {
     cmd: string,
     args: string[],
     env: NodeJS.ProcessEnv = process.env,
-    opts: { log?: string } = {},
+    opts: { log?: string; cwd?: string } = {},
   ) {
     this.name = name;
     const [file, argv] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'TERM', '--', cmd, ...args]] : [cmd, args];
-    this.child = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(file, argv, { env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(this.child);
     const log: WriteStream | undefined = opts.log ? createWriteStream(opts.log, { flags: 'a' }) : undefined;
     this.child.stdout?.setEncoding('utf8').on('data', (d: string) => {

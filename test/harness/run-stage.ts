@@ -54,6 +54,8 @@ export interface ResponseDescription {
   headers?: Record<string, string>;
   /** Body chunks as upstream sends them. */
   chunks?: (string | Buffer)[];
+  /** The client goes away after this many STREAMED chunks: Envoy half-closes mid-response. */
+  cancelAfter?: number;
 }
 
 export interface RunStageOptions {
@@ -267,11 +269,12 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
         client.body = Buffer.concat(bytes).toString();
       } else {
         // BUFFERED: one message with the whole body; STREAMED: one per chunk.
-        const messages = bodyMode === BodySendMode.BUFFERED ? [Buffer.concat(bytes)] : bytes;
+        const all = bodyMode === BodySendMode.BUFFERED ? [Buffer.concat(bytes)] : bytes;
+        const messages = res.cancelAfter === undefined ? all : all.slice(0, res.cancelAfter);
         for (let i = 0; i < messages.length && !run.refused; i++) {
           send({
             request: 'responseBody',
-            responseBody: { body: messages[i], endOfStream: i === messages.length - 1 },
+            responseBody: { body: messages[i], endOfStream: i === all.length - 1 },
           });
           const a = await call.next();
           if (refusal(a)) break;

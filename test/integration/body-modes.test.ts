@@ -40,7 +40,7 @@ describe('request bodies are judged whole before any byte goes upstream', () => 
     expect(errorCode(a)).toBe('model_not_allowed');
     s.end();
     const rec = (await expectAudit(1))[0]!;
-    expect(rec).toMatchObject({ status: 403, outcome: 'rejected', model: { requested: 'mock-large' } });
+    expect(rec).toMatchObject({ status: 403, outcome: 'rejected', gen_ai: { request: { model: 'mock-large' } } });
   });
 
   it('BUFFERED with trailers: an allowed body is rewritten (include_usage) and the trailers pass', async () => {
@@ -175,8 +175,8 @@ describe('responses: bounded reading, trailers, content-length, what the client 
     }
     s.end();
     const rec = (await expectAudit(1))[0]!;
-    expect(rec).toMatchObject({ outcome: 'completed', status: 200, model: { served: 'mock-small-x' } });
-    expect(rec.usage).toMatchObject({ input_tokens: 2, output_tokens: 3 });
+    expect(rec).toMatchObject({ outcome: 'completed', status: 200, gen_ai: { response: { model: 'mock-small-x' } } });
+    expect(rec.gen_ai.usage).toMatchObject({ input_tokens: 2, output_tokens: 3 });
   });
 
   it('a JSON response one byte over server.maxBufferedResponseBytes is read STREAMED, at the limit BUFFERED', async () => {
@@ -216,7 +216,7 @@ describe('responses: bounded reading, trailers, content-length, what the client 
     s.end();
     const rec = (await expectAudit(1))[0]!;
     expect(rec).toMatchObject({ outcome: 'completed', status: 200 });
-    expect(rec.usage).toMatchObject({ input_tokens: 2 });
+    expect(rec.gen_ai.usage).toMatchObject({ input_tokens: 2 });
   });
 
   it('STREAMED SSE ended by trailers is completed with its usage; content-length goes when usage is withheld', async () => {
@@ -246,7 +246,7 @@ describe('responses: bounded reading, trailers, content-length, what the client 
     s.end();
     const rec = (await expectAudit(1))[0]!;
     expect(rec).toMatchObject({ outcome: 'completed', status: 200 });
-    expect(rec.usage).toMatchObject({ input_tokens: 2, output_tokens: 3 });
+    expect(rec.gen_ai.usage).toMatchObject({ input_tokens: 2, output_tokens: 3 });
   });
 
   it('a body the gate does not rewrite keeps its content-length', async () => {

@@ -103,8 +103,12 @@ describe('one answer of the matching type per message', () => {
       status: 200,
       stream: true,
       principal: { tenant: 'acme', key_id: 'alice' },
-      model: { requested: 'mock-small', served: 'mock-small' },
-      usage: { input_tokens: 2, output_tokens: 3, total_tokens: 5, source: 'upstream' },
+      gen_ai: {
+        request: { model: 'mock-small' },
+        response: { model: 'mock-small' },
+        usage: { input_tokens: 2, output_tokens: 3 },
+      },
+      metering: { total_tokens: 5, source: 'upstream' },
     });
     expect(JSON.stringify(rec)).not.toContain(alice.key);
   });
@@ -136,7 +140,11 @@ describe('one answer of the matching type per message', () => {
     expect(last.responseBody?.response?.bodyMutation).toBeUndefined();
     s.end();
     const rec = (await expectAudit(1))[0]!;
-    expect(rec).toMatchObject({ outcome: 'completed', failure: null, usage: { input_tokens: 2, output_tokens: 3 } });
+    expect(rec).toMatchObject({
+      outcome: 'completed',
+      failure: null,
+      gen_ai: { usage: { input_tokens: 2, output_tokens: 3 } },
+    });
   });
 
   it('GET with end_of_stream on the headers: no body expected, NONE when nothing reads the response', async () => {
@@ -150,7 +158,7 @@ describe('one answer of the matching type per message', () => {
     expect(rh.modeOverride?.responseBodyMode ?? BodySendMode.NONE).toBe(BodySendMode.NONE);
     s.end();
     const rec = (await expectAudit(1))[0]!;
-    expect(rec).toMatchObject({ outcome: 'completed', endpoint: { api: 'openai.models' }, usage: null });
+    expect(rec).toMatchObject({ outcome: 'completed', endpoint: { api: 'openai.models' }, gen_ai: { usage: null } });
   });
 
   it('buffers JSON responses of known, bounded length and reads usage from them', async () => {
@@ -172,8 +180,11 @@ describe('one answer of the matching type per message', () => {
     expect(rb.response).toBe('responseBody');
     s.end();
     const rec = (await expectAudit(1))[0]!;
-    expect(rec.usage).toMatchObject({ input_tokens: 7, output_tokens: 1 });
-    expect(rec.model).toEqual({ requested: 'mock-small', upstream: 'mock-small', served: 'mock-small-2025' });
+    expect(rec.gen_ai.usage).toMatchObject({ input_tokens: 7, output_tokens: 1 });
+    expect(rec).toMatchObject({
+      gen_ai: { request: { model: 'mock-small' }, response: { model: 'mock-small-2025' } },
+      upstream_model: 'mock-small',
+    });
   });
 
   it('response headers with end_of_stream finish the request at once', async () => {
@@ -185,7 +196,7 @@ describe('one answer of the matching type per message', () => {
     expect(rh.modeOverride).toBeUndefined();
     s.end();
     const rec = (await expectAudit(1))[0]!;
-    expect(rec).toMatchObject({ status: 204, outcome: 'completed', usage: null });
+    expect(rec).toMatchObject({ status: 204, outcome: 'completed', gen_ai: { usage: null } });
   });
 
   it('upstream errors are not read and are audited as upstream_error', async () => {
@@ -217,7 +228,7 @@ describe('one answer of the matching type per message', () => {
     await s.exchange(responseBody('{}', true));
     s.end();
     const rec = (await expectAudit(1))[0]!;
-    expect(rec.model.requested).toBe('mock-small');
+    expect(rec.gen_ai.request.model).toBe('mock-small');
   });
 });
 
@@ -414,7 +425,7 @@ describe('cancellation and end of stream', () => {
     const rec = (await expectAudit(1))[0]!;
     expect(rec.outcome).toBe('cancelled');
     // usage seen before the cut is kept
-    expect(rec.usage).toMatchObject({ input_tokens: 2, output_tokens: 1 });
+    expect(rec.gen_ai.usage).toMatchObject({ input_tokens: 2, output_tokens: 1 });
   });
 
   it('Envoy half-closing before the response leaves one cancelled record and a clean status', async () => {
@@ -447,8 +458,8 @@ describe('observability mode', () => {
     expect(await s.silentFor(300)).toBe(true);
     s.end();
     const rec = (await expectAudit(1))[0]!;
-    expect(rec.usage).toMatchObject({ input_tokens: 4, output_tokens: 2 });
-    expect(rec.model.requested).toBe('mock-small');
+    expect(rec.gen_ai.usage).toMatchObject({ input_tokens: 4, output_tokens: 2 });
+    expect(rec.gen_ai.request.model).toBe('mock-small');
   });
 
   it('a BUFFERED request body is never observed: the record keeps the status upstream sent, and says why', async () => {

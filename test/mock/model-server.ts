@@ -35,12 +35,19 @@
 // no byte of a body the gate had not checked reached the model server.
 //
 // Deterministic usage: prompt tokens = whitespace-separated words across the messages' contents,
-// the prompt or the input (at least 1); completion tokens = content chunks sent. Usage in OpenAI
+// the prompt or the input (at least 1); completion tokens = content chunks sent. For a model
+// whose own encoding the gate knows (OpenAI's names: gpt-4o*, gpt-4*, ...; the gate's built-in
+// map), usage is the real count with that encoding, as the gate counts it when usage is absent:
+// ground truth for metering tests. Usage in OpenAI
 // streams follows OpenAI: with `auto`, only when stream_options.include_usage is true (then every
 // chunk carries "usage":null and a last chunk with "choices":[] carries the usage); `always` sends
 // it regardless; `never` leaves usage out everywhere (Ollama: the done line's token counts).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { parseArgs } from 'node:util';
+import type { ApiKind } from '../../extproc/llm/apis.ts';
+import { completionTokensOfText, promptTokens as tokenizerPromptTokens } from '../../extproc/metering/count.ts';
+import { DEFAULT_MODEL_ENCODINGS, type Encoding } from '../../extproc/metering/encodings.ts';
+import { compilePatterns } from '../../extproc/policy/patterns.ts';
 
 export interface MockOptions {
   /** 0 = a free port (default). */
@@ -217,6 +224,23 @@ function contentWords(content: unknown): number {
   return n;
 }
 
+const EXACT = Object.entries(DEFAULT_MODEL_ENCODINGS).map(([p, e]) => [compilePatterns([p]), e] as const);
+
+/** The encoding of a model the gate counts exactly, if it is one. */
+function exactEncoding(model: unknown): Encoding | undefined {
+  if (typeof model !== 'string') return undefined;
+  for (const [matches, enc] of EXACT) if (matches(model)) return enc;
+  return undefined;
+}
+
+/** Usage counts: the model's real token counts when it has a known encoding, else the mock's
+ * words and chunks. */
+function counts(kind: ApiKind, body: Json, pieces: readonly string[]): { prompt: number; completion: number } {
+  const enc = exactEncoding(body.model);
+  if (enc === undefined) return { prompt: promptTokens(body), completion: pieces.length };
+  return { prompt: tokenizerPromptTokens(kind, body, enc), completion: completionTokensOfText(enc, pieces.join('')) };
+}
+
 /** The mock's deterministic prompt "tokens": whitespace-separated words, at least 1. Token-id
  * arrays (OpenAI accepts them for prompt and input) count one per id. */
 function promptTokens(body: Json): number {
@@ -371,9 +395,8 @@ const TAGS = JSON.stringify({
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-function usageOf(body: Json, p: Plan) {
-  const prompt = promptTokens(body);
-  const completion = p.pieces.length;
+function usageOf(kind: ApiKind, body: Json, p: Plan) {
+  const { prompt, completion } = counts(kind, body, p.pieces);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
@@ -400,7 +423,7 @@ function openAiCompletion(chat: boolean): Handler {
     }
 
     const model = body.model;
-    const usage = usageOf(body, p);
+    const usage = usageOf(chat ? 'openai.chat' : 'openai.completions', body, p);
     const id = `${chat ? 'chatcmpl' : 'cmpl'}-mock${x.seq}`;
     const created = nowSeconds();
 
@@ -506,7 +529,7 @@ const embeddings: Handler = (x, body, p) => {
   const format = body.encoding_format ?? 'float';
   if (format !== 'float' && format !== 'base64')
     return badRequest(x, "'encoding_format' must be 'float' or 'base64'.", 'encoding_format');
-  const prompt = promptTokens(body);
+  const { prompt } = counts('openai.embeddings', body, []);
   sendJson(
     x,
     200,
@@ -533,8 +556,7 @@ function ollama(chat: boolean): Handler {
       return ollamaError(x, 400, 'prompt must be a string');
 
     const modelJson = JSON.stringify(body.model);
-    const prompt = promptTokens(body);
-    const completion = p.pieces.length;
+    const { prompt, completion } = counts(chat ? 'ollama.chat' : 'ollama.generate', body, p.pieces);
     const line = (content: string) =>
       chat
         ? `{"model":${modelJson},"created_at":"${new Date().toISOString()}","message":{"role":"assistant","content":${JSON.stringify(content)}},"done":false}\n`

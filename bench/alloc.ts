@@ -1,0 +1,89 @@
+// Where the gate allocates, per request: one gate of a bench profile behind Envoy, under an
+// open-loop load, with V8's sampling heap profiler counting every allocation of the load window
+// (objects already freed included). Prints bytes per request by package and the functions that
+// allocate most. Not a timed test; the figure is an estimate (sampled), repeatable to a few %.
+//
+//   npm run bench:alloc -- [--profile governed] [--rate 300] [--duration 20] [--top 15]
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
+import { type HeapProfile, summarizeAlloc } from './lib/alloc-profile.ts';
+import { CHAT, chatTarget, errorsOf } from './lib/common.ts';
+import { startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
+import { attack, ensureVegeta } from './lib/vegeta.ts';
+
+const SAMPLER = new URL('./lib/alloc-sampler.ts', import.meta.url).pathname;
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      profile: { type: 'string', default: 'governed' },
+      rate: { type: 'string', default: '300' },
+      duration: { type: 'string', default: '20' },
+      warmup: { type: 'string', default: '5' },
+      top: { type: 'string', default: '15' },
+    },
+  });
+  const log = (m: string) => process.stderr.write(`[bench:alloc] ${m}\n`);
+  const key = generateApiKey('bench');
+  const work = await mkdtemp(join(tmpdir(), 'lm-gate-bench-alloc-'));
+  const profileFile = join(work, 'alloc.heapprofile');
+  const stops: (() => Promise<unknown>)[] = [];
+  try {
+    const vegeta = await ensureVegeta(log);
+    const mock = await startMock();
+    stops.push(() => mock.proc.stop());
+    const gate = await startGate(
+      'alloc',
+      values.profile,
+      { LMG_BENCH_KEY_SHA256: hashApiKey(key), LMG_ALLOC_PROFILE: profileFile },
+      { nodeArgs: ['--import', SAMPLER] },
+    );
+    stops.push(() => gate.stop());
+    const envoy = await startBenchEnvoy([{ name: 'gated', gate }], mock.port, 2);
+    stops.unshift(() => envoy.stop());
+    const target = chatTarget(envoy, 'gated', key);
+    const sanity = await fetch(target.url, { method: 'POST', headers: target.headers, body: CHAT });
+    if (sanity.status !== 200) throw new Error(`sanity: answered ${sanity.status}: ${await sanity.text()}`);
+    log(`warm-up ${values.warmup}s`);
+    await attack(vegeta, { targets: [target], rate: Number(values.rate), durationS: Number(values.warmup) }, work);
+    process.kill(gate.proc.pid!, 'SIGUSR2');
+    log(`sampling: ${values.profile} at ${values.rate} req/s for ${values.duration}s`);
+    const r = await attack(
+      vegeta,
+      { targets: [target], rate: Number(values.rate), durationS: Number(values.duration) },
+      work,
+    );
+    const samples = r.byTarget.get('gated')!.samples;
+    const errors = errorsOf(samples);
+    await gate.stop();
+    const summary = summarizeAlloc(
+      JSON.parse(await readFile(profileFile, 'utf8')) as HeapProfile,
+      samples.length,
+      Number(values.top),
+    );
+    const kb = (b: number) => (b / 1024).toFixed(1);
+    const out = [
+      `${values.profile}, ${samples.length} requests at ${values.rate} req/s (errors: ${JSON.stringify(errors)}):`,
+      `**${kb(summary.bytesPerRequest)} KiB allocated per request** (sampled; freed objects included)`,
+      '',
+      '| package | KiB/req | % |',
+      '|---|---:|---:|',
+      ...summary.byPackage.slice(0, 12).map((p) => `| ${p.name} | ${kb(p.bytesPerRequest)} | ${p.pct} |`),
+      '',
+      '| function | where | KiB/req | % | called from |',
+      '|---|---|---:|---:|---|',
+      ...summary.topFunctions.map(
+        (f) => `| ${f.name} | ${f.location} | ${kb(f.bytesPerRequest)} | ${f.pct} | ${f.calledFrom} |`,
+      ),
+    ];
+    console.log(out.join('\n'));
+  } finally {
+    for (const s of stops) await s().catch(() => {});
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
