@@ -10,8 +10,11 @@
 //                                       showback: tokens and cost per group from the audit log
 //   lm-gate audit verify|query|keygen ...
 //                                       prove the audit files, select records, make a key
+//   lm-gate dlp scan [--format jsonl|table] [--policy NAME] [-c config.yaml] [FILE]
+//                                       the DLP engine over JSON lines of text
 import { FileAuditSink } from './audit/sink.ts';
 import { AUDIT_USAGE, auditCommand } from './cli/audit.ts';
+import { DLP_SCAN, dlpCommand } from './cli/dlp.ts';
 import { KEYS_USAGE, keysCommand } from './cli/keys.ts';
 import { KILL_USAGE, killCommand } from './cli/kill.ts';
 import { POLICY_EXPLAIN, POLICY_TEST, policyCommand } from './cli/policy.ts';
@@ -36,7 +39,7 @@ import { Metrics } from './telemetry/metrics.ts';
 
 const SERVE = 'lm-gate serve -c FILE';
 const CHECK = 'lm-gate check-config FILE';
-const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE, POLICY_EXPLAIN, POLICY_TEST, REPORT_USAGE, ...AUDIT_USAGE].map((u) => `  ${u}`).join('\n')}\n  ${KILL_USAGE}`;
+const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE, POLICY_EXPLAIN, POLICY_TEST, REPORT_USAGE, ...AUDIT_USAGE].map((u) => `  ${u}`).join('\n')}\n  ${KILL_USAGE}\n  ${DLP_SCAN}`;
 const help = { type: 'boolean', short: 'h' } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -56,6 +59,8 @@ async function main(argv: string[]): Promise<number> {
       return reportCommand(rest);
     case 'audit':
       return auditCommand(rest);
+    case 'dlp':
+      return dlpCommand(rest);
     case '--help':
     case '-h':
     case 'help':
@@ -67,7 +72,7 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(
         'lm-gate',
-        `unknown command "${command}"; commands: serve, check-config, keys, policy, kill, report, audit (lm-gate --help shows their options)`,
+        `unknown command "${command}"; commands: serve, check-config, keys, policy, kill, report, audit, dlp (lm-gate --help shows their options)`,
       );
   }
 }

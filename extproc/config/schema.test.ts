@@ -75,6 +75,24 @@ describe('configSchema', () => {
         rate: [],
         budgets: [],
       },
+      dlp: {
+        defaultPolicy: 'default',
+        policies: [
+          {
+            name: 'default',
+            detectors: {},
+            minConfidence: 0.5,
+            defaultRegion: 'US',
+            context: { window: 48, raise: [], lower: [] },
+            patterns: [],
+            wordLists: [],
+            maskKeep: 4,
+            onError: 'block',
+            timeBudgetMs: 50,
+            maxBlockChars: 16384,
+          },
+        ],
+      },
       audit: {
         path: 'audit.log',
         maxPendingBytes: 16777216,
