@@ -82,9 +82,10 @@ pods; every other config change reaches the running gate through the mounted Con
 */}}
 {{- define "lm-gate.restartOnlyFields" -}}
 server: [grpcAddress, unixSocket, adminAddress, workers, parseWorkers]
-audit: [path, maxPendingBytes]
+audit: [path, maxPendingBytes, durability, fsyncIntervalMs, rotateBytes, rotateMs, checkpointRecords, checkpointMs, signingKey]
 killSwitch: [resyncIntervalMs, maxEntries]
-redis: [url, keyPrefix, connectTimeoutMs, commandTimeoutMs]
+limits: [store, maxMemoryEntries, webhook]
+redis: [url, sentinel, cluster, username, password, keyPrefix, connectTimeoutMs, commandTimeoutMs]
 {{- end -}}
 
 {{- define "lm-gate.restartChecksum" -}}
