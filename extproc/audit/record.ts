@@ -6,6 +6,8 @@
 // the `gen_ai` object, flattened with dots, gives the attribute names (`gen_ai.request.model`,
 // `gen_ai.usage.input_tokens`, …), so a SIEM or collector maps them without a table. Facts
 // the conventions do not name keep LM Gate's own names.
+
+import { type DlpAudit, dlpAudit } from '../dlp/gate/state.ts';
 import type { ApiKind } from '../llm/apis.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { PHASE_LABEL, PHASES } from '../server/phases.ts';
@@ -71,6 +73,8 @@ export interface AuditRecord {
   /** Token totals and where they came from; total_tokens null when usage is absent. */
   metering: { total_tokens: number | null; source: 'upstream' | null };
   decisions: { stage: string; rule_id: string; effect: string; reason: string }[];
+  /** DLP findings (type, action, where, position; never the value), when a DLP stage ran. */
+  dlp?: DlpAudit;
 }
 
 const ms = (ns: bigint) => Math.round(Number(ns) / 1e3) / 1e3;
@@ -79,6 +83,11 @@ const ms = (ns: bigint) => Math.round(Number(ns) / 1e3) / 1e3;
 function pathOnly(path: string): string {
   const q = path.indexOf('?');
   return q === -1 ? path : path.slice(0, q);
+}
+
+function dlpMember(ctx: RequestContext): { dlp?: DlpAudit } {
+  const dlp = dlpAudit(ctx);
+  return dlp === undefined ? {} : { dlp };
 }
 
 export function buildAuditRecord(ctx: RequestContext): AuditRecord {
@@ -136,5 +145,6 @@ export function buildAuditRecord(ctx: RequestContext): AuditRecord {
       ? { total_tokens: ctx.usage.totalTokens, source: 'upstream' }
       : { total_tokens: null, source: null },
     decisions: ctx.decisions.map((d) => ({ stage: d.stage, rule_id: d.ruleId, effect: d.effect, reason: d.reason })),
+    ...dlpMember(ctx),
   };
 }

@@ -1,0 +1,117 @@
+// dlp.request: every text the model would see in the request body is scanned before anything
+// goes upstream. A block finding refuses the request (403 content_blocked, the detector's rule
+// id, nothing forwarded); redact, mask and pseudonymise splice the replacement into the body's
+// JSON string (applied with the other stages' edits); warn is only recorded. The data classes
+// found become ctx.dataClasses, which routing (a route receives only the classes it lists) and
+// policy rules read: this stage runs before both.
+//
+// Fail closed: when the scan throws or runs past its time budget the request is refused, unless
+// the config says dlp onScanError: allow, in which case it goes on and the audit says it was
+// not checked.
+import type { Config } from '../../config/schema.ts';
+import type { RequestContext } from '../../pipeline/context.ts';
+import { refuse } from '../../pipeline/errors.ts';
+import { defineStage, type StageDeps } from '../../pipeline/stage.ts';
+import { ScanBudgetExceeded, scanJsonBody } from './body-scan.ts';
+import type { DlpEngine } from './engine-port.ts';
+import { dlpState } from './state.ts';
+
+export interface DlpGateOptions {
+  /** What a failed or over-budget scan does: refuse the request, or let it through unchecked. */
+  onScanError: 'block' | 'allow';
+  /** Time one body's scan may take before it counts as failed, ms. */
+  scanBudgetMs: number;
+  /** Response texts are scanned too (and pseudonyms restored). */
+  response: boolean;
+  /** Characters a stream may hold back per text channel (an open PEM block) before it fails
+   * closed. */
+  maxHoldChars: number;
+}
+
+export type DlpGateSetup = { engine: DlpEngine; options: DlpGateOptions } | undefined;
+/** How a stage gets its engine and options from one config snapshot (compiled once there). */
+export type DlpGateResolver = (config: Config, deps: StageDeps) => DlpGateSetup;
+
+export function blockMessage(type: string, where: 'request' | 'response'): string {
+  return where === 'request'
+    ? `The request was blocked: it contains sensitive data (${type}).`
+    : `The response was stopped: it contained sensitive data (${type}).`;
+}
+
+export function dlpRequestStage(resolve: DlpGateResolver) {
+  return defineStage({
+    name: 'dlp.request',
+    summary:
+      'Scans every text of the request body for sensitive data: blocks, redacts, masks or pseudonymises it, and sets its data classes.',
+    needs: ['api', 'parsed'],
+    provides: ['dataClasses'],
+    create: (config, deps) => {
+      const setup = resolve(config, deps);
+      if (setup === undefined) return {};
+      const { engine, options } = setup;
+      const now = () => performance.now();
+      return {
+        onRequestBody(ctx: RequestContext, body: Buffer): void {
+          const parsed = ctx.parsed;
+          if (parsed === undefined) return;
+          // The canonical body (BOM removed) is what parsed's spans and every edit refer to.
+          const canonical = parsed.bomLength > 0 ? body.subarray(parsed.bomLength) : body;
+          const state = dlpState(ctx);
+          const session = engine.newSession();
+          state.session = session;
+          let scan: ReturnType<typeof scanJsonBody>;
+          try {
+            scan = scanJsonBody(canonical, parsed.objectStart, engine, session, {
+              where: 'request',
+              skipModel: true,
+              budgetMs: options.scanBudgetMs,
+              now,
+            });
+          } catch (err) {
+            const why = err instanceof ScanBudgetExceeded ? 'budget' : 'error';
+            if (why === 'error') deps.logger.error({ err: (err as Error).name }, 'dlp: request scan failed');
+            if (options.onScanError === 'block')
+              throw refuse(
+                'content_blocked',
+                'The request could not be checked for sensitive data, so it was not sent.',
+                {
+                  ruleId: `dlp.scan_${why}`,
+                },
+              );
+            state.failedOpen = `request scan ${why}`;
+            ctx.decide({
+              stage: 'dlp.request',
+              ruleId: 'dlp.onScanError',
+              effect: 'allow',
+              reason: `scan ${why}: let through unchecked`,
+            });
+            return;
+          }
+          state.findings.push(...scan.findings);
+          for (const f of scan.findings) deps.metrics.countDlpFinding(f.type, f.action, 'request');
+          if (scan.classes.size > 0) {
+            const classes = new Set(ctx.dataClasses);
+            for (const c of scan.classes) {
+              classes.add(c);
+              state.classes.add(c);
+            }
+            ctx.dataClasses = classes;
+          }
+          if (scan.blocked !== undefined) {
+            const ruleId = `dlp.${scan.blocked.type}`;
+            ctx.decide({ stage: 'dlp.request', ruleId, effect: 'deny', reason: `${scan.blocked.type} in the request` });
+            throw refuse('content_blocked', blockMessage(scan.blocked.type, 'request'), { ruleId });
+          }
+          for (const e of scan.edits) ctx.editRequestBody(e.start, e.end, e.insert);
+          if (scan.edits.length > 0)
+            ctx.decide({
+              stage: 'dlp.request',
+              ruleId: 'dlp.actions',
+              effect: 'modify',
+              reason: `${scan.edits.length} sensitive value(s) replaced in the request`,
+            });
+        },
+      };
+    },
+  });
+}
