@@ -8,7 +8,7 @@
 // that other stages or the protocol need intact: the top-level model (routing and policy judge
 // it), roles, types, ids, and inline media (data: URLs, base64 audio), which are not text.
 import type { DlpEngine, DlpFinding, DlpSession } from './engine-port.ts';
-import { decodeJsonString, encodeJsonInner, forEachJsonString } from './json-strings.ts';
+import { type DecodedString, decodeJsonString, encodeJsonInner, forEachJsonString } from './json-strings.ts';
 
 const SKIP_KEYS = new Set(['role', 'type', 'id', 'tool_call_id', 'object', 'finish_reason', 'system_fingerprint']);
 const DATA_URL = Buffer.from('"data:');
@@ -72,6 +72,9 @@ export function scanJsonBody(
   const scanner = engine.scanner;
   const started = opts.now();
   const restore = opts.restore?.issued ? opts.restore : undefined;
+  // Two passes: every text is scanned (and the placeholders users typed in it reserved) before
+  // any value is given a placeholder, so a typed `[EMAIL_1]` never becomes a real value's name.
+  const hits: { start: number; end: number; s: DecodedString; findings: readonly DlpFinding[] }[] = [];
   forEachJsonString(body, from, (start, end, key, depth, path) => {
     if (out.blocked !== undefined || end - start <= 2) return;
     if (key !== undefined && SKIP_KEYS.has(key)) return;
@@ -80,42 +83,43 @@ export function scanJsonBody(
     if (opts.now() - started > opts.budgetMs) throw new ScanBudgetExceeded();
     const s = decodeJsonString(body, start, end);
     out.chars += s.text.length;
+    if (restore === undefined) session.reserve(s.text);
     const findings = scanner.scan(s.text);
     if (findings.length === 0) {
-      if (restore !== undefined) {
-        const restored = restore.restore(s.text);
-        if (restored !== s.text) out.edits.push({ start: start + 1, end: end - 1, insert: encodeJsonInner(restored) });
-      }
+      if (restore !== undefined && s.text.includes('[')) hits.push({ start, end, s, findings });
       return;
     }
-    let where: string | undefined;
-    let rebuilt = '';
-    let at = 0;
-    let changed = false;
+    const where = path();
     for (const f of findings) {
-      where ??= path();
       out.findings.push({ type: f.type, action: f.action, where: opts.where, path: where, start: f.start, end: f.end });
       out.classes.add(f.dataClass);
       if (f.action === 'block') {
         out.blocked ??= f;
         return;
       }
-      if (f.action === 'warn') continue;
-      const replacement = session.replace(s.text.slice(f.start, f.end), f);
-      if (restore !== undefined) {
-        // A response string is rebuilt whole: restored gaps, replaced findings.
-        rebuilt += restore.restore(s.text.slice(at, f.start)) + replacement;
-        at = f.end;
-        changed = true;
-      } else {
+    }
+    hits.push({ start, end, s, findings });
+  });
+  if (out.blocked !== undefined) return out;
+  for (const { start, end, s, findings } of hits) {
+    if (restore === undefined) {
+      for (const f of findings) {
+        if (f.action === 'warn') continue;
+        const replacement = session.replace(s.text.slice(f.start, f.end), f);
         out.edits.push({ start: s.byteAt(f.start), end: s.byteAt(f.end), insert: encodeJsonInner(replacement) });
       }
+      continue;
     }
-    if (restore !== undefined) {
-      rebuilt += restore.restore(s.text.slice(at));
-      if (changed || rebuilt !== s.text)
-        out.edits.push({ start: start + 1, end: end - 1, insert: encodeJsonInner(rebuilt) });
+    // A response string is rebuilt whole: restored gaps, replaced findings.
+    let rebuilt = '';
+    let at = 0;
+    for (const f of findings) {
+      if (f.action === 'warn') continue;
+      rebuilt += restore.restore(s.text.slice(at, f.start)) + session.replace(s.text.slice(f.start, f.end), f);
+      at = f.end;
     }
-  });
+    rebuilt += restore.restore(s.text.slice(at));
+    if (rebuilt !== s.text) out.edits.push({ start: start + 1, end: end - 1, insert: encodeJsonInner(rebuilt) });
+  }
   return out;
 }

@@ -18,12 +18,31 @@ export interface DlpFinding {
 export interface DlpScanner {
   /** Findings in `text`, sorted by start, not overlapping. May throw: the stages fail closed. */
   scan(text: string): readonly DlpFinding[];
-  /** How many trailing UTF-16 units of `text` may still be part of a match that more text could
-   * complete or extend (a stream holds them back). Infinity: hold everything (an open PEM block). */
-  holdBack(text: string): number;
-  /** How many units before a text's start can change what matches in it (context words): a
-   * stream rescans that much of what it already released, without re-deciding it. */
-  readonly lookBehind: number;
+  /** A text that arrives in pieces, scanned with the same result as whole. */
+  stream(): DlpTextStream;
+}
+
+/** The streaming contract: push the pieces in order, then end(). Each call says up to where (an
+ * absolute UTF-16 offset that never decreases) the text is decided, and the findings newly
+ * decided, all before that offset. Text before it may be released once those findings' actions
+ * are applied; the rest must be held. For every split, the findings together equal scan(whole). */
+export interface DlpTextStream {
+  /** Throws DlpHoldOverflow when what it must hold (an open PEM block) outgrows its cap. */
+  push(piece: string): DlpStreamStep;
+  end(): DlpStreamStep;
+}
+
+export interface DlpStreamStep {
+  decided: number;
+  findings: readonly DlpFinding[];
+}
+
+/** A stream held more than its cap waiting for a match to end: fail closed. */
+export class DlpHoldOverflow extends Error {
+  constructor() {
+    super('DLP hold-back exceeded its cap');
+    this.name = 'DlpHoldOverflow';
+  }
 }
 
 /** One request's pseudonyms: values replaced in the request, restored in the response for the
@@ -35,6 +54,9 @@ export interface DlpSession {
   restore(text: string): string;
   /** Trailing units of `text` that may be the start of a placeholder cut by a chunk border. */
   restoreHoldBack(text: string): number;
+  /** Note the placeholders a user wrote in `text` (call on every request text before any
+   * replace): they never name a value, so restore leaves them as typed. */
+  reserve(text: string): void;
   /** The session issued at least one placeholder (so responses need restoring). */
   readonly issued: boolean;
 }

@@ -7,7 +7,7 @@ import type { DlpAction } from './engine-port.ts';
 import { type DlpGateOptions, dlpRequestStage } from './request-stage.ts';
 import { dlpAudit } from './state.ts';
 
-const OPTIONS: DlpGateOptions = { onScanError: 'block', scanBudgetMs: 1000, response: true, maxHoldChars: 65536 };
+const OPTIONS: DlpGateOptions = { onScanError: 'block', scanBudgetMs: 1000, response: true };
 
 function stage(actions: Partial<Record<string, DlpAction>>, over: Partial<DlpGateOptions> = {}, failOn?: string) {
   const d = dlpRequestStage(() => ({ engine: testEngine(actions, { failOn }), options: { ...OPTIONS, ...over } }));

@@ -23,9 +23,6 @@ export interface DlpGateOptions {
   scanBudgetMs: number;
   /** Response texts are scanned too (and pseudonyms restored). */
   response: boolean;
-  /** Characters a stream may hold back per text channel (an open PEM block) before it fails
-   * closed. */
-  maxHoldChars: number;
 }
 
 export type DlpGateSetup = { engine: DlpEngine; options: DlpGateOptions } | undefined;
