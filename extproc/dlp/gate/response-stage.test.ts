@@ -54,7 +54,7 @@ function read(body: string): { text: string; deltas: string[]; error?: { code: s
   return { text: deltas.join(''), deltas, error, after };
 }
 
-async function chat(actions: Actions, prompt: string, chunks: string[], headers: Record<string, string> = SSE) {
+async function chat(actions: Actions, prompt: string, chunks: (string | Buffer)[], headers: Record<string, string> = SSE) {
   return runStage({
     stages: ['llm.api_shape'],
     extraStages: stages(actions),
