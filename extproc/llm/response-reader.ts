@@ -49,6 +49,7 @@ export function openResponseReader(
   facts: ResponseFacts,
   reading: ResponseReading,
   onEvent: ((event: ResponseEvent) => void) | undefined,
+  onUninspectable?: () => void,
 ): OpenedReader | { skipped: string } | undefined {
   if (!needsBody(facts.api)) return undefined;
   if (facts.status === undefined || facts.status < 200 || facts.status >= 300) return undefined;
@@ -63,6 +64,7 @@ export function openResponseReader(
       kind: facts.api,
       dropUsageEvent: reading.withholdUsageEvent,
       onEvent: reading.events ? onEvent : undefined,
+      onUninspectable,
     });
     return {
       reader: new Reader(stream, stream),

@@ -94,6 +94,11 @@ export interface ResponseStreamOptions {
    * events that can carry usage or the model are decoded (the metering fast path). Events over
    * maxEventBytes pass uninspected. */
   onEvent?: ((event: ResponseEvent) => void) | undefined;
+  /** With onEvent: called once when an event outgrows maxEventBytes and so cannot be handed to
+   * the listener. Stages that read events were promised every one (DLP cannot release text it
+   * did not see), so the caller ends the stream here (endWithError) rather than pass it
+   * uninspected. */
+  onUninspectable?: (() => void) | undefined;
 }
 
 export function createResponseStream(opts: ResponseStreamOptions): ResponseStream {
@@ -118,6 +123,7 @@ class StreamReader implements ResponseStream {
   malformed = 0;
   ended = false;
   private readonly onEvent: ((event: ResponseEvent) => void) | undefined;
+  private readonly onUninspectable: (() => void) | undefined;
   /** Set by endWithError during the current record: the bytes sent in its place. */
   private endBytes: Buffer | undefined;
 
@@ -144,6 +150,7 @@ class StreamReader implements ResponseStream {
     this.drop = opts.dropUsageEvent && !this.ollama;
     this.marker = this.ollama ? DONE : USAGE;
     this.onEvent = opts.onEvent;
+    this.onUninspectable = opts.onEvent !== undefined ? opts.onUninspectable : undefined;
   }
 
   endWithError(err: StreamError): void {
@@ -210,6 +217,10 @@ class StreamReader implements ResponseStream {
   /** Observe one record or part, and say what the client gets of it. */
   private inspect(f: Framer): Action {
     if (f.kind === 'part') {
+      if (this.onUninspectable !== undefined) {
+        this.onUninspectable();
+        if (this.endBytes !== undefined) return KEEP;
+      }
       // Too big to have been held, so never parsed: a usage-only event is a few hundred bytes.
       if (f.complete && f.hasContent) this.events++;
       return KEEP;

@@ -193,6 +193,9 @@ describe('dlp.response on JSON responses', () => {
       response: { headers: { 'content-length': String(body.length) }, chunks: [body] },
     });
     expect(JSON.parse(r.client!.body).choices[0].message.content).toBe('Hi a@x.io, cc [EMAIL_2]');
+    const answer = r.answers.find((a) => a.responseBody !== undefined)!;
+    const length = answer.responseBody!.response!.headerMutation!.setHeaders!.find((h) => h.header?.key === 'content-length');
+    expect(Buffer.from(length!.header!.rawValue!).toString()).toBe(String(Buffer.byteLength(r.client!.body)));
     expect(r.audit.dlp?.findings.map((f) => f.where)).toEqual(['request', 'response']);
   });
 
