@@ -57,6 +57,24 @@ describe('configSchema', () => {
         maxEntries: 10000,
       },
       metering: { injectStreamUsage: true },
+      dlp: {
+        defaultPolicy: 'default',
+        policies: [
+          {
+            name: 'default',
+            detectors: {},
+            minConfidence: 0.5,
+            defaultRegion: 'US',
+            context: { window: 48, raise: [], lower: [] },
+            patterns: [],
+            wordLists: [],
+            maskKeep: 4,
+            onError: 'block',
+            timeBudgetMs: 50,
+            maxBlockChars: 16384,
+          },
+        ],
+      },
       audit: { path: 'audit.log', maxPendingBytes: 16777216 },
     });
   });

@@ -4,6 +4,7 @@
 // from it (npm run config:docs) and a unit test fails when they drift.
 import { z } from 'zod';
 import { auditConfig } from '../audit/config.ts';
+import { dlpConfig } from '../dlp/config.ts';
 import { identityConfig } from '../identity/config.ts';
 import { killSwitchConfig } from '../killswitch/config.ts';
 import { meteringConfig } from '../metering/config.ts';
@@ -41,6 +42,7 @@ export const configSchema = z
     killSwitch: killSwitchConfig,
     routing: routingConfig,
     metering: meteringConfig,
+    dlp: dlpConfig,
     audit: auditConfig,
     redis: redisConfig,
   })

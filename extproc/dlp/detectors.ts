@@ -1,0 +1,497 @@
+// The built-in detectors: one shape regex each, a validator, a data class and the context that
+// moves its confidence. All run on normalised text (normalize.ts).
+//
+// Linear time. V8 regexes backtrack, so each shape below is written so that the work per start
+// position is bounded by a constant: every quantifier is bounded ({m,n}), adjacent quantified
+// parts cannot trade characters (a separator between them is mandatory or not in both classes),
+// and a negative lookbehind of the entity's own class pins where a match may start, so a long
+// run of entity-like characters is entered once, not at each of its positions. The total work is
+// therefore O(text length); dlp-linear.test.ts feeds each detector pathological 1 MB inputs under
+// a time bound. Patterns a user supplies run on re2js instead (patterns.ts).
+
+import { isIPv6 } from 'node:net';
+import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import type { BuiltinType, DataClass } from './types.ts';
+import {
+  cardIssuer,
+  entropy,
+  githubChecksumValid,
+  IBAN_LENGTHS,
+  ibanValid,
+  jwtHeaderValid,
+  looksLikePlaceholder,
+  luhn,
+  nhsValid,
+  ssnValid,
+} from './validators.ts';
+
+/** Where a candidate really is and how sure the detector is; reused across calls. */
+export interface Hit {
+  start: number;
+  end: number;
+  confidence: number;
+}
+
+export interface DetectorEnv {
+  /** Region for phone numbers written without a country code. */
+  defaultRegion: string;
+  /** PEM blocks longer than this count up to this many characters (nothing past it is released). */
+  maxBlockChars: number;
+  /** The last END-line search (nextPemEnd), reused while it still answers. */
+  pemEnd: { text: string; from: number; endStart: number; end: number };
+}
+
+export interface Detector {
+  type: BuiltinType;
+  dataClass: DataClass;
+  /** Which of two overlapping findings wins: the higher priority, then the longer. */
+  priority: number;
+  /** Global, on normalised text. */
+  regex: RegExp;
+  /** The longest span a match can have, in normalised characters (the stream hold-back bound). */
+  maxLength: number;
+  /** Reads the match into `hit`; false rejects it. `hit` starts as the whole match. */
+  check(m: RegExpExecArray, text: string, hit: Hit, env: DetectorEnv): boolean;
+  /** Confidence before context words; 0.9 when absent. */
+  base?: number;
+  /** Words in the context window before the entity that raise / lower its confidence. */
+  raise?: RegExp;
+  lower?: RegExp;
+  /** A finding only with one of these words in the context window before it. */
+  requires?: RegExp;
+}
+
+const yes = () => true;
+
+// --- PCI, PII, PHI -----------------------------------------------------------------------------
+
+const creditCard: Detector = {
+  type: 'CREDIT_CARD',
+  dataClass: 'PCI',
+  priority: 60,
+  // 13–19 digits, single spaces or dashes between them; not inside a longer digit or word run.
+  regex: /(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w]|[ -]\d)/g,
+  maxLength: 37,
+  check(m) {
+    const s = m[0];
+    const d = s.replace(/[ -]/g, '');
+    if (d.length !== s.length) {
+      // Grouped: one separator kind, in the groupings cards are printed with.
+      const groups = s.split(/[ -]/);
+      if (s.includes(' ') && s.includes('-')) return false;
+      const shape = groups.map((g) => g.length).join(',');
+      if (
+        !/^(?:4,4,4,4(?:,\d)?|4,4,4,4,3|4,6,5|4,6,4|4,4,4,1|4,4,4,2|4,4,4,3)$/.test(shape) &&
+        !/^(?:4,){3,4}\d$/.test(shape)
+      )
+        return false;
+    }
+    return cardIssuer(d) !== undefined && luhn(d);
+  },
+  raise: /card|visa|master|amex|credit|debit|payment|cc\b/i,
+};
+
+const iban: Detector = {
+  type: 'IBAN',
+  dataClass: 'PII',
+  priority: 70,
+  regex: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![a-z0-9])/g,
+  maxLength: 4 + 30 * 2,
+  check(m, _text, hit) {
+    const s = m[0];
+    const len = IBAN_LEN(s);
+    if (len === undefined) return false;
+    // The IBAN is the first `len` characters; anything the greedy shape took after is not part of it.
+    let count = 0;
+    let k = 0;
+    for (; k < s.length && count < len; k++) if (s[k] !== ' ') count++;
+    if (count < len) return false;
+    if (k < s.length && s[k] !== ' ') return false;
+    const compact = s.slice(0, k).replace(/ /g, '');
+    if (!ibanValid(compact)) return false;
+    hit.end = hit.start + k;
+    return true;
+  },
+};
+const IBAN_LEN = (s: string) => IBAN_LENGTHS[s.slice(0, 2)];
+
+const SSN_WORDS = /\bssn|social security|soc\.? ?sec|\bss ?(?:#|no\b|number)|\btin\b|taxpayer/i;
+const ssnDashed: Detector = {
+  type: 'US_SSN',
+  dataClass: 'PII',
+  priority: 45,
+  regex: /(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w]|-\d)/g,
+  maxLength: 11,
+  check: (m) => ssnValid(m[0].replace(/-/g, '')),
+  raise: SSN_WORDS,
+};
+const ssnPlain: Detector = {
+  type: 'US_SSN',
+  dataClass: 'PII',
+  priority: 44,
+  regex: /(?<![\w-])\d{9}(?![\w]|-\d)/g,
+  maxLength: 9,
+  check: (m) => ssnValid(m[0]),
+  requires: SSN_WORDS,
+};
+
+const nhs: Detector = {
+  type: 'UK_NHS',
+  dataClass: 'PHI',
+  priority: 46,
+  regex: /(?<![\w-])\d{3}([ -]?)\d{3}\1\d{4}(?![\w]|[ -]\d)/g,
+  maxLength: 12,
+  check: (m) => nhsValid(m[0].replace(/[ -]/g, '')),
+  requires: /\bnhs|patient|clinical|clinic\b|hospital|\bgp\b|surgery|medical|health|\bward\b|diagnos|prescri/i,
+  lower: /timestamp|epoch|unix|created|updated|modified|\b_?at\b|\btime\b|\bts\b/i,
+};
+
+const MONTHS =
+  'jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?';
+const DATE = `(\\d{4}[-/.]\\d{1,2}[-/.]\\d{1,2}|\\d{1,2}[-/.]\\d{1,2}[-/.](?:\\d{4}|\\d{2})|\\d{1,2}(?:st|nd|rd|th)?\\.? (?:${MONTHS})\\.?,? \\d{4}|(?:${MONTHS})\\.? \\d{1,2}(?:st|nd|rd|th)?,? \\d{4}|\\d{4}年\\d{1,2}月\\d{1,2}日)`;
+/** Words that present a date as a birth date, in the languages the gate's users write. */
+export const DOB_KEYWORDS =
+  'd\\.?o\\.?b\\.?|date of birth|birth ?date|birth_date|birthday|born(?: on)?|geburtsdatum|geboren(?: am)?|date de naissance|n[ée]e? le|fecha de nacimiento|nacid[oa] el|data di nascita|data de nascimento|出生日期|生年月日|誕生日';
+const dateOfBirth: Detector = {
+  type: 'DATE_OF_BIRTH',
+  dataClass: 'PII',
+  priority: 40,
+  regex: new RegExp(
+    `(?<![\\p{L}\\p{N}_])(?:${DOB_KEYWORDS})(?![\\p{L}\\p{N}])[\\s"':=]{0,6}(?:on )?${DATE}(?![\\p{N}])`,
+    'giu',
+  ),
+  maxLength: 64,
+  check(m, _text, hit) {
+    const date = m[1]!;
+    if (!plausibleDate(date)) return false;
+    hit.start = hit.end - date.length;
+    return true;
+  },
+};
+
+function plausibleDate(date: string): boolean {
+  const nums = date.match(/\d+/g) ?? [];
+  if (nums.length === 3) {
+    const [a, b, c] = nums.map(Number) as [number, number, number];
+    const [y, mo, d] = nums[0]!.length === 4 ? [a, b, c] : [c, b, a];
+    const year = y < 100 ? y + 1900 : y;
+    if (year < 1880 || year > 2100) return false;
+    // Day-first or month-first: either order must give a real day and month.
+    return (mo >= 1 && mo <= 12 && d >= 1 && d <= 31) || (d >= 1 && d <= 12 && mo >= 1 && mo <= 31);
+  }
+  if (nums.length === 2) {
+    const year = Number(nums[1]);
+    const day = Number(nums[0]);
+    return year >= 1880 && year <= 2100 && day >= 1 && day <= 31;
+  }
+  return false;
+}
+
+/** Extensions that follow `name@2x.` in asset names: not top-level domains. */
+const FILE_TLDS = new Set([
+  'png',
+  'jpg',
+  'jpeg',
+  'gif',
+  'svg',
+  'webp',
+  'ico',
+  'bmp',
+  'tif',
+  'tiff',
+  'avif',
+  'pdf',
+  'js',
+  'mjs',
+  'ts',
+  'css',
+  'scss',
+  'json',
+  'html',
+  'htm',
+  'xml',
+  'txt',
+  'md',
+  'yaml',
+  'yml',
+  'zip',
+  'gz',
+  'tgz',
+  'mp4',
+  'mp3',
+  'wav',
+  'woff',
+  'woff2',
+  'ttf',
+  'map',
+  'lock',
+  'py',
+  'rb',
+  'go',
+  'rs',
+  'java',
+  'exe',
+  'dll',
+]);
+const email: Detector = {
+  type: 'EMAIL',
+  dataClass: 'PII',
+  priority: 55,
+  // Not after `:` or `/` (the pass@host of a DSN, a URL's user), not an @mention or npm scope
+  // (no local part), not a `git@host:` remote.
+  regex:
+    /(?<![\w.%+\-@:/])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9][A-Za-z0-9-]{0,62}\.){1,8}[A-Za-z]{2,24}(?![\w\-@]|\.[A-Za-z0-9]|:[^\s])/g,
+  maxLength: 64 + 1 + 8 * 64 + 24,
+  check(m) {
+    const s = m[0];
+    const at = s.indexOf('@');
+    const tld = s.slice(s.lastIndexOf('.') + 1).toLowerCase();
+    if (FILE_TLDS.has(tld)) return false;
+    // icon@2x.png, sprite@3x.webp and similar retina suffixes.
+    if (/^\d+(?:\.\d+)?x\./i.test(s.slice(at + 1))) return false;
+    return !s.includes('..');
+  },
+};
+
+const PHONE_WORDS =
+  /phone|\btel\b|telephone|mobile|cell|\bcall|fax|contact|whats ?app|\bsms\b|text me|reach me|ring\b/i;
+const NOT_PHONE_WORDS =
+  /order|\bpart\b|part (?:no|number)|tracking|isbn|invoice|serial|\bsku\b|\bref\b|reference|account|\bacct\b|ticket|\bcase\b|\bitem\b|model|product|confirmation|transaction|parcel|shipment|customer id|\bpo\b|\bbatch\b|\blot\b|timestamp|epoch|unix|\bnhs\b/i;
+const phone: Detector = {
+  type: 'PHONE',
+  dataClass: 'PII',
+  priority: 30,
+  base: 0.7,
+  // +CC, an optional (area), then digit groups with one separator between them.
+  regex: /(?<![\w+\-./])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,15}(?:[ .-]\d{1,10}){0,5}(?![\w]|[.-]\d)/g,
+  maxLength: 4 + 8 + 15 + 5 * 11,
+  check(m, _text, _hit, env) {
+    const s = m[0];
+    let digits = 0;
+    for (let k = 0; k < s.length; k++) {
+      const c = s.charCodeAt(k);
+      if (c >= 48 && c <= 57) digits++;
+    }
+    if (digits < 7 || digits > 15) return false;
+    // Dates and dotted versions are not numbers anyone dials.
+    if (/^\d{4}-\d{2}-\d{2}$|^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$/.test(s)) return false;
+    if (/^\d+(?:\.\d+){2,}$/.test(s) && !s.startsWith('+')) return false;
+    const parsed = parsePhoneNumberFromString(s, env.defaultRegion as Parameters<typeof parsePhoneNumberFromString>[1]);
+    return parsed?.isValid() === true;
+  },
+  raise: PHONE_WORDS,
+  lower: NOT_PHONE_WORDS,
+};
+
+const ipv4: Detector = {
+  type: 'IP_ADDRESS',
+  dataClass: 'PII',
+  priority: 35,
+  base: 0.8,
+  // Not a dotted run with more parts (an OID, a build number), not after a letter (v10.2.3.4).
+  regex:
+    /(?<![\w.\-@]|\w:)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w-]|\.\d)/g,
+  maxLength: 15,
+  check: yes,
+  lower:
+    /(?:version|\bver|\bv|build|release|\btag|firmware|\boid|snmp|image|chart|sdk|update|upgrade|patch)[\s:=#@-]*(?:to |from |is )?$/i,
+};
+
+const ipv6: Detector = {
+  type: 'IP_ADDRESS',
+  dataClass: 'PII',
+  priority: 35,
+  // Hex groups and colons, at least two colons; net.isIPv6 decides. Brackets and a port or
+  // prefix length are outside the span.
+  regex:
+    /(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)/g,
+  maxLength: 45,
+  check(m) {
+    const s = m[0];
+    if (!isIPv6(s)) return false;
+    // `::` alone or tiny shapes like `a::b` are too rarely addresses in prose.
+    return s.replace(/:/g, '').length >= 4;
+  },
+  lower: /(?:version|\bver|\bv|build|release|\btag)[\s:=#@-]*$/i,
+};
+
+// --- Secrets -----------------------------------------------------------------------------------
+
+const awsAccessKey: Detector = {
+  type: 'AWS_ACCESS_KEY',
+  dataClass: 'SECRET',
+  priority: 80,
+  regex: /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])/g,
+  maxLength: 20,
+  // AWS documentation's example keys end in EXAMPLE.
+  check: (m) => !m[0].endsWith('EXAMPLE'),
+};
+
+const awsSecretKey: Detector = {
+  type: 'AWS_SECRET_KEY',
+  dataClass: 'SECRET',
+  priority: 75,
+  // The value of a secret-access-key setting, in env, ini, JSON, YAML or CLI form.
+  regex:
+    /(?<![A-Za-z0-9])(?:aws_?secret_?access_?key(?:_?id)?|secret_?access_?key|aws_?secret(?:_?key)?|secretaccesskey)["']?\s{0,4}(?::=|=>|[:=]|\s)\s{0,4}["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])/gi,
+  maxLength: 40,
+  check(m, _text, hit) {
+    const key = m[1]!;
+    // A 40-hex value is a git SHA or a digest; AWS documentation's example ends in EXAMPLEKEY.
+    if (/^[0-9a-f]{40}$/i.test(key) || key.endsWith('EXAMPLEKEY') || looksLikePlaceholder(key)) return false;
+    hit.start = hit.end - key.length;
+    return /[A-Z]/.test(key) && /[a-z]/.test(key);
+  },
+};
+
+const githubToken: Detector = {
+  type: 'GITHUB_TOKEN',
+  dataClass: 'SECRET',
+  priority: 80,
+  regex: /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9_])/g,
+  maxLength: 93,
+  // Classic tokens carry a CRC32 checksum; fine-grained ones have no public checksum, so their
+  // exact shape is the test.
+  check: (m) => (m[0].startsWith('github_pat_') ? !looksLikePlaceholder(m[0]) : githubChecksumValid(m[0])),
+};
+
+const slackToken: Detector = {
+  type: 'SLACK_TOKEN',
+  dataClass: 'SECRET',
+  priority: 80,
+  regex: /(?<![\w-])xox[abposr]-(?:\d{8,14}-){1,3}[A-Za-z0-9]{24,48}(?![\w-])/g,
+  maxLength: 5 + 3 * 15 + 48,
+  check: (m) => !looksLikePlaceholder(m[0]),
+};
+
+const stripeKey: Detector = {
+  type: 'STRIPE_KEY',
+  dataClass: 'SECRET',
+  priority: 80,
+  // Secret and restricted keys; publishable pk_ keys are public by design.
+  regex: /(?<![\w])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,99}(?![\w])/g,
+  maxLength: 8 + 99,
+  check: (m) => !looksLikePlaceholder(m[0].slice(8)),
+};
+
+const gcpApiKey: Detector = {
+  type: 'GCP_API_KEY',
+  dataClass: 'SECRET',
+  priority: 80,
+  regex: /(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])/g,
+  maxLength: 39,
+  check: (m) => !looksLikePlaceholder(m[0].slice(4)),
+};
+
+/** The header of a PEM private key; its END line is found by search (see check). */
+export const PEM_BEGIN = /-----BEGIN (?:[A-Z0-9]{1,12} ){0,3}PRIVATE KEY(?: BLOCK)?-----/g;
+const PEM_END = /-----END (?:[A-Z0-9]{1,12} ){0,3}PRIVATE KEY(?: BLOCK)?-----/g;
+const privateKey: Detector = {
+  type: 'PRIVATE_KEY',
+  dataClass: 'SECRET',
+  priority: 100,
+  regex: PEM_BEGIN,
+  // Unbounded: held until its END line or maxBlockChars (stream.ts).
+  maxLength: Number.POSITIVE_INFINITY,
+  // From BEGIN through the END line, whatever the newlines look like in between (real, `\n`
+  // escapes, indented YAML). Without an END line the key runs to the end of the text, capped:
+  // a truncated key is still a leak.
+  check(_m, text, hit, env) {
+    const end = nextPemEnd(text, hit.end, env);
+    const limit = hit.start + env.maxBlockChars;
+    hit.end = end >= 0 && end <= limit ? end : Math.min(text.length, limit);
+    return true;
+  },
+};
+
+/** Where the first private-key END line at or after `from` ends, -1 if none. BEGIN lines are
+ * met in increasing order within one scan, so one search serves every BEGIN before the END it
+ * found (and "none" serves every later one): a text of many BEGINs is still one pass. */
+export function nextPemEnd(text: string, from: number, env: DetectorEnv): number {
+  const memo = env.pemEnd;
+  if (memo.text === text && memo.from <= from && (memo.end < 0 || memo.endStart >= from)) return memo.end;
+  PEM_END.lastIndex = from;
+  const m = PEM_END.exec(text);
+  memo.text = text;
+  memo.from = from;
+  memo.endStart = m ? m.index : -1;
+  memo.end = m ? m.index + m[0].length : -1;
+  return memo.end;
+}
+
+const jwt: Detector = {
+  type: 'JWT',
+  dataClass: 'SECRET',
+  priority: 85,
+  // Bounded so that a whole JWT fits the smallest stream hold (maxBlockChars).
+  regex: /(?<![\w-])eyJ[A-Za-z0-9_-]{8,509}\.[A-Za-z0-9_-]{2,2800}\.[A-Za-z0-9_-]{0,700}(?![\w-]|\.[\w-])/g,
+  maxLength: 3 + 509 + 1 + 2800 + 1 + 700,
+  check: (m) => jwtHeaderValid(m[0].slice(0, m[0].indexOf('.'))),
+};
+
+const connectionString: Detector = {
+  type: 'CONNECTION_STRING',
+  dataClass: 'SECRET',
+  priority: 90,
+  // scheme://user:password@host…, the span the whole string up to whitespace or a quote.
+  regex: /(?<![\w+.-])[A-Za-z][A-Za-z0-9+.-]{1,30}:\/\/[^\s:/@'"<>`]{0,128}:([^\s@/'"`]{1,256})@[^\s'"<>`]{1,1024}/g,
+  maxLength: 32 + 3 + 128 + 1 + 256 + 1 + 1024,
+  check(m, _text, hit) {
+    const password = m[1]!;
+    // A literal password only: not ${VAR}, $VAR, <password>, {{ secret }}, %(pw)s or ****.
+    if (/^(?:\$|<.*>$|\{\{|%\(|%s$|\*+$|x+$|\.\.\.$)/i.test(password)) return false;
+    if (/^(?:password|passwd|pass|pwd|secret|changeme)$/i.test(password)) return false;
+    const trimmed = m[0].replace(/[.,;:!?)\]}]+$/, '');
+    hit.end = hit.start + trimmed.length;
+    return true;
+  },
+};
+
+const genericSecret: Detector = {
+  type: 'GENERIC_SECRET',
+  dataClass: 'SECRET',
+  priority: 50,
+  base: 0.8,
+  regex:
+    /(?<![A-Za-z0-9])(?:(?:api[_-]?key|apikey|client[_-]?secret|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|refresh[_-]?token|token|passw(?:or)?d|pwd|private[_-]?key)[A-Za-z0-9_]{0,24}["']?\s{0,3}(?::=|=>|[:=])\s{0,3}["']?|bearer\s{1,3})([A-Za-z0-9_\-+/=.~]{12,256})(?![A-Za-z0-9_\-+/=.~])/gi,
+  maxLength: 256,
+  check(m, _text, hit) {
+    const value = m[1]!.replace(/\.+$/, '');
+    if (value.length < 12 || looksLikePlaceholder(value)) return false;
+    // A git commit or a SHA-1 digest, not a secret.
+    if (/^[0-9a-f]{40}$/.test(value)) return false;
+    if (!/\d/.test(value) || !/[A-Za-z]/.test(value)) return false;
+    if (entropy(value) < 3.2) return false;
+    hit.start = hit.end - m[1]!.length;
+    hit.end = hit.start + value.length;
+    return true;
+  },
+};
+
+export const BUILTIN_DETECTORS: readonly Detector[] = [
+  creditCard,
+  iban,
+  ssnDashed,
+  ssnPlain,
+  email,
+  phone,
+  ipv4,
+  ipv6,
+  nhs,
+  dateOfBirth,
+  awsAccessKey,
+  awsSecretKey,
+  githubToken,
+  slackToken,
+  stripeKey,
+  gcpApiKey,
+  privateKey,
+  jwt,
+  connectionString,
+  genericSecret,
+];
+
+/** The data class of each built-in type. */
+export const DATA_CLASS_OF: Readonly<Record<BuiltinType, DataClass>> = Object.fromEntries(
+  BUILTIN_DETECTORS.map((d) => [d.type, d.dataClass]),
+) as Record<BuiltinType, DataClass>;

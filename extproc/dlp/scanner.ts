@@ -1,0 +1,241 @@
+// compileDlp(policy) -> Scanner: the detection engine the gate's stages and `lm-gate dlp scan`
+// share. Everything a scan needs (regexes, word lists, context words, actions) is built here,
+// once per config snapshot; scan() only runs it.
+//
+// A scan normalises the text (normalize.ts), runs every enabled detector over it, validates
+// each candidate, scores it with the context words before it, drops what scores under
+// minConfidence, then keeps one finding per entity: of two overlapping candidates the higher
+// priority wins (a PEM block over what is inside it, an IBAN over a card-like run in it), then the
+// longer. Offsets are mapped back to the raw text.
+import { RE2JS } from 're2js';
+import { type DlpPolicyConfig, type DlpPolicyInput, dlpPolicySchema } from './config.ts';
+import { BUILTIN_DETECTORS, type Detector, type DetectorEnv, type Hit } from './detectors.ts';
+import { normalise } from './normalize.ts';
+import { type Candidate, resolveOverlaps, toFinding } from './resolve.ts';
+import { DlpStream } from './stream.ts';
+import type { Action, DataClass, Finding } from './types.ts';
+
+export type { Candidate } from './resolve.ts';
+
+interface CompiledDetector {
+  detector: Detector;
+  regex: RegExp;
+  action: Action;
+}
+
+interface CustomRule {
+  type: string;
+  dataClass: DataClass;
+  action: Action;
+  maxLength: number;
+  /** re2js for user patterns; a V8 regex of escaped literals for word lists. */
+  re2?: RE2JS;
+  words?: RegExp;
+}
+
+/** What the stream hold-back (stream.ts) needs to know about a policy. */
+export interface HoldBounds {
+  /** Longest match of a detector whose matches contain no whitespace. */
+  maxRunLength: number;
+  /** Trailing characters held whenever custom rules may match across whitespace (0: none). */
+  customTail: number;
+  /** Characters of already released text kept to re-scan for context and lookbehinds. */
+  retain: number;
+  maxBlockChars: number;
+  dobEnabled: boolean;
+  pemEnabled: boolean;
+}
+
+const RAISE = 0.1;
+const LOWER = 0.5;
+const POLICY_RAISE = 0.2;
+const POLICY_LOWER = 0.3;
+/** The longest keyword-and-separator prefix a detector matches before the span it reports
+ * (aws_secret_access_key = "…", date of birth: …), which a stream must keep to re-scan. */
+const KEYWORD_PREFIX = 96;
+/** Detectors whose matches may contain spaces; the others' matches are whitespace-free runs. */
+const SPACED = new Set(['CREDIT_CARD', 'IBAN', 'US_SSN', 'UK_NHS', 'PHONE', 'DATE_OF_BIRTH', 'PRIVATE_KEY']);
+
+function wordsRegex(words: readonly string[], flags: string): RegExp | undefined {
+  if (words.length === 0) return undefined;
+  const escaped = [...words].sort((a, b) => b.length - a.length).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(`(?<![\\p{L}\\p{N}_])(?:${escaped.join('|')})(?![\\p{L}\\p{N}_])`, flags);
+}
+
+export class Scanner {
+  readonly policy: string;
+  readonly minConfidence: number;
+  readonly maskKeep: number;
+  readonly onError: 'block' | 'allow';
+  readonly timeBudgetMs: number;
+  readonly bounds: HoldBounds;
+  private readonly detectors: CompiledDetector[];
+  private readonly custom: CustomRule[];
+  private readonly env: DetectorEnv;
+  private readonly window: number;
+  private readonly policyRaise: RegExp | undefined;
+  private readonly policyLower: RegExp | undefined;
+  private readonly hit: Hit = { start: 0, end: 0, confidence: 0 };
+
+  constructor(config: DlpPolicyConfig) {
+    this.policy = config.name;
+    this.minConfidence = config.minConfidence;
+    this.maskKeep = config.maskKeep;
+    this.onError = config.onError;
+    this.timeBudgetMs = config.timeBudgetMs;
+    this.env = {
+      defaultRegion: config.defaultRegion,
+      maxBlockChars: config.maxBlockChars,
+      pemEnd: { text: '', from: 0, endStart: -1, end: -1 },
+    };
+    this.window = config.context.window;
+    this.policyRaise = wordsRegex(config.context.raise, 'iu');
+    this.policyLower = wordsRegex(config.context.lower, 'iu');
+    this.detectors = [];
+    for (const detector of BUILTIN_DETECTORS) {
+      const setting = config.detectors[detector.type];
+      if (setting === 'off') continue;
+      const action: Action = setting ?? (detector.dataClass === 'SECRET' ? 'block' : 'redact');
+      // A private copy: lastIndex is per scanner, never shared across policies.
+      this.detectors.push({ detector, regex: new RegExp(detector.regex.source, detector.regex.flags), action });
+    }
+    this.custom = [
+      ...config.patterns.map((p) => ({
+        type: p.name,
+        dataClass: p.dataClass,
+        action: p.action,
+        maxLength: p.maxLength,
+        re2: RE2JS.compile(p.regex, p.caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0),
+      })),
+      ...config.wordLists.map((w) => ({
+        type: w.name,
+        dataClass: w.dataClass,
+        action: w.action,
+        maxLength: Math.max(...w.words.map((x) => x.length)),
+        words: wordsRegex(w.words, w.caseSensitive ? 'gu' : 'giu'),
+      })),
+    ];
+    const enabled = new Set(this.detectors.map((d) => d.detector.type));
+    let maxRunLength = 0;
+    for (const d of this.detectors)
+      if (!SPACED.has(d.detector.type)) maxRunLength = Math.max(maxRunLength, d.detector.maxLength);
+    let customTail = 0;
+    for (const c of config.patterns) customTail = Math.max(customTail, c.maxLength);
+    for (const w of config.wordLists)
+      for (const word of w.words)
+        if (/\s/.test(word)) customTail = Math.max(customTail, word.length);
+        else maxRunLength = Math.max(maxRunLength, word.length);
+    this.bounds = {
+      maxRunLength,
+      customTail,
+      retain: this.window + KEYWORD_PREFIX,
+      maxBlockChars: config.maxBlockChars,
+      dobEnabled: enabled.has('DATE_OF_BIRTH'),
+      pemEnabled: enabled.has('PRIVATE_KEY'),
+    };
+  }
+
+  /** Findings in `raw`, in order, one per entity, in raw UTF-16 offsets. */
+  scan(raw: string): Finding[] {
+    const n = normalise(raw);
+    const candidates = resolveOverlaps(this.collect(n.text, 0));
+    return candidates.map((c) => toFinding(n, c));
+  }
+
+  /** The detectors' shared state (stream.ts reuses the PEM END search). */
+  get detectorEnv(): DetectorEnv {
+    return this.env;
+  }
+
+  /** A stream scanner for one response or request body read in pieces (stream.ts). */
+  stream(): DlpStream {
+    return new DlpStream(this);
+  }
+
+  /** Every validated candidate at or after normalised offset `from`, unsorted, overlaps kept. */
+  collect(text: string, from: number): Candidate[] {
+    const out: Candidate[] = [];
+    const hit = this.hit;
+    for (const { detector, regex, action } of this.detectors) {
+      // Keyword-led shapes start up to KEYWORD_PREFIX before the span they report.
+      regex.lastIndex = Math.max(0, from - (detector.maxLength === Number.POSITIVE_INFINITY ? 0 : KEYWORD_PREFIX));
+      let m = regex.exec(text);
+      while (m !== null) {
+        hit.start = m.index;
+        hit.end = m.index + m[0].length;
+        hit.confidence = detector.base ?? 0.9;
+        let next = m.index + 1;
+        if (detector.check(m, text, hit, this.env)) {
+          const confidence = this.score(detector, text, hit.start, hit.confidence);
+          if (confidence >= this.minConfidence) {
+            if (hit.start >= from)
+              out.push({
+                type: detector.type,
+                start: hit.start,
+                end: hit.end,
+                confidence,
+                priority: detector.priority,
+                dataClass: detector.dataClass,
+                action,
+              });
+            // A decided entity hides what starts inside it; a rejected one hides nothing, so
+            // where a scan starts never changes what it finds (the stream contract needs that).
+            next = Math.max(next, hit.end);
+          }
+        }
+        regex.lastIndex = next;
+        m = regex.exec(text);
+      }
+    }
+    for (const rule of this.custom) this.collectCustom(rule, text, from, out);
+    return out;
+  }
+
+  private collectCustom(rule: CustomRule, text: string, from: number, out: Candidate[]): void {
+    const push = (start: number, end: number) => {
+      if (start < from || end - start > rule.maxLength || end === start) return;
+      const confidence = this.score(undefined, text, start, 0.9);
+      if (confidence < this.minConfidence) return;
+      out.push({
+        type: rule.type,
+        start,
+        end,
+        confidence,
+        priority: 20,
+        dataClass: rule.dataClass,
+        action: rule.action,
+      });
+    };
+    if (rule.re2) {
+      const m = rule.re2.matcher(text);
+      let at = Math.max(0, from - rule.maxLength);
+      while (at <= text.length && m.find(at)) {
+        push(m.start(), m.end());
+        at = m.end() > m.start() ? m.end() : m.start() + 1;
+      }
+      return;
+    }
+    const re = rule.words!;
+    re.lastIndex = Math.max(0, from - rule.maxLength);
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) push(m.index, m.index + m[0].length);
+  }
+
+  private score(detector: Detector | undefined, text: string, start: number, base: number): number {
+    const needsWindow =
+      detector?.raise || detector?.lower || detector?.requires || this.policyRaise || this.policyLower;
+    if (!needsWindow) return base;
+    const before = text.slice(Math.max(0, start - this.window), start);
+    if (detector?.requires && !detector.requires.test(before)) return 0;
+    let c = base;
+    if (detector?.raise?.test(before)) c += RAISE;
+    if (detector?.lower?.test(before)) c -= LOWER;
+    if (this.policyRaise?.test(before)) c += POLICY_RAISE;
+    if (this.policyLower?.test(before)) c -= POLICY_LOWER;
+    return Math.round(Math.min(1, Math.max(0, c)) * 100) / 100;
+  }
+}
+
+/** The scanner for one policy, from its config (defaults applied) or as written. */
+export function compileDlp(policy: DlpPolicyConfig | DlpPolicyInput): Scanner {
+  return new Scanner(dlpPolicySchema.parse(policy));
+}
