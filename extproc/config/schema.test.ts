@@ -58,6 +58,9 @@ describe('configSchema', () => {
       },
       metering: { injectStreamUsage: true },
       dlp: {
+        inspect: 'off',
+        compressedRequests: 'refuse',
+        maxDecompressedBytes: 8 * 1024 * 1024,
         defaultPolicy: 'default',
         policies: [
           {

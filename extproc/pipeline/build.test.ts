@@ -35,12 +35,14 @@ describe('buildPipeline', () => {
       'identity.authenticate',
       'killswitch.principal',
       'llm.api_shape',
+      'dlp.request',
       'routing.route',
       'killswitch.model',
       'policy.access',
       'policy.rules',
       'policy.model_list',
       'metering.usage',
+      'dlp.response',
     ]);
     expect(ALWAYS_STAGE_NAMES).toEqual(['http.hygiene']);
   });

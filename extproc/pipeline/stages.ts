@@ -2,9 +2,13 @@
 // anything reads a header; who is calling (401) before what they ask for (400/404) before whether
 // they may (403) before metering. The kill switch's caller check comes right after identity, so a
 // killed key is refused before any other stage can answer differently than for an unknown key;
+// DLP reads the body before routing and policy, which judge the data classes it finds;
 // its model check comes once routing has resolved an alias to the model that would serve. The
 // config only chooses which of the optional ones run (pipeline.stages); its enum and its
 // dependency check are derived from this list.
+import { dlpSetup } from '../dlp/gate/engine.ts';
+import { dlpRequestStage } from '../dlp/gate/request-stage.ts';
+import { dlpResponseStage } from '../dlp/gate/response-stage.ts';
 import { headerHygiene } from '../http/hygiene-stage.ts';
 import { authenticate } from '../identity/authenticate-stage.ts';
 import { killModel } from '../killswitch/model-stage.ts';
@@ -22,12 +26,14 @@ export const STAGES = [
   authenticate,
   killPrincipal,
   apiShape,
+  dlpRequestStage(dlpSetup),
   routing,
   killModel,
   policyAccess,
   policyRules,
   modelList,
   usageMetering,
+  dlpResponseStage(dlpSetup),
 ] as const;
 
 /** The stages pipeline.stages may list, in order. Annotated, not inferred: the config's type

@@ -54,7 +54,12 @@ function read(body: string): { text: string; deltas: string[]; error?: { code: s
   return { text: deltas.join(''), deltas, error, after };
 }
 
-async function chat(actions: Actions, prompt: string, chunks: (string | Buffer)[], headers: Record<string, string> = SSE) {
+async function chat(
+  actions: Actions,
+  prompt: string,
+  chunks: (string | Buffer)[],
+  headers: Record<string, string> = SSE,
+) {
   return runStage({
     stages: ['llm.api_shape'],
     extraStages: stages(actions),
@@ -194,7 +199,9 @@ describe('dlp.response on JSON responses', () => {
     });
     expect(JSON.parse(r.client!.body).choices[0].message.content).toBe('Hi a@x.io, cc [EMAIL_2]');
     const answer = r.answers.find((a) => a.responseBody !== undefined)!;
-    const length = answer.responseBody!.response!.headerMutation!.setHeaders!.find((h) => h.header?.key === 'content-length');
+    const length = answer.responseBody!.response!.headerMutation!.setHeaders!.find(
+      (h) => h.header?.key === 'content-length',
+    );
     expect(Buffer.from(length!.header!.rawValue!).toString()).toBe(String(Buffer.byteLength(r.client!.body)));
     expect(r.audit.dlp?.findings.map((f) => f.where)).toEqual(['request', 'response']);
   });
