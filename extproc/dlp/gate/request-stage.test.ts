@@ -1,5 +1,6 @@
 // dlp.request through the real state machine (runStage), over a small test engine: what goes
 // upstream, what is refused, and what the audit keeps (never the value).
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { testEngine } from '../../../test/harness/dlp-test-engine.ts';
 import { runStage } from '../../../test/harness/run-stage.ts';
@@ -158,5 +159,50 @@ describe('dlp.request', () => {
     const r = await run(chat('a@x.io b@y.io'), { EMAIL: 'redact' });
     const m = await r.metrics.registry.getSingleMetricAsString('lmgate_dlp_findings_total');
     expect(m).toContain('lmgate_dlp_findings_total{type="EMAIL",action="redact",where="request"} 2');
+  });
+});
+
+describe('dlp.request on compressed bodies (dlp.compressedRequests)', () => {
+  const body = Buffer.from(JSON.stringify(chat('my ssn is 123-45-6789')));
+  const gz = gzipSync(body);
+  const send = (config: Record<string, unknown>, payload: Buffer, encoding = 'gzip') =>
+    runStage({
+      stages: ['llm.api_shape'],
+      config,
+      extraStages: [stage({ US_SSN: 'redact' })],
+      request: { path: '/v1/chat/completions', headers: { 'content-encoding': encoding }, body: payload },
+    });
+
+  it('refuses a gzip body with 415 by default, forwarding nothing', async () => {
+    const r = await send({}, gz);
+    expect(r.refused).toMatchObject({ status: 415, code: 'unsupported_content_encoding' });
+    expect(r.upstream).toBeUndefined();
+  });
+
+  it('inspects it decompressed when told to, and forwards the inspected body without the coding', async () => {
+    for (const [encoding, payload] of [
+      ['gzip', gz],
+      ['deflate', deflateSync(body)],
+      ['br', brotliCompressSync(body)],
+    ] as const) {
+      const r = await send({ dlp: { compressedRequests: 'inspect' } }, payload, encoding);
+      expect(r.upstream?.body, encoding).toBe(JSON.stringify(chat('my ssn is [REDACTED:US_SSN]')));
+      expect(r.upstream?.removed).toContain('content-encoding');
+      expect(r.audit.dlp?.findings).toMatchObject([{ type: 'US_SSN', where: 'request' }]);
+    }
+  });
+
+  it('forwards a clean compressed body decompressed, never the compressed bytes', async () => {
+    const clean = Buffer.from(JSON.stringify(chat('hello')));
+    const r = await send({ dlp: { compressedRequests: 'inspect' } }, gzipSync(clean));
+    expect(r.upstream?.body).toBe(clean.toString());
+  });
+
+  it('refuses a decompression bomb (413) and data that is not what it says (415)', async () => {
+    const bomb = gzipSync(Buffer.from(JSON.stringify(chat('a'.repeat(2_000_000)))));
+    const r = await send({ dlp: { compressedRequests: 'inspect', maxDecompressedBytes: 100_000 } }, bomb);
+    expect(r.refused).toMatchObject({ status: 413, code: 'request_too_large' });
+    const bad = await send({ dlp: { compressedRequests: 'inspect' } }, Buffer.from('not gzip'));
+    expect(bad.refused).toMatchObject({ status: 415, code: 'unsupported_content_encoding' });
   });
 });

@@ -51,8 +51,9 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
         onRequestBody(ctx: RequestContext, body: Buffer): void {
           const parsed = ctx.parsed;
           if (parsed === undefined) return;
-          // The canonical body (BOM removed) is what parsed's spans and every edit refer to.
-          const canonical = parsed.bomLength > 0 ? body.subarray(parsed.bomLength) : body;
+          // The canonical body (decompressed, BOM removed: what llm.api_shape parsed) is what
+          // parsed's spans and every edit refer to.
+          const canonical = ctx.rewrittenBody ?? body;
           const state = dlpState(ctx);
           const session = engine.newSession();
           state.session = session;
