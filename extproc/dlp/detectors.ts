@@ -70,7 +70,7 @@ const creditCard: Detector = {
   dataClass: 'PCI',
   priority: 60,
   // 13–19 digits, single spaces or dashes between them; not inside a longer digit or word run.
-  regex: /(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w]|[ -]\d)/g,
+  regex: /(?<![\w-]|\d[ -])\d(?:[ -]?\d){12,18}(?![\w]|[ -]\d)/g,
   maxLength: 37,
   check(m) {
     const s = m[0];
@@ -125,6 +125,8 @@ const ssnDashed: Detector = {
   check: (m) => ssnValid(m[0].replace(/-/g, '')),
   raise: SSN_WORDS,
 };
+const NOT_SSN_LABEL =
+  /(?:order|invoice|tracking|account|acct|ref|reference|ticket|case|item|product|transaction|customer|id)\b[\s.:#=-]{0,3}(?:no\.?|number|#)?[\s.:#=-]{0,3}$/i;
 const ssnPlain: Detector = {
   type: 'US_SSN',
   dataClass: 'PII',
@@ -133,6 +135,7 @@ const ssnPlain: Detector = {
   maxLength: 9,
   check: (m) => ssnValid(m[0]),
   requires: SSN_WORDS,
+  lower: NOT_SSN_LABEL,
 };
 
 const nhs: Detector = {
@@ -143,7 +146,8 @@ const nhs: Detector = {
   maxLength: 12,
   check: (m) => nhsValid(m[0].replace(/[ -]/g, '')),
   requires: /\bnhs|patient|clinical|clinic\b|hospital|\bgp\b|surgery|medical|health|\bward\b|diagnos|prescri/i,
-  lower: /timestamp|epoch|unix|created|updated|modified|\b_?at\b|\btime\b|\bts\b/i,
+  // A time label right before the digits: a Unix timestamp that happens to pass mod-11.
+  lower: /(?:timestamp|epoch|unix(?: time)?|created|updated|modified|_at|\btime|\bts)\b[\s:=#"'-]{0,3}$/i,
 };
 
 const MONTHS =
@@ -255,17 +259,19 @@ const email: Detector = {
 
 const PHONE_WORDS =
   /phone|\btel\b|telephone|mobile|cell|\bcall|fax|contact|whats ?app|\bsms\b|text me|reach me|ring\b/i;
-const NOT_PHONE_WORDS =
-  /order|\bpart\b|part (?:no|number)|tracking|isbn|invoice|serial|\bsku\b|\bref\b|reference|account|\bacct\b|ticket|\bcase\b|\bitem\b|model|product|confirmation|transaction|parcel|shipment|customer id|\bpo\b|\bbatch\b|\blot\b|timestamp|epoch|unix|\bnhs\b/i;
+const IBAN_GROUPS_BEFORE = /[A-Z]{2}\d{2}(?: [A-Z0-9]{4})+ $/;
+/** A label right before the number says it is some other kind of number. */
+const NOT_PHONE_LABEL =
+  /(?:order|part|tracking|isbn|invoice|serial|sku|ref|reference|account|acct|ticket|case|item|model|product|confirmation|transaction|parcel|shipment|customer|po|batch|lot|timestamp|epoch|unix|nhs|id)\b[\s.:#=-]{0,3}(?:no\.?|nr\.?|number|num|#|id)?[\s.:#=-]{0,3}$/i;
 const phone: Detector = {
   type: 'PHONE',
   dataClass: 'PII',
   priority: 30,
   base: 0.7,
   // +CC, an optional (area), then digit groups with one separator between them.
-  regex: /(?<![\w+\-./])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,15}(?:[ .-]\d{1,10}){0,5}(?![\w]|[.-]\d)/g,
+  regex: /(?<![\w+\-./)]|[\d+)][ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,15}(?:[ .-]\d{1,10}){0,5}(?![\w]|[.-]\d)/g,
   maxLength: 4 + 8 + 15 + 5 * 11,
-  check(m, _text, _hit, env) {
+  check(m, text, _hit, env) {
     const s = m[0];
     let digits = 0;
     for (let k = 0; k < s.length; k++) {
@@ -273,6 +279,8 @@ const phone: Detector = {
       if (c >= 48 && c <= 57) digits++;
     }
     if (digits < 7 || digits > 15) return false;
+    // The tail of an IBAN written in groups (NL80 SSKV 5722 4039 19) is not a phone.
+    if (IBAN_GROUPS_BEFORE.test(text.slice(Math.max(0, m.index - 40), m.index))) return false;
     // Dates and dotted versions are not numbers anyone dials.
     if (/^\d{4}-\d{2}-\d{2}$|^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$/.test(s)) return false;
     if (/^\d+(?:\.\d+){2,}$/.test(s) && !s.startsWith('+')) return false;
@@ -280,7 +288,7 @@ const phone: Detector = {
     return parsed?.isValid() === true;
   },
   raise: PHONE_WORDS,
-  lower: NOT_PHONE_WORDS,
+  lower: NOT_PHONE_LABEL,
 };
 
 const ipv4: Detector = {
@@ -290,7 +298,7 @@ const ipv4: Detector = {
   base: 0.8,
   // Not a dotted run with more parts (an OID, a build number), not after a letter (v10.2.3.4).
   regex:
-    /(?<![\w.\-@]|\w:)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w-]|\.\d)/g,
+    /(?<![\w.-]|\w:)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w-]|\.\d)/g,
   maxLength: 15,
   check: yes,
   lower:

@@ -224,7 +224,10 @@ export class Scanner {
     const needsWindow =
       detector?.raise || detector?.lower || detector?.requires || this.policyRaise || this.policyLower;
     if (!needsWindow) return base;
-    const before = text.slice(Math.max(0, start - this.window), start);
+    // Context is on the entity's own line: a word in the line above describes something else.
+    let before = text.slice(Math.max(0, start - this.window), start);
+    const newline = before.lastIndexOf('\n');
+    if (newline >= 0) before = before.slice(newline + 1);
     if (detector?.requires && !detector.requires.test(before)) return 0;
     let c = base;
     if (detector?.raise?.test(before)) c += RAISE;
