@@ -48,6 +48,11 @@ export interface Detector {
   priority: number;
   /** Global, on normalised text. */
   regex: RegExp;
+  /** Where a match can start, found faster than by trying the regex at every position: a
+   * regex whose match positions include every start of `regex` (a keyword or literal prefix),
+   * or an anchor found with indexOf and the run of characters before it (see anchorSeek). The
+   * regex is then tried only there. */
+  lead?: RegExp | Anchor;
   /** The longest span a match can have, in normalised characters (the stream hold-back bound). */
   maxLength: number;
   /** Reads the match into `hit`; false rejects it. `hit` starts as the whole match. */
@@ -62,6 +67,20 @@ export interface Detector {
 }
 
 const yes = () => true;
+
+/** A literal every match contains (`@`, `://`) preceded by a run of the characters a match
+ * starts with; a match can only start where that run starts (each shape's lookbehind says so),
+ * and never if the run is longer than `maxRun`. */
+export interface Anchor {
+  literal: string;
+  runChar: (c: number) => boolean;
+  maxRun: number;
+}
+
+const isLocalPart = (c: number) =>
+  (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45;
+const isScheme = (c: number) =>
+  (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 43 || c === 46 || c === 45;
 
 // --- PCI, PII, PHI -----------------------------------------------------------------------------
 
@@ -165,6 +184,7 @@ const dateOfBirth: Detector = {
     'giu',
   ),
   maxLength: 64,
+  lead: new RegExp(DOB_KEYWORDS, 'gi'),
   check(m, _text, hit) {
     const date = m[1]!;
     if (!plausibleDate(date)) return false;
@@ -246,6 +266,7 @@ const email: Detector = {
   regex:
     /(?<![\w.%+\-@:/])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9][A-Za-z0-9-]{0,62}\.){1,8}[A-Za-z]{2,24}(?![\w\-@]|\.[A-Za-z0-9]|:[^\s])/g,
   maxLength: 64 + 1 + 8 * 64 + 24,
+  lead: { literal: '@', runChar: isLocalPart, maxRun: 64 },
   check(m) {
     const s = m[0];
     const at = s.indexOf('@');
@@ -259,6 +280,14 @@ const email: Detector = {
 
 const PHONE_WORDS =
   /phone|\btel\b|telephone|mobile|cell|\bcall|fax|contact|whats ?app|\bsms\b|text me|reach me|ring\b/i;
+/** Regions of the North American Numbering Plan (+1). */
+const NANP = new Set(['US', 'CA', 'AG', 'AI', 'AS', 'BB', 'BM', 'BS', 'DM', 'DO', 'GD', 'GU', 'JM', 'KN', 'KY', 'LC', 'MP', 'MS', 'PR', 'SX', 'TC', 'TT', 'VC', 'VG', 'VI']);
+/** NXX-NXX-XXXX, optionally after a trunk 1: ten digits whose area code and exchange start 2-9. */
+function nanpShape(s: string): boolean {
+  let d = s.replace(/\D/g, '');
+  if (d.length === 11 && d[0] === '1') d = d.slice(1);
+  return d.length === 10 && d[0]! >= '2' && d[3]! >= '2';
+}
 const IBAN_GROUPS_BEFORE = /[A-Z]{2}\d{2}(?: [A-Z0-9]{4})+ $/;
 /** A label right before the number says it is some other kind of number. */
 const NOT_PHONE_LABEL =
@@ -284,6 +313,8 @@ const phone: Detector = {
     // Dates and dotted versions are not numbers anyone dials.
     if (/^\d{4}-\d{2}-\d{2}$|^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$/.test(s)) return false;
     if (/^\d+(?:\.\d+){2,}$/.test(s) && !s.startsWith('+')) return false;
+    // North American numbers have a fixed shape: settle most digit runs without the parser.
+    if (s.charCodeAt(0) !== 43 && NANP.has(env.defaultRegion) && !nanpShape(s)) return false;
     const parsed = parsePhoneNumberFromString(s, env.defaultRegion as Parameters<typeof parsePhoneNumberFromString>[1]);
     return parsed?.isValid() === true;
   },
@@ -343,6 +374,7 @@ const awsSecretKey: Detector = {
   regex:
     /(?<![A-Za-z0-9])(?:aws_?secret_?access_?key(?:_?id)?|secret_?access_?key|aws_?secret(?:_?key)?|secretaccesskey)["']?\s{0,4}(?::=|=>|[:=]|\s)\s{0,4}["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])/gi,
   maxLength: 40,
+  lead: /aws|secret/gi,
   check(m, _text, hit) {
     const key = m[1]!;
     // A 40-hex value is a git SHA or a digest; AWS documentation's example ends in EXAMPLEKEY.
@@ -358,6 +390,7 @@ const githubToken: Detector = {
   priority: 80,
   regex: /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9_])/g,
   maxLength: 93,
+  lead: /gh[pousr]_|github_pat_/g,
   // Classic tokens carry a CRC32 checksum; fine-grained ones have no public checksum, so their
   // exact shape is the test.
   check: (m) => (m[0].startsWith('github_pat_') ? !looksLikePlaceholder(m[0]) : githubChecksumValid(m[0])),
@@ -369,6 +402,7 @@ const slackToken: Detector = {
   priority: 80,
   regex: /(?<![\w-])xox[abposr]-(?:\d{8,14}-){1,3}[A-Za-z0-9]{24,48}(?![\w-])/g,
   maxLength: 5 + 3 * 15 + 48,
+  lead: /xox/g,
   check: (m) => !looksLikePlaceholder(m[0]),
 };
 
@@ -379,6 +413,7 @@ const stripeKey: Detector = {
   // Secret and restricted keys; publishable pk_ keys are public by design.
   regex: /(?<![\w])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,99}(?![\w])/g,
   maxLength: 8 + 99,
+  lead: /[sr]k_/g,
   check: (m) => !looksLikePlaceholder(m[0].slice(8)),
 };
 
@@ -388,6 +423,7 @@ const gcpApiKey: Detector = {
   priority: 80,
   regex: /(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])/g,
   maxLength: 39,
+  lead: /AIza/g,
   check: (m) => !looksLikePlaceholder(m[0].slice(4)),
 };
 
@@ -434,6 +470,7 @@ const jwt: Detector = {
   // Bounded so that a whole JWT fits the smallest stream hold (maxBlockChars).
   regex: /(?<![\w-])eyJ[A-Za-z0-9_-]{8,509}\.[A-Za-z0-9_-]{2,2800}\.[A-Za-z0-9_-]{0,700}(?![\w-]|\.[\w-])/g,
   maxLength: 3 + 509 + 1 + 2800 + 1 + 700,
+  lead: /eyJ/g,
   check: (m) => jwtHeaderValid(m[0].slice(0, m[0].indexOf('.'))),
 };
 
@@ -444,6 +481,7 @@ const connectionString: Detector = {
   // scheme://user:password@host…, the span the whole string up to whitespace or a quote.
   regex: /(?<![\w+.-])[A-Za-z][A-Za-z0-9+.-]{1,30}:\/\/[^\s:/@'"<>`]{0,128}:([^\s@/'"`]{1,256})@[^\s'"<>`]{1,1024}/g,
   maxLength: 32 + 3 + 128 + 1 + 256 + 1 + 1024,
+  lead: { literal: '://', runChar: isScheme, maxRun: 31 },
   check(m, _text, hit) {
     const password = m[1]!;
     // A literal password only: not ${VAR}, $VAR, <password>, {{ secret }}, %(pw)s or ****.
@@ -463,6 +501,7 @@ const genericSecret: Detector = {
   regex:
     /(?<![A-Za-z0-9])(?:(?:api[_-]?key|apikey|client[_-]?secret|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|refresh[_-]?token|token|passw(?:or)?d|pwd|private[_-]?key)[A-Za-z0-9_]{0,24}["']?\s{0,3}(?::=|=>|[:=])\s{0,3}["']?|bearer\s{1,3})([A-Za-z0-9_\-+/=.~]{12,256})(?![A-Za-z0-9_\-+/=.~])/gi,
   maxLength: 256,
+  lead: /api|client|secret|access|auth|refresh|token|passw|pwd|private|bearer/gi,
   check(m, _text, hit) {
     const value = m[1]!.replace(/\.+$/, '');
     if (value.length < 12 || looksLikePlaceholder(value)) return false;
