@@ -75,10 +75,13 @@ export interface Anchor {
   literal: string;
   runChar: (c: number) => boolean;
   maxRun: number;
+  /** A match may start at the literal itself (`::1`). */
+  emptyRun?: boolean;
 }
 
 const isLocalPart = (c: number) =>
   (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45;
+const isHex = (c: number) => (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
 const isScheme = (c: number) =>
   (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 43 || c === 46 || c === 45;
 
@@ -345,6 +348,7 @@ const ipv6: Detector = {
   regex:
     /(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)/g,
   maxLength: 45,
+  lead: { literal: ':', runChar: isHex, maxRun: 4, emptyRun: true },
   check(m) {
     const s = m[0];
     if (!isIPv6(s)) return false;

@@ -35,12 +35,13 @@ function seeker(lead: Detector['lead']): CompiledDetector['seek'] {
       return re.exec(text)?.index ?? -1;
     };
   }
-  const { literal, runChar, maxRun } = lead;
+  const { literal, runChar, maxRun, emptyRun } = lead;
   return (text, from) => {
     for (let at = text.indexOf(literal, from); at >= 0; at = text.indexOf(literal, at + 1)) {
       let start = at;
       while (start > 0 && at - start <= maxRun && runChar(text.charCodeAt(start - 1))) start--;
-      if (at - start > maxRun || start === at) continue; // no run, or longer than a match allows
+      // No run where one is needed, or a run longer than a match allows.
+      if (at - start > maxRun || (start === at && !emptyRun)) continue;
       if (start >= from) return start;
     }
     return -1;
