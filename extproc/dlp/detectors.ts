@@ -48,6 +48,11 @@ export interface Detector {
   priority: number;
   /** Global, on normalised text. */
   regex: RegExp;
+  /** Where a match can start, found faster than by trying the regex at every position: a
+   * regex whose match positions include every start of `regex` (a keyword or literal prefix),
+   * or an anchor found with indexOf and the run of characters before it (see anchorSeek). The
+   * regex is then tried only there. */
+  lead?: RegExp | Anchor;
   /** The longest span a match can have, in normalised characters (the stream hold-back bound). */
   maxLength: number;
   /** Reads the match into `hit`; false rejects it. `hit` starts as the whole match. */
@@ -63,6 +68,23 @@ export interface Detector {
 
 const yes = () => true;
 
+/** A literal every match contains (`@`, `://`) preceded by a run of the characters a match
+ * starts with; a match can only start where that run starts (each shape's lookbehind says so),
+ * and never if the run is longer than `maxRun`. */
+export interface Anchor {
+  literal: string;
+  runChar: (c: number) => boolean;
+  maxRun: number;
+  /** A match may start at the literal itself (`::1`). */
+  emptyRun?: boolean;
+}
+
+const isLocalPart = (c: number) =>
+  (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45;
+const isHex = (c: number) => (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
+const isScheme = (c: number) =>
+  (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 43 || c === 46 || c === 45;
+
 // --- PCI, PII, PHI -----------------------------------------------------------------------------
 
 const creditCard: Detector = {
@@ -70,7 +92,7 @@ const creditCard: Detector = {
   dataClass: 'PCI',
   priority: 60,
   // 13–19 digits, single spaces or dashes between them; not inside a longer digit or word run.
-  regex: /(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w]|[ -]\d)/g,
+  regex: /(?<![\w-]|\d[ -])\d(?:[ -]?\d){12,18}(?![\w]|[ -]\d)/g,
   maxLength: 37,
   check(m) {
     const s = m[0];
@@ -125,6 +147,8 @@ const ssnDashed: Detector = {
   check: (m) => ssnValid(m[0].replace(/-/g, '')),
   raise: SSN_WORDS,
 };
+const NOT_SSN_LABEL =
+  /(?:order|invoice|tracking|account|acct|ref|reference|ticket|case|item|product|transaction|customer|id)\b[\s.:#=-]{0,3}(?:no\.?|number|#)?[\s.:#=-]{0,3}$/i;
 const ssnPlain: Detector = {
   type: 'US_SSN',
   dataClass: 'PII',
@@ -133,6 +157,7 @@ const ssnPlain: Detector = {
   maxLength: 9,
   check: (m) => ssnValid(m[0]),
   requires: SSN_WORDS,
+  lower: NOT_SSN_LABEL,
 };
 
 const nhs: Detector = {
@@ -143,7 +168,8 @@ const nhs: Detector = {
   maxLength: 12,
   check: (m) => nhsValid(m[0].replace(/[ -]/g, '')),
   requires: /\bnhs|patient|clinical|clinic\b|hospital|\bgp\b|surgery|medical|health|\bward\b|diagnos|prescri/i,
-  lower: /timestamp|epoch|unix|created|updated|modified|\b_?at\b|\btime\b|\bts\b/i,
+  // A time label right before the digits: a Unix timestamp that happens to pass mod-11.
+  lower: /(?:timestamp|epoch|unix(?: time)?|created|updated|modified|_at|\btime|\bts)\b[\s:=#"'-]{0,3}$/i,
 };
 
 const MONTHS =
@@ -161,6 +187,7 @@ const dateOfBirth: Detector = {
     'giu',
   ),
   maxLength: 64,
+  lead: new RegExp(DOB_KEYWORDS, 'gi'),
   check(m, _text, hit) {
     const date = m[1]!;
     if (!plausibleDate(date)) return false;
@@ -242,6 +269,7 @@ const email: Detector = {
   regex:
     /(?<![\w.%+\-@:/])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9][A-Za-z0-9-]{0,62}\.){1,8}[A-Za-z]{2,24}(?![\w\-@]|\.[A-Za-z0-9]|:[^\s])/g,
   maxLength: 64 + 1 + 8 * 64 + 24,
+  lead: { literal: '@', runChar: isLocalPart, maxRun: 64 },
   check(m) {
     const s = m[0];
     const at = s.indexOf('@');
@@ -255,17 +283,27 @@ const email: Detector = {
 
 const PHONE_WORDS =
   /phone|\btel\b|telephone|mobile|cell|\bcall|fax|contact|whats ?app|\bsms\b|text me|reach me|ring\b/i;
-const NOT_PHONE_WORDS =
-  /order|\bpart\b|part (?:no|number)|tracking|isbn|invoice|serial|\bsku\b|\bref\b|reference|account|\bacct\b|ticket|\bcase\b|\bitem\b|model|product|confirmation|transaction|parcel|shipment|customer id|\bpo\b|\bbatch\b|\blot\b|timestamp|epoch|unix|\bnhs\b/i;
+/** Regions of the North American Numbering Plan (+1). */
+const NANP = new Set(['US', 'CA', 'AG', 'AI', 'AS', 'BB', 'BM', 'BS', 'DM', 'DO', 'GD', 'GU', 'JM', 'KN', 'KY', 'LC', 'MP', 'MS', 'PR', 'SX', 'TC', 'TT', 'VC', 'VG', 'VI']);
+/** NXX-NXX-XXXX, optionally after a trunk 1: ten digits whose area code and exchange start 2-9. */
+function nanpShape(s: string): boolean {
+  let d = s.replace(/\D/g, '');
+  if (d.length === 11 && d[0] === '1') d = d.slice(1);
+  return d.length === 10 && d[0]! >= '2' && d[3]! >= '2';
+}
+const IBAN_GROUPS_BEFORE = /[A-Z]{2}\d{2}(?: [A-Z0-9]{4})+ $/;
+/** A label right before the number says it is some other kind of number. */
+const NOT_PHONE_LABEL =
+  /(?:order|part|tracking|isbn|invoice|serial|sku|ref|reference|account|acct|ticket|case|item|model|product|confirmation|transaction|parcel|shipment|customer|po|batch|lot|timestamp|epoch|unix|nhs|id)\b[\s.:#=-]{0,3}(?:no\.?|nr\.?|number|num|#|id)?[\s.:#=-]{0,3}$/i;
 const phone: Detector = {
   type: 'PHONE',
   dataClass: 'PII',
   priority: 30,
   base: 0.7,
   // +CC, an optional (area), then digit groups with one separator between them.
-  regex: /(?<![\w+\-./])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,15}(?:[ .-]\d{1,10}){0,5}(?![\w]|[.-]\d)/g,
+  regex: /(?<![\w+\-./)]|[\d+)][ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,15}(?:[ .-]\d{1,10}){0,5}(?![\w]|[.-]\d)/g,
   maxLength: 4 + 8 + 15 + 5 * 11,
-  check(m, _text, _hit, env) {
+  check(m, text, _hit, env) {
     const s = m[0];
     let digits = 0;
     for (let k = 0; k < s.length; k++) {
@@ -273,14 +311,18 @@ const phone: Detector = {
       if (c >= 48 && c <= 57) digits++;
     }
     if (digits < 7 || digits > 15) return false;
+    // The tail of an IBAN written in groups (NL80 SSKV 5722 4039 19) is not a phone.
+    if (IBAN_GROUPS_BEFORE.test(text.slice(Math.max(0, m.index - 40), m.index))) return false;
     // Dates and dotted versions are not numbers anyone dials.
     if (/^\d{4}-\d{2}-\d{2}$|^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$/.test(s)) return false;
     if (/^\d+(?:\.\d+){2,}$/.test(s) && !s.startsWith('+')) return false;
+    // North American numbers have a fixed shape: settle most digit runs without the parser.
+    if (s.charCodeAt(0) !== 43 && NANP.has(env.defaultRegion) && !nanpShape(s)) return false;
     const parsed = parsePhoneNumberFromString(s, env.defaultRegion as Parameters<typeof parsePhoneNumberFromString>[1]);
     return parsed?.isValid() === true;
   },
   raise: PHONE_WORDS,
-  lower: NOT_PHONE_WORDS,
+  lower: NOT_PHONE_LABEL,
 };
 
 const ipv4: Detector = {
@@ -290,7 +332,7 @@ const ipv4: Detector = {
   base: 0.8,
   // Not a dotted run with more parts (an OID, a build number), not after a letter (v10.2.3.4).
   regex:
-    /(?<![\w.\-@]|\w:)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w-]|\.\d)/g,
+    /(?<![\w.-]|\w:)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w-]|\.\d)/g,
   maxLength: 15,
   check: yes,
   lower:
@@ -306,6 +348,7 @@ const ipv6: Detector = {
   regex:
     /(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)/g,
   maxLength: 45,
+  lead: { literal: ':', runChar: isHex, maxRun: 4, emptyRun: true },
   check(m) {
     const s = m[0];
     if (!isIPv6(s)) return false;
@@ -335,6 +378,7 @@ const awsSecretKey: Detector = {
   regex:
     /(?<![A-Za-z0-9])(?:aws_?secret_?access_?key(?:_?id)?|secret_?access_?key|aws_?secret(?:_?key)?|secretaccesskey)["']?\s{0,4}(?::=|=>|[:=]|\s)\s{0,4}["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])/gi,
   maxLength: 40,
+  lead: /aws|secret/gi,
   check(m, _text, hit) {
     const key = m[1]!;
     // A 40-hex value is a git SHA or a digest; AWS documentation's example ends in EXAMPLEKEY.
@@ -350,6 +394,7 @@ const githubToken: Detector = {
   priority: 80,
   regex: /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9_])/g,
   maxLength: 93,
+  lead: /gh[pousr]_|github_pat_/g,
   // Classic tokens carry a CRC32 checksum; fine-grained ones have no public checksum, so their
   // exact shape is the test.
   check: (m) => (m[0].startsWith('github_pat_') ? !looksLikePlaceholder(m[0]) : githubChecksumValid(m[0])),
@@ -361,6 +406,7 @@ const slackToken: Detector = {
   priority: 80,
   regex: /(?<![\w-])xox[abposr]-(?:\d{8,14}-){1,3}[A-Za-z0-9]{24,48}(?![\w-])/g,
   maxLength: 5 + 3 * 15 + 48,
+  lead: /xox/g,
   check: (m) => !looksLikePlaceholder(m[0]),
 };
 
@@ -371,6 +417,7 @@ const stripeKey: Detector = {
   // Secret and restricted keys; publishable pk_ keys are public by design.
   regex: /(?<![\w])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,99}(?![\w])/g,
   maxLength: 8 + 99,
+  lead: /[sr]k_/g,
   check: (m) => !looksLikePlaceholder(m[0].slice(8)),
 };
 
@@ -380,6 +427,7 @@ const gcpApiKey: Detector = {
   priority: 80,
   regex: /(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])/g,
   maxLength: 39,
+  lead: /AIza/g,
   check: (m) => !looksLikePlaceholder(m[0].slice(4)),
 };
 
@@ -426,6 +474,7 @@ const jwt: Detector = {
   // Bounded so that a whole JWT fits the smallest stream hold (maxBlockChars).
   regex: /(?<![\w-])eyJ[A-Za-z0-9_-]{8,509}\.[A-Za-z0-9_-]{2,2800}\.[A-Za-z0-9_-]{0,700}(?![\w-]|\.[\w-])/g,
   maxLength: 3 + 509 + 1 + 2800 + 1 + 700,
+  lead: /eyJ/g,
   check: (m) => jwtHeaderValid(m[0].slice(0, m[0].indexOf('.'))),
 };
 
@@ -436,6 +485,7 @@ const connectionString: Detector = {
   // scheme://user:password@host…, the span the whole string up to whitespace or a quote.
   regex: /(?<![\w+.-])[A-Za-z][A-Za-z0-9+.-]{1,30}:\/\/[^\s:/@'"<>`]{0,128}:([^\s@/'"`]{1,256})@[^\s'"<>`]{1,1024}/g,
   maxLength: 32 + 3 + 128 + 1 + 256 + 1 + 1024,
+  lead: { literal: '://', runChar: isScheme, maxRun: 31 },
   check(m, _text, hit) {
     const password = m[1]!;
     // A literal password only: not ${VAR}, $VAR, <password>, {{ secret }}, %(pw)s or ****.
@@ -455,6 +505,7 @@ const genericSecret: Detector = {
   regex:
     /(?<![A-Za-z0-9])(?:(?:api[_-]?key|apikey|client[_-]?secret|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|refresh[_-]?token|token|passw(?:or)?d|pwd|private[_-]?key)[A-Za-z0-9_]{0,24}["']?\s{0,3}(?::=|=>|[:=])\s{0,3}["']?|bearer\s{1,3})([A-Za-z0-9_\-+/=.~]{12,256})(?![A-Za-z0-9_\-+/=.~])/gi,
   maxLength: 256,
+  lead: /api|client|secret|access|auth|refresh|token|passw|pwd|private|bearer/gi,
   check(m, _text, hit) {
     const value = m[1]!.replace(/\.+$/, '');
     if (value.length < 12 || looksLikePlaceholder(value)) return false;

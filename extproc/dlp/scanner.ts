@@ -19,8 +19,33 @@ export type { Candidate } from './resolve.ts';
 
 interface CompiledDetector {
   detector: Detector;
+  /** Global, or sticky when `seek` finds the positions to try. */
   regex: RegExp;
+  seek: ((text: string, from: number) => number) | undefined;
   action: Action;
+}
+
+/** The next position at or after `from` where a match can start, or -1 (Detector.lead). */
+function seeker(lead: Detector['lead']): CompiledDetector['seek'] {
+  if (lead === undefined) return undefined;
+  if (lead instanceof RegExp) {
+    const re = new RegExp(lead.source, lead.flags);
+    return (text, from) => {
+      re.lastIndex = from;
+      return re.exec(text)?.index ?? -1;
+    };
+  }
+  const { literal, runChar, maxRun, emptyRun } = lead;
+  return (text, from) => {
+    for (let at = text.indexOf(literal, from); at >= 0; at = text.indexOf(literal, at + 1)) {
+      let start = at;
+      while (start > 0 && at - start <= maxRun && runChar(text.charCodeAt(start - 1))) start--;
+      // No run where one is needed, or a run longer than a match allows.
+      if (at - start > maxRun || (start === at && !emptyRun)) continue;
+      if (start >= from) return start;
+    }
+    return -1;
+  };
 }
 
 interface CustomRule {
@@ -96,8 +121,10 @@ export class Scanner {
       const setting = config.detectors[detector.type];
       if (setting === 'off') continue;
       const action: Action = setting ?? (detector.dataClass === 'SECRET' ? 'block' : 'redact');
-      // A private copy: lastIndex is per scanner, never shared across policies.
-      this.detectors.push({ detector, regex: new RegExp(detector.regex.source, detector.regex.flags), action });
+      // Private copies: lastIndex is per scanner, never shared across policies.
+      const seek = seeker(detector.lead);
+      const flags = seek ? `${detector.regex.flags.replace('g', '')}y` : detector.regex.flags;
+      this.detectors.push({ detector, regex: new RegExp(detector.regex.source, flags), seek, action });
     }
     this.custom = [
       ...config.patterns.map((p) => ({
@@ -156,11 +183,25 @@ export class Scanner {
   collect(text: string, from: number): Candidate[] {
     const out: Candidate[] = [];
     const hit = this.hit;
-    for (const { detector, regex, action } of this.detectors) {
+    for (const { detector, regex, seek, action } of this.detectors) {
       // Keyword-led shapes start up to KEYWORD_PREFIX before the span they report.
-      regex.lastIndex = Math.max(0, from - (detector.maxLength === Number.POSITIVE_INFINITY ? 0 : KEYWORD_PREFIX));
-      let m = regex.exec(text);
-      while (m !== null) {
+      let at = Math.max(0, from - (detector.maxLength === Number.POSITIVE_INFINITY ? 0 : KEYWORD_PREFIX));
+      for (;;) {
+        let m: RegExpExecArray | null;
+        if (seek) {
+          const pos = seek(text, at);
+          if (pos < 0) break;
+          regex.lastIndex = pos;
+          m = regex.exec(text);
+          if (m === null) {
+            at = pos + 1;
+            continue;
+          }
+        } else {
+          regex.lastIndex = at;
+          m = regex.exec(text);
+          if (m === null) break;
+        }
         hit.start = m.index;
         hit.end = m.index + m[0].length;
         hit.confidence = detector.base ?? 0.9;
@@ -183,8 +224,7 @@ export class Scanner {
             next = Math.max(next, hit.end);
           }
         }
-        regex.lastIndex = next;
-        m = regex.exec(text);
+        at = next;
       }
     }
     for (const rule of this.custom) this.collectCustom(rule, text, from, out);
@@ -224,7 +264,10 @@ export class Scanner {
     const needsWindow =
       detector?.raise || detector?.lower || detector?.requires || this.policyRaise || this.policyLower;
     if (!needsWindow) return base;
-    const before = text.slice(Math.max(0, start - this.window), start);
+    // Context is on the entity's own line: a word in the line above describes something else.
+    let before = text.slice(Math.max(0, start - this.window), start);
+    const newline = before.lastIndexOf('\n');
+    if (newline >= 0) before = before.slice(newline + 1);
     if (detector?.requires && !detector.requires.test(before)) return 0;
     let c = base;
     if (detector?.raise?.test(before)) c += RAISE;
