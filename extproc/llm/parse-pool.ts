@@ -2,6 +2,8 @@
 // holds the event loop that every other request's headers, chunks and timers go through. Small
 // bodies, the common case, are parsed inline: a worker round trip costs more than their scan.
 import { Worker } from 'node:worker_threads';
+import type { CollectedHits } from '../dlp/gate/body-scan.ts';
+import type { DlpScanJob } from '../dlp/gate/scan-job.ts';
 import type { ParseJob, ParseReply } from './parse-worker.ts';
 import { type ApiKind, type ParseLimits, parseRequestBody, type RequestParseResult } from './shapes.ts';
 
@@ -30,9 +32,11 @@ interface Job {
   /** Until posted: the copy of the body transferred to the worker. */
   body: Uint8Array | undefined;
   limits: ParseLimits;
+  /** A DLP scan instead of a parse. */
+  dlp: DlpScanJob | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
-  resolve: (result: RequestParseResult) => void;
+  resolve: (result: never) => void;
   reject: (error: unknown) => void;
   settled: boolean;
 }
@@ -69,21 +73,37 @@ export class ParsePool {
    * first (a queued job is dropped; a running one's result is), with an Error when the worker
    * dies or the pool is closed. */
   parse(kind: ApiKind, body: Buffer, limits: ParseLimits, signal?: AbortSignal): Promise<RequestParseResult> {
+    return this.submit<RequestParseResult>(kind, body, limits, undefined, signal);
+  }
+
+  /** A request body's DLP scan (extproc/dlp/gate/scan-job.ts), on the same threads and queue. */
+  scanDlp(job: DlpScanJob, body: Buffer, signal?: AbortSignal): Promise<CollectedHits> {
+    return this.submit<CollectedHits>('unknown', body, { maxDepth: 0 }, job, signal);
+  }
+
+  private submit<T>(
+    kind: ApiKind,
+    body: Buffer,
+    limits: ParseLimits,
+    dlp: DlpScanJob | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<T> {
     if (this.closed) return Promise.reject(new Error('the parse pool is closed'));
     if (signal?.aborted) return Promise.reject(abortError(signal));
     // A copy of just the body's bytes: a Buffer from protobufjs may be a view into a larger
     // buffer, which must neither be transferred (detached under its owner) nor cloned whole.
     const copy = new Uint8Array(body.byteLength);
     copy.set(body);
-    return new Promise<RequestParseResult>((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       const job: Job = {
         id: ++this.seq,
         kind,
         body: copy,
         limits: { maxDepth: limits.maxDepth },
+        dlp,
         signal,
         onAbort: undefined,
-        resolve,
+        resolve: resolve as (result: never) => void,
         reject,
         settled: false,
       };
@@ -137,6 +157,7 @@ export class ParsePool {
       job.body = undefined;
       slot.job = job;
       const message: ParseJob = { id: job.id, kind: job.kind, body, limits: job.limits };
+      if (job.dlp !== undefined) message.dlp = job.dlp;
       slot.worker.postMessage(message, [body.buffer as ArrayBuffer]);
       // Busy, it keeps the process alive until it answers, as any pending I/O would.
       slot.worker.ref();
@@ -153,7 +174,8 @@ export class ParsePool {
       slot.job = undefined;
       worker.unref();
       if ('error' in reply) this.settle(job, () => job.reject(new Error(`parse worker failed: ${reply.error}`)));
-      else this.settle(job, () => job.resolve(reply.result));
+      else if ('hits' in reply) this.settle(job, () => job.resolve(reply.hits as never));
+      else this.settle(job, () => job.resolve(reply.result as never));
       this.pump();
     });
     worker.on('messageerror', (e) => {

@@ -2,18 +2,26 @@
 // parse-pool.ts as a module (Node strips the types of this .ts file as it does for the gate).
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
+import type { CollectedHits } from '../dlp/gate/body-scan.ts';
+import { type DlpScanJob, runScanJob } from '../dlp/gate/scan-job.ts';
 import { type ApiKind, type ParseLimits, parseRequestBody, type RequestParseResult } from './shapes.ts';
 
-/** Main thread → worker. The body's buffer is transferred: the worker owns it. */
+/** Main thread → worker: a parse, or a DLP scan (dlp set). The body's buffer is transferred:
+ * the worker owns it. */
 export interface ParseJob {
   id: number;
   kind: ApiKind;
   body: Uint8Array;
   limits: ParseLimits;
+  dlp?: DlpScanJob;
 }
 
-/** Worker → main thread: the result, or why parsing threw (a bug: parseRequestBody never throws). */
-export type ParseReply = { id: number; result: RequestParseResult } | { id: number; error: string };
+/** Worker → main thread: the result, or why parsing or scanning threw (a parse never does; a
+ * scan that throws fails the request closed). */
+export type ParseReply =
+  | { id: number; result: RequestParseResult }
+  | { id: number; hits: CollectedHits }
+  | { id: number; error: string };
 
 const port = parentPort;
 if (port === null) throw new Error('parse-worker.ts runs as a worker thread');
@@ -33,7 +41,10 @@ port.on('message', (job: ParseJob) => {
   let reply: ParseReply;
   try {
     const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
-    reply = { id: job.id, result: parseRequestBody(job.kind, body, job.limits) };
+    reply =
+      job.dlp !== undefined
+        ? { id: job.id, hits: runScanJob(job.dlp, body) }
+        : { id: job.id, result: parseRequestBody(job.kind, body, job.limits) };
   } catch (e) {
     reply = { id: job.id, error: e instanceof Error ? e.message : String(e) };
   }

@@ -23,6 +23,7 @@ export function dlpSetup(config: Config): DlpGateSetup {
   return {
     engine: engineOf(scanner),
     options: { onScanError: scanner.onError, scanBudgetMs: scanner.timeBudgetMs, response: dlp.inspect === 'both' },
+    policy,
   };
 }
 

@@ -65,3 +65,22 @@ describe('decodeJsonString', () => {
     expect(encodeJsonInner('a"b\\c\n').toString()).toBe('a\\"b\\\\c\\n');
   });
 });
+
+describe('collectHits cost', () => {
+  it('is linear in the body: many short strings, none with a bracket or a data URL', async () => {
+    const { collectHits } = await import('./body-scan.ts');
+    const scanner = {
+      scan: () => [],
+      stream: () => ({ push: () => ({ decided: 0, findings: [] }), end: () => ({ decided: 0, findings: [] }) }),
+    };
+    const body = Buffer.from(
+      JSON.stringify({ model: 'm', input: Array.from({ length: 400_000 }, () => 'plain words') }),
+    );
+    const t0 = performance.now();
+    const hits = collectHits(body, 0, scanner, { skipModel: true, budgetMs: Infinity });
+    // ~6 MB: linear work is tens of ms even on a loaded machine; a rescan of the rest of the
+    // body per string is minutes.
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(hits.chars).toBe(400_000 * 11);
+  });
+});

@@ -12,8 +12,10 @@ import type { Config } from '../../config/schema.ts';
 import type { RequestContext } from '../../pipeline/context.ts';
 import { refuse } from '../../pipeline/errors.ts';
 import { defineStage, type StageDeps } from '../../pipeline/stage.ts';
-import { ScanBudgetExceeded, scanJsonBody } from './body-scan.ts';
+import type { DlpPolicyConfig } from '../config.ts';
+import { applyHits, type CollectedHits, collectHits, ScanBudgetExceeded } from './body-scan.ts';
 import type { DlpEngine } from './engine-port.ts';
+import { INLINE_SCAN_MAX_BYTES } from './scan-job.ts';
 import { dlpState } from './state.ts';
 
 export interface DlpGateOptions {
@@ -25,7 +27,15 @@ export interface DlpGateOptions {
   response: boolean;
 }
 
-export type DlpGateSetup = { engine: DlpEngine; options: DlpGateOptions } | undefined;
+export type DlpGateSetup =
+  | {
+      engine: DlpEngine;
+      options: DlpGateOptions;
+      /** The policy the engine was compiled from: with it, large bodies are scanned on the
+       * parse pool's workers (which compile it themselves). */
+      policy?: DlpPolicyConfig;
+    }
+  | undefined;
 /** How a stage gets its engine and options from one config snapshot (compiled once there). */
 export type DlpGateResolver = (config: Config, deps: StageDeps) => DlpGateSetup;
 
@@ -45,69 +55,79 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
     create: (config, deps) => {
       const setup = resolve(config, deps);
       if (setup === undefined) return {};
-      const { engine, options } = setup;
-      const now = () => performance.now();
+      const { engine, options, policy } = setup;
+
+      /** The scan failed or ran out of time: refuse, unless the policy lets it through. */
+      const failed = (ctx: RequestContext, err: unknown): void => {
+        const why = err instanceof ScanBudgetExceeded ? 'budget' : 'error';
+        if (why === 'error') deps.logger.error({ err: (err as Error).name }, 'dlp: request scan failed');
+        if (options.onScanError === 'block')
+          throw refuse('content_blocked', 'The request could not be checked for sensitive data, so it was not sent.', {
+            ruleId: `dlp.scan_${why}`,
+          });
+        dlpState(ctx).failedOpen = `request scan ${why}`;
+        ctx.decide({
+          stage: 'dlp.request',
+          ruleId: 'dlp.onScanError',
+          effect: 'allow',
+          reason: `scan ${why}: let through unchecked`,
+        });
+      };
+
+      const apply = (ctx: RequestContext, canonical: Buffer, hits: CollectedHits): void => {
+        const state = dlpState(ctx);
+        const session = engine.newSession();
+        state.session = session;
+        const scan = applyHits(canonical, hits, session, 'request', undefined);
+        state.findings.push(...scan.findings);
+        for (const f of scan.findings) deps.metrics.countDlpFinding(f.type, f.action, 'request');
+        if (scan.classes.size > 0) {
+          const classes = new Set(ctx.dataClasses);
+          for (const c of scan.classes) {
+            classes.add(c);
+            state.classes.add(c);
+          }
+          ctx.dataClasses = classes;
+        }
+        if (scan.blocked !== undefined) {
+          const ruleId = `dlp.${scan.blocked.type}`;
+          ctx.decide({ stage: 'dlp.request', ruleId, effect: 'deny', reason: `${scan.blocked.type} in the request` });
+          throw refuse('content_blocked', blockMessage(scan.blocked.type, 'request'), { ruleId });
+        }
+        for (const e of scan.edits) ctx.editRequestBody(e.start, e.end, e.insert);
+        if (scan.edits.length > 0)
+          ctx.decide({
+            stage: 'dlp.request',
+            ruleId: 'dlp.actions',
+            effect: 'modify',
+            reason: `${scan.edits.length} sensitive value(s) replaced in the request`,
+          });
+      };
+
       return {
-        onRequestBody(ctx: RequestContext, body: Buffer): void {
+        onRequestBody(ctx: RequestContext, body: Buffer): void | Promise<void> {
           const parsed = ctx.parsed;
           if (parsed === undefined) return;
           // The canonical body (decompressed, BOM removed: what llm.api_shape parsed) is what
           // parsed's spans and every edit refer to.
           const canonical = ctx.rewrittenBody ?? body;
-          const state = dlpState(ctx);
-          const session = engine.newSession();
-          state.session = session;
-          let scan: ReturnType<typeof scanJsonBody>;
+          const from = parsed.objectStart;
+          const pool = deps.parsePool;
+          if (pool !== undefined && policy !== undefined && canonical.length > INLINE_SCAN_MAX_BYTES) {
+            // Off the event loop; the state machine asks Envoy to wait longer for this message.
+            ctx.out.slow = true;
+            return pool.scanDlp({ policy, from, skipModel: true }, canonical, ctx.signal).then(
+              (hits) => apply(ctx, canonical, hits),
+              (err: unknown) => failed(ctx, err),
+            );
+          }
+          let hits: CollectedHits;
           try {
-            scan = scanJsonBody(canonical, parsed.objectStart, engine, session, {
-              where: 'request',
-              skipModel: true,
-              budgetMs: options.scanBudgetMs,
-              now,
-            });
+            hits = collectHits(canonical, from, engine.scanner, { skipModel: true, budgetMs: options.scanBudgetMs });
           } catch (err) {
-            const why = err instanceof ScanBudgetExceeded ? 'budget' : 'error';
-            if (why === 'error') deps.logger.error({ err: (err as Error).name }, 'dlp: request scan failed');
-            if (options.onScanError === 'block')
-              throw refuse(
-                'content_blocked',
-                'The request could not be checked for sensitive data, so it was not sent.',
-                {
-                  ruleId: `dlp.scan_${why}`,
-                },
-              );
-            state.failedOpen = `request scan ${why}`;
-            ctx.decide({
-              stage: 'dlp.request',
-              ruleId: 'dlp.onScanError',
-              effect: 'allow',
-              reason: `scan ${why}: let through unchecked`,
-            });
-            return;
+            return failed(ctx, err);
           }
-          state.findings.push(...scan.findings);
-          for (const f of scan.findings) deps.metrics.countDlpFinding(f.type, f.action, 'request');
-          if (scan.classes.size > 0) {
-            const classes = new Set(ctx.dataClasses);
-            for (const c of scan.classes) {
-              classes.add(c);
-              state.classes.add(c);
-            }
-            ctx.dataClasses = classes;
-          }
-          if (scan.blocked !== undefined) {
-            const ruleId = `dlp.${scan.blocked.type}`;
-            ctx.decide({ stage: 'dlp.request', ruleId, effect: 'deny', reason: `${scan.blocked.type} in the request` });
-            throw refuse('content_blocked', blockMessage(scan.blocked.type, 'request'), { ruleId });
-          }
-          for (const e of scan.edits) ctx.editRequestBody(e.start, e.end, e.insert);
-          if (scan.edits.length > 0)
-            ctx.decide({
-              stage: 'dlp.request',
-              ruleId: 'dlp.actions',
-              effect: 'modify',
-              reason: `${scan.edits.length} sensitive value(s) replaced in the request`,
-            });
+          apply(ctx, canonical, hits);
         },
       };
     },

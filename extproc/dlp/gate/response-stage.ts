@@ -18,7 +18,7 @@ import type { RequestContext } from '../../pipeline/context.ts';
 import { refuse } from '../../pipeline/errors.ts';
 import { defineSlot } from '../../pipeline/slots.ts';
 import { defineStage, type StageDeps } from '../../pipeline/stage.ts';
-import { scanJsonBody } from './body-scan.ts';
+import { applyHits, type BodyScan, collectHits, type FindingRecord, ScanBudgetExceeded } from './body-scan.ts';
 import type { DlpEngine, DlpFinding, DlpSession } from './engine-port.ts';
 import { blockMessage, type DlpGateOptions, type DlpGateResolver } from './request-stage.ts';
 import { dlpState } from './state.ts';
@@ -105,20 +105,15 @@ function scanJsonResponse(
   const session = dlp.session ?? engine.newSession();
   let first = 0;
   while (first < body.length && body[first] !== 0x7b && body[first] !== 0x5b) first++;
-  let scan: ReturnType<typeof scanJsonBody>;
+  let scan: BodyScan;
   try {
-    scan = scanJsonBody(body, first, engine, session, {
-      where: 'response',
-      skipModel: false,
-      budgetMs: options.scanBudgetMs,
-      now: () => performance.now(),
-      restore: session,
-    });
+    const hits = collectHits(body, first, engine.scanner, { skipModel: false, budgetMs: options.scanBudgetMs });
+    scan = applyHits(body, hits, session, 'response', session);
   } catch (err) {
     deps.logger.error({ err: (err as Error).name }, 'dlp: response scan failed');
     if (options.onScanError === 'block')
       throw refuse('content_blocked', 'The response could not be checked for sensitive data, so it was not sent.', {
-        ruleId: 'dlp.scan_error',
+        ruleId: err instanceof ScanBudgetExceeded ? 'dlp.scan_budget' : 'dlp.scan_error',
       });
     dlp.failedOpen = 'response scan failed';
     return body;
@@ -132,7 +127,7 @@ function scanJsonResponse(
   return scan.edits.length === 0 ? body : applyBodyEdits(body, scan.edits);
 }
 
-function record(ctx: RequestContext, findings: ReturnType<typeof scanJsonBody>['findings'], deps: StageDeps): void {
+function record(ctx: RequestContext, findings: readonly FindingRecord[], deps: StageDeps): void {
   if (findings.length === 0) return;
   const dlp = dlpState(ctx);
   dlp.findings.push(...findings);
