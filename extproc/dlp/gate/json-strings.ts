@@ -100,62 +100,67 @@ export interface DecodedString {
   byteAt(i: number): number;
 }
 
-/** Decode the string whose bytes (quotes included) are [start, end). */
+/** Decode the string whose bytes (quotes included) are [start, end). The text is decoded by
+ * the runtime (toString, or JSON.parse when it has escapes); the unit-to-byte map is built only
+ * when asked for (a string with a finding), by one walk over its bytes. */
 export function decodeJsonString(b: Buffer, start: number, end: number): DecodedString {
   const first = start + 1;
   const last = end - 1;
-  let plain = true;
+  let ascii = true;
+  let escaped = false;
   for (let i = first; i < last; i++) {
     const c = b[i]!;
-    if (c === BACKSLASH || c >= 0x80) {
-      plain = false;
+    if (c === BACKSLASH) {
+      escaped = true;
       break;
     }
+    if (c >= 0x80) ascii = false;
   }
-  if (plain) {
+  if (!escaped && ascii) {
     // ASCII without escapes (the common prompt): unit i is byte first + i.
     return { text: b.toString('latin1', first, last), byteAt: (i) => first + i };
   }
-  const units: string[] = [];
-  const offsets: number[] = [];
+  const text = escaped ? (JSON.parse(b.toString('utf8', start, end)) as string) : b.toString('utf8', first, last);
+  let map: Int32Array | undefined;
+  return {
+    text,
+    byteAt: (k) => {
+      map ??= unitOffsets(b, first, last, text.length);
+      return map[k]!;
+    },
+  };
+}
+
+/** For each UTF-16 unit of the string in bytes [first, last), the byte where it starts; then
+ * `last` (the closing quote). An escape is one unit (\uXXXX of a surrogate half too); a 4-byte
+ * UTF-8 sequence is two units, both starting at its first byte. */
+function unitOffsets(b: Buffer, first: number, last: number, units: number): Int32Array {
+  const map = new Int32Array(units + 1);
+  let n = 0;
   let i = first;
   while (i < last) {
     const c = b[i]!;
     if (c === BACKSLASH) {
-      const e = b[i + 1]!;
-      if (e === 0x75) {
-        offsets.push(i);
-        units.push(String.fromCharCode(Number.parseInt(b.toString('latin1', i + 2, i + 6), 16)));
-        i += 6;
-      } else {
-        offsets.push(i);
-        units.push(ESCAPES[e] ?? String.fromCharCode(e));
-        i += 2;
-      }
-      continue;
+      map[n++] = i;
+      i += b[i + 1] === 0x75 ? 6 : 2;
+    } else if (c < 0x80) {
+      map[n++] = i++;
+    } else if (c < 0xe0) {
+      map[n++] = i;
+      i += 2;
+    } else if (c < 0xf0) {
+      map[n++] = i;
+      i += 3;
+    } else {
+      map[n++] = i;
+      map[n++] = i;
+      i += 4;
     }
-    const len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-    const s = b.toString('utf8', i, i + len);
-    // A 4-byte sequence is two UTF-16 units; both start at its first byte.
-    for (let k = 0; k < s.length; k++) offsets.push(i);
-    units.push(s);
-    i += len;
   }
-  offsets.push(last);
-  const map = Int32Array.from(offsets);
-  return { text: units.join(''), byteAt: (k) => map[k]! };
+  map[n] = last;
+  return map;
 }
 
-const ESCAPES: Record<number, string> = {
-  34: '"',
-  92: '\\',
-  47: '/',
-  98: '\b',
-  102: '\f',
-  110: '\n',
-  114: '\r',
-  116: '\t',
-};
 
 /** `text` as the inside of a JSON string (no quotes). */
 export function encodeJsonInner(text: string): Buffer {
