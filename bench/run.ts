@@ -9,6 +9,8 @@ import {
   CHAT,
   chatTarget,
   commandLine,
+  DLP_CHAT,
+  DLP_REPLY,
   envoyStat,
   errorsOf,
   gitCommit,
@@ -67,6 +69,8 @@ try {
   stops.push(() => enforce.stop());
   const meter = await startGate('meter', 'meter', gateEnv);
   stops.push(() => meter.stop());
+  const dlp = await startGate('dlp', 'dlp', gateEnv);
+  stops.push(() => dlp.stop());
   const profDir = join(work, 'cpu-profile');
   const profiled =
     plan.profileS > 0 ? await startGate('profiled', 'governed', gateEnv, { cpuProfileDir: profDir }) : undefined;
@@ -79,6 +83,7 @@ try {
       { name: 'governed', gate: gates.governed },
       { name: 'governed_jwt', gate: gates.governed_jwt },
       { name: 'observed', gate: enforce, observer: meter },
+      { name: 'dlp', gate: dlp },
       ...(profiled ? [{ name: 'governed_profiled', gate: profiled }] : []),
     ],
     mock.port,
@@ -137,6 +142,42 @@ try {
     }
   }
 
+  // ---- open loop, DLP: the 16 KB prompt through the dlp gate against the same prompt direct ----
+  for (const rate of plan.rates) {
+    const direct: Sample[] = [];
+    const gated: Sample[] = [];
+    let cpu = 0;
+    for (let round = 0; round < plan.rounds; round++) {
+      log(`open loop ${rate} req/s, dlp (16 KB prompt) vs direct, round ${round + 1}/${plan.rounds}`);
+      const cpu0 = await dlp.cpuSeconds();
+      const r = await attack(
+        vegeta,
+        {
+          targets: [chatTarget(envoy, 'direct', key, DLP_CHAT), chatTarget(envoy, 'dlp', key, DLP_CHAT)],
+          rate: rate * 2,
+          durationS: plan.sliceS,
+        },
+        join(work, 'open'),
+      );
+      cpu += (await dlp.cpuSeconds()) - cpu0;
+      direct.push(...r.byTarget.get('direct')!.samples);
+      gated.push(...r.byTarget.get('dlp')!.samples);
+    }
+    const d = latencies(direct);
+    const g = latencies(gated);
+    openLoop.push({
+      profile: 'dlp',
+      rateRps: rate,
+      requests: { direct: direct.length, gated: gated.length },
+      errors: { direct: errorsOf(direct), gated: errorsOf(gated) },
+      directMs: roundedPercentiles(d),
+      gatedMs: roundedPercentiles(g),
+      addedMs: roundedPercentiles(difference(g, d)),
+      gateCpuS: roundMs(cpu),
+      gateCpuMsPerRequest: roundMs((cpu * 1000) / Math.max(1, gated.length)),
+    });
+  }
+
   // ---- closed loop: throughput at a fixed number of workers, each route alone ----
   const saturation: SaturationRow[] = [];
   for (const workers of plan.workers) {
@@ -178,6 +219,12 @@ try {
         'gate with identity, API shape and policy (profile enforce); a second ext_proc filter in observability_mode sends the request and the STREAMED response to a metering gate (profile meter) without waiting',
       gates: [enforce, meter],
     },
+    {
+      route: 'dlp',
+      description:
+        'gate, all stages and DLP on both sides: every delta scanned and released through the hold-back; the reply carries e-mails and card numbers to redact',
+      gates: [dlp],
+    },
   ];
   const timings = new Map<string, StreamTiming[]>(streamRoutes.map((r) => [r.route, []]));
   const headers = {
@@ -198,7 +245,8 @@ try {
     await Promise.all(
       streamRoutes.flatMap((r) =>
         Array.from({ length: plan.streamsPerRoute }, async () => {
-          const t = await streamChat(`${envoy.url(r.route)}/v1/chat/completions`, headers, STREAM_CHAT);
+          const h = r.route === 'dlp' ? { ...headers, 'x-mock-content': encodeURIComponent(DLP_REPLY) } : headers;
+          const t = await streamChat(`${envoy.url(r.route)}/v1/chat/completions`, h, STREAM_CHAT);
           timings.get(r.route)!.push(t);
         }),
       ),
@@ -240,7 +288,7 @@ try {
     fetchesTotal: jwksDelta({}, jwksAfter),
     served: issuer.jwksRequests,
   };
-  for (const g of [gates.passthrough, gates.governed, gates.governed_jwt, enforce, meter]) {
+  for (const g of [gates.passthrough, gates.governed, gates.governed_jwt, enforce, meter, dlp]) {
     gateRows.push({
       name: g.name,
       profile: g.name,
@@ -277,7 +325,7 @@ try {
     gates: gateRows,
     jwks,
     envoyCounters,
-    skipped: [{ profile: 'dlp', reason: 'DLP has not landed yet; the profile is added with it' }],
+    skipped: [],
     ...(cpuProfile ? { cpuProfile } : {}),
   });
 
