@@ -98,7 +98,12 @@ try {
   log(`warm-up ${plan.warmupS}s`);
   await attack(
     vegeta,
-    { targets: ['direct', ...GATED].map(target), rate: 300, durationS: plan.warmupS },
+    // The dlp gate warms up on the prompt it is measured with (its detectors' code paths).
+    {
+      targets: [...['direct', ...GATED].map(target), chatTarget(envoy, 'dlp', key, DLP_CHAT)],
+      rate: 300,
+      durationS: plan.warmupS,
+    },
     join(work, 'warmup'),
   );
 
@@ -142,40 +147,52 @@ try {
     }
   }
 
-  // ---- open loop, DLP: the 16 KB prompt through the dlp gate against the same prompt direct ----
+  // ---- open loop, DLP: the 16 KB prompt through the dlp gate and through the governed gate (the
+  // same stages without DLP), against the same prompt direct: DLP's own cost is the difference.
   for (const rate of plan.rates) {
-    const direct: Sample[] = [];
-    const gated: Sample[] = [];
-    let cpu = 0;
+    const routes = [
+      ['governed_16k', 'governed'],
+      ['dlp', 'dlp'],
+    ] as const;
+    const samples = new Map<string, Sample[]>([['direct', []], ...routes.map(([n]) => [n, []] as [string, Sample[]])]);
+    const cpu = new Map<string, number>(routes.map(([n]) => [n, 0]));
+    const gateOf = (route: string) => (route === 'dlp' ? dlp : gates.governed);
     for (let round = 0; round < plan.rounds; round++) {
-      log(`open loop ${rate} req/s, dlp (16 KB prompt) vs direct, round ${round + 1}/${plan.rounds}`);
-      const cpu0 = await dlp.cpuSeconds();
+      log(`open loop ${rate} req/s, governed and dlp (16 KB prompt) vs direct, round ${round + 1}/${plan.rounds}`);
+      const cpu0 = new Map<string, number>();
+      for (const [n, route] of routes) cpu0.set(n, await gateOf(route).cpuSeconds());
       const r = await attack(
         vegeta,
         {
-          targets: [chatTarget(envoy, 'direct', key, DLP_CHAT), chatTarget(envoy, 'dlp', key, DLP_CHAT)],
-          rate: rate * 2,
+          targets: [
+            chatTarget(envoy, 'direct', key, DLP_CHAT),
+            ...routes.map(([n, route]) => ({ ...chatTarget(envoy, route, key, DLP_CHAT), name: n })),
+          ],
+          rate: rate * 3,
           durationS: plan.sliceS,
         },
         join(work, 'open'),
       );
-      cpu += (await dlp.cpuSeconds()) - cpu0;
-      direct.push(...r.byTarget.get('direct')!.samples);
-      gated.push(...r.byTarget.get('dlp')!.samples);
+      for (const [n, route] of routes) cpu.set(n, cpu.get(n)! + (await gateOf(route).cpuSeconds()) - cpu0.get(n)!);
+      for (const [n, list] of samples) list.push(...r.byTarget.get(n)!.samples);
     }
-    const d = latencies(direct);
-    const g = latencies(gated);
-    openLoop.push({
-      profile: 'dlp',
-      rateRps: rate,
-      requests: { direct: direct.length, gated: gated.length },
-      errors: { direct: errorsOf(direct), gated: errorsOf(gated) },
-      directMs: roundedPercentiles(d),
-      gatedMs: roundedPercentiles(g),
-      addedMs: roundedPercentiles(difference(g, d)),
-      gateCpuS: roundMs(cpu),
-      gateCpuMsPerRequest: roundMs((cpu * 1000) / Math.max(1, gated.length)),
-    });
+    const d = latencies(samples.get('direct')!);
+    for (const [n] of routes) {
+      const gated = samples.get(n)!;
+      const g = latencies(gated);
+      openLoop.push({
+        profile: n,
+        rateRps: rate,
+        requests: { direct: samples.get('direct')!.length, gated: gated.length },
+        errors: { direct: errorsOf(samples.get('direct')!), gated: errorsOf(gated) },
+        directMs: roundedPercentiles(d),
+        gatedMs: roundedPercentiles(g),
+        addedMs: roundedPercentiles(difference(g, d)),
+        // The governed gate also serves other slices; its CPU here is this slice's.
+        gateCpuS: roundMs(cpu.get(n)!),
+        gateCpuMsPerRequest: roundMs((cpu.get(n)! * 1000) / Math.max(1, gated.length)),
+      });
+    }
   }
 
   // ---- closed loop: throughput at a fixed number of workers, each route alone ----

@@ -161,7 +161,6 @@ function unitOffsets(b: Buffer, first: number, last: number, units: number): Int
   return map;
 }
 
-
 /** `text` as the inside of a JSON string (no quotes). */
 export function encodeJsonInner(text: string): Buffer {
   const s = JSON.stringify(text);
