@@ -3,7 +3,7 @@
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import type { CollectedHits } from '../dlp/gate/body-scan.ts';
-import { type DlpScanJob, runScanJob } from '../dlp/gate/scan-job.ts';
+import type { DlpScanJob } from '../dlp/gate/scan-job.ts';
 import { type ApiKind, type ParseLimits, parseRequestBody, type RequestParseResult } from './shapes.ts';
 
 /** Main thread → worker: a parse, or a DLP scan (dlp set). The body's buffer is transferred:
@@ -37,14 +37,34 @@ try {
   // worker still runs, only at the gate's own priority.
 }
 
+/** The DLP engine, loaded on the first scan job: most gates never send one, and loading it
+ * (detectors, phone metadata) in every worker at start-up competes with the gate for the CPU
+ * just when it starts serving. */
+let scanJobs: Promise<typeof import('../dlp/gate/scan-job.ts')> | undefined;
+
 port.on('message', (job: ParseJob) => {
+  if (job.dlp !== undefined) {
+    const dlp = job.dlp;
+    scanJobs ??= import('../dlp/gate/scan-job.ts');
+    scanJobs.then(
+      (m) => {
+        let reply: ParseReply;
+        try {
+          const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
+          reply = { id: job.id, hits: m.runScanJob(dlp, body) };
+        } catch (e) {
+          reply = { id: job.id, error: e instanceof Error ? e.message : String(e) };
+        }
+        port.postMessage(reply);
+      },
+      (e: unknown) => port.postMessage({ id: job.id, error: `DLP engine failed to load: ${String(e)}` }),
+    );
+    return;
+  }
   let reply: ParseReply;
   try {
     const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
-    reply =
-      job.dlp !== undefined
-        ? { id: job.id, hits: runScanJob(job.dlp, body) }
-        : { id: job.id, result: parseRequestBody(job.kind, body, job.limits) };
+    reply = { id: job.id, result: parseRequestBody(job.kind, body, job.limits) };
   } catch (e) {
     reply = { id: job.id, error: e instanceof Error ? e.message : String(e) };
   }
