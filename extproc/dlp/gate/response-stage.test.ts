@@ -124,6 +124,26 @@ describe('dlp.response on streams', () => {
     expect(args).toBe('{"to":"[REDACTED:EMAIL]"}');
   });
 
+  it('rewrites a completions stream (choices[].text), two choices held apart', async () => {
+    const ev = (index: number, text: string, finish: string | null = null) =>
+      sse({ object: 'text_completion', choices: [{ index, text, finish_reason: finish }] });
+    const r = await runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages({ EMAIL: 'redact' }),
+      request: { path: '/v1/completions', body: { model: 'm', prompt: 'x', stream: true, n: 2 } },
+      response: {
+        headers: SSE,
+        chunks: [
+          ev(0, 'to a@') + ev(1, 'b@y.') + ev(0, 'x.io') + ev(1, 'io ok') + ev(0, '', 'stop') + ev(1, '', 'stop'),
+        ],
+      },
+    });
+    const texts = ['', ''];
+    for (const b of r.client!.body.split('\n\n'))
+      if (b.startsWith('data: {')) for (const c of JSON.parse(b.slice(6)).choices) texts[c.index] += c.text;
+    expect(texts).toEqual(['to [REDACTED:EMAIL]', '[REDACTED:EMAIL] ok']);
+  });
+
   it('reads Ollama NDJSON and releases the held tail with the done record', async () => {
     const line = (content: string, done = false) =>
       `${JSON.stringify({ model: 'l', message: { role: 'assistant', content }, done })}\n`;
