@@ -206,3 +206,12 @@ describe('dlp.request on compressed bodies (dlp.compressedRequests)', () => {
     expect(bad.refused).toMatchObject({ status: 415, code: 'unsupported_content_encoding' });
   });
 });
+
+describe('the audit keeps at most 100 findings, and counts the rest', () => {
+  it('a body with 150 addresses: 100 listed, 50 counted', async () => {
+    const many = Array.from({ length: 150 }, (_, i) => `u${i}@x.io`).join(' ');
+    const r = await run(chat(many), { EMAIL: 'redact' });
+    expect(r.audit.dlp?.findings).toHaveLength(100);
+    expect(r.audit.dlp?.findings_dropped).toBe(50);
+  });
+});

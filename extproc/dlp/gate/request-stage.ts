@@ -16,7 +16,7 @@ import type { DlpPolicyConfig } from '../config.ts';
 import { applyHits, type CollectedHits, collectHits, ScanBudgetExceeded } from './body-scan.ts';
 import type { DlpEngine } from './engine-port.ts';
 import { INLINE_SCAN_MAX_BYTES } from './scan-job.ts';
-import { dlpState } from './state.ts';
+import { addFinding, dlpState } from './state.ts';
 
 export interface DlpGateOptions {
   /** What a failed or over-budget scan does: refuse the request, or let it through unchecked. */
@@ -79,7 +79,7 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
         const session = engine.newSession();
         state.session = session;
         const scan = applyHits(canonical, hits, session, 'request', undefined);
-        state.findings.push(...scan.findings);
+        for (const f of scan.findings) addFinding(state, f);
         for (const f of scan.findings) deps.metrics.countDlpFinding(f.type, f.action, 'request');
         if (scan.classes.size > 0) {
           const classes = new Set(ctx.dataClasses);

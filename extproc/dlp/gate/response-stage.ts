@@ -21,7 +21,7 @@ import { defineStage, type StageDeps } from '../../pipeline/stage.ts';
 import { applyHits, type BodyScan, collectHits, type FindingRecord, ScanBudgetExceeded } from './body-scan.ts';
 import type { DlpEngine, DlpFinding, DlpSession } from './engine-port.ts';
 import { blockMessage, type DlpGateOptions, type DlpGateResolver } from './request-stage.ts';
-import { dlpState } from './state.ts';
+import { addFinding, dlpState } from './state.ts';
 import { StreamGuard } from './stream-guard.ts';
 
 /** Per response: the stream's channels, or the JSON body's chunks held until its end. */
@@ -130,7 +130,7 @@ function scanJsonResponse(
 function record(ctx: RequestContext, findings: readonly FindingRecord[], deps: StageDeps): void {
   if (findings.length === 0) return;
   const dlp = dlpState(ctx);
-  dlp.findings.push(...findings);
+  for (const f of findings) addFinding(dlp, f);
   for (const f of findings) deps.metrics.countDlpFinding(f.type, f.action, 'response');
 }
 
@@ -155,7 +155,7 @@ function onEvent(
     let g = state.guards.get(key);
     if (g === undefined) {
       g = new StreamGuard(engine.scanner, session, (f) => {
-        dlp.findings.push({ type: f.type, action: f.action, where: 'response', path, start: f.start, end: f.end });
+        addFinding(dlp, { type: f.type, action: f.action, where: 'response', path, start: f.start, end: f.end });
         deps.metrics.countDlpFinding(f.type, f.action, 'response');
       });
       state.guards.set(key, g);

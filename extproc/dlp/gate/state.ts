@@ -7,7 +7,9 @@ import type { DlpSession } from './engine-port.ts';
 
 export interface DlpState {
   session: DlpSession | undefined;
+  /** The first MAX_AUDIT_FINDINGS findings (addFinding); `dropped` counts the rest. */
   findings: FindingRecord[];
+  dropped: number;
   classes: Set<string>;
   /** A scan that failed and was let through by dlp onScanError: allow (the audit says so). */
   failedOpen: string | undefined;
@@ -22,10 +24,17 @@ export const MAX_AUDIT_FINDINGS = 100;
 export function dlpState(ctx: RequestContext): DlpState {
   let s = ctx.get(slot);
   if (s === undefined) {
-    s = { session: undefined, findings: [], classes: new Set(), failedOpen: undefined };
+    s = { session: undefined, findings: [], dropped: 0, classes: new Set(), failedOpen: undefined };
     ctx.set(slot, s);
   }
   return s;
+}
+
+/** Keep a finding for the audit: a stream full of e-mail addresses must not grow the request's
+ * state without bound, so past MAX_AUDIT_FINDINGS only the count grows. */
+export function addFinding(s: DlpState, f: FindingRecord): void {
+  if (s.findings.length < MAX_AUDIT_FINDINGS) s.findings.push(f);
+  else s.dropped++;
 }
 
 export function peekDlpState(ctx: RequestContext): DlpState | undefined {
@@ -44,10 +53,9 @@ export interface DlpAudit {
 export function dlpAudit(ctx: RequestContext): DlpAudit | undefined {
   const s = ctx.get(slot);
   if (s === undefined) return undefined;
-  const kept = s.findings.length > MAX_AUDIT_FINDINGS ? s.findings.slice(0, MAX_AUDIT_FINDINGS) : s.findings;
   return {
-    findings: kept,
-    findings_dropped: s.findings.length - kept.length,
+    findings: s.findings,
+    findings_dropped: s.dropped,
     data_classes: [...s.classes].sort(),
     failed_open: s.failedOpen ?? null,
   };
