@@ -9,6 +9,8 @@ import {
   CHAT,
   chatTarget,
   commandLine,
+  DLP_CHAT,
+  DLP_REPLY,
   envoyStat,
   errorsOf,
   gitCommit,
@@ -67,6 +69,8 @@ try {
   stops.push(() => enforce.stop());
   const meter = await startGate('meter', 'meter', gateEnv);
   stops.push(() => meter.stop());
+  const dlp = await startGate('dlp', 'dlp', gateEnv);
+  stops.push(() => dlp.stop());
   const profDir = join(work, 'cpu-profile');
   const profiled =
     plan.profileS > 0 ? await startGate('profiled', 'governed', gateEnv, { cpuProfileDir: profDir }) : undefined;
@@ -79,6 +83,7 @@ try {
       { name: 'governed', gate: gates.governed },
       { name: 'governed_jwt', gate: gates.governed_jwt },
       { name: 'observed', gate: enforce, observer: meter },
+      { name: 'dlp', gate: dlp },
       ...(profiled ? [{ name: 'governed_profiled', gate: profiled }] : []),
     ],
     mock.port,
@@ -93,7 +98,12 @@ try {
   log(`warm-up ${plan.warmupS}s`);
   await attack(
     vegeta,
-    { targets: ['direct', ...GATED].map(target), rate: 300, durationS: plan.warmupS },
+    // The dlp gate warms up on the prompt it is measured with (its detectors' code paths).
+    {
+      targets: [...['direct', ...GATED].map(target), chatTarget(envoy, 'dlp', key, DLP_CHAT)],
+      rate: 300,
+      durationS: plan.warmupS,
+    },
     join(work, 'warmup'),
   );
 
@@ -133,6 +143,54 @@ try {
         addedMs: roundedPercentiles(difference(gated, direct)),
         gateCpuS: roundMs(a.cpu),
         gateCpuMsPerRequest: roundMs((a.cpu * 1000) / Math.max(1, a.gated.length)),
+      });
+    }
+  }
+
+  // ---- open loop, DLP: the 16 KB prompt through the dlp gate and through the governed gate (the
+  // same stages without DLP), against the same prompt direct: DLP's own cost is the difference.
+  for (const rate of plan.rates) {
+    const routes = [
+      ['governed_16k', 'governed'],
+      ['dlp', 'dlp'],
+    ] as const;
+    const samples = new Map<string, Sample[]>([['direct', []], ...routes.map(([n]) => [n, []] as [string, Sample[]])]);
+    const cpu = new Map<string, number>(routes.map(([n]) => [n, 0]));
+    const gateOf = (route: string) => (route === 'dlp' ? dlp : gates.governed);
+    for (let round = 0; round < plan.rounds; round++) {
+      log(`open loop ${rate} req/s, governed and dlp (16 KB prompt) vs direct, round ${round + 1}/${plan.rounds}`);
+      const cpu0 = new Map<string, number>();
+      for (const [n, route] of routes) cpu0.set(n, await gateOf(route).cpuSeconds());
+      const r = await attack(
+        vegeta,
+        {
+          targets: [
+            chatTarget(envoy, 'direct', key, DLP_CHAT),
+            ...routes.map(([n, route]) => ({ ...chatTarget(envoy, route, key, DLP_CHAT), name: n })),
+          ],
+          rate: rate * 3,
+          durationS: plan.sliceS,
+        },
+        join(work, 'open'),
+      );
+      for (const [n, route] of routes) cpu.set(n, cpu.get(n)! + (await gateOf(route).cpuSeconds()) - cpu0.get(n)!);
+      for (const [n, list] of samples) list.push(...r.byTarget.get(n)!.samples);
+    }
+    const d = latencies(samples.get('direct')!);
+    for (const [n] of routes) {
+      const gated = samples.get(n)!;
+      const g = latencies(gated);
+      openLoop.push({
+        profile: n,
+        rateRps: rate,
+        requests: { direct: samples.get('direct')!.length, gated: gated.length },
+        errors: { direct: errorsOf(samples.get('direct')!), gated: errorsOf(gated) },
+        directMs: roundedPercentiles(d),
+        gatedMs: roundedPercentiles(g),
+        addedMs: roundedPercentiles(difference(g, d)),
+        // The governed gate also serves other slices; its CPU here is this slice's.
+        gateCpuS: roundMs(cpu.get(n)!),
+        gateCpuMsPerRequest: roundMs((cpu.get(n)! * 1000) / Math.max(1, gated.length)),
       });
     }
   }
@@ -178,6 +236,12 @@ try {
         'gate with identity, API shape and policy (profile enforce); a second ext_proc filter in observability_mode sends the request and the STREAMED response to a metering gate (profile meter) without waiting',
       gates: [enforce, meter],
     },
+    {
+      route: 'dlp',
+      description:
+        'gate, all stages and DLP on both sides: every delta scanned and released through the hold-back; the reply carries e-mails and card numbers to redact',
+      gates: [dlp],
+    },
   ];
   const timings = new Map<string, StreamTiming[]>(streamRoutes.map((r) => [r.route, []]));
   const headers = {
@@ -198,7 +262,8 @@ try {
     await Promise.all(
       streamRoutes.flatMap((r) =>
         Array.from({ length: plan.streamsPerRoute }, async () => {
-          const t = await streamChat(`${envoy.url(r.route)}/v1/chat/completions`, headers, STREAM_CHAT);
+          const h = r.route === 'dlp' ? { ...headers, 'x-mock-content': encodeURIComponent(DLP_REPLY) } : headers;
+          const t = await streamChat(`${envoy.url(r.route)}/v1/chat/completions`, h, STREAM_CHAT);
           timings.get(r.route)!.push(t);
         }),
       ),
@@ -240,7 +305,7 @@ try {
     fetchesTotal: jwksDelta({}, jwksAfter),
     served: issuer.jwksRequests,
   };
-  for (const g of [gates.passthrough, gates.governed, gates.governed_jwt, enforce, meter]) {
+  for (const g of [gates.passthrough, gates.governed, gates.governed_jwt, enforce, meter, dlp]) {
     gateRows.push({
       name: g.name,
       profile: g.name,
@@ -277,7 +342,7 @@ try {
     gates: gateRows,
     jwks,
     envoyCounters,
-    skipped: [{ profile: 'dlp', reason: 'DLP has not landed yet; the profile is added with it' }],
+    skipped: [],
     ...(cpuProfile ? { cpuProfile } : {}),
   });
 

@@ -19,6 +19,28 @@ export const CHAT = Buffer.from(
   }),
 );
 
+/** The DLP profile's prompt: 16 KB of prose with an e-mail address and a card number every
+ * ~2 KB (16 findings), the kind of pasted ticket DLP exists for. */
+export const DLP_CHAT = (() => {
+  const prose =
+    'The customer wrote in again about the delayed refund; the order shipped late and the tracking page still shows it in transit. ';
+  let text = '';
+  for (let i = 0; text.length < 16 * 1024 - 400; i++) {
+    text += prose.repeat(7);
+    text += i % 2 === 0 ? `Reach them at customer${i}@example.com. ` : 'Their card on file is 4111 1111 1111 1111. ';
+  }
+  return Buffer.from(
+    JSON.stringify({ model: 'mock-small', messages: [{ role: 'user', content: text }], max_tokens: 64 }),
+  );
+})();
+
+/** The DLP profile's streamed reply (x-mock-content): PII spread over the deltas, so findings
+ * straddle chunk borders and the hold-back works. */
+export const DLP_REPLY = Array.from(
+  { length: 20 },
+  (_, i) => `Line ${i}: write to agent${i}@example.org or call about card 4111 1111 1111 1111 today. `,
+).join('');
+
 /** The streamed request. The client asks for usage itself, so every route streams the same bytes
  * (no gateway adds stream_options.include_usage to what it forwards). */
 export const STREAM_CHAT = JSON.stringify({
@@ -69,13 +91,18 @@ export function errorsOf(samples: Sample[]): Record<string, number> {
 }
 
 /** The bench's non-streaming chat request (CHAT) to one route of a bench Envoy, with the key. */
-export function chatTarget(envoy: { url(route: string): string }, route: string, key: string): Target {
+export function chatTarget(
+  envoy: { url(route: string): string },
+  route: string,
+  key: string,
+  body: Buffer = CHAT,
+): Target {
   return {
     name: route,
     url: `${envoy.url(route)}/v1/chat/completions`,
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-    body: CHAT,
+    body,
   };
 }
 

@@ -209,6 +209,38 @@ export const requestLine = z
       )
       .nullable()
       .describe('Budgets checked; null when none applied.'),
+    dlp: z
+      .object({
+        findings: z
+          .array(
+            z
+              .object({
+                type: z
+                  .string()
+                  .describe('The detector or custom rule: EMAIL, US_SSN, AWS_ACCESS_KEY, PROJECT_CODE...'),
+                action: z.string().describe('What was done: block, redact, mask, pseudonymise, warn.'),
+                where: z.enum(['request', 'response']).describe('Which direction the text went.'),
+                path: z
+                  .string()
+                  .describe('The JSON path of the string (request, buffered response) or the stream channel.'),
+                start: z.number().int().describe("UTF-16 offset of the finding in that string or channel's text."),
+                end: z.number().int().describe('End offset, exclusive.'),
+              })
+              .strict(),
+          )
+          .describe('What DLP found, where, and what it did: never the matched value. The first 100.'),
+        findings_dropped: z.number().int().describe('Findings beyond the first 100, counted but not listed.'),
+        data_classes: z.array(z.string()).describe('Data classes found (PII, PHI, PCI, SECRET, custom).'),
+        failed_open: z
+          .string()
+          .nullable()
+          .describe(
+            'Why scanning failed and the policy let the text through unscanned (onError: allow); null otherwise.',
+          ),
+      })
+      .strict()
+      .optional()
+      .describe('DLP, when a DLP stage ran for the request.'),
   })
   .strict()
   .describe('One per request that reached the gate.');

@@ -6,6 +6,8 @@
 // the `gen_ai` object, flattened with dots, gives the attribute names (`gen_ai.request.model`,
 // `gen_ai.usage.input_tokens`, …), so a SIEM or collector maps them without a table. Facts
 // the conventions do not name keep LM Gate's own names.
+
+import { type DlpAudit, dlpAudit } from '../dlp/gate/state.ts';
 import type { ApiKind } from '../llm/apis.ts';
 import type { UsageSource } from '../llm/usage.ts';
 import { meteringFactsOf } from '../metering/facts.ts';
@@ -86,6 +88,8 @@ export interface AuditRecord {
   limits: LimitCheck[] | null;
   /** Budgets checked: reserved, settled, refunded, period, state; null when none applied. */
   budgets: BudgetCheck[] | null;
+  /** DLP findings (type, action, where, position; never the value), when a DLP stage ran. */
+  dlp?: DlpAudit;
 }
 
 const ms = (ns: bigint) => Math.round(Number(ns) / 1e3) / 1e3;
@@ -94,6 +98,11 @@ const ms = (ns: bigint) => Math.round(Number(ns) / 1e3) / 1e3;
 function pathOnly(path: string): string {
   const q = path.indexOf('?');
   return q === -1 ? path : path.slice(0, q);
+}
+
+function dlpMember(ctx: RequestContext): { dlp?: DlpAudit } {
+  const dlp = dlpAudit(ctx);
+  return dlp === undefined ? {} : { dlp };
 }
 
 export function buildAuditRecord(ctx: RequestContext): AuditRecord {
@@ -158,5 +167,6 @@ export function buildAuditRecord(ctx: RequestContext): AuditRecord {
     decisions: ctx.decisions.map((d) => ({ stage: d.stage, rule_id: d.ruleId, effect: d.effect, reason: d.reason })),
     limits: ctx.limits ?? null,
     budgets: ctx.budgets ?? null,
+    ...dlpMember(ctx),
   };
 }

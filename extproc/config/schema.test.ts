@@ -76,6 +76,9 @@ describe('configSchema', () => {
         budgets: [],
       },
       dlp: {
+        inspect: 'off',
+        compressedRequests: 'refuse',
+        maxDecompressedBytes: 8 * 1024 * 1024,
         defaultPolicy: 'default',
         policies: [
           {

@@ -2,6 +2,7 @@
 // policy once per config snapshot; stages pick a policy per request.
 import { RE2JS } from 're2js';
 import { z } from 'zod';
+import { dlpGateFields } from './gate/config.ts';
 import { ACTIONS, BUILTIN_TYPES, DATA_CLASSES } from './types.ts';
 
 const action = z.enum(ACTIONS);
@@ -122,6 +123,7 @@ const policy = z
 
 export const dlpConfig = z
   .object({
+    ...dlpGateFields,
     defaultPolicy: z.string().min(1).default('default').describe('The policy used when a request names none.'),
     policies: z
       .array(policy)

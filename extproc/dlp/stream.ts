@@ -53,6 +53,8 @@ const DIGIT_TAIL = /[+(]?[0-9A-Z](?:[0-9A-Z]|[ .()/-]{1,2}(?=[0-9A-Z(+]))*[ .()/
 const DIGIT_TAIL_SPAN = 96;
 const DOB_KEY = new RegExp(`(?<![\\p{L}\\p{N}_])(?:${DOB_KEYWORDS})`, 'giu');
 const DOB_TAIL_SPAN = 96;
+/** Longer than the longest DOB keyword ("fecha de nacimiento"). */
+const DOB_KEYWORD_MAX = 32;
 const PEM_PRIVATE_HEADER = new RegExp(`^${PEM_BEGIN.source}`);
 const PEM_END_LINE = /-----END (?:[A-Z0-9]{1,12} ){0,3}PRIVATE KEY(?: BLOCK)?-----/;
 
@@ -174,7 +176,10 @@ export class DlpStream {
     const digits = DIGIT_TAIL.exec(text.slice(digitFrom));
     if (digits) cut = Math.min(cut, digitFrom + digits.index);
     if (b.dobEnabled) {
-      const from = Math.max(fromN, len - DOB_TAIL_SPAN);
+      // From before the decided offset too: a keyword released in an earlier piece ("…Date " |
+      // "of birth 1 O") still announces a date that may be coming, so everything undecided is
+      // held (the cut is never before fromN) until the span has passed.
+      const from = Math.max(0, fromN - DOB_KEYWORD_MAX, len - DOB_TAIL_SPAN);
       DOB_KEY.lastIndex = from;
       let last = -1;
       for (let m = DOB_KEY.exec(text); m !== null; m = DOB_KEY.exec(text)) last = m.index;

@@ -11,9 +11,14 @@
 // never holds the event loop that every other request shares.
 import type { RequestContext } from '../pipeline/context.ts';
 import { refuse } from '../pipeline/errors.ts';
+import { defineSlot } from '../pipeline/slots.ts';
 import { defineStage } from '../pipeline/stage.ts';
-import { parseRequest } from './parse-pool.ts';
+import { type Coding, codingOf, decompress } from './decompress.ts';
+import { type ParsePool, parseRequest } from './parse-pool.ts';
 import { needsBody, type RequestParseResult } from './shapes.ts';
+
+/** The request body's content coding, when dlp.compressedRequests lets it be inspected. */
+const compressed = defineSlot<Coding>('llm.api_shape.coding');
 
 export const apiShape = defineStage({
   name: 'llm.api_shape',
@@ -29,10 +34,15 @@ export const apiShape = defineStage({
           if (!ctx.hasRequestBody) throw refuse('empty_body', 'The request has no body; expected a JSON object.');
           const encoding = ctx.headers.get('content-encoding');
           if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
-            throw refuse(
-              'unsupported_content_encoding',
-              'Compressed request bodies are not supported; send the JSON body without Content-Encoding.',
-            );
+            const coding = ctx.config.dlp.compressedRequests === 'inspect' ? codingOf(encoding) : undefined;
+            if (coding === undefined)
+              throw refuse(
+                'unsupported_content_encoding',
+                'Compressed request bodies are not supported; send the JSON body without Content-Encoding.',
+              );
+            // Judged and forwarded decompressed: what goes upstream is what the stages read.
+            ctx.set(compressed, coding);
+            ctx.out.removeHeaders.push('content-encoding');
           }
           const charset = charsetOf(ctx.headers.get('content-type'));
           if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
@@ -48,18 +58,39 @@ export const apiShape = defineStage({
       },
       onRequestBody(ctx: RequestContext, body: Buffer): void | Promise<void> {
         if (ctx.api === 'unknown' || ctx.method !== 'POST' || !needsBody(ctx.api)) return;
-        const limits = { maxDepth: ctx.config.server.maxJsonDepth };
-        const result = parseRequest(pool, ctx.api, body, limits, () => ctx.signal);
-        if (result instanceof Promise) {
-          // Off the event loop; the state machine asks Envoy to wait longer for this message.
+        const coding = ctx.get(compressed);
+        if (coding !== undefined) {
+          // Decompressed on libuv's thread pool, never past maxDecompressedBytes nor the body limit
+          // (a bomb is 413).
           ctx.out.slow = true;
-          return result.then((r) => apply(ctx, r, body));
+          const max = Math.min(ctx.config.dlp.maxDecompressedBytes, ctx.config.server.maxRequestBodyBytes);
+          return decompress(coding, body, max).then((plain) => {
+            ctx.rewrittenBody = plain;
+            ctx.decide({
+              stage: 'llm.api_shape',
+              ruleId: 'dlp.compressedRequests',
+              effect: 'modify',
+              reason: `request body decompressed (${coding}) to be inspected and forwarded`,
+            });
+            return judge(ctx, plain, pool);
+          });
         }
-        apply(ctx, result, body);
+        return judge(ctx, body, pool);
       },
     };
   },
 });
+
+function judge(ctx: RequestContext, body: Buffer, pool: ParsePool | undefined): void | Promise<void> {
+  const limits = { maxDepth: ctx.config.server.maxJsonDepth };
+  const result = parseRequest(pool, ctx.api, body, limits, () => ctx.signal);
+  if (result instanceof Promise) {
+    // Off the event loop; the state machine asks Envoy to wait longer for this message.
+    ctx.out.slow = true;
+    return result.then((r) => apply(ctx, r, body));
+  }
+  apply(ctx, result, body);
+}
 
 function apply(ctx: RequestContext, result: RequestParseResult, body: Buffer): void {
   if (!result.ok) throw refuse(result.code, result.message, { param: result.param });
@@ -68,7 +99,7 @@ function apply(ctx: RequestContext, result: RequestParseResult, body: Buffer): v
   ctx.modelRequested = request.model;
   ctx.stream = request.stream;
   if (request.bomLength > 0) {
-    ctx.rewrittenBody = (ctx.rewrittenBody ?? body).subarray(request.bomLength);
+    ctx.rewrittenBody = body.subarray(request.bomLength);
     ctx.decide({
       stage: 'llm.api_shape',
       ruleId: 'llm.utf8_bom',

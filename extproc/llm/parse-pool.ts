@@ -2,8 +2,10 @@
 // holds the event loop that every other request's headers, chunks and timers go through. Small
 // bodies, the common case, are parsed inline: a worker round trip costs more than their scan.
 import { Worker } from 'node:worker_threads';
+import type { CollectedHits } from '../dlp/gate/body-scan.ts';
+import type { DlpScanJob } from '../dlp/gate/scan-job.ts';
 import type { CountJob, TokenCount } from '../metering/count.ts';
-import type { ParseJob, ParseReply } from './parse-worker.ts';
+import type { DlpMessage, ParseJob, ParseReply } from './parse-worker.ts';
 import { type ApiKind, type ParseLimits, parseRequestBody, type RequestParseResult } from './shapes.ts';
 
 /** Bodies up to this size are parsed inline, on the event loop. Set from bench/json-scan.ts on
@@ -50,8 +52,12 @@ function abortError(signal: AbortSignal): DOMException {
     : new DOMException('The parse was aborted', 'AbortError');
 }
 
-/** Main thread → worker: a request body to parse, or a request's tokens to count. */
-export type WorkMessage = ({ op?: 'parse' } & Omit<ParseJob, 'id'>) | { op: 'count'; job: CountJob };
+/** Main thread → worker: a request body to parse, a request's tokens to count, or a body to
+ * scan for DLP. */
+export type WorkMessage =
+  | ({ op?: 'parse' } & Omit<ParseJob, 'id'>)
+  | { op: 'count'; job: CountJob }
+  | Omit<DlpMessage, 'id'>;
 
 export class ParsePool {
   private readonly threads: number;
@@ -88,6 +94,15 @@ export class ParsePool {
     if (this.closed) return Promise.reject(new Error('the parse pool is closed'));
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return this.submit<TokenCount>({ op: 'count', job }, signal);
+  }
+
+  /** A request body's DLP scan (extproc/dlp/gate/scan-job.ts), on the same threads and queue. */
+  scanDlp(job: DlpScanJob, body: Buffer, signal?: AbortSignal): Promise<CollectedHits> {
+    if (this.closed) return Promise.reject(new Error('the parse pool is closed'));
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const copy = new Uint8Array(body.byteLength);
+    copy.set(body);
+    return this.submit<CollectedHits>({ op: 'dlp', job, body: copy }, signal);
   }
 
   private submit<T>(work: WorkMessage, signal: AbortSignal | undefined): Promise<T> {
@@ -199,6 +214,7 @@ export class ParsePool {
 /** The buffers a message hands over to the worker (each a copy the caller no longer uses). */
 function transferList(work: WorkMessage): ArrayBuffer[] {
   if (work.op !== 'count') return [work.body.buffer as ArrayBuffer];
+  // count: its request and response buffers, once each
   const out: ArrayBuffer[] = [];
   for (const b of [work.job.request, work.job.responseJson])
     if (b !== undefined && !out.includes(b.buffer as ArrayBuffer)) out.push(b.buffer as ArrayBuffer);

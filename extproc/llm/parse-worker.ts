@@ -2,6 +2,8 @@
 // parse-pool.ts as a module (Node strips the types of this .ts file as it does for the gate).
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
+import type { CollectedHits } from '../dlp/gate/body-scan.ts';
+import type { DlpScanJob } from '../dlp/gate/scan-job.ts';
 import { type CountJob, countJob, type TokenCount } from '../metering/count.ts';
 import { type ApiKind, type ParseLimits, parseRequestBody, type RequestParseResult } from './shapes.ts';
 
@@ -14,14 +16,25 @@ export interface ParseJob {
   limits: ParseLimits;
 }
 
-/** Worker → main thread: the result, or why parsing threw (a bug: parseRequestBody never throws). */
-export type ParseReply = { id: number; result: RequestParseResult | TokenCount } | { id: number; error: string };
+/** Worker → main thread: the result, or why parsing, counting or scanning threw (a parse never
+ * does; a scan that throws fails the request closed). */
+export type ParseReply =
+  | { id: number; result: RequestParseResult | TokenCount | CollectedHits }
+  | { id: number; error: string };
 
 /** Count a request's tokens (metering, when upstream reported none). */
 export interface CountMessage {
   id: number;
   op: 'count';
   job: CountJob;
+}
+
+/** A request body's DLP scan (extproc/dlp/gate/scan-job.ts). The body's buffer is transferred. */
+export interface DlpMessage {
+  id: number;
+  op: 'dlp';
+  job: DlpScanJob;
+  body: Uint8Array;
 }
 
 const port = parentPort;
@@ -38,9 +51,35 @@ try {
   // worker still runs, only at the gate's own priority.
 }
 
-port.on('message', (job: ParseJob | CountMessage) => {
+/** The DLP engine, loaded on the first scan job: most gates never send one, and loading it
+ * (detectors, phone metadata) in every worker at start-up competes with the gate for the CPU
+ * just when it starts serving. */
+let scanJobs: Promise<typeof import('../dlp/gate/scan-job.ts')> | undefined;
+
+function scan(job: DlpMessage): void {
+  scanJobs ??= import('../dlp/gate/scan-job.ts');
+  scanJobs.then(
+    (m) => {
+      let reply: ParseReply;
+      try {
+        const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
+        reply = { id: job.id, result: m.runScanJob(job.job, body) };
+      } catch (e) {
+        reply = { id: job.id, error: e instanceof Error ? e.message : String(e) };
+      }
+      port!.postMessage(reply);
+    },
+    (e: unknown) => port!.postMessage({ id: job.id, error: `DLP engine failed to load: ${String(e)}` }),
+  );
+}
+
+port.on('message', (job: ParseJob | CountMessage | DlpMessage) => {
   let reply: ParseReply;
   try {
+    if (job.op === 'dlp') {
+      scan(job);
+      return;
+    }
     if (job.op === 'count') {
       port.postMessage({ id: job.id, result: countJob(job.job) } satisfies ParseReply);
       return;

@@ -96,6 +96,25 @@ describe('response events', () => {
     expect(out.toString()).toBe(`${line('ok')}{"error":"blocked"}\n`);
   });
 
+  it('an event too large to decode ends the stream when a listener reads events, never passes unread', () => {
+    const seen: string[] = [];
+    const r = createResponseStream({
+      format: 'sse',
+      kind: 'openai.chat',
+      dropUsageEvent: false,
+      maxEventBytes: 64,
+      onEvent: (e) => seen.push(...e.texts.map((t) => t.text)),
+      onUninspectable: () => r.endWithError(error),
+    });
+    const big = sse(chunk(`secret ${'x'.repeat(200)}`));
+    const out = Buffer.concat([
+      r.push(Buffer.from(sse(chunk('ok')) + big.slice(0, 100)), false),
+      r.push(Buffer.from(big.slice(100)), true),
+    ]);
+    expect(out.toString()).toBe(sse(chunk('ok')) + sse({ error }));
+    expect(seen).toEqual(['ok']);
+  });
+
   it('without a listener, only events that can carry usage or the model are decoded', () => {
     const r = createResponseStream({ format: 'sse', kind: 'openai.chat', dropUsageEvent: false });
     const body = Buffer.from(sse(chunk('x')).repeat(10));

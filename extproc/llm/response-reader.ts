@@ -52,6 +52,7 @@ export function openResponseReader(
   facts: ResponseFacts,
   reading: ResponseReading,
   onEvent: ((event: ResponseEvent) => void) | undefined,
+  onUninspectable?: () => void,
 ): OpenedReader | { skipped: string } | undefined {
   if (!needsBody(facts.api)) return undefined;
   if (facts.status === undefined || facts.status < 200 || facts.status >= 300) return undefined;
@@ -67,6 +68,7 @@ export function openResponseReader(
       dropUsageEvent: reading.withholdUsageEvent,
       onEvent: reading.events || reading.observeEvents === true ? onEvent : undefined,
       readOnlyEvents: !reading.events,
+      onUninspectable,
     });
     return {
       reader: new Reader(stream, stream),

@@ -97,6 +97,11 @@ export interface ResponseStreamOptions {
   /** onEvent only reads: its drop(), replace() and endWithError are not used, so the chunks pass
    * through unchanged (the observe-only path). */
   readOnlyEvents?: boolean;
+  /** With onEvent: called once when an event outgrows maxEventBytes and so cannot be handed to
+   * the listener. Stages that read events were promised every one (DLP cannot release text it
+   * did not see), so the caller ends the stream here (endWithError) rather than pass it
+   * uninspected. */
+  onUninspectable?: (() => void) | undefined;
 }
 
 export function createResponseStream(opts: ResponseStreamOptions): ResponseStream {
@@ -122,6 +127,7 @@ class StreamReader implements ResponseStream {
   ended = false;
   private readonly onEvent: ((event: ResponseEvent) => void) | undefined;
   private readonly readOnly: boolean;
+  private readonly onUninspectable: (() => void) | undefined;
   /** Set by endWithError during the current record: the bytes sent in its place. */
   private endBytes: Buffer | undefined;
 
@@ -149,6 +155,9 @@ class StreamReader implements ResponseStream {
     this.marker = this.ollama ? DONE : USAGE;
     this.onEvent = opts.onEvent;
     this.readOnly = opts.readOnlyEvents === true;
+    // Read-only listeners (metering) were promised nothing: only a stage that may change or
+    // withhold text (DLP) must see every event, so only it ends an uninspectable stream.
+    this.onUninspectable = opts.onEvent !== undefined && !this.readOnly ? opts.onUninspectable : undefined;
   }
 
   endWithError(err: StreamError): void {
@@ -215,6 +224,10 @@ class StreamReader implements ResponseStream {
   /** Observe one record or part, and say what the client gets of it. */
   private inspect(f: Framer): Action {
     if (f.kind === 'part') {
+      if (this.onUninspectable !== undefined) {
+        this.onUninspectable();
+        if (this.endBytes !== undefined) return KEEP;
+      }
       // Too big to have been held, so never parsed: a usage-only event is a few hundred bytes.
       if (f.complete && f.hasContent) this.events++;
       return KEEP;

@@ -35,6 +35,7 @@ describe('buildPipeline', () => {
       'identity.authenticate',
       'killswitch.principal',
       'llm.api_shape',
+      'dlp.request',
       'limits.budget',
       'routing.route',
       'killswitch.model',
@@ -43,6 +44,7 @@ describe('buildPipeline', () => {
       'policy.model_list',
       'limits.rate',
       'metering.usage',
+      'dlp.response',
     ]);
     expect(ALWAYS_STAGE_NAMES).toEqual(['http.hygiene']);
   });

@@ -41,6 +41,7 @@ import {
   HeaderSendMode,
   type HttpBody,
   type HttpHeaders,
+  headerMutation,
   headerValueOf,
   type Phase,
   type ProcessingRequest,
@@ -584,6 +585,7 @@ export class ProcessStream {
       },
       ctx.responseReading!,
       this.onResponseEvent,
+      this.onUninspectableEvent,
     );
     if (opened === undefined) return;
     if ('skipped' in opened) {
@@ -600,6 +602,24 @@ export class ProcessStream {
     this.pipeline.responseEvent(ctx, event);
     const err = ctx.streamError;
     if (err === undefined) return;
+    this.responseReader?.stream?.endWithError({
+      message: err.message,
+      type: err.type,
+      code: err.code,
+      param: err.param,
+    });
+  };
+
+  /** An event too large to decode while stages read events: they cannot judge it, so the stream
+   * ends here (fail closed) instead of passing it on unread. */
+  private readonly onUninspectableEvent = (): void => {
+    const ctx = this.ctx;
+    ctx.endResponseStream(
+      refuse('content_blocked', 'The response could not be checked: one of its events is too large.', {
+        ruleId: 'llm.response_event_too_large',
+      }),
+    );
+    const err = ctx.streamError!;
     this.responseReader?.stream?.endWithError({
       message: err.message,
       type: err.type,
@@ -629,7 +649,13 @@ export class ProcessStream {
     }
     forward = this.pipeline.responseBody(ctx, forward, endOfStream);
     const response: CommonResponse = {};
-    if (forward !== chunk) response.bodyMutation = forward.length > 0 ? { body: forward } : { clearBody: true };
+    if (forward !== chunk) {
+      response.bodyMutation = forward.length > 0 ? { body: forward } : { clearBody: true };
+      // BUFFERED: the headers are still held, and Envoy applies a body answer's header mutation
+      // to them, so the length can follow the rewritten body (DLP on a JSON response).
+      if (this.responseBodyMode === BodySendMode.BUFFERED && ctx.responseHeaders.has('content-length'))
+        response.headerMutation = headerMutation([['content-length', String(forward.length)]], []);
+    }
     const message: ProcessingResponse = { responseBody: { response } };
     if (endOfStream) {
       this.seen |= Seen.ResponseBodyEnd;

@@ -59,6 +59,7 @@ export class Metrics {
   readonly jwksFetches: Counter<'issuer' | 'reason' | 'result'>;
   readonly jwksKeys: Gauge<'issuer'>;
   readonly policyDecisions: Counter<'rule' | 'effect'>;
+  readonly dlpFindings: Counter<'type' | 'action' | 'where'>;
   /** Rule ids come from the config (and an OPA policy's rule_id); bounded all the same. */
   private readonly ruleLabel = new BoundedLabel(MAX_RULE_LABELS);
   private readonly phaseChildren: (readonly [Phase, { observe(v: number): void }])[];
@@ -205,6 +206,12 @@ export class Metrics {
       labelNames: ['rule', 'effect'],
       registers,
     });
+    this.dlpFindings = new Counter({
+      name: 'lmgate_dlp_findings_total',
+      help: 'DLP findings by detector type (built-in or custom, bounded), action taken (block, redact, mask, pseudonymise, warn) and where (request, response).',
+      labelNames: ['type', 'action', 'where'],
+      registers,
+    });
     // Children resolved once: observing is then a plain method call.
     this.phaseChildren = PHASES.map((p) => [p, this.phaseSeconds.labels(PHASE_LABEL[p])] as const);
   }
@@ -226,6 +233,12 @@ export class Metrics {
       }
     }
     counts[effect === 'allow' ? 0 : 1]++;
+  }
+
+  /** One DLP finding. Types come from the config (built-in names and custom patterns), bounded
+   * like rule ids all the same. */
+  countDlpFinding(type: string, action: string, where: 'request' | 'response'): void {
+    this.dlpFindings.inc({ type: this.ruleLabel.value(type), action, where });
   }
 
   private flushDecisions(): void {

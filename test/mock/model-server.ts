@@ -21,6 +21,8 @@
 //   x-mock-content         the reply text, spread over the chunks by code point as evenly as possible;
 //                          percent-decoded when it is valid percent-encoding (encodeURIComponent lets
 //                          any Unicode through a header), else taken as is
+//   x-mock-pieces          the reply's content chunks exactly: a JSON array of strings, percent-
+//                          encoded (encodeURIComponent), so a test chooses every chunk border
 //   x-mock-trailers: 1     any 200 answer (JSON or stream) is sent chunked, declares `Trailer:
 //                          x-mock-done` and ends with the HTTP trailer `x-mock-done: 1`
 //   x-mock-content-length: 1  a streamed (SSE/NDJSON) reply is built whole first and sent with a
@@ -177,7 +179,9 @@ function plan(req: IncomingMessage, d: Defaults): Plan {
     usage: usage === 'always' || usage === 'never' ? usage : 'auto',
     split: header(req, 'x-mock-split') === '1',
     stamp: header(req, 'x-mock-timestamps') === '1',
-    pieces: content === undefined ? wordsFor(chunks) : spread(percentDecoded(content), chunks),
+    pieces:
+      piecesOf(header(req, 'x-mock-pieces')) ??
+      (content === undefined ? wordsFor(chunks) : spread(percentDecoded(content), chunks)),
     trailers: header(req, 'x-mock-trailers') === '1',
     contentLength: header(req, 'x-mock-content-length') === '1',
     embeddingDims: Math.max(
@@ -197,6 +201,18 @@ function percentDecoded(s: string): string {
   } catch {
     return s;
   }
+}
+
+/** x-mock-pieces: a percent-encoded JSON array of strings, or undefined when absent or not one. */
+function piecesOf(h: string | undefined): string[] | undefined {
+  if (h === undefined) return undefined;
+  try {
+    const v: unknown = JSON.parse(decodeURIComponent(h));
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v.slice(0, MAX_CHUNKS);
+  } catch {
+    // Not percent-encoded JSON: ignored, like any malformed x-mock-* header.
+  }
+  return undefined;
 }
 
 /** Text spread over n pieces by code point, as evenly as possible. */

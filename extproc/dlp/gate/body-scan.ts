@@ -1,0 +1,167 @@
+// DLP over a JSON body: every string value a model or a client reads is decoded, scanned and,
+// where an action says so, replaced by a splice of its escaped bytes. Used for request bodies
+// (before they go upstream) and for buffered JSON responses (before they reach the client).
+//
+// Every string value is read, not a list of known fields: a field the gate does not know of
+// (a new content-part type, a tool schema's description) is still text the model sees, and
+// scanning too much costs only time. What is skipped is what cannot carry a user's text and
+// that other stages or the protocol need intact: the top-level model (routing and policy judge
+// it), roles, types, ids, and inline media (data: URLs), which are not text.
+//
+// Two phases. collectHits (pure, plain data: it runs on a parse-pool worker for large bodies)
+// walks and scans; applyHits (main thread, it owns the request's pseudonym session) reserves the
+// placeholders users typed, then replaces. Every text is scanned before any value gets a
+// placeholder, so a typed `[EMAIL_1]` never becomes a real value's name.
+import type { DlpFinding, DlpScanner, DlpSession } from './engine-port.ts';
+import { decodeJsonString, encodeJsonInner, forEachJsonString } from './json-strings.ts';
+
+const SKIP_KEYS = new Set(['role', 'type', 'id', 'tool_call_id', 'object', 'finish_reason', 'system_fingerprint']);
+const DATA_URL = Buffer.from('"data:');
+const OPEN_BRACKET = 0x5b;
+
+/** A finding as the audit keeps it: where, never what. */
+export interface FindingRecord {
+  type: string;
+  action: string;
+  where: 'request' | 'response';
+  /** JSON path of the string (request, buffered response) or the stream channel. */
+  path: string;
+  /** UTF-16 units in that string or channel's text, end exclusive. */
+  start: number;
+  end: number;
+}
+
+/** One string with findings: its span (quotes included), path and findings (UTF-16 offsets in
+ * the decoded string). */
+export interface StringHit {
+  start: number;
+  end: number;
+  path: string;
+  findings: DlpFinding[];
+}
+
+/** What the scan phase found: plain data (it crosses threads by structured clone). */
+export interface CollectedHits {
+  hits: StringHit[];
+  /** Spans of strings without findings that hold a `[`: their typed placeholders are reserved,
+   * and in responses restored. */
+  bracketed: [number, number][];
+  chars: number;
+}
+
+export interface CollectOptions {
+  /** Skip the top-level `model` member (the request's: routing rewrites it). */
+  skipModel: boolean;
+  /** Give up (throw ScanBudgetExceeded) past this many ms; Infinity on a worker, where the
+   * message deadline bounds it instead. */
+  budgetMs: number;
+}
+
+export class ScanBudgetExceeded extends Error {
+  constructor() {
+    super('DLP scan exceeded its time budget');
+    this.name = 'ScanBudgetExceeded';
+  }
+}
+
+/** Scan every string of `body` from `from` (the first byte of its object). Throws on a walk or
+ * engine error, or when the budget runs out: the caller fails closed. */
+export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opts: CollectOptions): CollectedHits {
+  const out: CollectedHits = { hits: [], bracketed: [], chars: 0 };
+  const started = performance.now();
+  forEachJsonString(body, from, (start, end, key, depth, path) => {
+    if (end - start <= 2) return;
+    if (key !== undefined && SKIP_KEYS.has(key)) return;
+    if (opts.skipModel && depth === 1 && key === 'model') return;
+    if (
+      end - start > DATA_URL.length &&
+      body.compare(DATA_URL, 0, DATA_URL.length, start, start + DATA_URL.length) === 0
+    )
+      return;
+    if (performance.now() - started > opts.budgetMs) throw new ScanBudgetExceeded();
+    const s = decodeJsonString(body, start, end);
+    out.chars += s.text.length;
+    const found = scanner.scan(s.text);
+    if (found.length === 0) {
+      // Bounded to the string: an unbounded indexOf would scan the rest of the body per string.
+      if (body.subarray(start, end).includes(OPEN_BRACKET)) out.bracketed.push([start, end]);
+      return;
+    }
+    // Plain objects: a finding may be an engine class instance, which would not clone.
+    const findings = found.map((f) => ({
+      type: f.type,
+      start: f.start,
+      end: f.end,
+      dataClass: f.dataClass,
+      action: f.action,
+    }));
+    out.hits.push({ start, end, path: path(), findings });
+  });
+  return out;
+}
+
+export interface BodyEdit {
+  start: number;
+  end: number;
+  insert: Buffer;
+}
+
+export interface BodyScan {
+  findings: FindingRecord[];
+  classes: Set<string>;
+  edits: BodyEdit[];
+  /** The first finding whose action is block, if any. */
+  blocked: DlpFinding | undefined;
+}
+
+/** Turn the hits into findings for the audit and splices of the body. Request: values are
+ * replaced in place. Response (`restore`): each string with a finding or a `[` is rebuilt whole,
+ * this request's placeholders restored in the text between findings. */
+export function applyHits(
+  body: Buffer,
+  collected: CollectedHits,
+  session: DlpSession,
+  where: 'request' | 'response',
+  restore: DlpSession | undefined,
+): BodyScan {
+  const out: BodyScan = { findings: [], classes: new Set(), edits: [], blocked: undefined };
+  for (const h of collected.hits)
+    for (const f of h.findings) {
+      out.findings.push({ type: f.type, action: f.action, where, path: h.path, start: f.start, end: f.end });
+      out.classes.add(f.dataClass);
+      if (f.action === 'block') out.blocked ??= f;
+    }
+  if (out.blocked !== undefined) return out;
+  const restoring = restore?.issued ? restore : undefined;
+  if (restoring === undefined) {
+    for (const [start, end] of collected.bracketed) session.reserve(decodeJsonString(body, start, end).text);
+    for (const h of collected.hits) session.reserve(decodeJsonString(body, h.start, h.end).text);
+  } else {
+    for (const [start, end] of collected.bracketed) {
+      const text = decodeJsonString(body, start, end).text;
+      const restored = restoring.restore(text);
+      if (restored !== text) out.edits.push({ start: start + 1, end: end - 1, insert: encodeJsonInner(restored) });
+    }
+  }
+  for (const h of collected.hits) {
+    const s = decodeJsonString(body, h.start, h.end);
+    if (restoring === undefined) {
+      for (const f of h.findings) {
+        if (f.action === 'warn') continue;
+        const replacement = session.replace(s.text.slice(f.start, f.end), f);
+        out.edits.push({ start: s.byteAt(f.start), end: s.byteAt(f.end), insert: encodeJsonInner(replacement) });
+      }
+      continue;
+    }
+    let rebuilt = '';
+    let at = 0;
+    for (const f of h.findings) {
+      if (f.action === 'warn') continue;
+      rebuilt += restoring.restore(s.text.slice(at, f.start)) + session.replace(s.text.slice(f.start, f.end), f);
+      at = f.end;
+    }
+    rebuilt += restoring.restore(s.text.slice(at));
+    if (rebuilt !== s.text) out.edits.push({ start: h.start + 1, end: h.end - 1, insert: encodeJsonInner(rebuilt) });
+  }
+  return out;
+}

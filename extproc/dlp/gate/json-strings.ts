@@ -1,0 +1,168 @@
+// Every string value of a JSON document with its byte span, found by one linear pass over bytes
+// (no tree is built), and the decoding of one such string with a map from its UTF-16 units back
+// to body bytes, so a finding in the decoded text becomes a splice of the exact escaped bytes.
+// Input is JSON the API-shape stage (or the response reader) already validated; on anything
+// else the walk throws, and the stages fail closed.
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/** A container on the walk's stack: an object's current key, or an array's current index. */
+interface Frame {
+  object: boolean;
+  key: string | undefined;
+  index: number;
+}
+
+/** Called per string value: its bytes [start, end) including the quotes, the key it is the value
+ * of (in an array: the key of the array), its depth (1: a member of the top-level object), and its JSON path
+ * (built only when asked: `messages[0].content`). */
+export type StringVisitor = (
+  start: number,
+  end: number,
+  key: string | undefined,
+  depth: number,
+  path: () => string,
+) => void;
+
+export function forEachJsonString(b: Buffer, from: number, visit: StringVisitor): void {
+  const stack: Frame[] = [];
+  const path = (): string => {
+    let p = '';
+    for (let k = 0; k < stack.length; k++) {
+      const f = stack[k]!;
+      if (!f.object) p += `[${f.index}]`;
+      // An object's key names the member the next frame (or the string) is the value of.
+      else if (f.key !== undefined) p += p === '' ? f.key : `.${f.key}`;
+    }
+    return p;
+  };
+  let expectKey = false;
+  let i = from;
+  const n = b.length;
+  while (i < n) {
+    const c = b[i]!;
+    if (c === QUOTE) {
+      const end = stringEnd(b, i);
+      const top = stack[stack.length - 1];
+      if (expectKey && top !== undefined) {
+        top.key = decodeKey(b, i, end);
+        expectKey = false;
+      } else {
+        visit(i, end, top?.key, stack.length, path);
+      }
+      i = end;
+      continue;
+    }
+    if (c === 0x7b) {
+      stack.push({ object: true, key: undefined, index: 0 });
+      expectKey = true;
+    } else if (c === 0x5b) {
+      // An array's strings are reported under the key the array is the value of.
+      const top = stack[stack.length - 1];
+      stack.push({ object: false, key: top?.key, index: 0 });
+    } else if (c === 0x7d || c === 0x5d) {
+      stack.pop();
+      expectKey = false;
+    } else if (c === 0x2c) {
+      const top = stack[stack.length - 1];
+      if (top === undefined) throw new Error('json-strings: comma outside a container');
+      if (top.object) expectKey = true;
+      else top.index++;
+    }
+    i++;
+  }
+  if (stack.length !== 0) throw new Error('json-strings: unterminated container');
+}
+
+/** Offset just past the closing quote of the string opening at `start`. */
+function stringEnd(b: Buffer, start: number): number {
+  let i = start + 1;
+  const n = b.length;
+  while (i < n) {
+    const c = b[i]!;
+    if (c === BACKSLASH) i += 2;
+    else if (c === QUOTE) return i + 1;
+    else i++;
+  }
+  throw new Error('json-strings: unterminated string');
+}
+
+function decodeKey(b: Buffer, start: number, end: number): string {
+  const escaped = b.subarray(start, end).includes(BACKSLASH);
+  return escaped ? (JSON.parse(b.toString('utf8', start, end)) as string) : b.toString('utf8', start + 1, end - 1);
+}
+
+/** A JSON string's text and where each of its UTF-16 units came from in the body. */
+export interface DecodedString {
+  text: string;
+  /** Byte offset in the body of unit i (i === text.length: the closing quote). */
+  byteAt(i: number): number;
+}
+
+/** Decode the string whose bytes (quotes included) are [start, end). The text is decoded by
+ * the runtime (toString, or JSON.parse when it has escapes); the unit-to-byte map is built only
+ * when asked for (a string with a finding), by one walk over its bytes. */
+export function decodeJsonString(b: Buffer, start: number, end: number): DecodedString {
+  const first = start + 1;
+  const last = end - 1;
+  let ascii = true;
+  let escaped = false;
+  for (let i = first; i < last; i++) {
+    const c = b[i]!;
+    if (c === BACKSLASH) {
+      escaped = true;
+      break;
+    }
+    if (c >= 0x80) ascii = false;
+  }
+  if (!escaped && ascii) {
+    // ASCII without escapes (the common prompt): unit i is byte first + i.
+    return { text: b.toString('latin1', first, last), byteAt: (i) => first + i };
+  }
+  const text = escaped ? (JSON.parse(b.toString('utf8', start, end)) as string) : b.toString('utf8', first, last);
+  let map: Int32Array | undefined;
+  return {
+    text,
+    byteAt: (k) => {
+      map ??= unitOffsets(b, first, last, text.length);
+      return map[k]!;
+    },
+  };
+}
+
+/** For each UTF-16 unit of the string in bytes [first, last), the byte where it starts; then
+ * `last` (the closing quote). An escape is one unit (\uXXXX of a surrogate half too); a 4-byte
+ * UTF-8 sequence is two units, both starting at its first byte. */
+function unitOffsets(b: Buffer, first: number, last: number, units: number): Int32Array {
+  const map = new Int32Array(units + 1);
+  let n = 0;
+  let i = first;
+  while (i < last) {
+    const c = b[i]!;
+    if (c === BACKSLASH) {
+      map[n++] = i;
+      i += b[i + 1] === 0x75 ? 6 : 2;
+    } else if (c < 0x80) {
+      map[n++] = i++;
+    } else if (c < 0xe0) {
+      map[n++] = i;
+      i += 2;
+    } else if (c < 0xf0) {
+      map[n++] = i;
+      i += 3;
+    } else {
+      map[n++] = i;
+      map[n++] = i;
+      i += 4;
+    }
+  }
+  map[n] = last;
+  return map;
+}
+
+/** `text` as the inside of a JSON string (no quotes). */
+export function encodeJsonInner(text: string): Buffer {
+  const s = JSON.stringify(text);
+  return Buffer.from(s.slice(1, -1));
+}

@@ -1,0 +1,217 @@
+// dlp.request through the real state machine (runStage), over a small test engine: what goes
+// upstream, what is refused, and what the audit keeps (never the value).
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { testEngine } from '../../../test/harness/dlp-test-engine.ts';
+import { runStage } from '../../../test/harness/run-stage.ts';
+import type { DlpAction } from './engine-port.ts';
+import { type DlpGateOptions, dlpRequestStage } from './request-stage.ts';
+import { dlpAudit } from './state.ts';
+
+const OPTIONS: DlpGateOptions = { onScanError: 'block', scanBudgetMs: 1000, response: true };
+
+function stage(actions: Partial<Record<string, DlpAction>>, over: Partial<DlpGateOptions> = {}, failOn?: string) {
+  const d = dlpRequestStage(() => ({ engine: testEngine(actions, { failOn }), options: { ...OPTIONS, ...over } }));
+  return { ...d, always: true };
+}
+
+const chat = (content: unknown, extra: Record<string, unknown> = {}) => ({
+  model: 'm',
+  messages: [
+    { role: 'system', content: 'be brief' },
+    { role: 'user', content },
+  ],
+  ...extra,
+});
+
+async function run(
+  body: unknown,
+  actions: Partial<Record<string, DlpAction>>,
+  over: Partial<DlpGateOptions> = {},
+  failOn?: string,
+) {
+  return runStage({
+    stages: ['llm.api_shape'],
+    extraStages: [stage(actions, over, failOn)],
+    request: { path: '/v1/chat/completions', body: body as Record<string, unknown> },
+  });
+}
+
+describe('dlp.request', () => {
+  it('redacts an e-mail in a message and forwards the rest byte for byte', async () => {
+    const r = await run(chat('mail jane.doe@example.com now'), { EMAIL: 'redact' });
+    expect(r.upstream?.body).toBe(JSON.stringify(chat('mail [REDACTED:EMAIL] now')));
+    expect(r.upstream?.set['content-length']).toBe(String(Buffer.byteLength(r.upstream!.body!)));
+    expect(r.ctx.dataClasses).toEqual(new Set(['PII']));
+    expect(dlpAudit(r.ctx)).toEqual({
+      findings: [{ type: 'EMAIL', action: 'redact', where: 'request', path: 'messages[1].content', start: 5, end: 25 }],
+      findings_dropped: 0,
+      data_classes: ['PII'],
+      failed_open: null,
+    });
+    expect(JSON.stringify(r.audit)).not.toContain('jane.doe');
+    expect(r.audit.dlp?.findings).toHaveLength(1);
+  });
+
+  it('blocks with 403 content_blocked and the detector rule id, forwarding nothing', async () => {
+    const r = await run(chat('key AKIAABCDEFGHIJKLMNOP'), { AWS_ACCESS_KEY: 'block' });
+    expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.AWS_ACCESS_KEY' });
+    expect(r.refused?.message).not.toContain('AKIA');
+    expect(r.upstream).toBeUndefined();
+    expect(r.audit).toMatchObject({
+      outcome: 'rejected',
+      error: { code: 'content_blocked', rule_id: 'dlp.AWS_ACCESS_KEY' },
+    });
+  });
+
+  it('finds a secret hidden with zero-width characters', async () => {
+    const r = await run(chat('AKIA\u200bABCDEFGH\u200dIJKLMNOP'), { AWS_ACCESS_KEY: 'block' });
+    expect(r.refused).toMatchObject({ code: 'content_blocked' });
+  });
+
+  it('pseudonymises with one stable placeholder per value within the request', async () => {
+    const r = await run(chat('a@x.io, b@y.io and a@x.io again'), { EMAIL: 'pseudonymise' });
+    expect(r.upstream?.body).toBe(JSON.stringify(chat('[EMAIL_1], [EMAIL_2] and [EMAIL_1] again')));
+  });
+
+  it('masks, keeping a suffix, and only records a warn', async () => {
+    const masked = await run(chat('ssn 123-45-6789'), { US_SSN: 'mask' });
+    expect(masked.upstream?.body).toBe(JSON.stringify(chat('ssn *******6789')));
+    const warned = await run(chat('ssn 123-45-6789'), { US_SSN: 'warn' });
+    expect(warned.upstream?.body).toBeUndefined();
+    expect(warned.audit.dlp?.findings).toMatchObject([{ type: 'US_SSN', action: 'warn' }]);
+    expect(warned.ctx.dataClasses).toEqual(new Set(['PII']));
+  });
+
+  const places: [string, unknown][] = [
+    ['a content part', chat([{ type: 'text', text: 'to a@x.io' }])],
+    [
+      'a tool definition',
+      { ...chat('hi'), tools: [{ type: 'function', function: { name: 'f', description: 'cc a@x.io' } }] },
+    ],
+    [
+      'tool-call arguments',
+      {
+        model: 'm',
+        messages: [
+          {
+            role: 'assistant',
+            tool_calls: [{ id: '1', type: 'function', function: { name: 'f', arguments: '{"to":"a@x.io"}' } }],
+          },
+        ],
+      },
+    ],
+  ];
+  for (const [where, body] of places) {
+    it(`scans ${where}`, async () => {
+      const r = await run(body, { EMAIL: 'redact' });
+      expect(r.upstream?.body).toContain('[REDACTED:EMAIL]');
+      expect(r.upstream?.body).not.toContain('a@x.io');
+    });
+  }
+
+  it('splices inside escaped and multi-byte strings without breaking the JSON', async () => {
+    const body = `{"model":"m","messages":[{"role":"user","content":"\\"q\\" 世界\\n\\u0061@x.io 😀"}]}`;
+    const r = await runStage({
+      stages: ['llm.api_shape'],
+      extraStages: [stage({ EMAIL: 'pseudonymise' })],
+      request: { path: '/v1/chat/completions', body },
+    });
+    expect(JSON.parse(r.upstream!.body!).messages[0].content).toBe('"q" 世界\n[EMAIL_1] 😀');
+  });
+
+  it('leaves the model, roles and data URLs alone', async () => {
+    const body = chat([{ type: 'image_url', image_url: { url: 'data:image/png;base64,a@x.io' } }], { model: 'a@x.io' });
+    const r = await run(body, { EMAIL: 'block' });
+    expect(r.refused).toBeUndefined();
+  });
+
+  it('covers completions prompts, embeddings input and Ollama chat', async () => {
+    for (const [path, body] of [
+      ['/v1/completions', { model: 'm', prompt: ['x', 'to a@x.io'] }],
+      ['/v1/embeddings', { model: 'm', input: 'a@x.io' }],
+      ['/api/chat', { model: 'm', messages: [{ role: 'user', content: 'a@x.io' }] }],
+      ['/api/generate', { model: 'm', prompt: 'a@x.io', system: 'b@y.io' }],
+    ] as const) {
+      const r = await runStage({
+        stages: ['llm.api_shape'],
+        extraStages: [stage({ EMAIL: 'block' })],
+        request: { path, body },
+      });
+      expect(r.refused, path).toMatchObject({ code: 'content_blocked' });
+    }
+  });
+
+  it('fails closed when the scanner throws, or lets through and says so when told to', async () => {
+    const closed = await run(chat('boom'), {}, {}, 'boom');
+    expect(closed.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.scan_error' });
+    const open = await run(chat('boom'), {}, { onScanError: 'allow' }, 'boom');
+    expect(open.refused).toBeUndefined();
+    expect(open.audit.dlp?.failed_open).toBe('request scan error');
+  });
+
+  it('fails closed when the scan runs past its budget', async () => {
+    const r = await run(chat('x'.repeat(10)), {}, { scanBudgetMs: -1 });
+    expect(r.refused).toMatchObject({ code: 'content_blocked', ruleId: 'dlp.scan_budget' });
+  });
+
+  it('counts findings by type, action and where', async () => {
+    const r = await run(chat('a@x.io b@y.io'), { EMAIL: 'redact' });
+    const m = await r.metrics.registry.getSingleMetricAsString('lmgate_dlp_findings_total');
+    expect(m).toContain('lmgate_dlp_findings_total{type="EMAIL",action="redact",where="request"} 2');
+  });
+});
+
+describe('dlp.request on compressed bodies (dlp.compressedRequests)', () => {
+  const body = Buffer.from(JSON.stringify(chat('my ssn is 123-45-6789')));
+  const gz = gzipSync(body);
+  const send = (config: Record<string, unknown>, payload: Buffer, encoding = 'gzip') =>
+    runStage({
+      stages: ['llm.api_shape'],
+      config,
+      extraStages: [stage({ US_SSN: 'redact' })],
+      request: { path: '/v1/chat/completions', headers: { 'content-encoding': encoding }, body: payload },
+    });
+
+  it('refuses a gzip body with 415 by default, forwarding nothing', async () => {
+    const r = await send({}, gz);
+    expect(r.refused).toMatchObject({ status: 415, code: 'unsupported_content_encoding' });
+    expect(r.upstream).toBeUndefined();
+  });
+
+  it('inspects it decompressed when told to, and forwards the inspected body without the coding', async () => {
+    for (const [encoding, payload] of [
+      ['gzip', gz],
+      ['deflate', deflateSync(body)],
+      ['br', brotliCompressSync(body)],
+    ] as const) {
+      const r = await send({ dlp: { compressedRequests: 'inspect' } }, payload, encoding);
+      expect(r.upstream?.body, encoding).toBe(JSON.stringify(chat('my ssn is [REDACTED:US_SSN]')));
+      expect(r.upstream?.removed).toContain('content-encoding');
+      expect(r.audit.dlp?.findings).toMatchObject([{ type: 'US_SSN', where: 'request' }]);
+    }
+  });
+
+  it('forwards a clean compressed body decompressed, never the compressed bytes', async () => {
+    const clean = Buffer.from(JSON.stringify(chat('hello')));
+    const r = await send({ dlp: { compressedRequests: 'inspect' } }, gzipSync(clean));
+    expect(r.upstream?.body).toBe(clean.toString());
+  });
+
+  it('refuses a decompression bomb (413) and data that is not what it says (415)', async () => {
+    const bomb = gzipSync(Buffer.from(JSON.stringify(chat('a'.repeat(2_000_000)))));
+    const r = await send({ dlp: { compressedRequests: 'inspect', maxDecompressedBytes: 100_000 } }, bomb);
+    expect(r.refused).toMatchObject({ status: 413, code: 'request_too_large' });
+    const bad = await send({ dlp: { compressedRequests: 'inspect' } }, Buffer.from('not gzip'));
+    expect(bad.refused).toMatchObject({ status: 415, code: 'unsupported_content_encoding' });
+  });
+});
+
+describe('the audit keeps at most 100 findings, and counts the rest', () => {
+  it('a body with 150 addresses: 100 listed, 50 counted', async () => {
+    const many = Array.from({ length: 150 }, (_, i) => `u${i}@x.io`).join(' ');
+    const r = await run(chat(many), { EMAIL: 'redact' });
+    expect(r.audit.dlp?.findings).toHaveLength(100);
+    expect(r.audit.dlp?.findings_dropped).toBe(50);
+  });
+});

@@ -1,0 +1,239 @@
+// dlp.response through the real state machine (runStage): streamed and JSON responses, with the
+// request stage's pseudonyms restored, blocks ending the stream, and the hold-back invariant for
+// every split of the upstream bytes.
+import { describe, expect, it } from 'vitest';
+import { testEngine } from '../../../test/harness/dlp-test-engine.ts';
+import { runStage } from '../../../test/harness/run-stage.ts';
+import type { DlpAction } from './engine-port.ts';
+import { dlpRequestStage } from './request-stage.ts';
+import { dlpResponseStage } from './response-stage.ts';
+
+type Actions = Partial<Record<string, DlpAction>>;
+
+function stages(actions: Actions) {
+  const setup = () => ({
+    engine: testEngine(actions),
+    options: { onScanError: 'block' as const, scanBudgetMs: 1000, response: true },
+  });
+  return [
+    { ...dlpRequestStage(setup), always: true },
+    { ...dlpResponseStage(setup), always: true },
+  ];
+}
+
+const sse = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`;
+const delta = (content: string, finish: string | null = null) => ({
+  id: 'c',
+  object: 'chat.completion.chunk',
+  model: 'm',
+  choices: [{ index: 0, delta: { content }, finish_reason: finish }],
+});
+const SSE = { 'content-type': 'text/event-stream' };
+
+/** An upstream stream that sends `pieces` as deltas, then a finish event and [DONE]. */
+function stream(pieces: string[]): string {
+  return `${pieces.map((p) => sse(delta(p))).join('')}${sse(delta('', 'stop'))}data: [DONE]\n\n`;
+}
+
+/** The client's view of an SSE body: the content it joined, and the error event if any. */
+function read(body: string): { text: string; deltas: string[]; error?: { code: string }; after: number } {
+  const deltas: string[] = [];
+  let error: { code: string } | undefined;
+  let after = 0;
+  for (const block of body.split('\n\n')) {
+    const data = block.startsWith('data: ') ? block.slice(6) : undefined;
+    if (data === undefined || data === '[DONE]') {
+      if (error && data === '[DONE]') after++;
+      continue;
+    }
+    const o = JSON.parse(data);
+    if (error) after++;
+    if (o.error) error = o.error;
+    for (const c of o.choices ?? []) if (typeof c.delta?.content === 'string') deltas.push(c.delta.content);
+  }
+  return { text: deltas.join(''), deltas, error, after };
+}
+
+async function chat(
+  actions: Actions,
+  prompt: string,
+  chunks: (string | Buffer)[],
+  headers: Record<string, string> = SSE,
+) {
+  return runStage({
+    stages: ['llm.api_shape'],
+    extraStages: stages(actions),
+    request: {
+      path: '/v1/chat/completions',
+      body: { model: 'm', stream: true, messages: [{ role: 'user', content: prompt }] },
+    },
+    response: { headers, chunks },
+  });
+}
+
+describe('dlp.response on streams', () => {
+  it('redacts an e-mail split over deltas without releasing any part of it', async () => {
+    const r = await chat({ EMAIL: 'redact' }, 'hi', [stream(['Mail jane', '.doe@exa', 'mple.com', ' now'])]);
+    const got = read(r.client!.body);
+    expect(got.text).toBe('Mail [REDACTED:EMAIL] now');
+    for (const d of got.deltas) expect(d).not.toMatch(/jane|doe|exa|mple/);
+    expect(r.audit.dlp?.findings).toEqual([
+      { type: 'EMAIL', action: 'redact', where: 'response', path: 'choices[0].content', start: 5, end: 25 },
+    ]);
+  });
+
+  it('restores the placeholders it gave the request, also split over deltas, and only those', async () => {
+    const r = await chat({ EMAIL: 'pseudonymise' }, 'write to jane@x.io, not [EMAIL_1]', [
+      stream(['Sent to [EMA', 'IL_2]; ', '[EMAIL_1] is what you typed']),
+    ]);
+    // The user typed [EMAIL_1], so the real address got [EMAIL_2].
+    expect(JSON.parse(r.upstream!.body!).messages[0].content).toBe('write to [EMAIL_2], not [EMAIL_1]');
+    expect(read(r.client!.body).text).toBe('Sent to jane@x.io; [EMAIL_1] is what you typed');
+  });
+
+  it('ends the stream with an OpenAI error event at a block, and sends nothing after it', async () => {
+    const r = await chat({ AWS_ACCESS_KEY: 'block' }, 'hi', [
+      stream(['fine. key AKIAABCD', 'EFGHIJKLMNOP and more', ' text']),
+    ]);
+    const got = read(r.client!.body);
+    expect(got.error).toMatchObject({ code: 'content_blocked' });
+    expect(got.after).toBe(0);
+    expect(got.text).toBe('fine. key ');
+    expect(r.client!.body).not.toContain('AKIA');
+    expect(r.audit).toMatchObject({
+      status: 200,
+      outcome: 'rejected',
+      error: { code: 'content_blocked', rule_id: 'dlp.AWS_ACCESS_KEY' },
+    });
+  });
+
+  it('redacts tool-call argument deltas', async () => {
+    const tool = (args: string, finish: string | null = null) => ({
+      choices: [
+        { index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: args } }] }, finish_reason: finish },
+      ],
+    });
+    const body = `${sse(tool('{"to":"ja'))}${sse(tool('ne@x.io"}'))}${sse({ choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] })}`;
+    const r = await chat({ EMAIL: 'redact' }, 'hi', [body]);
+    const args = r
+      .client!.body.split('\n\n')
+      .filter((b) => b.startsWith('data: '))
+      .flatMap((b) => JSON.parse(b.slice(6)).choices[0].delta.tool_calls ?? [])
+      .map((c: { function: { arguments: string } }) => c.function.arguments)
+      .join('');
+    expect(args).toBe('{"to":"[REDACTED:EMAIL]"}');
+  });
+
+  it('rewrites a completions stream (choices[].text), two choices held apart', async () => {
+    const ev = (index: number, text: string, finish: string | null = null) =>
+      sse({ object: 'text_completion', choices: [{ index, text, finish_reason: finish }] });
+    const r = await runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages({ EMAIL: 'redact' }),
+      request: { path: '/v1/completions', body: { model: 'm', prompt: 'x', stream: true, n: 2 } },
+      response: {
+        headers: SSE,
+        chunks: [
+          ev(0, 'to a@') + ev(1, 'b@y.') + ev(0, 'x.io') + ev(1, 'io ok') + ev(0, '', 'stop') + ev(1, '', 'stop'),
+        ],
+      },
+    });
+    const texts = ['', ''];
+    for (const b of r.client!.body.split('\n\n'))
+      if (b.startsWith('data: {')) for (const c of JSON.parse(b.slice(6)).choices) texts[c.index] += c.text;
+    expect(texts).toEqual(['to [REDACTED:EMAIL]', '[REDACTED:EMAIL] ok']);
+  });
+
+  it('reads Ollama NDJSON and releases the held tail with the done record', async () => {
+    const line = (content: string, done = false) =>
+      `${JSON.stringify({ model: 'l', message: { role: 'assistant', content }, done })}\n`;
+    const r = await runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages({ EMAIL: 'redact' }),
+      request: { path: '/api/chat', body: { model: 'l', messages: [{ role: 'user', content: 'hi' }] } },
+      response: {
+        headers: { 'content-type': 'application/x-ndjson' },
+        chunks: [line('to a@') + line('x.io') + line('', true)],
+      },
+    });
+    const text = r
+      .client!.body.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).message.content)
+      .join('');
+    expect(text).toBe('to [REDACTED:EMAIL]');
+  });
+
+  it('refuses a compressed response rather than pass it on unread', async () => {
+    const r = await chat({}, 'hi', ['\x1f\x8b...'], { ...SSE, 'content-encoding': 'gzip' });
+    expect(r.refused).toMatchObject({ code: 'content_blocked', ruleId: 'dlp.response_unreadable' });
+  });
+});
+
+describe('dlp.response: the hold-back invariant for every split of the upstream bytes', () => {
+  const texts = [
+    'Reach jane.doe@example.com or 123-45-6789 today 😀 世界',
+    'Your id [MRN_1] and mail [EMAIL_1].',
+    'key -----BEGIN PRIVATE KEY-----\nMIIEabc\n-----END PRIVATE KEY----- end',
+  ];
+  for (const text of texts) {
+    it(`releases the same text for every split: ${JSON.stringify(text.slice(0, 20))}`, async () => {
+      const actions: Actions = { EMAIL: 'redact', US_SSN: 'mask', MRN: 'pseudonymise', PRIVATE_KEY: 'redact' };
+      const prompt = 'my record MRN-424242, mail me';
+      // Deltas of 1-4 characters, then every two-way split of the SSE bytes (also inside
+      // multi-byte characters and SSE lines).
+      const pieces: string[] = [];
+      for (let i = 0, n = 1; i < text.length; i += n, n = (n % 4) + 1) pieces.push(text.slice(i, i + n));
+      const bytes = Buffer.from(stream(pieces));
+      const whole = await chat(actions, prompt, [bytes]);
+      const expected = read(whole.client!.body).text;
+      expect(expected).not.toMatch(/jane|123-45|MIIE/);
+      if (text.includes('[MRN_1]')) expect(expected).toContain('MRN-424242');
+      for (let cut = 1; cut < bytes.length; cut += 7) {
+        const r = await chat(actions, prompt, [bytes.subarray(0, cut), bytes.subarray(cut)]);
+        expect(read(r.client!.body).text, `cut at ${cut}`).toBe(expected);
+      }
+    });
+  }
+});
+
+describe('dlp.response on JSON responses', () => {
+  const completion = (content: string) =>
+    JSON.stringify({
+      id: 'x',
+      object: 'chat.completion',
+      model: 'm',
+      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+    });
+
+  it('redacts and restores in a buffered JSON body, and fixes its length', async () => {
+    const body = completion('Hi [EMAIL_1], cc bob@y.io');
+    const r = await runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages({ EMAIL: 'pseudonymise' }),
+      request: {
+        path: '/v1/chat/completions',
+        body: { model: 'm', messages: [{ role: 'user', content: 'I am a@x.io' }] },
+      },
+      response: { headers: { 'content-length': String(body.length) }, chunks: [body] },
+    });
+    expect(JSON.parse(r.client!.body).choices[0].message.content).toBe('Hi a@x.io, cc [EMAIL_2]');
+    const answer = r.answers.find((a) => a.responseBody !== undefined)!;
+    const length = answer.responseBody!.response!.headerMutation!.setHeaders!.find(
+      (h) => h.header?.key === 'content-length',
+    );
+    expect(Buffer.from(length!.header!.rawValue!).toString()).toBe(String(Buffer.byteLength(r.client!.body)));
+    expect(r.audit.dlp?.findings.map((f) => f.where)).toEqual(['request', 'response']);
+  });
+
+  it('refuses a JSON response with a block finding', async () => {
+    const body = completion('AKIAABCDEFGHIJKLMNOP');
+    const r = await runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages({ AWS_ACCESS_KEY: 'block' }),
+      request: { path: '/v1/chat/completions', body: { model: 'm', messages: [{ role: 'user', content: 'hi' }] } },
+      response: { headers: { 'content-length': String(body.length) }, chunks: [body] },
+    });
+    expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.AWS_ACCESS_KEY' });
+  });
+});

@@ -1,0 +1,292 @@
+// dlp.response: every text the client receives from the model is scanned before it is released.
+// Streams (SSE, NDJSON) are read event by event: each choice's content and each tool call's
+// arguments is a channel with its own hold-back (stream-guard.ts), and the event is rewritten to
+// carry only what may be released; what a channel still holds goes out with the choice's last
+// event (finish_reason, or Ollama's done). A block ends the stream with an OpenAI-style error
+// event and nothing after it. JSON responses are held whole (bounded by
+// server.maxBufferedResponseBytes), scanned like request bodies, and answered rewritten or
+// refused. Placeholders the request stage issued are restored for this caller, and only those.
+//
+// Fail closed: a response the gate cannot read (compressed though the gate asked upstream not to,
+// or in a format it does not know) is refused instead of passed on unread, and so is a scan
+// that throws.
+import { applyBodyEdits } from '../../llm/body-edits.ts';
+import type { ResponseEvent } from '../../llm/response-stream.ts';
+import { needsBody } from '../../llm/shapes.ts';
+import { responseFormat } from '../../llm/usage.ts';
+import type { RequestContext } from '../../pipeline/context.ts';
+import { refuse } from '../../pipeline/errors.ts';
+import { defineSlot } from '../../pipeline/slots.ts';
+import { defineStage, type StageDeps } from '../../pipeline/stage.ts';
+import { applyHits, type BodyScan, collectHits, type FindingRecord, ScanBudgetExceeded } from './body-scan.ts';
+import type { DlpEngine, DlpFinding, DlpSession } from './engine-port.ts';
+import { blockMessage, type DlpGateOptions, type DlpGateResolver } from './request-stage.ts';
+import { addFinding, dlpState } from './state.ts';
+import { StreamGuard } from './stream-guard.ts';
+
+/** Per response: the stream's channels, or the JSON body's chunks held until its end. */
+interface ResponseDlp {
+  guards: Map<string, StreamGuard>;
+  json: Buffer[] | undefined;
+  jsonBytes: number;
+}
+const slot = defineSlot<ResponseDlp>('dlp.response');
+const EMPTY = Buffer.alloc(0);
+
+export function dlpResponseStage(resolve: DlpGateResolver) {
+  return defineStage({
+    name: 'dlp.response',
+    summary:
+      'Scans every text of the response before the client gets it (streams with a hold-back), and restores pseudonyms for the caller.',
+    needs: ['api', 'parsed'],
+    provides: [],
+    create: (config, deps) => {
+      const setup = resolve(config, deps);
+      if (setup === undefined || !setup.options.response) return {};
+      const { engine, options } = setup;
+      const maxJson = config.server.maxBufferedResponseBytes;
+      return {
+        onResponseHeaders(ctx: RequestContext): void {
+          if (ctx.parsed === undefined || !needsBody(ctx.api)) return;
+          const status = ctx.status ?? 0;
+          if (status < 200 || status >= 300) return;
+          const encoding = ctx.responseHeaders.get('content-encoding');
+          const format = responseFormat(ctx.responseHeaders.get('content-type'));
+          if ((encoding !== undefined && encoding !== 'identity') || format === 'other')
+            throw refuse(
+              'content_blocked',
+              'The response could not be checked for sensitive data, so it was not sent.',
+              {
+                ruleId: 'dlp.response_unreadable',
+              },
+            );
+          const state: ResponseDlp = { guards: new Map(), json: undefined, jsonBytes: 0 };
+          if (format === 'json') {
+            state.json = [];
+            ctx.responseBodyRewritten = true;
+            ctx.readResponseBody();
+          } else {
+            ctx.readResponseBody({ events: true });
+          }
+          ctx.set(slot, state);
+        },
+        onResponseEvent(ctx: RequestContext, event: ResponseEvent): void {
+          const state = ctx.get(slot);
+          if (state === undefined) return;
+          onEvent(ctx, event, state, engine, options, deps);
+        },
+        onResponseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): Buffer {
+          const state = ctx.get(slot);
+          if (state?.json === undefined) return chunk;
+          state.jsonBytes += chunk.length;
+          if (state.jsonBytes > maxJson)
+            throw refuse('content_blocked', 'The response is too large to be checked for sensitive data.', {
+              ruleId: 'dlp.response_too_large',
+            });
+          if (chunk.length > 0) state.json.push(chunk);
+          if (!endOfStream) return EMPTY;
+          const body = state.json.length === 1 ? state.json[0]! : Buffer.concat(state.json);
+          state.json = [];
+          return scanJsonResponse(ctx, body, engine, options, deps);
+        },
+      };
+    },
+  });
+}
+
+function scanJsonResponse(
+  ctx: RequestContext,
+  body: Buffer,
+  engine: DlpEngine,
+  options: DlpGateOptions,
+  deps: StageDeps,
+): Buffer {
+  const dlp = dlpState(ctx);
+  const session = dlp.session ?? engine.newSession();
+  let first = 0;
+  while (first < body.length && body[first] !== 0x7b && body[first] !== 0x5b) first++;
+  let scan: BodyScan;
+  try {
+    const hits = collectHits(body, first, engine.scanner, { skipModel: false, budgetMs: options.scanBudgetMs });
+    scan = applyHits(body, hits, session, 'response', session);
+  } catch (err) {
+    deps.logger.error({ err: (err as Error).name }, 'dlp: response scan failed');
+    if (options.onScanError === 'block')
+      throw refuse('content_blocked', 'The response could not be checked for sensitive data, so it was not sent.', {
+        ruleId: err instanceof ScanBudgetExceeded ? 'dlp.scan_budget' : 'dlp.scan_error',
+      });
+    dlp.failedOpen = 'response scan failed';
+    return body;
+  }
+  record(ctx, scan.findings, deps);
+  if (scan.blocked !== undefined) {
+    const ruleId = `dlp.${scan.blocked.type}`;
+    ctx.decide({ stage: 'dlp.response', ruleId, effect: 'deny', reason: `${scan.blocked.type} in the response` });
+    throw refuse('content_blocked', blockMessage(scan.blocked.type, 'response'), { ruleId });
+  }
+  return scan.edits.length === 0 ? body : applyBodyEdits(body, scan.edits);
+}
+
+function record(ctx: RequestContext, findings: readonly FindingRecord[], deps: StageDeps): void {
+  if (findings.length === 0) return;
+  const dlp = dlpState(ctx);
+  for (const f of findings) addFinding(dlp, f);
+  for (const f of findings) deps.metrics.countDlpFinding(f.type, f.action, 'response');
+}
+
+/** What one event's rewrite needs: per choice, its released content and tool arguments. */
+interface Rewrite {
+  content: Map<number, string>;
+  tools: Map<string, string>;
+}
+
+function onEvent(
+  ctx: RequestContext,
+  event: ResponseEvent,
+  state: ResponseDlp,
+  engine: DlpEngine,
+  options: DlpGateOptions,
+  deps: StageDeps,
+): void {
+  const dlp = dlpState(ctx);
+  dlp.session ??= engine.newSession();
+  const session: DlpSession = dlp.session;
+  const guard = (key: string, path: string): StreamGuard => {
+    let g = state.guards.get(key);
+    if (g === undefined) {
+      g = new StreamGuard(engine.scanner, session, (f) => {
+        addFinding(dlp, { type: f.type, action: f.action, where: 'response', path, start: f.start, end: f.end });
+        deps.metrics.countDlpFinding(f.type, f.action, 'response');
+      });
+      state.guards.set(key, g);
+    }
+    return g;
+  };
+  const block = (f: DlpFinding): void => {
+    const ruleId = `dlp.${f.type}`;
+    ctx.decide({ stage: 'dlp.response', ruleId, effect: 'deny', reason: `${f.type} in the response` });
+    ctx.endResponseStream(refuse('content_blocked', blockMessage(f.type, 'response'), { ruleId }));
+  };
+  let rewrite: Rewrite | undefined;
+  let changed = false;
+  try {
+    for (const t of event.texts) {
+      const r = guard(`c${t.choice}`, `choices[${t.choice}].content`).push(t.text);
+      if (r.blocked) {
+        block(r.blocked);
+        return;
+      }
+      rewrite ??= { content: new Map(), tools: new Map() };
+      rewrite.content.set(t.choice, r.text);
+      if (r.text !== t.text) changed = true;
+    }
+    for (const a of event.toolArguments) {
+      const key = `t${a.choice}/${a.call}`;
+      const r = guard(key, `choices[${a.choice}].tool_calls[${a.call}].arguments`).push(a.text);
+      if (r.blocked) {
+        block(r.blocked);
+        return;
+      }
+      rewrite ??= { content: new Map(), tools: new Map() };
+      rewrite.tools.set(key, r.text);
+      if (r.text !== a.text) changed = true;
+    }
+    // A choice's last event releases what its channels still hold.
+    for (const choice of finishedChoices(event.data)) {
+      for (const [key, g] of state.guards) {
+        if (!ownedBy(key, choice) || g.holding === 0) continue;
+        const r = g.flush();
+        if (r.blocked) {
+          block(r.blocked);
+          return;
+        }
+        rewrite ??= { content: new Map(), tools: new Map() };
+        if (key.startsWith('c')) rewrite.content.set(choice, (rewrite.content.get(choice) ?? '') + r.text);
+        else rewrite.tools.set(key, (rewrite.tools.get(key) ?? '') + r.text);
+        changed = true;
+      }
+    }
+  } catch (err) {
+    deps.logger.error({ err: (err as Error).name }, 'dlp: response scan failed');
+    if (options.onScanError === 'block') {
+      ctx.endResponseStream(
+        refuse('content_blocked', 'The response could not be checked for sensitive data.', {
+          ruleId: 'dlp.scan_error',
+        }),
+      );
+      return;
+    }
+    // Let through unchecked, as configured: the held text would otherwise be lost.
+    dlp.failedOpen = 'response scan failed';
+    return;
+  }
+  if (changed && rewrite !== undefined) event.replace(rewritten(event.data, rewrite));
+}
+
+function ownedBy(key: string, choice: number): boolean {
+  return key === `c${choice}` || key.startsWith(`t${choice}/`);
+}
+
+/** Choices whose last event this is: OpenAI's finish_reason, Ollama's done. */
+function finishedChoices(data: Readonly<Record<string, unknown>>): number[] {
+  if (data.done === true) return [0];
+  const choices = data.choices;
+  if (!Array.isArray(choices)) return [];
+  const out: number[] = [];
+  for (let i = 0; i < choices.length; i++) {
+    const c = choices[i] as { index?: unknown; finish_reason?: unknown } | null;
+    if (c !== null && typeof c === 'object' && c.finish_reason !== null && c.finish_reason !== undefined)
+      out.push(typeof c.index === 'number' ? c.index : i);
+  }
+  return out;
+}
+
+/** A copy of the event's JSON with the released texts in place of the upstream ones. */
+function rewritten(data: Readonly<Record<string, unknown>>, w: Rewrite): unknown {
+  const next = structuredClone(data) as Record<string, unknown>;
+  const choices = next.choices;
+  if (!Array.isArray(choices)) {
+    // Ollama: choice 0 is message.content (chat) or response (generate).
+    const text = w.content.get(0);
+    if (text === undefined) return next;
+    const message = next.message as Record<string, unknown> | undefined;
+    if (message !== null && typeof message === 'object') message.content = text;
+    else next.response = text;
+    return next;
+  }
+  for (let i = 0; i < choices.length; i++) {
+    const c = choices[i] as Record<string, unknown>;
+    if (c === null || typeof c !== 'object') continue;
+    const index = typeof c.index === 'number' ? c.index : i;
+    const text = w.content.get(index);
+    const chat = next.object !== 'text_completion' && !('text' in c);
+    if (text !== undefined) {
+      if (chat) {
+        objectAt(c, 'delta').content = text;
+      } else c.text = text;
+    }
+    for (const [key, args] of w.tools) {
+      if (!key.startsWith(`t${index}/`)) continue;
+      const call = Number(key.slice(key.indexOf('/') + 1));
+      const delta = objectAt(c, 'delta');
+      if (!Array.isArray(delta.tool_calls)) delta.tool_calls = [];
+      const calls = delta.tool_calls as Record<string, unknown>[];
+      let entry = calls.find((x, j) => (typeof x.index === 'number' ? x.index : j) === call);
+      if (entry === undefined) {
+        entry = { index: call, function: {} };
+        calls.push(entry);
+      }
+      objectAt(entry, 'function').arguments = args;
+    }
+  }
+  return next;
+}
+
+/** o[key] as an object, made one when it is not. */
+function objectAt(o: Record<string, unknown>, key: string): Record<string, unknown> {
+  const v = o[key];
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  const made: Record<string, unknown> = {};
+  o[key] = made;
+  return made;
+}
