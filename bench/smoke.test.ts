@@ -20,11 +20,23 @@ describe('bench smoke', () => {
     });
     const result = benchResult.parse(JSON.parse(await readFile(join(out, 'smoke.json'), 'utf8')));
     expect(result.kind).toBe('smoke');
-    expect(result.openLoop.map((o) => o.profile).sort()).toEqual(['governed', 'governed_jwt', 'passthrough']);
+    expect(result.openLoop.map((o) => o.profile).sort()).toEqual([
+      'dlp',
+      'governed',
+      'governed_16k',
+      'governed_jwt',
+      'passthrough',
+    ]);
     // The JWT gate fetched its issuer's keys at startup, never for a request (unknown_kid).
     expect(result.jwks?.fetchesTotal).toMatchObject({ startup: 1 });
     expect(result.jwks?.fetchesTotal.unknown_kid ?? 0).toBe(0);
-    expect(result.streaming.routes.map((r) => r.route)).toEqual(['direct', 'passthrough', 'governed', 'observed']);
+    expect(result.streaming.routes.map((r) => r.route)).toEqual([
+      'direct',
+      'passthrough',
+      'governed',
+      'observed',
+      'dlp',
+    ]);
     expect(result.environment.envoy).toMatch(/\d+\.\d+\.\d+/);
     const md = await readFile(join(out, 'smoke.md'), 'utf8');
     expect(md).toContain('## Added latency, open loop');
