@@ -241,6 +241,7 @@ try {
       description:
         'gate, all stages and DLP on both sides: every delta scanned and released through the hold-back; the reply carries e-mails and card numbers to redact',
       gates: [dlp],
+      mayJoinChunks: true,
     },
   ];
   const timings = new Map<string, StreamTiming[]>(streamRoutes.map((r) => [r.route, []]));

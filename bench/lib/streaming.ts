@@ -13,6 +13,9 @@ import type { BenchGate } from './topology.ts';
 
 export interface StreamRoute {
   route: string;
+  /** The route may join upstream's chunks (DLP's hold-back releases held text with a later
+   * event), so a complete stream can have fewer chunks than upstream sent. */
+  mayJoinChunks?: boolean;
   description: string;
   /** The gates this route's streams go through (their CPU is summed). */
   gates: BenchGate[];
@@ -30,7 +33,11 @@ export function streamingRows(
   cpuS: Map<string, number>,
   chunks: number,
 ): StreamingFigures {
-  const ok = (r: string) => (timings.get(r) ?? []).filter((t) => t.ok && t.chunkMs.length === chunks);
+  const joins = new Set(routes.filter((r) => r.mayJoinChunks).map((r) => r.route));
+  const ok = (r: string) =>
+    (timings.get(r) ?? []).filter(
+      (t) => t.ok && (t.chunkMs.length === chunks || (joins.has(r) && t.chunkMs.length > 0)),
+    );
   const direct = ok('direct');
   const directTtft = percentiles(direct.map((t) => t.ttftMs));
   const directTrip = tripOf(direct);
