@@ -66,8 +66,7 @@ describe('scoreInjection', () => {
   for (const [name, text] of benign)
     it(`passes: ${name}`, () => {
       const r = scoreInjection(text);
-      expect({ score: r.score, hits: r.hits.map((h) => h.rule) }).toMatchObject({ score: expect.any(Number) });
-      expect(r.score).toBeLessThan(0.5);
+      expect(r.score, `rules that fired: ${r.hits.map((h) => h.rule).join(', ')}`).toBeLessThan(0.5);
     });
 
   it('names the span of a hit in the scored text, and of the encoded run for decoded text', () => {

@@ -1,5 +1,5 @@
-// The deployment tools the deploy tests run (helm, istioctl, egctl), each built from its Go module
-// at the version pinned in scripts/toolchain.env, the way test/harness/opa.ts builds OPA: `go mod
+// The Go tools the tests run (helm, istioctl, egctl for the deploy tests; OPA, test/harness/opa.ts),
+// each built from its Go module at the version pinned in scripts/toolchain.env: `go mod
 // download` (checked against the go.sum hash pinned beside the version), then `go build
 // -mod=readonly` in the downloaded module, so exactly the dependency versions its release used.
 // The module and build caches live under .cache/go/ and each binary in .cache/<tool>-<version>/,
@@ -147,7 +147,7 @@ async function goCmd(tool: GoTool, args: string[]): Promise<string> {
   } catch (err) {
     const e = err as { code?: string; stderr?: string };
     if (e.code === 'ENOENT')
-      throw new Error(`the deploy tests build ${tool.name} with Go: put \`go\` on PATH or set ${tool.env}`);
+      throw new Error(`the tests build ${tool.name} with Go: put \`go\` on PATH or set ${tool.env}`);
     throw new Error(`go ${args.join(' ')} failed:\n${e.stderr ?? String(err)}`);
   }
 }
