@@ -34,7 +34,7 @@ describe('response events', () => {
       readOnlyEvents: true,
       onEvent: (e) => seen.push(...e.texts.map((t) => t.text)),
     });
-    const bytes = Buffer.from(sse(chunk('Hel')) + sse(chunk('lo')) + 'data: [DONE]\n\n');
+    const bytes = Buffer.from(`${sse(chunk('Hel')) + sse(chunk('lo'))}data: [DONE]\n\n`);
     for (const [a, b] of [
       [0, 17],
       [17, 60],
