@@ -51,6 +51,7 @@ export class Metrics {
   readonly configReloads: Counter<'result'>;
   readonly auditRecords: Counter;
   readonly auditWriteErrors: Counter;
+  readonly auditSlowWrites: Counter;
   readonly auditPendingBytes: Gauge;
   readonly auditCheckpoints: Counter;
   readonly auditBreaks: Counter;
@@ -155,6 +156,11 @@ export class Metrics {
     this.auditWriteErrors = new Counter({
       name: 'lmgate_audit_write_errors_total',
       help: 'Failed audit writes (retried; records are kept).',
+      registers,
+    });
+    this.auditSlowWrites = new Counter({
+      name: 'lmgate_audit_slow_writes_total',
+      help: 'Synchronous audit appends that took over 2 ms; each moves the sink to thread-pool writes for 10 s.',
       registers,
     });
     this.auditPendingBytes = new Gauge({
