@@ -74,7 +74,7 @@ export class LimitBackend {
    * it crossed upwards (metric, webhook), each once per period and subject in this thread. */
   observeBudget(cfg: BudgetConfig, check: BudgetCheck, before: number, after: number): void {
     const subject = this.metrics.subjectLabel.value(check.level);
-    this.metrics.budgetUsed.labels(cfg.id, subject).set(after / cfg.amount);
+    this.metrics.budgetUsed.set([cfg.id, subject], after / cfg.amount);
     if (after <= before) return;
     for (const t of cfg.thresholds) {
       const mark = (cfg.amount * t) / 100;

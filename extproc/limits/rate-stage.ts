@@ -157,7 +157,7 @@ export const rateLimits = defineStage({
         if (l.unit === 'tokens') check.reserved = result.admitted ? adm.items[i]!.cost : 0;
         if (counted.failOpen) check.fail_open = true;
         ctx.limits.push(check);
-        if (result.admitted || denied) metrics.decisions.labels(l.id, result.admitted ? 'admitted' : 'refused').inc();
+        if (result.admitted || denied) metrics.decisions.inc([l.id, result.admitted ? 'admitted' : 'refused']);
       }
       if (result.admitted) {
         if (cfg.headers) {
