@@ -29,6 +29,7 @@ interface Budget {
   readonly ids: ReadonlySet<string> | undefined;
   readonly clock: PeriodClock;
   readonly open: boolean;
+  readonly ruleId: string;
 }
 
 interface Held {
@@ -72,6 +73,7 @@ export const budgets = defineStage({
       ids: b.ids === undefined ? undefined : new Set(b.ids),
       clock: new PeriodClock(b.period, b.timeZone),
       open: (b.onRedisDown ?? cfg.onRedisDown) === 'open',
+      ruleId: `limits.budgets.${b.id}`,
     }));
 
     const priceOf = (ctx: RequestContext, model: string) => {
@@ -125,8 +127,7 @@ export const budgets = defineStage({
       backend.acquire(
         store,
         held.map((h) => h.item),
-        held.map((h) => h.budget.open),
-        held.map((h) => `limits.budgets.${h.budget.cfg.id}`),
+        held.map((h) => h.budget),
       );
 
     /** Records what was counted; returns the budget that refused, if one did. */
