@@ -13,7 +13,9 @@ export const injectionClassifierConfig = z
       .min(1)
       .max(10_000)
       .default(200)
-      .describe('How long the gate waits for an answer; past it the classifier counts as failed (onError).'),
+      .describe(
+        'How long the gate waits for an answer; past it the classifier counts as failed (onError). Must be under server.maxMessageDeadlineMs: the gate asks Envoy to wait that long for a request the classifier judges.',
+      ),
     threshold: z
       .number()
       .min(0)

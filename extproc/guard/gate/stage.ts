@@ -126,6 +126,9 @@ function judge(ctx: RequestContext, s: InjectionSettings, scan: InjectionScan, d
   }
   const c = s.classifier;
   if (c === undefined || scan.classifierInput === undefined) return;
+  // A classifier call is a slow path: the gate asks Envoy to wait up to maxMessageDeadlineMs
+  // (the config keeps timeoutMs under it), so its timeout, not the gate's 503, decides.
+  ctx.out.slow = true;
   return classify(c, scan.classifierInput, ctx.signal).then((res) => afterClassifier(ctx, s, audit, scan, res, deps));
 }
 
