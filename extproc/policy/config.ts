@@ -21,7 +21,8 @@ const patterns = (what: string, example: string[]) =>
     .describe(`${what}. Unset: any.`)
     .meta({ examples: [example] });
 
-const ruleFrom = z
+/** A rule's callers: exported so other rule lists (audit.capture.rules) match the same way. */
+export const ruleFrom = z
   .object({
     principals: patterns("The caller's principal id (an API key's id, a JWT's subject)", ['team-a', 'svc-*']),
     tenants: patterns("The caller's tenant", ['acme']),
@@ -36,7 +37,7 @@ const ruleFrom = z
     'Who the rule is about. Each field is a list of patterns (* matches any run of characters), any of which may match; every field set must match. Unset: every caller.',
   );
 
-const ruleTo = z
+export const ruleTo = z
   .object({
     endpoints: patterns(`The endpoint called: ${RULE_ENDPOINTS.join(', ')} (a path outside the LLM APIs)`, [
       'openai.chat',
