@@ -1,0 +1,148 @@
+// Capture lines through the audit sink and `audit verify`: written beside the chain in record
+// order, rotated, linked by SHA-256; verify passes with them, fails on a changed or unlinked
+// line, and still passes (reporting them erased) when capture files are deleted.
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { Metrics } from '../telemetry/metrics.ts';
+import { sha256Hex } from './chain.ts';
+import { rotatedFiles } from './files.ts';
+import type { AuditRecord } from './record.ts';
+import { FileAuditSink, type FileAuditSinkOptions } from './sink.ts';
+import { verifyFiles } from './verify.ts';
+
+const logger = pino({ level: 'silent' });
+
+function captured(id: string, text = `prompt of ${id}`): { record: AuditRecord; line: string } {
+  const line = JSON.stringify({
+    type: 'capture',
+    request_id: id,
+    time: '2026-11-24T00:00:00.000Z',
+    rule: 'r',
+    prompt: [{ role: 'user', text }],
+    response: null,
+    chars: { prompt: text.length, response: null },
+    truncated: { prompt: false, response: false },
+  });
+  const record = {
+    schema_version: 2,
+    request_id: id,
+    capture: { sha256: sha256Hex(line), rule: 'r' },
+  } as unknown as AuditRecord;
+  return { record, line };
+}
+
+async function writeSet(n: number, over: Partial<FileAuditSinkOptions> = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'capture-'));
+  const path = join(dir, 'audit.log');
+  const capturePath = join(dir, 'audit-capture.log');
+  const sink = new FileAuditSink({
+    path,
+    capturePath,
+    maxPendingBytes: 1 << 20,
+    logger,
+    metrics: new Metrics({ defaultMetrics: false }),
+    ...over,
+  });
+  for (let i = 0; i < n; i++) {
+    if (i % 3 === 2)
+      sink.write({ schema_version: 2, request_id: `plain-${i}`, capture: null } as unknown as AuditRecord);
+    else {
+      const { record, line } = captured(`c-${i}`);
+      sink.write(record, undefined, line);
+    }
+    // Batches of a few records: a file rotates between batches, like the audit file.
+    if (i % 4 === 0) await sink.flush();
+  }
+  await sink.close();
+  const audit = [...(await rotatedFiles(path)), path];
+  const capture = [...(await rotatedFiles(capturePath)), capturePath];
+  return { dir, path, capturePath, audit, capture };
+}
+
+const nonEmpty = (s: string) => s.split('\n').filter(Boolean);
+
+describe('capture files', () => {
+  it('hold one line per captured record, in record order, each the bytes its record hashes', async () => {
+    const { path, capturePath, audit, capture } = await writeSet(9);
+    const records = nonEmpty(await readFile(path, 'utf8'))
+      .map((l) => JSON.parse(l))
+      .filter((o) => o.type === 'request');
+    const lines = nonEmpty(await readFile(capturePath, 'utf8'));
+    expect(lines.map((l) => JSON.parse(l).request_id)).toEqual(['c-0', 'c-1', 'c-3', 'c-4', 'c-6', 'c-7']);
+    const linked = records.filter((r) => r.capture !== null);
+    expect(linked.map((r) => r.capture.sha256)).toEqual(lines.map((l) => sha256Hex(l)));
+    const report = await verifyFiles([...audit, ...capture]);
+    expect(report.problem).toBeUndefined();
+    expect(report.captures).toEqual({ files: 1, lines: 6, matched: 6, erased: 0, unlinked: 0 });
+    expect(report.files).toBe(1);
+  });
+
+  it('rotate with the audit file settings, named so that sorting sorts them', async () => {
+    const { audit, capture } = await writeSet(120, { rotateBytes: 4096 });
+    expect(capture.length).toBeGreaterThan(2);
+    const ids = (await Promise.all(capture.map((f) => readFile(f, 'utf8'))))
+      .flatMap(nonEmpty)
+      .map((l) => JSON.parse(l).request_id);
+    expect(ids).toHaveLength(80);
+    expect(ids).toEqual([...ids].sort((a, b) => Number(a.slice(2)) - Number(b.slice(2))));
+    const report = await verifyFiles([...capture, ...audit]);
+    expect(report.problem).toBeUndefined();
+    expect(report.captures.matched).toBe(80);
+  });
+
+  it('verify fails on a changed capture line and names it', async () => {
+    const { audit, capture, capturePath } = await writeSet(6);
+    const text = await readFile(capturePath, 'utf8');
+    await writeFile(capturePath, text.replace('prompt of c-3', 'prompt of c-X'));
+    const report = await verifyFiles([...audit, ...capture]);
+    expect(report.problem).toMatchObject({ file: capturePath, line: 3 });
+    expect(report.problem?.reason).toMatch(/capture line of request "c-3" does not match .* it was changed/);
+  });
+
+  it('verify fails on a capture line no record links (inserted), unless the set is partial', async () => {
+    const { audit, capture, capturePath } = await writeSet(3);
+    await appendFile(capturePath, `${captured('forged').line}\n`);
+    const report = await verifyFiles([...audit, ...capture]);
+    expect(report.problem).toMatchObject({ file: capturePath, line: 3 });
+    expect(report.problem?.reason).toMatch(/no record in the set links/);
+    expect((await verifyFiles([...audit, ...capture], { partial: true })).problem).toBeUndefined();
+  });
+
+  it('verify passes with the capture files deleted, and counts the captures as erased', async () => {
+    const { audit, capture, capturePath } = await writeSet(6);
+    for (const f of capture) await rm(f);
+    const report = await verifyFiles(audit);
+    expect(report.problem).toBeUndefined();
+    expect(report.captures).toMatchObject({ files: 0, matched: 0, erased: 4 });
+    expect(report.notes.join('\n')).toMatch(/4 record\(s\) link a capture line not in the set: erased/);
+    // One line erased from a file (an erasure request): only that one is missing.
+    const again = await writeSet(6);
+    const lines = nonEmpty(await readFile(again.capturePath, 'utf8'));
+    await writeFile(again.capturePath, `${lines.filter((l) => !l.includes('"c-1"')).join('\n')}\n`);
+    const r2 = await verifyFiles([...again.audit, ...again.capture]);
+    expect(r2.problem).toBeUndefined();
+    expect(r2.captures).toMatchObject({ matched: 3, erased: 1 });
+    expect(capturePath).not.toBe(again.capturePath);
+  });
+
+  it('a torn last capture line (a crash mid-write) is cut when the writer reopens the file', async () => {
+    const { dir, path, capturePath } = await writeSet(3);
+    await appendFile(capturePath, '{"type":"capture","request_id":"torn","pro');
+    const sink = new FileAuditSink({
+      path,
+      capturePath,
+      maxPendingBytes: 1 << 20,
+      logger,
+      metrics: new Metrics({ defaultMetrics: false }),
+    });
+    const { record, line } = captured('after');
+    sink.write(record, undefined, line);
+    await sink.close();
+    const ids = nonEmpty(await readFile(capturePath, 'utf8')).map((l) => JSON.parse(l).request_id);
+    expect(ids).toEqual(['c-0', 'c-1', 'after']);
+    expect(dir).toBeTruthy();
+  });
+});
