@@ -2,7 +2,8 @@
 // after the gate's edits (DLP redaction), in capture files linked to the audit chain by digest
 // (docs/audit.md, "Capture"). Off unless a rule is configured.
 import { z } from 'zod';
-import { ruleFrom, ruleTo } from '../policy/config.ts';
+import { PRINCIPAL_METHODS, RULE_ENDPOINTS, ruleFrom, ruleTo } from '../policy/config.ts';
+import { compilePatterns } from '../policy/patterns.ts';
 
 export const DEFAULT_CAPTURE_MAX_CHARS = 16_384;
 
@@ -56,6 +57,27 @@ export const captureConfig = z
       ),
   })
   .strict()
+  .superRefine((capture, ctx) => {
+    const ids = new Set<string>();
+    capture.rules.forEach((rule, i) => {
+      if (ids.has(rule.id))
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate capture rule id "${rule.id}"` });
+      ids.add(rule.id);
+      // A pattern that can match nothing is a typo that would silently capture nothing.
+      for (const [side, field, list, known] of [
+        ['to', 'endpoints', rule.to?.endpoints, RULE_ENDPOINTS],
+        ['from', 'methods', rule.from?.methods, PRINCIPAL_METHODS],
+      ] as const)
+        list?.forEach((p, j) => {
+          if (!known.some(compilePatterns([p])))
+            ctx.addIssue({
+              code: 'custom',
+              path: ['rules', i, side, field, j],
+              message: `capture rule "${rule.id}": "${p}" matches none of ${known.join(', ')}`,
+            });
+        });
+    });
+  })
   .prefault({})
   .describe(
     'Prompt and response capture after redaction, per rule, size-capped, in capture files linked to the audit records (docs/audit.md, "Capture"). Off by default.',

@@ -82,6 +82,19 @@ describe('audit.capture rules', () => {
     expect(match(facts({ principal: jwtPrincipal({ tenant: 'acme', roles: ['analyst'] }) }))?.maxChars).toBe(100);
   });
 
+  it('refuses a config with a duplicate rule id or an endpoint pattern that matches no endpoint', () => {
+    const issues = captureConfig
+      .safeParse({
+        rules: [{ id: 'a' }, { id: 'a', to: { endpoints: ['openai.chatt'] }, from: { methods: ['apikey'] } }],
+      })
+      .error?.issues.map((i) => i.message);
+    expect(issues).toEqual([
+      'duplicate capture rule id "a"',
+      expect.stringContaining('capture rule "a": "openai.chatt" matches none of openai.chat'),
+      expect.stringContaining('capture rule "a": "apikey" matches none of api_key'),
+    ]);
+  });
+
   it('no rules: no matcher, so the stage has no hook', () => {
     expect(compileCaptureRules([])).toBeUndefined();
     expect(captureConfig.parse({}).rules).toEqual([]);
