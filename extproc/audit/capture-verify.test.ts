@@ -1,7 +1,7 @@
 // Capture lines through the audit sink and `audit verify`: written beside the chain in record
 // order, rotated, linked by SHA-256; verify passes with them, fails on a changed or unlinked
 // line, and still passes (reporting them erased) when capture files are deleted.
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -126,6 +126,23 @@ describe('capture files', () => {
     expect(r2.problem).toBeUndefined();
     expect(r2.captures).toMatchObject({ matched: 3, erased: 1 });
     expect(capturePath).not.toBe(again.capturePath);
+  });
+
+  it('a capture file that cannot be written stops new requests (not accepting) and loses nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'capture-'));
+    const path = join(dir, 'audit.log');
+    const capturePath = join(dir, 'later', 'capture.log');
+    const metrics = new Metrics({ defaultMetrics: false });
+    const sink = new FileAuditSink({ path, capturePath, maxPendingBytes: 1 << 20, logger, metrics });
+    const { record, line } = captured('waits');
+    sink.write(record, undefined, line);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(sink.accepting).toBe(false);
+    await mkdir(join(dir, 'later'));
+    await sink.close();
+    expect(sink.accepting).toBe(true);
+    expect(nonEmpty(await readFile(capturePath, 'utf8'))).toEqual([line]);
+    expect((await verifyFiles([path, capturePath])).captures).toMatchObject({ matched: 1, erased: 0 });
   });
 
   it('a torn last capture line (a crash mid-write) is cut when the writer reopens the file', async () => {
