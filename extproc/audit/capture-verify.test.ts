@@ -15,11 +15,13 @@ import { verifyFiles } from './verify.ts';
 
 const logger = pino({ level: 'silent' });
 
-function captured(id: string, text = `prompt of ${id}`): { record: AuditRecord; line: string } {
+const at = (i: number) => new Date(Date.UTC(2026, 10, 24, 0, 0, i)).toISOString();
+
+function captured(id: string, time = at(0), text = `prompt of ${id}`): { record: AuditRecord; line: string } {
   const line = JSON.stringify({
     type: 'capture',
     request_id: id,
-    time: '2026-11-24T00:00:00.000Z',
+    time,
     rule: 'r',
     prompt: [{ role: 'user', text }],
     response: null,
@@ -29,6 +31,7 @@ function captured(id: string, text = `prompt of ${id}`): { record: AuditRecord; 
   const record = {
     schema_version: 2,
     request_id: id,
+    time,
     capture: { sha256: sha256Hex(line), rule: 'r' },
   } as unknown as AuditRecord;
   return { record, line };
@@ -48,9 +51,9 @@ async function writeSet(n: number, over: Partial<FileAuditSinkOptions> = {}) {
   });
   for (let i = 0; i < n; i++) {
     if (i % 3 === 2)
-      sink.write({ schema_version: 2, request_id: `plain-${i}`, capture: null } as unknown as AuditRecord);
+      sink.write({ schema_version: 2, request_id: `plain-${i}`, time: at(i), capture: null } as unknown as AuditRecord);
     else {
-      const { record, line } = captured(`c-${i}`);
+      const { record, line } = captured(`c-${i}`, at(i));
       sink.write(record, undefined, line);
     }
     // Batches of a few records: a file rotates between batches, like the audit file.
@@ -104,11 +107,20 @@ describe('capture files', () => {
 
   it('verify fails on a capture line no record links (inserted), unless the set is partial', async () => {
     const { audit, capture, capturePath } = await writeSet(3);
-    await appendFile(capturePath, `${captured('forged').line}\n`);
+    await appendFile(capturePath, `${captured('forged', at(1)).line}\n`);
     const report = await verifyFiles([...audit, ...capture]);
     expect(report.problem).toMatchObject({ file: capturePath, line: 3 });
-    expect(report.problem?.reason).toMatch(/no record in the set links/);
+    expect(report.problem?.reason).toMatch(/among the records that no record links/);
     expect((await verifyFiles([...audit, ...capture], { partial: true })).problem).toBeUndefined();
+  });
+
+  it('a capture line of a request after the last record (its record lost in a crash) is a note, not a failure', async () => {
+    const { audit, capture, capturePath } = await writeSet(3);
+    await appendFile(capturePath, `${captured('lost-record', at(60)).line}\n`);
+    const report = await verifyFiles([...audit, ...capture]);
+    expect(report.problem).toBeUndefined();
+    expect(report.captures.unlinked).toBe(1);
+    expect(report.notes.join('\n')).toMatch(/1 capture line\(s\) of requests after the last record/);
   });
 
   it('verify passes with the capture files deleted, and counts the captures as erased', async () => {
