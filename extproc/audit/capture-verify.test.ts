@@ -154,6 +154,10 @@ describe('capture files', () => {
     await sink.close();
     expect(sink.accepting).toBe(true);
     expect(nonEmpty(await readFile(capturePath, 'utf8'))).toEqual([line]);
+    expect((await metrics.registry.getSingleMetric('lmgate_audit_captures_total')?.get())?.values[0]?.value).toBe(1);
+    expect(
+      (await metrics.registry.getSingleMetric('lmgate_audit_write_errors_total')?.get())?.values[0]?.value,
+    ).toBeGreaterThan(0);
     expect((await verifyFiles([path, capturePath])).captures).toMatchObject({ matched: 1, erased: 0 });
   });
 

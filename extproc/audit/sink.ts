@@ -322,7 +322,10 @@ export class FileAuditSink implements AuditSink {
         this.linesSinceCheckpoint += records;
         this.recordsSinceCheckpoint += records;
         await this.append(data);
-        if (captures !== '') await this.appendCapture(captures);
+        if (captures !== '') {
+          await this.appendCapture(captures);
+          this.metrics.auditCaptures.inc(lineCount(captures));
+        }
         if (this.durability === 'strict') await this.sync();
         this.pendingBytes -= bytes + captures.length;
         this.metrics.auditRecords.inc(records);
@@ -475,4 +478,10 @@ export class FileAuditSink implements AuditSink {
     this.handle = undefined;
     await this.capture?.close().catch((err: unknown) => this.failed(err, this.capture!.path));
   }
+}
+
+function lineCount(lines: string): number {
+  let n = 0;
+  for (let i = lines.indexOf('\n'); i !== -1; i = lines.indexOf('\n', i + 1)) n++;
+  return n;
 }
