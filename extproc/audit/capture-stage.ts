@@ -10,7 +10,7 @@
 // (captureSummary) and the state machine hands the line to the audit sink with the record, which
 // writes it to the capture files. Memory per request: maxChars per direction, plus a JSON
 // response held until its end (bounded by server.maxBufferedResponseBytes; past it the response
-// is counted as not captured).
+// is not kept).
 import { applyBodyEdits } from '../llm/body-edits.ts';
 import type { ResponseEvent } from '../llm/response-stream.ts';
 import { responseFormat } from '../llm/usage.ts';
