@@ -135,6 +135,40 @@ describe('audit.capture', () => {
     expect(r.audit.capture?.response_chars).toBeNull();
   });
 
+  it('Ollama NDJSON: the streamed message contents, joined, redacted', async () => {
+    const line = (content: string, done = false) =>
+      `${JSON.stringify({ model: 'm', message: { role: 'assistant', content }, done })}\n`;
+    const r = await runStage({
+      stages: STAGES,
+      config: CONFIG,
+      given: { principal: jwtPrincipal({ tenant: 'acme' }) },
+      request: { path: '/api/chat', body: { model: 'm', messages: [{ role: 'user', content: `to ${ADDRESS}` }] } },
+      response: {
+        headers: { 'content-type': 'application/x-ndjson' },
+        chunks: [line('Mail jane.'), line('doe@example.com'), line(' ok'), line('', true)],
+      },
+    });
+    const capture = JSON.parse(captureLine(r.ctx)!);
+    expect(capture.prompt).toEqual([{ role: 'user', text: 'to [REDACTED:EMAIL]' }]);
+    expect(capture.response).toEqual([{ choice: 0, text: 'Mail [REDACTED:EMAIL] ok' }]);
+  });
+
+  it('a JSON answer larger than server.maxBufferedResponseBytes is not kept (response null), the prompt is', async () => {
+    const answer = JSON.stringify({ choices: [{ index: 0, message: { content: 'x'.repeat(400) } }] });
+    const r = await runStage({
+      stages: ['llm.api_shape'],
+      config: { ...CONFIG, server: { maxBufferedResponseBytes: 100 } },
+      given: { principal: jwtPrincipal({ tenant: 'acme' }) },
+      request: chat('hello'),
+      response: { chunks: [answer.slice(0, 200), answer.slice(200)] },
+    });
+    expect(r.client?.body).toBe(answer);
+    const capture = JSON.parse(captureLine(r.ctx)!);
+    expect(capture.prompt.at(-1)).toEqual({ role: 'user', text: 'hello' });
+    expect(capture.response).toBeNull();
+    expect(r.audit.capture?.response_chars).toBeNull();
+  });
+
   it('a caller no rule selects has no capture line, and its record says null', async () => {
     const { run: r, line } = await run('initech', chat(`Write to ${ADDRESS}`), { chunks: ['{"choices":[]}'] });
     expect(line).toBeUndefined();
