@@ -1,7 +1,8 @@
 // Prompt and response capture (audit.capture) through real Envoy, two gate workers and the
 // official openai client: with a capture rule for one tenant and DLP redacting e-mail addresses,
 // a streamed and a non-streamed request give capture lines holding the redacted texts, never the
-// address; another tenant's requests are not captured; `lm-gate audit verify` passes over the
+// address; another tenant's requests are not captured; `lm-gate audit query --with-capture` shows
+// them beside their records; `lm-gate audit verify` passes over the
 // audit and capture files, names a changed capture line, and still passes (reporting erased
 // captures) once the capture files are deleted.
 import { readFile, rm, writeFile } from 'node:fs/promises';
@@ -98,6 +99,23 @@ describe('capture through Envoy', () => {
     expect(ok.stdout).toMatch(/^ok: /);
     expect(ok.stdout).toMatch(/captures: 1 file\(s\), 2 line\(s\) match their records, 0 erased/);
     expect(ok.code).toBe(0);
+
+    // audit query reads the capture lines with the records: --captured selects, --with-capture shows.
+    const q = await runCli(
+      ['audit', 'query', '--format', 'json', '--tenant', 'acme', '--with-capture', ...auditFiles, ...captureFiles],
+      30_000,
+    );
+    expect(q.code).toBe(0);
+    const rows = q.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    expect(rows.map((r) => [r.request_id, r.prompt, r.response])).toEqual([
+      ['cap-json', 'user: Write to [REDACTED:EMAIL] today', 'Sent to [REDACTED:EMAIL].'],
+      ['cap-stream', 'user: Also [REDACTED:EMAIL]', 'Cc [REDACTED:EMAIL] done'],
+    ]);
+    const onlyCaptured = await runCli(['audit', 'query', '--format', 'csv', '--captured', ...auditFiles, ...captureFiles]);
+    expect(onlyCaptured.stdout.split('\n').filter(Boolean)).toHaveLength(3); // header + 2
 
     // A capture line changed after the fact is found and named.
     const original = await readFile(capturePath, 'utf8');
