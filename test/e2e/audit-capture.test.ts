@@ -114,7 +114,15 @@ describe('capture through Envoy', () => {
       ['cap-json', 'user: Write to [REDACTED:EMAIL] today', 'Sent to [REDACTED:EMAIL].'],
       ['cap-stream', 'user: Also [REDACTED:EMAIL]', 'Cc [REDACTED:EMAIL] done'],
     ]);
-    const onlyCaptured = await runCli(['audit', 'query', '--format', 'csv', '--captured', ...auditFiles, ...captureFiles]);
+    const onlyCaptured = await runCli([
+      'audit',
+      'query',
+      '--format',
+      'csv',
+      '--captured',
+      ...auditFiles,
+      ...captureFiles,
+    ]);
     expect(onlyCaptured.stdout.split('\n').filter(Boolean)).toHaveLength(3); // header + 2
 
     // A capture line changed after the fact is found and named.
