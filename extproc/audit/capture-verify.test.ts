@@ -140,6 +140,26 @@ describe('capture files', () => {
     expect(capturePath).not.toBe(again.capturePath);
   });
 
+  it('strict durability: a request is durable only once its capture line is written too', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'capture-'));
+    const path = join(dir, 'audit.log');
+    const capturePath = join(dir, 'capture.log');
+    const sink = new FileAuditSink({
+      path,
+      capturePath,
+      durability: 'strict',
+      maxPendingBytes: 1 << 20,
+      logger,
+      metrics: new Metrics({ defaultMetrics: false }),
+    });
+    const { record, line } = captured('strict');
+    const seen = await new Promise<string>((resolve) => {
+      sink.write(record, () => void readFile(capturePath, 'utf8').then(resolve), line);
+    });
+    expect(seen).toBe(`${line}\n`);
+    await sink.close();
+  });
+
   it('a capture file that cannot be written stops new requests (not accepting) and loses nothing', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'capture-'));
     const path = join(dir, 'audit.log');
