@@ -21,7 +21,7 @@ const patterns = (what: string, example: string[]) =>
     .describe(`${what}. Unset: any.`)
     .meta({ examples: [example] });
 
-/** A rule's callers: exported so other rule lists (audit.capture.rules) match the same way. */
+/** Exported for other sections that pick by caller (dlp.assign, audit.capture.rules): one shape for "who". */
 export const ruleFrom = z
   .object({
     principals: patterns("The caller's principal id (an API key's id, a JWT's subject)", ['team-a', 'svc-*']),
