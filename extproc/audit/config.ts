@@ -2,6 +2,7 @@
 // before the gate moves on, how the files rotate and how the hash chain is checkpointed and
 // signed. All of it is read when the sink opens, at start.
 import { z } from 'zod';
+import { captureConfig } from './capture-config.ts';
 
 export const DURABILITY = ['none', 'interval', 'strict'] as const;
 export type Durability = (typeof DURABILITY)[number];
@@ -77,11 +78,12 @@ export const auditConfig = z
         'File (a mounted Secret) holding the Ed25519 private key, PKCS#8 PEM, that signs checkpoints as JWS (EdDSA); `lm-gate audit keygen` makes a pair and `lm-gate audit verify --key PUBLIC.pem` checks them. Unset: checkpoints are written unsigned (the hash chain still detects edits, but not a rewritten chain). Takes effect at the next restart.',
       )
       .meta({ examples: ['/etc/lm-gate/audit-key.pem'] }),
+    capture: captureConfig,
   })
   .strict()
   .prefault({})
   .describe(
-    'One JSON line per request (who, what, which decision, usage), never its content, hash-chained and checkpointed with signatures (docs/audit.md).',
+    'One JSON line per request (who, what, which decision, usage), never its content (audit.capture keeps content apart), hash-chained and checkpointed with signatures (docs/audit.md).',
   );
 
 export type AuditConfig = z.infer<typeof auditConfig>;

@@ -20,6 +20,8 @@ export class PortAuditSink implements AuditSink {
   readonly strict: boolean;
   private lines = '';
   private records = 0;
+  /** Capture lines of the batch's records (audit.capture), in their order. */
+  private captures = '';
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private waiters: (() => void)[] = [];
   private nextId = 0;
@@ -32,9 +34,10 @@ export class PortAuditSink implements AuditSink {
     this.strict = strict;
   }
 
-  write(record: AuditRecord, onDurable?: () => void): void {
+  write(record: AuditRecord, onDurable?: () => void, capture?: string): void {
     this.lines += `${JSON.stringify(record)}\n`;
     this.records++;
+    if (capture !== undefined) this.captures += `${capture}\n`;
     if (onDurable) this.waiters.push(onDurable);
     this.timer ??= this.strict ? setImmediate(() => this.post()) : setTimeout(() => this.post(), BATCH_MS);
   }
@@ -47,6 +50,7 @@ export class PortAuditSink implements AuditSink {
     this.timer = undefined;
     if (this.lines === '') return;
     const message: FromWorker = { type: 'audit', lines: this.lines, records: this.records };
+    if (this.captures !== '') message.captures = this.captures;
     if (this.strict) {
       message.id = this.nextId++;
       this.unacked.set(message.id, this.waiters);
@@ -58,6 +62,7 @@ export class PortAuditSink implements AuditSink {
     }
     this.lines = '';
     this.records = 0;
+    this.captures = '';
     this.port.postMessage(message);
   }
 

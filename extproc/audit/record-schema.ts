@@ -277,6 +277,38 @@ export const requestLine = z
       .strict()
       .optional()
       .describe('DLP, when a DLP stage ran for the request.'),
+    capture: z
+      .object({
+        sha256: hex64.describe(
+          "SHA-256 (hex) of the request's capture line (its exact bytes, without the newline) in the capture files: `audit verify` checks the line against it.",
+        ),
+        rule: z.string().describe('The audit.capture rule that selected the request.'),
+        prompt_chars: z
+          .number()
+          .int()
+          .nullable()
+          .describe(
+            'Characters (UTF-16 units) of prompt text the request carried, kept or not; null when not captured.',
+          ),
+        response_chars: z
+          .number()
+          .int()
+          .nullable()
+          .describe(
+            'Characters of response text the client received, kept or not; null when not captured (not asked, not a 2xx text answer, or too large to hold).',
+          ),
+        truncated: z
+          .object({
+            prompt: z.boolean().describe('The prompt was longer than maxChars: the capture keeps its start.'),
+            response: z.boolean().describe('The response was longer than maxChars: the capture keeps its start.'),
+          })
+          .strict(),
+      })
+      .strict()
+      .nullable()
+      .describe(
+        "The link to this request's capture line (audit.capture), never its text; null when no capture rule selected it.",
+      ),
   })
   .strict()
   .describe('One per request that reached the gate.');
@@ -315,6 +347,56 @@ export const breakLine = z
   .strict()
   .describe('Written at start when the previous writer stopped without a shutdown checkpoint (a crash).');
 
+/** A line of the capture files (audit.capture.path): not chained, held by its record's
+ * capture.sha256. */
+export const captureLineSchema = z
+  .object({
+    type: z.literal('capture').describe('"capture": a line of the capture files.'),
+    request_id: z.string().describe('The request_id of the audit record that links this line.'),
+    time: time.describe('When the request reached the gate (as its record says).'),
+    rule: z.string().describe('The audit.capture rule that selected the request.'),
+    prompt: z
+      .array(
+        z
+          .object({
+            role: z
+              .string()
+              .describe(
+                'The message role (system, user, assistant, tool), or the field: prompt, input, system, suffix.',
+              ),
+            text: z.string().describe('The text as the model server received it (after DLP redaction).'),
+          })
+          .strict(),
+      )
+      .nullable()
+      .describe('Prompt texts in body order, within maxChars; null when the rule keeps no prompt.'),
+    response: z
+      .array(
+        z
+          .object({
+            choice: z.number().int().describe('The choice index (0 for Ollama).'),
+            text: z.string().describe('The text as the client received it (after DLP redaction), a stream joined.'),
+          })
+          .strict(),
+      )
+      .nullable()
+      .describe('Response texts per choice, within maxChars; null when not captured.'),
+    chars: z
+      .object({
+        prompt: z.number().int().nullable().describe('Prompt characters seen, kept or not.'),
+        response: z.number().int().nullable().describe('Response characters seen, kept or not.'),
+      })
+      .strict(),
+    truncated: z
+      .object({
+        prompt: z.boolean().describe('Prompt text past maxChars was not kept.'),
+        response: z.boolean().describe('Response text past maxChars was not kept.'),
+      })
+      .strict(),
+  })
+  .strict()
+  .describe('The texts of one captured request, in the capture files.');
+
 export const auditLine = z.discriminatedUnion('type', [requestLine, checkpointLineSchema, breakLine]);
 
 /** docs/audit-record.schema.json. */
@@ -334,6 +416,7 @@ export function fieldTable(): string {
     ['request', requestLine],
     ['checkpoint', checkpointLineSchema],
     ['break', breakLine],
+    ['capture', captureLineSchema],
   ] as const)
     walk(line, '', schema, rows);
   return rows.join('\n');

@@ -13,6 +13,7 @@ import type { UsageSource } from '../llm/usage.ts';
 import { meteringFactsOf } from '../metering/facts.ts';
 import type { BudgetCheck, LimitCheck, RequestContext } from '../pipeline/context.ts';
 import { PHASE_LABEL, PHASES } from '../server/phases.ts';
+import { type CaptureSummary, captureSummary } from './capture-stage.ts';
 
 export const AUDIT_SCHEMA_VERSION = 2;
 
@@ -90,6 +91,9 @@ export interface AuditRecord {
   budgets: BudgetCheck[] | null;
   /** DLP findings (type, action, where, position; never the value), when a DLP stage ran. */
   dlp?: DlpAudit;
+  /** The request's capture line (audit.capture): its SHA-256 and sizes, never its text; null
+   * when the request was not captured. */
+  capture: CaptureSummary | null;
 }
 
 const ms = (ns: bigint) => Math.round(Number(ns) / 1e3) / 1e3;
@@ -168,5 +172,6 @@ export function buildAuditRecord(ctx: RequestContext): AuditRecord {
     limits: ctx.limits ?? null,
     budgets: ctx.budgets ?? null,
     ...dlpMember(ctx),
+    capture: captureSummary(ctx),
   };
 }

@@ -10,11 +10,18 @@
 // closed, never a silent drop. A failed write keeps the unwritten rest of its batch (byte-exact,
 // so a half-written line is completed, not duplicated) and retries with back-off until the disk
 // takes it. close() writes everything, then a shutdown checkpoint.
+//
+// Capture lines (audit.capture) arrive with their records and go to the capture files
+// (capture-files.ts) in the same drain, right after the batch's records: same order, same
+// back-pressure and retry (a capture file that cannot be written stops new requests like the
+// audit file does), and in strict mode the same wait: a request is answered only once its record
+// and its capture line are both fsynced.
 import { writeSync } from 'node:fs';
 import { type FileHandle, open, rename } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { CaptureFiles } from './capture-files.ts';
 import { Chain } from './chain.ts';
 import { type CheckpointReason, CheckpointSigner, checkpointLine } from './checkpoint.ts';
 import type { AuditConfig, Durability } from './config.ts';
@@ -25,7 +32,7 @@ import { readTail } from './tail.ts';
 export interface AuditSink {
   /** onDurable: called once the record is as durable as audit.durability makes it (in strict
    * mode, fsynced); never called if the process dies first. */
-  write(record: AuditRecord, onDurable?: () => void): void;
+  write(record: AuditRecord, onDurable?: () => void, capture?: string): void;
   /** False while the backlog is over its limit or the sink is failing. */
   readonly accepting: boolean;
   /** The request's last answer waits for its record's onDurable (durability strict). */
@@ -47,6 +54,8 @@ export interface FileAuditSinkOptions {
   checkpointMs?: number;
   /** Path of the Ed25519 PKCS#8 PEM key that signs checkpoints. */
   signingKey?: string;
+  /** The active capture file (audit.capture.path); capture lines are refused without it. */
+  capturePath?: string;
   /** For tests: the clock. */
   now?: () => number;
   /** For tests: what counts as a slow synchronous write, ms (SLOW_SYNC_WRITE_MS). */
@@ -97,6 +106,9 @@ export class FileAuditSink implements AuditSink {
   private pendingRecords = 0;
   private pendingBytes = 0;
   private pendingWaiters: (() => void)[] = [];
+  /** Capture lines of the pending records, newline-terminated, in their order. */
+  private pendingCaptures = '';
+  private readonly capture: CaptureFiles | undefined;
 
   /** Lines written since the last checkpoint, and request records among them. */
   private linesSinceCheckpoint = 0;
@@ -128,6 +140,15 @@ export class FileAuditSink implements AuditSink {
     this.checkpointMs = opts.checkpointMs ?? 60_000;
     this.signingKey = opts.signingKey;
     this.now = opts.now ?? Date.now;
+    this.capture =
+      opts.capturePath === undefined
+        ? undefined
+        : new CaptureFiles({
+            path: opts.capturePath,
+            rotateBytes: this.rotateBytes,
+            rotateMs: this.rotateMs,
+            now: this.now,
+          });
     this.slowWriteMs = opts.slowWriteMs ?? SLOW_SYNC_WRITE_MS;
     this.tick = setInterval(() => {
       if (!this.closed && this.due() !== undefined) this.kick();
@@ -136,7 +157,8 @@ export class FileAuditSink implements AuditSink {
   }
 
   static fromConfig(config: AuditConfig, logger: Logger, metrics: Metrics): FileAuditSink {
-    return new FileAuditSink({ ...config, logger, metrics });
+    const { capture, ...rest } = config;
+    return new FileAuditSink({ ...rest, capturePath: capture.path, logger, metrics });
   }
 
   get accepting(): boolean {
@@ -155,16 +177,21 @@ export class FileAuditSink implements AuditSink {
     return this.opened;
   }
 
-  write(record: AuditRecord, onDurable?: () => void): void {
-    this.writeLines(`${JSON.stringify(record)}\n`, 1, onDurable);
+  write(record: AuditRecord, onDurable?: () => void, capture?: string): void {
+    this.writeLines(`${JSON.stringify(record)}\n`, 1, onDurable, capture === undefined ? undefined : `${capture}\n`);
   }
 
   /** `records` records already serialised, each line newline-terminated: gate workers
    * serialise on their own thread and this process's one writer keeps the file's order. */
-  writeLines(lines: string, records: number, onDurable?: () => void): void {
+  writeLines(lines: string, records: number, onDurable?: () => void, captures?: string): void {
     this.pendingRecords += records;
     this.pending.push(lines);
     this.pendingBytes += lines.length;
+    if (captures !== undefined && captures !== '') {
+      if (this.capture === undefined) throw new Error('audit sink: a capture line, but no capture path');
+      this.pendingCaptures += captures;
+      this.pendingBytes += captures.length;
+    }
     if (onDurable) this.pendingWaiters.push(onDurable);
     this.metrics.auditPendingBytes.set(this.pendingBytes);
     this.kick();
@@ -297,9 +324,11 @@ export class FileAuditSink implements AuditSink {
         const batch = this.pending;
         const records = this.pendingRecords;
         const waiters = this.pendingWaiters;
+        const captures = this.pendingCaptures;
         this.pending = [];
         this.pendingRecords = 0;
         this.pendingWaiters = [];
+        this.pendingCaptures = '';
         if (!this.stdout && this.fileBytes > 0 && this.fileBytes + this.pendingBytes > this.rotateBytes)
           await this.rotate();
         let data = '';
@@ -311,8 +340,12 @@ export class FileAuditSink implements AuditSink {
         this.linesSinceCheckpoint += records;
         this.recordsSinceCheckpoint += records;
         await this.append(data);
+        if (captures !== '') {
+          await this.appendCapture(captures);
+          this.metrics.auditCaptures.inc(lineCount(captures));
+        }
         if (this.durability === 'strict') await this.sync();
-        this.pendingBytes -= bytes;
+        this.pendingBytes -= bytes + captures.length;
         this.metrics.auditRecords.inc(records);
         this.metrics.auditPendingBytes.set(this.pendingBytes);
         for (const w of waiters) w();
@@ -367,6 +400,23 @@ export class FileAuditSink implements AuditSink {
     this.unsynced += buf.length;
   }
 
+  /** Appends capture lines to the capture files, retrying like append(). */
+  private async appendCapture(data: string): Promise<void> {
+    const files = this.capture!;
+    const buf = Buffer.from(data);
+    let off = 0;
+    while (off < buf.length) {
+      try {
+        off += await files.write(buf, off, this.chain.seq);
+      } catch (err) {
+        await this.failed(err, files.path);
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') await files.reset();
+        continue;
+      }
+      this.recovered();
+    }
+  }
+
   /** One write(2) of buf from off: synchronous while the file takes small writes quickly (see
    * SYNC_WRITE_MAX_BYTES), else through the thread pool. Either throws the same errors. */
   private async writeSome(handle: FileHandle, buf: Buffer, off: number): Promise<number> {
@@ -384,6 +434,7 @@ export class FileAuditSink implements AuditSink {
   }
 
   private async sync(): Promise<void> {
+    await this.syncCapture();
     if (this.stdout || this.unsynced === 0) return;
     for (;;) {
       try {
@@ -401,11 +452,24 @@ export class FileAuditSink implements AuditSink {
     this.lastSyncMs = this.now();
   }
 
-  private async failed(err: unknown): Promise<void> {
+  private async syncCapture(): Promise<void> {
+    const files = this.capture;
+    if (files === undefined) return;
+    for (;;) {
+      try {
+        await files.sync();
+        break;
+      } catch (err) {
+        await this.failed(err, files.path);
+      }
+    }
+  }
+
+  private async failed(err: unknown, path = this.path): Promise<void> {
     this.failing = true;
     this.metrics.auditWriteErrors.inc();
     this.logger.error(
-      { err: (err as Error).message, code: (err as NodeJS.ErrnoException).code, path: this.path },
+      { err: (err as Error).message, code: (err as NodeJS.ErrnoException).code, path },
       'audit write failed; retrying',
     );
     if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') {
@@ -446,5 +510,12 @@ export class FileAuditSink implements AuditSink {
     await this.sync();
     await this.handle?.close();
     this.handle = undefined;
+    await this.capture?.close().catch((err: unknown) => this.failed(err, this.capture!.path));
   }
+}
+
+function lineCount(lines: string): number {
+  let n = 0;
+  for (let i = lines.indexOf('\n'); i !== -1; i = lines.indexOf('\n', i + 1)) n++;
+  return n;
 }

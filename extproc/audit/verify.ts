@@ -7,6 +7,13 @@
 // a checkpoint breaks its signature; lines after the last checkpoint are held by the hash chain
 // only, and a truncated tail or a missing newest file is visible only against an external copy
 // of the last checkpoint (or the gate's lmgate_audit_checkpoints_total).
+//
+// Capture files (audit.capture) may be given with the audit files (they are told apart by their
+// first line). Each record that links a capture is checked against it: a capture line whose
+// SHA-256 is not the one its record holds was changed; a record whose capture line is not in the
+// set is counted as erased (retention or an erasure request deleted it; the chain does not
+// depend on it); a capture line no record in the set links is a problem (inserted, or its
+// request_id changed) unless the set is partial.
 import type { KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
@@ -34,6 +41,8 @@ export interface VerifyReport {
   afterLastCheckpoint: number;
   /** Things that are not failures but a reader should know. */
   notes: string[];
+  /** Capture files given and what was found against the records. */
+  captures: { files: number; lines: number; matched: number; erased: number; unlinked: number };
 }
 
 export interface VerifyOptions {
@@ -58,9 +67,9 @@ class Bad extends Error {
   }
 }
 
-/** Files sorted into chain order by the seq of their first line. */
-async function chainOrder(files: string[]): Promise<{ file: string; firstSeq: number }[]> {
-  const out: { file: string; firstSeq: number }[] = [];
+/** Files sorted into chain order by the seq of their first line, and the capture files apart. */
+async function chainOrder(files: string[]): Promise<{ file: string; firstSeq: number; capture: boolean }[]> {
+  const out: { file: string; firstSeq: number; capture: boolean }[] = [];
   for (const file of files) {
     const handle = await open(file, 'r');
     try {
@@ -69,13 +78,14 @@ async function chainOrder(files: string[]): Promise<{ file: string; firstSeq: nu
       const nl = buf.subarray(0, bytesRead).indexOf(0x0a);
       const first = buf.subarray(0, nl === -1 ? bytesRead : nl).toString('utf8');
       let seq: unknown;
+      let type: unknown;
       try {
-        seq = (JSON.parse(first) as { seq?: unknown }).seq;
+        ({ seq, type } = JSON.parse(first) as { seq?: unknown; type?: unknown });
       } catch {
         seq = undefined;
       }
       // A file whose first line says nothing sorts first and fails there, by name.
-      out.push({ file, firstSeq: typeof seq === 'number' ? seq : -1 });
+      out.push({ file, firstSeq: typeof seq === 'number' ? seq : -1, capture: type === 'capture' });
     } finally {
       await handle.close();
     }
@@ -115,6 +125,7 @@ export async function verifyFiles(files: string[], opts: VerifyOptions = {}): Pr
     breaks: [],
     afterLastCheckpoint: 0,
     notes: [],
+    captures: { files: 0, lines: 0, matched: 0, erased: 0, unlinked: 0 },
   };
   let bytes = 0;
   let lastProgress = 0;
@@ -126,7 +137,19 @@ export async function verifyFiles(files: string[], opts: VerifyOptions = {}): Pr
       opts.onProgress(bytes);
     }
   };
-  const ordered = await chainOrder(files);
+  const all = await chainOrder(files);
+  const ordered = all.filter((f) => !f.capture);
+  report.files = ordered.length;
+  const captureFiles = all.filter((f) => f.capture).map((f) => f.file);
+  report.captures.files = captureFiles.length;
+  let captures: Map<string, CaptureEntry[]>;
+  try {
+    captures = await readCaptures(captureFiles, onBytes, report);
+  } catch (err) {
+    if (!(err instanceof Bad)) throw err;
+    report.problem = { file: err.file ?? '', line: err.line, seq: null, reason: err.message };
+    return report;
+  }
   let expectSeq: number | undefined;
   let prevHash: string | undefined;
   let prevAt = '';
@@ -135,6 +158,33 @@ export async function verifyFiles(files: string[], opts: VerifyOptions = {}): Pr
   let lastCheckpoint: string | null | undefined = opts.partial ? undefined : null;
   let recordsSince: number | undefined = opts.partial ? undefined : 0;
   let unsigned = 0;
+
+  /** The latest request time among the records (RFC 3339 UTC strings sort as times). */
+  let lastRecordTime = '';
+  /** The record's capture line, when it links one: present and unchanged, or erased. */
+  const checkCapture = (o: Record<string, unknown>, seq: number): void => {
+    const link = o.capture as { sha256?: unknown } | null | undefined;
+    if (link === null || link === undefined || typeof link.sha256 !== 'string') return;
+    const id = typeof o.request_id === 'string' ? o.request_id : '';
+    const entries = captures.get(id);
+    if (entries === undefined || entries.length === 0) {
+      report.captures.erased++;
+      return;
+    }
+    const i = entries.findIndex((e) => e.sha256 === link.sha256);
+    if (i === -1) {
+      const e = entries[0]!;
+      throw new Bad(
+        e.line,
+        null,
+        `capture line of request ${JSON.stringify(id)} does not match the sha256 its record (seq ${seq}) holds: it was changed`,
+        e.file,
+      );
+    }
+    entries.splice(i, 1);
+    if (entries.length === 0) captures.delete(id);
+    report.captures.matched++;
+  };
 
   for (let f = 0; f < ordered.length; f++) {
     const { file } = ordered[f]!;
@@ -204,7 +254,9 @@ export async function verifyFiles(files: string[], opts: VerifyOptions = {}): Pr
       switch (o.type) {
         case 'request':
           report.records++;
+          if (typeof o.time === 'string' && o.time > lastRecordTime) lastRecordTime = o.time;
           if (recordsSince !== undefined) recordsSince++;
+          checkCapture(o, seq);
           break;
         case 'break':
           report.breaks.push({ file, line: lineNo, seq });
@@ -239,6 +291,34 @@ export async function verifyFiles(files: string[], opts: VerifyOptions = {}): Pr
       prevLine = { file, line: lineNo, seq };
     }
   }
+  // Capture lines no record links. Those of requests after the last record are what a crash can
+  // leave (the capture page reached the disk, the record's did not: durability none or
+  // interval); one among the records was inserted or had its request_id changed.
+  let late = 0;
+  let within: CaptureEntry | undefined;
+  for (const entries of captures.values())
+    for (const e of entries) {
+      report.captures.unlinked++;
+      if (e.time > lastRecordTime) late++;
+      else if (within === undefined || e.file < within.file || (e.file === within.file && e.line < within.line))
+        within = e;
+    }
+  if (within !== undefined) {
+    const why = `${report.captures.unlinked - late} capture line(s) among the records that no record links (the first shown): inserted, or a request_id changed`;
+    if (!opts.partial) {
+      report.problem = { file: within.file, line: within.line, seq: null, reason: why };
+      return report;
+    }
+    report.notes.push(`${why}, or their records are in files not given (--partial)`);
+  }
+  if (late > 0)
+    report.notes.push(
+      `${late} capture line(s) of requests after the last record: their records were lost (a crash before they reached the disk) or are in files not given`,
+    );
+  if (report.captures.erased > 0)
+    report.notes.push(
+      `${report.captures.erased} record(s) link a capture line not in the set: erased (deleted for retention or erasure) or its capture file not given`,
+    );
   if (report.lines === 0) {
     // Nothing to prove is not a proof: an emptied file must not pass.
     const file = ordered[0]?.file ?? '';
@@ -258,4 +338,49 @@ export async function totalBytes(files: string[]): Promise<number> {
   let n = 0;
   for (const f of files) n += (await stat(f)).size;
   return n;
+}
+
+interface CaptureEntry {
+  sha256: string;
+  file: string;
+  line: number;
+  /** The request's time, as the line says. */
+  time: string;
+}
+
+/** Every capture line of the capture files, by request id, with its hash. */
+async function readCaptures(
+  files: string[],
+  onBytes: (n: number) => void,
+  report: VerifyReport,
+): Promise<Map<string, CaptureEntry[]>> {
+  const out = new Map<string, CaptureEntry[]>();
+  for (const file of files) {
+    let lineNo = 0;
+    const it = lines(file, onBytes);
+    let next = await it.next();
+    while (!next.done) {
+      const raw = next.value;
+      next = await it.next();
+      lineNo++;
+      if (next.done && next.value === false) {
+        report.notes.push(`${file}:${lineNo}: incomplete last capture line ignored (the writer crashed or is writing)`);
+        break;
+      }
+      let o: { type?: unknown; request_id?: unknown; time?: unknown };
+      try {
+        o = JSON.parse(raw.toString('utf8')) as typeof o;
+      } catch {
+        throw new Bad(lineNo, null, 'not a JSON line (in a capture file)', file);
+      }
+      if (o.type !== 'capture' || typeof o.request_id !== 'string')
+        throw new Bad(lineNo, null, 'not a capture line (type "capture" and request_id are required)', file);
+      report.captures.lines++;
+      const entry = { sha256: sha256Hex(raw), file, line: lineNo, time: typeof o.time === 'string' ? o.time : '' };
+      const list = out.get(o.request_id);
+      if (list === undefined) out.set(o.request_id, [entry]);
+      else list.push(entry);
+    }
+  }
+  return out;
 }

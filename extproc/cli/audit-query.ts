@@ -4,11 +4,15 @@
 // newer field) cannot change a column's type; unknown fields are ignored.
 //
 //   lm-gate audit query --tenant acme --route hipaa --dlp phi --since 2026-10-01 --until 2026-11-01 audit.log*
+//
+// Capture files (audit.capture) may be among FILES: their lines are not records, so filters never
+// select them; --with-capture adds each record's captured prompt and response (joined on
+// request_id; `audit verify` is what proves them unchanged).
 import { parseDuration } from './durations.ts';
 import { parseCommandArgs, UsageError } from './usage.ts';
 
 export const AUDIT_QUERY_USAGE =
-  'lm-gate audit query [--since T] [--until T] [--tenant X] [--team X] [--user X] [--model X] [--route X] [--rule ID] [--effect allow|deny] [--outcome X] [--dlp TYPE|CLASS] [--limit N] [--format table|json|csv] FILES…';
+  'lm-gate audit query [--since T] [--until T] [--tenant X] [--team X] [--user X] [--model X] [--route X] [--rule ID] [--effect allow|deny] [--outcome X] [--dlp TYPE|CLASS] [--captured] [--with-capture] [--limit N] [--format table|json|csv] FILES…';
 const CMD = 'lm-gate audit query';
 
 /** The record fields a query reads, typed (docs/audit-record.schema.json has them all). */
@@ -25,7 +29,17 @@ const COLUMNS = {
   error: 'STRUCT(code VARCHAR, rule_id VARCHAR)',
   decisions: 'STRUCT(stage VARCHAR, rule_id VARCHAR, effect VARCHAR)[]',
   dlp: 'STRUCT(findings STRUCT(type VARCHAR)[], data_classes VARCHAR[])',
+  capture: 'STRUCT(sha256 VARCHAR, rule VARCHAR)',
+  // Capture lines' texts (type "capture"): read only with --with-capture.
+  prompt: 'STRUCT(role VARCHAR, "text" VARCHAR)[]',
+  response: 'STRUCT(choice INTEGER, "text" VARCHAR)[]',
 } as const;
+
+/** --with-capture: the texts of the record's capture line, one "role: text" per prompt part and
+ * one text per response choice, each on its own line. */
+const CAPTURE_SELECT = `,
+  array_to_string(list_transform(c_prompt, p -> p.role || ': ' || p."text"), chr(10)) AS prompt,
+  array_to_string(list_transform(c_response, p -> p."text"), chr(10)) AS response`;
 
 const SELECT = `
   strftime(time AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ') AS time,
@@ -90,6 +104,8 @@ export function buildAuditQuery(args: string[], now = Date.now()): AuditQuery | 
       until: { type: 'string' },
       limit: { type: 'string' },
       format: { type: 'string', short: 'f' },
+      captured: { type: 'boolean' },
+      'with-capture': { type: 'boolean' },
       ...filterOptions,
     },
   });
@@ -110,6 +126,7 @@ export function buildAuditQuery(args: string[], now = Date.now()): AuditQuery | 
     const value = v[flag];
     if (typeof value === 'string') where.push(condition(param(value)));
   }
+  if (v.captured === true) where.push('capture IS NOT NULL');
   let limit = '';
   if (typeof v.limit === 'string') {
     if (!/^\d{1,9}$/.test(v.limit)) throw new UsageError(CMD, '--limit is a whole number');
@@ -119,8 +136,17 @@ export function buildAuditQuery(args: string[], now = Date.now()): AuditQuery | 
     .map(([k, t]) => `${k}: ${sqlString(t)}`)
     .join(', ')}}`;
   const files = `[${positionals.map(sqlString).join(', ')}]`;
-  const sql = `SELECT ${SELECT}
-FROM read_json(${files}, format = 'newline_delimited', columns = ${columns}, maximum_object_size = 16777216)
+  const read = `read_json(${files}, format = 'newline_delimited', columns = ${columns}, maximum_object_size = 16777216)`;
+  const sql =
+    v['with-capture'] === true
+      ? `WITH lines AS (SELECT * FROM ${read}),
+records AS (SELECT * FROM lines WHERE ${where.join('\n  AND ')}),
+captures AS (SELECT request_id AS c_id, prompt AS c_prompt, response AS c_response FROM lines WHERE type = 'capture')
+SELECT ${SELECT}${CAPTURE_SELECT}
+FROM records LEFT JOIN captures ON c_id = request_id
+ORDER BY time, request_id${limit}`
+      : `SELECT ${SELECT}
+FROM ${read}
 WHERE ${where.join('\n  AND ')}
 ORDER BY time, request_id${limit}`;
   return { sql, params, format };

@@ -4,7 +4,9 @@
 //   lm-gate audit query [filters] [--format table|json|csv] FILES…  select records (audit-query.ts)
 //   lm-gate audit keygen PRIVATE.pem PUBLIC.pem                   an Ed25519 checkpoint key pair
 //
-// verify exits 0 when the set holds, 1 naming the first bad line (file:line, seq, why).
+// verify exits 0 when the set holds, 1 naming the first bad line (file:line, seq, why). Capture
+// files (audit.capture) may be given among FILES: each capture line is checked against the
+// digest its record holds, and a deleted one is reported as erased.
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { keyId } from '../audit/checkpoint.ts';
@@ -66,6 +68,11 @@ async function verify(args: string[]): Promise<number> {
   console.log(
     `ok: ${report.files} file(s), ${report.lines} lines, ${report.records} records, ${report.checkpoints} checkpoints (${report.signed} signature(s) checked${kid}), ${report.breaks.length} break(s)`,
   );
+  const c = report.captures;
+  if (c.files > 0 || c.erased > 0)
+    console.log(
+      `captures: ${c.files} file(s), ${c.matched} line(s) match their records, ${c.erased} erased (not in the set)${c.unlinked > 0 ? `, ${c.unlinked} linked by no record` : ''}`,
+    );
   for (const b of report.breaks)
     console.log(
       `break: ${b.file}:${b.line} (seq ${b.seq}): the writer stopped without a shutdown checkpoint before this`,

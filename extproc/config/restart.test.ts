@@ -22,6 +22,12 @@ describe('restartRequired', () => {
       'server: { adminAddress: "127.0.0.1:1" }\naudit: { path: /var/log/a.log }',
       ['server.adminAddress', 'audit.path'],
     ],
+    [
+      'capture rules reload live; the capture file does not',
+      '',
+      'audit: { capture: { path: /var/log/c.log, rules: [{ id: all }] } }',
+      ['audit.capture.path'],
+    ],
   ];
   for (const [name, a, b, want] of table) it(name, () => expect(restartRequired(cfg(a), cfg(b))).toEqual(want));
 });

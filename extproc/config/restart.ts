@@ -16,6 +16,7 @@ export const RESTART_ONLY = {
     'checkpointRecords',
     'checkpointMs',
     'signingKey',
+    'capture.path',
   ],
   killSwitch: ['resyncIntervalMs', 'maxEntries'],
   limits: ['store', 'maxMemoryEntries', 'webhook'],
@@ -28,10 +29,17 @@ export function restartRequired(current: Config, next: Config): string[] {
   for (const [section, fields] of Object.entries(RESTART_ONLY) as [keyof typeof RESTART_ONLY, readonly string[]][]) {
     for (const f of fields) {
       // An optional section (redis) may be absent on either side.
-      const a = (current[section] as Record<string, unknown> | undefined)?.[f];
-      const b = (next[section] as Record<string, unknown> | undefined)?.[f];
+      const a = at(current[section], f);
+      const b = at(next[section], f);
       if (!isDeepStrictEqual(a, b)) out.push(`${section}.${f}`);
     }
   }
   return out;
+}
+
+/** The value at a dotted path under `o` (a field of a nested section: capture.path). */
+function at(o: unknown, path: string): unknown {
+  let v = o;
+  for (const key of path.split('.')) v = (v as Record<string, unknown> | undefined)?.[key];
+  return v;
 }

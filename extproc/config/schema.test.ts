@@ -107,6 +107,7 @@ describe('configSchema', () => {
         rotateMs: 86400000,
         checkpointRecords: 10000,
         checkpointMs: 60000,
+        capture: { rules: [], path: 'audit-capture.log' },
       },
     });
   });

@@ -26,7 +26,7 @@ const pipelineConfig = z
       .array(z.enum(STAGE_NAMES))
       .default([...STAGE_NAMES])
       .describe(
-        `Optional stages to run; they always run in their fixed order (${STAGE_NAMES.join(', ')}), after ${ALWAYS_STAGE_NAMES.join(', ')}, which always runs. [] runs none: a pass-through gate that still audits every request and meters nothing. Leaving out identity.authenticate lets unauthenticated requests through. A stage that needs a fact another provides (policy.access and policy.rules need the principal from identity.authenticate and the parsed body from llm.api_shape; killswitch.principal needs identity.authenticate, killswitch.model and metering.usage need llm.api_shape) is refused without it, and so are killSwitch lists whose stage is left out.`,
+        `Optional stages to run; they always run in their fixed order (${STAGE_NAMES.join(', ')}), after ${ALWAYS_STAGE_NAMES.filter((n) => n !== 'audit.capture').join(', ')}, which always runs (audit.capture too, last, doing nothing without audit.capture.rules). [] runs none: a pass-through gate that still audits every request and meters nothing. Leaving out identity.authenticate lets unauthenticated requests through. A stage that needs a fact another provides (policy.access and policy.rules need the principal from identity.authenticate and the parsed body from llm.api_shape; killswitch.principal needs identity.authenticate, killswitch.model and metering.usage need llm.api_shape) is refused without it, and so are killSwitch lists whose stage is left out.`,
       ),
   })
   .strict()

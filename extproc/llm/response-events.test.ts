@@ -55,6 +55,18 @@ describe('response events', () => {
     expect(Buffer.concat(out).toString()).toBe(body); // nothing changed: forwarded as is
   });
 
+  it('after replace() or drop(), the event carries the texts the client gets, for the listeners after it', () => {
+    const after: string[] = [];
+    const r = reader((e) => {
+      if (e.texts[0]?.text === 'secret') e.replace(chunk('[hidden]'));
+      else if (e.texts[0]?.text === 'noise') e.drop();
+      after.push(e.texts.map((t) => t.text).join('|'));
+    });
+    const body = `${sse(chunk('a')) + sse(chunk('secret')) + sse(chunk('noise'))}data: [DONE]\n\n`;
+    r.push(Buffer.from(body), true);
+    expect(after).toEqual(['a', '[hidden]', '']);
+  });
+
   it('exposes tool-call argument fragments', () => {
     const args: string[] = [];
     const r = reader((e) => args.push(...e.toolArguments.map((a) => `${a.choice}/${a.call}:${a.text}`)));

@@ -26,7 +26,9 @@ export interface ResponseEvent {
   /** The event's JSON object. */
   readonly data: Readonly<Record<string, unknown>>;
   /** The text it adds, per choice: OpenAI choices[i].delta.content (chat) or choices[i].text
-   * (completions); Ollama message.content (chat) or response (generate), as choice 0. */
+   * (completions); Ollama message.content (chat) or response (generate), as choice 0. Once a
+   * stage replaced the event, those of the replacement (none once dropped): what later stages
+   * read is what the client gets. */
   readonly texts: readonly TextDelta[];
   /** Tool-call argument fragments: OpenAI choices[i].delta.tool_calls[j].function.arguments. */
   readonly toolArguments: readonly ToolArgumentsDelta[];
@@ -274,17 +276,25 @@ class StreamReader implements ResponseStream {
   private emit(data: Record<string, unknown>, usage: Usage | undefined): Action {
     let action: Action = KEEP;
     const sse = this.sse;
-    const event: ResponseEvent = {
+    const ollama = this.ollama;
+    // Stages after the one that dropped or replaced the event see what the client gets in its
+    // place (audit.capture keeps the delivered text): its texts follow the replacement.
+    const event: { -readonly [K in keyof ResponseEvent]: ResponseEvent[K] } = {
       data,
-      texts: this.ollama ? ollamaTexts(data) : openAiTexts(data),
-      toolArguments: this.ollama ? [] : openAiToolArguments(data),
+      texts: ollama ? ollamaTexts(data) : openAiTexts(data),
+      toolArguments: ollama ? [] : openAiToolArguments(data),
       usage,
       drop: () => {
         action = WITHHOLD;
+        event.texts = [];
+        event.toolArguments = [];
       },
       replace: (next: unknown) => {
         const json = JSON.stringify(next);
         action = Buffer.from(sse ? `data: ${json}\n\n` : `${json}\n`);
+        const o = next !== null && typeof next === 'object' ? (next as Record<string, unknown>) : {};
+        event.texts = ollama ? ollamaTexts(o) : openAiTexts(o);
+        event.toolArguments = ollama ? [] : openAiToolArguments(o);
       },
     };
     this.onEvent!(event);

@@ -21,11 +21,15 @@ const names = (yaml: string) => buildPipeline(parseConfig(yaml, 'test.yaml', {})
 describe('buildPipeline', () => {
   const table: { name: string; yaml: string; want: string[] }[] = [
     { name: 'every stage by default', yaml: '', want: STAGES.map((s) => s.name) },
-    { name: 'none chosen: only the stages that always run', yaml: 'pipeline: { stages: [] }', want: ['http.hygiene'] },
+    {
+      name: 'none chosen: only the stages that always run',
+      yaml: 'pipeline: { stages: [] }',
+      want: ['http.hygiene', 'audit.capture'],
+    },
     {
       name: 'the fixed order, whatever order the list is written in',
       yaml: 'pipeline: { stages: [metering.usage, llm.api_shape, identity.authenticate] }',
-      want: ['http.hygiene', 'identity.authenticate', 'llm.api_shape', 'metering.usage'],
+      want: ['http.hygiene', 'identity.authenticate', 'llm.api_shape', 'metering.usage', 'audit.capture'],
     },
   ];
   for (const t of table) it(t.name, () => expect(names(t.yaml)).toEqual(t.want));
@@ -47,7 +51,7 @@ describe('buildPipeline', () => {
       'metering.usage',
       'dlp.response',
     ]);
-    expect(ALWAYS_STAGE_NAMES).toEqual(['http.hygiene']);
+    expect(ALWAYS_STAGE_NAMES).toEqual(['http.hygiene', 'audit.capture']);
   });
 
   it('a pass-through pipeline asks for no response body', () => {

@@ -9,6 +9,7 @@
 // its model check comes once routing has resolved an alias to the model that would serve. The
 // config only chooses which of the optional ones run (pipeline.stages); its enum and its
 // dependency check are derived from this list.
+import { auditCapture } from '../audit/capture-stage.ts';
 import { dlpSetup } from '../dlp/gate/engine.ts';
 import { dlpRequestStage } from '../dlp/gate/request-stage.ts';
 import { dlpResponseStage } from '../dlp/gate/response-stage.ts';
@@ -43,6 +44,8 @@ export const STAGES = [
   rateLimits,
   usageMetering,
   dlpResponseStage(dlpSetup),
+  // Last: it keeps what the others' edits made of the prompt and the response.
+  auditCapture,
 ] as const;
 
 /** The stages pipeline.stages may list, in order. Annotated, not inferred: the config's type

@@ -21,7 +21,7 @@ const patterns = (what: string, example: string[]) =>
     .describe(`${what}. Unset: any.`)
     .meta({ examples: [example] });
 
-/** Exported for other sections that pick by caller (dlp.assign): one shape for "who". */
+/** Exported for other sections that pick by caller (dlp.assign, audit.capture.rules): one shape for "who". */
 export const ruleFrom = z
   .object({
     principals: patterns("The caller's principal id (an API key's id, a JWT's subject)", ['team-a', 'svc-*']),
@@ -37,7 +37,7 @@ export const ruleFrom = z
     'Who the rule is about. Each field is a list of patterns (* matches any run of characters), any of which may match; every field set must match. Unset: every caller.',
   );
 
-const ruleTo = z
+export const ruleTo = z
   .object({
     endpoints: patterns(`The endpoint called: ${RULE_ENDPOINTS.join(', ')} (a path outside the LLM APIs)`, [
       'openai.chat',

@@ -20,6 +20,7 @@
 
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
+import { captureLine } from '../audit/capture-stage.ts';
 import { buildAuditRecord } from '../audit/record.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
@@ -885,8 +886,7 @@ export class ProcessStream {
   private readonly record = (): void => {
     const ctx = this.ctx;
     const record = buildAuditRecord(ctx);
-    if (this.afterRecord) this.deps.audit.write(record, this.durable);
-    else this.deps.audit.write(record);
+    this.deps.audit.write(record, this.afterRecord ? this.durable : undefined, captureLine(ctx));
     this.deps.metrics.observeRequest(ctx);
     this.deps.metrics.streamsActive.dec();
     this.deps.onFinished(this);

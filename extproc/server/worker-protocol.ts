@@ -33,7 +33,15 @@ export type FromWorker =
   | { type: 'listening'; grpcPort: number }
   | { type: 'listen-failed'; field: string; message: string }
   /** Whole audit lines, newline-terminated, one or more. */
-  | { type: 'audit'; lines: string; records: number /** Set in strict mode: ack it. */; id?: number }
+  | {
+      type: 'audit';
+      lines: string;
+      records: number;
+      /** Set in strict mode: ack it. */
+      id?: number;
+      /** The capture lines of these records (audit.capture), newline-terminated. */
+      captures?: string;
+    }
   | {
       type: 'stats';
       id: number /** registry.getMetricsAsJSON() of the worker's registry. */;

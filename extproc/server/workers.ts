@@ -148,6 +148,7 @@ export class WorkerPool implements GateHost {
               m.lines,
               m.records,
               m.id === undefined ? undefined : () => this.post(slot, { type: 'audit-durable', id: m.id! }),
+              m.captures,
             );
             break;
           case 'listening':

@@ -51,6 +51,7 @@ export class Metrics {
   readonly filterConfigProblems: Gauge<'problem'>;
   readonly configReloads: Counter<'result'>;
   readonly auditRecords: Counter;
+  readonly auditCaptures: Counter;
   readonly auditWriteErrors: Counter;
   readonly auditSlowWrites: Counter;
   readonly auditPendingBytes: Gauge;
@@ -155,6 +156,11 @@ export class Metrics {
       registers,
     });
     this.auditRecords = new Counter({ name: 'lmgate_audit_records_total', help: 'Audit records written.', registers });
+    this.auditCaptures = new Counter({
+      name: 'lmgate_audit_captures_total',
+      help: 'Capture lines written (audit.capture): requests whose prompt and response texts were kept.',
+      registers,
+    });
     this.auditWriteErrors = new Counter({
       name: 'lmgate_audit_write_errors_total',
       help: 'Failed audit writes (retried; records are kept).',
