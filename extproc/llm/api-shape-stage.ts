@@ -96,7 +96,8 @@ function apply(ctx: RequestContext, result: RequestParseResult, body: Buffer): v
   if (!result.ok) throw refuse(result.code, result.message, { param: result.param });
   const request = result.request;
   ctx.parsed = request;
-  ctx.modelRequested = request.model;
+  // TGI's body names no model: the one it serves is configured (routing.tgiModel), or none.
+  ctx.modelRequested = request.modelSpan === undefined ? ctx.config.routing.tgiModel : request.model;
   ctx.stream = request.stream;
   if (request.bomLength > 0) {
     ctx.rewrittenBody = body.subarray(request.bomLength);

@@ -106,6 +106,9 @@ export function promptTokens(kind: ApiKind, body: Json, enc: Encoding): number {
     case 'openai.embeddings':
     case 'ollama.embed':
       return inputTokens(body.input ?? body.prompt, enc);
+    case 'tgi.generate':
+    case 'tgi.generate_stream':
+      return inputTokens(body.inputs, enc);
     default:
       return 0;
   }
@@ -136,6 +139,8 @@ export function completionTokens(kind: ApiKind, body: Json, enc: Encoding): numb
     }
     case 'ollama.generate':
       return typeof body.response === 'string' ? countText(enc, body.response) : 0;
+    case 'tgi.generate':
+      return typeof body.generated_text === 'string' ? countText(enc, body.generated_text) : 0;
     default:
       return 0;
   }

@@ -61,6 +61,7 @@ export const usageMetering = defineStage({
     const inject = m.injectStreamUsage;
     const book = priceBookFor(config);
     const encodings = encodingMapFor(config);
+    const unnamedEncoding = { encoding: m.tokenizers.default, exact: false };
     const labels = compileLabels(m.labels);
     const refuseUnpriced = book.active && m.unknownModel === 'refuse';
     const pool = deps.parsePool;
@@ -77,8 +78,10 @@ export const usageMetering = defineStage({
       if (ctx.responseChunks === 0) return;
       ctx.set(delivered, undefined);
       const model = modelOf(ctx);
-      if (model === undefined) return;
-      const { encoding, exact } = encodings.forModel(model);
+      // A call that names no model (TGI without routing.tgiModel) is counted with the default
+      // tokenizer, an estimate.
+      if (model === undefined && ctx.parsed?.modelSpan !== undefined) return;
+      const { encoding, exact } = model === undefined ? unnamedEncoding : encodings.forModel(model);
       // A stream cut short is charged what was delivered: never the model's own count.
       const complete = ctx.outcome === 'completed';
       let extra = 0;
@@ -143,7 +146,12 @@ export const usageMetering = defineStage({
         const req = ctx.parsed;
         if (req === undefined) return;
         const model = modelOf(ctx);
-        if (refuseUnpriced && model !== undefined && book.priceFor(model, ctx.route?.name) === undefined) {
+        // A call whose body names no model (TGI without routing.tgiModel) cannot be priced.
+        const unnamed = model === undefined && req.modelSpan === undefined;
+        if (
+          refuseUnpriced &&
+          (unnamed || (model !== undefined && book.priceFor(model, ctx.route?.name) === undefined))
+        ) {
           ctx.decide({
             stage: 'metering.usage',
             ruleId: 'metering.unknownModel',
@@ -152,7 +160,9 @@ export const usageMetering = defineStage({
           });
           throw refuse(
             'model_not_priced',
-            `The model '${model}' has no price configured, and this gateway refuses unpriced models.`,
+            model === undefined
+              ? 'This call names no model, so it has no price, and this gateway refuses unpriced models.'
+              : `The model '${model}' has no price configured, and this gateway refuses unpriced models.`,
             { ruleId: 'metering.unknownModel' },
           );
         }
