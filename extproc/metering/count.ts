@@ -44,7 +44,9 @@ export function countJob(job: CountJob): TokenCount {
   let output = 0;
   if (job.responseTexts !== undefined) for (const t of job.responseTexts) output += countText(job.encoding, t);
   else {
-    const response = parse(job.responseJson);
+    let response = parse(job.responseJson);
+    // TGI's compat route (/) answers a one-element array of what /generate answers.
+    if (Array.isArray(response) && response.length === 1 && job.kind === 'tgi.generate') response = response[0];
     if (isObject(response)) output = completionTokens(job.kind, response, job.encoding);
   }
   return { input, output };
