@@ -1086,12 +1086,11 @@ describe('TGI native endpoints', () => {
   });
 
   it('/generate: details only when asked, prefill only with decoder_input_details; / answers an array', async () => {
-    expect(Object.keys(await (await post('/generate', { inputs })).json())).toEqual(['generated_text']);
-    const d = (await (await post('/generate', { inputs, parameters: { details: true } })).json()).details;
+    const json = async (r: Promise<Response>) => (await (await r).json()) as Record<string, any>;
+    expect(Object.keys(await json(post('/generate', { inputs })))).toEqual(['generated_text']);
+    const d = (await json(post('/generate', { inputs, parameters: { details: true } }))).details;
     expect(d.prefill).toEqual([]);
-    const full = await (
-      await post('/generate', { inputs, parameters: { details: true, decoder_input_details: true } })
-    ).json();
+    const full = await json(post('/generate', { inputs, parameters: { details: true, decoder_input_details: true } }));
     expect(full.details.prefill).toHaveLength(countText(TGI_MOCK_ENCODING, inputs));
     const compat = await (await post('/', { inputs })).json();
     expect(compat).toEqual([{ generated_text: full.generated_text }]);
