@@ -32,6 +32,8 @@ interface ResponseDlp {
 }
 const slot = defineSlot<ResponseDlp>('dlp.response');
 const EMPTY = Buffer.alloc(0);
+/** TGI's details.tokens with texts (parameters.details: true): one string per token. */
+const TGI_TOKENS = Buffer.from('"tokens":[{');
 
 export function dlpResponseStage(resolve: DlpGateResolver) {
   return defineStage({
@@ -123,6 +125,21 @@ function scanJsonResponse(
     const ruleId = `dlp.${scan.blocked.type}`;
     ctx.decide({ stage: 'dlp.response', ruleId, effect: 'deny', reason: `${scan.blocked.type} in the response` });
     throw refuse('content_blocked', blockMessage(scan.blocked.type, 'response'), { ruleId });
+  }
+  // TGI's details list every generated token's text, each a string of its own: a value changed in
+  // generated_text would be rebuilt from them, and no one token holds enough of it to be found.
+  // Fail closed: such an answer is refused rather than sent with the value in pieces.
+  if (scan.edits.length > 0 && ctx.api.startsWith('tgi.') && body.includes(TGI_TOKENS)) {
+    const ruleId = 'dlp.tgi_token_details';
+    ctx.decide({
+      stage: 'dlp.response',
+      ruleId,
+      effect: 'deny',
+      reason: 'a changed text is also in per-token details',
+    });
+    throw refuse('content_blocked', 'The response could not be released with its token details; ask without details.', {
+      ruleId,
+    });
   }
   return scan.edits.length === 0 ? body : applyBodyEdits(body, scan.edits);
 }

@@ -92,3 +92,44 @@ describe('dlp on TGI native', () => {
     expect(r.audit).toMatchObject({ outcome: 'rejected', error: { code: 'content_blocked' } });
   });
 });
+
+describe('dlp on TGI native JSON answers', () => {
+  const answer = (details: boolean) =>
+    JSON.stringify({
+      generated_text: 'Mail jane.doe@example.com now',
+      ...(details
+        ? {
+            details: {
+              finish_reason: 'length',
+              generated_tokens: 4,
+              seed: null,
+              prefill: [],
+              tokens: ['Mail jane', '.doe@exa', 'mple.com', ' now'].map((text, id) => ({
+                id,
+                text,
+                logprob: -1,
+                special: false,
+              })),
+            },
+          }
+        : {}),
+    });
+  const run = (details: boolean) =>
+    runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages({ EMAIL: 'redact' }),
+      request: { path: '/generate', body: { inputs: 'hi', parameters: { details } } },
+      response: { headers: { 'content-type': 'application/json' }, chunks: [answer(details)] },
+    });
+
+  it('redacts generated_text', async () => {
+    const r = await run(false);
+    expect(JSON.parse(r.client!.body).generated_text).toBe('Mail [REDACTED:EMAIL] now');
+  });
+
+  it('refuses an answer whose per-token details would rebuild what was redacted', async () => {
+    const r = await run(true);
+    expect(r.refused).toMatchObject({ code: 'content_blocked', ruleId: 'dlp.tgi_token_details' });
+    expect(r.client?.body ?? '').not.toContain('doe');
+  });
+});
