@@ -110,6 +110,34 @@ const rows: Row[] = [
     expect: (run) => expect(run.audit.gen_ai.usage).toMatchObject({ input_tokens: 7, output_tokens: 9 }),
   },
   {
+    name: 'TGI /generate ignores "stream": true and answers JSON: its text is still counted, not 0',
+    path: '/generate',
+    body: { inputs: 'count me please', stream: true },
+    response: { headers: { 'content-type': 'application/json' }, chunks: ['{"generated_text":"one two three"}'] },
+    expect: (run) =>
+      expect(run.audit).toMatchObject({
+        gen_ai: { usage: { input_tokens: 3, output_tokens: 3 } },
+        metering: { source: 'estimated' },
+      }),
+  },
+  {
+    name: 'TGI stream: usage from the last event’s details',
+    path: '/generate_stream',
+    body: { inputs: 'hi' },
+    response: {
+      headers: sseHeaders,
+      chunks: [
+        'data:{"token":{"id":1,"text":"a","logprob":0,"special":false},"generated_text":null,"details":null}\n\n',
+        'data:{"token":{"id":2,"text":"</s>","logprob":0,"special":true},"generated_text":"a","details":{"finish_reason":"eos_token","generated_tokens":2,"input_length":5,"seed":null}}\n\n',
+      ],
+    },
+    expect: (run) =>
+      expect(run.audit).toMatchObject({
+        gen_ai: { usage: { input_tokens: 5, output_tokens: 2 } },
+        metering: { source: 'upstream' },
+      }),
+  },
+  {
     name: "an upstream error's body is not read, and no usage is invented",
     body: { model: 'mock-small', messages: [] },
     response: { status: 500, chunks: ['{"error":"boom"}'] },

@@ -9,7 +9,7 @@
 import { apiSpec } from '../llm/apis.ts';
 import type { ResponseEvent } from '../llm/response-stream.ts';
 import { streamUsageEdit } from '../llm/shapes.ts';
-import type { Usage } from '../llm/usage.ts';
+import { responseFormat, type Usage } from '../llm/usage.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { refuse } from '../pipeline/errors.ts';
 import { defineSlot } from '../pipeline/slots.ts';
@@ -187,7 +187,10 @@ export const usageMetering = defineStage({
         // event by event, so what the client received can be counted if no usage comes.
         const req = ctx.parsed;
         if (req === undefined) return;
-        const stream = req.stream;
+        // What was kept for counting follows what came, not what the body asked: a server that
+        // ignores the stream flag (TGI's /generate) answers JSON, whose text must still count.
+        const format = responseFormat(ctx.responseHeaders.get('content-type'));
+        const stream = format === 'sse' || format === 'ndjson' || (format !== 'json' && req.stream);
         ctx.readResponseBody({ withholdUsageEvent: ctx.get(dropUsage) === true, observeEvents: stream });
         if (ctx.status === undefined || ctx.status < 200 || ctx.status >= 300) return;
         ctx.set(
