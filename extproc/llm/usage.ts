@@ -82,6 +82,13 @@ export function ollamaUsage(o: Record<string, unknown>): Usage | undefined {
   };
 }
 
+/** TGI's details.generated_tokens alone, for when the prompt count is missing: the gate then
+ * counts the prompt and keeps upstream's output count. */
+export function tgiOutputTokens(details: unknown): number | undefined {
+  if (details === null || typeof details !== 'object') return undefined;
+  return count((details as Record<string, unknown>).generated_tokens);
+}
+
 /** TGI's `details` → Usage: output is generated_tokens; input is the stream's input_length
  * (TGI ≥ 2) or, in a whole response, the prefill tokens (one per prompt token, sent only when the
  * client asked for decoder_input_details). Undefined unless both are known: the gate then counts

@@ -7,6 +7,7 @@
 // more for a name, and 3 priming the reply. The mock model server reports the same, so a test's
 // ground truth is this formula on the real encoding.
 import type { ApiKind } from '../llm/apis.ts';
+import { tgiOutputTokens } from '../llm/usage.ts';
 import type { Encoding } from './encodings.ts';
 import { countText } from './tokenizer.ts';
 
@@ -141,8 +142,12 @@ export function completionTokens(kind: ApiKind, body: Json, enc: Encoding): numb
     }
     case 'ollama.generate':
       return typeof body.response === 'string' ? countText(enc, body.response) : 0;
-    case 'tgi.generate':
+    case 'tgi.generate': {
+      // Upstream's own count when the answer has details, though without the prompt's.
+      const upstream = tgiOutputTokens(body.details);
+      if (upstream !== undefined) return upstream;
       return typeof body.generated_text === 'string' ? countText(enc, body.generated_text) : 0;
+    }
     default:
       return 0;
   }

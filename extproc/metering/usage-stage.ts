@@ -95,7 +95,11 @@ export const usageMetering = defineStage({
       let whole = typeof body !== 'number';
       // A prompt too large to have been kept: estimated from its size.
       const promptExtra = typeof body === 'number' ? Math.ceil(body / BYTES_PER_TOKEN) : 0;
-      if (kept instanceof TextCollector) {
+      let output: number | undefined;
+      if (kept instanceof TextCollector && kept.upstreamOutput !== undefined) {
+        // TGI gave its output count but not the prompt's: only the prompt is counted.
+        output = kept.upstreamOutput;
+      } else if (kept instanceof TextCollector) {
         job.responseTexts = kept.texts();
         extra = Math.ceil(kept.droppedChars / BYTES_PER_TOKEN);
         whole = kept.droppedChars === 0;
@@ -109,8 +113,8 @@ export const usageMetering = defineStage({
       const source = exact && complete && whole ? 'tokenizer' : 'estimated';
       const apply = (n: TokenCount): void => {
         const input = n.input + promptExtra;
-        const output = n.output + extra;
-        ctx.usage = { inputTokens: input, outputTokens: output, totalTokens: input + output, source };
+        const out = output ?? n.output + extra;
+        ctx.usage = { inputTokens: input, outputTokens: out, totalTokens: input + out, source };
       };
       const r = countTokens(pool, job);
       if (!(r instanceof Promise)) return apply(r);
