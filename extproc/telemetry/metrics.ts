@@ -62,6 +62,7 @@ export class Metrics {
   readonly jwksKeys: Gauge<'issuer'>;
   readonly policyDecisions: Counter<'rule' | 'effect'>;
   readonly dlpFindings: Counter<'type' | 'action' | 'where'>;
+  readonly dlpInjections: Counter<'rule' | 'action'>;
   /** Rule ids come from the config (and an OPA policy's rule_id); bounded all the same. */
   private readonly ruleLabel = new BoundedLabel(MAX_RULE_LABELS);
   private readonly phaseChildren: (readonly [Phase, { observe(v: number): void }])[];
@@ -219,6 +220,12 @@ export class Metrics {
       labelNames: ['type', 'action', 'where'],
       registers,
     });
+    this.dlpInjections = new Counter({
+      name: 'lmgate_dlp_injection_detections_total',
+      help: 'Prompt-injection detections by rule (injection.<rule>, injection.classifier, injection.classifier_error; bounded) and action (block: refused; flag: admitted and recorded; allow: a classifier failure let through by onError allow).',
+      labelNames: ['rule', 'action'],
+      registers,
+    });
     // Children resolved once: observing is then a plain method call.
     this.phaseChildren = PHASES.map((p) => [p, this.phaseSeconds.labels(PHASE_LABEL[p])] as const);
   }
@@ -246,6 +253,11 @@ export class Metrics {
    * like rule ids all the same. */
   countDlpFinding(type: string, action: string, where: 'request' | 'response'): void {
     this.dlpFindings.inc({ type: this.ruleLabel.value(type), action, where });
+  }
+
+  /** One rule of a prompt-injection detection and what was done about it. */
+  countDlpInjection(rule: string, action: 'block' | 'flag' | 'allow'): void {
+    this.dlpInjections.inc({ rule: this.ruleLabel.value(rule), action });
   }
 
   private flushDecisions(): void {

@@ -21,11 +21,14 @@ import { defineStage, type StageDeps } from '../../pipeline/stage.ts';
 import { applyHits, type BodyScan, collectHits, type FindingRecord, ScanBudgetExceeded } from './body-scan.ts';
 import type { DlpEngine, DlpFinding, DlpSession } from './engine-port.ts';
 import { blockMessage, type DlpGateOptions, type DlpGateResolver } from './request-stage.ts';
-import { addFinding, dlpState } from './state.ts';
+import { addFinding, dlpState, peekDlpState } from './state.ts';
 import { StreamGuard } from './stream-guard.ts';
 
 /** Per response: the stream's channels, or the JSON body's chunks held until its end. */
 interface ResponseDlp {
+  /** The policy the request was scanned under (dlp.request's pick), or the caller's. */
+  engine: DlpEngine;
+  options: DlpGateOptions;
   guards: Map<string, StreamGuard>;
   json: Buffer[] | undefined;
   jsonBytes: number;
@@ -45,7 +48,6 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
     create: (config, deps) => {
       const setup = resolve(config, deps);
       if (setup === undefined || !setup.options.response) return {};
-      const { engine, options } = setup;
       const maxJson = config.server.maxBufferedResponseBytes;
       return {
         onResponseHeaders(ctx: RequestContext): void {
@@ -62,7 +64,14 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
                 ruleId: 'dlp.response_unreadable',
               },
             );
-          const state: ResponseDlp = { guards: new Map(), json: undefined, jsonBytes: 0 };
+          const chosen = peekDlpState(ctx)?.setup ?? setup.pick?.(ctx.principal) ?? setup;
+          const state: ResponseDlp = {
+            engine: chosen.engine,
+            options: chosen.options,
+            guards: new Map(),
+            json: undefined,
+            jsonBytes: 0,
+          };
           if (format === 'json') {
             state.json = [];
             ctx.responseBodyRewritten = true;
@@ -75,7 +84,7 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
         onResponseEvent(ctx: RequestContext, event: ResponseEvent): void {
           const state = ctx.get(slot);
           if (state === undefined) return;
-          onEvent(ctx, event, state, engine, options, deps);
+          onEvent(ctx, event, state, state.engine, state.options, deps);
         },
         onResponseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): Buffer {
           const state = ctx.get(slot);
@@ -89,7 +98,7 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
           if (!endOfStream) return EMPTY;
           const body = state.json.length === 1 ? state.json[0]! : Buffer.concat(state.json);
           state.json = [];
-          return scanJsonResponse(ctx, body, engine, options, deps);
+          return scanJsonResponse(ctx, body, state.engine, state.options, deps);
         },
       };
     },
