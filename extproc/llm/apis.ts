@@ -24,6 +24,9 @@ export interface ApiSpec {
    * by_default: streams unless "stream": false (Ollama chat and generate); always: the path
    * itself streams (TGI's /generate_stream). */
   readonly streams: 'never' | 'opt_in' | 'by_default' | 'always';
+  /** opt_in on some paths only: the others ignore the body's stream flag and never stream (TGI's
+   * /generate reads no `stream`; its compat routes do). Unset: every path reads it. */
+  readonly streamFlagPaths?: readonly string[];
   /** The framing of a streamed response. */
   readonly streamFormat: 'sse' | 'ndjson' | undefined;
   /** Where upstream reports usage: OpenAI's `usage` object, Ollama's final record counts, or
@@ -168,6 +171,7 @@ export const API_SPECS = [
     body: true,
     namesModel: false,
     streams: 'opt_in',
+    streamFlagPaths: ['/', '/invocations'],
     streamFormat: 'sse',
     usage: 'tgi',
     usageOnRequest: false,

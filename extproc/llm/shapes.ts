@@ -29,14 +29,7 @@ const NEEDS_CANONICAL = /%|\/\/|\/\.|\\|[A-Z]/;
  * only reaches an LLM endpoint once decoded or normalised is classified as that endpoint: the
  * safe direction, as governing a request the server then 404s costs nothing. */
 export function classifyPath(method: string, path: string): ApiKind {
-  let p = path;
-  const q = p.indexOf('?');
-  if (q !== -1) p = p.slice(0, q);
-  if (NEEDS_CANONICAL.test(p)) p = canonicalPath(p);
-  let end = p.length;
-  while (end > 1 && p.charCodeAt(end - 1) === 0x2f) end--;
-  if (end !== p.length) p = p.slice(0, end);
-
+  const p = apiPath(path);
   if (method === 'POST') return POST_PATHS.get(p) ?? 'unknown';
   if (method === 'GET' || method === 'HEAD') {
     const exact = GET_PATHS.get(p);
@@ -45,6 +38,24 @@ export function classifyPath(method: string, path: string): ApiKind {
     for (const [prefix, kind] of GET_PREFIXES) if (p.startsWith(prefix) && p.length > prefix.length) return kind;
   }
   return 'unknown';
+}
+
+/** The path as classifyPath reads it: no query, no trailing slash, canonical when it needs to be. */
+export function apiPath(path: string): string {
+  let p = path;
+  const q = p.indexOf('?');
+  if (q !== -1) p = p.slice(0, q);
+  if (NEEDS_CANONICAL.test(p)) p = canonicalPath(p);
+  let end = p.length;
+  while (end > 1 && p.charCodeAt(end - 1) === 0x2f) end--;
+  return end !== p.length ? p.slice(0, end) : p;
+}
+
+/** Whether the body's stream flag means anything on this path: not on a path of its kind that
+ * ignores it (TGI's /generate answers whole whatever the body says). */
+export function streamFlagRead(kind: ApiKind, path: string): boolean {
+  const only = apiSpec(kind)?.streamFlagPaths;
+  return only === undefined || only.includes(apiPath(path));
 }
 
 /** Percent-decoded, lower-cased, backslashes as slashes, empty and dot segments resolved. */
