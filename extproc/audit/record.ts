@@ -28,6 +28,8 @@ const OPERATION: Readonly<Record<ApiKind, string | null>> = {
   'ollama.generate': 'text_completion',
   'ollama.embed': 'embeddings',
   'ollama.tags': null,
+  'tgi.generate': 'text_completion',
+  'tgi.generate_stream': 'text_completion',
   unknown: null,
 };
 

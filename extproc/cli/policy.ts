@@ -44,6 +44,7 @@ function contextFor(config: Config): ExplainContext {
     routing: config.pipeline.stages.includes('routing.route')
       ? new RoutingTable(config, { readCredentials: false })
       : undefined,
+    tgiModel: config.routing.tgiModel,
     now: Date.now,
   };
 }

@@ -65,7 +65,7 @@ describe('parseConfig', () => {
       yaml: `identity: { apiKeys: [ { id: a, tenant: t, sha256: ${H}, endpoints: [openai.chatt] } ] }`,
       expect:
         'identity.apiKeys[0].endpoints[0]: expected one of openai.chat, openai.completions, openai.embeddings, ' +
-        'openai.models, ollama.chat, ollama.generate, ollama.embed, ollama.tags, *',
+        'openai.models, ollama.chat, ollama.generate, ollama.embed, ollama.tags, tgi.generate, tgi.generate_stream, *',
     },
     {
       name: 'duplicate key ids',

@@ -97,6 +97,7 @@ export function principalOf(entry: ApiKeyConfig): Principal {
   const scope: CredentialScope = {
     endpoints: entry.endpoints.includes('*') ? 'all' : new Set(entry.endpoints),
     models: compilePatterns(entry.models),
+    anyModel: entry.models.includes('*'),
     source: `identity.apiKeys.${entry.id}`,
   };
   return {

@@ -42,13 +42,17 @@ function session(config: Record<string, unknown>) {
   const send = (opts: {
     who?: Principal;
     body?: Record<string, unknown>;
+    path?: string;
     response?: { status?: number; chunks: string[] };
   }): Promise<StageRun> =>
     runStage({
       stages: STAGES,
       config,
       given: { principal: opts.who ?? principal('k') },
-      request: { path: '/v1/chat/completions', body: opts.body ?? { model: 'big', messages: [], max_tokens: 100 } },
+      request: {
+        path: opts.path ?? '/v1/chat/completions',
+        body: opts.body ?? { model: 'big', messages: [], max_tokens: 100 },
+      },
       response: opts.response ?? { chunks: [usage(10, 20)] },
       clock,
       limits: backend,
@@ -143,6 +147,33 @@ describe('limits.budget', () => {
     expect(judged.refused).toMatchObject({ status: 403, code: 'model_not_allowed' });
     // its reservation is given back: the refused request spent nothing
     expect(judged.audit.budgets![0]).toMatchObject({ state: 'downgraded', settled: 0 });
+  });
+
+  it('a TGI call, whose body names no model, is held by a token budget and never downgraded', async () => {
+    const tgi = { inputs: 'hello', parameters: { max_new_tokens: 100 } };
+    const details = JSON.stringify({ generated_text: 'x', details: { generated_tokens: 300, prefill: [{ id: 1 }] } });
+    const s = session({
+      ...PRICES,
+      routing: { tgiModel: 'big' },
+      limits: {
+        budgets: [{ id: 'acme', scope: 'tenant', amount: 250, unit: 'tokens', period: 'day', downgradeTo: 'small' }],
+      },
+    });
+    const first = await s.send({ path: '/generate', body: tgi, response: { chunks: [details] } });
+    expect(first.refused).toBeUndefined();
+    expect(first.audit.budgets![0]).toMatchObject({ state: 'admitted', settled: 301 });
+    // Spent: TGI serves one model, so the body cannot be sent to `small`: refused instead.
+    const second = await s.send({ path: '/generate', body: tgi });
+    expect(second.refused).toMatchObject({ status: 429, code: 'budget_exceeded' });
+    expect(second.upstream).toBeUndefined();
+
+    // Without routing.tgiModel the call names no model, and is held all the same.
+    const bare = session({
+      limits: { budgets: [{ id: 't', scope: 'tenant', amount: 50, unit: 'tokens', period: 'day' }] },
+    });
+    const held = await bare.send({ path: '/generate', body: tgi, response: { chunks: [details] } });
+    expect(held.audit.budgets![0]).toMatchObject({ state: 'admitted', settled: 301 });
+    expect((await bare.send({ path: '/generate', body: tgi })).refused).toMatchObject({ code: 'budget_exceeded' });
   });
 
   it('crossing thresholds raises the metric and one webhook call each', async () => {

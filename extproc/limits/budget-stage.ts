@@ -82,14 +82,16 @@ export const budgets = defineStage({
       return prices.priceFor(r?.model ?? model, route);
     };
 
-    const costFor = (ctx: RequestContext, b: Budget, model: string): number => {
+    const costFor = (ctx: RequestContext, b: Budget, model: string | undefined): number => {
       const t = estimate(ctx, config);
       if (b.cfg.unit === 'tokens') return t.input + t.output;
-      const price = priceOf(ctx, model);
+      // A call that names no model (TGI without routing.tgiModel) has no price, like an unpriced
+      // model: metering.unknownModel decides whether it may go at all.
+      const price = model === undefined ? undefined : priceOf(ctx, model);
       return price === undefined ? 0 : costOf(price, t);
     };
 
-    const hold = (ctx: RequestContext, model: string, now: number): Held[] => {
+    const hold = (ctx: RequestContext, model: string | undefined, now: number): Held[] => {
       const held: Held[] = [];
       for (const b of list) {
         const subject = subjectOf(ctx, b.cfg.scope);
@@ -158,10 +160,10 @@ export const budgets = defineStage({
     /** The budget that refused names a cheaper model: send the request there, and count its
      * (cheaper) cost on every budget, the spent ones past their amount. */
     const downgrade = (ctx: RequestContext, spent: Held, to: string): void | Promise<void> => {
-      const parsed = ctx.parsed!;
+      const span = ctx.parsed!.modelSpan!;
       const from = ctx.modelRequested;
       ctx.modelRequested = to;
-      ctx.editRequestBody(parsed.modelSpan.start, parsed.modelSpan.end, Buffer.from(JSON.stringify(to)));
+      ctx.editRequestBody(span.start, span.end, Buffer.from(JSON.stringify(to)));
       ctx.setMetadata('model_requested', to);
       ctx.decide({
         stage: 'limits.budget',
@@ -212,7 +214,8 @@ export const budgets = defineStage({
     return {
       onRequestBody(ctx: RequestContext): void | Promise<void> {
         const model = ctx.modelRequested;
-        if (ctx.parsed === undefined || model === undefined) return;
+        // A call whose body names no model (TGI) is held too: it still spends tokens.
+        if (ctx.parsed === undefined || (model === undefined && ctx.parsed.modelSpan !== undefined)) return;
         const now = deps.clock.now();
         const held = hold(ctx, model, now);
         if (held.length === 0) return;
@@ -222,7 +225,8 @@ export const budgets = defineStage({
           const denied = conclude(held, counted);
           if (denied === undefined) return;
           const to = denied.budget.cfg.downgradeTo;
-          if (to === undefined || to === model) {
+          // A body that names no model (TGI) cannot be sent to another one: refused.
+          if (to === undefined || to === model || ctx.parsed?.modelSpan === undefined) {
             denied.check.state = 'refused';
             for (const h of held) h.check.reserved = 0;
             return refuseSpent(denied, now);

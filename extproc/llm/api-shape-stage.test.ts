@@ -109,4 +109,18 @@ describe('llm.api_shape', () => {
     });
     expect(run.refused).toMatchObject({ status: 400, code: 'empty_body' });
   });
+
+  it("TGI's /generate ignores the stream flag its compat routes read: the request is judged as what it gets", async () => {
+    const streamed = async (path: string, body: Record<string, unknown> = { inputs: 'x', stream: true }) => {
+      const run = await runStage({ stages: ['llm.api_shape'], request: { path, body } });
+      expect(run.refused).toBeUndefined();
+      return run.audit.stream;
+    };
+    expect(await streamed('/generate')).toBe(false);
+    expect(await streamed('/generate/')).toBe(false);
+    expect(await streamed('/')).toBe(true);
+    expect(await streamed('/invocations')).toBe(true);
+    expect(await streamed('/generate_stream')).toBe(true);
+    expect(await streamed('/v1/completions', { model: 'm', prompt: 'x', stream: true })).toBe(true);
+  });
 });

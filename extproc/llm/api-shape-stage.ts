@@ -15,7 +15,7 @@ import { defineSlot } from '../pipeline/slots.ts';
 import { defineStage } from '../pipeline/stage.ts';
 import { type Coding, codingOf, decompress } from './decompress.ts';
 import { type ParsePool, parseRequest } from './parse-pool.ts';
-import { needsBody, type RequestParseResult } from './shapes.ts';
+import { needsBody, type RequestParseResult, streamFlagRead } from './shapes.ts';
 
 /** The request body's content coding, when dlp.compressedRequests lets it be inspected. */
 const compressed = defineSlot<Coding>('llm.api_shape.coding');
@@ -95,8 +95,11 @@ function judge(ctx: RequestContext, body: Buffer, pool: ParsePool | undefined): 
 function apply(ctx: RequestContext, result: RequestParseResult, body: Buffer): void {
   if (!result.ok) throw refuse(result.code, result.message, { param: result.param });
   const request = result.request;
+  // TGI's /generate ignores "stream": true and answers whole: policy and the audit see that.
+  if (request.stream && !streamFlagRead(request.kind, ctx.path)) request.stream = false;
   ctx.parsed = request;
-  ctx.modelRequested = request.model;
+  // TGI's body names no model: the one it serves is configured (routing.tgiModel), or none.
+  ctx.modelRequested = request.modelSpan === undefined ? ctx.config.routing.tgiModel : request.model;
   ctx.stream = request.stream;
   if (request.bomLength > 0) {
     ctx.rewrittenBody = body.subarray(request.bomLength);

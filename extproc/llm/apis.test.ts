@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { endpointNames } from '../config/schema.ts';
-import { API_KINDS, API_SPECS, apiSpec } from './apis.ts';
+import { API_KINDS, API_SPECS, type ApiSpec, apiSpec } from './apis.ts';
 import { classifyPath, needsBody } from './shapes.ts';
 
 describe('the API table', () => {
@@ -28,5 +28,13 @@ describe('the API table', () => {
       if (s.usageOnRequest) expect([s.family, s.streams]).toEqual(['openai', 'opt_in']);
     }
     expect(apiSpec('unknown')).toBeUndefined();
+  });
+
+  it('a stream flag read on some paths only names paths of its own, of an API that opts in', () => {
+    for (const s of API_SPECS as readonly ApiSpec[]) {
+      if (s.streamFlagPaths === undefined) continue;
+      expect(s.streams).toBe('opt_in');
+      for (const p of s.streamFlagPaths) expect(s.paths).toContain(p);
+    }
   });
 });

@@ -1,7 +1,7 @@
 // Usage and served model from a JSON response body read chunk by chunk (STREAMED), so that a
 // response of any size is metered without Envoy buffering it. One JsonScanner pass: only the
 // top-level `model` string and the usage value (OpenAI: the `usage` object; Ollama:
-// `prompt_eval_count` and `eval_count`) are kept, each at most MAX_VALUE_BYTES, then decoded by
+// `prompt_eval_count` and `eval_count`; TGI: the `details` object) are kept, each at most MAX_VALUE_BYTES, then decoded by
 // JSON.parse of just those bytes. Memory stays bounded whatever the body size: a 20 MiB
 // embeddings response is scanned and forgotten.
 //
@@ -11,7 +11,7 @@
 
 import { type ApiKind, apiSpec } from './apis.ts';
 import { JsonScanner, type JsonType } from './json-scan.ts';
-import { ollamaUsage, openAiUsage, type Usage } from './usage.ts';
+import { ollamaUsage, openAiUsage, tgiUsage, type Usage } from './usage.ts';
 
 export interface JsonUsageReader {
   /** The next chunk of the body; endOfStream on the last one (which may be empty). */
@@ -24,16 +24,20 @@ export interface JsonUsageReader {
   readonly complete: boolean;
 }
 
-/** The largest value kept for decoding: a usage object is well under 1 KiB. */
+/** The largest value kept for decoding: a usage object is well under 1 KiB. TGI's `details`
+ * lists every prompt and generated token (~60 bytes each) when asked: past this size (about a
+ * thousand tokens) it is not kept and the gate counts with a tokenizer instead. */
 const MAX_VALUE_BYTES = 64 * 1024;
 /** Responses nest a few levels (choices[].message.tool_calls[].function); generated text is in
  * strings. Deeper is treated as malformed. */
 const MAX_DEPTH = 512;
 
-type Field = 'model' | 'usage' | 'prompt_eval_count' | 'eval_count';
+type Field = 'model' | 'usage' | 'prompt_eval_count' | 'eval_count' | 'details';
 
 export function createJsonUsageReader(kind: ApiKind): JsonUsageReader {
-  const ollama = apiSpec(kind)?.usage === 'ollama';
+  const source = apiSpec(kind)?.usage;
+  const ollama = source === 'ollama';
+  const tgi = source === 'tgi';
   const values: Partial<Record<Field, unknown>> = {};
   // The value being captured: its field, absolute start, bytes from earlier chunks.
   let field: Field | undefined;
@@ -50,10 +54,11 @@ export function createJsonUsageReader(kind: ApiKind): JsonUsageReader {
   const fieldOf = (key: string | undefined): Field | undefined => {
     if (key === 'model') return 'model';
     if (ollama) return key === 'prompt_eval_count' || key === 'eval_count' ? key : undefined;
+    if (tgi) return key === 'details' ? 'details' : undefined;
     return key === 'usage' ? 'usage' : undefined;
   };
   const wanted = (f: Field, type: JsonType): boolean =>
-    f === 'model' ? type === 'string' : f === 'usage' ? type === 'object' : type === 'number';
+    f === 'model' ? type === 'string' : f === 'usage' || f === 'details' ? type === 'object' : type === 'number';
 
   const scanner = new JsonScanner({
     maxDepth: MAX_DEPTH,
@@ -119,6 +124,7 @@ export function createJsonUsageReader(kind: ApiKind): JsonUsageReader {
     },
     get usage(): Usage | undefined {
       if (failed) return undefined;
+      if (tgi) return tgiUsage(values.details);
       if (!ollama) return openAiUsage(values.usage);
       return ollamaUsage({ prompt_eval_count: values.prompt_eval_count, eval_count: values.eval_count });
     },

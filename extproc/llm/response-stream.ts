@@ -5,9 +5,9 @@
 // Hot path, once per upstream chunk:
 // - Events are found on bytes (framer.ts), and only complete events are decoded.
 // - An event is decoded and JSON-parsed only when it can carry what we want: its bytes hold
-//   "usage" followed by something other than null (OpenAI), or "done" followed by true (Ollama),
-//   or it is one of the first data events and the model is still unknown. Every other event is
-//   just counted.
+//   "usage" (OpenAI) or "details" (TGI) followed by something other than null, or "done"
+//   followed by true (Ollama), or it is one of the first data events and the model is still
+//   unknown (TGI's events never name it). Every other event is just counted.
 // - The byte search for that marker is cached per chunk, so a chunk holding many events is
 //   scanned once, not once per event.
 // - When nothing is withheld, the very input Buffer is returned (the caller skips the body
@@ -18,7 +18,7 @@ import { type ApiKind, apiSpec } from './apis.ts';
 import type { Framer } from './framer.ts';
 import { NdjsonParser } from './ndjson.ts';
 import { parseSseEvent, SseParser } from './sse.ts';
-import { ollamaUsage, openAiUsage, type Usage } from './usage.ts';
+import { ollamaUsage, openAiUsage, tgiUsage, type Usage } from './usage.ts';
 
 /** One data event of a streamed response (an OpenAI chunk or an Ollama NDJSON record), decoded,
  * for stages that read or rewrite what the client receives. */
@@ -26,9 +26,10 @@ export interface ResponseEvent {
   /** The event's JSON object. */
   readonly data: Readonly<Record<string, unknown>>;
   /** The text it adds, per choice: OpenAI choices[i].delta.content (chat) or choices[i].text
-   * (completions); Ollama message.content (chat) or response (generate), as choice 0. Once a
-   * stage replaced the event, those of the replacement (none once dropped): what later stages
-   * read is what the client gets. */
+   * (completions); Ollama message.content (chat) or response (generate), as choice 0; TGI
+   * token.text unless the token is special (an end-of-sequence marker generated_text leaves out),
+   * as choice 0. Once a stage replaced the event, those of the replacement (none once dropped):
+   * what later stages read is what the client gets. */
   readonly texts: readonly TextDelta[];
   /** Tool-call argument fragments: OpenAI choices[i].delta.tool_calls[j].function.arguments. */
   readonly toolArguments: readonly ToolArgumentsDelta[];
@@ -52,7 +53,8 @@ export interface ToolArgumentsDelta {
 }
 
 /** The error a stream ends with: OpenAI's SDKs raise an APIError for an SSE event whose data has
- * an `error` object; Ollama's clients raise for a record with an `error` string. */
+ * an `error` object; Ollama's clients raise for a record with an `error` string; TGI's clients
+ * (huggingface_hub, text_generation) for an event with `error` and `error_type` strings. */
 export interface StreamError {
   message: string;
   type: string;
@@ -113,6 +115,7 @@ export function createResponseStream(opts: ResponseStreamOptions): ResponseStrea
 const EMPTY = Buffer.alloc(0);
 const USAGE = Buffer.from('"usage"');
 const DONE = Buffer.from('"done"');
+const DETAILS = Buffer.from('"details"');
 /** Data events parsed for the model name while it is unknown and no usage event supplied it. */
 const MODEL_PROBES = 3;
 
@@ -136,8 +139,10 @@ class StreamReader implements ResponseStream {
   private readonly framer: Framer;
   private readonly sse: boolean;
   private readonly ollama: boolean;
+  private readonly tgi: boolean;
   private readonly drop: boolean;
-  /** "usage" for OpenAI, "done" for Ollama: the marker of an event worth parsing. */
+  /** "usage" for OpenAI, "done" for Ollama, "details" for TGI: the marker of an event worth
+   * parsing. */
   private readonly marker: Buffer;
   private modelProbes = MODEL_PROBES;
   /** The last record handed out was withheld (its CRLF's LF may still arrive in the next chunk). */
@@ -151,10 +156,14 @@ class StreamReader implements ResponseStream {
     this.framer = this.sse
       ? new SseParser({ maxEventBytes: opts.maxEventBytes })
       : new NdjsonParser({ maxLineBytes: opts.maxEventBytes });
-    this.ollama = apiSpec(opts.kind)?.usage === 'ollama';
+    const usage = apiSpec(opts.kind)?.usage;
+    this.ollama = usage === 'ollama';
+    this.tgi = usage === 'tgi';
     // Only OpenAI streams have a usage-only event to withhold.
-    this.drop = opts.dropUsageEvent && !this.ollama;
-    this.marker = this.ollama ? DONE : USAGE;
+    this.drop = opts.dropUsageEvent && usage === 'openai';
+    this.marker = this.ollama ? DONE : this.tgi ? DETAILS : USAGE;
+    // TGI's events never name the model: nothing to probe for.
+    if (this.tgi) this.modelProbes = 0;
     this.onEvent = opts.onEvent;
     this.readOnly = opts.readOnlyEvents === true;
     // Read-only listeners (metering) were promised nothing: only a stage that may change or
@@ -167,7 +176,9 @@ class StreamReader implements ResponseStream {
     this.ended = true;
     const json = this.ollama
       ? JSON.stringify({ error: err.message })
-      : JSON.stringify({ error: { message: err.message, type: err.type, code: err.code, param: err.param } });
+      : this.tgi
+        ? JSON.stringify({ error: err.message, error_type: err.type })
+        : JSON.stringify({ error: { message: err.message, type: err.type, code: err.code, param: err.param } });
     this.endBytes = Buffer.from(this.sse ? `data: ${json}\n\n` : `${json}\n`);
   }
 
@@ -240,7 +251,7 @@ class StreamReader implements ResponseStream {
     const start = f.start + f.bomLength;
     const end = f.end;
     const listening = this.onEvent !== undefined;
-    const candidate = this.ollama ? this.doneTrue(b, start, end) : this.usageNotNull(b, start, end);
+    const candidate = this.ollama ? this.doneTrue(b, start, end) : this.markerNotNull(b, start, end);
     if (!listening && !candidate && (this.modelProbes === 0 || this.model !== undefined)) return KEEP;
 
     const text = this.sse ? parseSseEvent(b, start, end).data : b.toString('utf8', start, end);
@@ -261,6 +272,8 @@ class StreamReader implements ResponseStream {
     if (candidate) {
       if (this.ollama) {
         if (o.done === true) usage = ollamaUsage(o);
+      } else if (this.tgi) {
+        usage = tgiUsage(o.details);
       } else if (o.usage !== null && typeof o.usage === 'object' && !Array.isArray(o.usage)) {
         usage = openAiUsage(o.usage);
         // The usage-only chunk include_usage adds: an empty choices array and usage set.
@@ -273,16 +286,23 @@ class StreamReader implements ResponseStream {
   }
 
   /** Hand one decoded event to the listener; its drop() or replace() decides the action. */
+  private textsOf(o: Record<string, unknown>): readonly TextDelta[] {
+    return this.ollama ? ollamaTexts(o) : this.tgi ? tgiTexts(o) : openAiTexts(o);
+  }
+
+  private toolArgumentsOf(o: Record<string, unknown>): readonly ToolArgumentsDelta[] {
+    return this.ollama || this.tgi ? [] : openAiToolArguments(o);
+  }
+
   private emit(data: Record<string, unknown>, usage: Usage | undefined): Action {
     let action: Action = KEEP;
     const sse = this.sse;
-    const ollama = this.ollama;
     // Stages after the one that dropped or replaced the event see what the client gets in its
     // place (audit.capture keeps the delivered text): its texts follow the replacement.
     const event: { -readonly [K in keyof ResponseEvent]: ResponseEvent[K] } = {
       data,
-      texts: ollama ? ollamaTexts(data) : openAiTexts(data),
-      toolArguments: ollama ? [] : openAiToolArguments(data),
+      texts: this.textsOf(data),
+      toolArguments: this.toolArgumentsOf(data),
       usage,
       drop: () => {
         action = WITHHOLD;
@@ -293,8 +313,8 @@ class StreamReader implements ResponseStream {
         const json = JSON.stringify(next);
         action = Buffer.from(sse ? `data: ${json}\n\n` : `${json}\n`);
         const o = next !== null && typeof next === 'object' ? (next as Record<string, unknown>) : {};
-        event.texts = ollama ? ollamaTexts(o) : openAiTexts(o);
-        event.toolArguments = ollama ? [] : openAiToolArguments(o);
+        event.texts = this.textsOf(o);
+        event.toolArguments = this.toolArgumentsOf(o);
       },
     };
     this.onEvent!(event);
@@ -311,11 +331,11 @@ class StreamReader implements ResponseStream {
     return this.findAt;
   }
 
-  /** b[start, end) holds "usage" followed by something other than null. */
-  private usageNotNull(b: Buffer, start: number, end: number): boolean {
+  /** b[start, end) holds the marker ("usage", "details") followed by something other than null. */
+  private markerNotNull(b: Buffer, start: number, end: number): boolean {
     let i = this.find(b, start);
     while (i !== -1 && i < end) {
-      const j = skipSeparator(b, i + USAGE.length, end);
+      const j = skipSeparator(b, i + this.marker.length, end);
       // "null" is the only value that carries nothing; anything else (even garbage) is parsed.
       if (!(b[j] === 0x6e && b[j + 1] === 0x75 && b[j + 2] === 0x6c && b[j + 3] === 0x6c)) return true;
       i = this.find(b, j);
@@ -381,6 +401,13 @@ function openAiToolArguments(o: Record<string, unknown>): readonly ToolArguments
     }
   }
   return out;
+}
+
+function tgiTexts(o: Record<string, unknown>): readonly TextDelta[] {
+  const token = o.token as { text?: unknown; special?: unknown } | undefined;
+  if (token === null || typeof token !== 'object' || token.special === true) return NO_TEXT;
+  const text = token.text;
+  return typeof text === 'string' && text.length > 0 ? [{ choice: 0, text }] : NO_TEXT;
 }
 
 function ollamaTexts(o: Record<string, unknown>): readonly TextDelta[] {

@@ -29,6 +29,17 @@ describe('classifyPath', () => {
     ['POST', '/api/embeddings', 'ollama.embed'],
     ['GET', '/api/tags', 'ollama.tags'],
     ['GET', '/api/tags?x', 'ollama.tags'],
+    ['POST', '/generate', 'tgi.generate'],
+    ['POST', '/generate_stream', 'tgi.generate_stream'],
+    // TGI's compat routes dispatch on the body's stream flag: governed as tgi.generate, so a
+    // rule on it cannot be skipped through them, in any spelling.
+    ['POST', '/', 'tgi.generate'],
+    ['POST', '/?stream=1', 'tgi.generate'],
+    ['POST', '//', 'tgi.generate'],
+    ['POST', '/invocations', 'tgi.generate'],
+    ['POST', '/Generate_Stream', 'tgi.generate_stream'],
+    ['GET', '/generate', 'unknown'],
+    ['POST', '/info', 'unknown'],
     // OpenAI only under /v1.
     ['POST', '/chat/completions', 'unknown'],
     ['POST', '/completions', 'unknown'],
@@ -72,6 +83,8 @@ describe('needsBody', () => {
     ['ollama.generate', true],
     ['ollama.embed', true],
     ['ollama.tags', false],
+    ['tgi.generate', true],
+    ['tgi.generate_stream', true],
     ['unknown', false],
   ];
   for (const [kind, want] of table) it(kind, () => expect(needsBody(kind)).toBe(want));
@@ -219,6 +232,31 @@ describe('parseRequestBody errors', () => {
       : message.startsWith('We could not parse')
         ? 'invalid_json'
         : 'invalid_request';
+  table.push(
+    ['tgi without inputs', 'tgi.generate', '{"parameters":{}}', "Missing required parameter: 'inputs'.", 'inputs'],
+    ['tgi inputs null', 'tgi.generate_stream', '{"inputs":null}', "Missing required parameter: 'inputs'.", 'inputs'],
+    [
+      'tgi inputs not a string',
+      'tgi.generate',
+      '{"inputs":["a"]}',
+      "Invalid type for 'inputs': expected a string, but got an array instead.",
+      'inputs',
+    ],
+    [
+      'tgi parameters not an object',
+      'tgi.generate',
+      '{"inputs":"a","parameters":[]}',
+      "Invalid type for 'parameters': expected an object, but got an array instead.",
+      'parameters',
+    ],
+    [
+      'tgi compat stream not a boolean',
+      'tgi.generate',
+      '{"inputs":"a","stream":"yes"}',
+      "Invalid type for 'stream': expected a boolean, but got a string instead.",
+      'stream',
+    ],
+  );
   for (const [name, kind, body, message, param] of table) {
     it(name, () => {
       const r = parseRequestBody(kind, Buffer.isBuffer(body) ? body : Buffer.from(body));
@@ -328,6 +366,26 @@ describe('parseRequestBody accepts', () => {
       '{"model":"l","prompt":"x"}',
       { model: 'l', stream: false, clientWantsUsage: true },
     ],
+    // TGI names no model; a `model` member is TGI's to ignore, never the gate's to trust.
+    ['tgi generate', 'tgi.generate', '{"inputs":"x"}', { model: undefined, stream: false, clientWantsUsage: true }],
+    [
+      'tgi generate with a model member',
+      'tgi.generate',
+      '{"inputs":"x","model":"gpt-4o"}',
+      { model: undefined, stream: false, clientWantsUsage: true },
+    ],
+    [
+      'tgi compat route streamed',
+      'tgi.generate',
+      '{"inputs":"x","stream":true}',
+      { model: undefined, stream: true, clientWantsUsage: true },
+    ],
+    [
+      'tgi generate_stream streams whatever the body says',
+      'tgi.generate_stream',
+      '{"inputs":"x","stream":false}',
+      { model: undefined, stream: true, clientWantsUsage: true },
+    ],
   ];
   for (const [name, kind, body, want] of table) {
     it(name, () => {
@@ -385,6 +443,15 @@ describe('parseRequestBody: output-token limit (policy input request.max_tokens)
       'ollama.chat',
       '{"model":"l","messages":[],"options":3}',
       "Invalid type for 'options': expected an object, but got a number instead.",
+    ],
+    ['tgi parameters.max_new_tokens', 'tgi.generate', '{"inputs":"x","parameters":{"max_new_tokens":20}}', 20],
+    ['tgi parameters null', 'tgi.generate_stream', '{"inputs":"x","parameters":null}', undefined],
+    ['tgi ignores a top-level max_tokens', 'tgi.generate', '{"inputs":"x","max_tokens":"x"}', undefined],
+    [
+      'tgi max_new_tokens as a string is refused',
+      'tgi.generate',
+      '{"inputs":"x","parameters":{"max_new_tokens":"20"}}',
+      "Invalid type for 'parameters.max_new_tokens': expected an integer, but got a string instead.",
     ],
   ];
   for (const [name, kind, body, want] of table) {

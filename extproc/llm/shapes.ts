@@ -1,5 +1,6 @@
 // Which LLM API a request speaks, and its body checked. The gate governs OpenAI's API (what vLLM,
-// TGI's Messages API, llama.cpp and most servers speak) and Ollama's native API. The body is
+// TGI's Messages API, llama.cpp and most servers speak), Ollama's native API and TGI's native
+// API (apis.ts). The body is
 // scanned, never built: see json-scan.ts for what is refused and why (parser differentials).
 
 import { API_SPECS, type ApiKind, apiSpec } from './apis.ts';
@@ -28,14 +29,7 @@ const NEEDS_CANONICAL = /%|\/\/|\/\.|\\|[A-Z]/;
  * only reaches an LLM endpoint once decoded or normalised is classified as that endpoint: the
  * safe direction, as governing a request the server then 404s costs nothing. */
 export function classifyPath(method: string, path: string): ApiKind {
-  let p = path;
-  const q = p.indexOf('?');
-  if (q !== -1) p = p.slice(0, q);
-  if (NEEDS_CANONICAL.test(p)) p = canonicalPath(p);
-  let end = p.length;
-  while (end > 1 && p.charCodeAt(end - 1) === 0x2f) end--;
-  if (end !== p.length) p = p.slice(0, end);
-
+  const p = apiPath(path);
   if (method === 'POST') return POST_PATHS.get(p) ?? 'unknown';
   if (method === 'GET' || method === 'HEAD') {
     const exact = GET_PATHS.get(p);
@@ -44,6 +38,24 @@ export function classifyPath(method: string, path: string): ApiKind {
     for (const [prefix, kind] of GET_PREFIXES) if (p.startsWith(prefix) && p.length > prefix.length) return kind;
   }
   return 'unknown';
+}
+
+/** The path as classifyPath reads it: no query, no trailing slash, canonical when it needs to be. */
+export function apiPath(path: string): string {
+  let p = path;
+  const q = p.indexOf('?');
+  if (q !== -1) p = p.slice(0, q);
+  if (NEEDS_CANONICAL.test(p)) p = canonicalPath(p);
+  let end = p.length;
+  while (end > 1 && p.charCodeAt(end - 1) === 0x2f) end--;
+  return end !== p.length ? p.slice(0, end) : p;
+}
+
+/** Whether the body's stream flag means anything on this path: not on a path of its kind that
+ * ignores it (TGI's /generate answers whole whatever the body says). */
+export function streamFlagRead(kind: ApiKind, path: string): boolean {
+  const only = apiSpec(kind)?.streamFlagPaths;
+  return only === undefined || only.includes(apiPath(path));
 }
 
 /** Percent-decoded, lower-cased, backslashes as slashes, empty and dot segments resolved. */
@@ -91,9 +103,11 @@ export interface Span {
  * canonical body: the body without its UTF-8 BOM, which is what the gate forwards. */
 export interface ParsedRequest {
   kind: ApiKind;
+  /** Undefined for an API whose body names no model (TGI): no model rule or scope can admit it. */
   model: string | undefined;
-  /** The model's JSON string (quotes included) in the canonical body, for a rewrite. */
-  modelSpan: Span;
+  /** The model's JSON string (quotes included) in the canonical body, for a rewrite; undefined
+   * when the body names none (TGI), and then the model is never rewritten. */
+  modelSpan: Span | undefined;
   /** OpenAI: stream === true. Ollama chat/generate: streams unless stream === false. Embeddings:
    * false. */
   stream: boolean;
@@ -108,7 +122,8 @@ export interface ParsedRequest {
   streamOptions?: Span & { type: 'object' | 'null'; includeUsage?: Span };
   /** The most output tokens the request asks for: the larger of OpenAI's `max_tokens` and
    * `max_completion_tokens` (servers read either), Ollama's `options.num_predict` (negative:
-   * unlimited). Undefined when the body sets none, and upstream's default applies. */
+   * unlimited), TGI's `parameters.max_new_tokens`. Undefined when the body sets none, and
+   * upstream's default applies. */
   maxTokens: number | undefined;
 }
 
@@ -182,6 +197,8 @@ const READ = new Set([
   'max_tokens',
   'max_completion_tokens',
   'options',
+  'inputs',
+  'parameters',
 ]);
 
 /** Parse and check a request body without building it: one scan validates the JSON (strictly, see
@@ -213,10 +230,13 @@ export function parseRequestBody(
   const rootType = scan.rootType!;
   if (rootType !== 'object') return fail(`The request body must be a JSON object, but got ${typeName(rootType)}.`);
 
-  const model = m.get('model');
-  if (model === undefined) return missing('model');
-  if (model.type !== 'string') return wrongType('model', 'a string', model.type);
-  if (model.end - model.start === 2) return fail("Invalid value for 'model': it must not be empty.", 'model');
+  // TGI serves one model and its body names none: a `model` member there is ignored by TGI, so
+  // it is not read either (it must not pass for the model that answers).
+  const model = apiSpec(kind)?.namesModel === false ? undefined : m.get('model');
+  if (model === undefined && apiSpec(kind)?.namesModel !== false) return missing('model');
+  if (model !== undefined && model.type !== 'string') return wrongType('model', 'a string', model.type);
+  if (model !== undefined && model.end - model.start === 2)
+    return fail("Invalid value for 'model': it must not be empty.", 'model');
 
   const absent = (key: string): boolean => {
     const v = m.get(key);
@@ -240,6 +260,14 @@ export function parseRequestBody(
       // /api/embed takes `input`; the legacy /api/embeddings takes `prompt`.
       if (absent('input') && absent('prompt')) return missing('input');
       break;
+    case 'tgi.generate':
+    case 'tgi.generate_stream': {
+      // TGI's `inputs` is one string.
+      const inputs = m.get('inputs');
+      if (inputs === undefined || inputs.type === 'null') return missing('inputs');
+      if (inputs.type !== 'string') return wrongType('inputs', 'a string', inputs.type);
+      break;
+    }
     // ollama.generate without a prompt only loads the model: allowed.
   }
 
@@ -249,16 +277,18 @@ export function parseRequestBody(
   const s = m.get('stream');
   if (streaming && s !== undefined && s.type !== 'null' && s.type !== 'boolean')
     return wrongType('stream', 'a boolean', s.type);
-  const ollama = kind.startsWith('ollama.');
+  const family = apiSpec(kind)?.family;
+  const ollama = family === 'ollama';
+  const openai = family === 'openai';
   const so = m.get('stream_options');
-  if (streaming && !ollama && so !== undefined && so.type !== 'null' && so.type !== 'object')
+  if (streaming && openai && so !== undefined && so.type !== 'null' && so.type !== 'object')
     return wrongType('stream_options', 'an object', so.type);
 
   // Output-token limits are policy input (request.max_tokens), so they are held to one reading:
   // a lax server (pydantic) reads "100000" or 1e5 as an integer, so anything but an integral
   // number is refused rather than judged as absent.
   let maxTokens: number | undefined;
-  for (const param of ollama ? [] : ['max_tokens', 'max_completion_tokens']) {
+  for (const param of openai ? ['max_tokens', 'max_completion_tokens'] : []) {
     const v = m.get(param);
     if (v === undefined || v.type === 'null') continue;
     const n = v.type === 'number' ? Number(canonical.toString('latin1', v.start, v.end)) : Number.NaN;
@@ -272,11 +302,18 @@ export function parseRequestBody(
     if (typeof np === 'object') return wrongType('options.num_predict', 'an integer', np.invalid);
     maxTokens = np;
   }
+  const parameters = m.get('parameters');
+  if (family === 'tgi' && parameters !== undefined && parameters.type !== 'null') {
+    if (parameters.type !== 'object') return wrongType('parameters', 'an object', parameters.type);
+    const mnt = integerMember(canonical, parameters, 'max_new_tokens', limits);
+    if (typeof mnt === 'object') return wrongType('parameters.max_new_tokens', 'an integer', mnt.invalid);
+    maxTokens = mnt;
+  }
 
   const request: ParsedRequest = {
     kind,
-    model: decodeString(canonical, model),
-    modelSpan: { start: model.start, end: model.end },
+    model: model === undefined ? undefined : decodeString(canonical, model),
+    modelSpan: model === undefined ? undefined : { start: model.start, end: model.end },
     stream: false,
     clientWantsUsage: true,
     bomLength,
@@ -285,7 +322,10 @@ export function parseRequestBody(
   };
   if (streaming) {
     const isTrue = s !== undefined && s.type === 'boolean' && canonical[s.start] === 0x74;
-    if (ollama) request.stream = !(s !== undefined && s.type === 'boolean' && !isTrue);
+    const streams = apiSpec(kind)?.streams;
+    if (streams === 'always') request.stream = true;
+    else if (ollama) request.stream = !(s !== undefined && s.type === 'boolean' && !isTrue);
+    else if (!openai) request.stream = isTrue;
     else {
       request.stream = isTrue;
       let includeUsage = false;
@@ -334,12 +374,24 @@ function numPredict(
   options: JsonMember,
   limits: ParseLimits,
 ): number | undefined | { invalid: JsonType } {
+  return integerMember(body, options, 'num_predict', limits);
+}
+
+/** An integer member of an object member (already validated as an object): Ollama's
+ * options.num_predict, TGI's parameters.max_new_tokens. The integer, undefined when absent or
+ * null, or the type it wrongly has. */
+function integerMember(
+  body: Buffer,
+  options: JsonMember,
+  name: string,
+  limits: ParseLimits,
+): number | undefined | { invalid: JsonType } {
   let out: number | undefined | { invalid: JsonType };
   const inner = new JsonScanner({
     maxDepth: limits.maxDepth,
     onMember: (key, type, start, end) => {
       // onMember reports the scanned object's own members only, not nested ones.
-      if (key !== 'num_predict' || type === 'null') return;
+      if (key !== name || type === 'null') return;
       const n =
         type === 'number' ? Number(body.toString('latin1', options.start + start, options.start + end)) : Number.NaN;
       out = Number.isInteger(n) ? n : { invalid: type };

@@ -82,6 +82,27 @@ export function ollamaUsage(o: Record<string, unknown>): Usage | undefined {
   };
 }
 
+/** TGI's details.generated_tokens alone, for when the prompt count is missing: the gate then
+ * counts the prompt and keeps upstream's output count. */
+export function tgiOutputTokens(details: unknown): number | undefined {
+  if (details === null || typeof details !== 'object') return undefined;
+  return count((details as Record<string, unknown>).generated_tokens);
+}
+
+/** TGI's `details` → Usage: output is generated_tokens; input is the stream's input_length
+ * (TGI ≥ 2) or, in a whole response, the prefill tokens (one per prompt token, sent only when the
+ * client asked for decoder_input_details). Undefined unless both are known: the gate then counts
+ * with a tokenizer rather than record half of what upstream said. */
+export function tgiUsage(details: unknown): Usage | undefined {
+  if (details === null || typeof details !== 'object') return undefined;
+  const d = details as Record<string, unknown>;
+  const output = count(d.generated_tokens);
+  const input =
+    count(d.input_length) ?? (Array.isArray(d.prefill) && d.prefill.length > 0 ? d.prefill.length : undefined);
+  if (output === undefined || input === undefined) return undefined;
+  return { inputTokens: input, outputTokens: output, totalTokens: input + output, source: 'upstream' };
+}
+
 /** Usage and served model from a complete JSON response body: the streaming reader fed it at
  * once (one way to read JSON usage, whole or in chunks). */
 export function usageFromJson(kind: ApiKind, body: Buffer): { usage: Usage | undefined; model: string | undefined } {

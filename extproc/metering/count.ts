@@ -7,6 +7,7 @@
 // more for a name, and 3 priming the reply. The mock model server reports the same, so a test's
 // ground truth is this formula on the real encoding.
 import type { ApiKind } from '../llm/apis.ts';
+import { tgiOutputTokens } from '../llm/usage.ts';
 import type { Encoding } from './encodings.ts';
 import { countText } from './tokenizer.ts';
 
@@ -44,7 +45,9 @@ export function countJob(job: CountJob): TokenCount {
   let output = 0;
   if (job.responseTexts !== undefined) for (const t of job.responseTexts) output += countText(job.encoding, t);
   else {
-    const response = parse(job.responseJson);
+    let response = parse(job.responseJson);
+    // TGI's compat route (/) answers a one-element array of what /generate answers.
+    if (Array.isArray(response) && response.length === 1 && job.kind === 'tgi.generate') response = response[0];
     if (isObject(response)) output = completionTokens(job.kind, response, job.encoding);
   }
   return { input, output };
@@ -106,6 +109,9 @@ export function promptTokens(kind: ApiKind, body: Json, enc: Encoding): number {
     case 'openai.embeddings':
     case 'ollama.embed':
       return inputTokens(body.input ?? body.prompt, enc);
+    case 'tgi.generate':
+    case 'tgi.generate_stream':
+      return inputTokens(body.inputs, enc);
     default:
       return 0;
   }
@@ -136,6 +142,12 @@ export function completionTokens(kind: ApiKind, body: Json, enc: Encoding): numb
     }
     case 'ollama.generate':
       return typeof body.response === 'string' ? countText(enc, body.response) : 0;
+    case 'tgi.generate': {
+      // Upstream's own count when the answer has details, though without the prompt's.
+      const upstream = tgiOutputTokens(body.details);
+      if (upstream !== undefined) return upstream;
+      return typeof body.generated_text === 'string' ? countText(enc, body.generated_text) : 0;
+    }
     default:
       return 0;
   }

@@ -2,6 +2,7 @@
 // usage, so a stream that ends without usage (or is cancelled before it) is charged what the
 // client received. Bounded: past MAX_CHARS only the number of further characters is kept.
 import type { ResponseEvent } from '../llm/response-stream.ts';
+import { tgiOutputTokens } from '../llm/usage.ts';
 
 /** Characters kept per request (UTF-16 units): ~2 MiB of memory at most. */
 export const MAX_CHARS = 1024 * 1024;
@@ -11,8 +12,13 @@ export class TextCollector {
   private readonly runs = new Map<string, string[]>();
   private chars = 0;
   droppedChars = 0;
+  /** TGI's last event: upstream's output count (details.generated_tokens), though it gave no
+   * prompt count; the delivered texts need no counting then. */
+  upstreamOutput: number | undefined = undefined;
 
   add(event: ResponseEvent): void {
+    const details = event.data.details;
+    if (details !== undefined && details !== null) this.upstreamOutput = tgiOutputTokens(details);
     for (const t of event.texts) this.push(`c${t.choice}`, t.text);
     for (const a of event.toolArguments) this.push(`t${a.choice}.${a.call}`, a.text);
     // A tool call's name comes once, in its first delta: counted like the JSON answer's.

@@ -110,6 +110,67 @@ const rows: Row[] = [
     expect: (run) => expect(run.audit.gen_ai.usage).toMatchObject({ input_tokens: 7, output_tokens: 9 }),
   },
   {
+    name: 'TGI /generate ignores "stream": true and answers JSON: its text is still counted, not 0',
+    path: '/generate',
+    body: { inputs: 'count me please', stream: true },
+    response: { headers: { 'content-type': 'application/json' }, chunks: ['{"generated_text":"one two three"}'] },
+    expect: (run) =>
+      expect(run.audit).toMatchObject({
+        gen_ai: { usage: { input_tokens: 3, output_tokens: 3 } },
+        metering: { source: 'estimated' },
+      }),
+  },
+  {
+    name: 'TGI stream: usage from the last event’s details',
+    path: '/generate_stream',
+    body: { inputs: 'hi' },
+    response: {
+      headers: sseHeaders,
+      chunks: [
+        'data:{"token":{"id":1,"text":"a","logprob":0,"special":false},"generated_text":null,"details":null}\n\n',
+        'data:{"token":{"id":2,"text":"</s>","logprob":0,"special":true},"generated_text":"a","details":{"finish_reason":"eos_token","generated_tokens":2,"input_length":5,"seed":null}}\n\n',
+      ],
+    },
+    expect: (run) =>
+      expect(run.audit).toMatchObject({
+        gen_ai: { usage: { input_tokens: 5, output_tokens: 2 } },
+        metering: { source: 'upstream' },
+      }),
+  },
+  {
+    name: 'TGI without an upstream prompt count: the output is still upstream’s generated_tokens, whole or streamed',
+    path: '/generate',
+    body: { inputs: 'count me please', parameters: { details: true } },
+    response: {
+      headers: { 'content-type': 'application/json' },
+      chunks: [
+        '{"generated_text":"one two three","details":{"finish_reason":"length","generated_tokens":7,"prefill":[],"tokens":[]}}',
+      ],
+    },
+    expect: (run) =>
+      expect(run.audit).toMatchObject({
+        gen_ai: { usage: { input_tokens: 3, output_tokens: 7 } },
+        metering: { source: 'estimated' },
+      }),
+  },
+  {
+    name: 'TGI stream before 2.0 (no input_length): output from details, prompt from the tokenizer',
+    path: '/generate_stream',
+    body: { inputs: 'count me please' },
+    response: {
+      headers: sseHeaders,
+      chunks: [
+        'data:{"token":{"id":1,"text":"a","logprob":0,"special":false},"generated_text":null,"details":null}\n\n',
+        'data:{"token":{"id":2,"text":"</s>","logprob":0,"special":true},"generated_text":"a","details":{"finish_reason":"eos_token","generated_tokens":9,"seed":null}}\n\n',
+      ],
+    },
+    expect: (run) =>
+      expect(run.audit).toMatchObject({
+        gen_ai: { usage: { input_tokens: 3, output_tokens: 9 } },
+        metering: { source: 'estimated' },
+      }),
+  },
+  {
     name: "an upstream error's body is not read, and no usage is invented",
     body: { model: 'mock-small', messages: [] },
     response: { status: 500, chunks: ['{"error":"boom"}'] },

@@ -9,7 +9,7 @@
 import { apiSpec } from '../llm/apis.ts';
 import type { ResponseEvent } from '../llm/response-stream.ts';
 import { streamUsageEdit } from '../llm/shapes.ts';
-import type { Usage } from '../llm/usage.ts';
+import { responseFormat, type Usage } from '../llm/usage.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { refuse } from '../pipeline/errors.ts';
 import { defineSlot } from '../pipeline/slots.ts';
@@ -61,6 +61,7 @@ export const usageMetering = defineStage({
     const inject = m.injectStreamUsage;
     const book = priceBookFor(config);
     const encodings = encodingMapFor(config);
+    const unnamedEncoding = { encoding: m.tokenizers.default, exact: false };
     const labels = compileLabels(m.labels);
     const refuseUnpriced = book.active && m.unknownModel === 'refuse';
     const pool = deps.parsePool;
@@ -77,8 +78,10 @@ export const usageMetering = defineStage({
       if (ctx.responseChunks === 0) return;
       ctx.set(delivered, undefined);
       const model = modelOf(ctx);
-      if (model === undefined) return;
-      const { encoding, exact } = encodings.forModel(model);
+      // A call that names no model (TGI without routing.tgiModel) is counted with the default
+      // tokenizer, an estimate.
+      if (model === undefined && ctx.parsed?.modelSpan !== undefined) return;
+      const { encoding, exact } = model === undefined ? unnamedEncoding : encodings.forModel(model);
       // A stream cut short is charged what was delivered: never the model's own count.
       const complete = ctx.outcome === 'completed';
       let extra = 0;
@@ -92,7 +95,11 @@ export const usageMetering = defineStage({
       let whole = typeof body !== 'number';
       // A prompt too large to have been kept: estimated from its size.
       const promptExtra = typeof body === 'number' ? Math.ceil(body / BYTES_PER_TOKEN) : 0;
-      if (kept instanceof TextCollector) {
+      let output: number | undefined;
+      if (kept instanceof TextCollector && kept.upstreamOutput !== undefined) {
+        // TGI gave its output count but not the prompt's: only the prompt is counted.
+        output = kept.upstreamOutput;
+      } else if (kept instanceof TextCollector) {
         job.responseTexts = kept.texts();
         extra = Math.ceil(kept.droppedChars / BYTES_PER_TOKEN);
         whole = kept.droppedChars === 0;
@@ -106,8 +113,8 @@ export const usageMetering = defineStage({
       const source = exact && complete && whole ? 'tokenizer' : 'estimated';
       const apply = (n: TokenCount): void => {
         const input = n.input + promptExtra;
-        const output = n.output + extra;
-        ctx.usage = { inputTokens: input, outputTokens: output, totalTokens: input + output, source };
+        const out = output ?? n.output + extra;
+        ctx.usage = { inputTokens: input, outputTokens: out, totalTokens: input + out, source };
       };
       const r = countTokens(pool, job);
       if (!(r instanceof Promise)) return apply(r);
@@ -143,7 +150,12 @@ export const usageMetering = defineStage({
         const req = ctx.parsed;
         if (req === undefined) return;
         const model = modelOf(ctx);
-        if (refuseUnpriced && model !== undefined && book.priceFor(model, ctx.route?.name) === undefined) {
+        // A call whose body names no model (TGI without routing.tgiModel) cannot be priced.
+        const unnamed = model === undefined && req.modelSpan === undefined;
+        if (
+          refuseUnpriced &&
+          (unnamed || (model !== undefined && book.priceFor(model, ctx.route?.name) === undefined))
+        ) {
           ctx.decide({
             stage: 'metering.usage',
             ruleId: 'metering.unknownModel',
@@ -152,7 +164,9 @@ export const usageMetering = defineStage({
           });
           throw refuse(
             'model_not_priced',
-            `The model '${model}' has no price configured, and this gateway refuses unpriced models.`,
+            model === undefined
+              ? 'This call names no model, so it has no price, and this gateway refuses unpriced models.'
+              : `The model '${model}' has no price configured, and this gateway refuses unpriced models.`,
             { ruleId: 'metering.unknownModel' },
           );
         }
@@ -177,7 +191,10 @@ export const usageMetering = defineStage({
         // event by event, so what the client received can be counted if no usage comes.
         const req = ctx.parsed;
         if (req === undefined) return;
-        const stream = req.stream;
+        // What was kept for counting follows what came, not what the body asked: a server that
+        // ignores the stream flag (TGI's /generate) answers JSON, whose text must still count.
+        const format = responseFormat(ctx.responseHeaders.get('content-type'));
+        const stream = format === 'sse' || format === 'ndjson' || (format !== 'json' && req.stream);
         ctx.readResponseBody({ withholdUsageEvent: ctx.get(dropUsage) === true, observeEvents: stream });
         if (ctx.status === undefined || ctx.status < 200 || ctx.status >= 300) return;
         ctx.set(

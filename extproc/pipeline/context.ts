@@ -51,6 +51,9 @@ export interface CredentialScope {
    * policy.unknownEndpoints allows them. */
   endpoints: ReadonlySet<string> | 'all';
   models(model: string): boolean;
+  /** models admits every model (`*`): only then may the credential call an API whose body names
+   * no model (TGI's native API without routing.tgiModel). Unset: limited, so refused. */
+  anyModel?: boolean;
   /** The config path that set the scope: the rule id a refusal names. */
   source: string;
 }

@@ -13,6 +13,7 @@ const scoped = (endpoints: string[] | 'all', models: string[]): Principal =>
     scope: {
       endpoints: endpoints === 'all' ? 'all' : new Set(endpoints),
       models: compilePatterns(models),
+      anyModel: models.includes('*'),
       source: 'identity.apiKeys.bob',
     },
   });
@@ -23,6 +24,7 @@ interface Row {
   principal: Principal;
   request: { method?: string; path: string; body?: Record<string, unknown> };
   unknownEndpoints?: 'reject' | 'allow';
+  tgiModel?: string;
   expect: (run: StageRun) => void;
 }
 
@@ -93,6 +95,32 @@ const rows: Row[] = [
     unknownEndpoints: 'allow',
     expect: allowed,
   },
+  {
+    name: 'TGI names no model: a caller whose scope admits every model may call it',
+    principal: scoped('all', ['*']),
+    request: { path: '/generate', body: { inputs: 'x' } },
+    expect: allowed,
+  },
+  {
+    name: 'TGI names no model: a caller limited to some models is refused, whatever the body claims',
+    principal: scoped('all', ['mock-small']),
+    request: { path: '/generate', body: { inputs: 'x', model: 'mock-small' } },
+    expect: refused(403, 'model_not_allowed', 'identity.apiKeys.bob.models'),
+  },
+  {
+    name: 'with routing.tgiModel, TGI calls are judged as that model',
+    principal: scoped('all', ['mock-small']),
+    request: { path: '/generate_stream', body: { inputs: 'x' } },
+    tgiModel: 'mock-small',
+    expect: allowed,
+  },
+  {
+    name: 'with routing.tgiModel, a caller not scoped to it is refused',
+    principal: scoped('all', ['mock-large']),
+    request: { path: '/', body: { inputs: 'x', stream: true } },
+    tgiModel: 'mock-small',
+    expect: refused(403, 'model_not_allowed', 'identity.apiKeys.bob.models'),
+  },
 ];
 
 describe('policy.access', () => {
@@ -101,7 +129,10 @@ describe('policy.access', () => {
       const run = await runStage({
         stages: ['llm.api_shape', 'policy.access'],
         given: { principal: row.principal },
-        config: { policy: { unknownEndpoints: row.unknownEndpoints ?? 'reject' } },
+        config: {
+          policy: { unknownEndpoints: row.unknownEndpoints ?? 'reject' },
+          ...(row.tgiModel ? { routing: { tgiModel: row.tgiModel } } : {}),
+        },
         request: row.request,
       });
       row.expect(run);

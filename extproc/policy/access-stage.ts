@@ -30,7 +30,7 @@ export const policyAccess = defineStage({
       onRequestBody(ctx: RequestContext): void {
         const p = ctx.principal;
         if (p === undefined) throw internalError();
-        const v = scopeAtBody(p, ctx.modelRequested);
+        const v = scopeAtBody(p, ctx.modelRequested, ctx.parsed !== undefined && ctx.parsed.modelSpan === undefined);
         if (v !== undefined) apply(ctx, deps.metrics, v);
       },
     };

@@ -27,6 +27,12 @@ const NOW = Date.parse('2026-03-04T12:00:00Z');
 /** The HTTP request a client would send for the row, as the gate receives it. */
 function httpRequest(r: ResolvedRequest): { method: string; path: string; body?: Record<string, unknown> } {
   if (!r.bodyFollows) return { method: r.method, path: r.path };
+  if (r.endpoint.startsWith('tgi.'))
+    return {
+      method: r.method,
+      path: r.path,
+      body: { inputs: 'hello', ...(r.maxTokens === undefined ? {} : { parameters: { max_new_tokens: r.maxTokens } }) },
+    };
   const body: Record<string, unknown> = { model: r.model, stream: r.stream };
   const ollama = r.endpoint.startsWith('ollama.');
   if (r.endpoint.endsWith('.chat')) body.messages = [{ role: 'user', content: 'hello' }];

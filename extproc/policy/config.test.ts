@@ -55,7 +55,7 @@ describe('policy config', () => {
     [
       'an endpoint pattern that matches no endpoint',
       rule('to: { endpoints: [openai.chats] }'),
-      'policy.rules[0].to.endpoints[0]: rule "r1": "openai.chats" matches none of openai.chat, openai.completions, openai.embeddings, openai.models, ollama.chat, ollama.generate, ollama.embed, ollama.tags, unknown',
+      'policy.rules[0].to.endpoints[0]: rule "r1": "openai.chats" matches none of openai.chat, openai.completions, openai.embeddings, openai.models, ollama.chat, ollama.generate, ollama.embed, ollama.tags, tgi.generate, tgi.generate_stream, unknown',
     ],
     [
       'a method that does not exist',

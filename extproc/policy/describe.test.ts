@@ -34,6 +34,11 @@ describe('parseRequest', () => {
       'request: ollama.generate calls name a model (the gate refuses one without, 400)',
     ],
     [
+      'a model on a TGI call, whose body names none',
+      { endpoint: 'tgi.generate', model: 'llama' },
+      'request: tgi.generate calls name no model; the gate judges them as routing.tgiModel',
+    ],
+    [
       'body facts on a call without a body',
       { endpoint: 'ollama.tags', data_classes: ['PHI'] },
       'request: GET /api/tags has no body, so no model, stream, max_tokens, data_classes or route',

@@ -123,8 +123,10 @@ export function parseRequest(value: unknown): ResolvedRequest {
   }
   const spec = apiSpec(endpoint as never);
   const bodyFollows = method === 'POST' && spec?.body === true;
-  if (bodyFollows && d.model === undefined)
+  if (bodyFollows && spec?.namesModel === true && d.model === undefined)
     throw new DescriptionError(`request: ${endpoint} calls name a model (the gate refuses one without, 400)`);
+  if (bodyFollows && spec?.namesModel === false && d.model !== undefined)
+    throw new DescriptionError(`request: ${endpoint} calls name no model; the gate judges them as routing.tgiModel`);
   if (
     !bodyFollows &&
     (d.model !== undefined ||
@@ -143,8 +145,9 @@ export function parseRequest(value: unknown): ResolvedRequest {
     path,
     bodyFollows,
     model: d.model,
-    // Ollama's chat and generate stream unless the body says "stream": false.
-    stream: d.stream ?? spec?.streams === 'by_default',
+    // Ollama's chat and generate stream unless the body says "stream": false; TGI's
+    // generate_stream always does.
+    stream: spec?.streams === 'always' || (d.stream ?? spec?.streams === 'by_default'),
     maxTokens: d.max_tokens,
     dataClasses: new Set(d.data_classes),
     route: d.route,

@@ -2,6 +2,7 @@
 // by phase (policy.access then policy.rules at request headers; again at the body when one
 // follows; OPA last), with the same functions (scope.ts, engine.ts, opa.ts), and a listing of
 // every rule considered: whether it matched, and if not which part did not.
+import { apiSpec } from '../llm/apis.ts';
 import type { Principal } from '../pipeline/context.ts';
 import type { RoutingTable } from '../routing/table.ts';
 import type { ResolvedRequest } from './describe.ts';
@@ -43,6 +44,8 @@ export interface ExplainContext {
   /** The config's routing, when routing.route runs: it resolves aliases and chooses the route the
    * rules then see, as the gate's routing stage does (before the policy stages). */
   routing?: RoutingTable | undefined;
+  /** routing.tgiModel: the model a call whose body names none (TGI) is judged as. */
+  tgiModel?: string | undefined;
   now: () => number;
 }
 
@@ -54,6 +57,9 @@ export async function explain(
   signal?: AbortSignal,
 ): Promise<Explanation> {
   const { engine } = ctx;
+  // A body that names no model (TGI) is judged as routing.tgiModel, as llm.api_shape does.
+  const unnamed = request.bodyFollows && apiSpec(request.endpoint as never)?.namesModel === false;
+  if (unnamed) request = { ...request, model: ctx.tgiModel };
   // Routing runs before the policy stages: the rules judge the model upstream gets and the route
   // it takes. A model no route may take is refused there, before any rule.
   let routeVerdict: Verdict | undefined;
@@ -153,7 +159,7 @@ export async function explain(
   input.dataClasses = request.dataClasses;
   input.route = request.route;
   input.cel = undefined;
-  if (access && record(scopeAtBody(principal, request.model))) return done();
+  if (access && record(scopeAtBody(principal, request.model, unnamed))) return done();
   if (rules) {
     if (waiting) {
       const local = engine.decideFinal(input);

@@ -44,11 +44,22 @@ export function scopeAtHeaders(
 }
 
 /** Once the body named the model: allowed or denied by the scope, or undefined when there is
- * no model or no scope. */
-export function scopeAtBody(principal: Principal, model: string | undefined): Verdict | undefined {
+ * no model or no scope. `unnamed`: the API's body names no model (TGI), so a scope limited to
+ * some models cannot tell whether it admits the call and refuses it. */
+export function scopeAtBody(principal: Principal, model: string | undefined, unnamed = false): Verdict | undefined {
   const scope = principal.scope;
-  if (model === undefined || scope === undefined) return undefined;
+  if (scope === undefined) return undefined;
   const ruleId = `${scope.source}.models`;
+  if (model === undefined) {
+    if (!unnamed || scope.anyModel === true) return undefined;
+    return deny(
+      STAGE,
+      ruleId,
+      'the call names no model and the caller scope is limited to some models',
+      'model_not_allowed',
+      'This caller may only use some models, and this call names none.',
+    );
+  }
   if (!scope.models(model))
     return deny(
       STAGE,

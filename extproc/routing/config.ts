@@ -88,6 +88,14 @@ export const routingConfig = z
         "Route for requests that name no model (model listings, requests without a body). Unset: they take Envoy's default route, with no injected credential.",
       )
       .meta({ examples: ['small'] }),
+    tgiModel: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "The model Text Generation Inference's native API (/generate, /generate_stream, /) serves: TGI serves one model and its body names none, so such calls are routed, judged (to.models, key models), limited and priced as this model. Unset: they name no model; they take routing.default, match no to.models rule, are refused to keys limited to some models, and are not priced.",
+      )
+      .meta({ examples: ['meta-llama/Llama-3.1-8B-Instruct'] }),
     principalLabels: z
       .array(z.string().min(1))
       .default([])

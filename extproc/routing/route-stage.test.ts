@@ -169,6 +169,23 @@ describe('routing.route', () => {
     );
   });
 
+  it('TGI names no model: the default route at its headers, or, with tgiModel, the route serving it (an alias too, the body untouched)', async () => {
+    const tgi = (tgiModel?: string) =>
+      runStage({
+        stages: ['llm.api_shape', 'routing.route'],
+        config: { routing: { ...routing, ...(tgiModel ? { tgiModel } : {}) } },
+        given: { principal: principal() },
+        request: { method: 'POST', path: '/generate', body: '{"inputs":"hi","model":"llama-70b"}' },
+      });
+    routedTo('small')(await tgi());
+    routedTo('large')(await tgi('mock-large'));
+    const aliased = await tgi('gpt-4o');
+    routedTo('large')(aliased);
+    // No body edit: the body goes upstream as the client sent it.
+    expect(aliased.upstream?.body).toBeUndefined();
+    expect(aliased.audit).toMatchObject({ gen_ai: { request: { model: 'gpt-4o' } }, upstream_model: 'llama-70b' });
+  });
+
   it('a route whose credential cannot be read fails closed with 503', async () => {
     const run = await runStage({
       stages: ['llm.api_shape', 'routing.route'],

@@ -23,6 +23,8 @@ export const routing = defineStage({
     const fallback = table.fallback;
     const declaredHeader = config.routing.dataClassesHeader;
     const header = config.routing.header;
+    // TGI's calls name no model in their body; with tgiModel they are routed as that model.
+    const tgiModelNamed = config.routing.tgiModel !== undefined;
     if (!table.active && declaredHeader === undefined) return {};
 
     const send = (ctx: RequestContext, route: Route, why: string): void => {
@@ -60,7 +62,8 @@ export const routing = defineStage({
         }
         // A request that will name its model is routed at its body; the others (model
         // listings, bodiless calls) take the default route now, if there is one.
-        const namesModel = ctx.hasRequestBody && apiSpec(ctx.api)?.body === true;
+        const spec = apiSpec(ctx.api);
+        const namesModel = ctx.hasRequestBody && spec?.body === true && (spec.namesModel || tgiModelNamed);
         if (!namesModel && fallback !== undefined) send(ctx, fallback, 'default route: the request names no model');
       },
       onRequestBody(ctx: RequestContext): void {
@@ -71,7 +74,9 @@ export const routing = defineStage({
         if (r.alias !== undefined) {
           ctx.modelAlias = r.alias;
           ctx.modelRequested = r.model;
-          ctx.editRequestBody(parsed.modelSpan.start, parsed.modelSpan.end, Buffer.from(JSON.stringify(r.model)));
+          // A body that names no model (TGI) has nothing to rewrite: the route serves it.
+          if (parsed.modelSpan !== undefined)
+            ctx.editRequestBody(parsed.modelSpan.start, parsed.modelSpan.end, Buffer.from(JSON.stringify(r.model)));
           ctx.decide({
             stage: 'routing.route',
             ruleId: `routing.aliases.${r.alias}`,

@@ -8,7 +8,15 @@ import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MockModel, mockEmbedding, splitPoint, spread, startMockModel } from './model-server.ts';
+import { countText } from '../../extproc/metering/tokenizer.ts';
+import {
+  type MockModel,
+  mockEmbedding,
+  splitPoint,
+  spread,
+  startMockModel,
+  TGI_MOCK_ENCODING,
+} from './model-server.ts';
 
 let mock: MockModel;
 beforeAll(async () => {
@@ -1037,5 +1045,56 @@ describe('with the official openai client', () => {
     expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
     expect((err as InstanceType<typeof OpenAI.APIError>).message).toContain('mock error');
     expect((err as InstanceType<typeof OpenAI.APIError>).type).toBe('server_error');
+  });
+});
+
+describe('TGI native endpoints', () => {
+  let m: MockModel;
+  beforeAll(async () => {
+    m = await startMockModel({ chunks: 4 });
+  });
+  afterAll(async () => {
+    await m.close();
+  });
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${m.url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+  const inputs = 'count these words, 日本';
+
+  it('/generate_stream: one event per piece, then the end token with generated_text and details', async () => {
+    const r = await post('/generate_stream', { inputs }, { 'x-mock-content': 'Hello there, world!' });
+    expect(r.headers.get('content-type')).toBe('text/event-stream');
+    const events = (await r.text())
+      .split('\n\n')
+      .filter((b) => b.startsWith('data:'))
+      .map((b) => JSON.parse(b.slice(5)));
+    expect(events).toHaveLength(5);
+    expect(
+      events
+        .slice(0, 4)
+        .map((e) => e.token.text)
+        .join(''),
+    ).toBe('Hello there, world!');
+    expect(events.slice(0, 4).every((e) => e.details === null && e.generated_text === null)).toBe(true);
+    expect(events[4]).toMatchObject({
+      token: { special: true },
+      generated_text: 'Hello there, world!',
+      details: {
+        generated_tokens: countText(TGI_MOCK_ENCODING, 'Hello there, world!'),
+        input_length: countText(TGI_MOCK_ENCODING, inputs),
+      },
+    });
+  });
+
+  it('/generate: details only when asked, prefill only with decoder_input_details; / answers an array', async () => {
+    const json = async (r: Promise<Response>) => (await (await r).json()) as Record<string, any>;
+    expect(Object.keys(await json(post('/generate', { inputs })))).toEqual(['generated_text']);
+    const d = (await json(post('/generate', { inputs, parameters: { details: true } }))).details;
+    expect(d.prefill).toEqual([]);
+    const full = await json(post('/generate', { inputs, parameters: { details: true, decoder_input_details: true } }));
+    expect(full.details.prefill).toHaveLength(countText(TGI_MOCK_ENCODING, inputs));
+    const compat = await (await post('/', { inputs })).json();
+    expect(compat).toEqual([{ generated_text: full.generated_text }]);
+    expect((await post('/', { inputs, stream: true })).headers.get('content-type')).toBe('text/event-stream');
+    expect((await post('/generate', { inputs: 3 })).status).toBe(422);
   });
 });

@@ -5,7 +5,9 @@
 //   node test/mock/model-server.ts --port 8000 [--host H] [--latency-ms N] [--chunks N] [--chunk-delay-ms N]
 //
 // Endpoints: GET /v1/models, POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings,
-// POST /api/chat, POST /api/generate, GET /api/tags; anything else is a 404 OpenAI error.
+// POST /api/chat, POST /api/generate, GET /api/tags, and TGI's native POST /generate,
+// /generate_stream and / (compat: streams when the body says so); anything else is a 404 OpenAI
+// error.
 //
 // Per-request overrides by request header, so one mock serves many test cases:
 //   x-mock-latency-ms      delay before the response headers
@@ -44,6 +46,13 @@
 // streams follows OpenAI: with `auto`, only when stream_options.include_usage is true (then every
 // chunk carries "usage":null and a last chunk with "choices":[] carries the usage); `always` sends
 // it regardless; `never` leaves usage out everywhere (Ollama: the done line's token counts).
+//
+// TGI serves one model and its bodies name none: its counts are always the real ones with
+// TGI_MOCK_ENCODING (the gate's default tokenizer), prompt from `inputs`, completion from the
+// whole reply. As TGI does, a stream's last event carries details (generated_tokens,
+// input_length: `never` leaves input_length out, as TGI before 2.0 did); a whole answer carries
+// details only when parameters.details is true, and prefill (one entry per prompt token) only
+// with parameters.decoder_input_details.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { parseArgs } from 'node:util';
 import type { ApiKind } from '../../extproc/llm/apis.ts';
@@ -619,7 +628,70 @@ function ollama(chat: boolean): Handler {
   };
 }
 
+/** The encoding the mock TGI server's model counts with: ground truth for the gate's tokenizer
+ * fallback, which counts a call that names no model with its default encoding. */
+export const TGI_MOCK_ENCODING: Encoding = 'o200k_base';
+
+/** TGI's errors are {"error": "...", "error_type": "..."}. */
+const tgiError = (x: Exchange, status: number, message: string) =>
+  sendJson(x, status, { error: message, error_type: 'validation' });
+
+/** POST /generate (whole), /generate_stream (SSE) and / (compat: SSE when stream is true). */
+function tgi(mode: 'whole' | 'stream' | 'compat'): Handler {
+  return (x, body, p) => {
+    if (typeof body.inputs !== 'string') return tgiError(x, 422, 'Failed to deserialize the JSON body: inputs');
+    const params = isObject(body.parameters) ? body.parameters : {};
+    const kind = mode === 'stream' ? 'tgi.generate_stream' : 'tgi.generate';
+    const prompt = tokenizerPromptTokens(kind, body, TGI_MOCK_ENCODING);
+    const text = p.pieces.join('');
+    const generated = completionTokensOfText(TGI_MOCK_ENCODING, text);
+    const stream = mode === 'stream' || (mode === 'compat' && body.stream === true);
+    if (!stream) {
+      x.tHeaders = process.hrtime.bigint();
+      const details =
+        params.details === true
+          ? {
+              finish_reason: 'length',
+              generated_tokens: generated,
+              seed: null,
+              prefill:
+                params.decoder_input_details === true
+                  ? Array.from({ length: prompt }, (_, i) => ({ id: i + 1, text: 'x', logprob: i === 0 ? null : -1 }))
+                  : [],
+              tokens: p.pieces.map((t, i) => ({ id: 100 + i, text: t, logprob: -0.5, special: false })),
+            }
+          : undefined;
+      // TGI answers /generate with a one-element array from the compat route, an object from /generate.
+      const answer = { generated_text: text, ...(details ? { details } : {}) };
+      return sendJson(x, 200, mode === 'compat' ? [answer] : answer, p);
+    }
+    const events: Event[] = [];
+    const delays: number[] = [];
+    const token = (i: number, t: string, special: boolean) => ({ id: 100 + i, text: t, logprob: -0.5, special });
+    p.pieces.forEach((piece, i) => {
+      events.push(
+        `data:${JSON.stringify({ index: i + 1, token: token(i, piece, false), top_tokens: null, generated_text: null, details: null })}\n\n`,
+      );
+      delays.push(i === 0 ? 0 : p.chunkDelayMs);
+    });
+    const details = {
+      finish_reason: 'eos_token',
+      generated_tokens: generated,
+      ...(p.usage === 'never' ? {} : { input_length: prompt }),
+      seed: null,
+    };
+    events.push(
+      `data:${JSON.stringify({ index: p.pieces.length + 1, token: token(p.pieces.length, '</s>', true), top_tokens: null, generated_text: text, details })}\n\n`,
+    );
+    delays.push(p.chunkDelayMs);
+    return writeStream(x, 'text/event-stream', events, delays, p);
+  };
+}
+
 const POST: Record<string, Handler> = {
+  '/generate': tgi('whole'),
+  '/generate_stream': tgi('stream'),
+  '/': tgi('compat'),
   '/v1/chat/completions': openAiCompletion(true),
   '/v1/completions': openAiCompletion(false),
   '/v1/embeddings': embeddings,

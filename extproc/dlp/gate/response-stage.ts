@@ -35,6 +35,8 @@ interface ResponseDlp {
 }
 const slot = defineSlot<ResponseDlp>('dlp.response');
 const EMPTY = Buffer.alloc(0);
+/** TGI's details.tokens with texts (parameters.details: true): one string per token. */
+const TGI_TOKENS = Buffer.from('"tokens":[{');
 
 export function dlpResponseStage(resolve: DlpGateResolver) {
   return defineStage({
@@ -133,6 +135,21 @@ function scanJsonResponse(
     ctx.decide({ stage: 'dlp.response', ruleId, effect: 'deny', reason: `${scan.blocked.type} in the response` });
     throw refuse('content_blocked', blockMessage(scan.blocked.type, 'response'), { ruleId });
   }
+  // TGI's details list every generated token's text, each a string of its own: a value changed in
+  // generated_text would be rebuilt from them, and no one token holds enough of it to be found.
+  // Fail closed: such an answer is refused rather than sent with the value in pieces.
+  if (scan.edits.length > 0 && ctx.api.startsWith('tgi.') && body.includes(TGI_TOKENS)) {
+    const ruleId = 'dlp.tgi_token_details';
+    ctx.decide({
+      stage: 'dlp.response',
+      ruleId,
+      effect: 'deny',
+      reason: 'a changed text is also in per-token details',
+    });
+    throw refuse('content_blocked', 'The response could not be released with its token details; ask without details.', {
+      ruleId,
+    });
+  }
   return scan.edits.length === 0 ? body : applyBodyEdits(body, scan.edits);
 }
 
@@ -143,10 +160,12 @@ function record(ctx: RequestContext, findings: readonly FindingRecord[], deps: S
   for (const f of findings) deps.metrics.countDlpFinding(f.type, f.action, 'response');
 }
 
-/** What one event's rewrite needs: per choice, its released content and tool arguments. */
+/** What one event's rewrite needs: per choice, its released content and tool arguments; TGI's
+ * last event, its whole generated_text. */
 interface Rewrite {
   content: Map<number, string>;
   tools: Map<string, string>;
+  generatedText?: string;
 }
 
 function onEvent(
@@ -200,6 +219,21 @@ function onEvent(
       rewrite.tools.set(key, r.text);
       if (r.text !== a.text) changed = true;
     }
+    // TGI's last event repeats the whole text in generated_text: scanned whole, on a channel of
+    // its own (the same session, so a value gets the placeholder its tokens got).
+    const whole = event.data.generated_text;
+    if (typeof whole === 'string' && whole.length > 0) {
+      const g = guard('g0', 'generated_text');
+      const pushed = g.push(whole);
+      const r = pushed.blocked === undefined ? g.flush() : pushed;
+      if (r.blocked) {
+        block(r.blocked);
+        return;
+      }
+      rewrite ??= { content: new Map(), tools: new Map() };
+      rewrite.generatedText = pushed.text + r.text;
+      if (rewrite.generatedText !== whole) changed = true;
+    }
     // A choice's last event releases what its channels still hold.
     for (const choice of finishedChoices(event.data)) {
       for (const [key, g] of state.guards) {
@@ -236,9 +270,10 @@ function ownedBy(key: string, choice: number): boolean {
   return key === `c${choice}` || key.startsWith(`t${choice}/`);
 }
 
-/** Choices whose last event this is: OpenAI's finish_reason, Ollama's done. */
+/** Choices whose last event this is: OpenAI's finish_reason, Ollama's done, TGI's details. */
 function finishedChoices(data: Readonly<Record<string, unknown>>): number[] {
   if (data.done === true) return [0];
+  if (data.token !== undefined) return data.details !== null && data.details !== undefined ? [0] : [];
   const choices = data.choices;
   if (!Array.isArray(choices)) return [];
   const out: number[] = [];
@@ -253,7 +288,21 @@ function finishedChoices(data: Readonly<Record<string, unknown>>): number[] {
 /** A copy of the event's JSON with the released texts in place of the upstream ones. */
 function rewritten(data: Readonly<Record<string, unknown>>, w: Rewrite): unknown {
   const next = structuredClone(data) as Record<string, unknown>;
+  if (w.generatedText !== undefined) next.generated_text = w.generatedText;
   const choices = next.choices;
+  const token = next.token;
+  if (token !== null && typeof token === 'object' && !Array.isArray(token)) {
+    // TGI: choice 0 is token.text. The last event's token is often special (the end marker),
+    // which clients skip: the held tail it releases would be lost there, so it no longer says
+    // special (its marker text is dropped, as generated_text drops it).
+    const text = w.content.get(0);
+    const t = token as Record<string, unknown>;
+    if (text !== undefined && (t.special !== true || text.length > 0)) {
+      t.text = text;
+      t.special = false;
+    }
+    return next;
+  }
   if (!Array.isArray(choices)) {
     // Ollama: choice 0 is message.content (chat) or response (generate).
     const text = w.content.get(0);

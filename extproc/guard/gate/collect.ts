@@ -5,13 +5,15 @@
 // Which texts: what a model reads that the operator did not write. In chat bodies, every string
 // of a message whose role is not system or developer (user and tool messages, content parts,
 // an assistant turn the client supplies, tool-call arguments); in completions and generate
-// bodies, the prompt. Not tool definitions, the Ollama `system` field, ids, roles, types, URLs or
+// bodies, the prompt; in TGI's native bodies, `inputs`. Not tool definitions, the Ollama `system` field, ids, roles, types, URLs or
 // inline media. A message's role may come after its content in the JSON, so spans are noted
 // during the walk and decided once every role is known.
 import { decodeJsonString, forEachJsonString } from '../../dlp/gate/json-strings.ts';
 import { scoreInjection } from '../injection.ts';
 
-export type InjectionTexts = 'messages' | 'prompt';
+/** messages (chat), or the one top-level member holding the prompt: `prompt` (completions,
+ * Ollama generate) or `inputs` (TGI's native API). */
+export type InjectionTexts = 'messages' | 'prompt' | 'inputs';
 
 export interface InjectionJob {
   from: number;
@@ -54,9 +56,9 @@ export function collectInjection(body: Buffer, job: InjectionJob): InjectionScan
   const roles = new Map<number, string>();
   forEachJsonString(body, job.from, (start, end, key, depth, path) => {
     if (end - start <= 2) return;
-    if (job.texts === 'prompt') {
-      // `prompt` as a string (depth 1) or an array of strings (depth 2).
-      if (key === 'prompt' && depth <= 2) spans.push({ start, end, path: path(), message: -1 });
+    if (job.texts !== 'messages') {
+      // `prompt` as a string (depth 1) or an array of strings (depth 2); TGI's `inputs` a string.
+      if (key === job.texts && depth <= 2) spans.push({ start, end, path: path(), message: -1 });
       return;
     }
     if (depth < 2) return;

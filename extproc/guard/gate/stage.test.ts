@@ -95,6 +95,20 @@ const rows: Row[] = [
     body: { model: 'm', system: ATTACK, prompt: BENIGN },
   },
   {
+    name: "TGI's native inputs are judged, on every path that reaches it",
+    path: '/generate_stream',
+    body: { inputs: ATTACK, parameters: { max_new_tokens: 5 } },
+    blockedBy: 'injection.override',
+    scoredPath: 'inputs',
+  },
+  {
+    name: "TGI's compat route is judged too",
+    path: '/',
+    body: { inputs: ATTACK, stream: true },
+    blockedBy: 'injection.override',
+    scoredPath: 'inputs',
+  },
+  {
     name: 'embeddings input is not read as instructions',
     path: '/v1/embeddings',
     body: { model: 'm', input: ATTACK },

@@ -52,6 +52,7 @@ export function injectionSetup(config: Config): InjectionPicker | undefined {
 function textsOf(api: ApiKind): InjectionTexts | undefined {
   if (api === 'openai.chat' || api === 'ollama.chat') return 'messages';
   if (api === 'openai.completions' || api === 'ollama.generate') return 'prompt';
+  if (api === 'tgi.generate' || api === 'tgi.generate_stream') return 'inputs';
   // Embeddings input is not read as instructions; other endpoints carry no prompt.
   return undefined;
 }
