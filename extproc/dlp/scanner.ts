@@ -224,7 +224,8 @@ export class Scanner {
         hit.confidence = detector.base ?? 0.9;
         let next = m.index + 1;
         const ruledOut =
-          detector.scoreFirst === true && this.score(detector, text, hit.start, hit.confidence) < this.minConfidence;
+          (detector.quick !== undefined && !detector.quick(m[0])) ||
+          (detector.scoreFirst === true && this.score(detector, text, hit.start, hit.confidence) < this.minConfidence);
         if (!ruledOut && detector.check(m, text, hit, this.env)) {
           const confidence = this.score(detector, text, hit.start, hit.confidence);
           if (confidence >= this.minConfidence) {
