@@ -32,6 +32,8 @@ function invisible(c: number): boolean {
   );
 }
 const NON_ASCII = /[\u0080-\uffff]/;
+/** NON_ASCII, global, for normalise's run search (lastIndex is set before each use). */
+const NEXT_NON_ASCII = new RegExp(NON_ASCII.source, 'g');
 
 export interface Normalised {
   /** The text detectors see. */
@@ -58,7 +60,7 @@ export function normalise(raw: string): Normalised {
   if (!NON_ASCII.test(raw)) return { text: raw, rawLength: raw.length };
   const out = new Builder();
   let i = 0;
-  const nextNonAscii = new RegExp(NON_ASCII.source, 'g');
+  const nextNonAscii = NEXT_NON_ASCII;
   while (i < raw.length) {
     // An ASCII run is copied as is; the regex engine finds its end far faster than a loop.
     nextNonAscii.lastIndex = i;
