@@ -10,7 +10,7 @@
 // a time bound. Patterns a user supplies run on re2js instead (patterns.ts).
 
 import { isIPv6 } from 'node:net';
-import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import { phoneValid } from './phone.ts';
 import type { BuiltinType, DataClass } from './types.ts';
 import {
   cardIssuer,
@@ -399,12 +399,12 @@ const phone: Detector = {
     if (/^\d+(?:\.\d+){2,}$/.test(s) && !s.startsWith('+')) return false;
     // North American numbers have a fixed shape: settle most digit runs without the parser.
     if (s.charCodeAt(0) !== 43 && NANP.has(env.defaultRegion) && !nanpShape(s)) return false;
-    // libphonenumber is the slow part of a scan; streams re-scan their retained context, and
-    // texts repeat numbers, so its answers are remembered (a bounded map, per scanner).
+    // Validation (libphonenumber's answer, phone.ts) is the slow part of a scan; streams
+    // re-scan their retained context, and texts repeat numbers, so its answers are remembered
+    // (a bounded map, per scanner).
     const known = env.phoneMemo.get(s);
     if (known !== undefined) return known;
-    const parsed = parsePhoneNumberFromString(s, env.defaultRegion as Parameters<typeof parsePhoneNumberFromString>[1]);
-    const valid = parsed?.isValid() === true;
+    const valid = phoneValid(s, env.defaultRegion);
     if (env.phoneMemo.size >= PHONE_MEMO) env.phoneMemo.clear();
     env.phoneMemo.set(s, valid);
     return valid;
