@@ -74,6 +74,8 @@ export interface Detector {
 }
 
 const yes = () => true;
+/** A lead literal that starts the match itself: no run before it. */
+const none = () => false;
 
 /** A literal every match contains (`@`, `://`) preceded by a run of the characters a match
  * starts with; a match can only start where that run starts (each shape's lookbehind says so),
@@ -211,9 +213,15 @@ const nhs: Detector = {
 const MONTHS =
   'jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?';
 /** A date that starts with a digit: ISO, numeric day/month/year either way round, "12 March
- * 1990", CJK; and the "12, 1990" of "March 12, 1990", whose month check() takes in. Digit-led, so
- * the regex engine only starts at digits. */
-const DATE = `(?:\\d{4}[-/.]\\d{1,2}[-/.]\\d{1,2}|\\d{1,2}[-/.]\\d{1,2}[-/.](?:\\d{4}|\\d{2})|\\d{1,2}(?:st|nd|rd|th)?\\.? (?:${MONTHS})\\.?,? \\d{4}|\\d{1,2}(?:st|nd|rd|th)?,? \\d{4}|\\d{4}年\\d{1,2}月\\d{1,2}日)`;
+ * 1990", CJK; and the "12, 1990" of "March 12, 1990", whose month check() takes in. Written
+ * after its first digit (\d{4} is that digit and \d{3}, \d{1,2} that digit and \d?): the regex
+ * consumes the first digit, then looks behind it, so the engine rejects every other position on
+ * one character. */
+const DATE_AFTER_FIRST_DIGIT = `(?:\\d{3}[-/.]\\d{1,2}[-/.]\\d{1,2}|\\d?[-/.]\\d{1,2}[-/.](?:\\d{4}|\\d{2})|\\d?(?:st|nd|rd|th)?\\.? (?:${MONTHS})\\.?,? \\d{4}|\\d?(?:st|nd|rd|th)?,? \\d{4}|\\d{3}年\\d{1,2}月\\d{1,2}日)`;
+/** Letters and numbers beyond ASCII on either side, which the date regex's ASCII lookarounds
+ * do not see (check() rejects them, as the Unicode lookarounds the regex had did). */
+const WORD_BEFORE = /[\p{L}\p{N}]$/u;
+const NUMBER_AFTER = /^\p{N}/u;
 const DAY_YEAR = /^\d{1,2}(?:st|nd|rd|th)?,? \d{4}$/i;
 const MONTH_BEFORE = new RegExp(`(?<![\\p{L}])(?:${MONTHS})\\.? $`, 'iu');
 /** Words that present a date as a birth date, in the languages the gate's users write. */
@@ -227,10 +235,16 @@ const dateOfBirth: Detector = {
   priority: 40,
   // The date; check() requires the keyword before it (within 48 characters: keyword and
   // separator are at most 30).
-  regex: new RegExp(`(?<![\\p{L}\\p{N}_])${DATE}(?![\\p{N}])`, 'giu'),
+  // Not Unicode mode (the 'u' flag made it three times slower): on normalised text its classes
+  // and case folding are the ASCII ones (NFKC has replaced ſ and K, the only characters that fold
+  // to ASCII letters), and check() applies the Unicode part of the lookarounds.
+  regex: new RegExp(`\\d(?<![A-Za-z0-9_]\\d)${DATE_AFTER_FIRST_DIGIT}(?!\\d)`, 'gi'),
   maxLength: 14 + 24,
   check(m, text, hit) {
     let start = hit.start;
+    if (start > 0 && text.charCodeAt(start - 1) >= 128 && WORD_BEFORE.test(text.slice(Math.max(0, start - 2), start)))
+      return false;
+    if (text.charCodeAt(hit.end) >= 128 && NUMBER_AFTER.test(text.slice(hit.end, hit.end + 2))) return false;
     if (DAY_YEAR.test(m[0])) {
       const month = MONTH_BEFORE.exec(text.slice(Math.max(0, start - 14), start));
       if (month === null) return false;
@@ -490,13 +504,20 @@ const awsSecretKey: Detector = {
   },
 };
 
+/** `gh` of `ghp_` (and o, u, s, r) or of `github_pat_`. */
+function githubPrefix(text: string, at: number): boolean {
+  const c = text.charCodeAt(at + 2);
+  if (text.charCodeAt(at + 3) === 95 && (c === 112 || c === 111 || c === 117 || c === 115 || c === 114)) return true;
+  return text.startsWith('github_pat_', at);
+}
+
 const githubToken: Detector = {
   type: 'GITHUB_TOKEN',
   dataClass: 'SECRET',
   priority: 80,
   regex: /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9_])/g,
   maxLength: 93,
-  lead: /gh[pousr]_|github_pat_/g,
+  lead: { literal: 'gh', runChar: none, maxRun: 0, emptyRun: true, after: githubPrefix },
   // Classic tokens carry a CRC32 checksum; fine-grained ones have no public checksum, so their
   // exact shape is the test.
   check: (m) => (m[0].startsWith('github_pat_') ? !looksLikePlaceholder(m[0]) : githubChecksumValid(m[0])),
@@ -508,7 +529,7 @@ const slackToken: Detector = {
   priority: 80,
   regex: /(?<![\w-])xox[abposr]-(?:\d{8,14}-){1,3}[A-Za-z0-9]{24,48}(?![\w-])/g,
   maxLength: 5 + 3 * 15 + 48,
-  lead: /xox/g,
+  lead: { literal: 'xox', runChar: none, maxRun: 0, emptyRun: true },
   check: (m) => !looksLikePlaceholder(m[0]),
 };
 
@@ -519,7 +540,7 @@ const stripeKey: Detector = {
   // Secret and restricted keys; publishable pk_ keys are public by design.
   regex: /(?<![\w])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,99}(?![\w])/g,
   maxLength: 8 + 99,
-  lead: /[sr]k_/g,
+  lead: { literal: 'k_', runChar: (c) => c === 115 || c === 114, maxRun: 1 },
   check: (m) => !looksLikePlaceholder(m[0].slice(8)),
 };
 
@@ -529,7 +550,7 @@ const gcpApiKey: Detector = {
   priority: 80,
   regex: /(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])/g,
   maxLength: 39,
-  lead: /AIza/g,
+  lead: { literal: 'AIza', runChar: none, maxRun: 0, emptyRun: true },
   check: (m) => !looksLikePlaceholder(m[0].slice(4)),
 };
 
@@ -576,7 +597,7 @@ const jwt: Detector = {
   // Bounded so that a whole JWT fits the smallest stream hold (maxBlockChars).
   regex: /(?<![\w-])eyJ[A-Za-z0-9_-]{8,509}\.[A-Za-z0-9_-]{2,2800}\.[A-Za-z0-9_-]{0,700}(?![\w-]|\.[\w-])/g,
   maxLength: 3 + 509 + 1 + 2800 + 1 + 700,
-  lead: /eyJ/g,
+  lead: { literal: 'eyJ', runChar: none, maxRun: 0, emptyRun: true },
   check: (m) => jwtHeaderValid(m[0].slice(0, m[0].indexOf('.'))),
 };
 
