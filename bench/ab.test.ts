@@ -5,7 +5,15 @@ describe('bench:ab variants', () => {
   it.each([
     [
       'base',
-      { name: 'base', profile: 'governed', nodeOptions: undefined, unixSocket: false, workers: 1, redis: false },
+      {
+        name: 'base',
+        profile: 'governed',
+        nodeOptions: undefined,
+        unixSocket: false,
+        workers: 1,
+        redis: false,
+        audit: undefined,
+      },
     ],
     [
       'semi:node=--max-semi-space-size=16 --max-old-space-size=256,uds',
@@ -16,25 +24,71 @@ describe('bench:ab variants', () => {
         unixSocket: true,
         workers: 1,
         redis: false,
+        audit: undefined,
       },
     ],
     [
       'w2:workers=2,profile=passthrough',
-      { name: 'w2', profile: 'passthrough', nodeOptions: undefined, unixSocket: false, workers: 2, redis: false },
+      {
+        name: 'w2',
+        profile: 'passthrough',
+        nodeOptions: undefined,
+        unixSocket: false,
+        workers: 2,
+        redis: false,
+        audit: undefined,
+      },
     ],
     [
       'r:redis,workers=2',
-      { name: 'r', profile: 'governed', nodeOptions: undefined, unixSocket: false, workers: 2, redis: true },
+      {
+        name: 'r',
+        profile: 'governed',
+        nodeOptions: undefined,
+        unixSocket: false,
+        workers: 2,
+        redis: true,
+        audit: undefined,
+      },
     ],
-    ['off:node=', { name: 'off', profile: 'governed', nodeOptions: '', unixSocket: false, workers: 1, redis: false }],
+    [
+      'strict:audit=strict',
+      {
+        name: 'strict',
+        profile: 'governed',
+        nodeOptions: undefined,
+        unixSocket: false,
+        workers: 1,
+        redis: false,
+        audit: 'strict',
+      },
+    ],
+    [
+      'off:node=',
+      {
+        name: 'off',
+        profile: 'governed',
+        nodeOptions: '',
+        unixSocket: false,
+        workers: 1,
+        redis: false,
+        audit: undefined,
+      },
+    ],
   ])('%s', (spec, variant) => {
     expect(parseVariant(spec)).toEqual(variant);
   });
 
-  it.each([['Base'], ['x:workers=0'], ['x:uds=1'], ['x:heap=8'], ['x:profile='], ['x:redis=1']])(
-    'refuses %s',
-    (spec) => {
-      expect(() => parseVariant(spec)).toThrow(/variant/);
-    },
-  );
+  it.each([
+    ['Base'],
+    ['x:workers=0'],
+    ['x:uds=1'],
+    ['x:heap=8'],
+    ['x:profile='],
+    ['x:redis=1'],
+    ['x:audit=sync'],
+    ['x:audit'],
+  ])('refuses %s', (spec) => {
+    expect(() => parseVariant(spec)).toThrow(/variant/);
+  });
 });

@@ -10,9 +10,11 @@
 // the bench's --max-semi-space-size=8; spaces allowed), `uds` (Envoy reaches the gate over its
 // Unix socket), `profile=<bench profile>`, `workers=<n>` (server.workers, one Envoy endpoint per
 // worker), `redis` (the profile's limits and budgets counted in a real redis-server the run
-// starts beside the gates, limits.store: redis, instead of in memory):
+// starts beside the gates, limits.store: redis, instead of in memory), `audit=<mode>` (the audit
+// sink's durability: none, interval or strict):
 //
 //   npm run bench:ab -- --variant memory --variant 'redis:redis'
+//   npm run bench:ab -- --variant 'none:audit=none' --variant 'interval:audit=interval' --variant 'strict:audit=strict'
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +33,8 @@ export interface Variant {
   unixSocket: boolean;
   workers: number;
   redis: boolean;
+  /** The audit sink's durability mode (audit.durability), when not the profile's own. */
+  audit: 'none' | 'interval' | 'strict' | undefined;
 }
 
 /** `name[:item,item…]` into a variant; throws on an item it does not know. */
@@ -45,6 +49,7 @@ export function parseVariant(spec: string): Variant {
     unixSocket: false,
     workers: 1,
     redis: false,
+    audit: undefined,
   };
   const items = colon < 0 ? [] : spec.slice(colon + 1).split(/,(?=[a-z]+(?:=|,|$))/);
   for (const item of items.filter((i) => i !== '')) {
@@ -55,10 +60,11 @@ export function parseVariant(spec: string): Variant {
     else if (key === 'uds' && eq < 0) v.unixSocket = true;
     else if (key === 'redis' && eq < 0) v.redis = true;
     else if (key === 'profile' && value) v.profile = value;
+    else if (key === 'audit' && (value === 'none' || value === 'interval' || value === 'strict')) v.audit = value;
     else if (key === 'workers' && /^[1-9]\d*$/.test(value)) v.workers = Number(value);
     else
       throw new Error(
-        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, uds, profile=<name>, workers=<n>, redis)`,
+        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, uds, profile=<name>, workers=<n>, redis, audit=none|interval|strict)`,
       );
   }
   return v;
@@ -101,6 +107,7 @@ async function main() {
         unixSocket: v.unixSocket,
         workers: v.workers,
         ...(v.redis && redis ? { redisUrl: redis.url } : {}),
+        ...(v.audit ? { auditDurability: v.audit } : {}),
       });
       stops.push(() => g.stop());
       gates.set(v.name, g);

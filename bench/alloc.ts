@@ -2,15 +2,19 @@
 // open-loop load, with V8's sampling heap profiler counting every allocation of the load window
 // (objects already freed included). Prints bytes per request by package and the functions that
 // allocate most. Not a timed test; the figure is an estimate (sampled), repeatable to a few %.
+// With --cpu it runs V8's CPU profiler instead over the same window and prints where the busy
+// time goes (self time by package and the hottest functions, bench/lib/cpu-profile.ts): the
+// proportions hold even on a loaded machine, where latency figures do not.
 //
-//   npm run bench:alloc -- [--profile governed] [--rate 300] [--duration 20] [--top 15]
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+//   npm run bench:alloc -- [--profile governed] [--rate 300] [--duration 20] [--top 15] [--cpu]
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { type HeapProfile, summarizeAlloc } from './lib/alloc-profile.ts';
 import { CHAT, chatTarget, errorsOf } from './lib/common.ts';
+import { type CpuProfile, summarize } from './lib/cpu-profile.ts';
 import { startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
 import { attack, ensureVegeta } from './lib/vegeta.ts';
 
@@ -24,6 +28,7 @@ async function main() {
       duration: { type: 'string', default: '20' },
       warmup: { type: 'string', default: '5' },
       top: { type: 'string', default: '15' },
+      cpu: { type: 'boolean', default: false },
     },
   });
   const log = (m: string) => process.stderr.write(`[bench:alloc] ${m}\n`);
@@ -35,11 +40,12 @@ async function main() {
     const vegeta = await ensureVegeta(log);
     const mock = await startMock();
     stops.push(() => mock.proc.stop());
+    const cpuDir = join(work, 'cpu');
     const gate = await startGate(
       'alloc',
       values.profile,
       { LMG_BENCH_KEY_SHA256: hashApiKey(key), LMG_ALLOC_PROFILE: profileFile },
-      { nodeArgs: ['--import', SAMPLER] },
+      values.cpu ? { cpuProfileDir: cpuDir } : { nodeArgs: ['--import', SAMPLER] },
     );
     stops.push(() => gate.stop());
     const envoy = await startBenchEnvoy([{ name: 'gated', gate }], mock.port, 2);
@@ -49,7 +55,7 @@ async function main() {
     if (sanity.status !== 200) throw new Error(`sanity: answered ${sanity.status}: ${await sanity.text()}`);
     log(`warm-up ${values.warmup}s`);
     await attack(vegeta, { targets: [target], rate: Number(values.rate), durationS: Number(values.warmup) }, work);
-    process.kill(gate.proc.pid!, 'SIGUSR2');
+    if (!values.cpu) process.kill(gate.proc.pid!, 'SIGUSR2');
     log(`sampling: ${values.profile} at ${values.rate} req/s for ${values.duration}s`);
     const r = await attack(
       vegeta,
@@ -59,6 +65,30 @@ async function main() {
     const samples = r.byTarget.get('gated')!.samples;
     const errors = errorsOf(samples);
     await gate.stop();
+    if (values.cpu) {
+      const file = (await readdir(cpuDir)).find((f) => f.endsWith('.cpuprofile'));
+      if (!file) throw new Error(`no .cpuprofile written in ${cpuDir}`);
+      // The load window (plus the drain on SIGTERM), not the start-up and warm-up.
+      const cpu = summarize(JSON.parse(await readFile(join(cpuDir, file), 'utf8')) as CpuProfile, {
+        top: Number(values.top),
+        lastMs: Number(values.duration) * 1000 + 500,
+      });
+      console.log(
+        [
+          `${values.profile}, ${samples.length} requests at ${values.rate} req/s (errors: ${JSON.stringify(errors)}):`,
+          `**${(cpu.sampledMs / samples.length).toFixed(3)} ms busy per request** (sampled, idle excluded)`,
+          '',
+          '| package | self % |',
+          '|---|---:|',
+          ...cpu.byPackage.slice(0, 25).map((p) => `| ${p.name} | ${p.selfPct} |`),
+          '',
+          '| function | where | self % | called from |',
+          '|---|---|---:|---|',
+          ...cpu.topFunctions.map((f) => `| ${f.name} | ${f.location} | ${f.selfPct} | ${f.calledFrom} |`),
+        ].join('\n'),
+      );
+      return;
+    }
     const summary = summarizeAlloc(
       JSON.parse(await readFile(profileFile, 'utf8')) as HeapProfile,
       samples.length,

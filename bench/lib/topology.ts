@@ -136,6 +136,8 @@ export async function startGate(
     nodeArgs?: string[];
     /** Count the profile's limits and budgets in this Redis (limits.store: redis). */
     redisUrl?: string;
+    /** audit.durability for the profile's audit sink (none, interval, strict). */
+    auditDurability?: 'none' | 'interval' | 'strict';
   } = {},
 ): Promise<BenchGate> {
   const dir = await mkdtemp(join(tmpdir(), `lm-gate-bench-${name}-`));
@@ -144,7 +146,7 @@ export async function startGate(
   const adminPort = await freePort();
   let config = join(ROOT, 'bench', 'profiles', `${profile}.yaml`);
   const unixSocket = opts.unixSocket ? join(dir, 'grpc.sock') : undefined;
-  if (unixSocket || workers > 1 || opts.redisUrl) {
+  if (unixSocket || workers > 1 || opts.redisUrl || opts.auditDurability) {
     // The profile plus a Unix socket beside its TCP port (Envoy, health checks too, uses the
     // socket), gate workers, or its limits in Redis.
     let text = await readFile(config, 'utf8');
@@ -155,6 +157,10 @@ export async function startGate(
       if (!/^ {2}store: memory$/m.test(text))
         throw new Error(`profile ${profile} has no limits.store to move to Redis`);
       text = `${text.replace(/^ {2}store: memory$/m, '  store: redis')}redis:\n  url: ${opts.redisUrl}\n  keyPrefix: "bench-${name}:"\n`;
+    }
+    if (opts.auditDurability) {
+      if (!/^audit:\n {2}path: .*$/m.test(text)) throw new Error(`profile ${profile} has no audit section`);
+      text = text.replace(/^(audit:\n {2}path: .*)$/m, `$1\n  durability: ${opts.auditDurability}`);
     }
     await writeFile(config, text);
   }

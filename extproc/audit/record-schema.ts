@@ -237,6 +237,42 @@ export const requestLine = z
           .describe(
             'Why scanning failed and the policy let the text through unscanned (onError: allow); null otherwise.',
           ),
+        policy: z
+          .string()
+          .nullable()
+          .describe('The DLP policy the request got (dlp.assign, else dlp.defaultPolicy); null when none was picked.'),
+        injection: z
+          .object({
+            score: z.number().min(0).max(1).describe('The highest heuristic injection score of any text scored.'),
+            threshold: z.number().describe("The policy's injection threshold."),
+            rules: z
+              .array(z.string())
+              .describe('Heuristic rule ids that fired in any text (injection.override, injection.base64/...).'),
+            path: z.string().nullable().describe('JSON path of the highest-scoring text; null when none scored.'),
+            detected: z.boolean().describe('The heuristics or the classifier judged the request an injection.'),
+            action: z
+              .enum(['block', 'flag'])
+              .describe("The policy's action: block (refused, 403 prompt_injection) or flag (admitted)."),
+            classifier: z
+              .object({
+                result: z
+                  .enum(['score', 'timeout', 'unreachable', 'bad_status', 'bad_answer', 'aborted'])
+                  .describe('score: it answered; otherwise why it did not.'),
+                score: z.number().nullable().describe('Its score; null when it did not answer.'),
+                ms: z.number().describe('How long the call took.'),
+                truncated: z.boolean().describe('The text sent was cut to classifier.maxChars.'),
+                on_error: z
+                  .enum(['block', 'allow'])
+                  .nullable()
+                  .describe('When it failed: what onError did (block refused, allow let through); null otherwise.'),
+              })
+              .strict()
+              .optional()
+              .describe('The classifier sidecar; absent when none is configured or the heuristics already blocked.'),
+          })
+          .strict()
+          .optional()
+          .describe('The prompt-injection guard (guard.injection), when it judged the request; never the text.'),
       })
       .strict()
       .optional()

@@ -77,6 +77,7 @@ describe('configSchema', () => {
       },
       dlp: {
         inspect: 'off',
+        assign: [],
         compressedRequests: 'refuse',
         maxDecompressedBytes: 8 * 1024 * 1024,
         defaultPolicy: 'default',
@@ -93,6 +94,7 @@ describe('configSchema', () => {
             onError: 'block',
             timeBudgetMs: 50,
             maxBlockChars: 16384,
+            injection: { action: 'off', threshold: 0.5 },
           },
         ],
       },

@@ -116,6 +116,17 @@ export const configSchema = z
     // A slower OPA would be cut by the gate's own deadline (503 gateway_timeout) before its timeout.
     if (opa !== undefined && opa.timeoutMs >= cfg.server.messageDeadlineMs)
       ctx.addIssue({ code: 'custom', path: ['policy', 'opa', 'timeoutMs'], message: deadline });
+    // The injection classifier runs on the slow path: past maxMessageDeadlineMs the gate's 503
+    // would answer before its timeout and onError could.
+    cfg.dlp.policies.forEach((p, i) => {
+      const c = p.injection.classifier;
+      if (c !== undefined && c.timeoutMs >= cfg.server.maxMessageDeadlineMs)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dlp', 'policies', i, 'injection', 'classifier', 'timeoutMs'],
+          message: `must be under server.maxMessageDeadlineMs (${cfg.server.maxMessageDeadlineMs})`,
+        });
+    });
   });
 
 export type Config = z.infer<typeof configSchema>;

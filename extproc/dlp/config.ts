@@ -1,7 +1,9 @@
 // The `dlp` config section: named detection policies. The engine (scanner.ts) compiles each
-// policy once per config snapshot; stages pick a policy per request.
+// policy once per config snapshot; dlp.assign picks one per request by caller (assign.ts).
 import { RE2JS } from 're2js';
 import { z } from 'zod';
+import { injectionConfig } from '../guard/config.ts';
+import { assignmentProblems, dlpAssignment } from './assign.ts';
 import { dlpGateFields } from './gate/config.ts';
 import { ACTIONS, BUILTIN_TYPES, DATA_CLASSES } from './types.ts';
 
@@ -118,13 +120,24 @@ const policy = z
       .describe(
         'Unbounded secrets (PEM private keys) are held in streams until their END line; past this many characters the stream fails closed.',
       ),
+    injection: injectionConfig,
   })
   .strict();
 
 export const dlpConfig = z
   .object({
     ...dlpGateFields,
-    defaultPolicy: z.string().min(1).default('default').describe('The policy used when a request names none.'),
+    defaultPolicy: z
+      .string()
+      .min(1)
+      .default('default')
+      .describe('The policy of a request whose caller no dlp.assign entry matches.'),
+    assign: z
+      .array(dlpAssignment)
+      .default([])
+      .describe(
+        'Which callers get which policy, in order: the first entry whose from matches the principal wins; none: defaultPolicy. The response is scanned, and its pseudonyms restored, under the policy the request got.',
+      ),
     policies: z
       .array(policy)
       .prefault([{ name: 'default' }])
@@ -163,6 +176,7 @@ export const dlpConfig = z
         }
       });
     });
+    for (const p of assignmentProblems(cfg.assign, names)) ctx.addIssue({ code: 'custom', ...p });
     if (!names.has(cfg.defaultPolicy))
       ctx.addIssue({ code: 'custom', path: ['defaultPolicy'], message: `no policy is named "${cfg.defaultPolicy}"` });
   })

@@ -35,6 +35,15 @@ export interface Counted {
  * server.messageDeadlineMs, and the refusal must be ours (limits_unavailable) before that. */
 const DEADLINE_MARGIN_MS = 30;
 
+/** What acquire() needs to know of an item's limit when Redis fails: precomputed per limit at
+ * config load, so a request passes its limits as they are, with nothing built per call. */
+export interface LimitPolicy {
+  /** onRedisDown: open (admit, count here) rather than closed (503). */
+  readonly open: boolean;
+  /** limits.rate.<id> or limits.budgets.<id>: the rule id of a 503 and the fail-open metric. */
+  readonly ruleId: string;
+}
+
 export class LimitBackend {
   readonly memory: MemoryLimitStore;
   readonly metrics: LimitMetrics;
@@ -74,7 +83,7 @@ export class LimitBackend {
    * it crossed upwards (metric, webhook), each once per period and subject in this thread. */
   observeBudget(cfg: BudgetConfig, check: BudgetCheck, before: number, after: number): void {
     const subject = this.metrics.subjectLabel.value(check.level);
-    this.metrics.budgetUsed.labels(cfg.id, subject).set(after / cfg.amount);
+    this.metrics.budgetUsed.set([cfg.id, subject], after / cfg.amount);
     if (after <= before) return;
     for (const t of cfg.thresholds) {
       const mark = (cfg.amount * t) / 100;
@@ -106,8 +115,8 @@ export class LimitBackend {
     return this.shared ?? this.memory;
   }
 
-  /** Acquire `items` in `store`; when Redis fails: refuse with 503 if any of `failOpen` is
-   * false, else count them here. `failOpen[i]` is item i's limit's onRedisDown === 'open'.
+  /** Acquire `items` in `store`; when Redis fails: refuse with 503 if any of `limits` is not
+   * open, else count them here. `limits[i]` is item i's limit (its onRedisDown and rule id).
    *
    * Not raced against ctx.signal on purpose: a script sent cannot be taken back, and a reply
    * abandoned at the deadline would leave its reservation counted forever. The wait is bounded
@@ -117,8 +126,7 @@ export class LimitBackend {
   acquire(
     store: LimitStore,
     items: readonly CounterItem[],
-    failOpen: readonly boolean[],
-    limitIds: readonly string[],
+    limits: readonly LimitPolicy[],
   ): Counted | Promise<Counted> {
     const r = store.acquire(items);
     if (!(r instanceof Promise)) return { result: r, store, failOpen: false };
@@ -127,12 +135,12 @@ export class LimitBackend {
       (err: unknown) => {
         this.metrics.storeErrors.labels('acquire').inc();
         this.logger.warn({ err: (err as Error).message }, 'limits: Redis did not answer');
-        const closed = failOpen.findIndex((open) => !open);
-        if (closed !== -1)
+        const closed = limits.find((l) => !l.open);
+        if (closed !== undefined)
           throw refuse('limits_unavailable', 'Rate limits cannot be checked right now; retry the request.', {
-            ruleId: limitIds[closed],
+            ruleId: closed.ruleId,
           });
-        for (const id of new Set(limitIds)) this.metrics.failOpen.labels(id).inc();
+        for (const id of new Set(limits.map((l) => l.ruleId))) this.metrics.failOpen.labels(id).inc();
         return { result: this.memory.acquire(items), store: this.memory, failOpen: true };
       },
     );

@@ -29,6 +29,7 @@ interface Budget {
   readonly ids: ReadonlySet<string> | undefined;
   readonly clock: PeriodClock;
   readonly open: boolean;
+  readonly ruleId: string;
 }
 
 interface Held {
@@ -72,6 +73,7 @@ export const budgets = defineStage({
       ids: b.ids === undefined ? undefined : new Set(b.ids),
       clock: new PeriodClock(b.period, b.timeZone),
       open: (b.onRedisDown ?? cfg.onRedisDown) === 'open',
+      ruleId: `limits.budgets.${b.id}`,
     }));
 
     const priceOf = (ctx: RequestContext, model: string) => {
@@ -125,8 +127,7 @@ export const budgets = defineStage({
       backend.acquire(
         store,
         held.map((h) => h.item),
-        held.map((h) => h.budget.open),
-        held.map((h) => `limits.budgets.${h.budget.cfg.id}`),
+        held.map((h) => h.budget),
       );
 
     /** Records what was counted; returns the budget that refused, if one did. */
@@ -138,7 +139,7 @@ export const budgets = defineStage({
         if (counted.failOpen) h.check.fail_open = true;
         if (result.admitted) {
           backend.observeBudget(h.budget.cfg, h.check, (result.states[i] ?? 0) - h.item.cost, result.states[i] ?? 0);
-          backend.metrics.decisions.labels(h.budget.cfg.id, 'admitted').inc();
+          backend.metrics.decisions.inc([h.budget.cfg.id, 'admitted']);
         }
       }
       if (result.admitted) return undefined;
@@ -147,7 +148,7 @@ export const budgets = defineStage({
 
     const refuseSpent = (h: Held, now: number): never => {
       const b = h.budget.cfg;
-      backend.metrics.decisions.labels(b.id, 'refused').inc();
+      backend.metrics.decisions.inc([b.id, 'refused']);
       throw refuse('budget_exceeded', `Budget "${b.id}" of ${b.scope} ${h.subject} is spent for this ${b.period}.`, {
         ruleId: `limits.budgets.${b.id}`,
         headers: [['retry-after', retryAfterSeconds(h.item.period - now)]],
@@ -168,7 +169,7 @@ export const budgets = defineStage({
         effect: 'modify',
         reason: `budget spent: ${from} downgraded to ${to}`,
       });
-      backend.metrics.decisions.labels(spent.budget.cfg.id, 'downgraded').inc();
+      backend.metrics.decisions.inc([spent.budget.cfg.id, 'downgraded']);
       const now = deps.clock.now();
       const held = hold(ctx, to, now);
       const withDowngrade = held.filter((h) => h.budget.cfg.downgradeTo !== undefined);

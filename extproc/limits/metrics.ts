@@ -1,6 +1,8 @@
 // Limits and budgets metrics, one set per registry (a gate thread's). Label values are limit
 // and budget ids from the config, and budget subjects (key, team, tenant ids), bounded.
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { Counter } from 'prom-client';
+import { BatchedCounter, BatchedGauge } from '../telemetry/batched.ts';
 import { BoundedLabel } from '../telemetry/metrics.ts';
 
 /** Distinct budget subjects kept as label values; more count under "other". */
@@ -9,10 +11,10 @@ export const MAX_SUBJECT_LABELS = 1000;
 const byRegistry = new WeakMap<Registry, LimitMetrics>();
 
 export class LimitMetrics {
-  readonly decisions: Counter<'limit' | 'decision'>;
+  readonly decisions: BatchedCounter<'limit' | 'decision'>;
   readonly failOpen: Counter<'limit'>;
   readonly storeErrors: Counter<'op'>;
-  readonly budgetUsed: Gauge<'budget' | 'subject'>;
+  readonly budgetUsed: BatchedGauge<'budget' | 'subject'>;
   readonly thresholdCrossings: Counter<'budget' | 'threshold'>;
   readonly webhook: Counter<'result'>;
   readonly subjectLabel = new BoundedLabel(MAX_SUBJECT_LABELS);
@@ -28,7 +30,7 @@ export class LimitMetrics {
 
   private constructor(registry: Registry) {
     const registers = [registry];
-    this.decisions = new Counter({
+    this.decisions = new BatchedCounter({
       name: 'lmgate_limit_decisions_total',
       help: 'Rate limit and budget decisions, by limit or budget id: admitted, refused, downgraded.',
       labelNames: ['limit', 'decision'],
@@ -46,7 +48,7 @@ export class LimitMetrics {
       labelNames: ['op'],
       registers,
     });
-    this.budgetUsed = new Gauge({
+    this.budgetUsed = new BatchedGauge({
       name: 'lmgate_budget_used_ratio',
       help: 'Share of the budget spent in the current period (1 = all), as this replica last saw it.',
       labelNames: ['budget', 'subject'],

@@ -30,6 +30,7 @@ interface Level {
   readonly periodMs: number;
   readonly per: string;
   readonly open: boolean;
+  readonly ruleId: string;
 }
 
 /** One check: the counters, the limits they belong to, and where they were counted. */
@@ -103,6 +104,7 @@ export const rateLimits = defineStage({
         periodMs: PERIODS[r.per],
         per: r.per,
         open: (r.onRedisDown ?? cfg.onRedisDown) === 'open',
+        ruleId: `limits.rate.${r.id}`,
       });
     }
     const headerLevels = levels.filter((l) => l.unit === 'requests' && CALLER_SCOPES.has(l.scope));
@@ -157,7 +159,7 @@ export const rateLimits = defineStage({
         if (l.unit === 'tokens') check.reserved = result.admitted ? adm.items[i]!.cost : 0;
         if (counted.failOpen) check.fail_open = true;
         ctx.limits.push(check);
-        if (result.admitted || denied) metrics.decisions.labels(l.id, result.admitted ? 'admitted' : 'refused').inc();
+        if (result.admitted || denied) metrics.decisions.inc([l.id, result.admitted ? 'admitted' : 'refused']);
       }
       if (result.admitted) {
         if (cfg.headers) {
@@ -180,20 +182,12 @@ export const rateLimits = defineStage({
         tooBig
           ? `Request too large for the ${l.scope} rate limit "${l.id}": it may reserve ${adm.items[i]!.cost} tokens, the limit is ${l.limit} per ${l.per}. Lower max_tokens.`
           : `Rate limit "${l.id}" reached for ${l.scope} ${adm.subjects[i]}: ${l.limit} ${l.unit} per ${l.per}.`,
-        { ruleId: `limits.rate.${l.id}`, headers },
+        { ruleId: l.ruleId, headers },
       );
     };
 
     const check = (ctx: RequestContext, adm: Admission): void | Promise<void> =>
-      andThen(
-        backend.acquire(
-          store,
-          adm.items,
-          adm.levels.map((l) => l.open),
-          adm.levels.map((l) => `limits.rate.${l.id}`),
-        ),
-        (counted) => conclude(ctx, adm, counted),
-      );
+      andThen(backend.acquire(store, adm.items, adm.levels), (counted) => conclude(ctx, adm, counted));
 
     /** Gives back the request the headers counted when the body's check refused. */
     const refundHeader = (s: RateState): void | Promise<void> => {

@@ -4,8 +4,9 @@
 import { Worker } from 'node:worker_threads';
 import type { CollectedHits } from '../dlp/gate/body-scan.ts';
 import type { DlpScanJob } from '../dlp/gate/scan-job.ts';
+import type { InjectionJob, InjectionScan } from '../guard/gate/collect.ts';
 import type { CountJob, TokenCount } from '../metering/count.ts';
-import type { DlpMessage, ParseJob, ParseReply } from './parse-worker.ts';
+import type { DlpMessage, InjectionMessage, ParseJob, ParseReply } from './parse-worker.ts';
 import { type ApiKind, type ParseLimits, parseRequestBody, type RequestParseResult } from './shapes.ts';
 
 /** Bodies up to this size are parsed inline, on the event loop. Set from bench/json-scan.ts on
@@ -57,7 +58,8 @@ function abortError(signal: AbortSignal): DOMException {
 export type WorkMessage =
   | ({ op?: 'parse' } & Omit<ParseJob, 'id'>)
   | { op: 'count'; job: CountJob }
-  | Omit<DlpMessage, 'id'>;
+  | Omit<DlpMessage, 'id'>
+  | Omit<InjectionMessage, 'id'>;
 
 export class ParsePool {
   private readonly threads: number;
@@ -103,6 +105,15 @@ export class ParsePool {
     const copy = new Uint8Array(body.byteLength);
     copy.set(body);
     return this.submit<CollectedHits>({ op: 'dlp', job, body: copy }, signal);
+  }
+
+  /** A request body's prompt-injection scoring (extproc/guard/gate/collect.ts), same queue. */
+  scanInjection(job: InjectionJob, body: Buffer, signal?: AbortSignal): Promise<InjectionScan> {
+    if (this.closed) return Promise.reject(new Error('the parse pool is closed'));
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const copy = new Uint8Array(body.byteLength);
+    copy.set(body);
+    return this.submit<InjectionScan>({ op: 'injection', job, body: copy }, signal);
   }
 
   private submit<T>(work: WorkMessage, signal: AbortSignal | undefined): Promise<T> {

@@ -4,6 +4,7 @@ import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import type { CollectedHits } from '../dlp/gate/body-scan.ts';
 import type { DlpScanJob } from '../dlp/gate/scan-job.ts';
+import { collectInjection, type InjectionJob, type InjectionScan } from '../guard/gate/collect.ts';
 import { type CountJob, countJob, type TokenCount } from '../metering/count.ts';
 import { type ApiKind, type ParseLimits, parseRequestBody, type RequestParseResult } from './shapes.ts';
 
@@ -19,7 +20,7 @@ export interface ParseJob {
 /** Worker → main thread: the result, or why parsing, counting or scanning threw (a parse never
  * does; a scan that throws fails the request closed). */
 export type ParseReply =
-  | { id: number; result: RequestParseResult | TokenCount | CollectedHits }
+  | { id: number; result: RequestParseResult | TokenCount | CollectedHits | InjectionScan }
   | { id: number; error: string };
 
 /** Count a request's tokens (metering, when upstream reported none). */
@@ -34,6 +35,14 @@ export interface DlpMessage {
   id: number;
   op: 'dlp';
   job: DlpScanJob;
+  body: Uint8Array;
+}
+
+/** A request body's prompt-injection scoring (extproc/guard/gate/collect.ts). */
+export interface InjectionMessage {
+  id: number;
+  op: 'injection';
+  job: InjectionJob;
   body: Uint8Array;
 }
 
@@ -73,9 +82,14 @@ function scan(job: DlpMessage): void {
   );
 }
 
-port.on('message', (job: ParseJob | CountMessage | DlpMessage) => {
+port.on('message', (job: ParseJob | CountMessage | DlpMessage | InjectionMessage) => {
   let reply: ParseReply;
   try {
+    if (job.op === 'injection') {
+      const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
+      port.postMessage({ id: job.id, result: collectInjection(body, job.job) } satisfies ParseReply);
+      return;
+    }
     if (job.op === 'dlp') {
       scan(job);
       return;

@@ -36,6 +36,7 @@ describe('buildPipeline', () => {
       'killswitch.principal',
       'llm.api_shape',
       'dlp.request',
+      'guard.injection',
       'limits.budget',
       'routing.route',
       'killswitch.model',

@@ -95,6 +95,12 @@ export const ERROR_CATALOG = {
     outcome: 'rejected',
     when: 'A content rule blocked the request, or the response: a stream already under way then ends with this error event (status stays 200).',
   },
+  prompt_injection: {
+    status: 403,
+    type: 'permission_error',
+    outcome: 'rejected',
+    when: 'The prompt-injection guard judged the request an injection or jailbreak (`rule_id` `injection.<rule>` or `injection.classifier`), or could not judge it and fails closed (`injection.classifier_error`, `injection.scan_error`).',
+  },
   no_eligible_route: {
     status: 403,
     type: 'permission_error',

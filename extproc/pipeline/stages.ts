@@ -4,13 +4,15 @@
 // downgrades to a cheaper model is routed, kill-checked and judged by policy as that model; rate
 // limits after policy, so a refused request spends no rate. The kill switch's caller check comes right after identity, so a
 // killed key is refused before any other stage can answer differently than for an unknown key;
-// DLP reads the body before routing and policy, which judge the data classes it finds;
+// DLP reads the body before routing and policy, which judge the data classes it finds, and the
+// injection guard right after it (a request DLP blocks is not scored);
 // its model check comes once routing has resolved an alias to the model that would serve. The
 // config only chooses which of the optional ones run (pipeline.stages); its enum and its
 // dependency check are derived from this list.
 import { dlpSetup } from '../dlp/gate/engine.ts';
 import { dlpRequestStage } from '../dlp/gate/request-stage.ts';
 import { dlpResponseStage } from '../dlp/gate/response-stage.ts';
+import { injectionGuardStage } from '../guard/gate/stage.ts';
 import { headerHygiene } from '../http/hygiene-stage.ts';
 import { authenticate } from '../identity/authenticate-stage.ts';
 import { killModel } from '../killswitch/model-stage.ts';
@@ -31,6 +33,7 @@ export const STAGES = [
   killPrincipal,
   apiShape,
   dlpRequestStage(dlpSetup),
+  injectionGuardStage(),
   budgets,
   routing,
   killModel,

@@ -21,7 +21,8 @@ const patterns = (what: string, example: string[]) =>
     .describe(`${what}. Unset: any.`)
     .meta({ examples: [example] });
 
-const ruleFrom = z
+/** Exported for other sections that pick by caller (dlp.assign): one shape for "who". */
+export const ruleFrom = z
   .object({
     principals: patterns("The caller's principal id (an API key's id, a JWT's subject)", ['team-a', 'svc-*']),
     tenants: patterns("The caller's tenant", ['acme']),

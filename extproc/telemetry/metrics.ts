@@ -5,6 +5,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { Cost } from '../metering/facts.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { PHASE_LABEL, PHASES, type Phase } from '../server/phases.ts';
+import { BatchedCounter } from './batched.ts';
 
 /** Model names seen as label values: the first MAX_MODEL_LABELS distinct ones keep their name,
  * later ones count under "other". A real deployment serves a handful of models; a client
@@ -36,12 +37,12 @@ export class BoundedLabel {
 export class Metrics {
   readonly registry = new Registry();
   private readonly modelLabel = new BoundedLabel(MAX_MODEL_LABELS);
-  readonly requests: Counter<'outcome' | 'api' | 'status_class'>;
-  readonly tokens: Counter<'direction' | 'model'>;
-  readonly usageAbsent: Counter<'api'>;
-  readonly tenantTokens: Counter<'tenant' | 'model' | 'direction' | 'source'>;
-  readonly cost: Counter<'tenant' | 'model' | 'currency'>;
-  readonly unpriced: Counter<'model'>;
+  readonly requests: BatchedCounter<'outcome' | 'api' | 'status_class'>;
+  readonly tokens: BatchedCounter<'direction' | 'model'>;
+  readonly usageAbsent: BatchedCounter<'api'>;
+  readonly tenantTokens: BatchedCounter<'tenant' | 'model' | 'direction' | 'source'>;
+  readonly cost: BatchedCounter<'tenant' | 'model' | 'currency'>;
+  readonly unpriced: BatchedCounter<'model'>;
   private readonly tenantLabel = new BoundedLabel(MAX_TENANT_LABELS);
   readonly phaseSeconds: Histogram<'phase'>;
   readonly streamsActive: Gauge;
@@ -51,6 +52,7 @@ export class Metrics {
   readonly configReloads: Counter<'result'>;
   readonly auditRecords: Counter;
   readonly auditWriteErrors: Counter;
+  readonly auditSlowWrites: Counter;
   readonly auditPendingBytes: Gauge;
   readonly auditCheckpoints: Counter;
   readonly auditBreaks: Counter;
@@ -60,6 +62,7 @@ export class Metrics {
   readonly jwksKeys: Gauge<'issuer'>;
   readonly policyDecisions: Counter<'rule' | 'effect'>;
   readonly dlpFindings: Counter<'type' | 'action' | 'where'>;
+  readonly dlpInjections: Counter<'rule' | 'action'>;
   /** Rule ids come from the config (and an OPA policy's rule_id); bounded all the same. */
   private readonly ruleLabel = new BoundedLabel(MAX_RULE_LABELS);
   private readonly phaseChildren: (readonly [Phase, { observe(v: number): void }])[];
@@ -76,37 +79,37 @@ export class Metrics {
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'lmgate_' });
-    this.requests = new Counter({
+    this.requests = new BatchedCounter({
       name: 'lmgate_requests_total',
       help: 'Requests that reached the gate, by outcome, API kind and HTTP status class.',
       labelNames: ['outcome', 'api', 'status_class'],
       registers,
     });
-    this.tokens = new Counter({
+    this.tokens = new BatchedCounter({
       name: 'lmgate_tokens_total',
       help: 'Tokens reported by upstream usage, by direction (input/output) and served model.',
       labelNames: ['direction', 'model'],
       registers,
     });
-    this.usageAbsent = new Counter({
+    this.usageAbsent = new BatchedCounter({
       name: 'lmgate_usage_absent_total',
       help: 'Completed LLM requests whose response reported no usage.',
       labelNames: ['api'],
       registers,
     });
-    this.tenantTokens = new Counter({
+    this.tenantTokens = new BatchedCounter({
       name: 'lmgate_tenant_tokens_total',
       help: 'Tokens metered (upstream usage, or counted by the gate: source tokenizer or estimated), by tenant, model sent upstream, direction (input/output) and source. Tenant and model labels are bounded: past the first 100 tenants and 64 models, "other".',
       labelNames: ['tenant', 'model', 'direction', 'source'],
       registers,
     });
-    this.cost = new Counter({
+    this.cost = new BatchedCounter({
       name: 'lmgate_cost_total',
       help: 'Cost of metered tokens under metering.prices, in currency units, by tenant, model sent upstream and currency (bounded labels, as for lmgate_tenant_tokens_total).',
       labelNames: ['tenant', 'model', 'currency'],
       registers,
     });
-    this.unpriced = new Counter({
+    this.unpriced = new BatchedCounter({
       name: 'lmgate_unpriced_requests_total',
       help: 'Requests for a model no price covers, priced 0 (metering.unknownModel: price_zero_warn), by model (bounded).',
       labelNames: ['model'],
@@ -155,6 +158,11 @@ export class Metrics {
     this.auditWriteErrors = new Counter({
       name: 'lmgate_audit_write_errors_total',
       help: 'Failed audit writes (retried; records are kept).',
+      registers,
+    });
+    this.auditSlowWrites = new Counter({
+      name: 'lmgate_audit_slow_writes_total',
+      help: 'Synchronous audit appends that took over 2 ms; each moves the sink to thread-pool writes for 10 s.',
       registers,
     });
     this.auditPendingBytes = new Gauge({
@@ -212,6 +220,12 @@ export class Metrics {
       labelNames: ['type', 'action', 'where'],
       registers,
     });
+    this.dlpInjections = new Counter({
+      name: 'lmgate_dlp_injection_detections_total',
+      help: 'Prompt-injection detections by rule (injection.<rule>, injection.classifier, injection.classifier_error; bounded) and action (block: refused; flag: admitted and recorded; allow: a classifier failure let through by onError allow).',
+      labelNames: ['rule', 'action'],
+      registers,
+    });
     // Children resolved once: observing is then a plain method call.
     this.phaseChildren = PHASES.map((p) => [p, this.phaseSeconds.labels(PHASE_LABEL[p])] as const);
   }
@@ -241,6 +255,11 @@ export class Metrics {
     this.dlpFindings.inc({ type: this.ruleLabel.value(type), action, where });
   }
 
+  /** One rule of a prompt-injection detection and what was done about it. */
+  countDlpInjection(rule: string, action: 'block' | 'flag' | 'allow'): void {
+    this.dlpInjections.inc({ rule: this.ruleLabel.value(rule), action });
+  }
+
   private flushDecisions(): void {
     for (const [rule, counts] of this.pendingDecisions) {
       if (counts[0] > 0) this.policyDecisions.inc({ rule, effect: 'allow' }, counts[0]);
@@ -256,13 +275,13 @@ export class Metrics {
     if (u === undefined) return;
     const tenant = this.tenantLabel.value(ctx.principal?.tenant ?? 'none');
     const model = this.modelLabel.value(ctx.modelRequested ?? ctx.parsed?.model ?? 'unknown');
-    this.tenantTokens.labels(tenant, model, 'input', u.source).inc(u.inputTokens);
-    this.tenantTokens.labels(tenant, model, 'output', u.source).inc(u.outputTokens);
-    if (cost !== null) this.cost.labels(tenant, model, cost.currency).inc(cost.amount);
+    this.tenantTokens.inc([tenant, model, 'input', u.source], u.inputTokens);
+    this.tenantTokens.inc([tenant, model, 'output', u.source], u.outputTokens);
+    if (cost !== null) this.cost.inc([tenant, model, cost.currency], cost.amount);
   }
 
   countUnpriced(model: string): void {
-    this.unpriced.labels(this.modelLabel.value(model)).inc();
+    this.unpriced.inc([this.modelLabel.value(model)]);
   }
 
   /** Once per request, at its end: per-chunk observations cost a streamed response more than
@@ -272,13 +291,13 @@ export class Metrics {
     for (const [phase, child] of this.phaseChildren) if (g[phase] > 0n) child.observe(Number(g[phase]) / 1e9);
     const status = ctx.clientStatus();
     const statusClass = status === undefined ? 'none' : `${Math.floor(status / 100)}xx`;
-    this.requests.labels(ctx.outcome ?? 'error', ctx.api, statusClass).inc();
+    this.requests.inc([ctx.outcome ?? 'error', ctx.api, statusClass]);
     if (ctx.usage) {
       const model = this.modelLabel.value(ctx.modelServed ?? ctx.modelRequested ?? 'unknown');
-      this.tokens.labels('input', model).inc(ctx.usage.inputTokens);
-      this.tokens.labels('output', model).inc(ctx.usage.outputTokens);
+      this.tokens.inc(['input', model], ctx.usage.inputTokens);
+      this.tokens.inc(['output', model], ctx.usage.outputTokens);
     } else if (ctx.outcome === 'completed' && ctx.parsed !== undefined) {
-      this.usageAbsent.labels(ctx.api).inc();
+      this.usageAbsent.inc([ctx.api]);
     }
   }
 }

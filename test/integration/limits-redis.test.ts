@@ -110,7 +110,7 @@ describe('Redis limit store', () => {
     const t0 = Date.now();
     let refused: unknown;
     try {
-      await backend.acquire(store, [item], [false], ['limits.rate.closed']);
+      await backend.acquire(store, [item], [{ open: false, ruleId: 'limits.rate.closed' }]);
     } catch (err) {
       refused = err;
     }
@@ -118,18 +118,20 @@ describe('Redis limit store', () => {
     expect(refused).toBeInstanceOf(GateError);
     expect(refused).toMatchObject({ code: 'limits_unavailable', status: 503, ruleId: 'limits.rate.closed' });
 
-    const open = await backend.acquire(store, [item], [true], ['limits.rate.open']);
+    const open = await backend.acquire(store, [item], [{ open: true, ruleId: 'limits.rate.open' }]);
     expect(open).toMatchObject({ failOpen: true, store: backend.memory, result: { admitted: true } });
     // counted locally: the local limit still holds while Redis is away
-    await backend.acquire(store, [item], [true], ['limits.rate.open']);
-    expect((await backend.acquire(store, [item], [true], ['limits.rate.open'])).result.admitted).toBe(false);
+    await backend.acquire(store, [item], [{ open: true, ruleId: 'limits.rate.open' }]);
+    expect((await backend.acquire(store, [item], [{ open: true, ruleId: 'limits.rate.open' }])).result.admitted).toBe(
+      false,
+    );
     const text = await metrics.metricsText();
     expect(text).toMatch(/lmgate_limit_fail_open_total\{limit="limits.rate.open"\} 3/);
     expect(text).toMatch(/lmgate_redis_connected\{role="limits"\} 0/);
 
     await redis.restart();
     await waitFor('limits reconnect', async () => ((await redisReady()) ? true : undefined), 10_000);
-    const back = await backend.acquire(store, [rate(1)], [false], ['limits.rate.closed']);
+    const back = await backend.acquire(store, [rate(1)], [{ open: false, ruleId: 'limits.rate.closed' }]);
     expect(back).toMatchObject({ failOpen: false, store, result: { admitted: true } });
   });
 });

@@ -8,7 +8,7 @@ export const dlpGateFields = {
     .enum(['off', 'request', 'both'])
     .default('off')
     .describe(
-      'Where the default policy is applied by the dlp.request and dlp.response stages: off; request (every text the model would see, before routing and policy, which read the data classes found); or both (also every text the client receives, streams included, with pseudonyms restored). Both stages must also be in pipeline.stages (they are by default).',
+      'Where the request’s policy (dlp.assign, else defaultPolicy) is applied by the dlp.request and dlp.response stages: off; request (every text the model would see, before routing and policy, which read the data classes found); or both (also every text the client receives, streams included, with pseudonyms restored). Both stages must also be in pipeline.stages (they are by default).',
     ),
   compressedRequests: z
     .enum(['refuse', 'inspect'])

@@ -1,7 +1,10 @@
-// The gate's DLP engine: the dlp config's default policy compiled once per config snapshot
-// (extproc/dlp/scanner.ts), behind the port the stages use, with one pseudonym map per request.
+// The gate's DLP engines: each policy the config can pick (dlp.defaultPolicy and those dlp.assign
+// names) compiled once per config snapshot (extproc/dlp/scanner.ts), behind the port the stages
+// use, with one pseudonym map per request.
 import type { Config } from '../../config/schema.ts';
 import { mask, PseudonymMap, placeholderTail, restore } from '../actions.ts';
+import { compileAssignment } from '../assign.ts';
+import type { DlpPolicyConfig } from '../config.ts';
 import { compileDlp, type Scanner } from '../scanner.ts';
 import { DlpStreamOverflow } from '../stream.ts';
 import {
@@ -11,21 +14,41 @@ import {
   type DlpSession,
   type DlpTextStream,
 } from './engine-port.ts';
-import type { DlpGateSetup } from './request-stage.ts';
+import type { DlpGateSetup, DlpPolicySetup } from './request-stage.ts';
 
-/** Called by each DLP stage's create(), once per config snapshot: the policy is compiled there,
- * never per request. The request stage's pseudonym session is the one the response restores. */
+/** One setup per config snapshot, shared by both DLP stages' create(). */
+const setups = new WeakMap<Config, DlpGateSetup>();
+
+/** Called by each DLP stage's create(), once per config snapshot: the policies are compiled
+ * there, never per request. The request stage's pseudonym session is the one the response
+ * restores, under the policy the request stage picked. */
 export function dlpSetup(config: Config): DlpGateSetup {
+  if (setups.has(config)) return setups.get(config);
+  const setup = buildSetup(config);
+  setups.set(config, setup);
+  return setup;
+}
+
+function buildSetup(config: Config): DlpGateSetup {
   const dlp = config.dlp;
   if (dlp.inspect === 'off') return undefined;
-  const policy = dlp.policies.find((p) => p.name === dlp.defaultPolicy)!;
-  const scanner = compileDlp(policy);
-  warm(scanner);
-  return {
-    engine: engineOf(scanner),
-    options: { onScanError: scanner.onError, scanBudgetMs: scanner.timeBudgetMs, response: dlp.inspect === 'both' },
-    policy,
+  const compile = (policy: DlpPolicyConfig): DlpPolicySetup => {
+    const scanner = compileDlp(policy);
+    warm(scanner);
+    return {
+      engine: engineOf(scanner),
+      options: { onScanError: scanner.onError, scanBudgetMs: scanner.timeBudgetMs, response: dlp.inspect === 'both' },
+      policy,
+    };
   };
+  const byName = new Map<string, DlpPolicySetup>();
+  for (const name of new Set([dlp.defaultPolicy, ...dlp.assign.map((a) => a.policy)]))
+    byName.set(name, compile(dlp.policies.find((p) => p.name === name)!));
+  const fallback = byName.get(dlp.defaultPolicy)!;
+  // No entries: no picker, and a request pays nothing for choosing.
+  if (dlp.assign.length === 0) return fallback;
+  const pickName = compileAssignment(dlp.assign, dlp.defaultPolicy);
+  return { ...fallback, pick: (principal) => byName.get(pickName(principal))! };
 }
 
 /** One text that reaches every detector's validator. The first scan in a process pays for lazy

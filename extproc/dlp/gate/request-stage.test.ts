@@ -48,6 +48,7 @@ describe('dlp.request', () => {
       findings_dropped: 0,
       data_classes: ['PII'],
       failed_open: null,
+      policy: null,
     });
     expect(JSON.stringify(r.audit)).not.toContain('jane.doe');
     expect(r.audit.dlp?.findings).toHaveLength(1);

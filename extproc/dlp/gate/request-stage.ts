@@ -9,7 +9,7 @@
 // the config says dlp onScanError: allow, in which case it goes on and the audit says it was
 // not checked.
 import type { Config } from '../../config/schema.ts';
-import type { RequestContext } from '../../pipeline/context.ts';
+import type { Principal, RequestContext } from '../../pipeline/context.ts';
 import { refuse } from '../../pipeline/errors.ts';
 import { defineStage, type StageDeps } from '../../pipeline/stage.ts';
 import type { DlpPolicyConfig } from '../config.ts';
@@ -27,14 +27,19 @@ export interface DlpGateOptions {
   response: boolean;
 }
 
+/** One policy as the stages use it: its engine, compiled once per config snapshot. */
+export interface DlpPolicySetup {
+  engine: DlpEngine;
+  options: DlpGateOptions;
+  /** The policy the engine was compiled from: with it, large bodies are scanned on the
+   * parse pool's workers (which compile it themselves). */
+  policy?: DlpPolicyConfig;
+}
+
+/** The default policy, and when dlp.assign has entries, how a caller's policy is picked. The
+ * response stage uses the policy the request stage picked (kept in the request's DLP state). */
 export type DlpGateSetup =
-  | {
-      engine: DlpEngine;
-      options: DlpGateOptions;
-      /** The policy the engine was compiled from: with it, large bodies are scanned on the
-       * parse pool's workers (which compile it themselves). */
-      policy?: DlpPolicyConfig;
-    }
+  | (DlpPolicySetup & { pick?: (principal: Principal | undefined) => DlpPolicySetup })
   | undefined;
 /** How a stage gets its engine and options from one config snapshot (compiled once there). */
 export type DlpGateResolver = (config: Config, deps: StageDeps) => DlpGateSetup;
@@ -55,7 +60,7 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
     create: (config, deps) => {
       const setup = resolve(config, deps);
       if (setup === undefined) return {};
-      const { engine, options, policy } = setup;
+      const { options } = setup;
 
       /** The scan failed or ran out of time: refuse, unless the policy lets it through. */
       const failed = (ctx: RequestContext, err: unknown): void => {
@@ -74,7 +79,7 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
         });
       };
 
-      const apply = (ctx: RequestContext, canonical: Buffer, hits: CollectedHits): void => {
+      const apply = (ctx: RequestContext, canonical: Buffer, hits: CollectedHits, engine: DlpEngine): void => {
         const state = dlpState(ctx);
         const session = engine.newSession();
         state.session = session;
@@ -112,12 +117,18 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
           // parsed's spans and every edit refer to.
           const canonical = ctx.rewrittenBody ?? body;
           const from = parsed.objectStart;
+          const chosen = setup.pick?.(ctx.principal) ?? setup;
+          const { engine, policy } = chosen;
+          const state = dlpState(ctx);
+          // Kept for dlp.response (same policy, same pseudonym session) and the audit.
+          state.setup = chosen;
+          state.policy = policy?.name;
           const pool = deps.parsePool;
           if (pool !== undefined && policy !== undefined && canonical.length > INLINE_SCAN_MAX_BYTES) {
             // Off the event loop; the state machine asks Envoy to wait longer for this message.
             ctx.out.slow = true;
             return pool.scanDlp({ policy, from, skipModel: true }, canonical, ctx.signal).then(
-              (hits) => apply(ctx, canonical, hits),
+              (hits) => apply(ctx, canonical, hits, engine),
               (err: unknown) => failed(ctx, err),
             );
           }
@@ -127,7 +138,7 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
           } catch (err) {
             return failed(ctx, err);
           }
-          apply(ctx, canonical, hits);
+          apply(ctx, canonical, hits, engine);
         },
       };
     },

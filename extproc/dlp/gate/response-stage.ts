@@ -18,6 +18,7 @@ import type { RequestContext } from '../../pipeline/context.ts';
 import { refuse } from '../../pipeline/errors.ts';
 import { defineSlot } from '../../pipeline/slots.ts';
 import { defineStage, type StageDeps } from '../../pipeline/stage.ts';
+import type { DlpPolicyConfig } from '../config.ts';
 import {
   applyHits,
   type BodyScan,
@@ -29,11 +30,16 @@ import {
 import type { DlpEngine, DlpFinding, DlpSession } from './engine-port.ts';
 import { blockMessage, type DlpGateOptions, type DlpGateResolver } from './request-stage.ts';
 import { INLINE_SCAN_MAX_BYTES } from './scan-job.ts';
-import { addFinding, dlpState } from './state.ts';
+import { addFinding, dlpState, peekDlpState } from './state.ts';
 import { StreamGuard } from './stream-guard.ts';
 
 /** Per response: the stream's channels, or the JSON body's chunks held until its end. */
 interface ResponseDlp {
+  /** The policy the request was scanned under (dlp.request's pick), or the caller's. */
+  engine: DlpEngine;
+  options: DlpGateOptions;
+  /** The policy config, for the parse pool's workers (large JSON bodies). */
+  policy: DlpPolicyConfig | undefined;
   guards: Map<string, StreamGuard>;
   json: Buffer[] | undefined;
   jsonBytes: number;
@@ -51,7 +57,6 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
     create: (config, deps) => {
       const setup = resolve(config, deps);
       if (setup === undefined || !setup.options.response) return {};
-      const { engine, options, policy } = setup;
       const pool = deps.parsePool;
       const maxJson = config.server.maxBufferedResponseBytes;
       return {
@@ -69,7 +74,15 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
                 ruleId: 'dlp.response_unreadable',
               },
             );
-          const state: ResponseDlp = { guards: new Map(), json: undefined, jsonBytes: 0 };
+          const chosen = peekDlpState(ctx)?.setup ?? setup.pick?.(ctx.principal) ?? setup;
+          const state: ResponseDlp = {
+            engine: chosen.engine,
+            options: chosen.options,
+            policy: chosen.policy,
+            guards: new Map(),
+            json: undefined,
+            jsonBytes: 0,
+          };
           if (format === 'json') {
             state.json = [];
             ctx.responseBodyRewritten = true;
@@ -82,7 +95,7 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
         onResponseEvent(ctx: RequestContext, event: ResponseEvent): void {
           const state = ctx.get(slot);
           if (state === undefined) return;
-          onEvent(ctx, event, state, engine, options, deps);
+          onEvent(ctx, event, state, state.engine, state.options, deps);
         },
         onResponseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): Buffer | Promise<Buffer> {
           const state = ctx.get(slot);
@@ -96,9 +109,10 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
           if (!endOfStream) return EMPTY;
           const body = state.json.length === 1 ? state.json[0]! : Buffer.concat(state.json);
           state.json = [];
+          const { engine, options, policy } = state;
           if (pool !== undefined && policy !== undefined && body.length > INLINE_SCAN_MAX_BYTES) {
-            // Off the event loop (up to 1 MiB scans in tens of ms); the state machine asks Envoy
-            // to wait longer for this answer.
+            // Off the event loop (up to 1 MiB scans in tens of ms), under the request's policy;
+            // the state machine asks Envoy to wait longer for this answer.
             ctx.out.slow = true;
             const first = jsonStart(body);
             return pool.scanDlp({ policy, from: first, skipModel: false }, body, ctx.signal).then(

@@ -1,9 +1,12 @@
 // One request's DLP state, shared by the request and response stages and read by the audit: the
 // pseudonym session, the findings (where, never what) and whether a scan failed open.
+
+import type { InjectionAudit } from '../../guard/gate/audit.ts';
 import type { RequestContext } from '../../pipeline/context.ts';
 import { defineSlot } from '../../pipeline/slots.ts';
 import type { FindingRecord } from './body-scan.ts';
 import type { DlpSession } from './engine-port.ts';
+import type { DlpPolicySetup } from './request-stage.ts';
 
 export interface DlpState {
   session: DlpSession | undefined;
@@ -13,6 +16,12 @@ export interface DlpState {
   classes: Set<string>;
   /** A scan that failed and was let through by dlp onScanError: allow (the audit says so). */
   failedOpen: string | undefined;
+  /** The policy dlp.request picked for this caller: dlp.response scans under the same one. */
+  setup: DlpPolicySetup | undefined;
+  /** Its name, for the audit (set by whichever stage picked it). */
+  policy: string | undefined;
+  /** What the prompt-injection guard found (extproc/guard/gate), when it ran. */
+  injection: InjectionAudit | undefined;
 }
 
 const slot = defineSlot<DlpState>('dlp.state');
@@ -24,7 +33,16 @@ export const MAX_AUDIT_FINDINGS = 100;
 export function dlpState(ctx: RequestContext): DlpState {
   let s = ctx.get(slot);
   if (s === undefined) {
-    s = { session: undefined, findings: [], dropped: 0, classes: new Set(), failedOpen: undefined };
+    s = {
+      session: undefined,
+      findings: [],
+      dropped: 0,
+      classes: new Set(),
+      failedOpen: undefined,
+      setup: undefined,
+      policy: undefined,
+      injection: undefined,
+    };
     ctx.set(slot, s);
   }
   return s;
@@ -48,6 +66,10 @@ export interface DlpAudit {
   findings_dropped: number;
   data_classes: string[];
   failed_open: string | null;
+  /** The policy the request was scanned under; null when no stage picked one. */
+  policy: string | null;
+  /** Present when the injection guard judged the request. */
+  injection?: InjectionAudit;
 }
 
 export function dlpAudit(ctx: RequestContext): DlpAudit | undefined {
@@ -58,5 +80,7 @@ export function dlpAudit(ctx: RequestContext): DlpAudit | undefined {
     findings_dropped: s.dropped,
     data_classes: [...s.classes].sort(),
     failed_open: s.failedOpen ?? null,
+    policy: s.policy ?? null,
+    ...(s.injection === undefined ? {} : { injection: s.injection }),
   };
 }
