@@ -107,6 +107,48 @@ describe('large JSON responses on the parse pool', () => {
     expect(out.toString()).toContain('her SSN is [REDACTED:US_SSN]');
   });
 
+  it('scans under the policy dlp.assign gave the request (its config goes to the worker)', async () => {
+    const body = bigCompletion();
+    const dlp = {
+      inspect: 'both',
+      assign: [{ from: { tenants: ['clinic'] }, policy: 'strict' }],
+      policies: [
+        { name: 'default', detectors: { EMAIL: 'warn' } },
+        { name: 'strict', detectors: { EMAIL: 'block' } },
+      ],
+    };
+    const as = (tenant: string) =>
+      runStage({
+        stages: ['llm.api_shape'],
+        config: { dlp },
+        given: {
+          principal: {
+            id: `${tenant}-svc`,
+            tenant,
+            team: undefined,
+            user: undefined,
+            roles: [],
+            attributes: {},
+            method: 'api_key',
+            issuer: 'config',
+            scope: undefined,
+          },
+        },
+        extraStages: stages(pool),
+        request: { path: '/v1/chat/completions', body: { model: 'm', messages: [{ role: 'user', content: 'hi' }] } },
+        response: { headers: { 'content-length': String(body.length) }, chunks: [body] },
+      });
+    const clinic = await as('clinic');
+    expect(clinic.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.EMAIL' });
+    const other = await as('acme');
+    expect(other.refused).toBeUndefined();
+    expect(JSON.parse(other.client!.body).choices[0].message.content).toContain('carol@example.org');
+    expect(other.audit.dlp?.findings.map((f) => `${f.where} ${f.type} ${f.action}`)).toEqual([
+      'response EMAIL warn',
+      'response US_SSN redact',
+    ]);
+  });
+
   it('fails closed when the worker scan fails', async () => {
     const broken = new ParsePool({ threads: 1 });
     await broken.close();
