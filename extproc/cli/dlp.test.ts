@@ -89,6 +89,33 @@ describe('lm-gate dlp scan', () => {
     await expect(scan([join(dir, 'missing.jsonl')])).rejects.toThrow(/no such file/);
   });
 
+  it('cuts lines out of chunks whatever their borders: inside a line, a CRLF or a UTF-8 character', async () => {
+    const input = `${JSON.stringify({ id: 'a', text: '😀 jane@example.com' })}\r\n\n${JSON.stringify({ id: 'b', text: 'call 536-22-1234' })}\n${JSON.stringify({ id: 'c', text: 'none' })}`;
+    const bytes = Buffer.from(input);
+    const whole = await scan([], input);
+    expect(lines(whole).map((l: { id: string }) => l.id)).toEqual(['a', 'b', 'c']);
+    for (let cut = 1; cut < bytes.length; cut++) {
+      let out = '';
+      await dlpCommand(['scan'], {
+        stdin: Readable.from([bytes.subarray(0, cut), bytes.subarray(cut)]),
+        write: (t) => {
+          out += t;
+        },
+      });
+      expect(out, `cut at byte ${cut}`).toBe(whole);
+    }
+    // Lines before a bad one are written before the error.
+    let out = '';
+    const bad = dlpCommand(['scan'], {
+      stdin: Readable.from([`${JSON.stringify({ id: 'ok', text: 'x' })}\nnot json\n`]),
+      write: (t) => {
+        out += t;
+      },
+    });
+    await expect(bad).rejects.toThrow(/stdin line 2: not JSON/);
+    expect(out).toBe('{"id":"ok","findings":[]}\n');
+  });
+
   it('codePointOffsets maps UTF-16 offsets, surrogate pairs counted once', () => {
     const text = 'a😀b𝄞c';
     expect(codePointOffsets(text, [0, 1, 3, 4, 6, 7])).toEqual([0, 1, 2, 3, 4, 5]);

@@ -61,6 +61,12 @@ const rows: Row[] = [
   ['fecha de nacimiento', 'fecha de nacimiento 1982-11-23', [['DATE_OF_BIRTH', '1982-11-23']]],
   ['出生日期', '出生日期：1990年1月2日', [['DATE_OF_BIRTH', '1990年1月2日']]],
   ['生年月日', '生年月日 1985-04-01', [['DATE_OF_BIRTH', '1985-04-01']]],
+  // The date regex's lookarounds are ASCII; check() applies their Unicode part, as the regex's
+  // Unicode lookarounds did: no date runs on into a number, and none starts inside a word (a
+  // CJK keyword glued to the date included, as before).
+  ['date glued to an Arabic-Indic digit', 'DOB: 1990-01-02٣', []],
+  ['date glued to a CJK word', '生年月日1985-04-01', []],
+  ['date after CJK punctuation', '生年月日：1985-04-01', [['DATE_OF_BIRTH', '1985-04-01']]],
   ['a date without birth context', 'the meeting is on 1990-01-02', []],
   // IP addresses
   ['ipv4 with port', 'connect to 10.0.0.1:8080', [['IP_ADDRESS', '10.0.0.1']]],

@@ -10,7 +10,7 @@
 // a time bound. Patterns a user supplies run on re2js instead (patterns.ts).
 
 import { isIPv6 } from 'node:net';
-import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import { phoneValid } from './phone.ts';
 import type { BuiltinType, DataClass } from './types.ts';
 import {
   cardIssuer,
@@ -69,9 +69,13 @@ export interface Detector {
   /** check() never moves the start, and is expensive: score the context first and skip the
    * check when the context alone rules the candidate out. */
   scoreFirst?: boolean;
+  /** A cheap test of the match alone, run before scoring and check(): false rejects it. */
+  quick?(s: string): boolean;
 }
 
 const yes = () => true;
+/** A lead literal that starts the match itself: no run before it. */
+const none = () => false;
 
 /** A literal every match contains (`@`, `://`) preceded by a run of the characters a match
  * starts with; a match can only start where that run starts (each shape's lookbehind says so),
@@ -82,6 +86,9 @@ export interface Anchor {
   maxRun: number;
   /** A match may start at the literal itself (`::1`). */
   emptyRun?: boolean;
+  /** What must follow the literal at `at` for a match to be possible (a cheap necessary
+   * condition: positions failing it are never handed to the regex). */
+  after?: (text: string, at: number) => boolean;
 }
 
 const isLocalPart = (c: number) =>
@@ -99,6 +106,14 @@ const isScheme = (c: number) =>
 
 /** Groups of an IBAN before a digit run: what follows is the IBAN's tail, not a new entity. */
 const IBAN_GROUPS_BEFORE = /[A-Z]{2}\d{2}(?: [A-Z0-9]{4})+ $/;
+/** IBAN_GROUPS_BEFORE at `at`, tried only where its last characters are (a space after a
+ * letter or digit group): most digit runs follow something else and skip the slice and regex. */
+function ibanGroupsBefore(text: string, at: number): boolean {
+  if (at < 10 || text.charCodeAt(at - 1) !== 32) return false;
+  const c = text.charCodeAt(at - 2);
+  if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90))) return false;
+  return IBAN_GROUPS_BEFORE.test(text.slice(Math.max(0, at - 40), at));
+}
 
 // --- PCI, PII, PHI -----------------------------------------------------------------------------
 
@@ -107,12 +122,15 @@ const creditCard: Detector = {
   dataClass: 'PCI',
   priority: 60,
   // 13–19 digits, single spaces or dashes between them; not inside a longer digit or word run.
-  regex: /(?<![\w-]|\d[ -])\d(?:[ -]?\d){12,18}(?![\w]|[ -]\d)/g,
+  // The lookbehind follows the first digit (it looks back over it) rather than preceding it:
+  // the regex engine then rejects every non-digit position on its first character, which more
+  // than halves its time on digit-dense text.
+  regex: /\d(?<![\w-]\d|\d[ -]\d)(?:[ -]?\d){12,18}(?![\w]|[ -]\d)/g,
   maxLength: 37,
   check(m, text) {
     const s = m[0];
     // The tail of an IBAN written in groups is not a card, even when its digits pass Luhn.
-    if (IBAN_GROUPS_BEFORE.test(text.slice(Math.max(0, m.index - 40), m.index))) return false;
+    if (ibanGroupsBefore(text, m.index)) return false;
     const d = s.replace(/[ -]/g, '');
     if (d.length !== s.length) {
       // Grouped: one separator kind, in the groupings cards are printed with.
@@ -181,7 +199,8 @@ const nhs: Detector = {
   type: 'UK_NHS',
   dataClass: 'PHI',
   priority: 46,
-  regex: /(?<![\w-])\d{3}([ -]?)\d{3}\1\d{4}(?![\w]|[ -]\d)/g,
+  // The lookbehind after the first digit, as for cards.
+  regex: /\d(?<![\w-]\d)\d{2}([ -]?)\d{3}\1\d{4}(?![\w]|[ -]\d)/g,
   maxLength: 12,
   check: (m) => nhsValid(m[0].replace(/[ -]/g, '')),
   requires: /\bnhs|patient|clinical|clinic\b|hospital|\bgp\b|surgery|medical|health|\bward\b|diagnos|prescri/i,
@@ -194,9 +213,15 @@ const nhs: Detector = {
 const MONTHS =
   'jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?';
 /** A date that starts with a digit: ISO, numeric day/month/year either way round, "12 March
- * 1990", CJK; and the "12, 1990" of "March 12, 1990", whose month check() takes in. Digit-led, so
- * the regex engine only starts at digits. */
-const DATE = `(?:\\d{4}[-/.]\\d{1,2}[-/.]\\d{1,2}|\\d{1,2}[-/.]\\d{1,2}[-/.](?:\\d{4}|\\d{2})|\\d{1,2}(?:st|nd|rd|th)?\\.? (?:${MONTHS})\\.?,? \\d{4}|\\d{1,2}(?:st|nd|rd|th)?,? \\d{4}|\\d{4}年\\d{1,2}月\\d{1,2}日)`;
+ * 1990", CJK; and the "12, 1990" of "March 12, 1990", whose month check() takes in. Written
+ * after its first digit (\d{4} is that digit and \d{3}, \d{1,2} that digit and \d?): the regex
+ * consumes the first digit, then looks behind it, so the engine rejects every other position on
+ * one character. */
+const DATE_AFTER_FIRST_DIGIT = `(?:\\d{3}[-/.]\\d{1,2}[-/.]\\d{1,2}|\\d?[-/.]\\d{1,2}[-/.](?:\\d{4}|\\d{2})|\\d?(?:st|nd|rd|th)?\\.? (?:${MONTHS})\\.?,? \\d{4}|\\d?(?:st|nd|rd|th)?,? \\d{4}|\\d{3}年\\d{1,2}月\\d{1,2}日)`;
+/** Letters and numbers beyond ASCII on either side, which the date regex's ASCII lookarounds
+ * do not see (check() rejects them, as the Unicode lookarounds the regex had did). */
+const WORD_BEFORE = /[\p{L}\p{N}]$/u;
+const NUMBER_AFTER = /^\p{N}/u;
 const DAY_YEAR = /^\d{1,2}(?:st|nd|rd|th)?,? \d{4}$/i;
 const MONTH_BEFORE = new RegExp(`(?<![\\p{L}])(?:${MONTHS})\\.? $`, 'iu');
 /** Words that present a date as a birth date, in the languages the gate's users write. */
@@ -210,10 +235,16 @@ const dateOfBirth: Detector = {
   priority: 40,
   // The date; check() requires the keyword before it (within 48 characters: keyword and
   // separator are at most 30).
-  regex: new RegExp(`(?<![\\p{L}\\p{N}_])${DATE}(?![\\p{N}])`, 'giu'),
+  // Not Unicode mode (the 'u' flag made it three times slower): on normalised text its classes
+  // and case folding are the ASCII ones (NFKC has replaced ſ and K, the only characters that fold
+  // to ASCII letters), and check() applies the Unicode part of the lookarounds.
+  regex: new RegExp(`\\d(?<![A-Za-z0-9_]\\d)${DATE_AFTER_FIRST_DIGIT}(?!\\d)`, 'gi'),
   maxLength: 14 + 24,
   check(m, text, hit) {
     let start = hit.start;
+    if (start > 0 && text.charCodeAt(start - 1) >= 128 && WORD_BEFORE.test(text.slice(Math.max(0, start - 2), start)))
+      return false;
+    if (text.charCodeAt(hit.end) >= 128 && NUMBER_AFTER.test(text.slice(hit.end, hit.end + 2))) return false;
     if (DAY_YEAR.test(m[0])) {
       const month = MONTH_BEFORE.exec(text.slice(Math.max(0, start - 14), start));
       if (month === null) return false;
@@ -357,31 +388,37 @@ const phone: Detector = {
   priority: 30,
   base: 0.7,
   scoreFirst: true,
-  // +CC, an optional (area), then digit groups with one separator between them.
+  // +CC, an optional (area), then digit groups with one separator between them. The lookahead
+  // wants the 7 characters a number of 7 digits at least spans: every short digit run in a text
+  // (3 items, 2024) is passed over inside the regex engine instead of becoming a match that
+  // quick() rejects. It changes no accepted match: it consumes nothing and holds wherever a
+  // match of 7 digits starts.
   regex:
-    /(?<![\w+\-./)]|[\d+)][ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,15}(?:[ .-]\d{1,10}){0,5}(?![\w]|[.-]\d)/g,
+    /(?=[\d+(][\d +().-]{6})(?<![\w+\-./)]|[\d+)][ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,15}(?:[ .-]\d{1,10}){0,5}(?![\w]|[.-]\d)/g,
   maxLength: 4 + 8 + 15 + 5 * 11,
-  check(m, text, _hit, env) {
-    const s = m[0];
+  quick(s) {
     let digits = 0;
     for (let k = 0; k < s.length; k++) {
       const c = s.charCodeAt(k);
       if (c >= 48 && c <= 57) digits++;
     }
-    if (digits < 7 || digits > 15) return false;
+    return digits >= 7 && digits <= 15;
+  },
+  check(m, text, _hit, env) {
+    const s = m[0];
     // The tail of an IBAN written in groups (NL80 SSKV 5722 4039 19) is not a phone.
-    if (IBAN_GROUPS_BEFORE.test(text.slice(Math.max(0, m.index - 40), m.index))) return false;
+    if (ibanGroupsBefore(text, m.index)) return false;
     // Dates and dotted versions are not numbers anyone dials.
     if (/^\d{4}-\d{2}-\d{2}$|^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$/.test(s)) return false;
     if (/^\d+(?:\.\d+){2,}$/.test(s) && !s.startsWith('+')) return false;
     // North American numbers have a fixed shape: settle most digit runs without the parser.
     if (s.charCodeAt(0) !== 43 && NANP.has(env.defaultRegion) && !nanpShape(s)) return false;
-    // libphonenumber is the slow part of a scan; streams re-scan their retained context, and
-    // texts repeat numbers, so its answers are remembered (a bounded map, per scanner).
+    // Validation (libphonenumber's answer, phone.ts) is the slow part of a scan; streams
+    // re-scan their retained context, and texts repeat numbers, so its answers are remembered
+    // (a bounded map, per scanner).
     const known = env.phoneMemo.get(s);
     if (known !== undefined) return known;
-    const parsed = parsePhoneNumberFromString(s, env.defaultRegion as Parameters<typeof parsePhoneNumberFromString>[1]);
-    const valid = parsed?.isValid() === true;
+    const valid = phoneValid(s, env.defaultRegion);
     if (env.phoneMemo.size >= PHONE_MEMO) env.phoneMemo.clear();
     env.phoneMemo.set(s, valid);
     return valid;
@@ -404,6 +441,17 @@ const ipv4: Detector = {
     /(?:version|\bver|\bv|build|release|\btag|firmware|\boid|snmp|image|chart|sdk|update|upgrade|patch)[\s:=#@-]*(?:to |from |is )?$/i,
 };
 
+/** Another colon after at most 4 hex digits following the colon at `at`. */
+function secondColon(text: string, at: number): boolean {
+  const end = Math.min(text.length, at + 6);
+  for (let k = at + 1; k < end; k++) {
+    const c = text.charCodeAt(k);
+    if (c === 58) return true;
+    if (!isHex(c)) return false;
+  }
+  return false;
+}
+
 const ipv6: Detector = {
   type: 'IP_ADDRESS',
   dataClass: 'PII',
@@ -413,7 +461,9 @@ const ipv6: Detector = {
   regex:
     /(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)/g,
   maxLength: 45,
-  lead: { literal: ':', runChar: isHex, maxRun: 4, emptyRun: true },
+  // The shape's lookahead wants a second colon after at most 4 hex digits: most colons in a
+  // text (`key: value`, times, URLs) have none and never reach the regex.
+  lead: { literal: ':', runChar: isHex, maxRun: 4, emptyRun: true, after: secondColon },
   check(m) {
     const s = m[0];
     if (!isIPv6(s)) return false;
@@ -454,13 +504,20 @@ const awsSecretKey: Detector = {
   },
 };
 
+/** `gh` of `ghp_` (and o, u, s, r) or of `github_pat_`. */
+function githubPrefix(text: string, at: number): boolean {
+  const c = text.charCodeAt(at + 2);
+  if (text.charCodeAt(at + 3) === 95 && (c === 112 || c === 111 || c === 117 || c === 115 || c === 114)) return true;
+  return text.startsWith('github_pat_', at);
+}
+
 const githubToken: Detector = {
   type: 'GITHUB_TOKEN',
   dataClass: 'SECRET',
   priority: 80,
   regex: /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9_])/g,
   maxLength: 93,
-  lead: /gh[pousr]_|github_pat_/g,
+  lead: { literal: 'gh', runChar: none, maxRun: 0, emptyRun: true, after: githubPrefix },
   // Classic tokens carry a CRC32 checksum; fine-grained ones have no public checksum, so their
   // exact shape is the test.
   check: (m) => (m[0].startsWith('github_pat_') ? !looksLikePlaceholder(m[0]) : githubChecksumValid(m[0])),
@@ -472,7 +529,7 @@ const slackToken: Detector = {
   priority: 80,
   regex: /(?<![\w-])xox[abposr]-(?:\d{8,14}-){1,3}[A-Za-z0-9]{24,48}(?![\w-])/g,
   maxLength: 5 + 3 * 15 + 48,
-  lead: /xox/g,
+  lead: { literal: 'xox', runChar: none, maxRun: 0, emptyRun: true },
   check: (m) => !looksLikePlaceholder(m[0]),
 };
 
@@ -483,7 +540,7 @@ const stripeKey: Detector = {
   // Secret and restricted keys; publishable pk_ keys are public by design.
   regex: /(?<![\w])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,99}(?![\w])/g,
   maxLength: 8 + 99,
-  lead: /[sr]k_/g,
+  lead: { literal: 'k_', runChar: (c) => c === 115 || c === 114, maxRun: 1 },
   check: (m) => !looksLikePlaceholder(m[0].slice(8)),
 };
 
@@ -493,7 +550,7 @@ const gcpApiKey: Detector = {
   priority: 80,
   regex: /(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])/g,
   maxLength: 39,
-  lead: /AIza/g,
+  lead: { literal: 'AIza', runChar: none, maxRun: 0, emptyRun: true },
   check: (m) => !looksLikePlaceholder(m[0].slice(4)),
 };
 
@@ -540,7 +597,7 @@ const jwt: Detector = {
   // Bounded so that a whole JWT fits the smallest stream hold (maxBlockChars).
   regex: /(?<![\w-])eyJ[A-Za-z0-9_-]{8,509}\.[A-Za-z0-9_-]{2,2800}\.[A-Za-z0-9_-]{0,700}(?![\w-]|\.[\w-])/g,
   maxLength: 3 + 509 + 1 + 2800 + 1 + 700,
-  lead: /eyJ/g,
+  lead: { literal: 'eyJ', runChar: none, maxRun: 0, emptyRun: true },
   check: (m) => jwtHeaderValid(m[0].slice(0, m[0].indexOf('.'))),
 };
 
@@ -573,13 +630,16 @@ const genericSecret: Detector = {
   maxLength: 256,
   lead: /api|client|secret|access|auth|refresh|token|passw|pwd|private|bearer/gi,
   check(m, _text, hit) {
-    const value = m[1]!.replace(/\.+$/, '');
+    const raw = m[1]!;
+    let cut = raw.length;
+    while (cut > 0 && raw.charCodeAt(cut - 1) === 46) cut--; // trailing dots end a sentence
+    const value = cut === raw.length ? raw : raw.slice(0, cut);
     if (value.length < 12 || looksLikePlaceholder(value)) return false;
     // A git commit or a SHA-1 digest, not a secret.
     if (/^[0-9a-f]{40}$/.test(value)) return false;
     if (!/\d/.test(value) || !/[A-Za-z]/.test(value)) return false;
     if (entropy(value) < 3.2) return false;
-    hit.start = hit.end - m[1]!.length;
+    hit.start = hit.end - raw.length;
     hit.end = hit.start + value.length;
     return true;
   },

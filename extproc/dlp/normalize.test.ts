@@ -35,6 +35,23 @@ describe('normalise', () => {
     expect(n.text).toBe(raw);
     const at = raw.indexOf('a@b.co');
     expect(rawSpan(n, at, at + 6)).toEqual([at, at + 6]);
+    // Nothing changed: the raw string itself, no copy and no map.
+    expect(n).toEqual({ text: raw, rawLength: raw.length });
+  });
+
+  it('maps the same whether the first change comes first, late, or after unchanged runs', () => {
+    const tail = 'x ５ AK\u200bIA';
+    for (const head of ['', 'abc ', 'é 中文 ', '😀'.repeat(3)]) {
+      const raw = head + tail;
+      const n = normalise(raw);
+      expect(n.text).toBe(`${head}x 5 AKIA`);
+      for (let a = 0; a <= n.text.length; a++)
+        for (let b = a; b <= n.text.length; b++) {
+          const [from, to] = rawSpan(n, a, b);
+          // Each span covers exactly the raw code points behind it (the dropped one inside).
+          expect(normalise(raw.slice(from, to)).text).toBe(n.text.slice(a, b));
+        }
+    }
   });
 
   it('does not compose across code points, so a text normalises the same in pieces', () => {

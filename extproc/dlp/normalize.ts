@@ -32,6 +32,8 @@ function invisible(c: number): boolean {
   );
 }
 const NON_ASCII = /[\u0080-\uffff]/;
+/** NON_ASCII, global, for normalise's run search (lastIndex is set before each use). */
+const NEXT_NON_ASCII = new RegExp(NON_ASCII.source, 'g');
 
 export interface Normalised {
   /** The text detectors see. */
@@ -56,9 +58,15 @@ export interface OffsetMap {
 
 export function normalise(raw: string): Normalised {
   if (!NON_ASCII.test(raw)) return { text: raw, rawLength: raw.length };
+  // Text in any script with nothing to drop or replace is its own normal form: no copy, no map.
+  const first = firstChange(raw);
+  if (first < 0) return { text: raw, rawLength: raw.length };
   const out = new Builder();
-  let i = 0;
-  const nextNonAscii = new RegExp(NON_ASCII.source, 'g');
+  // What comes before the first change is copied in one piece (the loop below would have made
+  // identity segments of it, which join into one).
+  if (first > 0) out.identity(raw, 0, first);
+  let i = first;
+  const nextNonAscii = NEXT_NON_ASCII;
   while (i < raw.length) {
     // An ASCII run is copied as is; the regex engine finds its end far faster than a loop.
     nextNonAscii.lastIndex = i;
@@ -90,6 +98,29 @@ export function normalise(raw: string): Normalised {
     i = j;
   }
   return out.finish(raw.length);
+}
+
+/** Where normalise first changes `raw`: the start of the first invisible character or of the
+ * first run NFKC changes (a place where normalise's loop starts a step); -1 if nowhere. */
+function firstChange(raw: string): number {
+  let i = 0;
+  while (i < raw.length) {
+    NEXT_NON_ASCII.lastIndex = i;
+    const m = NEXT_NON_ASCII.exec(raw);
+    if (m === null) return -1;
+    i = m.index;
+    let j = i;
+    while (j < raw.length) {
+      const c = raw.codePointAt(j)!;
+      if (c < 0x80 || invisible(c)) break;
+      j += c > 0xffff ? 2 : 1;
+    }
+    if (j === i) return i;
+    const run = raw.slice(i, j);
+    if (run.normalize('NFKC') !== run) return i;
+    i = j;
+  }
+  return -1;
 }
 
 class Builder {

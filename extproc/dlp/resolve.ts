@@ -16,6 +16,7 @@ export interface Candidate {
 /** One finding per entity: candidates sorted by start; of two that overlap, the higher
  * priority wins, then the longer, then the earlier. */
 export function resolveOverlaps(candidates: Candidate[]): Candidate[] {
+  if (candidates.length < 2) return candidates;
   candidates.sort((a, b) => a.start - b.start || b.priority - a.priority || b.end - a.end);
   const out: Candidate[] = [];
   for (const c of candidates) {

@@ -35,9 +35,10 @@ function seeker(lead: Detector['lead']): CompiledDetector['seek'] {
       return re.exec(text)?.index ?? -1;
     };
   }
-  const { literal, runChar, maxRun, emptyRun } = lead;
+  const { literal, runChar, maxRun, emptyRun, after } = lead;
   return (text, from) => {
     for (let at = text.indexOf(literal, from); at >= 0; at = text.indexOf(literal, at + 1)) {
+      if (after !== undefined && !after(text, at)) continue;
       let start = at;
       while (start > 0 && at - start <= maxRun && runChar(text.charCodeAt(start - 1))) start--;
       // No run where one is needed, or a run longer than a match allows.
@@ -223,10 +224,16 @@ export class Scanner {
         hit.end = m.index + m[0].length;
         hit.confidence = detector.base ?? 0.9;
         let next = m.index + 1;
-        const ruledOut =
-          detector.scoreFirst === true && this.score(detector, text, hit.start, hit.confidence) < this.minConfidence;
+        // scoreFirst: check() keeps the start, so the score taken before it stands after it.
+        const first =
+          detector.quick !== undefined && !detector.quick(m[0])
+            ? -1
+            : detector.scoreFirst === true
+              ? this.score(detector, text, hit.start, hit.confidence)
+              : undefined;
+        const ruledOut = first !== undefined && first < this.minConfidence;
         if (!ruledOut && detector.check(m, text, hit, this.env)) {
-          const confidence = this.score(detector, text, hit.start, hit.confidence);
+          const confidence = first ?? this.score(detector, text, hit.start, hit.confidence);
           if (confidence >= this.minConfidence) {
             if (hit.start >= from)
               out.push({

@@ -25,10 +25,14 @@ export function luhn(s: string): boolean {
 /** A card number (digits only) with a real issuer prefix for its length. */
 export function cardIssuer(d: string): string | undefined {
   const n = d.length;
-  const p2 = Number(d.slice(0, 2));
-  const p3 = Number(d.slice(0, 3));
-  const p4 = Number(d.slice(0, 4));
-  const p6 = Number(d.slice(0, 6));
+  // Every issuer below wants 13 digits at least.
+  if (n < 13) return undefined;
+  // The leading 2, 3, 4 and 6 digits as numbers, without a string per prefix.
+  const digit = (k: number) => d.charCodeAt(k) - 48;
+  const p2 = digit(0) * 10 + digit(1);
+  const p3 = p2 * 10 + digit(2);
+  const p4 = p3 * 10 + digit(3);
+  const p6 = (p4 * 10 + digit(4)) * 10 + digit(5);
   if (d[0] === '4' && (n === 13 || n === 16 || n === 19)) return 'visa';
   if (((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) && n === 16) return 'mastercard';
   if ((p2 === 34 || p2 === 37) && n === 15) return 'amex';

@@ -49,11 +49,10 @@ export class Pipeline {
     return runBody(this.requestBodyStages, ctx, body, 0);
   }
 
-  /** Chains the chunk through every stage; returns what to forward. */
-  responseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): Buffer {
-    let out = chunk;
-    for (const s of this.responseBodyStages) out = s.onResponseBody!(ctx, out, endOfStream);
-    return out;
+  /** Chains the chunk through every stage; returns what to forward (a promise only when a
+   * stage returned one). */
+  responseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): Buffer | Promise<Buffer> {
+    return runResponseBody(this.responseBodyStages, ctx, chunk, endOfStream, 0);
   }
 
   /** Hands one decoded response event to every stage that reads events, in order, until one
@@ -93,6 +92,22 @@ export class Pipeline {
   get wantsResponseBody(): boolean {
     return this.responseBodyStages.length > 0;
   }
+}
+
+function runResponseBody(
+  stages: Stage[],
+  ctx: RequestContext,
+  chunk: Buffer,
+  endOfStream: boolean,
+  from: number,
+): Buffer | Promise<Buffer> {
+  let out = chunk;
+  for (let i = from; i < stages.length; i++) {
+    const r = stages[i]!.onResponseBody!(ctx, out, endOfStream);
+    if (r instanceof Promise) return r.then((b) => runResponseBody(stages, ctx, b, endOfStream, i + 1));
+    out = r;
+  }
+  return out;
 }
 
 /** beforeEnd hooks in order; a failure is reported and the next one still runs. */

@@ -76,8 +76,10 @@ export interface Stage {
   onResponseEvent?(ctx: RequestContext, event: ResponseEvent): void;
   /** One raw response body chunk (STREAMED) or the whole body (BUFFERED), after the response
    * reader: for stages that work on bytes, not events. Return the bytes to forward: the same
-   * Buffer when unchanged, so the state machine can skip a body mutation. */
-  onResponseBody?(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): Buffer;
+   * Buffer when unchanged, so the state machine can skip a body mutation. A promise only for
+   * real async work (a large buffered body scanned on the parse pool: set ctx.out.slow too);
+   * the answer waits for it, and a rejection refuses like a throw. */
+  onResponseBody?(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): Buffer | Promise<Buffer>;
   /** Called exactly once per request, after its last answer or when it was cut short, and only
    * once any hook still running (overtaken by the deadline or a cancel) has settled or been
    * aborted: release or refund here what an earlier hook reserved. May be async; the audit

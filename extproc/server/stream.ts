@@ -288,8 +288,7 @@ export class ProcessStream {
       case 'responseBody':
         if (!(this.seen & Seen.ResponseHeaders)) return this.protocolError('response_body before response_headers');
         if (this.seen & Seen.ResponseBodyEnd) return this.protocolError('response_body after end of stream');
-        this.onResponseBody(msg.responseBody ?? {});
-        return;
+        return this.onResponseBody(msg.responseBody ?? {});
       case 'responseTrailers':
         if (!(this.seen & Seen.ResponseHeaders)) return this.protocolError('response_trailers before response_headers');
         return this.onResponseTrailers();
@@ -629,8 +628,9 @@ export class ProcessStream {
     });
   };
 
-  private onResponseBody(b: HttpBody): void {
+  private onResponseBody(b: HttpBody): void | Promise<void> {
     const ctx = this.ctx;
+    ctx.out.reset();
     const chunk = asBuffer(b.body);
     // A BUFFERED body message is the whole body, also when trailers follow it (end_of_stream
     // false); a STREAMED one ends with end_of_stream or, failing that, with the trailers.
@@ -648,7 +648,17 @@ export class ProcessStream {
       if (ctx.streamError !== undefined && ctx.error === undefined && reader.stream?.ended === true)
         this.recordStreamError(ctx.streamError);
     }
-    forward = this.pipeline.responseBody(ctx, forward, endOfStream);
+    const out = this.pipeline.responseBody(ctx, forward, endOfStream);
+    if (out instanceof Promise)
+      return out.then((body) => {
+        if (!this.finished) this.answerResponseBody(chunk, body, endOfStream);
+      });
+    this.answerResponseBody(chunk, out, endOfStream);
+  }
+
+  /** `forward` is what the stages made of `chunk`: the body mutation when it differs. */
+  private answerResponseBody(chunk: Buffer, forward: Buffer, endOfStream: boolean): void {
+    const ctx = this.ctx;
     const response: CommonResponse = {};
     if (forward !== chunk) {
       response.bodyMutation = forward.length > 0 ? { body: forward } : { clearBody: true };

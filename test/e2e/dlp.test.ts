@@ -132,6 +132,19 @@ describe('DLP through real Envoy', () => {
     expect(JSON.parse(got.body).messages[0].content).toBe('my ssn is [REDACTED:US_SSN]');
   });
 
+  it('scans a JSON answer over 64 KiB on a parse worker and still answers the client whole', async () => {
+    reset();
+    // 24,000 words of the mock's default reply: about 170 KB of JSON, over INLINE_SCAN_MAX_BYTES.
+    const res = await client().chat.completions.create(ask('Write a long text to jane.doe@example.com'), {
+      headers: { 'x-mock-chunks': '24000' },
+    });
+    const content = res.choices[0]?.message.content ?? '';
+    expect(content.length).toBeGreaterThan(64 * 1024);
+    expect(content.startsWith('Hello from the mock model server! Hello from')).toBe(true);
+    expect(content.split(' server! ')).toHaveLength(4001);
+    expect(lastReceived().body).toContain('[EMAIL_1]');
+  });
+
   it('finds an access key hidden with zero-width characters (403, nothing forwarded)', async () => {
     reset();
     const err = await client()

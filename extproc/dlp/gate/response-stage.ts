@@ -18,9 +18,18 @@ import type { RequestContext } from '../../pipeline/context.ts';
 import { refuse } from '../../pipeline/errors.ts';
 import { defineSlot } from '../../pipeline/slots.ts';
 import { defineStage, type StageDeps } from '../../pipeline/stage.ts';
-import { applyHits, type BodyScan, collectHits, type FindingRecord, ScanBudgetExceeded } from './body-scan.ts';
+import type { DlpPolicyConfig } from '../config.ts';
+import {
+  applyHits,
+  type BodyScan,
+  type CollectedHits,
+  collectHits,
+  type FindingRecord,
+  ScanBudgetExceeded,
+} from './body-scan.ts';
 import type { DlpEngine, DlpFinding, DlpSession } from './engine-port.ts';
 import { blockMessage, type DlpGateOptions, type DlpGateResolver } from './request-stage.ts';
+import { INLINE_SCAN_MAX_BYTES } from './scan-job.ts';
 import { addFinding, dlpState, peekDlpState } from './state.ts';
 import { StreamGuard } from './stream-guard.ts';
 
@@ -29,6 +38,8 @@ interface ResponseDlp {
   /** The policy the request was scanned under (dlp.request's pick), or the caller's. */
   engine: DlpEngine;
   options: DlpGateOptions;
+  /** The policy config, for the parse pool's workers (large JSON bodies). */
+  policy: DlpPolicyConfig | undefined;
   guards: Map<string, StreamGuard>;
   json: Buffer[] | undefined;
   jsonBytes: number;
@@ -48,6 +59,7 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
     create: (config, deps) => {
       const setup = resolve(config, deps);
       if (setup === undefined || !setup.options.response) return {};
+      const pool = deps.parsePool;
       const maxJson = config.server.maxBufferedResponseBytes;
       return {
         onResponseHeaders(ctx: RequestContext): void {
@@ -68,6 +80,7 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
           const state: ResponseDlp = {
             engine: chosen.engine,
             options: chosen.options,
+            policy: chosen.policy,
             guards: new Map(),
             json: undefined,
             jsonBytes: 0,
@@ -86,7 +99,7 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
           if (state === undefined) return;
           onEvent(ctx, event, state, state.engine, state.options, deps);
         },
-        onResponseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): Buffer {
+        onResponseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): Buffer | Promise<Buffer> {
           const state = ctx.get(slot);
           if (state?.json === undefined) return chunk;
           state.jsonBytes += chunk.length;
@@ -98,11 +111,29 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
           if (!endOfStream) return EMPTY;
           const body = state.json.length === 1 ? state.json[0]! : Buffer.concat(state.json);
           state.json = [];
-          return scanJsonResponse(ctx, body, state.engine, state.options, deps);
+          const { engine, options, policy } = state;
+          if (pool !== undefined && policy !== undefined && body.length > INLINE_SCAN_MAX_BYTES) {
+            // Off the event loop (up to 1 MiB scans in tens of ms), under the request's policy;
+            // the state machine asks Envoy to wait longer for this answer.
+            ctx.out.slow = true;
+            const first = jsonStart(body);
+            return pool.scanDlp({ policy, from: first, skipModel: false }, body, ctx.signal).then(
+              (hits) => applyResponseHits(ctx, body, hits, engine, options, deps),
+              (err: unknown) => scanFailed(ctx, body, err, options, deps),
+            );
+          }
+          return scanJsonResponse(ctx, body, engine, options, deps);
         },
       };
     },
   });
+}
+
+/** Where the body's JSON value starts (after any leading whitespace or BOM). */
+function jsonStart(body: Buffer): number {
+  let first = 0;
+  while (first < body.length && body[first] !== 0x7b && body[first] !== 0x5b) first++;
+  return first;
 }
 
 function scanJsonResponse(
@@ -112,22 +143,44 @@ function scanJsonResponse(
   options: DlpGateOptions,
   deps: StageDeps,
 ): Buffer {
+  let hits: CollectedHits;
+  try {
+    hits = collectHits(body, jsonStart(body), engine.scanner, { skipModel: false, budgetMs: options.scanBudgetMs });
+  } catch (err) {
+    return scanFailed(ctx, body, err, options, deps);
+  }
+  return applyResponseHits(ctx, body, hits, engine, options, deps);
+}
+
+/** The scan threw, ran past its budget or its worker failed: refused, unless onScanError lets
+ * the body through unchecked (and the audit says so). */
+function scanFailed(ctx: RequestContext, body: Buffer, err: unknown, options: DlpGateOptions, deps: StageDeps): Buffer {
+  deps.logger.error({ err: (err as Error).name }, 'dlp: response scan failed');
+  if (options.onScanError === 'block')
+    throw refuse('content_blocked', 'The response could not be checked for sensitive data, so it was not sent.', {
+      ruleId: err instanceof ScanBudgetExceeded ? 'dlp.scan_budget' : 'dlp.scan_error',
+    });
+  dlpState(ctx).failedOpen = 'response scan failed';
+  return body;
+}
+
+/** Hits (found inline or on a worker) to the body the client gets, on the main thread, which
+ * owns the request's pseudonym session. */
+function applyResponseHits(
+  ctx: RequestContext,
+  body: Buffer,
+  hits: CollectedHits,
+  engine: DlpEngine,
+  options: DlpGateOptions,
+  deps: StageDeps,
+): Buffer {
   const dlp = dlpState(ctx);
   const session = dlp.session ?? engine.newSession();
-  let first = 0;
-  while (first < body.length && body[first] !== 0x7b && body[first] !== 0x5b) first++;
   let scan: BodyScan;
   try {
-    const hits = collectHits(body, first, engine.scanner, { skipModel: false, budgetMs: options.scanBudgetMs });
     scan = applyHits(body, hits, session, 'response', session);
   } catch (err) {
-    deps.logger.error({ err: (err as Error).name }, 'dlp: response scan failed');
-    if (options.onScanError === 'block')
-      throw refuse('content_blocked', 'The response could not be checked for sensitive data, so it was not sent.', {
-        ruleId: err instanceof ScanBudgetExceeded ? 'dlp.scan_budget' : 'dlp.scan_error',
-      });
-    dlp.failedOpen = 'response scan failed';
-    return body;
+    return scanFailed(ctx, body, err, options, deps);
   }
   record(ctx, scan.findings, deps);
   if (scan.blocked !== undefined) {
