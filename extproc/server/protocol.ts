@@ -2,14 +2,14 @@
 // every ProcessingResponse the gate sends. Stages never build protocol messages; the stream
 // state machine does, through this module, so each phase's answer is shaped in one place.
 //
-// Codec: protobufjs reflection, decoding to message instances and encoding plain objects, with no
-// toObject() conversion per message (bench/results/proto-codec.md measures it against
-// @grpc/proto-loader).
+// Codec: the messages grpc-js carries on the gate's hot path are encoded by hand
+// (response-codec.ts); protobufjs reflection stays for the rest (health checks, and the client
+// side tests use), and as the reference the hand-written codecs are tested against.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import { appendStructField } from './struct-codec.ts';
+import { encodeProcessingResponse } from './response-codec.ts';
 
 const PROTOS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'protos');
 // google/protobuf/*.proto ship with protobufjs (descriptor.proto is not among its built-ins).
@@ -88,24 +88,7 @@ export function encodeProcessingRequest(msg: object): Buffer {
   return Buffer.from(ProcessingRequestType.encode(msg as protobuf.Message).finish());
 }
 
-/** ProcessingResponse.dynamic_metadata's field number. */
-const DYNAMIC_METADATA_FIELD = 8;
-
-export function encodeProcessingResponse(msg: ProcessingResponse): Buffer {
-  const metadata = msg.dynamicMetadata;
-  if (metadata === undefined)
-    return asBuffer(ProcessingResponseType.encode(msg as unknown as protobuf.Message).finish());
-  // The metadata Struct is encoded by hand (struct-codec.ts), after the rest of the message.
-  msg.dynamicMetadata = undefined;
-  const rest = ProcessingResponseType.encode(msg as unknown as protobuf.Message).finish();
-  msg.dynamicMetadata = metadata;
-  return appendStructField(rest, DYNAMIC_METADATA_FIELD, metadata);
-}
-
-/** protobufjs' writer already returns a Buffer under Node: Buffer.from would copy it. */
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
+export { encodeProcessingResponse };
 
 export function decodeProcessingResponse(buf: Buffer): ProcessingResponse {
   return ProcessingResponseType.toObject(ProcessingResponseType.decode(buf), {

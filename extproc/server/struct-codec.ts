@@ -2,26 +2,12 @@
 // answers. protobufjs encodes a Struct as nested map entries, each a fork/ldelim pair with an
 // operation object per field written: with the per-request metadata that was the largest single
 // allocation of the gate's answers (npm run bench:alloc: ~13 KiB a request of ~89). Here sizes
-// are computed first and the bytes written into one buffer. The wire format is Struct's: map
+// are computed first and the bytes written into the answer's one buffer (response-codec.ts).
+// The wire format is Struct's: map
 // entries (key = 1, value = 2) under field 1; Value's oneof null = 1, number = 2 (double),
 // string = 3, bool = 4, struct = 5, list = 6; ListValue's values = 1.
 import type { ProtoStruct, ProtoValue } from './protocol.ts';
-
-function varintLen(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
-}
-
-function writeVarint(buf: Buffer, pos: number, n: number): number {
-  while (n >= 0x80) {
-    buf[pos++] = (n & 0x7f) | 0x80;
-    n >>>= 7;
-  }
-  buf[pos++] = n;
-  return pos;
-}
-
-/** A length-delimited field's size on the wire: tag, length, body. */
-const delimited = (body: number) => 1 + varintLen(body) + body;
+import { delimited, writeVarint } from './wire.ts';
 
 function valueSize(v: ProtoValue): number {
   if ('stringValue' in v) return delimited(Buffer.byteLength(v.stringValue, 'utf8'));
@@ -87,7 +73,8 @@ function writeValue(buf: Buffer, pos: number, v: ProtoValue): number {
   return pos;
 }
 
-function writeStruct(buf: Buffer, pos: number, s: ProtoStruct): number {
+/** The Struct message's body, sized by structSize. */
+export function writeStruct(buf: Buffer, pos: number, s: ProtoStruct): number {
   for (const key in s.fields) {
     const v = s.fields[key]!;
     buf[pos++] = 0x0a;
@@ -98,18 +85,4 @@ function writeStruct(buf: Buffer, pos: number, s: ProtoStruct): number {
     pos = writeValue(buf, pos, v);
   }
   return pos;
-}
-
-/** `message` followed by field `field` holding the Struct, in one buffer: a message's fields
- * may come in any order on the wire, so appending is the same message to every parser. */
-export function appendStructField(message: Uint8Array, field: number, s: ProtoStruct): Buffer {
-  const body = structSize(s);
-  const tag = (field << 3) | 2;
-  const buf = Buffer.allocUnsafe(message.length + varintLen(tag) + varintLen(body) + body);
-  buf.set(message, 0);
-  let pos = writeVarint(buf, message.length, tag);
-  pos = writeVarint(buf, pos, body);
-  pos = writeStruct(buf, pos, s);
-  if (pos !== buf.length) throw new Error(`struct codec wrote ${pos} of ${buf.length} bytes`);
-  return buf;
 }

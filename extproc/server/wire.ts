@@ -1,0 +1,85 @@
+// Protocol-buffer wire primitives shared by the hand-written ext_proc codecs (response-codec.ts,
+// request-codec.ts, struct-codec.ts): varint sizes and writes, and tags.
+
+/** Wire types (the low three bits of a tag). */
+export const VARINT = 0;
+export const I64 = 1;
+export const LEN = 2;
+export const SGROUP = 3;
+export const EGROUP = 4;
+export const I32 = 5;
+
+export const tag = (field: number, wireType: number): number => ((field << 3) | wireType) >>> 0;
+
+/** Bytes of an unsigned varint holding n (0 ≤ n < 2^32). */
+export function varintLen(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+}
+
+export function writeVarint(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+/** A length-delimited field's size on the wire for a one-byte tag: tag, length, body. */
+export const delimited = (body: number): number => 1 + varintLen(body) + body;
+
+// int32 and int64 as protobufjs writes them (Writer.int32 / int64 with a JS number): a negative
+// number is sign-extended to ten bytes; a non-negative one is written as the unsigned varint of
+// its integer part (int32 truncates to 32 bits first, as `>>> 0` does).
+
+export function int32Len(n: number): number {
+  return n < 0 ? 10 : varintLen(n >>> 0);
+}
+
+export function writeInt32(buf: Buffer, pos: number, n: number): number {
+  return n < 0 ? writeLongBits(buf, pos, n) : writeVarint(buf, pos, n >>> 0);
+}
+
+export function int64Len(n: number): number {
+  if (n < 0) return 10;
+  const lo = n >>> 0;
+  const hi = ((n - lo) / 4294967296) >>> 0;
+  if (hi === 0) return varintLen(lo);
+  // 28 bits fit the first four bytes; each further byte carries 7 more.
+  let len = 5;
+  for (let h = hi >>> 3; h !== 0; h >>>= 7) len++;
+  return len;
+}
+
+export function writeInt64(buf: Buffer, pos: number, n: number): number {
+  if (n >= 0 && n < 4294967296) return writeVarint(buf, pos, n >>> 0);
+  return writeLongBits(buf, pos, n);
+}
+
+/** protobufjs' LongBits.fromNumber + writeVarint64: low and high 32-bit words, two's complement
+ * for negatives, then 7 bits a byte. */
+function writeLongBits(buf: Buffer, pos: number, n: number): number {
+  const sign = n < 0;
+  if (sign) n = -n;
+  let lo = n >>> 0;
+  let hi = ((n - lo) / 4294967296) >>> 0;
+  if (sign) {
+    hi = ~hi >>> 0;
+    lo = ~lo >>> 0;
+    if (++lo > 4294967295) {
+      lo = 0;
+      if (++hi > 4294967295) hi = 0;
+    }
+  }
+  while (hi !== 0) {
+    buf[pos++] = (lo & 0x7f) | 0x80;
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+  }
+  while (lo > 0x7f) {
+    buf[pos++] = (lo & 0x7f) | 0x80;
+    lo >>>= 7;
+  }
+  buf[pos++] = lo;
+  return pos;
+}
