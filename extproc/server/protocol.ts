@@ -2,13 +2,14 @@
 // every ProcessingResponse the gate sends. Stages never build protocol messages; the stream
 // state machine does, through this module, so each phase's answer is shaped in one place.
 //
-// Codec: the messages grpc-js carries on the gate's hot path are encoded by hand
-// (response-codec.ts); protobufjs reflection stays for the rest (health checks, and the client
+// Codec: the messages grpc-js carries on the gate's hot path are decoded and encoded by hand
+// (request-codec.ts, response-codec.ts); protobufjs reflection stays for the rest (health checks, and the client
 // side tests use), and as the reference the hand-written codecs are tested against.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { decodeProcessingRequest } from './request-codec.ts';
 import { encodeProcessingResponse } from './response-codec.ts';
 
 const PROTOS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'protos');
@@ -33,6 +34,8 @@ export const HealthCheckResponseType = root.lookupType('grpc.health.v1.HealthChe
 
 // ---- Decoded request shapes (protobufjs camelCase field names) ----
 
+/** request-codec.ts decodes a header to { key, value } with raw_value already in `value`;
+ * rawValue is how tests (and protobufjs) spell a header Envoy sent as bytes. */
 export interface HeaderValue {
   key: string;
   value?: string;
@@ -74,16 +77,15 @@ export interface ProcessingRequest {
   responseTrailers?: HttpTrailers;
   attributes?: Record<string, unknown>;
   observabilityMode?: boolean;
-  /** null (protobufjs' unset message field) or absent when Envoy did not send it. */
+  /** Absent when Envoy did not send it (null in protobufjs' decoding, which tests may use). */
   protocolConfig?: ProtocolConfig | null;
 }
 
 export type Phase = NonNullable<ProcessingRequest['request']>;
 
-export function decodeProcessingRequest(buf: Buffer): ProcessingRequest {
-  return ProcessingRequestType.decode(buf) as unknown as ProcessingRequest;
-}
+export { decodeProcessingRequest };
 
+/** protobufjs' encoding of a request: what Envoy sends, for tests that play Envoy. */
 export function encodeProcessingRequest(msg: object): Buffer {
   return Buffer.from(ProcessingRequestType.encode(msg as protobuf.Message).finish());
 }
