@@ -61,6 +61,15 @@ class DecodeError extends RangeError {
     super(`malformed ext_proc message: ${what}`);
   }
 }
+// Buffer's own slices, without toString()'s encoding lookup and argument checks (protobufjs'
+// BufferReader reads strings the same way).
+interface Slices {
+  utf8Slice(start: number, end: number): string;
+  latin1Slice(start: number, end: number): string;
+}
+const utf8 = (start: number, end: number): string => (b as unknown as Slices).utf8Slice(start, end);
+const latin1 = (start: number, end: number): string => (b as unknown as Slices).latin1Slice(start, end);
+
 const truncated = () => new DecodeError('truncated');
 
 /** An unsigned varint's low 32 bits, as protobufjs' uint32() reads it (up to ten bytes). */
@@ -135,15 +144,15 @@ function headerValue(end: number): HeaderValue {
     const t = varint(end);
     if (t === T_1_LEN) {
       const e = lengthEnd(end);
-      key = b.toString('utf8', p, e);
+      key = utf8(p, e);
       p = e;
     } else if (t === T_3_LEN) {
       const e = lengthEnd(end);
-      raw = b.toString('latin1', p, e);
+      raw = latin1(p, e);
       p = e;
     } else if (t === T_2_LEN) {
       const e = lengthEnd(end);
-      value = b.toString('utf8', p, e);
+      value = utf8(p, e);
       p = e;
     } else skip(t, end, 0);
   }
@@ -229,7 +238,7 @@ function mapEntry<V>(end: number, depth: number, readValue: (end: number, depth:
     const t = varint(end);
     if (t === T_1_LEN) {
       const e = lengthEnd(end);
-      key = b.toString('utf8', p, e);
+      key = utf8(p, e);
       p = e;
     } else if (t === T_2_LEN) value = readValue(lengthEnd(end), depth + 1);
     else skip(t, end, depth);
@@ -273,7 +282,7 @@ function value_(end: number, depth: number): DecodedValue {
       p += 8;
     } else if (t === T_3_LEN) {
       const e = lengthEnd(end);
-      v = { kind: 'stringValue', stringValue: b.toString('utf8', p, e) };
+      v = { kind: 'stringValue', stringValue: utf8(p, e) };
       p = e;
     } else if (t === T_BOOL) v = { kind: 'boolValue', boolValue: varint(end) !== 0 };
     else if (t === T_STRUCT) v = { kind: 'structValue', structValue: struct(lengthEnd(end), depth + 1) };

@@ -1,8 +1,7 @@
 // ProcessingResponse encoded by hand: grpc-js calls this for every answer the gate sends Envoy.
 // protobufjs' reflective encoder allocated an operation object per field written and a fork per
 // nested message (~17 KiB a governed request, npm run bench:alloc); here two passes over the
-// message write it into one buffer: the first computes every nested message's size, in the
-// order the second writes them, into a scratch list, the second writes tags, lengths and bytes.
+// message write it into one buffer (wire.ts's size list).
 //
 // The bytes are protobufjs' own (response-codec.test.ts checks them byte for byte): fields in
 // field-number order, a field written when it is neither undefined nor null (so an explicit
@@ -14,7 +13,24 @@
 // gate's builders set is one of these tables' keys.
 import type { CommonResponse, HeaderMutation, ImmediateResponse, ProcessingResponse, ProtoStruct } from './protocol.ts';
 import { structSize, writeStruct } from './struct-codec.ts';
-import { delimited, int32Len, int64Len, LEN, tag, VARINT, writeInt32, writeInt64, writeVarint } from './wire.ts';
+import {
+  delimited,
+  int32Len,
+  int64Len,
+  LEN,
+  open,
+  record,
+  reserve,
+  sizesConsumed,
+  startSizes,
+  tag,
+  utf8Size,
+  VARINT,
+  writeInt32,
+  writeInt64,
+  writeString,
+  writeVarint,
+} from './wire.ts';
 
 type Fields<T> = { readonly [K in keyof Required<T>]: number };
 type Member<T, K extends keyof T> = NonNullable<T[K]>;
@@ -92,35 +108,9 @@ const T_NANOS = tag(F.Duration.nanos, VARINT);
 
 // Every tag above is one byte (field numbers under 16), which delimited() and the writes assume.
 
-/** Body sizes of nested messages and strings, in the order the write pass consumes them. Encoding
- * is synchronous and not re-entrant, so one list serves every call. */
-const sizes: number[] = [];
-let sn = 0;
-let sr = 0;
-
-function reserve(): number {
-  return sn++;
-}
-function record(slot: number, size: number): number {
-  sizes[slot] = size;
-  return size;
-}
-const next = (): number => sizes[sr++]!;
-
 const present = <T>(v: T | undefined | null): v is T => v !== undefined && v !== null;
 
 // ---- sizes (first pass) ----
-
-function utf8Size(s: string): number {
-  // ASCII, the common case for header names, is counted without leaving JS.
-  const n = s.length;
-  if (n < 64) {
-    let i = 0;
-    while (i < n && s.charCodeAt(i) < 0x80) i++;
-    if (i === n) return record(reserve(), n);
-  }
-  return record(reserve(), Buffer.byteLength(s, 'utf8'));
-}
 
 function headerMutationSize(m: HeaderMutation): number {
   const slot = reserve();
@@ -207,33 +197,13 @@ function responseSize(m: ProcessingResponse): number {
   if (present(m.requestTrailers)) n += delimited(trailersSize(m.requestTrailers));
   if (present(m.responseTrailers)) n += delimited(trailersSize(m.responseTrailers));
   if (present(m.immediateResponse)) n += delimited(immediateSize(m.immediateResponse));
-  if (present(m.dynamicMetadata)) n += delimited(record(reserve(), structSizeOf(m.dynamicMetadata)));
+  if (present(m.dynamicMetadata)) n += delimited(structSize(m.dynamicMetadata));
   if (present(m.modeOverride)) n += delimited(modeSize(m.modeOverride));
   if (present(m.overrideMessageTimeout)) n += delimited(durationSize(m.overrideMessageTimeout));
   return n;
 }
 
-/** protobufjs writes a Struct without `fields` as an empty message. */
-const structSizeOf = (s: ProtoStruct): number => (present(s.fields) ? structSize(s) : 0);
-
 // ---- writes (second pass, same order) ----
-
-function open(buf: Buffer, pos: number, t: number): number {
-  buf[pos++] = t;
-  return writeVarint(buf, pos, next());
-}
-
-function writeString(buf: Buffer, pos: number, t: number, s: string): number {
-  buf[pos++] = t;
-  const len = next();
-  pos = writeVarint(buf, pos, len);
-  if (len === s.length) {
-    // ASCII (utf8Size measured the byte length equal to the character count only for ASCII).
-    for (let i = 0; i < len; i++) buf[pos + i] = s.charCodeAt(i);
-    return pos + len;
-  }
-  return pos + buf.write(s, pos, len, 'utf8');
-}
 
 function writeBytes(buf: Buffer, pos: number, t: number, b: Uint8Array): number {
   buf[pos++] = t;
@@ -318,7 +288,7 @@ function writeResponse(buf: Buffer, pos: number, m: ProcessingResponse): number 
   if (present(m.immediateResponse)) pos = writeImmediate(buf, pos, m.immediateResponse);
   if (present(m.dynamicMetadata)) {
     pos = open(buf, pos, T_METADATA);
-    if (present(m.dynamicMetadata.fields)) pos = writeStruct(buf, pos, m.dynamicMetadata);
+    pos = writeStruct(buf, pos, m.dynamicMetadata);
   }
   const mode = m.modeOverride;
   if (present(mode)) {
@@ -341,12 +311,11 @@ function writeResponse(buf: Buffer, pos: number, m: ProcessingResponse): number 
 }
 
 export function encodeProcessingResponse(m: ProcessingResponse): Buffer {
-  sn = 0;
-  sr = 0;
+  startSizes();
   const size = responseSize(m);
   const buf = Buffer.allocUnsafe(size);
   const end = writeResponse(buf, 0, m);
   // A mismatch would send Envoy a corrupt message: fail the answer instead.
-  if (end !== size || sr !== sn) throw new Error(`response codec wrote ${end} of ${size} bytes`);
+  if (end !== size || !sizesConsumed()) throw new Error(`response codec wrote ${end} of ${size} bytes`);
   return buf;
 }

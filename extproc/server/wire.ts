@@ -83,3 +83,65 @@ function writeLongBits(buf: Buffer, pos: number, n: number): number {
   buf[pos++] = lo;
   return pos;
 }
+
+// ---- the size list: two-pass encoding ----
+// A message is encoded in two passes: the first computes the body size of every nested message
+// and string, in the order the second pass writes them, into this list; the second writes each
+// length prefix from it. Each size is computed once, and the bytes go into one buffer allocated
+// at the end of the first pass. Encoding is synchronous and not re-entrant, so one list serves
+// every call; startSizes() begins a message and sizesConsumed() checks the passes agreed.
+
+const sizes: number[] = [];
+let reserved = 0;
+let consumed = 0;
+
+export function startSizes(): void {
+  reserved = 0;
+  consumed = 0;
+}
+/** A slot for a size known only after what follows it is sized. */
+export function reserve(): number {
+  return reserved++;
+}
+export function record(slot: number, size: number): number {
+  sizes[slot] = size;
+  return size;
+}
+/** The next size, in the second pass. */
+export function nextSize(): number {
+  return sizes[consumed++]!;
+}
+export function sizesConsumed(): boolean {
+  return consumed === reserved;
+}
+
+/** A string's UTF-8 byte length, recorded. ASCII, the common case (header names, metadata
+ * keys), is counted without leaving JS. */
+export function utf8Size(s: string): number {
+  const n = s.length;
+  if (n < 64) {
+    let i = 0;
+    while (i < n && s.charCodeAt(i) < 0x80) i++;
+    if (i === n) return record(reserve(), n);
+  }
+  return record(reserve(), Buffer.byteLength(s, 'utf8'));
+}
+
+/** Tag, the length utf8Size recorded, and the bytes. */
+export function writeString(buf: Buffer, pos: number, t: number, s: string): number {
+  buf[pos++] = t;
+  const len = nextSize();
+  pos = writeVarint(buf, pos, len);
+  // Byte length equal to the UTF-16 length only for ASCII: copied in JS, no native call.
+  if (len === s.length && len < 64) {
+    for (let i = 0; i < len; i++) buf[pos + i] = s.charCodeAt(i);
+    return pos + len;
+  }
+  return pos + buf.write(s, pos, len, 'utf8');
+}
+
+/** A nested message's tag and the length its slot recorded. */
+export function open(buf: Buffer, pos: number, t: number): number {
+  buf[pos++] = t;
+  return writeVarint(buf, pos, nextSize());
+}
