@@ -325,3 +325,15 @@ describe('response codec: generated messages', () => {
 
   it('an empty message is zero bytes', () => expect(encodeProcessingResponse({}).length).toBe(0));
 });
+
+describe('response codec: after a very large answer', () => {
+  it('encodes the next answers the same (the size list it let go of is rebuilt)', () => {
+    const many = headerMutation(
+      Array.from({ length: 5000 }, (_, i) => [`x-h${i}`, `v${i}`] as [string, string]),
+      [],
+    );
+    const big: ProcessingResponse = { responseHeaders: { response: { headerMutation: many } } };
+    expectProtobufjsBytes(big);
+    for (const [, m] of shapes.slice(0, 5)) expectProtobufjsBytes(m);
+  });
+});

@@ -15,13 +15,13 @@ import type { CommonResponse, HeaderMutation, ImmediateResponse, ProcessingRespo
 import { structSize, writeStruct } from './struct-codec.ts';
 import {
   delimited,
+  endSizes,
   int32Len,
   int64Len,
   LEN,
   open,
   record,
   reserve,
-  sizesConsumed,
   startSizes,
   tag,
   utf8Size,
@@ -318,6 +318,6 @@ export function encodeProcessingResponse(m: ProcessingResponse): Buffer {
   const buf = Buffer.allocUnsafe(size);
   const end = writeResponse(buf, 0, m);
   // A mismatch would send Envoy a corrupt message: fail the answer instead.
-  if (end !== size || !sizesConsumed()) throw new Error(`response codec wrote ${end} of ${size} bytes`);
+  if (end !== size || !endSizes()) throw new Error(`response codec wrote ${end} of ${size} bytes`);
   return buf;
 }

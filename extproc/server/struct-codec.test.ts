@@ -4,7 +4,7 @@ import type protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { encodeProcessingResponse, type ProcessingResponse, ProcessingResponseType, toStruct } from './protocol.ts';
 import { structSize, writeStruct } from './struct-codec.ts';
-import { nextSize, sizesConsumed, startSizes } from './wire.ts';
+import { endSizes, nextSize, startSizes } from './wire.ts';
 
 const StructType = ProcessingResponseType.root.lookupType('google.protobuf.Struct');
 
@@ -31,7 +31,7 @@ describe('struct codec', () => {
       const got = Buffer.alloc(structSize(s));
       nextSize(); // the Struct's own size, which the field holding it writes
       expect(writeStruct(got, 0, s)).toBe(got.length);
-      expect(sizesConsumed()).toBe(true);
+      expect(endSizes()).toBe(true);
       expect(got.equals(want)).toBe(true);
     });
 

@@ -89,7 +89,8 @@ function writeLongBits(buf: Buffer, pos: number, n: number): number {
 // and string, in the order the second pass writes them, into this list; the second writes each
 // length prefix from it. Each size is computed once, and the bytes go into one buffer allocated
 // at the end of the first pass. Encoding is synchronous and not re-entrant, so one list serves
-// every call; startSizes() begins a message and sizesConsumed() checks the passes agreed.
+// every call; startSizes() begins a message, endSizes() ends it and says whether the passes
+// agreed.
 
 const sizes: number[] = [];
 let reserved = 0;
@@ -111,9 +112,14 @@ export function record(slot: number, size: number): number {
 export function nextSize(): number {
   return sizes[consumed++]!;
 }
-export function sizesConsumed(): boolean {
-  return consumed === reserved;
+/** Ends a message: whether the second pass used every size the first recorded. A list grown
+ * past a usual answer's needs (a few dozen slots) by an unusually large one is let go. */
+export function endSizes(): boolean {
+  const ok = consumed === reserved;
+  if (sizes.length > MAX_KEPT_SIZES) sizes.length = 0;
+  return ok;
 }
+const MAX_KEPT_SIZES = 4096;
 
 /** A string's UTF-8 byte length, recorded. ASCII, the common case (header names, metadata
  * keys), is counted without leaving JS. */
