@@ -3,8 +3,9 @@
 // state machine does, through this module, so each phase's answer is shaped in one place.
 //
 // Codec: the messages grpc-js carries on the gate's hot path are decoded and encoded by hand
-// (request-codec.ts, response-codec.ts); protobufjs reflection stays for the rest (health checks, and the client
-// side tests use), and as the reference the hand-written codecs are tested against.
+// (request-codec.ts, response-codec.ts). protobufjs reflection stays for the rest: health
+// checks, the client side tests play Envoy with, and the reference the hand-written codecs are
+// tested against.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
