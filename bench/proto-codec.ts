@@ -1,13 +1,14 @@
 // How should the gate decode/encode its ext_proc gRPC messages? Times what grpc-js calls per
-// ProcessingRequest / ProcessingResponse with two codecs:
+// ProcessingRequest / ProcessingResponse with three codecs:
 //   A. @grpc/proto-loader: the service definition's requestDeserialize (protobufjs decode + toObject
 //      into snake_case plain objects) and responseSerialize (fromObject + encode).
 //   B. protobufjs reflection on our own Root: Type.decode to message instances (no toObject,
 //      camelCase fields), and Type.encode of either fromObject(obj) or the plain object itself.
+//   C. the gate's hand-written codecs (extproc/server/request-codec.ts, response-codec.ts).
 // Decoding is timed alone and followed by the reads the gate does (every header key and value as
 // a string, the body's length), so a codec cannot win by deferring work to the caller.
-// Before timing, it checks that A and B decode every message to the same values and that every
-// B encoding is byte-identical to A's and decodes back to its input; any mismatch exits 1.
+// Before timing, it checks that A, B and C decode every message to the same values and that every
+// B and C encoding is byte-identical to A's and decodes back to its input; any mismatch exits 1.
 //
 //   sh scripts/dev.sh node bench/proto-codec.ts        (writes bench/results/proto-codec.md)
 import { writeFileSync } from 'node:fs';
@@ -17,6 +18,8 @@ import { dirname, join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
+import { decodeProcessingRequest as cDecode } from '../extproc/server/request-codec.ts';
+import { encodeProcessingResponse as cEncode } from '../extproc/server/response-codec.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const PROTO = 'envoy/service/ext_proc/v3/external_processor.proto';
@@ -43,7 +46,6 @@ function loadExtProcRoot(): protobuf.Root {
 const bRoot = loadExtProcRoot();
 const BReq = bRoot.lookupType('envoy.service.ext_proc.v3.ProcessingRequest');
 const BRes = bRoot.lookupType('envoy.service.ext_proc.v3.ProcessingResponse');
-const appendActions = bRoot.lookupEnum('envoy.config.core.v3.HeaderValueOption.HeaderAppendAction').values;
 const bFiles = {
   protos: bRoot.files.filter((f) => f.startsWith(PROTOS)).length,
   fromPackage: bRoot.files.filter((f) => f.startsWith(PROTOBUFJS)).map((f) => f.slice(PROTOBUFJS.length + 1)),
@@ -151,9 +153,9 @@ const requests: { name: string; snake: any }[] = [
   { name: 'response_body (200 B SSE chunk)', snake: { response_body: { body: sseChunk, end_of_stream: false } } },
 ];
 
+// As the gate sets headers (protocol.ts headerMutation): the HeaderValue alone, raw_value.
 const setHeader = (key: string, value: string) => ({
   header: { key, raw_value: Buffer.from(value, 'latin1') },
-  append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
 });
 // google.protobuf.Struct/Value come from protobufjs's bundled JSON definitions, whose field names
 // are camelCase whatever keepCase says: proto-loader wants `stringValue`, not `string_value`.
@@ -201,14 +203,9 @@ const responses: { name: string; snake: any }[] = [
   },
   { name: 'response_body: empty', snake: { response_body: {} } },
 ];
-// B's fromObject accepts enum names; the plain object handed to encode() must carry numbers.
-const plainB = (snake: any): any => {
-  const o = camel(snake);
-  for (const h of o.requestHeaders?.response?.headerMutation?.setHeaders ?? []) {
-    h.appendAction = appendActions[h.appendAction]!;
-  }
-  return o;
-};
+// The plain object handed to B's encode() and to C must match the schema (camelCase, enums as
+// numbers, Buffers for bytes): the messages here carry no enums, so camelCase is all it takes.
+const plainB = (snake: any): any => camel(snake);
 
 // ---- what the gate reads from a decoded ProcessingRequest ----
 function readA(m: any): number {
@@ -226,6 +223,16 @@ function readB(m: any): number {
   const h = (m.requestHeaders ?? m.responseHeaders)?.headers?.headers;
   if (h)
     for (const x of h) n += x.key.length + (x.rawValue.length > 0 ? x.rawValue.toString('latin1') : x.value).length;
+  const b = (m.requestBody ?? m.responseBody)?.body;
+  if (b) n += b.length;
+  return n;
+}
+
+// C's headers are { key, value } with raw_value already decoded to `value` (headerValueOf).
+function readC(m: any): number {
+  let n = 0;
+  const h = (m.requestHeaders ?? m.responseHeaders)?.headers?.headers;
+  if (h) for (const x of h) n += x.key.length + x.value.length;
   const b = (m.requestBody ?? m.responseBody)?.body;
   if (b) n += b.length;
   return n;
@@ -271,6 +278,24 @@ const reqBufs = requests.map(({ name, snake }) => {
   check(isDeepStrictEqual(gotA, want), `${name}: A decodes ${JSON.stringify(gotA)}`);
   check(isDeepStrictEqual(gotB, want), `${name}: B decodes ${JSON.stringify(gotB)}`);
   check(readA(a) === readB(b), `${name}: the gate reads differ (${readA(a)} vs ${readB(b)})`);
+  const c: any = cDecode(buf);
+  const gotC = toView(
+    phase,
+    c[c.request] && {
+      headers: {
+        headers: c[c.request].headers?.headers.map((x: any) => ({
+          ...x,
+          raw_value: Buffer.from(x.value, 'latin1'),
+          value: undefined,
+        })),
+      },
+    },
+    c[c.request].body,
+    !!c[c.request].endOfStream,
+  );
+  check(c.request === bPhase, `${name}: C decodes oneof ${c.request}`);
+  check(isDeepStrictEqual(gotC, want), `${name}: C decodes ${JSON.stringify(gotC)}`);
+  check(readC(c) === readB(b), `${name}: C's gate reads differ (${readC(c)} vs ${readB(b)})`);
   // Whole messages: A's plain object is B's instance in snake_case.
   const { request: _oneof, ...aFields } = a;
   check(
@@ -289,6 +314,7 @@ const resCases = responses.map(({ name, snake }) => {
   const bPlain = Buffer.from(BRes.encode(plain).finish());
   check(bFrom.equals(a), `${name}: B encode(fromObject) bytes differ from A's`);
   check(bPlain.equals(a), `${name}: B encode(plain) bytes differ from A's`);
+  check(cEncode(plain).equals(a), `${name}: C encode bytes differ from A's`);
   for (const [how, buf] of [
     ['fromObject', bFrom],
     ['plain', bPlain],
@@ -330,6 +356,9 @@ interface Variant {
   fn: () => void;
   iterations: number;
   rounds: number[];
+  /** CPU time (user + system) per op in each round: less disturbed than wall time when other
+   * processes share the cores. */
+  cpuRounds: number[];
   heap: number;
 }
 
@@ -368,7 +397,7 @@ const variants: Variant[] = [];
 function group(name: string, entries: [codec: string, fn: () => void, baseIndex?: number][]) {
   const vs: Variant[] = [];
   for (const [codec, fn, baseIndex] of entries) {
-    const v: Variant = { group: name, codec, fn, iterations: 0, rounds: [], heap: 0 };
+    const v: Variant = { group: name, codec, fn, iterations: 0, rounds: [], cpuRounds: [], heap: 0 };
     if (baseIndex !== undefined) v.base = vs[baseIndex];
     vs.push(v);
   }
@@ -377,7 +406,10 @@ function group(name: string, entries: [codec: string, fn: () => void, baseIndex?
   for (let r = 0; r < ROUNDS; r++) {
     for (let i = 0; i < vs.length; i++) {
       const v = vs[(i + r) % vs.length]!;
+      const cpu0 = process.cpuUsage();
       v.rounds.push(runLoop(v.fn, v.iterations) / v.iterations);
+      const cpu = process.cpuUsage(cpu0);
+      v.cpuRounds.push(((cpu.user + cpu.system) * 1000) / v.iterations);
     }
   }
   for (const v of vs) v.heap = Math.max(0, heapPerOp(v.fn) - heapBaseline);
@@ -392,6 +424,8 @@ requests.forEach(({ name }, i) => {
     ['B decode', () => (keep = BReq.decode(buf)), 0],
     ['A requestDeserialize + gate reads', () => (sink += readA(A.requestDeserialize(buf)))],
     ['B decode + gate reads', () => (sink += readB(BReq.decode(buf))), 2],
+    ['C hand-written decode', () => (keep = cDecode(buf)), 0],
+    ['C decode + gate reads', () => (sink += readC(cDecode(buf))), 2],
   ]);
 });
 for (const { name, snake, camelObj, plain } of resCases) {
@@ -399,23 +433,27 @@ for (const { name, snake, camelObj, plain } of resCases) {
     ['A proto-loader responseSerialize', () => (sink += A.responseSerialize(snake).length)],
     ['B encode(fromObject(obj))', () => (sink += BRes.encode(BRes.fromObject(camelObj)).finish().length), 0],
     ['B encode(plain obj)', () => (sink += BRes.encode(plain).finish().length), 0],
+    ['C hand-written encode', () => (sink += cEncode(plain).length), 0],
   ]);
 }
 const elapsed = (performance.now() - t0) / 1000;
 
 // ---- report ----
 const ns = (v: Variant) => median(v.rounds);
+const cpuNs = (v: Variant) => median(v.cpuRounds);
 const fmtInt = (x: number) => Math.round(x).toLocaleString('en-US');
 const spread = (v: Variant) => {
   const m = ns(v);
   return `${(((Math.min(...v.rounds) - m) / m) * 100).toFixed(0)}/+${(((Math.max(...v.rounds) - m) / m) * 100).toFixed(0)}%`;
 };
-const lines = ['| message | codec | ns/op (median) | ops/s | rounds vs median | JS heap B/op | speed-up vs A |'];
-lines.push('|---|---|---:|---:|---:|---:|---:|');
+const lines = [
+  '| message | codec | ns/op (median) | CPU ns/op | ops/s | rounds vs median | JS heap B/op | speed-up vs A | CPU vs A |',
+];
+lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
 let last = '';
 for (const v of variants) {
   lines.push(
-    `| ${v.group === last ? '' : v.group} | ${v.codec} | ${fmtInt(ns(v))} | ${fmtInt(1e9 / ns(v))} | ${spread(v)} | ${fmtInt(v.heap)} | ${v.base ? `${(ns(v.base) / ns(v)).toFixed(2)}×` : '—'} |`,
+    `| ${v.group === last ? '' : v.group} | ${v.codec} | ${fmtInt(ns(v))} | ${fmtInt(cpuNs(v))} | ${fmtInt(1e9 / ns(v))} | ${spread(v)} | ${fmtInt(v.heap)} | ${v.base ? `${(ns(v.base) / ns(v)).toFixed(2)}×` : '—'} | ${v.base ? `${(cpuNs(v.base) / cpuNs(v)).toFixed(2)}×` : '—'} |`,
   );
   last = v.group;
 }
@@ -424,7 +462,7 @@ const table = lines.join('\n');
 const find = (g: string, codec: string) => variants.find((v) => v.group.startsWith(g) && v.codec === codec)!;
 const ratio = (g: string, codec: string) => {
   const v = find(g, codec);
-  return ns(v.base!) / ns(v);
+  return cpuNs(v.base!) / cpuNs(v);
 };
 const range = (xs: number[], digits = 1) => {
   const lo = Math.min(...xs).toFixed(digits);
@@ -436,12 +474,12 @@ const encGroups = responses.map((r) => `encode ${r.name}`);
 const decodeOnly = decGroups.map((g) => ratio(g, 'B decode'));
 const decodeRead = decGroups.map((g) => ratio(g, 'B decode + gate reads'));
 const toObjectShare = decGroups.map(
-  (g) => 1 - ns(find(g, 'B decode')) / ns(find(g, 'A proto-loader requestDeserialize')),
+  (g) => 1 - cpuNs(find(g, 'B decode')) / cpuNs(find(g, 'A proto-loader requestDeserialize')),
 );
 const encPlain = encGroups.map((g) => ratio(g, 'B encode(plain obj)'));
 const encFrom = encGroups.map((g) => ratio(g, 'B encode(fromObject(obj))'));
 const fromObjectShare = encGroups.map(
-  (g) => 1 - ns(find(g, 'B encode(plain obj)')) / ns(find(g, 'B encode(fromObject(obj))')),
+  (g) => 1 - cpuNs(find(g, 'B encode(plain obj)')) / cpuNs(find(g, 'B encode(fromObject(obj))')),
 );
 const pct = (xs: number[]) => {
   const lo = Math.round(Math.min(...xs) * 100);
@@ -449,11 +487,24 @@ const pct = (xs: number[]) => {
   return lo === hi ? `${lo}%` : `${lo}–${hi}%`;
 };
 const hdr = decGroups[0]!;
-const hdrReadCost = ns(find(hdr, 'B decode + gate reads')) - ns(find(hdr, 'B decode'));
+const hdrReadCost = cpuNs(find(hdr, 'B decode + gate reads')) - cpuNs(find(hdr, 'B decode'));
+
+const cDecodeRead = decGroups.map((g) => ratio(g, 'C decode + gate reads'));
+const cVsB = (g: string, c: string, b: string) => cpuNs(find(g, b)) / cpuNs(find(g, c));
+const cDecodeVsB = decGroups.map((g) => cVsB(g, 'C decode + gate reads', 'B decode + gate reads'));
+const cEncodeVsB = encGroups.map((g) => cVsB(g, 'C hand-written encode', 'B encode(plain obj)'));
+const heapOf = (g: string, codec: string) => find(g, codec).heap;
 
 const bodyShare = toObjectShare.slice(1);
 const worstRound = Math.max(...variants.map((v) => (Math.max(...v.rounds) - ns(v)) / ns(v)));
+// Ratios below are of CPU time: on a shared VM wall time swings with other work, CPU time much less.
 const conclusion = [
+  `- **C, the hand-written codecs (what the gate runs), in CPU time: decode + gate reads ${range(cDecodeVsB)} faster than B ` +
+    `(${range(cDecodeRead)} vs A); encode ${range(cEncodeVsB)} faster than B encode(plain obj).** For the 18-header request ` +
+    `C's JS heap is ${fmtInt(heapOf(hdr, 'C decode + gate reads'))} B/op with the reads vs B's ${fmtInt(heapOf(hdr, 'B decode + gate reads'))} ` +
+    `(a { key, value } pair of strings a header, no Buffer view); for the header answer with metadata ` +
+    `${fmtInt(heapOf(encGroups[0]!, 'C hand-written encode'))} B/op vs ${fmtInt(heapOf(encGroups[0]!, 'B encode(plain obj)'))} ` +
+    `(one buffer, sized first, against an operation object per field).`,
   `- **Decode: B is faster for body messages: ${decodeRead[1]!.toFixed(1)}× (16 KiB body) and ${decodeRead[2]!.toFixed(1)}× (SSE chunk) ` +
     `including the gate's reads** (${decodeOnly[1]!.toFixed(1)}× / ${decodeOnly[2]!.toFixed(1)}× decode alone); proto-loader's toObject is ` +
     `${pct(bodyShare.map((x) => Math.max(0, x)))} of its decode time there. For 18 headers they are close (${decodeRead[0]!.toFixed(2)}× with reads, ` +
@@ -469,30 +520,33 @@ const conclusion = [
       `dynamic_metadata silently empty. B is camelCase throughout, so it cannot hit this.`
     : `- proto-loader kept snake_case Struct/Value keys in this run (protobufjs changed how it bundles the well-known types).`,
   `- Bytes fields decode zero-copy (Buffer views of the gRPC frame) in both, so 16 KiB costs what 200 B does; cost follows ` +
-    `object count. It is all microseconds per message, mattering most for per-chunk response_body traffic. Rounds ran up to ` +
-    `${Math.round(worstRound * 100)}% over the median on this shared VM; treat ratios under ~1.2× as noise.`,
+    `object count. It is all microseconds per message, mattering most for per-chunk response_body traffic. Wall-time rounds ran up to ` +
+    `${Math.round(worstRound * 100)}% over the median on this shared VM (the ratios above are of CPU time, which swings far less).`,
 ].join('\n');
 
-const report = `# ext_proc message codec: @grpc/proto-loader vs protobufjs direct
+const report = `# ext_proc message codec: @grpc/proto-loader vs protobufjs direct vs hand-written
 
 A = \`@grpc/proto-loader\` \`loadSync\` ({ keepCase, longs: String, enums: String, defaults: false, oneofs: true })
 and the \`Process\` method's \`requestDeserialize\` / \`responseSerialize\` (what grpc-js calls per message).
 B = protobufjs reflection on our own \`Root\` (camelCase): \`ProcessingRequest.decode(buf)\` to message instances,
-\`ProcessingResponse.encode(fromObject(obj) | obj).finish()\`. "+ gate reads" = every header key and value as a
+\`ProcessingResponse.encode(fromObject(obj) | obj).finish()\`. C = the gate's hand-written codecs
+(\`extproc/server/request-codec.ts\`, \`response-codec.ts\`). "+ gate reads" = every header key and value as a
 latin1 string, and the body length. Median of ${ROUNDS} interleaved rounds of ~${ROUND_MS} ms each, after warm-up;
-"rounds vs median" is the fastest/slowest round. JS heap B/op is a hint (median heapUsed growth over batches of
+"rounds vs median" is the fastest/slowest round (wall time). CPU ns/op is the process' user + system time per op over
+the same rounds (median), the steadier figure when other work shares the cores. JS heap B/op is a hint (median heapUsed growth over batches of
 32; Buffer contents live off-heap). Speed-up = A's ns/op ÷ this row's (for decode + reads, vs A + reads).
 
 ${table}
 
-Checked before timing (the script exits 1 otherwise): A and B decode each request to the same values (and to the
-input); B's encode(fromObject) and encode(plain) are byte-identical to proto-loader's and decode back to the input.
+Checked before timing (the script exits 1 otherwise): A, B and C decode each request to the same values (and to the
+input); B's encode(fromObject) and encode(plain) and C's encode are byte-identical to proto-loader's and decode back
+to the input. The answers set headers as the gate does (no append_action).
 
 ## Conclusion
 
 ${conclusion}
 
-## B's root (what the gate should use; loadExtProcRoot() in the script)
+## B's root (the gate's protobufjs root: health checks, and the reference its codecs are tested against)
 
 \`\`\`ts
 const PROTOS = join(import.meta.dirname, '..', 'protos');

@@ -17,7 +17,7 @@ export const PEER_ATTRIBUTES = {
   certificate: 'connection.peer_certificate',
 } as const;
 
-/** protobufjs' decoded google.protobuf.Value: `kind` names the member that is set. */
+/** A decoded google.protobuf.Value (request-codec.ts): `kind` names the member that is set. */
 interface DecodedValue {
   kind?: string;
   stringValue?: string;

@@ -2,14 +2,16 @@
 // every ProcessingResponse the gate sends. Stages never build protocol messages; the stream
 // state machine does, through this module, so each phase's answer is shaped in one place.
 //
-// Codec: protobufjs reflection, decoding to message instances and encoding plain objects, with no
-// toObject() conversion per message (bench/results/proto-codec.md measures it against
-// @grpc/proto-loader).
+// Codec: the messages grpc-js carries on the gate's hot path are decoded and encoded by hand
+// (request-codec.ts, response-codec.ts). protobufjs reflection stays for the rest: health
+// checks, the client side tests play Envoy with, and the reference the hand-written codecs are
+// tested against.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import { appendStructField } from './struct-codec.ts';
+import { decodeProcessingRequest } from './request-codec.ts';
+import { encodeProcessingResponse } from './response-codec.ts';
 
 const PROTOS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'protos');
 // google/protobuf/*.proto ship with protobufjs (descriptor.proto is not among its built-ins).
@@ -33,6 +35,8 @@ export const HealthCheckResponseType = root.lookupType('grpc.health.v1.HealthChe
 
 // ---- Decoded request shapes (protobufjs camelCase field names) ----
 
+/** request-codec.ts decodes a header to { key, value } with raw_value already in `value`;
+ * rawValue is how tests (and protobufjs) spell a header Envoy sent as bytes. */
 export interface HeaderValue {
   key: string;
   value?: string;
@@ -74,38 +78,20 @@ export interface ProcessingRequest {
   responseTrailers?: HttpTrailers;
   attributes?: Record<string, unknown>;
   observabilityMode?: boolean;
-  /** null (protobufjs' unset message field) or absent when Envoy did not send it. */
+  /** Absent when Envoy did not send it (null in protobufjs' decoding, which tests may use). */
   protocolConfig?: ProtocolConfig | null;
 }
 
 export type Phase = NonNullable<ProcessingRequest['request']>;
 
-export function decodeProcessingRequest(buf: Buffer): ProcessingRequest {
-  return ProcessingRequestType.decode(buf) as unknown as ProcessingRequest;
-}
+export { decodeProcessingRequest };
 
+/** protobufjs' encoding of a request: what Envoy sends, for tests that play Envoy. */
 export function encodeProcessingRequest(msg: object): Buffer {
   return Buffer.from(ProcessingRequestType.encode(msg as protobuf.Message).finish());
 }
 
-/** ProcessingResponse.dynamic_metadata's field number. */
-const DYNAMIC_METADATA_FIELD = 8;
-
-export function encodeProcessingResponse(msg: ProcessingResponse): Buffer {
-  const metadata = msg.dynamicMetadata;
-  if (metadata === undefined)
-    return asBuffer(ProcessingResponseType.encode(msg as unknown as protobuf.Message).finish());
-  // The metadata Struct is encoded by hand (struct-codec.ts), after the rest of the message.
-  msg.dynamicMetadata = undefined;
-  const rest = ProcessingResponseType.encode(msg as unknown as protobuf.Message).finish();
-  msg.dynamicMetadata = metadata;
-  return appendStructField(rest, DYNAMIC_METADATA_FIELD, metadata);
-}
-
-/** protobufjs' writer already returns a Buffer under Node: Buffer.from would copy it. */
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
+export { encodeProcessingResponse };
 
 export function decodeProcessingResponse(buf: Buffer): ProcessingResponse {
   return ProcessingResponseType.toObject(ProcessingResponseType.decode(buf), {

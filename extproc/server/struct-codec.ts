@@ -1,60 +1,53 @@
 // google.protobuf.Struct encoded by hand, for the dynamic metadata the gate attaches to its
 // answers. protobufjs encodes a Struct as nested map entries, each a fork/ldelim pair with an
 // operation object per field written: with the per-request metadata that was the largest single
-// allocation of the gate's answers (npm run bench:alloc: ~13 KiB a request of ~89). Here sizes
-// are computed first and the bytes written into one buffer. The wire format is Struct's: map
+// allocation of the gate's answers (npm run bench:alloc: ~13 KiB a request of ~89). Here it is
+// part of the answer's two-pass encoding (response-codec.ts, wire.ts's size list): structSize
+// records each entry's, value's and string's size once, writeStruct writes them in that order.
+// The wire format is Struct's: map
 // entries (key = 1, value = 2) under field 1; Value's oneof null = 1, number = 2 (double),
 // string = 3, bool = 4, struct = 5, list = 6; ListValue's values = 1.
 import type { ProtoStruct, ProtoValue } from './protocol.ts';
+import { delimited, open, record, reserve, utf8Size, writeString } from './wire.ts';
 
-function varintLen(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+/** First pass: records the Struct's body size (its slot first), then its entries'. */
+export function structSize(s: ProtoStruct): number {
+  const slot = reserve();
+  let n = 0;
+  const fields = s.fields;
+  for (const key in fields) {
+    const entry = reserve();
+    n += delimited(record(entry, delimited(utf8Size(key)) + delimited(valueSize(fields[key]!))));
+  }
+  return record(slot, n);
 }
 
-function writeVarint(buf: Buffer, pos: number, n: number): number {
-  while (n >= 0x80) {
-    buf[pos++] = (n & 0x7f) | 0x80;
-    n >>>= 7;
+function valueSize(v: ProtoValue): number {
+  const slot = reserve();
+  if ('stringValue' in v) return record(slot, delimited(utf8Size(v.stringValue)));
+  if ('numberValue' in v) return record(slot, 9);
+  if ('boolValue' in v || 'nullValue' in v) return record(slot, 2);
+  if ('structValue' in v) return record(slot, delimited(structSize(v.structValue)));
+  const list = reserve();
+  let n = 0;
+  const values = v.listValue.values;
+  for (let i = 0; i < values.length; i++) n += delimited(valueSize(values[i]!));
+  return record(slot, delimited(record(list, n)));
+}
+
+/** Second pass: the Struct's body, its own slot already consumed by the field that holds it. */
+export function writeStruct(buf: Buffer, pos: number, s: ProtoStruct): number {
+  const fields = s.fields;
+  for (const key in fields) {
+    pos = open(buf, pos, 0x0a);
+    pos = writeString(buf, pos, 0x0a, key);
+    pos = open(buf, pos, 0x12);
+    pos = writeValue(buf, pos, fields[key]!);
   }
-  buf[pos++] = n;
   return pos;
 }
 
-/** A length-delimited field's size on the wire: tag, length, body. */
-const delimited = (body: number) => 1 + varintLen(body) + body;
-
-function valueSize(v: ProtoValue): number {
-  if ('stringValue' in v) return delimited(Buffer.byteLength(v.stringValue, 'utf8'));
-  if ('numberValue' in v) return 9;
-  if ('boolValue' in v) return 2;
-  if ('nullValue' in v) return 2;
-  if ('structValue' in v) return delimited(structSize(v.structValue));
-  return delimited(listSize(v.listValue.values));
-}
-
-function listSize(values: readonly ProtoValue[]): number {
-  let n = 0;
-  for (const v of values) n += delimited(valueSize(v));
-  return n;
-}
-
-function entrySize(key: string, v: ProtoValue): number {
-  return delimited(Buffer.byteLength(key, 'utf8')) + delimited(valueSize(v));
-}
-
-/** The Struct message's body size (without its own tag and length). */
-export function structSize(s: ProtoStruct): number {
-  let n = 0;
-  for (const key in s.fields) n += delimited(entrySize(key, s.fields[key]!));
-  return n;
-}
-
-function writeString(buf: Buffer, pos: number, tag: number, s: string): number {
-  buf[pos++] = tag;
-  pos = writeVarint(buf, pos, Buffer.byteLength(s, 'utf8'));
-  return pos + buf.write(s, pos, 'utf8');
-}
-
+/** A Value's body, its slot already consumed. */
 function writeValue(buf: Buffer, pos: number, v: ProtoValue): number {
   if ('stringValue' in v) return writeString(buf, pos, 0x1a, v.stringValue);
   if ('numberValue' in v) {
@@ -72,44 +65,9 @@ function writeValue(buf: Buffer, pos: number, v: ProtoValue): number {
     buf[pos++] = 0;
     return pos;
   }
-  if ('structValue' in v) {
-    buf[pos++] = 0x2a;
-    pos = writeVarint(buf, pos, structSize(v.structValue));
-    return writeStruct(buf, pos, v.structValue);
-  }
-  buf[pos++] = 0x32;
-  pos = writeVarint(buf, pos, listSize(v.listValue.values));
-  for (const item of v.listValue.values) {
-    buf[pos++] = 0x0a;
-    pos = writeVarint(buf, pos, valueSize(item));
-    pos = writeValue(buf, pos, item);
-  }
+  if ('structValue' in v) return writeStruct(buf, open(buf, pos, 0x2a), v.structValue);
+  pos = open(buf, pos, 0x32);
+  const values = v.listValue.values;
+  for (let i = 0; i < values.length; i++) pos = writeValue(buf, open(buf, pos, 0x0a), values[i]!);
   return pos;
-}
-
-function writeStruct(buf: Buffer, pos: number, s: ProtoStruct): number {
-  for (const key in s.fields) {
-    const v = s.fields[key]!;
-    buf[pos++] = 0x0a;
-    pos = writeVarint(buf, pos, entrySize(key, v));
-    pos = writeString(buf, pos, 0x0a, key);
-    buf[pos++] = 0x12;
-    pos = writeVarint(buf, pos, valueSize(v));
-    pos = writeValue(buf, pos, v);
-  }
-  return pos;
-}
-
-/** `message` followed by field `field` holding the Struct, in one buffer: a message's fields
- * may come in any order on the wire, so appending is the same message to every parser. */
-export function appendStructField(message: Uint8Array, field: number, s: ProtoStruct): Buffer {
-  const body = structSize(s);
-  const tag = (field << 3) | 2;
-  const buf = Buffer.allocUnsafe(message.length + varintLen(tag) + varintLen(body) + body);
-  buf.set(message, 0);
-  let pos = writeVarint(buf, message.length, tag);
-  pos = writeVarint(buf, pos, body);
-  pos = writeStruct(buf, pos, s);
-  if (pos !== buf.length) throw new Error(`struct codec wrote ${pos} of ${buf.length} bytes`);
-  return buf;
 }

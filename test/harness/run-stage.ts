@@ -30,6 +30,7 @@ import {
 } from '../../extproc/server/protocol.ts';
 import { ProcessStream, type StreamDeps } from '../../extproc/server/stream.ts';
 import { Metrics } from '../../extproc/telemetry/metrics.ts';
+import { expectWireBytes } from './wire-check.ts';
 
 export interface RequestDescription {
   method?: string;
@@ -117,6 +118,7 @@ export class FakeCall extends EventEmitter {
   ended = false;
 
   write(msg: ProcessingResponse): boolean {
+    expectWireBytes(msg);
     this.written.push(msg);
     this.flush();
     return true;
