@@ -181,12 +181,16 @@ describe('restart-only config fields', () => {
   it('a hot-reloadable change keeps the checksum; a restart-only change rolls the pods', async () => {
     const base = checksum((await template()).find('Deployment'));
     expect(base).toMatch(/^[0-9a-f]{64}$/);
-    const reloadable = await template({ set: ['config.logging.level=debug', 'config.server.drainTimeoutMs=16000'] });
+    const reloadable = await template({
+      set: ['config.logging.level=debug', 'config.server.drainTimeoutMs=16000', 'config.audit.capture.rules=null'],
+    });
     expect(checksum(reloadable.find('Deployment'))).toBe(base);
     for (const set of [
       'config.server.parseWorkers=2',
       'config.audit.maxPendingBytes=1000000',
       'config.killSwitch.maxEntries=500',
+      // A nested restart-only field: the template walks it key by key.
+      'config.audit.capture.path=/var/lib/lm-gate/capture.log',
       'ports.grpc=50061',
     ]) {
       const changed = await template({ set: [set] });

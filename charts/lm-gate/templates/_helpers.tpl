@@ -82,7 +82,7 @@ pods; every other config change reaches the running gate through the mounted Con
 */}}
 {{- define "lm-gate.restartOnlyFields" -}}
 server: [grpcAddress, unixSocket, adminAddress, workers, parseWorkers]
-audit: [path, maxPendingBytes, durability, fsyncIntervalMs, rotateBytes, rotateMs, checkpointRecords, checkpointMs, signingKey]
+audit: [path, maxPendingBytes, durability, fsyncIntervalMs, rotateBytes, rotateMs, checkpointRecords, checkpointMs, signingKey, capture.path]
 killSwitch: [resyncIntervalMs, maxEntries]
 limits: [store, maxMemoryEntries, webhook]
 redis: [url, sentinel, cluster, username, password, keyPrefix, connectTimeoutMs, commandTimeoutMs]
@@ -94,9 +94,19 @@ redis: [url, sentinel, cluster, username, password, keyPrefix, connectTimeoutMs,
 {{- $picked := dict -}}
 {{- range $section, $names := $fields -}}
 {{- $sec := default dict (get $cfg $section) -}}
-{{- range $names -}}
-{{- if hasKey $sec . -}}
-{{- $_ := set $picked (printf "%s.%s" $section .) (get $sec .) -}}
+{{- range $name := $names -}}
+{{- /* A nested field (capture.path) is walked one key at a time. */ -}}
+{{- $v := $sec -}}
+{{- $found := true -}}
+{{- range $key := splitList "." $name -}}
+{{- if and $found (kindIs "map" $v) (hasKey $v $key) -}}
+{{- $v = get $v $key -}}
+{{- else -}}
+{{- $found = false -}}
+{{- end -}}
+{{- end -}}
+{{- if $found -}}
+{{- $_ := set $picked (printf "%s.%s" $section $name) $v -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
