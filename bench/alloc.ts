@@ -7,13 +7,18 @@
 // proportions hold even on a loaded machine, where latency figures do not.
 //
 //   npm run bench:alloc -- [--profile governed] [--rate 300] [--duration 20] [--top 15] [--cpu]
+//                          [--body chat|dlp]
+//
+// --body dlp sends the dlp profile's 16 KB prompt (16 e-mail addresses and card numbers)
+// instead of the small chat body: with --profile dlp against --profile governed_16k it shows
+// where DLP's cost per request goes.
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { type HeapProfile, summarizeAlloc } from './lib/alloc-profile.ts';
-import { CHAT, chatTarget, errorsOf } from './lib/common.ts';
+import { CHAT, chatTarget, DLP_CHAT, errorsOf } from './lib/common.ts';
 import { type CpuProfile, summarize } from './lib/cpu-profile.ts';
 import { startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
 import { attack, ensureVegeta } from './lib/vegeta.ts';
@@ -29,6 +34,7 @@ async function main() {
       warmup: { type: 'string', default: '5' },
       top: { type: 'string', default: '15' },
       cpu: { type: 'boolean', default: false },
+      body: { type: 'string', default: 'chat' },
     },
   });
   const log = (m: string) => process.stderr.write(`[bench:alloc] ${m}\n`);
@@ -50,8 +56,10 @@ async function main() {
     stops.push(() => gate.stop());
     const envoy = await startBenchEnvoy([{ name: 'gated', gate }], mock.port, 2);
     stops.unshift(() => envoy.stop());
-    const target = chatTarget(envoy, 'gated', key);
-    const sanity = await fetch(target.url, { method: 'POST', headers: target.headers, body: CHAT });
+    if (values.body !== 'chat' && values.body !== 'dlp') throw new Error('--body: chat or dlp');
+    const body = values.body === 'dlp' ? DLP_CHAT : CHAT;
+    const target = chatTarget(envoy, 'gated', key, body);
+    const sanity = await fetch(target.url, { method: 'POST', headers: target.headers, body });
     if (sanity.status !== 200) throw new Error(`sanity: answered ${sanity.status}: ${await sanity.text()}`);
     log(`warm-up ${values.warmup}s`);
     await attack(vegeta, { targets: [target], rate: Number(values.rate), durationS: Number(values.warmup) }, work);

@@ -62,7 +62,7 @@ export class Metrics {
   readonly jwksFetches: Counter<'issuer' | 'reason' | 'result'>;
   readonly jwksKeys: Gauge<'issuer'>;
   readonly policyDecisions: Counter<'rule' | 'effect'>;
-  readonly dlpFindings: Counter<'type' | 'action' | 'where'>;
+  readonly dlpFindings: BatchedCounter<'type' | 'action' | 'where'>;
   readonly dlpInjections: Counter<'rule' | 'action'>;
   /** Rule ids come from the config (and an OPA policy's rule_id); bounded all the same. */
   private readonly ruleLabel = new BoundedLabel(MAX_RULE_LABELS);
@@ -220,7 +220,7 @@ export class Metrics {
       labelNames: ['rule', 'effect'],
       registers,
     });
-    this.dlpFindings = new Counter({
+    this.dlpFindings = new BatchedCounter({
       name: 'lmgate_dlp_findings_total',
       help: 'DLP findings by detector type (built-in or custom, bounded), action taken (block, redact, mask, pseudonymise, warn) and where (request, response).',
       labelNames: ['type', 'action', 'where'],
@@ -258,7 +258,7 @@ export class Metrics {
   /** One DLP finding. Types come from the config (built-in names and custom patterns), bounded
    * like rule ids all the same. */
   countDlpFinding(type: string, action: string, where: 'request' | 'response'): void {
-    this.dlpFindings.inc({ type: this.ruleLabel.value(type), action, where });
+    this.dlpFindings.inc([this.ruleLabel.value(type), action, where]);
   }
 
   /** One rule of a prompt-injection detection and what was done about it. */

@@ -133,9 +133,12 @@ export function applyHits(
     }
   if (out.blocked !== undefined) return out;
   const restoring = restore?.issued ? restore : undefined;
+  // Each hit's string decoded once here, for the reservation and the edits both (a 16 KB prompt
+  // decoded twice was a third of a DLP request's allocation).
+  const decoded = collected.hits.map((h) => decodeJsonString(body, h.start, h.end));
   if (restoring === undefined) {
     for (const [start, end] of collected.bracketed) session.reserve(decodeJsonString(body, start, end).text);
-    for (const h of collected.hits) session.reserve(decodeJsonString(body, h.start, h.end).text);
+    for (const s of decoded) session.reserve(s.text);
   } else {
     for (const [start, end] of collected.bracketed) {
       const text = decodeJsonString(body, start, end).text;
@@ -143,8 +146,9 @@ export function applyHits(
       if (restored !== text) out.edits.push({ start: start + 1, end: end - 1, insert: encodeJsonInner(restored) });
     }
   }
-  for (const h of collected.hits) {
-    const s = decodeJsonString(body, h.start, h.end);
+  for (let k = 0; k < collected.hits.length; k++) {
+    const h = collected.hits[k]!;
+    const s = decoded[k]!;
     if (restoring === undefined) {
       for (const f of h.findings) {
         if (f.action === 'warn') continue;
