@@ -1,4 +1,4 @@
-// guard.injection against a real HTTP classifier (a stub server on a local port) through the
+// guard.injection against a real HTTP classifier (a scripted HTTP server on a local port, as the DLP issue asks: "tested against a stub server") through the
 // real state machine: a score at or above the threshold blocks; a slow classifier times out and
 // onError decides (block refuses, allow admits), and so do bad JSON and an unreachable one; the
 // audit says what happened; the operator's text is never sent.
@@ -8,7 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../harness/ports.ts';
 import { runStage } from '../harness/run-stage.ts';
 
-/** What the stub answers next: a body, and how long it waits first. */
+/** What the scripted classifier answers next: a body, and how long it waits first. */
 let answer: { body: string; delayMs: number; status: number };
 const received: { input: string }[] = [];
 let server: Server;
