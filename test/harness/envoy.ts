@@ -6,7 +6,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { waitFor } from './ports.ts';
+import { freePort, waitFor } from './ports.ts';
 import { Proc, ProcExited } from './processes.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
@@ -161,17 +161,52 @@ export async function startEnvoy(
     '--file-flush-interval-msec',
     '50',
   ];
-  const proc = new Proc('envoy', findEnvoy(), args, process.env, opts.log ? { log: opts.log } : {});
-  const envoy = new Envoy(proc, ports);
-  try {
-    await waitFor('envoy ready', async () => {
-      if (!proc.running) throw new ProcExited(proc);
-      const r = await fetch(`http://127.0.0.1:${ports.admin}/ready`);
-      return r.status === 200 ? true : undefined;
-    });
-  } catch (err) {
-    await proc.stop('SIGKILL');
-    throw err;
+  // A port freePort() found free can be taken before Envoy binds it (another test's outbound
+  // connection draws from the same ephemeral range): Envoy then exits with "Address already in
+  // use". The listener and admin ports are ours to choose, so choose again and restart.
+  for (let attempt = 1; ; attempt++) {
+    const proc = new Proc('envoy', findEnvoy(), args, process.env, opts.log ? { log: opts.log } : {});
+    try {
+      await waitFor('envoy ready', async () => {
+        if (!proc.running) throw new ProcExited(proc);
+        // Bounded: until Envoy binds it, the admin port may belong to someone who never answers.
+        const r = await fetch(`http://127.0.0.1:${ports.admin}/ready`, { signal: AbortSignal.timeout(1000) });
+        return r.status === 200 ? true : undefined;
+      });
+      return new Envoy(proc, ports);
+    } catch (err) {
+      await proc.stop('SIGKILL');
+      const taken = err instanceof ProcExited ? bindConflict(proc.stderr) : undefined;
+      if (taken === undefined || attempt >= 4 || !(await repickPort(configFile, ports, taken))) throw err;
+    }
   }
-  return envoy;
+}
+
+/** The loopback port Envoy could not bind, from its stderr. */
+export function bindConflict(stderr: string): number | undefined {
+  const m = /cannot bind '127\.0\.0\.1:(\d+)': Address already in use/.exec(stderr);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Moves the listener or admin port `taken` to a fresh free port, in the config file and in
+ * `ports`; false when `taken` is neither (a port the caller fixed, which it must handle). */
+async function repickPort(configFile: string, ports: EnvoyPorts, taken: number): Promise<boolean> {
+  const key = ports.listener === taken ? 'listener' : ports.admin === taken ? 'admin' : undefined;
+  if (!key) return false;
+  const { readFile } = await import('node:fs/promises');
+  const cfg = parse(await readFile(configFile, 'utf8')) as Json;
+  const fresh = await freePort();
+  const addresses: Json[] = [cfg.admin?.address?.socket_address];
+  for (const l of cfg.static_resources?.listeners ?? []) addresses.push(l.address?.socket_address);
+  let moved = false;
+  for (const a of addresses) {
+    if (a?.port_value === taken) {
+      a.port_value = fresh;
+      moved = true;
+    }
+  }
+  if (!moved) return false;
+  await writeFile(configFile, stringify(cfg));
+  ports[key] = fresh;
+  return true;
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** Thrown by a waitFor probe when waiting longer cannot help (the process being waited for has
@@ -9,8 +10,53 @@ export class GiveUp extends Error {
   }
 }
 
-/** A free TCP port on loopback (the OS picks it; tiny race window acceptable in tests). */
-export function freePort(): Promise<number> {
+/** The low end of the kernel's ephemeral port range: outgoing connections take their local
+ * port from [low, high], and so does listen(0). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+// Ports are handed out below the ephemeral range: a port the OS picked for listen(0) and we
+// then released can be taken by any outgoing connection before the server we start binds it
+// (CI lost a run to Envoy's "Address already in use"). Below the range only another listener can
+// take it, and each vitest worker (VITEST_POOL_ID) draws from its own slice, so two test files
+// running at once never pick the same port.
+// From 11000: the quickstart listens on 10000 by default (10001 is its suggested alternative).
+const FIRST = 11_000;
+const SLICES = 16;
+const LOW = ephemeralLow();
+const SLICE = Math.floor((LOW - FIRST) / SLICES);
+const slice = (Number(process.env.VITEST_POOL_ID ?? 0) || 0) % SLICES;
+// A random start: the files a worker runs one after another each load this module afresh.
+let next = Math.floor(Math.random() * Math.max(SLICE, 1));
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.unref();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A free TCP port on loopback, outside the ephemeral range when the range leaves room. */
+export async function freePort(): Promise<number> {
+  if (SLICE >= 256) {
+    for (let tries = 0; tries < SLICE; tries++) {
+      const port = FIRST + slice * SLICE + (next++ % SLICE);
+      if (await canListen(port)) return port;
+    }
+  }
+  return osPickedPort();
+}
+
+/** A port the OS picks (listen(0)); it may be taken again before the caller binds it. */
+function osPickedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.unref();
