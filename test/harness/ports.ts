@@ -45,14 +45,8 @@ function canListen(port: number): Promise<boolean> {
 }
 
 /** A free TCP port on loopback, outside the ephemeral range when the range leaves room. */
-export async function freePort(): Promise<number> {
-  if (SLICE >= 256) {
-    for (let tries = 0; tries < SLICE; tries++) {
-      const port = FIRST + slice * SLICE + (next++ % SLICE);
-      if (await canListen(port)) return port;
-    }
-  }
-  return osPickedPort();
+export function freePort(): Promise<number> {
+  return freeConsecutivePorts(1);
 }
 
 /** A port the OS picks (listen(0)); it may be taken again before the caller binds it. */
@@ -70,26 +64,28 @@ function osPickedPort(): Promise<number> {
 }
 
 /** `n` consecutive free TCP ports on loopback, the first returned (gate workers listen on
- * grpcAddress's port plus their index). Each is bound at once, then all are released. */
+ * grpcAddress's port plus their index). Each is checked by binding it; the slice's counter moves
+ * past all of them, so the next call cannot hand one out again. */
 export async function freeConsecutivePorts(n: number): Promise<number> {
-  const bind = (port: number) =>
-    new Promise<(() => Promise<void>) | undefined>((resolve) => {
-      const s = createServer();
-      s.unref();
-      s.once('error', () => resolve(undefined));
-      s.listen(port, '127.0.0.1', () => resolve(() => new Promise<void>((r) => s.close(() => r()))));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const first = await freePort();
-    if (first + n - 1 > 65535) continue;
-    const held = [];
-    for (let i = 0; i < n; i++) {
-      const close = await bind(first + i);
-      if (!close) break;
-      held.push(close);
+  if (SLICE >= 256 && n < SLICE / 4) {
+    for (let tries = 0; tries < SLICE; tries++) {
+      let offset = next % SLICE;
+      if (offset + n > SLICE) offset = 0;
+      next = offset + n;
+      const first = FIRST + slice * SLICE + offset;
+      let all = true;
+      for (let i = 0; i < n && all; i++) all = await canListen(first + i);
+      if (all) return first;
     }
-    await Promise.all(held.map((close) => close()));
-    if (held.length === n) return first;
+    throw new Error(`no ${n} consecutive free ports in ${FIRST + slice * SLICE}..${FIRST + (slice + 1) * SLICE - 1}`);
+  }
+  // The ephemeral range leaves no room below it: ports the OS picks, the first n in a row.
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = await osPickedPort();
+    if (first + n - 1 > 65535) continue;
+    let all = true;
+    for (let i = 1; i < n && all; i++) all = await canListen(first + i);
+    if (all) return first;
   }
   throw new Error(`no ${n} consecutive free ports on loopback`);
 }
