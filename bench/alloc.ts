@@ -7,7 +7,13 @@
 // proportions hold even on a loaded machine, where latency figures do not.
 //
 //   npm run bench:alloc -- [--profile governed] [--rate 300] [--duration 20] [--top 15] [--cpu]
-//                          [--body chat|dlp]
+//                          [--body chat|dlp] [--gc] [--survivors] [--node-args='...']
+//
+// --survivors counts only what outlived a scavenge (promoted: the old space's growth, which
+// mark-compacts and their incremental marking steps then pay for).
+// --node-args='--flag ...' adds V8/Node flags to the gate's command line (experiments).
+// --gc runs the gate with --trace-gc instead and prints the collections of the load window by
+// kind (scavenge, mark-compact, ...): count, pause total, mean and max, and why they started.
 //
 // --body dlp sends the dlp profile's 16 KB prompt (16 e-mail addresses and card numbers)
 // instead of the small chat body: with --profile dlp against --profile governed_16k it shows
@@ -20,6 +26,7 @@ import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { type HeapProfile, summarizeAlloc } from './lib/alloc-profile.ts';
 import { CHAT, chatTarget, DLP_CHAT, errorsOf } from './lib/common.ts';
 import { type CpuProfile, summarize } from './lib/cpu-profile.ts';
+import { summarizeGcTrace } from './lib/gc-trace.ts';
 import { startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
 import { attack, ensureVegeta } from './lib/vegeta.ts';
 
@@ -35,6 +42,9 @@ async function main() {
       top: { type: 'string', default: '15' },
       cpu: { type: 'boolean', default: false },
       body: { type: 'string', default: 'chat' },
+      gc: { type: 'boolean', default: false },
+      survivors: { type: 'boolean', default: false },
+      'node-args': { type: 'string', default: '' },
     },
   });
   const log = (m: string) => process.stderr.write(`[bench:alloc] ${m}\n`);
@@ -50,8 +60,18 @@ async function main() {
     const gate = await startGate(
       'alloc',
       values.profile,
-      { LMG_BENCH_KEY_SHA256: hashApiKey(key), LMG_ALLOC_PROFILE: profileFile },
-      values.cpu ? { cpuProfileDir: cpuDir } : { nodeArgs: ['--import', SAMPLER] },
+      {
+        LMG_BENCH_KEY_SHA256: hashApiKey(key),
+        LMG_ALLOC_PROFILE: profileFile,
+        ...(values.survivors ? { LMG_ALLOC_SURVIVORS: '1' } : {}),
+      },
+      {
+        ...(values.cpu ? { cpuProfileDir: cpuDir } : {}),
+        nodeArgs: [
+          ...(values.gc ? ['--trace-gc'] : values.cpu ? [] : ['--import', SAMPLER]),
+          ...values['node-args'].split(' ').filter((a) => a !== ''),
+        ],
+      },
     );
     stops.push(() => gate.stop());
     const envoy = await startBenchEnvoy([{ name: 'gated', gate }], mock.port, 2);
@@ -63,7 +83,8 @@ async function main() {
     if (sanity.status !== 200) throw new Error(`sanity: answered ${sanity.status}: ${await sanity.text()}`);
     log(`warm-up ${values.warmup}s`);
     await attack(vegeta, { targets: [target], rate: Number(values.rate), durationS: Number(values.warmup) }, work);
-    if (!values.cpu) process.kill(gate.proc.pid!, 'SIGUSR2');
+    if (!values.cpu && !values.gc) process.kill(gate.proc.pid!, 'SIGUSR2');
+    const gcFrom = gate.proc.stdout.length;
     log(`sampling: ${values.profile} at ${values.rate} req/s for ${values.duration}s`);
     const r = await attack(
       vegeta,
@@ -72,7 +93,31 @@ async function main() {
     );
     const samples = r.byTarget.get('gated')!.samples;
     const errors = errorsOf(samples);
+    const gcLog = gate.proc.stdout.slice(gcFrom);
     await gate.stop();
+    if (values.gc) {
+      const gc = summarizeGcTrace(gcLog);
+      console.log(
+        [
+          `${values.profile}, ${samples.length} requests at ${values.rate} req/s (errors: ${JSON.stringify(errors)}):`,
+          `**${(gc.totalMs / samples.length).toFixed(3)} ms of GC pause per request** (--trace-gc, the load window)`,
+          '',
+          '| collection | count | pause ms, total | mean | max |',
+          '|---|---:|---:|---:|---:|',
+          ...gc.kinds.map(
+            (k) =>
+              `| ${k.kind} | ${k.count} | ${k.totalMs.toFixed(1)} | ${k.meanMs.toFixed(2)} | ${k.maxMs.toFixed(2)} |`,
+          ),
+          '',
+          'reasons (count):',
+          ...gc.reasons.map(([r, n]) => `- ${r}: ${n}`),
+          ...(gc.unparsed.length > 0
+            ? ['', `unparsed trace lines (${gc.unparsed.length}):`, ...gc.unparsed.slice(0, 5)]
+            : []),
+        ].join('\n'),
+      );
+      return;
+    }
     if (values.cpu) {
       const file = (await readdir(cpuDir)).find((f) => f.endsWith('.cpuprofile'));
       if (!file) throw new Error(`no .cpuprofile written in ${cpuDir}`);
@@ -105,7 +150,9 @@ async function main() {
     const kb = (b: number) => (b / 1024).toFixed(1);
     const out = [
       `${values.profile}, ${samples.length} requests at ${values.rate} req/s (errors: ${JSON.stringify(errors)}):`,
-      `**${kb(summary.bytesPerRequest)} KiB allocated per request** (sampled; freed objects included)`,
+      values.survivors
+        ? `**${kb(summary.bytesPerRequest)} KiB per request outlived a scavenge** (sampled; promoted to old space, or still young at exit)`
+        : `**${kb(summary.bytesPerRequest)} KiB allocated per request** (sampled; freed objects included)`,
       '',
       '| package | KiB/req | % |',
       '|---|---:|---:|',

@@ -11,6 +11,9 @@ if (!out) throw new Error('alloc-sampler: set LMG_ALLOC_PROFILE to the file to w
 // Bytes between samples: V8 picks each sample at a random point with this mean, so the
 // profile's sizes are an unbiased estimate of every allocation's bytes.
 const interval = Number(process.env.LMG_ALLOC_INTERVAL ?? 8192);
+// LMG_ALLOC_SURVIVORS=1: leave out what a scavenge freed, so the profile holds what outlived
+// the young generation (promoted to old space: what mark-compacts must then collect).
+const survivorsOnly = process.env.LMG_ALLOC_SURVIVORS === '1';
 
 const session = new Session();
 session.connect();
@@ -22,7 +25,7 @@ process.on('SIGUSR2', () => {
   session.post('HeapProfiler.startSampling', {
     samplingInterval: interval,
     includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
+    includeObjectsCollectedByMinorGC: !survivorsOnly,
   });
 });
 process.on('exit', () => {
