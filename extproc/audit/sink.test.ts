@@ -358,6 +358,11 @@ describe('audit sink refusals while it cannot write', () => {
       summaries: 1,
       summarised: 2000 - kept,
     });
+    // The count is held by the chain: lowering it is caught, and the summary's line is named.
+    const text = await readFile(path, 'utf8');
+    await writeFile(path, text.replace(`"refused":${2000 - kept},`, `"refused":${1000 - kept},`));
+    const tampered = await verifyFiles([path]);
+    expect(tampered.problem).toMatchObject({ line: shown.indexOf('refusal_summary') + 1 });
   });
 
   it('strict durability: a counted refusal is answered at once, a kept one waits for its fsync', async () => {
