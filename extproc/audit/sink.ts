@@ -23,7 +23,8 @@
 // that, each further one is counted in a bounded RefusalTally (refusal-tally.ts) and
 // lmgate_audit_refusals_summarised_total, and the tally is written as one chained
 // `refusal_summary` line in the same batch as, right after, the refusals kept before it. Records
-// of admitted requests are never tallied. While the sink accepts, none of this runs.
+// of admitted requests are never tallied. While the sink accepts there are no such refusals, and
+// a record pays one property check for this.
 import { writeSync } from 'node:fs';
 import { type FileHandle, open, rename } from 'node:fs/promises';
 import { basename } from 'node:path';
