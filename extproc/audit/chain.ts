@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 
 export const GENESIS = '0'.repeat(64);
 
-export type LineType = 'request' | 'checkpoint' | 'break';
+export type LineType = 'request' | 'checkpoint' | 'break' | 'refusal_summary';
 
 export function sha256Hex(line: string | Buffer): string {
   return createHash('sha256').update(line).digest('hex');

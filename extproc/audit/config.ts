@@ -24,6 +24,14 @@ export const auditConfig = z
       .describe(
         'Audit bytes waiting to be written above which new requests are refused with 503 (fail closed) until the sink catches up; records of requests already admitted are always kept. Bounds the memory a slow or failing disk can take. Takes effect at the next restart.',
       ),
+    maxRefusalBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(8 * 1024 * 1024)
+      .describe(
+        'While the sink cannot write (a full or failing disk, or over maxPendingBytes), the records of the requests it refuses (503 audit_unavailable) are kept one by one up to this many bytes; past it each further refusal is counted instead, and the count (per tenant, route, API, status and code, with the first and last time and request id) is written as one chained refusal_summary line when the sink writes again. Bounds the memory an outage at a high request rate can take; records of admitted requests are never counted instead. Takes effect at the next restart.',
+      ),
     durability: z
       .enum(DURABILITY)
       .default('interval')

@@ -7,9 +7,14 @@
 // Strict durability: a batch is posted on the next event-loop turn (its requests wait for it)
 // with an id, and the main thread answers `audit-durable` with that id once it is fsynced; the
 // batch's requests then give their last answers.
+//
+// Refusals the audit sink caused (503 audit_unavailable) travel apart from the other records,
+// with the facts a tally keys on: the main thread's writer bounds them (audit.maxRefusalBytes,
+// sink.ts) without parsing a line. While the sink accepts there are none.
 import type { MessagePort } from 'node:worker_threads';
 import type { FromWorker } from '../server/worker-protocol.ts';
 import type { AuditRecord } from './record.ts';
+import { isSinkRefusal, type SinkRefusal, sinkRefusal } from './refusal-tally.ts';
 import type { AuditSink } from './sink.ts';
 
 /** The longest a record waits in a worker before it is posted. */
@@ -22,6 +27,7 @@ export class PortAuditSink implements AuditSink {
   private records = 0;
   /** Capture lines of the batch's records (audit.capture), in their order. */
   private captures = '';
+  private refusals: SinkRefusal[] = [];
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private waiters: (() => void)[] = [];
   private nextId = 0;
@@ -35,8 +41,11 @@ export class PortAuditSink implements AuditSink {
   }
 
   write(record: AuditRecord, onDurable?: () => void, capture?: string): void {
-    this.lines += `${JSON.stringify(record)}\n`;
-    this.records++;
+    if (isSinkRefusal(record, capture)) this.refusals.push(sinkRefusal(record, `${JSON.stringify(record)}\n`));
+    else {
+      this.lines += `${JSON.stringify(record)}\n`;
+      this.records++;
+    }
     if (capture !== undefined) this.captures += `${capture}\n`;
     if (onDurable) this.waiters.push(onDurable);
     this.timer ??= this.strict ? setImmediate(() => this.post()) : setTimeout(() => this.post(), BATCH_MS);
@@ -48,9 +57,13 @@ export class PortAuditSink implements AuditSink {
       else clearTimeout(this.timer as NodeJS.Timeout);
     }
     this.timer = undefined;
-    if (this.lines === '') return;
+    if (this.lines === '' && this.refusals.length === 0) return;
     const message: FromWorker = { type: 'audit', lines: this.lines, records: this.records };
     if (this.captures !== '') message.captures = this.captures;
+    if (this.refusals.length > 0) {
+      message.refusals = this.refusals;
+      this.refusals = [];
+    }
     if (this.strict) {
       message.id = this.nextId++;
       this.unacked.set(message.id, this.waiters);

@@ -4,6 +4,7 @@
 // A field added to the record (record.ts) must be added here, with its meaning.
 import { z } from 'zod';
 import { AUDIT_SCHEMA_VERSION } from './record.ts';
+import { MAX_CHARS, MAX_GROUPS } from './refusal-tally.ts';
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 const chainFields = (type: string) => ({
@@ -347,6 +348,47 @@ export const breakLine = z
   .strict()
   .describe('Written at start when the previous writer stopped without a shutdown checkpoint (a crash).');
 
+const refusalSpan = {
+  count: z.number().int().min(1).describe('Refusals counted.'),
+  first_time: time.describe('Request time of the earliest refusal counted (UTC, RFC 3339).'),
+  last_time: time.describe('Request time of the latest refusal counted.'),
+  first_request_id: z.string().describe(`request_id of the earliest (cut to ${MAX_CHARS} characters).`),
+  last_request_id: z.string().describe(`request_id of the latest (cut to ${MAX_CHARS} characters).`),
+};
+
+export const refusalSummaryLine = z
+  .object({
+    ...chainFields('refusal_summary'),
+    time: time.describe('When the line was written: the sink could write again.'),
+    reason: z.string().describe('Why these refusals are counted, not recorded one by one.'),
+    refused: z.number().int().min(1).describe('Refused requests this line counts, in groups and other together.'),
+    first_time: time.describe('Request time of the earliest refusal counted.'),
+    last_time: time.describe('Request time of the latest refusal counted.'),
+    groups: z
+      .array(
+        z
+          .object({
+            tenant: nullableString("The caller's tenant; null when identity had not run (the usual case)."),
+            route: nullableString('The route; null when routing had not run (the usual case).'),
+            api: z.string().describe('API shape the gate recognised (openai.chat, …, unknown).'),
+            status: z.number().int().nullable().describe('The status the client saw (503).'),
+            code: z.string().describe('Error catalog code (audit_unavailable).'),
+            ...refusalSpan,
+          })
+          .strict(),
+      )
+      .describe(`Counts per tenant, route, API, status and code: at most ${MAX_GROUPS} groups.`),
+    other: z
+      .object(refusalSpan)
+      .strict()
+      .nullable()
+      .describe(`Refusals past the ${MAX_GROUPS}th group, counted together; null when none.`),
+  })
+  .strict()
+  .describe(
+    'Refusals the audit sink caused (503 audit_unavailable) past audit.maxRefusalBytes, counted instead of one request line each; written right after the refusals kept one by one, once the sink writes again.',
+  );
+
 /** A line of the capture files (audit.capture.path): not chained, held by its record's
  * capture.sha256. */
 export const captureLineSchema = z
@@ -397,7 +439,12 @@ export const captureLineSchema = z
   .strict()
   .describe('The texts of one captured request, in the capture files.');
 
-export const auditLine = z.discriminatedUnion('type', [requestLine, checkpointLineSchema, breakLine]);
+export const auditLine = z.discriminatedUnion('type', [
+  requestLine,
+  checkpointLineSchema,
+  breakLine,
+  refusalSummaryLine,
+]);
 
 /** docs/audit-record.schema.json. */
 export function auditJsonSchema(): object {
@@ -416,6 +463,7 @@ export function fieldTable(): string {
     ['request', requestLine],
     ['checkpoint', checkpointLineSchema],
     ['break', breakLine],
+    ['refusal_summary', refusalSummaryLine],
     ['capture', captureLineSchema],
   ] as const)
     walk(line, '', schema, rows);

@@ -9,6 +9,8 @@ import { GENESIS, sha256Hex } from './chain.ts';
 import { checkpointPayload } from './checkpoint.ts';
 import { rotatedFiles } from './files.ts';
 import type { AuditRecord } from './record.ts';
+import { auditLine } from './record-schema.ts';
+import { sinkRefusal } from './refusal-tally.ts';
 import { FileAuditSink, type FileAuditSinkOptions } from './sink.ts';
 import { verifyFiles } from './verify.ts';
 
@@ -263,5 +265,142 @@ describe('audit sink write path', () => {
     await sink.close();
     expect(await requests(path)).toHaveLength(5);
     expect((await metrics.auditSlowWrites.get()).values[0]?.value ?? 0).toBe(0);
+  });
+});
+
+/** A refusal the sink caused, as buildAuditRecord makes it for an admission refusal. */
+const refusal = (id: string, ms: number) =>
+  ({
+    schema_version: 2,
+    time: new Date(ms).toISOString(),
+    request_id: id,
+    principal: null,
+    endpoint: { method: 'POST', path: '/v1/chat/completions', api: 'openai.chat' },
+    route: null,
+    status: 503,
+    outcome: 'rejected',
+    error: { code: 'audit_unavailable', type: 'service_unavailable', status: 503, rule_id: null },
+  }) as unknown as AuditRecord;
+const REFUSAL_BYTES = JSON.stringify(refusal('q0000', Date.parse('2026-11-24T00:00:00Z'))).length + 1;
+
+/** A sink whose folder does not exist yet: every write fails until the test makes it. */
+async function failingSink(over: Partial<FileAuditSinkOptions> = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'sink-'));
+  const path = join(dir, 'sub', 'a.log');
+  const metrics = new Metrics({ defaultMetrics: false });
+  const sink = new FileAuditSink({ path, maxPendingBytes: 1 << 20, logger, metrics, ...over });
+  return { dir, path, metrics, sink, recover: () => mkdir(join(dir, 'sub')) };
+}
+const gauge = async (m: { get(): Promise<{ values: { value: number }[] }> }) => (await m.get()).values[0]?.value ?? 0;
+
+describe('audit sink refusals while it cannot write', () => {
+  it('keeps refusals one by one up to maxRefusalBytes, then counts them, and writes one chained summary after them on recovery', async () => {
+    const kept = 3;
+    const { path, metrics, sink, recover } = await failingSink({ maxRefusalBytes: kept * REFUSAL_BYTES });
+    sink.write(rec('x'));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(sink.accepting).toBe(false);
+
+    const t0 = Date.parse('2026-11-24T00:00:00Z');
+    let peak = 0;
+    for (let i = 0; i < 2000; i++) {
+      sink.write(refusal(`q${String(i).padStart(4, '0')}`, t0 + i));
+      // An admitted request's record in the middle of the outage is never counted instead.
+      if (i === 1000) sink.write(rec('y'));
+      if (i % 100 === 0) {
+        peak = Math.max(peak, await gauge(metrics.auditPendingBytes));
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    // Memory: the held bytes stay at x, y and the kept refusals, whatever the count refused.
+    peak = Math.max(peak, await gauge(metrics.auditPendingBytes));
+    const held = JSON.stringify(rec('x')).length + 1 + JSON.stringify(rec('y')).length + 1;
+    expect(peak).toBe(held + kept * REFUSAL_BYTES);
+    expect(await gauge(metrics.auditRefusalsSummarised)).toBe(2000 - kept);
+
+    await recover();
+    await sink.flush();
+    expect(sink.accepting).toBe(true);
+    // After recovery the bound starts over: a late refusal is recorded one by one again.
+    sink.write(refusal('late', t0 + 5000));
+    await sink.close();
+
+    const all = await lines(path);
+    const shown = all.map((l) => (l.type === 'request' ? l.request_id : l.type === 'checkpoint' ? l.reason : l.type));
+    expect(shown).toEqual(['open', 'x', 'q0000', 'q0001', 'q0002', 'y', 'refusal_summary', 'late', 'shutdown']);
+    const summary = all.find((l) => l.type === 'refusal_summary')!;
+    expect(summary).toMatchObject({
+      refused: 2000 - kept,
+      first_time: new Date(t0 + kept).toISOString(),
+      last_time: new Date(t0 + 1999).toISOString(),
+      groups: [
+        {
+          tenant: null,
+          route: null,
+          api: 'openai.chat',
+          status: 503,
+          code: 'audit_unavailable',
+          count: 2000 - kept,
+          first_request_id: 'q0003',
+          last_request_id: 'q1999',
+        },
+      ],
+      other: null,
+    });
+    expect(summary.reason).toMatch(/audit sink unavailable/);
+    expect(auditLine.safeParse(summary).success).toBe(true);
+    // The shutdown checkpoint counts request lines only; verify proves the chain through it.
+    expect(all.at(-1)!.records).toBe(6);
+    const report = await verifyFiles([path]);
+    expect(report.problem).toBeUndefined();
+    expect({ records: report.records, summaries: report.summaries, summarised: report.summarised }).toEqual({
+      records: 6,
+      summaries: 1,
+      summarised: 2000 - kept,
+    });
+    // The count is held by the chain: lowering it is caught, and the summary's line is named.
+    const text = await readFile(path, 'utf8');
+    await writeFile(path, text.replace(`"refused":${2000 - kept},`, `"refused":${1000 - kept},`));
+    const tampered = await verifyFiles([path]);
+    expect(tampered.problem).toMatchObject({ line: shown.indexOf('refusal_summary') + 1 });
+  });
+
+  it('strict durability: a counted refusal is answered at once, a kept one waits for its fsync', async () => {
+    const { sink, recover } = await failingSink({ durability: 'strict', maxRefusalBytes: REFUSAL_BYTES });
+    const done: string[] = [];
+    sink.write(refusal('kept', 0), () => done.push('kept'));
+    sink.write(refusal('counted', 1), () => done.push('counted'));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(done).toEqual(['counted']);
+    await recover();
+    await sink.flush();
+    expect(done).toEqual(['counted', 'kept']);
+    await sink.close();
+  });
+
+  it('refusals from gate workers (writeLines) are bounded by the same writer', async () => {
+    const { path, sink, recover } = await failingSink({ maxRefusalBytes: 2 * REFUSAL_BYTES });
+    const batch = (from: number) =>
+      Array.from({ length: 5 }, (_, i) => {
+        const r = refusal(`w${from + i}`, from + i);
+        return sinkRefusal(r, `${JSON.stringify(r)}\n`);
+      });
+    sink.writeLines(`${JSON.stringify(rec('a'))}\n`, 1, undefined, undefined, batch(0));
+    sink.writeLines('', 0, undefined, undefined, batch(5));
+    await recover();
+    await sink.close();
+    const all = await lines(path);
+    expect(all.filter((l) => l.type === 'request').map((l) => l.request_id)).toEqual(['a', 'w0', 'w1']);
+    expect(all.filter((l) => l.type === 'refusal_summary').map((l) => l.refused)).toEqual([8]);
+    expect((await verifyFiles([path])).problem).toBeUndefined();
+  });
+
+  it('normal operation keeps every refusal one by one and writes no summary', async () => {
+    const { path, metrics, sink } = await sinkIn();
+    for (let i = 0; i < 20; i++) sink.write(refusal(`r${i}`, i));
+    await sink.close();
+    expect(await requests(path)).toHaveLength(20);
+    expect((await lines(path)).some((l) => l.type === 'refusal_summary')).toBe(false);
+    expect(await gauge(metrics.auditRefusalsSummarised)).toBe(0);
   });
 });

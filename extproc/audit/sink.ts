@@ -16,6 +16,15 @@
 // back-pressure and retry (a capture file that cannot be written stops new requests like the
 // audit file does), and in strict mode the same wait: a request is answered only once its record
 // and its capture line are both fsynced.
+//
+// Refusals the sink itself causes (503 audit_unavailable) are bounded apart: during a long
+// outage at a high request rate one record per refusal would grow memory without bound. Up to
+// audit.maxRefusalBytes of them are kept one by one and written in order like any record; past
+// that, each further one is counted in a bounded RefusalTally (refusal-tally.ts) and
+// lmgate_audit_refusals_summarised_total, and the tally is written as one chained
+// `refusal_summary` line in the same batch as, right after, the refusals kept before it. Records
+// of admitted requests are never tallied. While the sink accepts there are no such refusals, and
+// a record pays one property check for this.
 import { writeSync } from 'node:fs';
 import { type FileHandle, open, rename } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -27,6 +36,7 @@ import { type CheckpointReason, CheckpointSigner, checkpointLine } from './check
 import type { AuditConfig, Durability } from './config.ts';
 import { rotatedFiles, rotatedName } from './files.ts';
 import type { AuditRecord } from './record.ts';
+import { isSinkRefusal, RefusalTally, type SinkRefusal, sinkRefusal } from './refusal-tally.ts';
 import { readTail } from './tail.ts';
 
 export interface AuditSink {
@@ -44,6 +54,8 @@ export interface AuditSink {
 export interface FileAuditSinkOptions {
   path: string;
   maxPendingBytes: number;
+  /** Bytes of sink refusals (503 audit_unavailable) kept one by one; past it they are tallied. */
+  maxRefusalBytes?: number;
   logger: Logger;
   metrics: Metrics;
   durability?: Durability;
@@ -80,6 +92,7 @@ export class FileAuditSink implements AuditSink {
   private readonly path: string;
   private readonly stdout: boolean;
   private readonly maxPendingBytes: number;
+  private readonly maxRefusalBytes: number;
   private readonly logger: Logger;
   private readonly metrics: Metrics;
   private readonly durability: Durability;
@@ -109,6 +122,11 @@ export class FileAuditSink implements AuditSink {
   /** Capture lines of the pending records, newline-terminated, in their order. */
   private pendingCaptures = '';
   private readonly capture: CaptureFiles | undefined;
+  /** Bytes of sink refusals kept one by one and not yet written; those in `pending` alone. */
+  private refusalBytes = 0;
+  private pendingRefusalBytes = 0;
+  /** Sink refusals counted past maxRefusalBytes, until a batch takes them to write. */
+  private tally: RefusalTally | undefined;
 
   /** Lines written since the last checkpoint, and request records among them. */
   private linesSinceCheckpoint = 0;
@@ -130,6 +148,7 @@ export class FileAuditSink implements AuditSink {
     this.path = opts.path;
     this.stdout = opts.path === '-';
     this.maxPendingBytes = opts.maxPendingBytes;
+    this.maxRefusalBytes = opts.maxRefusalBytes ?? 8 * 1024 * 1024;
     this.logger = opts.logger;
     this.metrics = opts.metrics;
     this.durability = opts.durability ?? 'interval';
@@ -178,23 +197,66 @@ export class FileAuditSink implements AuditSink {
   }
 
   write(record: AuditRecord, onDurable?: () => void, capture?: string): void {
-    this.writeLines(`${JSON.stringify(record)}\n`, 1, onDurable, capture === undefined ? undefined : `${capture}\n`);
+    const line = `${JSON.stringify(record)}\n`;
+    if (isSinkRefusal(record, capture)) this.writeLines('', 0, onDurable, undefined, [sinkRefusal(record, line)]);
+    else this.writeLines(line, 1, onDurable, capture === undefined ? undefined : `${capture}\n`);
   }
 
   /** `records` records already serialised, each line newline-terminated: gate workers
-   * serialise on their own thread and this process's one writer keeps the file's order. */
-  writeLines(lines: string, records: number, onDurable?: () => void, captures?: string): void {
-    this.pendingRecords += records;
-    this.pending.push(lines);
-    this.pendingBytes += lines.length;
+   * serialise on their own thread and this process's one writer keeps the file's order.
+   * `refusals`: records of sink refusals (503 audit_unavailable), kept or tallied here. */
+  writeLines(
+    lines: string,
+    records: number,
+    onDurable?: () => void,
+    captures?: string,
+    refusals?: readonly SinkRefusal[],
+  ): void {
+    let held = false;
+    if (lines !== '') {
+      this.pendingRecords += records;
+      this.pending.push(lines);
+      this.pendingBytes += lines.length;
+      held = true;
+    }
     if (captures !== undefined && captures !== '') {
       if (this.capture === undefined) throw new Error('audit sink: a capture line, but no capture path');
       this.pendingCaptures += captures;
       this.pendingBytes += captures.length;
+      held = true;
     }
-    if (onDurable) this.pendingWaiters.push(onDurable);
+    if (refusals !== undefined) for (const r of refusals) if (this.keepRefusal(r)) held = true;
+    if (onDurable) {
+      // Strict mode: tallied refusals are answered without waiting for a disk that is down
+      // (their trace until it is back is the tally); a waiter per refusal would grow unbounded.
+      if (held) this.pendingWaiters.push(onDurable);
+      else queueMicrotask(onDurable);
+    }
     this.metrics.auditPendingBytes.set(this.pendingBytes);
     this.kick();
+  }
+
+  /** Keeps a sink refusal's record one by one while they fit maxRefusalBytes, else counts it.
+   * Once a tally is open every later refusal joins it, so its line follows every kept one. */
+  private keepRefusal(r: SinkRefusal): boolean {
+    if (this.tally === undefined && this.refusalBytes + r.line.length <= this.maxRefusalBytes) {
+      this.pendingRecords++;
+      this.pending.push(r.line);
+      this.pendingBytes += r.line.length;
+      this.refusalBytes += r.line.length;
+      this.pendingRefusalBytes += r.line.length;
+      return true;
+    }
+    if (this.tally === undefined) {
+      this.tally = new RefusalTally();
+      this.logger.warn(
+        { maxRefusalBytes: this.maxRefusalBytes },
+        'audit sink refusals past audit.maxRefusalBytes are counted for a refusal_summary line, not recorded one by one',
+      );
+    }
+    this.tally.add(r);
+    this.metrics.auditRefusalsSummarised.inc();
+    return false;
   }
 
   /** One write per event-loop turn at most: records of concurrent requests share a syscall
@@ -316,19 +378,24 @@ export class FileAuditSink implements AuditSink {
         const due = this.due();
         if (due === 'rotate') await this.rotate();
         else if (due === 'count' || due === 'interval') await this.append(await this.checkpoint(due));
-        if (this.pending.length === 0) {
+        if (this.pending.length === 0 && this.tally === undefined) {
           if (due === 'sync') await this.sync();
-          if (this.pending.length === 0) break;
+          if (this.pending.length === 0 && this.tally === undefined) break;
         }
-        // Take the batch; records written meanwhile go to a fresh array.
+        // Take the batch; records written meanwhile go to a fresh array. The tally goes with it:
+        // every refusal kept before the tally opened is in this batch or an earlier one.
         const batch = this.pending;
         const records = this.pendingRecords;
         const waiters = this.pendingWaiters;
         const captures = this.pendingCaptures;
+        const refusalBytes = this.pendingRefusalBytes;
+        const tally = this.tally;
         this.pending = [];
         this.pendingRecords = 0;
         this.pendingWaiters = [];
         this.pendingCaptures = '';
+        this.pendingRefusalBytes = 0;
+        this.tally = undefined;
         if (!this.stdout && this.fileBytes > 0 && this.fileBytes + this.pendingBytes > this.rotateBytes)
           await this.rotate();
         let data = '';
@@ -339,6 +406,12 @@ export class FileAuditSink implements AuditSink {
         }
         this.linesSinceCheckpoint += records;
         this.recordsSinceCheckpoint += records;
+        if (tally !== undefined) {
+          // Not a request line: checkpoints' `records` do not count it.
+          data += `${this.chain.link('refusal_summary', tally.json(this.now()))}\n`;
+          this.linesSinceCheckpoint++;
+          this.logger.info({ refused: tally.count }, 'audit refusal_summary written');
+        }
         await this.append(data);
         if (captures !== '') {
           await this.appendCapture(captures);
@@ -346,6 +419,7 @@ export class FileAuditSink implements AuditSink {
         }
         if (this.durability === 'strict') await this.sync();
         this.pendingBytes -= bytes + captures.length;
+        this.refusalBytes -= refusalBytes;
         this.metrics.auditRecords.inc(records);
         this.metrics.auditPendingBytes.set(this.pendingBytes);
         for (const w of waiters) w();
@@ -487,7 +561,7 @@ export class FileAuditSink implements AuditSink {
   }
 
   async flush(): Promise<void> {
-    while (this.writing || this.pending.length > 0) {
+    while (this.writing || this.pending.length > 0 || this.tally !== undefined) {
       if (!this.writing) this.writing = this.drain();
       await this.writing;
     }

@@ -37,6 +37,9 @@ export interface VerifyReport {
   /** Checkpoints whose signature was checked and holds. */
   signed: number;
   breaks: { file: string; line: number; seq: number }[];
+  /** refusal_summary lines, and the refusals they count (not in `records`). */
+  summaries: number;
+  summarised: number;
   /** Lines after the last checkpoint: held by the hash chain only. */
   afterLastCheckpoint: number;
   /** Things that are not failures but a reader should know. */
@@ -123,6 +126,8 @@ export async function verifyFiles(files: string[], opts: VerifyOptions = {}): Pr
     checkpoints: 0,
     signed: 0,
     breaks: [],
+    summaries: 0,
+    summarised: 0,
     afterLastCheckpoint: 0,
     notes: [],
     captures: { files: 0, lines: 0, matched: 0, erased: 0, unlinked: 0 },
@@ -260,6 +265,12 @@ export async function verifyFiles(files: string[], opts: VerifyOptions = {}): Pr
           break;
         case 'break':
           report.breaks.push({ file, line: lineNo, seq });
+          break;
+        case 'refusal_summary':
+          // Refusals the sink counted instead of recording one by one (sink.ts): chained like any
+          // line, not a request line, so checkpoints' `records` leave it out.
+          report.summaries++;
+          if (typeof o.refused === 'number') report.summarised += o.refused;
           break;
         case 'checkpoint': {
           if (lastCheckpoint !== undefined && o.prev_checkpoint !== lastCheckpoint)

@@ -8,6 +8,10 @@
 // Capture files (audit.capture) may be among FILES: their lines are not records, so filters never
 // select them; --with-capture adds each record's captured prompt and response (joined on
 // request_id; `audit verify` is what proves them unchanged).
+//
+// refusal_summary lines (requests the audit sink refused while it could not write, counted
+// instead of recorded one by one: sink.ts) are not records, so they are never rows; when the
+// period asked holds some, a note on stderr says how many refusals they count.
 import { parseDuration } from './durations.ts';
 import { parseCommandArgs, UsageError } from './usage.ts';
 
@@ -33,6 +37,10 @@ const COLUMNS = {
   // Capture lines' texts (type "capture"): read only with --with-capture.
   prompt: 'STRUCT(role VARCHAR, "text" VARCHAR)[]',
   response: 'STRUCT(choice INTEGER, "text" VARCHAR)[]',
+  // refusal_summary lines: how many refusals, over which request times.
+  refused: 'BIGINT',
+  first_time: 'TIMESTAMPTZ',
+  last_time: 'TIMESTAMPTZ',
 } as const;
 
 /** --with-capture: the texts of the record's capture line, one "role: text" per prompt part and
@@ -90,6 +98,9 @@ const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 export interface AuditQuery {
   sql: string;
   params: string[];
+  /** Refusals counted in refusal_summary lines over the period asked (one row, one column). */
+  summarySql: string;
+  summaryParams: string[];
   format: (typeof FORMATS)[number];
 }
 
@@ -127,6 +138,17 @@ export function buildAuditQuery(args: string[], now = Date.now()): AuditQuery | 
     if (typeof value === 'string') where.push(condition(param(value)));
   }
   if (v.captured === true) where.push('capture IS NOT NULL');
+  // A summary overlaps the period when its refusals' first and last times straddle it.
+  const summaryWhere = [`type = 'refusal_summary'`];
+  const summaryParams: string[] = [];
+  if (typeof v.since === 'string') {
+    summaryParams.push(parseTime('since', v.since, now));
+    summaryWhere.push(`last_time >= $${summaryParams.length}::TIMESTAMPTZ`);
+  }
+  if (typeof v.until === 'string') {
+    summaryParams.push(parseTime('until', v.until, now));
+    summaryWhere.push(`first_time < $${summaryParams.length}::TIMESTAMPTZ`);
+  }
   let limit = '';
   if (typeof v.limit === 'string') {
     if (!/^\d{1,9}$/.test(v.limit)) throw new UsageError(CMD, '--limit is a whole number');
@@ -149,7 +171,9 @@ ORDER BY time, request_id${limit}`
 FROM ${read}
 WHERE ${where.join('\n  AND ')}
 ORDER BY time, request_id${limit}`;
-  return { sql, params, format };
+  const summarySql = `SELECT coalesce(sum(refused), 0)::VARCHAR AS refused FROM ${read}
+WHERE ${summaryWhere.join(' AND ')}`;
+  return { sql, params, format, summarySql, summaryParams };
 }
 
 export async function auditQuery(args: string[]): Promise<number> {
@@ -167,6 +191,11 @@ export async function auditQuery(args: string[]): Promise<number> {
     const names = reader.columnNames();
     const rows = reader.getRowsJson().map((r) => r.map((c) => (c === null ? null : String(c))));
     process.stdout.write(render(q.format, names, rows));
+    const summarised = Number((await connection.runAndReadAll(q.summarySql, q.summaryParams)).getRowsJson()[0]?.[0]);
+    if (summarised > 0)
+      process.stderr.write(
+        `note: ${summarised} refused request(s) (503 audit_unavailable) in this period are counted in refusal_summary lines, not listed one by one (docs/audit.md)\n`,
+      );
     connection.closeSync();
   } finally {
     instance.closeSync();

@@ -73,6 +73,10 @@ async function verify(args: string[]): Promise<number> {
     console.log(
       `captures: ${c.files} file(s), ${c.matched} line(s) match their records, ${c.erased} erased (not in the set)${c.unlinked > 0 ? `, ${c.unlinked} linked by no record` : ''}`,
     );
+  if (report.summaries > 0)
+    console.log(
+      `refusal summaries: ${report.summaries} line(s) count ${report.summarised} refused request(s) (503 audit_unavailable) the sink could not record one by one`,
+    );
   for (const b of report.breaks)
     console.log(
       `break: ${b.file}:${b.line} (seq ${b.seq}): the writer stopped without a shutdown checkpoint before this`,

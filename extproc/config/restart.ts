@@ -9,6 +9,7 @@ export const RESTART_ONLY = {
   audit: [
     'path',
     'maxPendingBytes',
+    'maxRefusalBytes',
     'durability',
     'fsyncIntervalMs',
     'rotateBytes',

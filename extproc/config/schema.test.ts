@@ -101,6 +101,7 @@ describe('configSchema', () => {
       audit: {
         path: 'audit.log',
         maxPendingBytes: 16777216,
+        maxRefusalBytes: 8388608,
         durability: 'interval',
         fsyncIntervalMs: 1000,
         rotateBytes: 268435456,

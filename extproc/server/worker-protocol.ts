@@ -3,6 +3,7 @@
 // admin port, the config watch and the signals. Each worker serves ext_proc on its own port.
 
 import type { MessagePort } from 'node:worker_threads';
+import type { SinkRefusal } from '../audit/refusal-tally.ts';
 import type { Config } from '../config/schema.ts';
 import type { KillSetData } from '../killswitch/kill-set.ts';
 
@@ -41,6 +42,9 @@ export type FromWorker =
       id?: number;
       /** The capture lines of these records (audit.capture), newline-terminated. */
       captures?: string;
+      /** Records of refusals the audit sink caused (503 audit_unavailable), not in `lines`: the
+       * main thread's writer keeps them one by one or tallies them (audit.maxRefusalBytes). */
+      refusals?: SinkRefusal[];
     }
   | {
       type: 'stats';

@@ -149,6 +149,7 @@ export class WorkerPool implements GateHost {
               m.records,
               m.id === undefined ? undefined : () => this.post(slot, { type: 'audit-durable', id: m.id! }),
               m.captures,
+              m.refusals,
             );
             break;
           case 'listening':

@@ -55,6 +55,7 @@ export class Metrics {
   readonly auditWriteErrors: Counter;
   readonly auditSlowWrites: Counter;
   readonly auditPendingBytes: Gauge;
+  readonly auditRefusalsSummarised: Counter;
   readonly auditCheckpoints: Counter;
   readonly auditBreaks: Counter;
   readonly auditFsyncSeconds: Histogram;
@@ -174,6 +175,11 @@ export class Metrics {
     this.auditPendingBytes = new Gauge({
       name: 'lmgate_audit_pending_bytes',
       help: 'Audit bytes waiting to be written.',
+      registers,
+    });
+    this.auditRefusalsSummarised = new Counter({
+      name: 'lmgate_audit_refusals_summarised_total',
+      help: 'Requests refused because the audit sink could not take records (503 audit_unavailable) that were counted in a refusal_summary line instead of recorded one by one (past audit.maxRefusalBytes).',
       registers,
     });
     this.auditCheckpoints = new Counter({

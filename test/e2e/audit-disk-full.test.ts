@@ -2,11 +2,14 @@
 // folder is a small tmpfs this test mounts and fills. The gate fails closed (503
 // audit_unavailable, /readyz not ready), keeps every record of what it already admitted in
 // memory, and once space returns writes them all: nothing is lost and the chain verifies.
+// The requests it refuses meanwhile are recorded one by one up to audit.maxRefusalBytes (small
+// here), the rest counted in one refusal_summary line after them: with gate workers too, whose
+// records the main thread's one writer bounds.
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../harness/cli.ts';
 import { makeKey } from '../harness/gate.ts';
 import { waitFor } from '../harness/ports.ts';
@@ -20,8 +23,13 @@ beforeAll(async () => {
   mnt = await mkdtemp(join(tmpdir(), 'lm-gate-audit-tmpfs-'));
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mnt]);
 });
-afterAll(async () => {
+// Each case leaves the tmpfs as it found it, also when it fails half-way.
+afterEach(async () => {
   await stack?.stop();
+  stack = undefined;
+  await rm(join(mnt, 'filler'), { force: true });
+});
+afterAll(async () => {
   execFileSync('umount', [mnt]);
   await rm(mnt, { recursive: true, force: true });
 });
@@ -36,12 +44,20 @@ async function chat(s: Stack, id: string): Promise<{ status: number; code?: stri
   return { status: res.status, ...(body.error?.code ? { code: body.error.code } : {}) };
 }
 
-describe('audit on a full disk', () => {
-  it('fails closed with 503, loses nothing already admitted, and recovers when space returns', async () => {
-    const path = join(mnt, 'audit.log');
+/** Bytes of refusal records kept one by one: two or three of them. */
+const MAX_REFUSAL_BYTES = 2500;
+/** Requests sent after the first refusal, all refused while the disk stays full. */
+const MORE_REFUSED = 30;
+
+describe.each([1, 2])('audit on a full disk (server.workers %i)', (workers) => {
+  it('fails closed with 503, loses nothing already admitted, counts what it refused, and recovers when space returns', async () => {
+    const path = join(mnt, `audit-${workers}.log`);
     stack = await startStack({
       keys: [alice],
-      gateExtra: { audit: { path, durability: 'interval', fsyncIntervalMs: 50 } },
+      ...(workers > 1 ? { workers } : {}),
+      gateExtra: {
+        audit: { path, durability: 'interval', fsyncIntervalMs: 50, maxRefusalBytes: MAX_REFUSAL_BYTES },
+      },
     });
     const s = stack;
     expect((await chat(s, 'before-full')).status).toBe(200);
@@ -63,6 +79,10 @@ describe('audit on a full disk', () => {
       },
       10_000,
     );
+    for (let k = 0; k < MORE_REFUSED; k++) {
+      const id = `full-${i++}`;
+      answered[id] = await chat(s, id);
+    }
     const admitted = Object.entries(answered)
       .filter(([, a]) => a.status === 200)
       .map(([id]) => id);
@@ -70,7 +90,7 @@ describe('audit on a full disk', () => {
       .filter(([, a]) => a.code === 'audit_unavailable')
       .map(([id]) => id);
     expect(admitted.length).toBeGreaterThan(0); // admitted once the disk was full: held in memory
-    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.length).toBeGreaterThan(MORE_REFUSED);
     expect(answered[refused[0]!]!.status).toBe(503);
     expect((await fetch(`http://127.0.0.1:${s.gate.adminPort}/readyz`)).status).toBe(503);
     expect(await s.gate.metrics()).toMatch(/lmgate_audit_write_errors_total [1-9]/);
@@ -83,18 +103,49 @@ describe('audit on a full disk', () => {
       10_000,
     );
     expect((await chat(s, 'after-full')).status).toBe(200);
+    const summarisedMetric = Number(
+      /lmgate_audit_refusals_summarised_total (\d+)/.exec(await s.gate.metrics())?.[1] ?? Number.NaN,
+    );
     expect(await s.gate.stop()).toBe(0);
 
-    const ids = (await readFile(path, 'utf8'))
+    const all = (await readFile(path, 'utf8'))
       .split('\n')
       .filter(Boolean)
-      .map((l) => JSON.parse(l))
-      .filter((r) => r.type === 'request')
-      .map((r) => r.request_id);
-    // Every request that reached the gate, admitted or refused, exactly once.
-    expect(ids.toSorted()).toEqual(['before-full', ...admitted, ...refused, 'after-full'].toSorted());
+      .map((l) => JSON.parse(l));
+    const ids = all.filter((r) => r.type === 'request').map((r) => r.request_id as string);
+    const summaries = all.filter((r) => r.type === 'refusal_summary');
+    // Every admitted request is recorded; the refused ones are recorded up to the bound and
+    // counted past it, in one summary after the last one kept: each exactly once.
+    const kept = refused.filter((id) => ids.includes(id));
+    expect(ids.toSorted()).toEqual(['before-full', ...admitted, ...kept, 'after-full'].toSorted());
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.length).toBeLessThan(5);
+    expect(summaries).toHaveLength(1);
+    const summary = summaries[0]!;
+    expect(summary.refused).toBe(refused.length - kept.length);
+    expect(summarisedMetric).toBe(refused.length - kept.length);
+    expect(summary.groups).toEqual([
+      expect.objectContaining({
+        tenant: null,
+        route: null,
+        api: 'openai.chat',
+        status: 503,
+        code: 'audit_unavailable',
+      }),
+    ]);
+    const counted = refused.filter((id) => !ids.includes(id));
+    expect(counted).toContain(summary.groups[0].first_request_id);
+    expect(counted).toContain(summary.groups[0].last_request_id);
+    const summaryAt = all.indexOf(summary);
+    for (const id of kept) expect(all.findIndex((r) => r.request_id === id)).toBeLessThan(summaryAt);
+    if (workers === 1) {
+      // One thread answers in order: the first refusals are the ones kept.
+      expect(kept).toEqual(refused.slice(0, kept.length));
+      expect(summary.groups[0].last_request_id).toBe(refused.at(-1));
+    }
     const v = await runCli(['audit', 'verify', path], 30_000);
     expect(v.stdout).toMatch(/^ok: /);
+    expect(v.stdout).toContain(`refusal summaries: 1 line(s) count ${summary.refused} refused request(s)`);
     expect(v.code).toBe(0);
   });
 });

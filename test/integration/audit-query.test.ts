@@ -1,7 +1,7 @@
 // lm-gate audit query over files the real writer made (rotated and active, checkpoints among
 // the records): each filter, the three formats, and the README's one-command question "every
 // request of tenant X to route Y last month with a PHI finding".
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -192,5 +192,52 @@ describe('lm-gate audit query', () => {
     const r = await runCli(['audit', 'query', '--since', 'last tuesday', ...files]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--since "last tuesday" is neither a date/);
+  });
+
+  it('lists no refusal_summary line as a record, and notes the refusals one counts in the period asked', async () => {
+    // A real writer whose folder is missing: the refusals past maxRefusalBytes are counted, and
+    // the summary is written once the folder exists.
+    const dir = await mkdtemp(join(tmpdir(), 'audit-query-summary-'));
+    const path = join(dir, 'sub', 'audit.log');
+    const refusal = (id: string, time: string) =>
+      ({
+        schema_version: 2,
+        time,
+        request_id: id,
+        principal: null,
+        endpoint: { method: 'POST', path: '/v1/chat/completions', api: 'openai.chat' },
+        route: null,
+        status: 503,
+        outcome: 'rejected',
+        error: { code: 'audit_unavailable', type: 'service_unavailable', status: 503, rule_id: null },
+        decisions: [],
+      }) as unknown as AuditRecord;
+    const sink = new FileAuditSink({
+      path,
+      maxPendingBytes: 1 << 20,
+      maxRefusalBytes: 1,
+      logger: pino({ level: 'silent' }),
+      metrics: new Metrics({ defaultMetrics: false }),
+    });
+    sink.write(record(rows[0]!));
+    for (let i = 0; i < 5; i++) sink.write(refusal(`q${i}`, `2026-10-10T10:00:0${i}.000Z`));
+    await new Promise((r) => setTimeout(r, 30));
+    await mkdir(join(dir, 'sub'));
+    await sink.close();
+    const query = (...args: string[]) => runCli(['audit', 'query', '--format', 'json', ...args, path], 30_000);
+    const all = await query();
+    expect(all.code).toBe(0);
+    expect(
+      all.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).request_id),
+    ).toEqual(['a']);
+    expect(all.stderr).toBe(
+      'note: 5 refused request(s) (503 audit_unavailable) in this period are counted in refusal_summary lines, not listed one by one (docs/audit.md)\n',
+    );
+    const after = await query('--since', '2026-10-11');
+    expect(after.code).toBe(0);
+    expect(after.stderr).toBe('');
   });
 });

@@ -77,6 +77,7 @@ describe('observability assets against a running gate`s /metrics', () => {
       'lmgate_phase_duration_seconds',
       'lmgate_audit_pending_bytes',
       'lmgate_audit_write_errors_total',
+      'lmgate_audit_refusals_summarised_total',
     ])
       expect(used).toContain(f);
   });

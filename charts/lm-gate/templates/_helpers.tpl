@@ -82,7 +82,7 @@ pods; every other config change reaches the running gate through the mounted Con
 */}}
 {{- define "lm-gate.restartOnlyFields" -}}
 server: [grpcAddress, unixSocket, adminAddress, workers, parseWorkers]
-audit: [path, maxPendingBytes, durability, fsyncIntervalMs, rotateBytes, rotateMs, checkpointRecords, checkpointMs, signingKey, capture.path]
+audit: [path, maxPendingBytes, maxRefusalBytes, durability, fsyncIntervalMs, rotateBytes, rotateMs, checkpointRecords, checkpointMs, signingKey, capture.path]
 killSwitch: [resyncIntervalMs, maxEntries]
 limits: [store, maxMemoryEntries, webhook]
 redis: [url, sentinel, cluster, username, password, keyPrefix, connectTimeoutMs, commandTimeoutMs]
