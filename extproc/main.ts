@@ -33,7 +33,6 @@ import { type GateHost, SingleGate } from './server/host.ts';
 import { ListenError } from './server/listen-error.ts';
 import { WorkerPool, workerCount } from './server/workers.ts';
 import { startAdminServer } from './telemetry/admin.ts';
-import { routeGrpcLogs } from './telemetry/grpc-log.ts';
 import { createLogger } from './telemetry/logger.ts';
 import { Metrics } from './telemetry/metrics.ts';
 
@@ -104,7 +103,6 @@ async function serve(args: string[]): Promise<number> {
   const loaded = await loadConfigSources(file);
   const { config } = loaded;
   const logger = createLogger(config.logging.level);
-  routeGrpcLogs(logger);
   const metrics = new Metrics();
   const audit = FileAuditSink.fromConfig(config.audit, logger, metrics);
   try {

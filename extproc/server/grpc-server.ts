@@ -1,9 +1,8 @@
 // The gRPC server: the ext_proc service over TCP and, optionally, a Unix socket; the health
 // service; the current runtime (config + pipeline), swapped atomically on reload; and the
 // SIGTERM drain.
-import { unlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { Server, ServerCredentials, type ServerDuplexStream, type ServiceDefinition } from '@grpc/grpc-js';
+import type { ServiceDefinition } from '@grpc/grpc-js';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
 import { KeyRegistry } from '../identity/jwt/key-registry.ts';
@@ -18,7 +17,8 @@ import { STAGES } from '../pipeline/stages.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { FilterConfigWatch } from './filter-config.ts';
-import { HealthService, healthServiceDefinition } from './health.ts';
+import { H2GrpcServer, type ServerCall } from './h2-grpc.ts';
+import { HealthService } from './health.ts';
 import { ListenError } from './listen-error.ts';
 import {
   decodeProcessingRequest,
@@ -28,11 +28,24 @@ import {
   type ProcessingRequest,
   type ProcessingResponse,
 } from './protocol.ts';
+import { encodeFramedProcessingResponse } from './response-codec.ts';
 import { ProcessStream, type Runtime } from './stream.ts';
 
+export {
+  HTTP2_CONNECTION_WINDOW,
+  HTTP2_MAX_FRAME_SIZE,
+  HTTP2_STREAM_WINDOW,
+  STREAM_RESETS_PER_SECOND,
+} from './h2-grpc.ts';
+
+export const EXT_PROC_PATH = '/envoy.service.ext_proc.v3.ExternalProcessor/Process';
+/** Request bodies arrive as one message: up to the largest maxRequestBodyBytes, with room. */
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** The ext_proc service as grpc-js clients describe it (the tests' Envoy stand-in). */
 export const extProcServiceDefinition: ServiceDefinition = {
   Process: {
-    path: '/envoy.service.ext_proc.v3.ExternalProcessor/Process',
+    path: EXT_PROC_PATH,
     requestStream: true,
     responseStream: true,
     requestSerialize: encodeProcessingRequest,
@@ -66,7 +79,7 @@ export class GateServer {
   private readonly logger: Logger;
   private readonly metrics: Metrics;
   private readonly audit: AuditSink;
-  private readonly grpc: Server;
+  private readonly grpc: H2GrpcServer;
   readonly health = new HealthService();
   private readonly active = new Set<ProcessStream>();
   private draining = false;
@@ -102,13 +115,6 @@ export class GateServer {
     this.metrics = opts.metrics;
     this.filterConfig = new FilterConfigWatch(opts.logger, opts.metrics);
     this.audit = opts.audit;
-    // Envoy keeps one HTTP/2 connection and multiplexes every request's stream on it.
-    this.grpc = new Server({
-      'grpc.max_concurrent_streams': 10_000,
-      'grpc.keepalive_permit_without_calls': 1,
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    });
-    allowEnvoyStreamResets(this.grpc, opts.logger);
     const deps = {
       runtime: () => this.runtime,
       metrics: this.metrics,
@@ -126,12 +132,23 @@ export class GateServer {
         if (this.draining && this.active.size === 0) for (const w of this.drainWaiters.splice(0)) w();
       },
     };
-    this.grpc.addService(extProcServiceDefinition, {
-      Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
-        this.active.add(new ProcessStream(call, deps));
+    const metrics = this.metrics;
+    this.grpc = new H2GrpcServer({
+      methods: {
+        [EXT_PROC_PATH]: {
+          codec: { decode: decodeProcessingRequest, encodeFramed: encodeFramedProcessingResponse } as never,
+          handle: (call) => {
+            this.active.add(new ProcessStream(call as ServerCall<ProcessingRequest, ProcessingResponse>, deps));
+          },
+        },
+        ...this.health.methods,
       },
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+      // Envoy resets each ext_proc stream with INTERNAL_ERROR when its request ends unless
+      // graceful close is on (envoy/envoy.yaml's layered_runtime), and Node's HTTP/2 then builds
+      // an Error with a stack per request; the counter shows an Envoy that does that.
+      onStreamReset: (code) => metrics.streamResets.labels(resetName(code)).inc(),
     });
-    this.grpc.addService(healthServiceDefinition, this.health.handlers);
   }
 
   get config(): Config {
@@ -164,7 +181,6 @@ export class GateServer {
       throw new ListenError('server.grpcAddress', grpcAddress, err);
     });
     if (unixSocket) {
-      await unlink(unixSocket).catch(() => {});
       await this.bind(`unix:${unixSocket}`).catch((err: unknown) => {
         throw new ListenError('server.unixSocket', unixSocket, err);
       });
@@ -174,13 +190,7 @@ export class GateServer {
   }
 
   private bind(address: string): Promise<number> {
-    return new Promise((resolve, reject) =>
-      this.grpc.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => {
-        if (err) return reject(err);
-        watchConnections(this.grpc, this.metrics);
-        resolve(port);
-      }),
-    );
+    return this.grpc.listen(address);
   }
 
   /** Stop taking new requests (they get 503), let in-flight ones finish within the deadline,
@@ -205,7 +215,7 @@ export class GateServer {
       }
     }
     this.health.endWatches();
-    await new Promise<void>((resolve) => this.grpc.tryShutdown(() => resolve()));
+    await this.grpc.close();
     this.stageDeps.jwtKeys.close();
     this.stageDeps.limits?.close();
     await this.parsePool?.close();
@@ -213,70 +223,10 @@ export class GateServer {
   }
 
   forceShutdown(): void {
-    this.grpc.forceShutdown();
+    this.grpc.destroy();
     this.stageDeps.jwtKeys.close();
     this.stageDeps.limits?.close();
     void this.parsePool?.close();
-  }
-}
-
-/** Envoy resets (RST_STREAM) every ext_proc stream once its HTTP request is over, so a busy
- * gate receives one reset per request on each connection. Node's HTTP/2 server treats more
- * than 1000 resets in a burst, then 33 a second, as a rapid-reset attack (CVE-2023-44487) and
- * drops the connection with GOAWAY, failing every request in flight on it: under load Envoy
- * answered 500 every ~1300 requests per connection. The limit is raised well above what one
- * gate process can serve (~2000 requests a second on one core), so it still stops a real
- * flood. grpc-js has no option for it: its http2 server options are set before listen. */
-export const STREAM_RESETS_PER_SECOND = 20_000;
-
-function allowEnvoyStreamResets(server: Server, logger: Logger): void {
-  const options = (server as unknown as { commonServerOptions?: Record<string, unknown> }).commonServerOptions;
-  if (typeof options !== 'object' || options === null) {
-    // A grpc-js release that moved the field: test/integration/stream-resets.test.ts fails.
-    logger.error('cannot raise the HTTP/2 stream reset limit; under load Envoy will see 500s');
-    return;
-  }
-  options.streamResetBurst = STREAM_RESETS_PER_SECOND;
-  options.streamResetRate = STREAM_RESETS_PER_SECOND;
-  // Request bodies arrive as one message of up to maxRequestBodyBytes. With HTTP/2's default
-  // 16 KiB frames and 64 KiB windows a 4 MiB body is 256 frames, each a trip through JS, and
-  // the window refills only as the event loop gets to them; larger frames and windows move the
-  // same bytes in a few frames.
-  const settings = (options.settings ?? {}) as Record<string, unknown>;
-  settings.maxFrameSize = HTTP2_MAX_FRAME_SIZE;
-  settings.initialWindowSize = HTTP2_STREAM_WINDOW;
-  options.settings = settings;
-}
-
-export const HTTP2_MAX_FRAME_SIZE = 1024 * 1024;
-export const HTTP2_STREAM_WINDOW = 8 * 1024 * 1024;
-/** The connection's receive window (all streams together); HTTP/2 starts it at 64 KiB. */
-export const HTTP2_CONNECTION_WINDOW = 32 * 1024 * 1024;
-
-type Http2Stream = { rstCode?: number; once(e: 'close', f: () => void): void };
-type SessionSource = {
-  on(e: 'session', f: (s: { setLocalWindowSize?(n: number): void }) => void): void;
-  on(e: 'stream', f: (s: Http2Stream) => void): void;
-};
-const watched = new WeakSet<SessionSource>();
-
-/** Each of grpc-js's listening http2 servers gets, once: every new connection's receive window
- * widened (grpc-js has no option for it), and every stream's reset code counted. Envoy resets
- * each ext_proc stream with INTERNAL_ERROR when its request ends unless graceful close is on
- * (envoy/envoy.yaml's layered_runtime), and Node's HTTP/2 then builds an Error with a stack per
- * request; the counter shows an Envoy that does that. */
-function watchConnections(server: Server, metrics: Metrics): void {
-  const servers = (server as unknown as { http2Servers?: Map<SessionSource, unknown> }).http2Servers;
-  for (const s of servers?.keys() ?? []) {
-    if (watched.has(s)) continue;
-    watched.add(s);
-    s.on('session', (session) => session.setLocalWindowSize?.(HTTP2_CONNECTION_WINDOW));
-    s.on('stream', (stream) =>
-      stream.once('close', () => {
-        const code = stream.rstCode ?? 0;
-        if (code !== 0) metrics.streamResets.labels(resetName(code)).inc();
-      }),
-    );
   }
 }
 

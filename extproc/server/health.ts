@@ -1,7 +1,7 @@
 // grpc.health.v1.Health, so Envoy's gRPC health checks and Kubernetes gRPC probes can ask the
 // gate whether it serves. "" and the ext_proc service name share one status.
-import type { ServerUnaryCall, ServerWritableStream, ServiceDefinition, sendUnaryData } from '@grpc/grpc-js';
-import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { ServiceDefinition } from '@grpc/grpc-js';
+import { type Codec, GrpcStatus, type MethodHandler, type ServerCall } from './h2-grpc.ts';
 import { HealthCheckRequestType, HealthCheckResponseType } from './protocol.ts';
 
 const SERVING = 1;
@@ -16,21 +16,48 @@ interface CheckResponse {
   status: number;
 }
 
-const codec = {
-  requestSerialize: (m: CheckRequest) => Buffer.from(HealthCheckRequestType.encode(m).finish()),
-  requestDeserialize: (b: Buffer) => HealthCheckRequestType.decode(b) as unknown as CheckRequest,
-  responseSerialize: (m: CheckResponse) => Buffer.from(HealthCheckResponseType.encode(m).finish()),
-  responseDeserialize: (b: Buffer) => HealthCheckResponseType.decode(b) as unknown as CheckResponse,
+const encode = (m: CheckResponse) => Buffer.from(HealthCheckResponseType.encode(m).finish());
+const decode = (b: Buffer) => HealthCheckRequestType.decode(b) as unknown as CheckRequest;
+
+const codec: Codec<CheckRequest, CheckResponse> = {
+  decode,
+  encodeFramed: (m) => {
+    const body = encode(m);
+    const framed = Buffer.allocUnsafe(5 + body.length);
+    framed[0] = 0;
+    framed.writeUInt32BE(body.length, 1);
+    body.copy(framed, 5);
+    return framed;
+  },
 };
 
+/** The service as grpc-js clients describe it (tests and tools that probe the gate). */
 export const healthServiceDefinition: ServiceDefinition = {
-  Check: { path: '/grpc.health.v1.Health/Check', requestStream: false, responseStream: false, ...codec },
-  Watch: { path: '/grpc.health.v1.Health/Watch', requestStream: false, responseStream: true, ...codec },
+  Check: {
+    path: '/grpc.health.v1.Health/Check',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: CheckRequest) => Buffer.from(HealthCheckRequestType.encode(m).finish()),
+    requestDeserialize: decode,
+    responseSerialize: encode,
+    responseDeserialize: (b: Buffer) => HealthCheckResponseType.decode(b) as unknown as CheckResponse,
+  },
+  Watch: {
+    path: '/grpc.health.v1.Health/Watch',
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: (m: CheckRequest) => Buffer.from(HealthCheckRequestType.encode(m).finish()),
+    requestDeserialize: decode,
+    responseSerialize: encode,
+    responseDeserialize: (b: Buffer) => HealthCheckResponseType.decode(b) as unknown as CheckResponse,
+  },
 };
+
+type HealthCall = ServerCall<CheckRequest, CheckResponse>;
 
 export class HealthService {
   private serving = false;
-  private readonly watchers = new Set<ServerWritableStream<CheckRequest, CheckResponse>>();
+  private readonly watchers = new Set<HealthCall>();
 
   setServing(serving: boolean): void {
     if (this.serving === serving) return;
@@ -43,17 +70,34 @@ export class HealthService {
     return this.serving ? SERVING : NOT_SERVING;
   }
 
-  readonly handlers = {
-    Check: (call: ServerUnaryCall<CheckRequest, CheckResponse>, cb: sendUnaryData<CheckResponse>) => {
-      const service = call.request.service ?? '';
-      const s = this.status(service);
-      if (s === SERVICE_UNKNOWN) cb({ code: GrpcStatus.NOT_FOUND, details: `unknown service ${service}` });
-      else cb(null, { status: s });
+  /** The two methods, by path, for the gate's gRPC server. */
+  readonly methods: Record<string, MethodHandler> = {
+    '/grpc.health.v1.Health/Check': {
+      codec: codec as Codec<unknown, unknown>,
+      handle: (c) => {
+        const call = c as HealthCall;
+        // Unary: the one request message carries the question; answer it and end.
+        call.on('data', (req) => {
+          const service = req.service ?? '';
+          const s = this.status(service);
+          if (s === SERVICE_UNKNOWN) call.fail(GrpcStatus.NOT_FOUND, `unknown service ${service}`);
+          else {
+            call.write({ status: s });
+            call.end();
+          }
+        });
+      },
     },
-    Watch: (call: ServerWritableStream<CheckRequest, CheckResponse>) => {
-      call.write({ status: this.status(call.request.service ?? '') });
-      this.watchers.add(call);
-      call.on('cancelled', () => this.watchers.delete(call));
+    '/grpc.health.v1.Health/Watch': {
+      codec: codec as Codec<unknown, unknown>,
+      handle: (c) => {
+        const call = c as HealthCall;
+        call.on('data', (req) => {
+          call.write({ status: this.status(req.service ?? '') });
+          this.watchers.add(call);
+        });
+        call.on('cancelled', () => this.watchers.delete(call));
+      },
     },
   };
 

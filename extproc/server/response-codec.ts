@@ -313,11 +313,24 @@ function writeResponse(buf: Buffer, pos: number, m: ProcessingResponse): number 
 }
 
 export function encodeProcessingResponse(m: ProcessingResponse): Buffer {
+  return encodeAt(m, 0);
+}
+
+/** The message behind gRPC's 5-byte frame header (not compressed, big-endian length): what the
+ * server writes to the HTTP/2 stream, built in one buffer. */
+export function encodeFramedProcessingResponse(m: ProcessingResponse): Buffer {
+  const buf = encodeAt(m, 5);
+  buf[0] = 0;
+  buf.writeUInt32BE(buf.length - 5, 1);
+  return buf;
+}
+
+function encodeAt(m: ProcessingResponse, offset: number): Buffer {
   startSizes();
   const size = responseSize(m);
-  const buf = Buffer.allocUnsafe(size);
-  const end = writeResponse(buf, 0, m);
+  const buf = Buffer.allocUnsafe(offset + size);
+  const end = writeResponse(buf, offset, m);
   // A mismatch would send Envoy a corrupt message: fail the answer instead.
-  if (end !== size || !endSizes()) throw new Error(`response codec wrote ${end} of ${size} bytes`);
+  if (end !== offset + size || !endSizes()) throw new Error(`response codec wrote ${end - offset} of ${size} bytes`);
   return buf;
 }

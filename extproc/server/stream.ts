@@ -18,8 +18,6 @@
 //
 // Reference: envoy/source/extensions/filters/http/ext_proc/{ext_proc.cc,processor_state.cc}.
 
-import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { status as GrpcStatus } from '@grpc/grpc-js';
 import { captureLine } from '../audit/capture-stage.ts';
 import { buildAuditRecord } from '../audit/record.ts';
 import type { AuditSink } from '../audit/sink.ts';
@@ -36,6 +34,7 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import { asBuffer, commonResponse, immediateResponseFor } from './answers.ts';
 import { readPeerFacts } from './attributes.ts';
 import type { FilterConfigWatch } from './filter-config.ts';
+import { GrpcStatus, type ServerCall } from './h2-grpc.ts';
 import {
   BodySendMode,
   type CommonResponse,
@@ -69,7 +68,7 @@ export interface StreamDeps {
 
 export const METADATA_NAMESPACE = 'lm_gate';
 
-type Call = ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
+type Call = ServerCall<ProcessingRequest, ProcessingResponse>;
 
 /** Bits of ProcessStream.seen: which phases have arrived. */
 const Seen = { RequestHeaders: 1, RequestBodyEnd: 2, ResponseHeaders: 4, ResponseBodyEnd: 8 } as const;
@@ -830,7 +829,7 @@ export class ProcessStream {
     if (!this.closed) {
       this.closed = true;
       this.queue.length = 0;
-      this.call.emit('error', { code: GrpcStatus.FAILED_PRECONDITION, details: `lm-gate: ${detail}` });
+      this.call.fail(GrpcStatus.FAILED_PRECONDITION, `lm-gate: ${detail}`);
     }
   }
 
@@ -914,7 +913,7 @@ export class ProcessStream {
     this.finish('cancelled', 'drain');
     if (!this.closed) {
       this.closed = true;
-      this.call.emit('error', { code: GrpcStatus.UNAVAILABLE, details: `lm-gate: ${reason}` });
+      this.call.fail(GrpcStatus.UNAVAILABLE, `lm-gate: ${reason}`);
     }
   }
 

@@ -5,7 +5,6 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { PortAuditSink } from '../audit/port-sink.ts';
 import { KillSet } from '../killswitch/kill-set.ts';
 import { PortLimitStore } from '../limits/port-store.ts';
-import { routeGrpcLogs } from '../telemetry/grpc-log.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { GateServer } from './grpc-server.ts';
@@ -18,7 +17,6 @@ const init = workerData as WorkerInit;
 const post = (m: FromWorker) => port.postMessage(m);
 
 const logger = createLogger(init.config.logging.level).child({ worker: init.index });
-routeGrpcLogs(logger);
 const metrics = new Metrics({ defaultMetrics: false });
 const audit = new PortAuditSink(port, init.config.audit.durability === 'strict');
 const gate = new GateServer({

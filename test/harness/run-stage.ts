@@ -129,6 +129,13 @@ export class FakeCall extends EventEmitter {
     this.flush();
   }
 
+  /** The server ends the call with an error status: seen as an 'error' event here. */
+  fail(code: number, details: string): void {
+    this.emit('error', { code, details });
+    this.ended = true;
+    this.flush();
+  }
+
   private flush(): void {
     while (this.waiters.length > 0 && (this.read < this.written.length || this.ended)) {
       const w = this.waiters.shift()!;

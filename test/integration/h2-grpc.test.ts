@@ -1,0 +1,266 @@
+// The gate's own gRPC server (extproc/server/h2-grpc.ts) over real HTTP/2 connections: how
+// messages are framed when DATA frames split or join them, and the status a client gets for
+// what the server does not take. Envoy's side of the same protocol is covered end to end by the
+// e2e suites; these are the edges a well-behaved Envoy rarely produces.
+import { type ClientHttp2Session, type ClientHttp2Stream, connect } from 'node:http2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Codec,
+  GrpcStatus,
+  H2GrpcServer,
+  parseGrpcTimeout,
+  percentEncode,
+  type ServerCall,
+} from '../../extproc/server/h2-grpc.ts';
+
+/** Messages are UTF-8 text; the echo method answers each with its upper case, and "end" ends the
+ * call, "fail" fails it. */
+const text: Codec<string, string> = {
+  decode: (b) => {
+    const s = b.toString('utf8');
+    if (s === 'undecodable') throw new Error('not text the method takes');
+    return s;
+  },
+  encodeFramed: (m) => frame(Buffer.from(m)),
+};
+
+function frame(msg: Buffer, flag = 0): Buffer {
+  const out = Buffer.alloc(5 + msg.length);
+  out[0] = flag;
+  out.writeUInt32BE(msg.length, 1);
+  msg.copy(out, 5);
+  return out;
+}
+
+interface Seen {
+  messages: string[];
+  events: string[];
+}
+const calls: Seen[] = [];
+
+let server: H2GrpcServer;
+let port: number;
+let session: ClientHttp2Session;
+beforeAll(async () => {
+  server = new H2GrpcServer({
+    methods: {
+      '/test.Echo/Chat': {
+        codec: text as Codec<unknown, unknown>,
+        handle: (c) => {
+          const call = c as ServerCall<string, string>;
+          const seen: Seen = { messages: [], events: [] };
+          calls.push(seen);
+          call.on('data', (m) => {
+            seen.messages.push(m);
+            if (m === 'end') call.end();
+            else if (m === 'fail') call.fail(GrpcStatus.FAILED_PRECONDITION, 'asked to fail: 100% sure, ünïcode');
+            else call.write(m.toUpperCase());
+          });
+          call.on('end', () => {
+            seen.events.push('end');
+            call.end();
+          });
+          call.on('cancelled', () => seen.events.push('cancelled'));
+          call.on('error', (e) => seen.events.push(`error: ${e.message}`));
+        },
+      },
+    },
+    maxMessageBytes: 1024,
+  });
+  port = await server.listen('127.0.0.1:0');
+  session = connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => undefined);
+});
+afterAll(async () => {
+  session.close();
+  await server.close();
+});
+
+interface Result {
+  status: number | undefined;
+  headers: Record<string, unknown>;
+  grpcStatus: string | undefined;
+  grpcMessage: string | undefined;
+  answers: string[];
+}
+
+function open(
+  path = '/test.Echo/Chat',
+  extra: Record<string, string> = {},
+): { s: ClientHttp2Stream; done: Promise<Result> } {
+  const s = session.request({
+    ':method': 'POST',
+    ':path': path,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    ...extra,
+  });
+  s.on('error', () => undefined);
+  const r: Result = { status: undefined, headers: {}, grpcStatus: undefined, grpcMessage: undefined, answers: [] };
+  let pending = Buffer.alloc(0);
+  s.on('response', (h) => {
+    r.status = Number(h[':status']);
+    r.headers = h;
+    if (h['grpc-status'] !== undefined) {
+      r.grpcStatus = String(h['grpc-status']);
+      r.grpcMessage = h['grpc-message'] === undefined ? undefined : String(h['grpc-message']);
+      s.close();
+    }
+  });
+  // The server's status ends its side; the client's is ours to close then, as Envoy does.
+  s.on('trailers', (t) => {
+    r.grpcStatus = String(t['grpc-status']);
+    r.grpcMessage = t['grpc-message'] === undefined ? undefined : String(t['grpc-message']);
+    s.close();
+  });
+  s.on('data', (d: Buffer) => {
+    pending = Buffer.concat([pending, d]);
+    while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+      const len = pending.readUInt32BE(1);
+      r.answers.push(pending.subarray(5, 5 + len).toString());
+      pending = pending.subarray(5 + len);
+    }
+  });
+  const done = new Promise<Result>((resolve) => s.on('close', () => resolve(r)));
+  return { s, done };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 20));
+
+describe('framing', () => {
+  it('takes a message split at every byte, and several messages in one DATA frame', async () => {
+    const { s, done } = open();
+    const bytes = Buffer.concat([frame(Buffer.from('split')), frame(Buffer.from('a')), frame(Buffer.from('b'))]);
+    // One byte per write: each arrives as its own DATA frame.
+    for (const b of bytes.subarray(0, 10)) {
+      s.write(Buffer.from([b]));
+      await tick();
+    }
+    s.write(bytes.subarray(10));
+    s.end(frame(Buffer.from('end')));
+    const r = await done;
+    expect(r.answers).toEqual(['SPLIT', 'A', 'B']);
+    expect(r.grpcStatus).toBe('0');
+    expect(r.headers['content-type']).toBe('application/grpc');
+  });
+
+  it('half-close: the handler hears end and answers with status OK in the trailers', async () => {
+    const { s, done } = open();
+    s.end(frame(Buffer.from('hi')));
+    const r = await done;
+    expect(r.answers).toEqual(['HI']);
+    expect(r.grpcStatus).toBe('0');
+    expect(calls.at(-1)!.events).toEqual(['end']);
+  });
+
+  it('an empty message (length 0) is a message', async () => {
+    const { s, done } = open();
+    s.end(frame(Buffer.alloc(0)));
+    expect((await done).answers).toEqual(['']);
+  });
+});
+
+describe('what the server refuses', () => {
+  it('a failed call carries its status and a percent-encoded message', async () => {
+    const { s, done } = open();
+    s.write(frame(Buffer.from('fail')));
+    const r = await done;
+    expect(r.grpcStatus).toBe(String(GrpcStatus.FAILED_PRECONDITION));
+    expect(decodeURIComponent(r.grpcMessage!)).toBe('asked to fail: 100% sure, ünïcode');
+    s.close();
+  });
+
+  it('a message over the size limit: RESOURCE_EXHAUSTED as soon as its header arrives', async () => {
+    const { s, done } = open();
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(4096, 1);
+    s.write(head);
+    const r = await done;
+    expect(r.grpcStatus).toBe(String(GrpcStatus.RESOURCE_EXHAUSTED));
+    expect(calls.at(-1)!.events[0]).toMatch(/^error: a message of 4096 bytes/);
+  });
+
+  it('a compressed message: UNIMPLEMENTED (the server accepts identity only)', async () => {
+    const { s, done } = open();
+    s.write(frame(Buffer.from('x'), 1));
+    const r = await done;
+    expect(r.grpcStatus).toBe(String(GrpcStatus.UNIMPLEMENTED));
+  });
+
+  it('a message the codec cannot decode: INTERNAL, and the handler hears why', async () => {
+    const { s, done } = open();
+    s.write(frame(Buffer.from('undecodable')));
+    const r = await done;
+    expect(r.grpcStatus).toBe(String(GrpcStatus.INTERNAL));
+    expect(calls.at(-1)!.events).toEqual(['error: a message that does not decode: not text the method takes']);
+  });
+
+  it('the stream ends inside a message: INTERNAL', async () => {
+    const { s, done } = open();
+    s.end(frame(Buffer.from('cut short')).subarray(0, 8));
+    expect((await done).grpcStatus).toBe(String(GrpcStatus.INTERNAL));
+  });
+
+  it('an unknown method: UNIMPLEMENTED, trailers-only', async () => {
+    const { s, done } = open('/test.Echo/Nope');
+    s.end();
+    const r = await done;
+    expect(r.status).toBe(200);
+    expect(r.grpcStatus).toBe(String(GrpcStatus.UNIMPLEMENTED));
+  });
+
+  it('grpc-encoding other than identity: UNIMPLEMENTED', async () => {
+    const { s, done } = open('/test.Echo/Chat', { 'grpc-encoding': 'gzip' });
+    s.end();
+    expect((await done).grpcStatus).toBe(String(GrpcStatus.UNIMPLEMENTED));
+  });
+
+  it('not gRPC at all (another content type): HTTP 415', async () => {
+    const s = session.request({ ':method': 'POST', ':path': '/test.Echo/Chat', 'content-type': 'application/json' });
+    s.on('error', () => undefined);
+    const status = await new Promise((resolve) => s.on('response', (h) => resolve(h[':status'])));
+    expect(status).toBe(415);
+    s.close();
+  });
+});
+
+describe('the client goes away', () => {
+  it('a reset before the server ended the call is a cancel', async () => {
+    const { s, done } = open();
+    s.write(frame(Buffer.from('one')));
+    await new Promise((r) => s.once('data', r));
+    // RST_STREAM alone, as Envoy ends a stream (Node's close(code) would half-close first).
+    s.destroy();
+    await done;
+    await tick();
+    expect(calls.at(-1)!.events).toEqual(['cancelled']);
+  });
+
+  it('grpc-timeout: the call ends with DEADLINE_EXCEEDED and the handler hears a cancel', async () => {
+    const { s, done } = open('/test.Echo/Chat', { 'grpc-timeout': '50m' });
+    s.write(frame(Buffer.from('slow')));
+    const r = await done;
+    expect(r.answers).toEqual(['SLOW']);
+    expect(r.grpcStatus).toBe(String(GrpcStatus.DEADLINE_EXCEEDED));
+    expect(calls.at(-1)!.events).toEqual(['cancelled']);
+  });
+});
+
+describe('helpers', () => {
+  it('percent-encodes what grpc-message may not carry raw', () => {
+    expect(percentEncode('plain text: ok')).toBe('plain text: ok');
+    expect(percentEncode('50% é\n')).toBe('50%25 %C3%A9%0A');
+  });
+
+  it('reads grpc-timeout in every unit', () => {
+    expect(parseGrpcTimeout('2S')).toBe(2000);
+    expect(parseGrpcTimeout('150m')).toBe(150);
+    expect(parseGrpcTimeout('1M')).toBe(60_000);
+    expect(parseGrpcTimeout('1H')).toBe(3_600_000);
+    expect(parseGrpcTimeout('1500u')).toBe(2);
+    expect(parseGrpcTimeout('10n')).toBe(1);
+    expect(parseGrpcTimeout('123456789S')).toBeUndefined();
+    expect(parseGrpcTimeout('5s')).toBeUndefined();
+    expect(parseGrpcTimeout(undefined)).toBeUndefined();
+  });
+});
