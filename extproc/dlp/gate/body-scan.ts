@@ -13,7 +13,7 @@
 // placeholders users typed, then replaces. Every text is scanned before any value gets a
 // placeholder, so a typed `[EMAIL_1]` never becomes a real value's name.
 import type { DlpFinding, DlpScanner, DlpSession } from './engine-port.ts';
-import { decodeJsonString, encodeJsonInner, forEachJsonString } from './json-strings.ts';
+import { type DecodedString, decodeJsonString, encodeJsonInner, forEachJsonString } from './json-strings.ts';
 
 const SKIP_KEYS = new Set(['role', 'type', 'id', 'tool_call_id', 'object', 'finish_reason', 'system_fingerprint']);
 const DATA_URL = Buffer.from('"data:');
@@ -47,6 +47,9 @@ export interface CollectedHits {
    * and in responses restored. */
   bracketed: [number, number][];
   chars: number;
+  /** Each hit's decoded string, when the scan ran on this thread (keepTexts): applyHits uses
+   * them instead of decoding again. Absent from a worker's result (it would not clone). */
+  texts?: DecodedString[];
 }
 
 export interface CollectOptions {
@@ -55,6 +58,8 @@ export interface CollectOptions {
   /** Give up (throw ScanBudgetExceeded) past this many ms; Infinity on a worker, where the
    * message deadline bounds it instead. */
   budgetMs: number;
+  /** Keep each hit's decoded string for applyHits (a scan on the thread that applies). */
+  keepTexts?: boolean;
 }
 
 export class ScanBudgetExceeded extends Error {
@@ -68,6 +73,8 @@ export class ScanBudgetExceeded extends Error {
  * engine error, or when the budget runs out: the caller fails closed. */
 export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opts: CollectOptions): CollectedHits {
   const out: CollectedHits = { hits: [], bracketed: [], chars: 0 };
+  const texts: DecodedString[] | undefined = opts.keepTexts ? [] : undefined;
+  if (texts) out.texts = texts;
   const started = performance.now();
   forEachJsonString(body, from, (start, end, key, depth, path) => {
     if (end - start <= 2) return;
@@ -96,6 +103,7 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
       action: f.action,
     }));
     out.hits.push({ start, end, path: path(), findings });
+    texts?.push(s);
   });
   return out;
 }
@@ -133,9 +141,10 @@ export function applyHits(
     }
   if (out.blocked !== undefined) return out;
   const restoring = restore?.issued ? restore : undefined;
-  // Each hit's string decoded once here, for the reservation and the edits both (a 16 KB prompt
-  // decoded twice was a third of a DLP request's allocation).
-  const decoded = collected.hits.map((h) => decodeJsonString(body, h.start, h.end));
+  // Each hit's string decoded once, for the reservation and the edits both: by the scan when it
+  // ran on this thread, else here (a 16 KB prompt decoded twice was a third of a DLP request's
+  // allocation).
+  const decoded = collected.texts ?? collected.hits.map((h) => decodeJsonString(body, h.start, h.end));
   if (restoring === undefined) {
     for (const [start, end] of collected.bracketed) session.reserve(decodeJsonString(body, start, end).text);
     for (const s of decoded) session.reserve(s.text);

@@ -134,7 +134,11 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
           }
           let hits: CollectedHits;
           try {
-            hits = collectHits(canonical, from, engine.scanner, { skipModel: true, budgetMs: options.scanBudgetMs });
+            hits = collectHits(canonical, from, engine.scanner, {
+              skipModel: true,
+              budgetMs: options.scanBudgetMs,
+              keepTexts: true,
+            });
           } catch (err) {
             return failed(ctx, err);
           }

@@ -145,7 +145,11 @@ function scanJsonResponse(
 ): Buffer {
   let hits: CollectedHits;
   try {
-    hits = collectHits(body, jsonStart(body), engine.scanner, { skipModel: false, budgetMs: options.scanBudgetMs });
+    hits = collectHits(body, jsonStart(body), engine.scanner, {
+      skipModel: false,
+      budgetMs: options.scanBudgetMs,
+      keepTexts: true,
+    });
   } catch (err) {
     return scanFailed(ctx, body, err, options, deps);
   }
