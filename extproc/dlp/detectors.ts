@@ -86,6 +86,10 @@ export interface Anchor {
   maxRun: number;
   /** A match may start at the literal itself (`::1`). */
   emptyRun?: boolean;
+  /** Which character of `literal` is searched for (default 0): the rarest in ordinary text.
+   * indexOf of a literal that opens with a common letter stops at every such letter ('eyJ' at
+   * each 'e': 1.2-2.4 ms per MiB, against 0.03-0.09 for its 'J'). */
+  probe?: number;
   /** What must follow the literal at `at` for a match to be possible (a cheap necessary
    * condition: positions failing it are never handed to the regex). */
   after?: (text: string, at: number) => boolean;
@@ -152,7 +156,9 @@ const iban: Detector = {
   type: 'IBAN',
   dataClass: 'PII',
   priority: 70,
-  regex: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![a-z0-9])/g,
+  // The lookbehind after the first letter, as for cards (a shape that opens with a lookbehind
+  // is tried at every position; one that opens with a class skips what cannot start it).
+  regex: /[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]){11,30}(?![a-z0-9])/g,
   maxLength: 4 + 30 * 2,
   check(m, _text, hit) {
     const s = m[0];
@@ -177,7 +183,7 @@ const ssnDashed: Detector = {
   type: 'US_SSN',
   dataClass: 'PII',
   priority: 45,
-  regex: /(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w]|-\d)/g,
+  regex: /\d(?<![\w-]\d)\d{2}-\d{2}-\d{4}(?![\w]|-\d)/g,
   maxLength: 11,
   check: (m) => ssnValid(m[0].replace(/-/g, '')),
   raise: SSN_WORDS,
@@ -188,7 +194,7 @@ const ssnPlain: Detector = {
   type: 'US_SSN',
   dataClass: 'PII',
   priority: 44,
-  regex: /(?<![\w-])\d{9}(?![\w]|-\d)/g,
+  regex: /\d(?<![\w-]\d)\d{8}(?![\w]|-\d)/g,
   maxLength: 9,
   check: (m) => ssnValid(m[0]),
   requires: SSN_WORDS,
@@ -479,7 +485,7 @@ const awsAccessKey: Detector = {
   type: 'AWS_ACCESS_KEY',
   dataClass: 'SECRET',
   priority: 80,
-  regex: /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])/g,
+  regex: /A(?<![A-Za-z0-9]A)(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])/g,
   maxLength: 20,
   // AWS documentation's example keys end in EXAMPLE.
   check: (m) => !m[0].endsWith('EXAMPLE'),
@@ -540,7 +546,7 @@ const stripeKey: Detector = {
   // Secret and restricted keys; publishable pk_ keys are public by design.
   regex: /(?<![\w])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,99}(?![\w])/g,
   maxLength: 8 + 99,
-  lead: { literal: 'k_', runChar: (c) => c === 115 || c === 114, maxRun: 1 },
+  lead: { literal: 'k_', probe: 1, runChar: (c) => c === 115 || c === 114, maxRun: 1 },
   check: (m) => !looksLikePlaceholder(m[0].slice(8)),
 };
 
@@ -550,7 +556,7 @@ const gcpApiKey: Detector = {
   priority: 80,
   regex: /(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])/g,
   maxLength: 39,
-  lead: { literal: 'AIza', runChar: none, maxRun: 0, emptyRun: true },
+  lead: { literal: 'AIza', probe: 2, runChar: none, maxRun: 0, emptyRun: true },
   check: (m) => !looksLikePlaceholder(m[0].slice(4)),
 };
 
@@ -597,7 +603,7 @@ const jwt: Detector = {
   // Bounded so that a whole JWT fits the smallest stream hold (maxBlockChars).
   regex: /(?<![\w-])eyJ[A-Za-z0-9_-]{8,509}\.[A-Za-z0-9_-]{2,2800}\.[A-Za-z0-9_-]{0,700}(?![\w-]|\.[\w-])/g,
   maxLength: 3 + 509 + 1 + 2800 + 1 + 700,
-  lead: { literal: 'eyJ', runChar: none, maxRun: 0, emptyRun: true },
+  lead: { literal: 'eyJ', probe: 2, runChar: none, maxRun: 0, emptyRun: true },
   check: (m) => jwtHeaderValid(m[0].slice(0, m[0].indexOf('.'))),
 };
 
