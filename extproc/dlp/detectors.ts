@@ -388,6 +388,9 @@ function nanpShape(s: string): boolean {
 /** A label right before the number says it is some other kind of number. */
 const NOT_PHONE_LABEL =
   /(?:order|part|tracking|isbn|invoice|serial|sku|ref|reference|account|acct|ticket|case|item|model|product|confirmation|transaction|parcel|shipment|customer|po|batch|lot|timestamp|epoch|unix|nhs|id)\b[\s.:#=-]{0,3}(?:no\.?|nr\.?|number|num|#|id)?[\s.:#=-]{0,3}$/i;
+/** After a phone number's first character: not inside a word, a version or another number
+ * (the lookbehind, read from before that character), and 6 more characters of a number after it. */
+const PHONE_START = '(?<=(?<![\\w+\\-./)]|[\\d+)][ .-]).)(?=[\\d +().-]{6})';
 const phone: Detector = {
   type: 'PHONE',
   dataClass: 'PII',
@@ -398,9 +401,14 @@ const phone: Detector = {
   // wants the 7 characters a number of 7 digits at least spans: every short digit run in a text
   // (3 items, 2024) is passed over inside the regex engine instead of becoming a match that
   // quick() rejects. It changes no accepted match: it consumes nothing and holds wherever a
-  // match of 7 digits starts.
-  regex:
-    /(?=[\d+(][\d +().-]{6})(?<![\w+\-./)]|[\d+)][ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,15}(?:[ .-]\d{1,10}){0,5}(?![\w]|[.-]\d)/g,
+  // match of 7 digits starts. Written as one branch per first character (+, ( or a digit), each
+  // consuming it before the lookarounds (PHONE_START): a shape that opens with a lookaround is
+  // tried at every position, one that opens with a class skips what cannot start it (dense
+  // text: 2.7 -> 1.7 ms per MiB, the same matches).
+  regex: new RegExp(
+    `(?:\\+${PHONE_START}\\d{1,3}[ .-]?(?:\\(\\d{1,5}\\)[ .-]?)?\\d{1,15}|\\(${PHONE_START}\\d{1,5}\\)[ .-]?\\d{1,15}|\\d${PHONE_START}\\d{0,14})(?:[ .-]\\d{1,10}){0,5}(?![\\w]|[.-]\\d)`,
+    'g',
+  ),
   maxLength: 4 + 8 + 15 + 5 * 11,
   quick(s) {
     let digits = 0;

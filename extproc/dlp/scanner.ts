@@ -86,12 +86,13 @@ function seeker(lead: Detector['lead']): ((text: string, from: number) => number
   }
   const { literal, runChar, maxRun, emptyRun, after } = lead;
   const probe = lead.probe ?? 0;
-  const key = literal[probe]!;
+  // Each occurrence of the literal at or after `from`, in order: found by its probe character
+  // and confirmed, or (no probe) by indexOf of the whole literal.
+  const key = probe > 0 ? literal[probe]! : literal;
   return (text, from) => {
-    // Each occurrence of the literal, in order, found by its probe character.
     for (let p = text.indexOf(key, from + probe); p >= 0; p = text.indexOf(key, p + 1)) {
       const at = p - probe;
-      if (literal.length > 1 && !text.startsWith(literal, at)) continue;
+      if (probe > 0 && !text.startsWith(literal, at)) continue;
       if (after !== undefined && !after(text, at)) continue;
       let start = at;
       while (start > 0 && at - start <= maxRun && runChar(text.charCodeAt(start - 1))) start--;
