@@ -10,6 +10,7 @@
 // a time bound. Patterns a user supplies run on re2js instead (patterns.ts).
 
 import { isIPv6 } from 'node:net';
+import { type KeywordLead, keywordLead } from './keyword-lead.ts';
 import { phoneValid } from './phone.ts';
 import type { BuiltinType, DataClass } from './types.ts';
 import {
@@ -52,9 +53,10 @@ export interface Detector {
   regex: RegExp;
   /** Where a match can start, found faster than by trying the regex at every position: a
    * regex whose match positions include every start of `regex` (a keyword or literal prefix),
-   * or an anchor found with indexOf and the run of characters before it (see anchorSeek). The
-   * regex is then tried only there. */
-  lead?: RegExp | Anchor;
+   * or an anchor found with indexOf and the run of characters before it (see anchorSeek), or
+   * keywords looked for only before separators (keyword-lead.ts). The regex is then tried only
+   * there. */
+  lead?: RegExp | Anchor | KeywordLead;
   /** The longest span a match can have, in normalised characters (the stream hold-back bound). */
   maxLength: number;
   /** Reads the match into `hit`; false rejects it. `hit` starts as the whole match. */
@@ -642,7 +644,14 @@ const genericSecret: Detector = {
   regex:
     /(?<![A-Za-z0-9])(?:(?:api[_-]?key|apikey|client[_-]?secret|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|refresh[_-]?token|token|passw(?:or)?d|pwd|private[_-]?key)[A-Za-z0-9_]{0,24}["']?\s{0,3}(?::=|=>|[:=])\s{0,3}["']?|bearer\s{1,3})([A-Za-z0-9_\-+/=.~]{12,256})(?![A-Za-z0-9_\-+/=.~])/gi,
   maxLength: 256,
-  lead: /api|client|secret|access|auth|refresh|token|passw|pwd|private|bearer/gi,
+  // A keyword is at most 13 characters, then up to 24 + 1 + 3 before the separator.
+  lead: keywordLead({
+    keywords: /api|client|secret|access|auth|refresh|token|passw|pwd|private/gi,
+    minBefore: 3,
+    maxBefore: 13 + 24 + 1 + 3,
+    separators: [':', '='],
+    bare: /bearer/gi,
+  }),
   check(m, _text, hit) {
     const raw = m[1]!;
     let cut = raw.length;

@@ -9,7 +9,7 @@
 // longer. Offsets are mapped back to the raw text.
 import { RE2JS } from 're2js';
 import { type DlpPolicyConfig, type DlpPolicyInput, dlpPolicySchema } from './config.ts';
-import { BUILTIN_DETECTORS, type Detector, type DetectorEnv, type Hit } from './detectors.ts';
+import { type Anchor, BUILTIN_DETECTORS, type Detector, type DetectorEnv, type Hit } from './detectors.ts';
 import { normalise } from './normalize.ts';
 import { type Candidate, resolveOverlaps, toFinding } from './resolve.ts';
 import { DlpStream } from './stream.ts';
@@ -37,6 +37,8 @@ class CompiledDetector {
   /** Global, or sticky when `seek` finds the positions to try. */
   readonly regex: RegExp;
   readonly seek: ((text: string, from: number) => number) | undefined;
+  /** Called before the first seek of each scan (a keyword lead's per-text state). */
+  readonly prepare: ((text: string) => void) | undefined;
   readonly action: Action;
 
   constructor(detector: Detector, action: Action, policyContext: boolean) {
@@ -50,7 +52,15 @@ class CompiledDetector {
     this.quick = detector.quick;
     this.scoreFirst = detector.scoreFirst === true;
     this.context = new Context(detector.raise, detector.lower, detector.requires, policyContext);
-    this.seek = seeker(detector.lead);
+    const lead = detector.lead;
+    if (lead !== undefined && 'seeker' in lead) {
+      const { seek, prepare } = lead.seeker();
+      this.seek = seek;
+      this.prepare = prepare;
+    } else {
+      this.seek = seeker(lead);
+      this.prepare = undefined;
+    }
     // A private copy: lastIndex is per scanner, never shared across policies.
     const flags = this.seek ? `${detector.regex.flags.replace('g', '')}y` : detector.regex.flags;
     this.regex = new RegExp(detector.regex.source, flags);
@@ -75,7 +85,7 @@ class Context {
 }
 
 /** The next position at or after `from` where a match can start, or -1 (Detector.lead). */
-function seeker(lead: Detector['lead']): ((text: string, from: number) => number) | undefined {
+function seeker(lead: RegExp | Anchor | undefined): ((text: string, from: number) => number) | undefined {
   if (lead === undefined) return undefined;
   if (lead instanceof RegExp) {
     const re = new RegExp(lead.source, lead.flags);
@@ -257,6 +267,7 @@ export class Scanner {
     const hit = this.hit;
     for (const detector of this.detectors) {
       const { regex, seek } = detector;
+      if (detector.prepare !== undefined) detector.prepare(text);
       let at = Math.max(0, from - detector.lookBack);
       for (;;) {
         let m: RegExpExecArray | null;
