@@ -4,8 +4,17 @@
 // plain prose, and one large text of each (1 MiB, the size of a buffered response). Each figure
 // is the median of --repeat runs in CPU time of this thread (the machine is shared), cold: the
 // phone memo is cleared before every scan.
+// The cmd-mixed and cmd-corpus rows are `lm-gate dlp scan` over 12 MB of JSON lines (the mixed
+// 16 KB prompts, or corpus samples one per line), each run in a fresh process as a user runs it:
+// the CPU time of the process from the command's start to its end (reading, parsing, scanning,
+// writing to /dev/null, the first lines' JIT warm-up and GC included; loading the modules and
+// compiling the policy excluded), median of --repeat runs.
 //   npm run bench:dlp-scan [-- --repeat 7] [-- --only corpus]
 //   sh scripts/dev.sh node --cpu-prof --cpu-prof-dir=.cache/prof bench/dlp-scan.ts --only corpus
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { compileDlp } from '../extproc/dlp/scanner.ts';
 import { generateCorpus } from '../test/dlp/corpus.ts';
@@ -76,4 +85,58 @@ for (const [name, list, rounds] of inputs) {
   console.log(
     `  ${name.padEnd(9)} ${median(rates).toFixed(1).padStart(7)} MB/s  (min ${Math.min(...rates).toFixed(1)}, max ${Math.max(...rates).toFixed(1)}; ${perText.toFixed(3)} ms per text)`,
   );
+}
+
+/** 12 MB of JSON lines, `{"id","text"}`, from texts drawn in turn. */
+function jsonl(next: (i: number) => string): string {
+  const lines: string[] = [];
+  let n = 0;
+  for (let i = 0; n < 12e6; i++) {
+    const line = JSON.stringify({ id: i, text: next(i) });
+    lines.push(line);
+    n += line.length + 1;
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The command in a fresh process: CPU seconds of that process around dlpCommand. */
+const CHILD = `
+import { Readable } from 'node:stream';
+import { open } from 'node:fs/promises';
+const { dlpCommand } = await import(process.argv[1] + '/extproc/cli/dlp.ts');
+await import(process.argv[1] + '/extproc/dlp/scanner.ts');
+const sink = await open('/dev/null', 'w');
+const before = process.cpuUsage();
+await dlpCommand(['scan', process.argv[2]], { stdin: Readable.from([]), write: (t) => sink.write(t).then(() => {}) });
+const used = process.cpuUsage(before);
+console.log((used.user + used.system) / 1e6);
+`;
+
+const commands: [string, () => string][] = [
+  // Each prompt with other samples: a file of one prompt repeated would answer from the memo.
+  ['cmd-mixed', () => jsonl((i) => fill(KB16, (j) => `${plain(900)}${texts[(i * 17 + j) % texts.length]}\n`))],
+  ['cmd-corpus', () => jsonl((i) => texts[i % texts.length]!)],
+];
+const root = new URL('..', import.meta.url).pathname;
+for (const [name, make] of commands) {
+  if (values.only !== undefined && !values.only.split(',').includes(name)) continue;
+  const dir = mkdtempSync(join(tmpdir(), 'dlp-scan-'));
+  try {
+    const file = join(dir, `${name}.jsonl`);
+    const data = make();
+    writeFileSync(file, data);
+    const bytes = Buffer.byteLength(data);
+    const rates: number[] = [];
+    for (let r = 0; r < REPEAT; r++) {
+      const out = execFileSync(process.execPath, ['--input-type=module', '-e', CHILD, root, file], {
+        encoding: 'utf8',
+      });
+      rates.push(bytes / Number(out.trim()) / 1e6);
+    }
+    console.log(
+      `  ${name.padEnd(9)} ${median(rates).toFixed(1).padStart(7)} MB/s  (min ${Math.min(...rates).toFixed(1)}, max ${Math.max(...rates).toFixed(1)}; ${(bytes / 1e6).toFixed(1)} MB of JSON lines, a fresh process per run)`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -120,5 +120,9 @@ describe('lm-gate dlp scan', () => {
     const text = 'a😀b𝄞c';
     expect(codePointOffsets(text, [0, 1, 3, 4, 6, 7])).toEqual([0, 1, 2, 3, 4, 5]);
     expect(codePointOffsets(text, [7, 0])).toEqual([5, 0]);
+    // The last offset inside a pair, and pairs after the last offset.
+    expect(codePointOffsets(text, [5, 1])).toEqual([3, 1]);
+    expect(codePointOffsets(text, [2])).toEqual([1]);
+    expect(codePointOffsets(text, [])).toEqual([]);
   });
 });

@@ -10,6 +10,7 @@
 // a time bound. Patterns a user supplies run on re2js instead (patterns.ts).
 
 import { isIPv6 } from 'node:net';
+import { type KeywordLead, keywordLead } from './keyword-lead.ts';
 import { phoneValid } from './phone.ts';
 import type { BuiltinType, DataClass } from './types.ts';
 import {
@@ -52,9 +53,10 @@ export interface Detector {
   regex: RegExp;
   /** Where a match can start, found faster than by trying the regex at every position: a
    * regex whose match positions include every start of `regex` (a keyword or literal prefix),
-   * or an anchor found with indexOf and the run of characters before it (see anchorSeek). The
-   * regex is then tried only there. */
-  lead?: RegExp | Anchor;
+   * or an anchor found with indexOf and the run of characters before it (see anchorSeek), or
+   * keywords looked for only before separators (keyword-lead.ts). The regex is then tried only
+   * there. */
+  lead?: RegExp | Anchor | KeywordLead;
   /** The longest span a match can have, in normalised characters (the stream hold-back bound). */
   maxLength: number;
   /** Reads the match into `hit`; false rejects it. `hit` starts as the whole match. */
@@ -86,6 +88,10 @@ export interface Anchor {
   maxRun: number;
   /** A match may start at the literal itself (`::1`). */
   emptyRun?: boolean;
+  /** Which character of `literal` is searched for (default 0): the rarest in ordinary text.
+   * indexOf of a literal that opens with a common letter stops at every such letter ('eyJ' at
+   * each 'e': 1.2-2.4 ms per MiB, against 0.03-0.09 for its 'J'). */
+  probe?: number;
   /** What must follow the literal at `at` for a match to be possible (a cheap necessary
    * condition: positions failing it are never handed to the regex). */
   after?: (text: string, at: number) => boolean;
@@ -152,7 +158,9 @@ const iban: Detector = {
   type: 'IBAN',
   dataClass: 'PII',
   priority: 70,
-  regex: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![a-z0-9])/g,
+  // The lookbehind after the first letter, as for cards (a shape that opens with a lookbehind
+  // is tried at every position; one that opens with a class skips what cannot start it).
+  regex: /[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]){11,30}(?![a-z0-9])/g,
   maxLength: 4 + 30 * 2,
   check(m, _text, hit) {
     const s = m[0];
@@ -177,7 +185,7 @@ const ssnDashed: Detector = {
   type: 'US_SSN',
   dataClass: 'PII',
   priority: 45,
-  regex: /(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w]|-\d)/g,
+  regex: /\d(?<![\w-]\d)\d{2}-\d{2}-\d{4}(?![\w]|-\d)/g,
   maxLength: 11,
   check: (m) => ssnValid(m[0].replace(/-/g, '')),
   raise: SSN_WORDS,
@@ -188,7 +196,7 @@ const ssnPlain: Detector = {
   type: 'US_SSN',
   dataClass: 'PII',
   priority: 44,
-  regex: /(?<![\w-])\d{9}(?![\w]|-\d)/g,
+  regex: /\d(?<![\w-]\d)\d{8}(?![\w]|-\d)/g,
   maxLength: 9,
   check: (m) => ssnValid(m[0]),
   requires: SSN_WORDS,
@@ -382,6 +390,9 @@ function nanpShape(s: string): boolean {
 /** A label right before the number says it is some other kind of number. */
 const NOT_PHONE_LABEL =
   /(?:order|part|tracking|isbn|invoice|serial|sku|ref|reference|account|acct|ticket|case|item|model|product|confirmation|transaction|parcel|shipment|customer|po|batch|lot|timestamp|epoch|unix|nhs|id)\b[\s.:#=-]{0,3}(?:no\.?|nr\.?|number|num|#|id)?[\s.:#=-]{0,3}$/i;
+/** After a phone number's first character: not inside a word, a version or another number
+ * (the lookbehind, read from before that character), and 6 more characters of a number after it. */
+const PHONE_START = '(?<=(?<![\\w+\\-./)]|[\\d+)][ .-]).)(?=[\\d +().-]{6})';
 const phone: Detector = {
   type: 'PHONE',
   dataClass: 'PII',
@@ -392,9 +403,14 @@ const phone: Detector = {
   // wants the 7 characters a number of 7 digits at least spans: every short digit run in a text
   // (3 items, 2024) is passed over inside the regex engine instead of becoming a match that
   // quick() rejects. It changes no accepted match: it consumes nothing and holds wherever a
-  // match of 7 digits starts.
-  regex:
-    /(?=[\d+(][\d +().-]{6})(?<![\w+\-./)]|[\d+)][ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,15}(?:[ .-]\d{1,10}){0,5}(?![\w]|[.-]\d)/g,
+  // match of 7 digits starts. Written as one branch per first character (+, ( or a digit), each
+  // consuming it before the lookarounds (PHONE_START): a shape that opens with a lookaround is
+  // tried at every position, one that opens with a class skips what cannot start it (dense
+  // text: 2.7 -> 1.7 ms per MiB, the same matches).
+  regex: new RegExp(
+    `(?:\\+${PHONE_START}\\d{1,3}[ .-]?(?:\\(\\d{1,5}\\)[ .-]?)?\\d{1,15}|\\(${PHONE_START}\\d{1,5}\\)[ .-]?\\d{1,15}|\\d${PHONE_START}\\d{0,14})(?:[ .-]\\d{1,10}){0,5}(?![\\w]|[.-]\\d)`,
+    'g',
+  ),
   maxLength: 4 + 8 + 15 + 5 * 11,
   quick(s) {
     let digits = 0;
@@ -479,7 +495,7 @@ const awsAccessKey: Detector = {
   type: 'AWS_ACCESS_KEY',
   dataClass: 'SECRET',
   priority: 80,
-  regex: /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])/g,
+  regex: /A(?<![A-Za-z0-9]A)(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])/g,
   maxLength: 20,
   // AWS documentation's example keys end in EXAMPLE.
   check: (m) => !m[0].endsWith('EXAMPLE'),
@@ -540,7 +556,7 @@ const stripeKey: Detector = {
   // Secret and restricted keys; publishable pk_ keys are public by design.
   regex: /(?<![\w])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,99}(?![\w])/g,
   maxLength: 8 + 99,
-  lead: { literal: 'k_', runChar: (c) => c === 115 || c === 114, maxRun: 1 },
+  lead: { literal: 'k_', probe: 1, runChar: (c) => c === 115 || c === 114, maxRun: 1 },
   check: (m) => !looksLikePlaceholder(m[0].slice(8)),
 };
 
@@ -550,7 +566,7 @@ const gcpApiKey: Detector = {
   priority: 80,
   regex: /(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])/g,
   maxLength: 39,
-  lead: { literal: 'AIza', runChar: none, maxRun: 0, emptyRun: true },
+  lead: { literal: 'AIza', probe: 2, runChar: none, maxRun: 0, emptyRun: true },
   check: (m) => !looksLikePlaceholder(m[0].slice(4)),
 };
 
@@ -597,7 +613,7 @@ const jwt: Detector = {
   // Bounded so that a whole JWT fits the smallest stream hold (maxBlockChars).
   regex: /(?<![\w-])eyJ[A-Za-z0-9_-]{8,509}\.[A-Za-z0-9_-]{2,2800}\.[A-Za-z0-9_-]{0,700}(?![\w-]|\.[\w-])/g,
   maxLength: 3 + 509 + 1 + 2800 + 1 + 700,
-  lead: { literal: 'eyJ', runChar: none, maxRun: 0, emptyRun: true },
+  lead: { literal: 'eyJ', probe: 2, runChar: none, maxRun: 0, emptyRun: true },
   check: (m) => jwtHeaderValid(m[0].slice(0, m[0].indexOf('.'))),
 };
 
@@ -628,7 +644,14 @@ const genericSecret: Detector = {
   regex:
     /(?<![A-Za-z0-9])(?:(?:api[_-]?key|apikey|client[_-]?secret|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|refresh[_-]?token|token|passw(?:or)?d|pwd|private[_-]?key)[A-Za-z0-9_]{0,24}["']?\s{0,3}(?::=|=>|[:=])\s{0,3}["']?|bearer\s{1,3})([A-Za-z0-9_\-+/=.~]{12,256})(?![A-Za-z0-9_\-+/=.~])/gi,
   maxLength: 256,
-  lead: /api|client|secret|access|auth|refresh|token|passw|pwd|private|bearer/gi,
+  // A keyword is at most 13 characters, then up to 24 + 1 + 3 before the separator.
+  lead: keywordLead({
+    keywords: /api|client|secret|access|auth|refresh|token|passw|pwd|private/gi,
+    minBefore: 3,
+    maxBefore: 13 + 24 + 1 + 3,
+    separators: [':', '='],
+    bare: /bearer/gi,
+  }),
   check(m, _text, hit) {
     const raw = m[1]!;
     let cut = raw.length;

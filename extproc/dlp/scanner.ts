@@ -9,7 +9,7 @@
 // longer. Offsets are mapped back to the raw text.
 import { RE2JS } from 're2js';
 import { type DlpPolicyConfig, type DlpPolicyInput, dlpPolicySchema } from './config.ts';
-import { BUILTIN_DETECTORS, type Detector, type DetectorEnv, type Hit } from './detectors.ts';
+import { type Anchor, BUILTIN_DETECTORS, type Detector, type DetectorEnv, type Hit } from './detectors.ts';
 import { normalise } from './normalize.ts';
 import { type Candidate, resolveOverlaps, toFinding } from './resolve.ts';
 import { DlpStream } from './stream.ts';
@@ -17,16 +17,75 @@ import type { Action, DataClass, Finding } from './types.ts';
 
 export type { Candidate } from './resolve.ts';
 
-interface CompiledDetector {
-  detector: Detector;
+/** A built-in detector as one scanner runs it. Every field is always present, so the scan loop
+ * reads all detectors through one object shape: the Detector literals each have their own
+ * (optional fields differ), and reading them in the per-candidate loop made its property
+ * loads megamorphic (dense 16 KB text: about 575 -> 550 µs a scan). */
+class CompiledDetector {
+  readonly type: Detector['type'];
+  readonly dataClass: DataClass;
+  readonly priority: number;
+  readonly maxLength: number;
+  /** How far before `from` a scan starts: keyword-led shapes start up to KEYWORD_PREFIX before
+   * the span they report; unbounded ones (PEM) are never re-entered. */
+  readonly lookBack: number;
+  readonly base: number;
+  readonly check: Detector['check'];
+  readonly quick: ((s: string) => boolean) | undefined;
+  readonly scoreFirst: boolean;
+  readonly context: Context;
   /** Global, or sticky when `seek` finds the positions to try. */
-  regex: RegExp;
-  seek: ((text: string, from: number) => number) | undefined;
-  action: Action;
+  readonly regex: RegExp;
+  readonly seek: ((text: string, from: number) => number) | undefined;
+  /** Called before the first seek of each scan (a keyword lead's per-text state). */
+  readonly prepare: ((text: string) => void) | undefined;
+  readonly action: Action;
+
+  constructor(detector: Detector, action: Action, policyContext: boolean) {
+    this.type = detector.type;
+    this.dataClass = detector.dataClass;
+    this.priority = detector.priority;
+    this.maxLength = detector.maxLength;
+    this.lookBack = detector.maxLength === Number.POSITIVE_INFINITY ? 0 : KEYWORD_PREFIX;
+    this.base = detector.base ?? 0.9;
+    this.check = detector.check;
+    this.quick = detector.quick;
+    this.scoreFirst = detector.scoreFirst === true;
+    this.context = new Context(detector.raise, detector.lower, detector.requires, policyContext);
+    const lead = detector.lead;
+    if (lead !== undefined && 'seeker' in lead) {
+      const { seek, prepare } = lead.seeker();
+      this.seek = seek;
+      this.prepare = prepare;
+    } else {
+      this.seek = seeker(lead);
+      this.prepare = undefined;
+    }
+    // A private copy: lastIndex is per scanner, never shared across policies.
+    const flags = this.seek ? `${detector.regex.flags.replace('g', '')}y` : detector.regex.flags;
+    this.regex = new RegExp(detector.regex.source, flags);
+    this.action = action;
+  }
+}
+
+/** A detector's context words (all optional), in one shape for every detector and custom rule. */
+class Context {
+  readonly raise: RegExp | undefined;
+  readonly lower: RegExp | undefined;
+  readonly requires: RegExp | undefined;
+  /** Whether scoring reads the window at all (policy words count for every detector). */
+  readonly needsWindow: boolean;
+
+  constructor(raise: RegExp | undefined, lower: RegExp | undefined, requires: RegExp | undefined, policy: boolean) {
+    this.raise = raise;
+    this.lower = lower;
+    this.requires = requires;
+    this.needsWindow = raise !== undefined || lower !== undefined || requires !== undefined || policy;
+  }
 }
 
 /** The next position at or after `from` where a match can start, or -1 (Detector.lead). */
-function seeker(lead: Detector['lead']): CompiledDetector['seek'] {
+function seeker(lead: RegExp | Anchor | undefined): ((text: string, from: number) => number) | undefined {
   if (lead === undefined) return undefined;
   if (lead instanceof RegExp) {
     const re = new RegExp(lead.source, lead.flags);
@@ -36,8 +95,14 @@ function seeker(lead: Detector['lead']): CompiledDetector['seek'] {
     };
   }
   const { literal, runChar, maxRun, emptyRun, after } = lead;
+  const probe = lead.probe ?? 0;
+  // Each occurrence of the literal at or after `from`, in order: found by its probe character
+  // and confirmed, or (no probe) by indexOf of the whole literal.
+  const key = probe > 0 ? literal[probe]! : literal;
   return (text, from) => {
-    for (let at = text.indexOf(literal, from); at >= 0; at = text.indexOf(literal, at + 1)) {
+    for (let p = text.indexOf(key, from + probe); p >= 0; p = text.indexOf(key, p + 1)) {
+      const at = p - probe;
+      if (probe > 0 && !text.startsWith(literal, at)) continue;
       if (after !== undefined && !after(text, at)) continue;
       let start = at;
       while (start > 0 && at - start <= maxRun && runChar(text.charCodeAt(start - 1))) start--;
@@ -101,6 +166,7 @@ export class Scanner {
   private readonly window: number;
   private readonly policyRaise: RegExp | undefined;
   private readonly policyLower: RegExp | undefined;
+  private readonly customContext: Context;
   private readonly hit: Hit = { start: 0, end: 0, confidence: 0 };
 
   constructor(config: DlpPolicyConfig) {
@@ -119,14 +185,13 @@ export class Scanner {
     this.policyRaise = wordsRegex(config.context.raise, 'iu');
     this.policyLower = wordsRegex(config.context.lower, 'iu');
     this.detectors = [];
+    const policyContext = this.policyRaise !== undefined || this.policyLower !== undefined;
+    this.customContext = new Context(undefined, undefined, undefined, policyContext);
     for (const detector of BUILTIN_DETECTORS) {
       const setting = config.detectors[detector.type];
       if (setting === 'off') continue;
       const action: Action = setting ?? (detector.dataClass === 'SECRET' ? 'block' : 'redact');
-      // Private copies: lastIndex is per scanner, never shared across policies.
-      const seek = seeker(detector.lead);
-      const flags = seek ? `${detector.regex.flags.replace('g', '')}y` : detector.regex.flags;
-      this.detectors.push({ detector, regex: new RegExp(detector.regex.source, flags), seek, action });
+      this.detectors.push(new CompiledDetector(detector, action, policyContext));
     }
     this.custom = [
       ...config.patterns.map((p) => ({
@@ -144,10 +209,9 @@ export class Scanner {
         words: wordsRegex(w.words, w.caseSensitive ? 'gu' : 'giu'),
       })),
     ];
-    const enabled = new Set(this.detectors.map((d) => d.detector.type));
+    const enabled = new Set(this.detectors.map((d) => d.type));
     let maxRunLength = 0;
-    for (const d of this.detectors)
-      if (!SPACED.has(d.detector.type)) maxRunLength = Math.max(maxRunLength, d.detector.maxLength);
+    for (const d of this.detectors) if (!SPACED.has(d.type)) maxRunLength = Math.max(maxRunLength, d.maxLength);
     let customTail = 0;
     for (const c of config.patterns) customTail = Math.max(customTail, c.maxLength);
     for (const w of config.wordLists)
@@ -201,9 +265,10 @@ export class Scanner {
   collect(text: string, from: number): Candidate[] {
     const out: Candidate[] = [];
     const hit = this.hit;
-    for (const { detector, regex, seek, action } of this.detectors) {
-      // Keyword-led shapes start up to KEYWORD_PREFIX before the span they report.
-      let at = Math.max(0, from - (detector.maxLength === Number.POSITIVE_INFINITY ? 0 : KEYWORD_PREFIX));
+    for (const detector of this.detectors) {
+      const { regex, seek } = detector;
+      if (detector.prepare !== undefined) detector.prepare(text);
+      let at = Math.max(0, from - detector.lookBack);
       for (;;) {
         let m: RegExpExecArray | null;
         if (seek) {
@@ -222,18 +287,18 @@ export class Scanner {
         }
         hit.start = m.index;
         hit.end = m.index + m[0].length;
-        hit.confidence = detector.base ?? 0.9;
+        hit.confidence = detector.base;
         let next = m.index + 1;
         // scoreFirst: check() keeps the start, so the score taken before it stands after it.
         const first =
           detector.quick !== undefined && !detector.quick(m[0])
             ? -1
-            : detector.scoreFirst === true
-              ? this.score(detector, text, hit.start, hit.confidence)
+            : detector.scoreFirst
+              ? this.score(detector.context, text, hit.start, hit.confidence)
               : undefined;
         const ruledOut = first !== undefined && first < this.minConfidence;
         if (!ruledOut && detector.check(m, text, hit, this.env)) {
-          const confidence = first ?? this.score(detector, text, hit.start, hit.confidence);
+          const confidence = first ?? this.score(detector.context, text, hit.start, hit.confidence);
           if (confidence >= this.minConfidence) {
             if (hit.start >= from)
               out.push({
@@ -243,7 +308,7 @@ export class Scanner {
                 confidence,
                 priority: detector.priority,
                 dataClass: detector.dataClass,
-                action,
+                action: detector.action,
               });
             // A decided entity hides what starts inside it; a rejected one hides nothing, so
             // where a scan starts never changes what it finds (the stream contract needs that).
@@ -260,7 +325,7 @@ export class Scanner {
   private collectCustom(rule: CustomRule, text: string, from: number, out: Candidate[]): void {
     const push = (start: number, end: number) => {
       if (start < from || end - start > rule.maxLength || end === start) return;
-      const confidence = this.score(undefined, text, start, 0.9);
+      const confidence = this.score(this.customContext, text, start, 0.9);
       if (confidence < this.minConfidence) return;
       out.push({
         type: rule.type,
@@ -286,18 +351,16 @@ export class Scanner {
     for (let m = re.exec(text); m !== null; m = re.exec(text)) push(m.index, m.index + m[0].length);
   }
 
-  private score(detector: Detector | undefined, text: string, start: number, base: number): number {
-    const needsWindow =
-      detector?.raise || detector?.lower || detector?.requires || this.policyRaise || this.policyLower;
-    if (!needsWindow) return base;
+  private score(context: Context, text: string, start: number, base: number): number {
+    if (!context.needsWindow) return base;
     // Context is on the entity's own line: a word in the line above describes something else.
     let before = text.slice(Math.max(0, start - this.window), start);
     const newline = before.lastIndexOf('\n');
     if (newline >= 0) before = before.slice(newline + 1);
-    if (detector?.requires && !detector.requires.test(before)) return 0;
+    if (context.requires?.test(before) === false) return 0;
     let c = base;
-    if (detector?.raise?.test(before)) c += RAISE;
-    if (detector?.lower?.test(before)) c -= LOWER;
+    if (context.raise?.test(before)) c += RAISE;
+    if (context.lower?.test(before)) c -= LOWER;
     if (this.policyRaise?.test(before)) c += POLICY_RAISE;
     if (this.policyLower?.test(before)) c -= POLICY_LOWER;
     return Math.round(Math.min(1, Math.max(0, c)) * 100) / 100;
