@@ -7,7 +7,7 @@
 // proportions hold even on a loaded machine, where latency figures do not.
 //
 //   npm run bench:alloc -- [--profile governed] [--rate 300] [--duration 20] [--top 15] [--cpu]
-//                          [--body chat|dlp]
+//                          [--body chat|dlp] [--node-args='<flags>']
 //
 // --body dlp sends the dlp profile's 16 KB prompt (16 e-mail addresses and card numbers)
 // instead of the small chat body: with --profile dlp against --profile governed_16k it shows
@@ -35,6 +35,7 @@ async function main() {
       top: { type: 'string', default: '15' },
       cpu: { type: 'boolean', default: false },
       body: { type: 'string', default: 'chat' },
+      'node-args': { type: 'string', default: '' },
     },
   });
   const log = (m: string) => process.stderr.write(`[bench:alloc] ${m}\n`);
@@ -51,7 +52,11 @@ async function main() {
       'alloc',
       values.profile,
       { LMG_BENCH_KEY_SHA256: hashApiKey(key), LMG_ALLOC_PROFILE: profileFile },
-      values.cpu ? { cpuProfileDir: cpuDir } : { nodeArgs: ['--import', SAMPLER] },
+      {
+        ...(values.cpu ? { cpuProfileDir: cpuDir } : {}),
+        // --node-args: flags on node's command line, for a lever's before and after.
+        nodeArgs: [...values['node-args'].split(' ').filter(Boolean), ...(values.cpu ? [] : ['--import', SAMPLER])],
+      },
     );
     stops.push(() => gate.stop());
     const envoy = await startBenchEnvoy([{ name: 'gated', gate }], mock.port, 2);
