@@ -29,6 +29,7 @@ import { SharedKillSwitch } from './killswitch/shared.ts';
 import { systemClock } from './pipeline/stage.ts';
 import { RedisMetrics } from './redis/metrics.ts';
 import { GateServer } from './server/grpc-server.ts';
+import { boundHeapGrowth } from './server/heap-growth.ts';
 import { type GateHost, SingleGate } from './server/host.ts';
 import { ListenError } from './server/listen-error.ts';
 import { WorkerPool, workerCount } from './server/workers.ts';
@@ -101,6 +102,8 @@ async function serve(args: string[]): Promise<number> {
   if (values.help) return printUsage(SERVE);
   const file = values.config;
   if (!file) throw new UsageError(cmd, '-c FILE is required', SERVE);
+  // Before the config is read: everything the gate allocates from here on lives under it.
+  boundHeapGrowth();
   const loaded = await loadConfigSources(file);
   const { config } = loaded;
   const logger = createLogger(config.logging.level);
