@@ -7,10 +7,12 @@
 // Short by design: RSS is not a latency figure, so it can be read on a shared machine.
 //
 //   npm run bench:rss -- [--profile governed] [--rate 300] [--duration 15] [--workers 32]
-//                        [--closed 10] [--node-options '<flags>'] [--source]
+//                        [--closed 10] [--node-options='<flags>'] [--node-args='<flags>']
+//                        [--env NAME=VALUE] [--source]
 //
 // --node-options replaces the bench's NODE_OPTIONS (GATE_NODE_OPTIONS) for this gate; --source
-// runs extproc/main.ts with Node's type stripping instead of the compiled gate.
+// runs extproc/main.ts with Node's type stripping instead of the compiled gate; --node-args puts
+// flags on node's command line (V8 flags NODE_OPTIONS does not take); --env adds to its environment.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +30,7 @@ interface Probe {
   memory: NodeJS.MemoryUsage;
   heap: { total: number; used: number; malloced: number; peakMalloced: number };
   spaces: Record<string, number>;
+  gc: Record<'minor' | 'major' | 'other', { count: number; ms: number }>;
 }
 
 interface Phase {
@@ -38,6 +41,8 @@ interface Phase {
   cpuMsPerRequest: number;
   status: Record<string, number>;
   probe: Probe;
+  /** The phase's own garbage collections (the probe counts since start). */
+  gc: Probe['gc'];
 }
 
 /** VmRSS, VmHWM, RssAnon, RssFile of a process, in KiB. */
@@ -71,6 +76,7 @@ async function main() {
       'node-options': { type: 'string' },
       source: { type: 'boolean', default: false },
       env: { type: 'string', multiple: true, default: [] },
+      'node-args': { type: 'string', default: '' },
     },
   });
   const log = (m: string) => process.stderr.write(`[bench:rss] ${m}\n`);
@@ -95,7 +101,8 @@ async function main() {
       values.profile,
       { ...extraEnv, LMG_BENCH_KEY_SHA256: hashApiKey(key), LMG_RSS_PROBE: probeFile, NODE_OPTIONS: nodeOptions },
       {
-        nodeArgs: ['--import', PROBE],
+        // V8 flags NODE_OPTIONS refuses (--optimize-for-size…) go on the command line.
+        nodeArgs: [...values['node-args'].split(' ').filter(Boolean), '--import', PROBE],
         ...(values.source ? { entry: join(ROOT, 'extproc', 'main.ts') } : {}),
       },
     );
@@ -111,6 +118,13 @@ async function main() {
       const cpu0 = await gate.cpuSeconds();
       const r = await run();
       const cpu = (await gate.cpuSeconds()) - cpu0;
+      const probed = await probe(gate, probeFile);
+      const prev = phases.at(-1)?.probe.gc;
+      const gc = structuredClone(probed.gc);
+      for (const k of ['minor', 'major', 'other'] as const) {
+        gc[k].count -= prev?.[k].count ?? 0;
+        gc[k].ms -= prev?.[k].ms ?? 0;
+      }
       phases.push({
         name,
         requests: r.requests,
@@ -118,7 +132,8 @@ async function main() {
         rateRps: r.elapsedS > 0 ? r.requests / r.elapsedS : 0,
         cpuMsPerRequest: r.requests > 0 ? (cpu * 1000) / r.requests : 0,
         status: await procStatus(gate.pid),
-        probe: await probe(gate, probeFile),
+        probe: probed,
+        gc,
       });
     };
     await measure('idle', async () => {
@@ -154,14 +169,14 @@ async function main() {
     const bm = (b: number | undefined) => ((b ?? Number.NaN) / 2 ** 20).toFixed(1);
     console.log(
       [
-        `${values.profile}, ${values.source ? 'TypeScript sources (type stripping)' : 'compiled'}, NODE_OPTIONS=${JSON.stringify(nodeOptions)}${values.env.map((e) => ` ${e}`).join('')}; MiB (heap figures: the main thread's)`,
+        `${values.profile}, ${values.source ? 'TypeScript sources (type stripping)' : 'compiled'}, NODE_OPTIONS=${JSON.stringify(nodeOptions)}${values['node-args'] ? ` node ${values['node-args']}` : ''}${values.env.map((e) => ` ${e}`).join('')}; MiB (heap figures: the main thread's)`,
         '',
-        '| after | req/s | CPU ms/req | VmRSS | VmHWM | anon | file | heap used | heap total | new space | old space | code | external | array buffers | malloced | errors |',
-        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+        '| after | req/s | CPU ms/req | VmRSS | VmHWM | anon | file | heap used | heap total | new space | old space | code | external | array buffers | malloced | GC minor n/ms | GC major n/ms | GC ms/req | errors |',
+        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
         ...phases.map((p) => {
           const s = p.status;
           const m = p.probe.memory;
-          return `| ${p.name} | ${p.rateRps.toFixed(0)} | ${p.cpuMsPerRequest.toFixed(3)} | ${mib(s.VmRSS!)} | ${mib(s.VmHWM!)} | ${mib(s.RssAnon!)} | ${mib(s.RssFile!)} | ${bm(m.heapUsed)} | ${bm(m.heapTotal)} | ${bm(p.probe.spaces.new_space)} | ${bm(p.probe.spaces.old_space)} | ${bm(p.probe.spaces.code_space)} | ${bm(m.external)} | ${bm(m.arrayBuffers)} | ${bm(p.probe.heap.malloced)} | ${JSON.stringify(p.errors)} |`;
+          return `| ${p.name} | ${p.rateRps.toFixed(0)} | ${p.cpuMsPerRequest.toFixed(3)} | ${mib(s.VmRSS!)} | ${mib(s.VmHWM!)} | ${mib(s.RssAnon!)} | ${mib(s.RssFile!)} | ${bm(m.heapUsed)} | ${bm(m.heapTotal)} | ${bm(p.probe.spaces.new_space)} | ${bm(p.probe.spaces.old_space)} | ${bm(p.probe.spaces.code_space)} | ${bm(m.external)} | ${bm(m.arrayBuffers)} | ${bm(p.probe.heap.malloced)} | ${p.gc.minor.count}/${p.gc.minor.ms.toFixed(0)} | ${p.gc.major.count + p.gc.other.count}/${(p.gc.major.ms + p.gc.other.ms).toFixed(0)} | ${p.requests > 0 ? ((p.gc.minor.ms + p.gc.major.ms + p.gc.other.ms) / p.requests).toFixed(4) : '-'} | ${JSON.stringify(p.errors)} |`;
         }),
       ].join('\n'),
     );

@@ -4,10 +4,28 @@
 // TypeScript preload would make Node load its type stripper into the gate, about 17 MiB of RSS,
 // which is what this probe exists to measure. Bench only: never in a product process.
 import { appendFileSync } from 'node:fs';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 
 const out = process.env.LMG_RSS_PROBE;
 if (!out) throw new Error('rss-probe: set LMG_RSS_PROBE to the file to append to');
+
+// Garbage collections so far on the main thread, count and milliseconds by kind: what a smaller
+// heap costs shows here first, steadier than CPU seconds on a shared machine.
+const gc = { minor: { count: 0, ms: 0 }, major: { count: 0, ms: 0 }, other: { count: 0, ms: 0 } };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = e.detail?.kind;
+    const slot =
+      kind === constants.NODE_PERFORMANCE_GC_MINOR
+        ? gc.minor
+        : kind === constants.NODE_PERFORMANCE_GC_MAJOR
+          ? gc.major
+          : gc.other;
+    slot.count++;
+    slot.ms += e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
 
 process.on('SIGUSR2', () => {
   const spaces = {};
@@ -15,6 +33,6 @@ process.on('SIGUSR2', () => {
   const h = getHeapStatistics();
   appendFileSync(
     out,
-    `${JSON.stringify({ memory: process.memoryUsage(), heap: { total: h.total_heap_size, used: h.used_heap_size, limit: h.heap_size_limit, malloced: h.malloced_memory, peakMalloced: h.peak_malloced_memory, external: h.external_memory }, spaces })}\n`,
+    `${JSON.stringify({ memory: process.memoryUsage(), heap: { total: h.total_heap_size, used: h.used_heap_size, limit: h.heap_size_limit, malloced: h.malloced_memory, peakMalloced: h.peak_malloced_memory, external: h.external_memory }, spaces, gc })}\n`,
   );
 });
