@@ -30,7 +30,8 @@ interface Probe {
   memory: NodeJS.MemoryUsage;
   heap: { total: number; used: number; malloced: number; peakMalloced: number };
   spaces: Record<string, number>;
-  gc: Record<'minor' | 'major' | 'other', { count: number; ms: number }>;
+  /** Counts and milliseconds since start; maxMs: the longest pause since the last reading. */
+  gc: Record<'minor' | 'major' | 'other', { count: number; ms: number; maxMs: number }>;
 }
 
 interface Phase {
@@ -171,12 +172,12 @@ async function main() {
       [
         `${values.profile}, ${values.source ? 'TypeScript sources (type stripping)' : 'compiled'}, NODE_OPTIONS=${JSON.stringify(nodeOptions)}${values['node-args'] ? ` node ${values['node-args']}` : ''}${values.env.map((e) => ` ${e}`).join('')}; MiB (heap figures: the main thread's)`,
         '',
-        '| after | req/s | CPU ms/req | VmRSS | VmHWM | anon | file | heap used | heap total | new space | old space | code | external | array buffers | malloced | GC minor n/ms | GC major n/ms | GC ms/req | errors |',
+        '| after | req/s | CPU ms/req | VmRSS | VmHWM | anon | file | heap used | heap total | new space | old space | code | external | array buffers | malloced | GC minor n/ms/max | GC major n/ms/max | GC ms/req | errors |',
         '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
         ...phases.map((p) => {
           const s = p.status;
           const m = p.probe.memory;
-          return `| ${p.name} | ${p.rateRps.toFixed(0)} | ${p.cpuMsPerRequest.toFixed(3)} | ${mib(s.VmRSS!)} | ${mib(s.VmHWM!)} | ${mib(s.RssAnon!)} | ${mib(s.RssFile!)} | ${bm(m.heapUsed)} | ${bm(m.heapTotal)} | ${bm(p.probe.spaces.new_space)} | ${bm(p.probe.spaces.old_space)} | ${bm(p.probe.spaces.code_space)} | ${bm(m.external)} | ${bm(m.arrayBuffers)} | ${bm(p.probe.heap.malloced)} | ${p.gc.minor.count}/${p.gc.minor.ms.toFixed(0)} | ${p.gc.major.count + p.gc.other.count}/${(p.gc.major.ms + p.gc.other.ms).toFixed(0)} | ${p.requests > 0 ? ((p.gc.minor.ms + p.gc.major.ms + p.gc.other.ms) / p.requests).toFixed(4) : '-'} | ${JSON.stringify(p.errors)} |`;
+          return `| ${p.name} | ${p.rateRps.toFixed(0)} | ${p.cpuMsPerRequest.toFixed(3)} | ${mib(s.VmRSS!)} | ${mib(s.VmHWM!)} | ${mib(s.RssAnon!)} | ${mib(s.RssFile!)} | ${bm(m.heapUsed)} | ${bm(m.heapTotal)} | ${bm(p.probe.spaces.new_space)} | ${bm(p.probe.spaces.old_space)} | ${bm(p.probe.spaces.code_space)} | ${bm(m.external)} | ${bm(m.arrayBuffers)} | ${bm(p.probe.heap.malloced)} | ${p.gc.minor.count}/${p.gc.minor.ms.toFixed(0)}/${p.gc.minor.maxMs.toFixed(1)} | ${p.gc.major.count + p.gc.other.count}/${(p.gc.major.ms + p.gc.other.ms).toFixed(0)}/${Math.max(p.gc.major.maxMs, p.gc.other.maxMs).toFixed(1)} | ${p.requests > 0 ? ((p.gc.minor.ms + p.gc.major.ms + p.gc.other.ms) / p.requests).toFixed(4) : '-'} | ${JSON.stringify(p.errors)} |`;
         }),
       ].join('\n'),
     );

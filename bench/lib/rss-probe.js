@@ -12,7 +12,11 @@ if (!out) throw new Error('rss-probe: set LMG_RSS_PROBE to the file to append to
 
 // Garbage collections so far on the main thread, count and milliseconds by kind: what a smaller
 // heap costs shows here first, steadier than CPU seconds on a shared machine.
-const gc = { minor: { count: 0, ms: 0 }, major: { count: 0, ms: 0 }, other: { count: 0, ms: 0 } };
+const gc = {
+  minor: { count: 0, ms: 0, maxMs: 0 },
+  major: { count: 0, ms: 0, maxMs: 0 },
+  other: { count: 0, ms: 0, maxMs: 0 },
+};
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
     const kind = e.detail?.kind;
@@ -24,6 +28,7 @@ new PerformanceObserver((list) => {
           : gc.other;
     slot.count++;
     slot.ms += e.duration;
+    slot.maxMs = Math.max(slot.maxMs, e.duration);
   }
 }).observe({ entryTypes: ['gc'] });
 
@@ -35,4 +40,6 @@ process.on('SIGUSR2', () => {
     out,
     `${JSON.stringify({ memory: process.memoryUsage(), heap: { total: h.total_heap_size, used: h.used_heap_size, limit: h.heap_size_limit, malloced: h.malloced_memory, peakMalloced: h.peak_malloced_memory, external: h.external_memory }, spaces, gc })}\n`,
   );
+  // The longest pause is per reading: each phase gets its own.
+  for (const slot of Object.values(gc)) slot.maxMs = 0;
 });
