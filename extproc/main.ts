@@ -13,12 +13,6 @@
 //   lm-gate dlp scan [--format jsonl|table] [--policy NAME] [-c config.yaml] [FILE]
 //                                       the DLP engine over JSON lines of text
 import { FileAuditSink } from './audit/sink.ts';
-import { AUDIT_USAGE, auditCommand } from './cli/audit.ts';
-import { DLP_SCAN, dlpCommand } from './cli/dlp.ts';
-import { KEYS_USAGE, keysCommand } from './cli/keys.ts';
-import { KILL_USAGE, killCommand } from './cli/kill.ts';
-import { POLICY_EXPLAIN, POLICY_TEST, policyCommand } from './cli/policy.ts';
-import { REPORT_USAGE, reportCommand } from './cli/report.ts';
 import { CommandError, parseCommandArgs, UsageError } from './cli/usage.ts';
 import { ConfigError, loadConfigSources } from './config/load.ts';
 import { restartRequired } from './config/restart.ts';
@@ -29,6 +23,7 @@ import { SharedKillSwitch } from './killswitch/shared.ts';
 import { systemClock } from './pipeline/stage.ts';
 import { RedisMetrics } from './redis/metrics.ts';
 import { GateServer } from './server/grpc-server.ts';
+import { boundHeapGrowth } from './server/heap-growth.ts';
 import { type GateHost, SingleGate } from './server/host.ts';
 import { ListenError } from './server/listen-error.ts';
 import { WorkerPool, workerCount } from './server/workers.ts';
@@ -38,7 +33,29 @@ import { Metrics } from './telemetry/metrics.ts';
 
 const SERVE = 'lm-gate serve -c FILE';
 const CHECK = 'lm-gate check-config FILE';
-const USAGE = `usage:\n${[SERVE, CHECK, ...KEYS_USAGE, POLICY_EXPLAIN, POLICY_TEST, REPORT_USAGE, ...AUDIT_USAGE].map((u) => `  ${u}`).join('\n')}\n  ${KILL_USAGE}\n  ${DLP_SCAN}`;
+
+/** Every command's synopsis. The other commands' modules are loaded only when one of them runs
+ * (or for this text): `serve` never holds their code, ~2 MiB of heap in every gate. */
+async function usage(): Promise<string> {
+  const [audit, dlp, keys, kill, policy, report] = await Promise.all([
+    import('./cli/audit.ts'),
+    import('./cli/dlp.ts'),
+    import('./cli/keys.ts'),
+    import('./cli/kill.ts'),
+    import('./cli/policy.ts'),
+    import('./cli/report.ts'),
+  ]);
+  const lines = [
+    SERVE,
+    CHECK,
+    ...keys.KEYS_USAGE,
+    policy.POLICY_EXPLAIN,
+    policy.POLICY_TEST,
+    report.REPORT_USAGE,
+    ...audit.AUDIT_USAGE,
+  ];
+  return `usage:\n${lines.map((u) => `  ${u}`).join('\n')}\n  ${kill.KILL_USAGE}\n  ${dlp.DLP_SCAN}`;
+}
 const help = { type: 'boolean', short: 'h' } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -49,24 +66,24 @@ async function main(argv: string[]): Promise<number> {
     case 'check-config':
       return checkConfig(rest);
     case 'keys':
-      return keysCommand(rest);
+      return (await import('./cli/keys.ts')).keysCommand(rest);
     case 'policy':
-      return policyCommand(rest);
+      return (await import('./cli/policy.ts')).policyCommand(rest);
     case 'kill':
-      return killCommand(rest);
+      return (await import('./cli/kill.ts')).killCommand(rest);
     case 'report':
-      return reportCommand(rest);
+      return (await import('./cli/report.ts')).reportCommand(rest);
     case 'audit':
-      return auditCommand(rest);
+      return (await import('./cli/audit.ts')).auditCommand(rest);
     case 'dlp':
-      return dlpCommand(rest);
+      return (await import('./cli/dlp.ts')).dlpCommand(rest);
     case '--help':
     case '-h':
     case 'help':
-      console.log(USAGE);
+      console.log(await usage());
       return 0;
     case undefined:
-      console.error(USAGE);
+      console.error(await usage());
       return 2;
     default:
       throw new UsageError(
@@ -100,6 +117,8 @@ async function serve(args: string[]): Promise<number> {
   if (values.help) return printUsage(SERVE);
   const file = values.config;
   if (!file) throw new UsageError(cmd, '-c FILE is required', SERVE);
+  // Before the config is read: everything the gate allocates from here on lives under it.
+  boundHeapGrowth();
   const loaded = await loadConfigSources(file);
   const { config } = loaded;
   const logger = createLogger(config.logging.level);

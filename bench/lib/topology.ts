@@ -138,6 +138,8 @@ export async function startGate(
     redisUrl?: string;
     /** audit.durability for the profile's audit sink (none, interval, strict). */
     auditDurability?: 'none' | 'interval' | 'strict';
+    /** The gate's entry module instead of the compiled one (bench:rss --source: the sources). */
+    entry?: string;
   } = {},
 ): Promise<BenchGate> {
   const dir = await mkdtemp(join(tmpdir(), `lm-gate-bench-${name}-`));
@@ -164,7 +166,7 @@ export async function startGate(
     }
     await writeFile(config, text);
   }
-  const args = [await builtGateEntry(), 'serve', '-c', config];
+  const args = [opts.entry ?? (await builtGateEntry()), 'serve', '-c', config];
   if (opts.cpuProfileDir) args.unshift('--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir);
   // Flags NODE_OPTIONS does not take (--trace-gc), for experiments.
   if (opts.nodeArgs) args.unshift(...opts.nodeArgs);

@@ -10,8 +10,7 @@
 // different slots are acquired one slot after the other, and the slots already taken are refunded
 // when a later one refuses: never more admitted than one call would admit, but a concurrent
 // request may briefly see the refunded units taken (and be refused for them).
-import { Cluster } from 'ioredis';
-import type { RedisKeyspace } from '../redis/connection.ts';
+import { isCluster, type RedisKeyspace } from '../redis/connection.ts';
 import type { CounterItem } from './counters.ts';
 import type { AcquireResult, AdjustResult, LimitStore } from './store.ts';
 
@@ -142,7 +141,7 @@ export class RedisLimitStore implements LimitStore {
     const client = conn.client;
     if (!('lmgateLimits' in client)) client.defineCommand('lmgateLimits', { lua: SCRIPT });
     this.scripted = client as unknown as Scripted;
-    this.split = client instanceof Cluster;
+    this.split = isCluster(client);
   }
 
   private call(mode: 'a' | 'j', items: readonly CounterItem[], values: readonly number[]): Promise<unknown> {

@@ -42,6 +42,21 @@ afterEach(async () => {
 });
 
 describe('ParsePool', () => {
+  it('starts a thread only when a job needs one, at most `threads`, and answers the first job within the slow path deadline', async () => {
+    const p = pool(2);
+    // An idle worker isolate is ~14 MiB of RSS: a pool nobody used holds none.
+    expect(p.started).toBe(0);
+    const t0 = performance.now();
+    expect(await p.parse('openai.chat', chatBody(100_000), limits)).toMatchObject({ ok: true });
+    // The first big body waits for the thread to boot: well inside server.maxMessageDeadlineMs
+    // (1.5 s by default), here even from source, where the worker loads Node's type stripper.
+    expect(performance.now() - t0).toBeLessThan(1500);
+    expect(p.started).toBe(1);
+    const results = await Promise.all([1, 2, 3].map(() => p.parse('openai.chat', chatBody(100_000), limits)));
+    for (const r of results) expect(r).toMatchObject({ ok: true });
+    expect(p.started).toBe(2);
+  });
+
   it('parses on a worker exactly as inline', async () => {
     const p = pool(2);
     for (const body of [

@@ -22,7 +22,8 @@ const WORKER_URL = new URL(
 );
 
 export interface ParsePoolOptions {
-  /** Worker threads: started with the pool, replaced on demand when one dies. */
+  /** Most worker threads: each started when a job finds none free, replaced the same way when
+   * one dies. */
   threads: number;
   /** The worker module (tests). */
   workerUrl?: URL;
@@ -72,8 +73,15 @@ export class ParsePool {
   constructor(opts: ParsePoolOptions) {
     this.threads = Math.max(1, Math.floor(opts.threads));
     this.url = opts.workerUrl ?? WORKER_URL;
-    // Started now, so that the first big body does not wait for a thread to boot (~50 ms).
-    for (let i = 0; i < this.threads; i++) this.spawn();
+    // No thread yet: an idle worker isolate costs ~14 MiB of RSS, and a gate whose bodies all
+    // stay under INLINE_PARSE_MAX_BYTES (whose stages count and scan inline) never needs one.
+    // The first job that needs a thread waits for it to boot (~30 ms compiled, more from
+    // source), inside the slow path's own deadline (server.maxMessageDeadlineMs, 1.5 s).
+  }
+
+  /** Worker threads running now (started on demand, at most `threads`). */
+  get started(): number {
+    return this.slots.length;
   }
 
   /** Parse on a worker, first come first served. Rejects with an AbortError when `signal` aborts

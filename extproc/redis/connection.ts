@@ -13,13 +13,28 @@
 // The kill switch opens two on the main thread (commands, and a subscriber: a connection in
 // SUBSCRIBE mode can run nothing else). Limits and budgets (#10) are meant to open their own
 // with a role of their own, wherever their requests are served.
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RedisConfig } from './config.ts';
 import type { RedisMetrics } from './metrics.ts';
 
 /** A standalone or Sentinel connection, or a Cluster: the commands the gate sends are the same. */
 export type RedisClient = Redis | Cluster;
+
+/** ioredis, loaded when the first client is made (at start or on a reload, never per request):
+ * a gate with no Redis section does not hold its ~2 MiB of heap and code. */
+const requireCjs = createRequire(import.meta.url);
+let ioredis: typeof import('ioredis') | undefined;
+function client(): typeof import('ioredis') {
+  ioredis ??= requireCjs('ioredis') as typeof import('ioredis');
+  return ioredis;
+}
+
+/** Whether `c` is a Cluster client (one script call per hash slot). */
+export function isCluster(c: RedisClient): c is Cluster {
+  return c instanceof client().Cluster;
+}
 
 /** Where the section points, for logs: host:port of a URL (which may carry a password), the
  * sentinels' master name, or the first cluster node. */
@@ -73,7 +88,7 @@ export function createRedisClient(config: RedisConfig, role: string, extra: Redi
   };
   if (config.sentinel !== undefined) {
     const s = config.sentinel;
-    return new Redis({
+    return new (client().Redis)({
       ...options,
       ...auth,
       name: s.name,
@@ -84,7 +99,7 @@ export function createRedisClient(config: RedisConfig, role: string, extra: Redi
     } as RedisOptions);
   }
   if (config.cluster !== undefined) {
-    return new Cluster(config.cluster.nodes.map(endpoint), {
+    return new (client().Cluster)(config.cluster.nodes.map(endpoint), {
       redisOptions: { ...options, ...auth },
       enableOfflineQueue: false,
       // The CLI's one attempt (extra.retryStrategy: () => null) holds for the cluster too.
@@ -97,7 +112,7 @@ export function createRedisClient(config: RedisConfig, role: string, extra: Redi
       retryDelayOnClusterDown: 50,
     });
   }
-  return new Redis(config.url!, options);
+  return new (client().Redis)(config.url!, options);
 }
 
 /** A Redis client and the key names under redis.keyPrefix: what a store needs. */

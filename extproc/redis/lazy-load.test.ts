@@ -1,0 +1,34 @@
+// ioredis is loaded when the first Redis client is made, not by importing the gate: a gate with
+// no Redis section keeps its ~2 MiB of heap and code out (README "Levers tried").
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const server = fileURLToPath(new URL('../server/grpc-server.ts', import.meta.url));
+const connection = fileURLToPath(new URL('./connection.ts', import.meta.url));
+
+/** In a fresh process: import the gate's server, optionally make a client, and say whether any
+ * ioredis module is in Node's CommonJS cache. */
+async function ioredisLoaded(makeClient: boolean): Promise<boolean> {
+  const script = `
+    import { createRequire } from 'node:module';
+    await import(${JSON.stringify(server)});
+    if (${makeClient}) {
+      const { createRedisClient } = await import(${JSON.stringify(connection)});
+      const c = createRedisClient({ url: 'redis://127.0.0.1:1', keyPrefix: 'x:' }, 'test', { lazyConnect: true });
+      c.disconnect();
+    }
+    const cache = createRequire(import.meta.url).cache;
+    console.log(Object.keys(cache).some((k) => k.includes('/node_modules/ioredis/')));`;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
+  return stdout.trim() === 'true';
+}
+
+describe('ioredis loading', () => {
+  it('is not loaded by importing the gate, and is once a client is made', async () => {
+    expect(await ioredisLoaded(false)).toBe(false);
+    expect(await ioredisLoaded(true)).toBe(true);
+  }, 60_000);
+});
