@@ -4,11 +4,25 @@ import { parseVariant } from './ab.ts';
 describe('bench:ab variants', () => {
   it.each([
     [
+      'v8:args=--heap-growing-percent=0 --trace-gc',
+      {
+        name: 'v8',
+        profile: 'governed',
+        nodeOptions: undefined,
+        nodeArgs: ['--heap-growing-percent=0', '--trace-gc'],
+        unixSocket: false,
+        workers: 1,
+        redis: false,
+        audit: undefined,
+      },
+    ],
+    [
       'base',
       {
         name: 'base',
         profile: 'governed',
         nodeOptions: undefined,
+        nodeArgs: [],
         unixSocket: false,
         workers: 1,
         redis: false,
@@ -21,6 +35,7 @@ describe('bench:ab variants', () => {
         name: 'semi',
         profile: 'governed',
         nodeOptions: '--max-semi-space-size=16 --max-old-space-size=256',
+        nodeArgs: [],
         unixSocket: true,
         workers: 1,
         redis: false,
@@ -33,6 +48,7 @@ describe('bench:ab variants', () => {
         name: 'w2',
         profile: 'passthrough',
         nodeOptions: undefined,
+        nodeArgs: [],
         unixSocket: false,
         workers: 2,
         redis: false,
@@ -45,6 +61,7 @@ describe('bench:ab variants', () => {
         name: 'r',
         profile: 'governed',
         nodeOptions: undefined,
+        nodeArgs: [],
         unixSocket: false,
         workers: 2,
         redis: true,
@@ -57,6 +74,7 @@ describe('bench:ab variants', () => {
         name: 'strict',
         profile: 'governed',
         nodeOptions: undefined,
+        nodeArgs: [],
         unixSocket: false,
         workers: 1,
         redis: false,

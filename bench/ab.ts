@@ -7,7 +7,8 @@
 //   npm run bench:ab -- --variant base --variant 'semi64:node=--max-semi-space-size=64' --rates 100,300
 //
 // A variant is `name[:item,item…]`; items: `node=<flags>` (the gate's NODE_OPTIONS instead of
-// the bench's --max-semi-space-size=8; spaces allowed), `uds` (Envoy reaches the gate over its
+// the bench's --max-semi-space-size=8; spaces allowed), `args=<flags>` (on the gate's node
+// command line: V8 flags NODE_OPTIONS refuses, such as --heap-growing-percent), `uds` (Envoy reaches the gate over its
 // Unix socket), `profile=<bench profile>`, `workers=<n>` (server.workers, one Envoy endpoint per
 // worker), `redis` (the profile's limits and budgets counted in a real redis-server the run
 // starts beside the gates, limits.store: redis, instead of in memory), `audit=<mode>` (the audit
@@ -30,6 +31,8 @@ export interface Variant {
   name: string;
   profile: string;
   nodeOptions: string | undefined;
+  /** Flags on the gate's node command line (V8 flags NODE_OPTIONS refuses). */
+  nodeArgs: string[];
   unixSocket: boolean;
   workers: number;
   redis: boolean;
@@ -46,6 +49,7 @@ export function parseVariant(spec: string): Variant {
     name,
     profile: 'governed',
     nodeOptions: undefined,
+    nodeArgs: [],
     unixSocket: false,
     workers: 1,
     redis: false,
@@ -57,6 +61,7 @@ export function parseVariant(spec: string): Variant {
     const key = eq < 0 ? item : item.slice(0, eq);
     const value = eq < 0 ? '' : item.slice(eq + 1);
     if (key === 'node') v.nodeOptions = value;
+    else if (key === 'args' && value) v.nodeArgs = value.split(' ').filter((a) => a !== '');
     else if (key === 'uds' && eq < 0) v.unixSocket = true;
     else if (key === 'redis' && eq < 0) v.redis = true;
     else if (key === 'profile' && value) v.profile = value;
@@ -64,7 +69,7 @@ export function parseVariant(spec: string): Variant {
     else if (key === 'workers' && /^[1-9]\d*$/.test(value)) v.workers = Number(value);
     else
       throw new Error(
-        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, uds, profile=<name>, workers=<n>, redis, audit=none|interval|strict)`,
+        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, args=<flags>, uds, profile=<name>, workers=<n>, redis, audit=none|interval|strict)`,
       );
   }
   return v;
@@ -104,6 +109,7 @@ async function main() {
       const env: Record<string, string> = { LMG_BENCH_KEY_SHA256: hashApiKey(key) };
       if (v.nodeOptions !== undefined) env.NODE_OPTIONS = v.nodeOptions;
       const g = await startGate(v.name, v.profile, env, {
+        ...(v.nodeArgs.length > 0 ? { nodeArgs: v.nodeArgs } : {}),
         unixSocket: v.unixSocket,
         workers: v.workers,
         ...(v.redis && redis ? { redisUrl: redis.url } : {}),
