@@ -87,6 +87,7 @@ describe('bench:ab variants', () => {
         name: 'off',
         profile: 'governed',
         nodeOptions: '',
+        nodeArgs: [],
         unixSocket: false,
         workers: 1,
         redis: false,
