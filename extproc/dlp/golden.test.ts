@@ -3,7 +3,7 @@
 // main gave at 9b5b5c8, before the scan rewrites of the dlpscan round (first-character shapes,
 // probe characters for leads, one object shape per compiled detector).
 import { describe, expect, it } from 'vitest';
-import { findingsDigest, goldenTexts } from './golden.ts';
+import { findingsDigest, goldenTexts } from '../../test/dlp/golden.ts';
 import { compileDlp } from './scanner.ts';
 
 describe('DLP findings digest', () => {

@@ -248,6 +248,10 @@ export class WorkerPool implements GateHost {
 
   /** /readyz: every worker listening; the filter problems any worker has seen. */
   async readiness(): Promise<{ listening: number; problems: string[] }> {
+    // The sink's state goes out first: a worker handles its messages in order, so once its
+    // stats answer arrives it has the accepting flag too, and a ready gate (the sink recovered)
+    // never has a worker still refusing for the audit (the watch only polls every 20 ms).
+    this.pushAccepting();
     const stats = await this.stats();
     return {
       listening: this.slots.filter((s) => s.listening).length,

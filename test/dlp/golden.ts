@@ -3,8 +3,8 @@
 // scan-loop changes). golden.test.ts holds the digest taken before such a rewrite; a change in
 // detection changes the digest, and then the new value is recorded deliberately with the reason.
 import { createHash } from 'node:crypto';
-import { generateCorpus } from '../../test/dlp/corpus.ts';
-import type { Scanner } from './scanner.ts';
+import type { Scanner } from '../../extproc/dlp/scanner.ts';
+import { generateCorpus } from './corpus.ts';
 
 /** Corpus samples (three seeds), the same run together as one dense text, and spliced into
  * prose one per ~1 KB, as the scan benchmark builds them. */
