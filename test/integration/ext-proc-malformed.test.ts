@@ -1,11 +1,12 @@
 // A message the gate cannot decode, over a real gRPC stream (raw HTTP/2, as Envoy's frames
-// arrive): grpc-js ends the stream with INTERNAL, whatever codec threw, and tells the gate's
+// arrive): the gate's gRPC server ends the stream with INTERNAL, whatever codec threw, and tells its
 // stream it was cancelled. Envoy then fails the request closed (failure_mode_allow: false).
 // Either way the stream leaves exactly one audit record, as a broken-off stream does.
 import { connect } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProcessingResponse, encodeProcessingRequest } from '../../extproc/server/protocol.ts';
 import { headers } from '../harness/ext-proc-client.ts';
+import { grpcFrame } from '../harness/grpc-frame.ts';
 import { type InProcessGate, startInProcessGate } from '../harness/in-process-gate.ts';
 
 let gate: InProcessGate;
@@ -15,12 +16,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await gate.stop();
 });
-
-function frame(msg: Buffer): Buffer {
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(msg.length, 1);
-  return Buffer.concat([head, msg]);
-}
 
 interface Outcome {
   answers: string[];
@@ -79,7 +74,7 @@ describe('a malformed ext_proc message', () => {
   it('as the first message: the stream ends with INTERNAL, nothing answered, one cancelled record', async () => {
     const before = (await gate.auditRecords()).length;
     // a length running past the message's end
-    const got = await exchange([frame(Buffer.from([0x12, 0x05, 0x1a, 0x00]))], [0]);
+    const got = await exchange([grpcFrame(Buffer.from([0x12, 0x05, 0x1a, 0x00]))], [0]);
     expect(got).toEqual({ answers: [], grpcStatus: INTERNAL });
     const records = (await gate.waitAudit(before + 1)).slice(before);
     expect(records).toHaveLength(1);
@@ -89,12 +84,12 @@ describe('a malformed ext_proc message', () => {
 
   it('after the request headers: the headers are answered, then INTERNAL, and the request keeps one record', async () => {
     const before = (await gate.auditRecords()).length;
-    const first = frame(
+    const first = grpcFrame(
       encodeProcessingRequest({
         requestHeaders: headers({ ':method': 'POST', ':path': '/v1/chat/completions', 'x-request-id': 'garbled' }),
       }),
     );
-    const garbage = frame(Buffer.from([0x22, 0x04, 0x0a, 0x09, 0x7f, 0x7f])); // request_body cut short
+    const garbage = grpcFrame(Buffer.from([0x22, 0x04, 0x0a, 0x09, 0x7f, 0x7f])); // request_body cut short
     const got = await exchange([first, garbage], [0, 1]);
     expect(got).toEqual({ answers: ['requestHeaders'], grpcStatus: INTERNAL });
     const records = (await gate.waitAudit(before + 1)).slice(before);

@@ -12,6 +12,7 @@ import {
   percentEncode,
   type ServerCall,
 } from '../../extproc/server/h2-grpc.ts';
+import { grpcFrame } from '../harness/grpc-frame.ts';
 
 /** Messages are UTF-8 text; the echo method answers each with its upper case, and "end" ends the
  * call, "fail" fails it. */
@@ -21,16 +22,8 @@ const text: Codec<string, string> = {
     if (s === 'undecodable') throw new Error('not text the method takes');
     return s;
   },
-  encodeFramed: (m) => frame(Buffer.from(m)),
+  encodeFramed: (m) => grpcFrame(Buffer.from(m)),
 };
-
-function frame(msg: Buffer, flag = 0): Buffer {
-  const out = Buffer.alloc(5 + msg.length);
-  out[0] = flag;
-  out.writeUInt32BE(msg.length, 1);
-  msg.copy(out, 5);
-  return out;
-}
 
 interface Seen {
   messages: string[];
@@ -130,14 +123,18 @@ const tick = () => new Promise((r) => setTimeout(r, 20));
 describe('framing', () => {
   it('takes a message split at every byte, and several messages in one DATA frame', async () => {
     const { s, done } = open();
-    const bytes = Buffer.concat([frame(Buffer.from('split')), frame(Buffer.from('a')), frame(Buffer.from('b'))]);
+    const bytes = Buffer.concat([
+      grpcFrame(Buffer.from('split')),
+      grpcFrame(Buffer.from('a')),
+      grpcFrame(Buffer.from('b')),
+    ]);
     // One byte per write: each arrives as its own DATA frame.
     for (const b of bytes.subarray(0, 10)) {
       s.write(Buffer.from([b]));
       await tick();
     }
     s.write(bytes.subarray(10));
-    s.end(frame(Buffer.from('end')));
+    s.end(grpcFrame(Buffer.from('end')));
     const r = await done;
     expect(r.answers).toEqual(['SPLIT', 'A', 'B']);
     expect(r.grpcStatus).toBe('0');
@@ -146,7 +143,7 @@ describe('framing', () => {
 
   it('half-close: the handler hears end and answers with status OK in the trailers', async () => {
     const { s, done } = open();
-    s.end(frame(Buffer.from('hi')));
+    s.end(grpcFrame(Buffer.from('hi')));
     const r = await done;
     expect(r.answers).toEqual(['HI']);
     expect(r.grpcStatus).toBe('0');
@@ -155,7 +152,7 @@ describe('framing', () => {
 
   it('an empty message (length 0) is a message', async () => {
     const { s, done } = open();
-    s.end(frame(Buffer.alloc(0)));
+    s.end(grpcFrame(Buffer.alloc(0)));
     expect((await done).answers).toEqual(['']);
   });
 });
@@ -163,7 +160,7 @@ describe('framing', () => {
 describe('what the server refuses', () => {
   it('a failed call carries its status and a percent-encoded message', async () => {
     const { s, done } = open();
-    s.write(frame(Buffer.from('fail')));
+    s.write(grpcFrame(Buffer.from('fail')));
     const r = await done;
     expect(r.grpcStatus).toBe(String(GrpcStatus.FAILED_PRECONDITION));
     expect(decodeURIComponent(r.grpcMessage!)).toBe('asked to fail: 100% sure, ünïcode');
@@ -182,14 +179,14 @@ describe('what the server refuses', () => {
 
   it('a compressed message: UNIMPLEMENTED (the server accepts identity only)', async () => {
     const { s, done } = open();
-    s.write(frame(Buffer.from('x'), 1));
+    s.write(grpcFrame(Buffer.from('x'), 1));
     const r = await done;
     expect(r.grpcStatus).toBe(String(GrpcStatus.UNIMPLEMENTED));
   });
 
   it('a message the codec cannot decode: INTERNAL, and the handler hears why', async () => {
     const { s, done } = open();
-    s.write(frame(Buffer.from('undecodable')));
+    s.write(grpcFrame(Buffer.from('undecodable')));
     const r = await done;
     expect(r.grpcStatus).toBe(String(GrpcStatus.INTERNAL));
     expect(calls.at(-1)!.events).toEqual(['error: a message that does not decode: not text the method takes']);
@@ -197,7 +194,7 @@ describe('what the server refuses', () => {
 
   it('the stream ends inside a message: INTERNAL', async () => {
     const { s, done } = open();
-    s.end(frame(Buffer.from('cut short')).subarray(0, 8));
+    s.end(grpcFrame(Buffer.from('cut short')).subarray(0, 8));
     expect((await done).grpcStatus).toBe(String(GrpcStatus.INTERNAL));
   });
 
@@ -227,7 +224,7 @@ describe('what the server refuses', () => {
 describe('the client goes away', () => {
   it('a reset before the server ended the call is a cancel', async () => {
     const { s, done } = open();
-    s.write(frame(Buffer.from('one')));
+    s.write(grpcFrame(Buffer.from('one')));
     await new Promise((r) => s.once('data', r));
     // RST_STREAM alone, as Envoy ends a stream (Node's close(code) would half-close first).
     s.destroy();
@@ -238,7 +235,7 @@ describe('the client goes away', () => {
 
   it('grpc-timeout: the call ends with DEADLINE_EXCEEDED and the handler hears a cancel', async () => {
     const { s, done } = open('/test.Echo/Chat', { 'grpc-timeout': '50m' });
-    s.write(frame(Buffer.from('slow')));
+    s.write(grpcFrame(Buffer.from('slow')));
     const r = await done;
     expect(r.answers).toEqual(['SLOW']);
     expect(r.grpcStatus).toBe(String(GrpcStatus.DEADLINE_EXCEEDED));

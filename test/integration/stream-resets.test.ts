@@ -13,6 +13,7 @@ import {
 } from '../../extproc/server/grpc-server.ts';
 import { decodeProcessingResponse, encodeProcessingRequest } from '../../extproc/server/protocol.ts';
 import { headers } from '../harness/ext-proc-client.ts';
+import { grpcFrame } from '../harness/grpc-frame.ts';
 import { type InProcessGate, startInProcessGate } from '../harness/in-process-gate.ts';
 
 let gate: InProcessGate;
@@ -23,13 +24,6 @@ afterAll(async () => {
   await gate.stop();
 });
 
-/** One gRPC frame: compressed flag, big-endian length, message. */
-function frame(msg: Buffer): Buffer {
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(msg.length, 1);
-  return Buffer.concat([head, msg]);
-}
-
 describe('a steady flow of stream resets from Envoy', () => {
   it('keeps the connection: 2500 requests, each stream reset after its answer, no GOAWAY, one audit record each', async () => {
     const session = connect(`http://127.0.0.1:${gate.server.grpcPort}`);
@@ -38,7 +32,7 @@ describe('a steady flow of stream resets from Envoy', () => {
       goaway = code;
     });
     session.on('error', () => undefined);
-    const request = frame(
+    const request = grpcFrame(
       encodeProcessingRequest({
         requestHeaders: headers({ ':method': 'GET', ':path': '/v1/models', 'x-request-id': 'r' }, true),
       }),
