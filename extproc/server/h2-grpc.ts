@@ -187,7 +187,16 @@ export class H2Call<Req, Res> implements ServerCall<Req, Res> {
       this.partialBytes += chunk.length;
       if (this.need === 0) {
         if (this.partialBytes < 5) return;
-        this.need = 5 + Buffer.concat(this.partial, 5).readUInt32BE(1);
+        // The header arrived in pieces: judge it now, before buffering up to its length.
+        const length = Buffer.concat(this.partial, 5).readUInt32BE(1);
+        if (length > this.maxMessageBytes) {
+          this.broke(
+            GrpcStatus.RESOURCE_EXHAUSTED,
+            `a message of ${length} bytes, over the limit of ${this.maxMessageBytes}`,
+          );
+          return;
+        }
+        this.need = 5 + length;
       }
       if (this.partialBytes < this.need) return;
       buf = Buffer.concat(this.partial, this.partialBytes);

@@ -177,6 +177,19 @@ describe('what the server refuses', () => {
     expect(calls.at(-1)!.events[0]).toMatch(/^error: a message of 4096 bytes/);
   });
 
+  it('an oversized length whose header arrives split across DATA frames: refused before buffering', async () => {
+    const { s, done } = open();
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(0xffffffff, 1);
+    for (const b of head) {
+      s.write(Buffer.from([b]));
+      await tick();
+    }
+    const r = await done;
+    expect(r.grpcStatus).toBe(String(GrpcStatus.RESOURCE_EXHAUSTED));
+    expect(calls.at(-1)!.events[0]).toMatch(/^error: a message of 4294967295 bytes/);
+  });
+
   it('a compressed message: UNIMPLEMENTED (the server accepts identity only)', async () => {
     const { s, done } = open();
     s.write(grpcFrame(Buffer.from('x'), 1));
