@@ -2,11 +2,20 @@
 // messages are framed when DATA frames split or join them, and the status a client gets for
 // what the server does not take. Envoy's side of the same protocol is covered end to end by the
 // e2e suites; these are the edges a well-behaved Envoy rarely produces.
-import { type ClientHttp2Session, type ClientHttp2Stream, connect } from 'node:http2';
+import {
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  connect,
+  createServer,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Codec,
   GrpcStatus,
+  H2Call,
   H2GrpcServer,
   parseGrpcTimeout,
   percentEncode,
@@ -253,6 +262,53 @@ describe('the client goes away', () => {
     expect(r.answers).toEqual(['SLOW']);
     expect(r.grpcStatus).toBe(String(GrpcStatus.DEADLINE_EXCEEDED));
     expect(calls.at(-1)!.events).toEqual(['cancelled']);
+  });
+});
+
+describe('memory', () => {
+  it('a closed call lets go of its listeners, so what they reach can be collected while Node still holds the stream', async () => {
+    // Node keeps a closed stream's native handle, and the stream with it, until a full
+    // collection (V8's scavenges treat the handle as a root): whatever the call's listeners
+    // reach (the gate's whole request state) was promoted to the old space on every request.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const h2 = createServer();
+    let held: ServerHttp2Stream | undefined;
+    let state: WeakRef<object> | undefined;
+    h2.on('stream', (stream) => {
+      held = stream; // stands in for Node's own reference to the closed stream
+      const request = { messages: [] as string[], big: new Array(1000).fill('x') };
+      state = new WeakRef(request);
+      const call = new H2Call<string, string>(stream, text, 1024, undefined);
+      call.on('data', (m) => request.messages.push(m));
+      call.on('end', () => call.end());
+      call.on('cancelled', () => request.messages.push('cancelled'));
+      call.on('error', () => request.messages.push('error'));
+    });
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+    const client = connect(`http://127.0.0.1:${(h2.address() as { port: number }).port}`);
+    try {
+      const s = client.request({
+        ':method': 'POST',
+        ':path': '/x',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      s.on('trailers', () => s.close());
+      s.resume();
+      s.end(grpcFrame(Buffer.from('hello')));
+      await new Promise((r) => s.on('close', r));
+      while (!held!.closed) await tick();
+      await tick();
+      gc();
+      await tick();
+      gc();
+      expect(held!.closed).toBe(true);
+      expect(state!.deref()).toBeUndefined();
+    } finally {
+      client.close();
+      await new Promise((r) => h2.close(r));
+    }
   });
 });
 
