@@ -7,18 +7,19 @@
 // proportions hold even on a loaded machine, where latency figures do not.
 //
 //   npm run bench:alloc -- [--profile governed] [--rate 300] [--duration 20] [--top 15] [--cpu]
-//                          [--body chat|dlp] [--gc] [--survivors] [--node-args='...']
+//                          [--body chat|dlp] [--gc] [--survivors] [--node-args='...'] [--gc-log F]
 //
 // --survivors counts only what outlived a scavenge (promoted: the old space's growth, which
 // mark-compacts and their incremental marking steps then pay for).
 // --node-args='--flag ...' adds V8/Node flags to the gate's command line (experiments).
+// --gc-log FILE writes the gate's stdout of the load window (the raw --trace-gc lines) to FILE.
 // --gc runs the gate with --trace-gc instead and prints the collections of the load window by
 // kind (scavenge, mark-compact, ...): count, pause total, mean and max, and why they started.
 //
 // --body dlp sends the dlp profile's 16 KB prompt (16 e-mail addresses and card numbers)
 // instead of the small chat body: with --profile dlp against --profile governed_16k it shows
 // where DLP's cost per request goes.
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -45,6 +46,7 @@ async function main() {
       gc: { type: 'boolean', default: false },
       survivors: { type: 'boolean', default: false },
       'node-args': { type: 'string', default: '' },
+      'gc-log': { type: 'string' },
     },
   });
   const log = (m: string) => process.stderr.write(`[bench:alloc] ${m}\n`);
@@ -95,6 +97,8 @@ async function main() {
     const errors = errorsOf(samples);
     const gcLog = gate.proc.stdout.slice(gcFrom);
     await gate.stop();
+    // The raw trace of the load window, for what the summary leaves out (--trace-gc-nvp fields).
+    if (values['gc-log'] !== undefined) await writeFile(values['gc-log'], gcLog);
     if (values.gc) {
       const gc = summarizeGcTrace(gcLog);
       console.log(
