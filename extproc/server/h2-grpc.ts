@@ -300,7 +300,6 @@ function ignore(): void {}
 
 /** grpc-message: percent-encoded UTF-8, everything outside printable ASCII and '%' itself. */
 export function percentEncode(s: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is what must be encoded
   if (!/[^\x20-\x24\x26-\x7e]/.test(s)) return s;
   let out = '';
   for (const byte of Buffer.from(s, 'utf8')) {
