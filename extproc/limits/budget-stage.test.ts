@@ -6,9 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { runStage, runStageConfig, type StageRun } from '../../test/harness/run-stage.ts';
-import type { CredentialScope, Principal } from '../pipeline/context.ts';
+import type { BudgetCheck, CredentialScope, Principal } from '../pipeline/context.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { LimitBackend } from './backend.ts';
+import { MAX_SUBJECT_LABELS } from './metrics.ts';
 
 const principal = (id: string, scope?: CredentialScope): Principal => ({
   id,
@@ -228,5 +229,17 @@ describe('limits.budget', () => {
     } finally {
       server.close();
     }
+  });
+
+  it(`the used-ratio gauge keeps ${MAX_SUBJECT_LABELS} subjects; later ones are "other"`, async () => {
+    // a budget without ids holds every key: subjects are as many as callers
+    const config = { limits: { budgets: [{ id: 'all', scope: 'key', amount: 100, unit: 'tokens', period: 'day' }] } };
+    const s = session(config);
+    const cfg = runStageConfig({ stages: STAGES, config }).limits.budgets[0]!;
+    for (let i = 0; i < MAX_SUBJECT_LABELS + 500; i++)
+      s.backend.observeBudget(cfg, { level: `key:k${i}`, period: '2026-11-24' } as BudgetCheck, 0, 10);
+    const series = (await s.metrics.metricsText()).split('\n').filter((l) => l.startsWith('lmgate_budget_used_ratio{'));
+    expect(series).toHaveLength(MAX_SUBJECT_LABELS + 1);
+    expect(series).toContain('lmgate_budget_used_ratio{budget="all",subject="other"} 0.1');
   });
 });
