@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { runStage, runStageConfig, type StageRun } from '../../test/harness/run-stage.ts';
+import { type ResponseDescription, runStage, runStageConfig, type StageRun } from '../../test/harness/run-stage.ts';
 import type { BudgetCheck, CredentialScope, Principal } from '../pipeline/context.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { LimitBackend } from './backend.ts';
@@ -44,7 +44,7 @@ function session(config: Record<string, unknown>) {
     who?: Principal;
     body?: Record<string, unknown>;
     path?: string;
-    response?: { status?: number; chunks: string[] };
+    response?: ResponseDescription;
   }): Promise<StageRun> =>
     runStage({
       stages: STAGES,
@@ -118,6 +118,34 @@ describe('limits.budget', () => {
       [0],
     );
     expect(used.after[0]).toBe(counted);
+  });
+
+  it('a client that cancels mid-stream is charged what it received; the rest of the reservation is refunded', async () => {
+    const s = session({
+      limits: { budgets: [{ id: 'tok', scope: 'key', amount: 10_000, unit: 'tokens', period: 'day' }] },
+    });
+    const sse = (content: string) =>
+      `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'big', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`;
+    const streamed = { model: 'big', messages: [{ role: 'user', content: 'tell me' }], max_tokens: 100, stream: true };
+    const run = await s.send({
+      body: streamed,
+      response: {
+        headers: { 'content-type': 'text/event-stream' },
+        // the usage event never reaches the gate: the client is gone after two chunks
+        chunks: [sse('one two'), sse(' three four'), sse(' five'), `data: ${usage(50, 50)}\n\n`, 'data: [DONE]\n\n'],
+        cancelAfter: 2,
+      },
+    });
+    expect(run.audit.outcome).toBe('cancelled');
+    const charged = run.audit.metering.total_tokens!;
+    expect(charged).toBeGreaterThan(0);
+    const reserved = run.audit.budgets![0].reserved;
+    expect(run.audit.budgets![0]).toMatchObject({ state: 'admitted', settled: charged, refunded: reserved - charged });
+    const used = s.backend.memory.adjust(
+      [{ kind: 'budget', key: 'lmgate:lim:{t:acme}:tok:b:2026-11-24:key:k', limit: 10_000, period: 0, cost: 0 }],
+      [0],
+    );
+    expect(used.after[0]).toBe(charged);
   });
 
   it('a spent budget with downgradeTo sends the request to the cheaper model, routed and judged as that model', async () => {
