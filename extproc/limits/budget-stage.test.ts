@@ -139,7 +139,7 @@ describe('limits.budget', () => {
     expect(run.audit.outcome).toBe('cancelled');
     const charged = run.audit.metering.total_tokens!;
     expect(charged).toBeGreaterThan(0);
-    const reserved = run.audit.budgets![0].reserved;
+    const reserved = run.audit.budgets![0]!.reserved;
     expect(run.audit.budgets![0]).toMatchObject({ state: 'admitted', settled: charged, refunded: reserved - charged });
     const used = s.backend.memory.adjust(
       [{ kind: 'budget', key: 'lmgate:lim:{t:acme}:tok:b:2026-11-24:key:k', limit: 10_000, period: 0, cost: 0 }],
