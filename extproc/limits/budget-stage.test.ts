@@ -148,6 +148,30 @@ describe('limits.budget', () => {
     expect(used.after[0]).toBe(charged);
   });
 
+  it("counts in the period of the budget's time zone: 20:00 UTC on the 24th is already the 25th in Tokyo", async () => {
+    const s = session({
+      limits: {
+        budgets: [
+          { id: 'tokyo', scope: 'key', amount: 10_000, unit: 'tokens', period: 'day', timeZone: 'Asia/Tokyo' },
+          { id: 'utc', scope: 'key', amount: 10_000, unit: 'tokens', period: 'day' },
+        ],
+      },
+    });
+    s.clock.t = Date.UTC(2026, 10, 24, 20);
+    const run = await s.send({});
+    expect(run.audit.budgets!.map((b) => [b.id, b.period])).toEqual([
+      ['tokyo', '2026-11-25'],
+      ['utc', '2026-11-24'],
+    ]);
+    // Tokyo's next period begins at its midnight, 15:00 UTC, in the middle of the UTC day
+    s.clock.t = Date.UTC(2026, 10, 25, 15);
+    const next = await s.send({});
+    expect(next.audit.budgets!.map((b) => [b.id, b.period])).toEqual([
+      ['tokyo', '2026-11-26'],
+      ['utc', '2026-11-25'],
+    ]);
+  });
+
   it('a spent budget with downgradeTo sends the request to the cheaper model, routed and judged as that model', async () => {
     const s = session({
       ...PRICES,
