@@ -92,6 +92,37 @@ describe('lm-gate report', () => {
     ]);
     const csv = formatReport(rows.slice(0, 1), ['tenant', 'currency', 'requests', 'cost'], 'csv');
     expect(csv).toBe('tenant,currency,requests,cost\nacme,USD,2,0.75\n');
+    // the table: numbers right-aligned, cost to six places, a missing value as "-"
+    const table = formatReport([rows[0]!, rows[2]!], ['tenant', 'currency', 'requests', 'cost'], 'table');
+    expect(table).toBe(
+      [
+        'tenant  currency  requests      cost',
+        '------  --------  --------  --------',
+        'acme    USD              2  0.750000',
+        'globex  -                1         -',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('reports its progress while it reads a large log (the CLI draws its bar from it)', async () => {
+    const dir = await tempDir('report-progress');
+    const file = join(dir, 'audit.log');
+    const lines: string[] = [];
+    for (let i = 0; i < 60_000; i++)
+      lines.push(rec(`2026-11-01T10:00:${String(i % 60).padStart(2, '0')}.000Z`, `t${i % 7}`, 'm', 1, 2, [0.1, 'USD']));
+    await writeFile(file, lines.join('\n'));
+    const seen: number[] = [];
+    const rows = await runReport(
+      { from: '2026-11-01', to: '2026-11-02', by: ['tenant'], files: [file] },
+      (p) => seen.push(p),
+      1,
+    );
+    expect(rows.reduce((n, r) => n + (r.requests as number), 0)).toBe(60_000);
+    // DuckDB tracks progress only with its progress bar enabled: without it every poll reads -1
+    expect(seen.length).toBeGreaterThan(0);
+    for (const p of seen) expect(p).toBeGreaterThanOrEqual(0);
+    for (const p of seen) expect(p).toBeLessThanOrEqual(100);
   });
 
   it('refuses unknown dimensions, bad times and a missing file list', () => {

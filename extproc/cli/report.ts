@@ -119,22 +119,28 @@ GROUP BY ${groups.join(', ')}
 ORDER BY cost DESC NULLS LAST, ${groups.map((g) => `${g} NULLS LAST`).join(', ')}`;
 }
 
-/** Runs the report; `onProgress` is called with DuckDB's percentage while it reads. */
+/** Runs the report; `onProgress` is called with DuckDB's percentage every `progressEveryMs`
+ * while it reads. */
 export async function runReport(
   a: Pick<ReportArgs, 'from' | 'to' | 'by' | 'files'>,
   onProgress?: (percent: number) => void,
+  progressEveryMs = 200,
 ): Promise<ReportRow[]> {
   // Loaded here, not at startup: `lm-gate serve` never pays for DuckDB's native library.
   const { DuckDBInstance } = await import('@duckdb/node-api');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
+  // DuckDB tracks a query's progress only with its progress bar on (conn.progress reads -1
+  // otherwise); its own printing stays off, since it would write the bar into stdout, which
+  // carries the CSV or JSON.
+  if (onProgress !== undefined) await conn.run('SET enable_progress_bar = true; SET enable_progress_bar_print = false');
   const timer =
     onProgress === undefined
       ? undefined
       : setInterval(() => {
           const p = conn.progress.percentage;
           if (p >= 0) onProgress(p);
-        }, 200);
+        }, progressEveryMs);
   try {
     const reader = await conn.runAndReadAll(reportSql(a));
     const rows = reader.getRowObjectsJson();

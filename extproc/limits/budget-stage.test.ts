@@ -5,10 +5,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { runStage, runStageConfig, type StageRun } from '../../test/harness/run-stage.ts';
-import type { CredentialScope, Principal } from '../pipeline/context.ts';
+import { type ResponseDescription, runStage, runStageConfig, type StageRun } from '../../test/harness/run-stage.ts';
+import type { BudgetCheck, CredentialScope, Principal } from '../pipeline/context.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { LimitBackend } from './backend.ts';
+import { MAX_SUBJECT_LABELS } from './metrics.ts';
 
 const principal = (id: string, scope?: CredentialScope): Principal => ({
   id,
@@ -43,7 +44,7 @@ function session(config: Record<string, unknown>) {
     who?: Principal;
     body?: Record<string, unknown>;
     path?: string;
-    response?: { status?: number; chunks: string[] };
+    response?: ResponseDescription;
   }): Promise<StageRun> =>
     runStage({
       stages: STAGES,
@@ -117,6 +118,58 @@ describe('limits.budget', () => {
       [0],
     );
     expect(used.after[0]).toBe(counted);
+  });
+
+  it('a client that cancels mid-stream is charged what it received; the rest of the reservation is refunded', async () => {
+    const s = session({
+      limits: { budgets: [{ id: 'tok', scope: 'key', amount: 10_000, unit: 'tokens', period: 'day' }] },
+    });
+    const sse = (content: string) =>
+      `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'big', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`;
+    const streamed = { model: 'big', messages: [{ role: 'user', content: 'tell me' }], max_tokens: 100, stream: true };
+    const run = await s.send({
+      body: streamed,
+      response: {
+        headers: { 'content-type': 'text/event-stream' },
+        // the usage event never reaches the gate: the client is gone after two chunks
+        chunks: [sse('one two'), sse(' three four'), sse(' five'), `data: ${usage(50, 50)}\n\n`, 'data: [DONE]\n\n'],
+        cancelAfter: 2,
+      },
+    });
+    expect(run.audit.outcome).toBe('cancelled');
+    const charged = run.audit.metering.total_tokens!;
+    expect(charged).toBeGreaterThan(0);
+    const reserved = run.audit.budgets![0]!.reserved;
+    expect(run.audit.budgets![0]).toMatchObject({ state: 'admitted', settled: charged, refunded: reserved - charged });
+    const used = s.backend.memory.adjust(
+      [{ kind: 'budget', key: 'lmgate:lim:{t:acme}:tok:b:2026-11-24:key:k', limit: 10_000, period: 0, cost: 0 }],
+      [0],
+    );
+    expect(used.after[0]).toBe(charged);
+  });
+
+  it("counts in the period of the budget's time zone: 20:00 UTC on the 24th is already the 25th in Tokyo", async () => {
+    const s = session({
+      limits: {
+        budgets: [
+          { id: 'tokyo', scope: 'key', amount: 10_000, unit: 'tokens', period: 'day', timeZone: 'Asia/Tokyo' },
+          { id: 'utc', scope: 'key', amount: 10_000, unit: 'tokens', period: 'day' },
+        ],
+      },
+    });
+    s.clock.t = Date.UTC(2026, 10, 24, 20);
+    const run = await s.send({});
+    expect(run.audit.budgets!.map((b) => [b.id, b.period])).toEqual([
+      ['tokyo', '2026-11-25'],
+      ['utc', '2026-11-24'],
+    ]);
+    // Tokyo's next period begins at its midnight, 15:00 UTC, in the middle of the UTC day
+    s.clock.t = Date.UTC(2026, 10, 25, 15);
+    const next = await s.send({});
+    expect(next.audit.budgets!.map((b) => [b.id, b.period])).toEqual([
+      ['tokyo', '2026-11-26'],
+      ['utc', '2026-11-25'],
+    ]);
   });
 
   it('a spent budget with downgradeTo sends the request to the cheaper model, routed and judged as that model', async () => {
@@ -228,5 +281,17 @@ describe('limits.budget', () => {
     } finally {
       server.close();
     }
+  });
+
+  it(`the used-ratio gauge keeps ${MAX_SUBJECT_LABELS} subjects; later ones are "other"`, async () => {
+    // a budget without ids holds every key: subjects are as many as callers
+    const config = { limits: { budgets: [{ id: 'all', scope: 'key', amount: 100, unit: 'tokens', period: 'day' }] } };
+    const s = session(config);
+    const cfg = runStageConfig({ stages: STAGES, config }).limits.budgets[0]!;
+    for (let i = 0; i < MAX_SUBJECT_LABELS + 500; i++)
+      s.backend.observeBudget(cfg, { level: `key:k${i}`, period: '2026-11-24' } as BudgetCheck, 0, 10);
+    const series = (await s.metrics.metricsText()).split('\n').filter((l) => l.startsWith('lmgate_budget_used_ratio{'));
+    expect(series).toHaveLength(MAX_SUBJECT_LABELS + 1);
+    expect(series).toContain('lmgate_budget_used_ratio{budget="all",subject="other"} 0.1');
   });
 });

@@ -9,6 +9,8 @@ import { type Stack, startStack } from '../harness/stack.ts';
 
 const strict = makeKey('strict', { tenant: 'acme' });
 const lenient = makeKey('lenient', { tenant: 'acme' });
+const loadClosed = makeKey('load-closed', { tenant: 'acme' });
+const loadOpen = makeKey('load-open', { tenant: 'acme' });
 
 let redis: Redis;
 let stack: Stack;
@@ -16,7 +18,7 @@ let stack: Stack;
 beforeAll(async () => {
   redis = await startRedis();
   stack = await startStack({
-    keys: [strict, lenient],
+    keys: [strict, lenient, loadClosed, loadOpen],
     gateExtra: {
       redis: { url: redis.url, keyPrefix: 'e2e-down:' },
       limits: {
@@ -24,6 +26,16 @@ beforeAll(async () => {
         rate: [
           { id: 'strict', scope: 'key', ids: ['strict'], limit: 1000, per: 'minute', onRedisDown: 'closed' },
           { id: 'lenient', scope: 'key', ids: ['lenient'], limit: 3, per: 'minute', onRedisDown: 'open' },
+          // limits the load test never reaches: what Redis going away does to requests in flight
+          {
+            id: 'load-closed',
+            scope: 'key',
+            ids: ['load-closed'],
+            limit: 1_000_000,
+            per: 'minute',
+            onRedisDown: 'closed',
+          },
+          { id: 'load-open', scope: 'key', ids: ['load-open'], limit: 1_000_000, per: 'minute', onRedisDown: 'open' },
         ],
         budgets: [
           {
@@ -129,5 +141,58 @@ describe('limits while Redis is down', () => {
       back = await chat(strict.key);
     }
     expect(back.status).toBe(200);
+  });
+
+  it('Redis SIGKILLed under a steady load and started again: each limit as configured, every request answered in time and audited', async () => {
+    const results: { key: 'closed' | 'open'; status: number; code?: string; ms: number }[] = [];
+    let running = true;
+    // four clients in a loop, two per limit, for as long as the outage and recovery take
+    const client = async (key: 'closed' | 'open') => {
+      while (running) results.push({ key, ...(await chat(key === 'closed' ? loadClosed.key : loadOpen.key)) });
+    };
+    const clients = [client('closed'), client('open'), client('closed'), client('open')];
+    const settle = () => new Promise((r) => setTimeout(r, 400));
+    try {
+      await settle();
+      const before = results.length;
+      await redis.proc.stop('SIGKILL');
+      await settle();
+      const during = results.length;
+      await redis.restart();
+      // back once a fail-closed request is admitted again, within 10 s
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        await settle();
+        const last = results.filter((r) => r.key === 'closed').at(-1);
+        if ((last?.status === 200 && results.length > during) || Date.now() > deadline) break;
+      }
+      await settle();
+      expect(before).toBeGreaterThan(0);
+      expect(during).toBeGreaterThan(before);
+    } finally {
+      running = false;
+      await Promise.all(clients);
+    }
+    const closed = results.filter((r) => r.key === 'closed');
+    console.log(
+      `redis-down e2e: ${results.length} requests, ${closed.filter((r) => r.status === 503).length} refused 503, slowest ${Math.max(...results.map((r) => r.ms))} ms`,
+    );
+    const open = results.filter((r) => r.key === 'open');
+    // fail closed: the gate's 503 while Redis was gone, admitted otherwise; never anything else
+    expect(new Set(closed.map((r) => `${r.status} ${r.code ?? ''}`.trim()))).toEqual(
+      new Set(['200', '503 limits_unavailable']),
+    );
+    expect(closed.at(-1)!.status).toBe(200);
+    // fail open: every request admitted, through the outage too
+    expect(open.every((r) => r.status === 200)).toBe(true);
+    // every answer is the gate's own, well inside Envoy's 200 ms message timeout plus the
+    // model's answer (an expired message would have been Envoy's error, not the statuses above)
+    expect(Math.max(...results.map((r) => r.ms))).toBeLessThan(1000);
+    // exactly one audit record per request, fail-open ones flagged
+    await new Promise((r) => setTimeout(r, 300));
+    const records = (await stack.gate.audit()).filter((r) => r.principal?.key_id?.startsWith('load-'));
+    expect(records).toHaveLength(results.length);
+    expect(records.some((r) => r.limits?.[0]?.id === 'load-open' && r.limits[0].fail_open === true)).toBe(true);
+    expect(stack.gate.proc.running).toBe(true);
   });
 });
