@@ -261,6 +261,12 @@ describe('what the chart refuses to render', () => {
     const policy = await render('p.yaml', sidecar({ istio: null, app: 'vllm' }, { app: 'vllm' }));
     expect(policy.run.ok).toBe(false);
     expect(policy.run.stderr).toContain('networkPolicy.envoy.podSelector.matchLabels keeps istio: ingressgateway');
+    const eg = await render('eg.yaml', {
+      envoyGateway: { extensionPolicy: { enabled: true } },
+      networkPolicy: { envoy: { podSelector: { matchLabels: { 'app.kubernetes.io/component': 'proxy' } } } },
+    });
+    expect(eg.run.ok).toBe(false);
+    expect(eg.run.stderr).toContain('while the chart renders an EnvoyExtensionPolicy');
   });
 
   it('an EnvoyFilter without a workload selector (it would patch every proxy in the namespace)', async () => {
