@@ -147,6 +147,12 @@ describe('helm template, production values', () => {
     const volumes = t.find('Deployment').spec.template.spec.volumes as Json[];
     expect(volumes).toContainEqual({ name: 'keys', secret: { secretName: 'lm-gate-keys' } });
     expect(volumes).toContainEqual({ name: 'secret-audit-signing', secret: { secretName: 'lm-gate-audit-signing' } });
+    // The ServiceMonitor scrapes the Service's admin port by name, on the Service's labels.
+    const sm = t.find('ServiceMonitor');
+    const svc = t.find('Service');
+    expect(sm.spec.endpoints).toMatchObject([{ port: 'http-admin', path: '/metrics' }]);
+    expect(svc.spec.ports.map((p: Json) => p.name)).toContain(sm.spec.endpoints[0].port);
+    expect(svc.metadata.labels).toMatchObject(sm.spec.selector.matchLabels);
     // The PrometheusRule carries the shipped rule file, unchanged.
     const rules = parse(await readFile(join(CHART, 'files', 'prometheus-rules.yaml'), 'utf8'));
     expect(t.find('PrometheusRule').spec).toEqual(rules);
