@@ -3,9 +3,9 @@
 // against what the guide says will happen (the EnvoyFilter lands on the Envoys the NetworkPolicy
 // admits, every Secret the pods read is one the guide creates, with the key the config reads, the
 // image is the one the guide builds), then analysed by istioctl. Every repository path, metric,
-// alert, error code and README section the guides name must exist. (The chart itself:
+// alert, error code and README section the guides and operator pages name must exist. (The chart itself:
 // deploy-chart.test.ts; the Istio files: deploy-istio.test.ts.)
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -13,13 +13,18 @@ import { parse } from 'yaml';
 import { parseConfigFile } from '../../extproc/config/load.ts';
 import { ERROR_CATALOG } from '../../extproc/pipeline/errors.ts';
 import { ROOT } from '../harness/envoy.ts';
+import { type Gate, makeKey, startGate } from '../harness/gate.ts';
 import { ensureGoTool, ISTIOCTL, runTool } from '../harness/go-tool.ts';
 import { ensureHelm, type K8sObject, type Rendered, template } from '../harness/helm.ts';
+import { exportedFamilies, familyOf } from '../harness/promql-names.ts';
+import { startRedis } from '../harness/redis.ts';
 import { tempDir } from '../harness/temp-dirs.ts';
 
 type Json = Record<string, any>;
 
 const GUIDES = ['install-istio.md', 'install-envoy-gateway.md', 'install-envoy.md'];
+// The operator pages docs/deploy.md indexes, whose names are checked with the guides'.
+const OPERATOR_DOCS = ['deploy.md', 'sizing.md', 'failure-modes.md', 'observability.md', 'upgrades.md', 'security.md'];
 // What the Secrets the guide creates would put in the environment.
 const ENV = { LMGATE_REDIS_URL: 'redis://redis.lm-gate.svc:6379/0', VLLM_API_KEY: 'vllm-test-key' };
 
@@ -29,7 +34,7 @@ const docs: Record<string, string> = {};
 beforeAll(async () => {
   ({ bin: istioctl } = await ensureGoTool(ISTIOCTL));
   await ensureHelm();
-  for (const g of GUIDES) docs[g] = await readFile(join(ROOT, 'docs', g), 'utf8');
+  for (const g of [...GUIDES, ...OPERATOR_DOCS]) docs[g] = await readFile(join(ROOT, 'docs', g), 'utf8');
 }, 45 * 60_000);
 
 /** The fenced blocks of one language, dedented (a block inside a list item is indented). */
@@ -200,29 +205,53 @@ describe('docs/install-envoy-gateway.md, followed', () => {
 
 describe('what the guides name exists', () => {
   let readme: string;
-  let metrics: string;
+  let exported: Set<string>;
   let rules: string;
+  let gate: Gate | undefined;
   beforeAll(async () => {
     readme = await readFile(join(ROOT, 'README.md'), 'utf8');
-    metrics = await readFile(join(ROOT, 'extproc', 'telemetry', 'metrics.ts'), 'utf8');
+    // What a running gate exports (with Redis, for the Redis and shared kill switch families).
+    const redis = await startRedis();
+    try {
+      gate = await startGate([makeKey('docs')], { extra: { redis: { url: redis.url } } });
+      exported = exportedFamilies(await gate.metrics());
+    } finally {
+      await gate?.stop();
+      await redis.stop();
+    }
     rules = await readFile(join(ROOT, 'charts', 'lm-gate', 'files', 'prometheus-rules.yaml'), 'utf8');
   });
+
+  /** A repository path, or a glob in its last segment that matches some file. */
+  function pathExists(p: string): boolean {
+    if (!p.includes('*')) return existsSync(join(ROOT, p));
+    const dir = p.slice(0, p.lastIndexOf('/'));
+    const re = new RegExp(
+      `^${p
+        .slice(dir.length + 1)
+        .replaceAll('.', '\\.')
+        .replaceAll('*', '.*')}$`,
+    );
+    return existsSync(join(ROOT, dir)) && readdirSync(join(ROOT, dir)).some((f) => re.test(f));
+  }
 
   /** Repository paths, metrics, alerts, error codes and README sections a guide names that do not exist. */
   function unknownNames(md: string): string[] {
     const missing: string[] = [];
     for (const [, p] of md.matchAll(/`((?:envoy|charts|docs|scripts|test|bench|examples)\/[\w./*-]+)`/g)) {
-      const path = (p as string).replace(/\/\*[^/]*$/, '');
-      if (!existsSync(join(ROOT, path))) missing.push(`path ${p}`);
+      if (!pathExists(p as string)) missing.push(`path ${p}`);
     }
-    for (const [n] of md.matchAll(/\blmgate_[a-z0-9_]+/g)) if (!metrics.includes(`'${n}'`)) missing.push(n);
+    for (const [n] of md.matchAll(/\blmgate_[a-z0-9_]+/g)) if (!exported.has(familyOf(n, exported))) missing.push(n);
     for (const [a] of md.matchAll(/\bLMGate[A-Za-z]+/g))
       if (!new RegExp(`alert: ${a}$`, 'm').test(rules)) missing.push(a);
     for (const [, code] of md.matchAll(/`([a-z]+(?:_[a-z]+)+)`/g))
       if (/(missing|invalid|denied|refused|unavailable)/.test(code as string) && !((code as string) in ERROR_CATALOG))
         missing.push(`error ${code}`);
-    for (const [, sec] of md.matchAll(/README "([^"]+)"/g))
+    for (const [, quoted] of md.matchAll(/README "([^"]+)"/g)) {
+      // A section name may wrap across lines in the Markdown source.
+      const sec = (quoted as string).replace(/\s+/g, ' ');
       if (!new RegExp(`^(#+ [^\\n]*${sec}|${sec}:)`, 'm').test(readme)) missing.push(`README "${sec}"`);
+    }
     return missing;
   }
 
@@ -234,10 +263,12 @@ describe('what the guides name exists', () => {
     expect(
       unknownNames(
         'apply `envoy/istio/ext-proc-sidecars.yaml`; watch lmgate_request_total and LMGateStreamReset; ' +
-          'a 401 (`missing_api_keys`); README "Kill switches"; `envoy/istio/*.yaml`',
+          'a 401 (`missing_api_keys`); README "Kill switches"; `envoy/istio/*.yaml`; `envoy/istio/*.json`; ' +
+          '`test/integration/deploy-*.test.ts`; lmgate_phase_duration_seconds_bucket',
       ),
     ).toEqual([
       'path envoy/istio/ext-proc-sidecars.yaml',
+      'path envoy/istio/*.json',
       'lmgate_request_total',
       'LMGateStreamReset',
       'error missing_api_keys',
