@@ -152,7 +152,7 @@ describe('helm template, production values', () => {
     const svc = t.find('Service');
     expect(sm.spec.endpoints).toMatchObject([{ port: 'http-admin', path: '/metrics' }]);
     expect(svc.spec.ports.map((p: Json) => p.name)).toContain(sm.spec.endpoints[0].port);
-    expect(svc.metadata.labels).toMatchObject(sm.spec.selector.matchLabels);
+    expect((svc.metadata as Json).labels).toMatchObject(sm.spec.selector.matchLabels);
     // The PrometheusRule carries the shipped rule file, unchanged.
     const rules = parse(await readFile(join(CHART, 'files', 'prometheus-rules.yaml'), 'utf8'));
     expect(t.find('PrometheusRule').spec).toEqual(rules);
