@@ -147,6 +147,12 @@ describe('helm template, production values', () => {
     const volumes = t.find('Deployment').spec.template.spec.volumes as Json[];
     expect(volumes).toContainEqual({ name: 'keys', secret: { secretName: 'lm-gate-keys' } });
     expect(volumes).toContainEqual({ name: 'secret-audit-signing', secret: { secretName: 'lm-gate-audit-signing' } });
+    // The ServiceMonitor scrapes the Service's admin port by name, on the Service's labels.
+    const sm = t.find('ServiceMonitor');
+    const svc = t.find('Service');
+    expect(sm.spec.endpoints).toMatchObject([{ port: 'http-admin', path: '/metrics' }]);
+    expect(svc.spec.ports.map((p: Json) => p.name)).toContain(sm.spec.endpoints[0].port);
+    expect((svc.metadata as Json).labels).toMatchObject(sm.spec.selector.matchLabels);
     // The PrometheusRule carries the shipped rule file, unchanged.
     const rules = parse(await readFile(join(CHART, 'files', 'prometheus-rules.yaml'), 'utf8'));
     expect(t.find('PrometheusRule').spec).toEqual(rules);
@@ -164,10 +170,34 @@ describe('helm template, production values', () => {
         'istio.envoyFilter.namespace=llm',
         'istio.envoyFilter.workloadSelector.istio=null',
         'istio.envoyFilter.workloadSelector.app=vllm',
+        'networkPolicy.envoy.podSelector.matchLabels.istio=null',
+        'networkPolicy.envoy.podSelector.matchLabels.app=vllm',
       ],
     });
     expect(sidecar.find('EnvoyFilter').metadata.namespace).toBe('llm');
     expect(sidecar.find('EnvoyFilter').spec).toEqual((await shipped('ext-proc-sidecar.yaml')).spec);
+  });
+});
+
+describe('Secrets the production config reads', () => {
+  it('every file path under /etc/lm-gate/secrets/ in the config is in a mounted Secret, and every mount is read', async () => {
+    const t = await template({ values: [PRODUCTION_VALUES] });
+    const cfg = parseConfigFile(t.find('ConfigMap').data['lm-gate.yaml'] as string, 'lm-gate.yaml', ENV);
+    expect(cfg.audit.signingKey).toBe('/etc/lm-gate/secrets/audit-signing/key.pem');
+    const c = container(t.find('Deployment'));
+    const mounts = (c.volumeMounts as Json[]).filter((m) => String(m.mountPath).startsWith('/etc/lm-gate/secrets/'));
+    const read = (t.find('ConfigMap').data['lm-gate.yaml'] as string).match(/\/etc\/lm-gate\/secrets\/[^\s'"]+/g) ?? [];
+    expect(read.length).toBeGreaterThan(0);
+    for (const path of read)
+      expect(
+        mounts.some((m) => path.startsWith(`${m.mountPath}/`)),
+        path,
+      ).toBe(true);
+    for (const m of mounts)
+      expect(
+        read.some((path) => path.startsWith(`${m.mountPath}/`)),
+        m.mountPath,
+      ).toBe(true);
   });
 });
 
@@ -208,6 +238,41 @@ describe('what the chart refuses to render', () => {
     const workers = await template({ set: ['config.server.workers=2'] });
     expect(workers.run.ok).toBe(false);
     expect(workers.run.stderr).toContain('config.server.workers must be 1');
+  });
+
+  it('a sidecar EnvoyFilter or NetworkPolicy that keeps the default istio: ingressgateway label (Helm merges maps)', async () => {
+    const dir = await tempDir('lmg-chart-');
+    const sidecar = (workload: Json, envoyPods: Json) => ({
+      istio: {
+        envoyFilter: { enabled: true, context: 'SIDECAR_INBOUND', namespace: 'llm', workloadSelector: workload },
+      },
+      networkPolicy: {
+        envoy: {
+          podSelector: { matchLabels: envoyPods },
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'llm' } },
+        },
+      },
+    });
+    const render = async (name: string, values: Json) => {
+      const file = join(dir, name);
+      await writeFile(file, stringify(values));
+      return template({ values: [file] });
+    };
+    const ok = await render('ok.yaml', sidecar({ istio: null, app: 'vllm' }, { istio: null, app: 'vllm' }));
+    expect(ok.run.stderr).toBe('');
+    expect(ok.find('EnvoyFilter').spec.workloadSelector.labels).toEqual({ app: 'vllm' });
+    const filter = await render('f.yaml', sidecar({ app: 'vllm' }, { istio: null, app: 'vllm' }));
+    expect(filter.run.ok).toBe(false);
+    expect(filter.run.stderr).toContain('istio.envoyFilter.workloadSelector keeps istio: ingressgateway');
+    const policy = await render('p.yaml', sidecar({ istio: null, app: 'vllm' }, { app: 'vllm' }));
+    expect(policy.run.ok).toBe(false);
+    expect(policy.run.stderr).toContain('networkPolicy.envoy.podSelector.matchLabels keeps istio: ingressgateway');
+    const eg = await render('eg.yaml', {
+      envoyGateway: { extensionPolicy: { enabled: true } },
+      networkPolicy: { envoy: { podSelector: { matchLabels: { 'app.kubernetes.io/component': 'proxy' } } } },
+    });
+    expect(eg.run.ok).toBe(false);
+    expect(eg.run.stderr).toContain('while the chart renders an EnvoyExtensionPolicy');
   });
 
   it('an EnvoyFilter without a workload selector (it would patch every proxy in the namespace)', async () => {

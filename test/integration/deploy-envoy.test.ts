@@ -241,6 +241,9 @@ describe('Envoy Gateway: egctl x translate, then envoy --mode validate on what i
         'envoyGateway.extensionPolicy.enabled=true',
         'envoyGateway.extensionPolicy.targetRef.name=llm',
         'envoyGateway.extensionPolicy.targetRef.namespace=llm',
+        // Envoy Gateway's proxies, as docs/install-envoy-gateway.md selects them.
+        'networkPolicy.envoy.podSelector.matchLabels.istio=null',
+        'networkPolicy.envoy.podSelector.matchLabels.app\\.kubernetes\\.io/component=proxy',
       ],
     });
     expect(chart.run.ok).toBe(true);

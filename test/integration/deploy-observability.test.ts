@@ -78,8 +78,19 @@ describe('observability assets against a running gate`s /metrics', () => {
       'lmgate_audit_pending_bytes',
       'lmgate_audit_write_errors_total',
       'lmgate_audit_refusals_summarised_total',
+      'lmgate_budget_used_ratio',
     ])
       expect(used).toContain(f);
+  });
+
+  it('the alert rules cover gate errors, latency, budget thresholds and audit sink trouble', async () => {
+    const qs = await alertQueries();
+    const reads = (f: string) => qs.filter((q) => promqlMetricNames(q.expr).some((n) => familyOf(n, exported) === f));
+    expect(reads('lmgate_requests_total').some((q) => q.expr.includes('outcome="error"'))).toBe(true);
+    expect(reads('lmgate_phase_duration_seconds')).not.toEqual([]);
+    expect(reads('lmgate_budget_used_ratio')).not.toEqual([]);
+    expect(reads('lmgate_audit_write_errors_total')).not.toEqual([]);
+    expect(reads('lmgate_audit_pending_bytes')).not.toEqual([]);
   });
 
   it('every alert rule reads only exported metrics', async () => {
