@@ -181,6 +181,15 @@ describe('createJsonUsageReader', () => {
     expect(read('openai.chat', chunks)).toEqual({ usage: undefined, model: undefined, complete: true });
   });
 
+  it('a whole body over 64 KiB is scanned; one nested past the depth limit is refused in chunks only', () => {
+    const deep = `{"x":${'['.repeat(600)}${']'.repeat(600)},"usage":{"prompt_tokens":1}}`;
+    // Whole and small: the native parse, which has no scanner state to bound.
+    expect(read('openai.chat', [Buffer.from(deep)]).usage).toEqual(u(1, 0, 1));
+    expect(read('openai.chat', [Buffer.from(deep.slice(0, 10)), Buffer.from(deep.slice(10))]).usage).toBeUndefined();
+    const big = Buffer.from(`{"model":"m","pad":"${'x'.repeat(70 * 1024)}","usage":{"prompt_tokens":2}}`);
+    expect(read('openai.chat', [big])).toEqual({ usage: u(2, 0, 2), model: 'm', complete: true });
+  });
+
   it('copies the bytes it keeps: a chunk reused by the caller does not change them', () => {
     const r = createJsonUsageReader('openai.chat');
     const chunk = Buffer.from('{"model":"ab');

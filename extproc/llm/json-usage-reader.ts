@@ -34,7 +34,85 @@ const MAX_DEPTH = 512;
 
 type Field = 'model' | 'usage' | 'prompt_eval_count' | 'eval_count' | 'details';
 
+/** A body that arrives whole (read BUFFERED: one message, end of stream) and is at most this
+ * big is read with the native JSON.parse instead of the scanner: ~1 µs instead of ~3 for a chat
+ * answer, and none of the scanner's per-reader state (bench:alloc --cpu had the reader at 7% of
+ * the governed gate's busy time). Bounded so a parse on the event loop stays well under a
+ * millisecond. Same answers as the scanner (the table test reads every body both ways), except
+ * that nesting past MAX_DEPTH is not refused: that limit bounds the scanner's state across
+ * chunks, which a whole parse does not have. */
+const WHOLE_PARSE_MAX_BYTES = 64 * 1024;
+
 export function createJsonUsageReader(kind: ApiKind): JsonUsageReader {
+  return new UsageReader(kind);
+}
+
+/** A class rather than an object literal with getters: one shape, created cheaply per response. */
+class UsageReader implements JsonUsageReader {
+  private readonly kind: ApiKind;
+  private incremental: JsonUsageReader | undefined;
+  private whole: { values: Record<string, unknown> | undefined; complete: boolean } | undefined;
+
+  constructor(kind: ApiKind) {
+    this.kind = kind;
+  }
+
+  push(data: Buffer, endOfStream: boolean): void {
+    if (this.whole !== undefined) return;
+    if (this.incremental === undefined && endOfStream && data.length <= WHOLE_PARSE_MAX_BYTES) {
+      this.whole = parseWhole(data);
+      return;
+    }
+    this.incremental ??= createIncrementalReader(this.kind);
+    this.incremental.push(data, endOfStream);
+  }
+
+  get usage(): Usage | undefined {
+    if (this.incremental !== undefined) return this.incremental.usage;
+    const v = this.whole?.values;
+    if (v === undefined) return undefined;
+    const source = apiSpec(this.kind)?.usage;
+    if (source === 'tgi') return tgiUsage(v.details);
+    if (source !== 'ollama') return openAiUsage(v.usage);
+    return ollamaUsage({
+      prompt_eval_count: numberOrUndefined(v.prompt_eval_count),
+      eval_count: numberOrUndefined(v.eval_count),
+    });
+  }
+
+  get model(): string | undefined {
+    if (this.incremental !== undefined) return this.incremental.model;
+    const m = this.whole?.values?.model;
+    return typeof m === 'string' ? m : undefined;
+  }
+
+  get complete(): boolean {
+    return this.incremental !== undefined ? this.incremental.complete : this.whole?.complete === true;
+  }
+}
+
+/** The scanner's view of a whole body: the top-level members of an object (none of another
+ * root), complete when the body is one JSON text; a leading UTF-8 BOM skipped as it does. */
+function parseWhole(data: Buffer): { values: Record<string, unknown> | undefined; complete: boolean } {
+  const bom = data.length >= 3 && data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf ? 3 : 0;
+  let root: unknown;
+  try {
+    root = JSON.parse(data.toString('utf8', bom));
+  } catch {
+    return { values: undefined, complete: false };
+  }
+  const values =
+    root !== null && typeof root === 'object' && !Array.isArray(root) ? (root as Record<string, unknown>) : undefined;
+  return { values, complete: true };
+}
+
+/** Ollama's counts are read only when they are numbers (the scanner keeps no other type). */
+function numberOrUndefined(v: unknown): number | undefined {
+  return typeof v === 'number' ? v : undefined;
+}
+
+/** The scanner-based reader: any size, in chunks, memory bounded. */
+function createIncrementalReader(kind: ApiKind): JsonUsageReader {
   const source = apiSpec(kind)?.usage;
   const ollama = source === 'ollama';
   const tgi = source === 'tgi';
