@@ -275,11 +275,13 @@ describe('memory', () => {
     const h2 = createServer();
     let held: ServerHttp2Stream | undefined;
     let state: WeakRef<object> | undefined;
+    let callRef: WeakRef<object> | undefined;
     h2.on('stream', (stream) => {
       held = stream; // stands in for Node's own reference to the closed stream
       const request = { messages: [] as string[], big: new Array(1000).fill('x') };
       state = new WeakRef(request);
       const call = new H2Call<string, string>(stream, text, 1024, undefined);
+      callRef = new WeakRef(call);
       call.on('data', (m) => request.messages.push(m));
       call.on('end', () => call.end());
       call.on('cancelled', () => request.messages.push('cancelled'));
@@ -305,6 +307,7 @@ describe('memory', () => {
       gc();
       expect(held!.closed).toBe(true);
       expect(state!.deref()).toBeUndefined();
+      expect(callRef!.deref()).toBeUndefined();
     } finally {
       client.close();
       await new Promise((r) => h2.close(r));
