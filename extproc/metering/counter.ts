@@ -1,9 +1,9 @@
 // Where a request's tokens are counted when upstream reported none: inline when the texts are
 // small and this thread already has the encoding, else on a parse worker thread (the encodings
-// then load there, never in the gate's event-loop thread). Measured on this project's dev
-// machine (Node 24, gpt-tokenizer o200k_base): ~0.15-0.2 ms per KiB of fresh text, and ~0.4 s
-// and ~60 MB to load the encoding; a worker round trip costs ~0.1-0.2 ms, so below 2 KiB
-// counting inline is cheaper.
+// then load there, never in the gate's event-loop thread). Measured with npm run bench:tokenizer
+// (bench/results/tokenizer.md, o200k_base): ~0.04-0.1 ms per KiB of unseen JSON, code or prose,
+// ~0.4-0.55 of CJK or base64, and ~0.1 s and ~60 MiB to load the encoding; a worker round trip
+// costs ~0.1-0.25 ms, so up to 2 KiB counting inline is cheaper.
 import type { ParsePool } from '../llm/parse-pool.ts';
 import { type CountJob, countJob, type TokenCount } from './count.ts';
 import { isLoaded } from './tokenizer.ts';

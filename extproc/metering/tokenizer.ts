@@ -1,7 +1,7 @@
 // The BPE encodings (gpt-tokenizer, pure JS), loaded on first use in the thread that counts.
-// Loading one costs ~0.4 s and ~60 MB (o200k_base) on this project's dev machine, so the gate's
-// event-loop threads never load one while parse workers exist (see counter.ts): counting goes to
-// those workers, and only they pay for it.
+// Loading one costs ~0.1 s of CPU and ~60 MiB of RSS (o200k_base; npm run bench:tokenizer,
+// bench/results/tokenizer.md), so the gate's event-loop threads never load one while parse
+// workers exist (see counter.ts): counting goes to those workers, and only they pay for it.
 import { createRequire } from 'node:module';
 import type { Encoding } from './encodings.ts';
 
