@@ -248,8 +248,7 @@ try {
     routes: ROUTES.map((route) => ({ route, description: DESCRIPTION[route] })),
     method: {
       request: `POST /v1/chat/completions, non-streaming, ${CHAT.length}-byte JSON body, as in npm run bench; the mock answers at once`,
-      openLoop:
-        'vegeta at a fixed rate, round-robin over [direct, governed, ai_gateway], request by request, the leading route rotated each round: each route gets the rate shown',
+      openLoop: `after a ${plan.warmupS} s warm-up of every route (V8 tiers the gate's code up meanwhile), vegeta at a fixed rate, round-robin over [direct, governed, ai_gateway], request by request, the leading route rotated each round: each route gets the rate shown`,
       rates: plan.rates,
       rounds: plan.rounds,
       sliceS: plan.sliceS,

@@ -34,7 +34,12 @@ export const FULL: Plan = {
   rates: [100, 300, 500],
   rounds: 3,
   sliceS: 8,
-  warmupS: 5,
+  // Long enough for V8 to tier the gate's hot code up before anything is measured: while it
+  // compiles, a request now and then waits 1-4 ms (bench:alloc at 100 req/s counted 15 such
+  // waits in 30 s after a 5 s warm-up, 9 after 30 s, 6 after 60 s). A gate that has run a while
+  // is past them; the figures are its steady state. AI Gateway, compiled ahead of time, gets the
+  // same warm-up.
+  warmupS: 20,
   workers: [4, 16, 64],
   saturationS: 5,
   streamRounds: 20,

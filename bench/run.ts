@@ -326,7 +326,7 @@ try {
     environment: runEnvironment(plan.envoyConcurrency),
     method: {
       request: `POST /v1/chat/completions, non-streaming, ${CHAT.length}-byte JSON body; the mock answers at once`,
-      openLoop: 'vegeta at a fixed rate, round-robin over [direct, gated]: each route gets the rate shown',
+      openLoop: `after a ${plan.warmupS} s warm-up of every route (V8 tiers the gate's code up meanwhile), vegeta at a fixed rate, round-robin over [direct, gated]: each route gets the rate shown`,
       rates: plan.rates,
       rounds: plan.rounds,
       sliceS: plan.sliceS,
