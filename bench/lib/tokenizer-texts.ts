@@ -4,21 +4,10 @@
 // chunks, CJK is 3 bytes a character in long chunks, base64 is chunks never seen twice.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { rng } from '../../test/dlp/corpus.ts';
 
 export const TEXT_KINDS = ['prose', 'code', 'json', 'cjk', 'base64'] as const;
 export type TextKind = (typeof TEXT_KINDS)[number];
-
-/** mulberry32: a small seeded generator, enough to vary word choice. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = `the of and to in a is that for it as was with be by on not he this are or his from at which
 but have an they you were her she there been one all we their has would when if so no will more
@@ -138,7 +127,7 @@ function base64(size: number, rnd: () => number): string {
 
 /** `size` bytes of UTF-8 at most (never a split character), of the given kind. */
 export function makeText(kind: TextKind, size: number, seed = 7): string {
-  const rnd = random(seed);
+  const rnd = rng(seed);
   const whole =
     kind === 'prose'
       ? prose(size, rnd)
