@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { sinkRefusalRecord } from '../../test/harness/audit-records.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { GENESIS, sha256Hex } from './chain.ts';
 import { checkpointPayload } from './checkpoint.ts';
@@ -268,19 +269,7 @@ describe('audit sink write path', () => {
   });
 });
 
-/** A refusal the sink caused, as buildAuditRecord makes it for an admission refusal. */
-const refusal = (id: string, ms: number) =>
-  ({
-    schema_version: 2,
-    time: new Date(ms).toISOString(),
-    request_id: id,
-    principal: null,
-    endpoint: { method: 'POST', path: '/v1/chat/completions', api: 'openai.chat' },
-    route: null,
-    status: 503,
-    outcome: 'rejected',
-    error: { code: 'audit_unavailable', type: 'service_unavailable', status: 503, rule_id: null },
-  }) as unknown as AuditRecord;
+const refusal = sinkRefusalRecord;
 const REFUSAL_BYTES = JSON.stringify(refusal('q0000', Date.parse('2026-11-24T00:00:00Z'))).length + 1;
 
 /** A sink whose folder does not exist yet: every write fails until the test makes it. */

@@ -10,6 +10,7 @@ import { rotatedFiles } from '../../extproc/audit/files.ts';
 import type { AuditRecord } from '../../extproc/audit/record.ts';
 import { FileAuditSink } from '../../extproc/audit/sink.ts';
 import { Metrics } from '../../extproc/telemetry/metrics.ts';
+import { sinkRefusalRecord } from '../harness/audit-records.ts';
 import { runCli } from '../harness/cli.ts';
 
 let files: string[];
@@ -199,19 +200,7 @@ describe('lm-gate audit query', () => {
     // the summary is written once the folder exists.
     const dir = await mkdtemp(join(tmpdir(), 'audit-query-summary-'));
     const path = join(dir, 'sub', 'audit.log');
-    const refusal = (id: string, time: string) =>
-      ({
-        schema_version: 2,
-        time,
-        request_id: id,
-        principal: null,
-        endpoint: { method: 'POST', path: '/v1/chat/completions', api: 'openai.chat' },
-        route: null,
-        status: 503,
-        outcome: 'rejected',
-        error: { code: 'audit_unavailable', type: 'service_unavailable', status: 503, rule_id: null },
-        decisions: [],
-      }) as unknown as AuditRecord;
+    const refusal = sinkRefusalRecord;
     const sink = new FileAuditSink({
       path,
       maxPendingBytes: 1 << 20,
