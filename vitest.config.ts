@@ -33,6 +33,35 @@ export default defineConfig({
       },
       {
         test: {
+          // The e2e files that carry requests with bodies through every kind of stage (policy,
+          // routing from the body, DLP rewriting both ways, metering, the official client), again
+          // with the gate's filter in FULL_DUPLEX_STREAMED request mode (README "Envoy filter
+          // modes"; test/harness/envoy.ts fullDuplexFromEnv).
+          name: 'e2e-duplex',
+          include: [
+            'test/e2e/openai-client.test.ts',
+            'test/e2e/routing.test.ts',
+            'test/e2e/dlp.test.ts',
+            'test/e2e/metering.test.ts',
+            'test/e2e/policy-rules.test.ts',
+            'test/e2e/hardening-body.test.ts',
+            'test/e2e/hardening-envoy-replies.test.ts',
+            'test/e2e/hardening-response.test.ts',
+            'test/e2e/stream-close.test.ts',
+            'test/e2e/stream-error-event.test.ts',
+            'test/e2e/identity-attacks.test.ts',
+            'test/e2e/injection.test.ts',
+            'test/e2e/tgi.test.ts',
+          ],
+          env: { LMG_E2E_FULL_DUPLEX: '1' },
+          setupFiles: ['test/harness/cleanup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 90_000,
+          maxWorkers: 2,
+        },
+      },
+      {
+        test: {
           // `npm run bench:smoke` inside `npm test`: the harness works end to end and writes a
           // well-formed result. Never a latency threshold.
           name: 'bench',

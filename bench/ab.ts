@@ -24,7 +24,14 @@ import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { startRedis } from '../test/harness/redis.ts';
 import { CHAT, chatTarget, errorsOf, latencies, roundedPercentiles } from './lib/common.ts';
 import { difference, roundMs } from './lib/stats.ts';
-import { type BenchGate, GATE_NODE_OPTIONS, startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
+import {
+  type BenchGate,
+  DUPLEX_PROCESSING_MODE,
+  GATE_NODE_OPTIONS,
+  startBenchEnvoy,
+  startGate,
+  startMock,
+} from './lib/topology.ts';
 import { attack, ensureVegeta, type Sample, type Target } from './lib/vegeta.ts';
 
 export interface Variant {
@@ -38,6 +45,9 @@ export interface Variant {
   redis: boolean;
   /** The audit sink's durability mode (audit.durability), when not the profile's own. */
   audit: 'none' | 'interval' | 'strict' | undefined;
+  /** The gate's ext_proc filter in FULL_DUPLEX_STREAMED request mode (README "Envoy filter
+   * modes"): request headers and body in one round trip. */
+  duplex: boolean;
 }
 
 /** `name[:item,item…]` into a variant; throws on an item it does not know. */
@@ -54,6 +64,7 @@ export function parseVariant(spec: string): Variant {
     workers: 1,
     redis: false,
     audit: undefined,
+    duplex: false,
   };
   const items = colon < 0 ? [] : spec.slice(colon + 1).split(/,(?=[a-z]+(?:=|,|$))/);
   for (const item of items.filter((i) => i !== '')) {
@@ -64,12 +75,13 @@ export function parseVariant(spec: string): Variant {
     else if (key === 'args' && value) v.nodeArgs = value.split(' ').filter((a) => a !== '');
     else if (key === 'uds' && eq < 0) v.unixSocket = true;
     else if (key === 'redis' && eq < 0) v.redis = true;
+    else if (key === 'duplex' && eq < 0) v.duplex = true;
     else if (key === 'profile' && value) v.profile = value;
     else if (key === 'audit' && (value === 'none' || value === 'interval' || value === 'strict')) v.audit = value;
     else if (key === 'workers' && /^[1-9]\d*$/.test(value)) v.workers = Number(value);
     else
       throw new Error(
-        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, args=<flags>, uds, profile=<name>, workers=<n>, redis, audit=none|interval|strict)`,
+        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, args=<flags>, uds, profile=<name>, workers=<n>, redis, audit=none|interval|strict, duplex)`,
       );
   }
   return v;
@@ -120,7 +132,11 @@ async function main() {
     }
     const routes = ['direct', ...variants.map((v) => v.name)];
     const envoy = await startBenchEnvoy(
-      routes.map((name) => ({ name, gate: gates.get(name) })),
+      routes.map((name) => ({
+        name,
+        gate: gates.get(name),
+        ...(variants.find((v) => v.name === name)?.duplex ? { processingMode: DUPLEX_PROCESSING_MODE } : {}),
+      })),
       mock.port,
       2,
     );

@@ -8,6 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildGate } from '../../scripts/build.ts';
 import { ROOT, renderEnvoyConfig, startEnvoy } from '../../test/harness/envoy.ts';
+
+export { FULL_DUPLEX_PROCESSING_MODE as DUPLEX_PROCESSING_MODE } from '../../test/harness/envoy.ts';
+
 import { freeConsecutivePorts, freePort, waitFor } from '../../test/harness/ports.ts';
 import { Proc } from '../../test/harness/processes.ts';
 import { aiGatewayCluster, aiGatewayListener, type ExtProcPeer, metadataAccessLog } from './ai-gateway-envoy.ts';
@@ -201,6 +204,8 @@ export interface Route {
   /** A JSON access log of the route's dynamic metadata to this file (verification listeners
    * only: the measured ones log nothing). */
   accessLog?: string;
+  /** The gate's ext_proc processing_mode instead of envoy/envoy.yaml's. */
+  processingMode?: Json;
 }
 
 /** The ext_proc clusters a route's filters call: Envoy must see them healthy before load. */
@@ -280,6 +285,7 @@ export async function benchEnvoyConfig(file: string, adminPort: number, modelPor
         hcm.http_filters = hcm.http_filters.filter((f: Json) => f !== extProc);
       } else {
         extProc.typed_config.grpc_service.envoy_grpc.cluster_name = gateCluster(r.gate);
+        if (r.processingMode) extProc.typed_config.processing_mode = r.processingMode;
         if (r.observer) {
           const observer = structuredClone(extProc);
           observer.name = 'lm_gate_observer';

@@ -26,7 +26,7 @@ const PROBLEMS = {
   request_body_none:
     'request_body_mode is NONE: the gate never sees request bodies, so it refuses every LLM request that has one. Set request_body_mode: BUFFERED.',
   request_body_full_duplex:
-    'request_body_mode is FULL_DUPLEX_STREAMED, which the gate does not support: it refuses every LLM request that has a body. Set request_body_mode: BUFFERED.',
+    'request_body_mode is FULL_DUPLEX_STREAMED but response_body_mode is not STREAMED: Envoy ignores the gate\'s mode_override in this mode, so responses are not metered. Set response_body_mode: STREAMED and response_trailer_mode: SEND (README "Envoy filter modes").',
   response_body_full_duplex:
     "response_body_mode is FULL_DUPLEX_STREAMED: Envoy ignores the gate's mode_override, so responses are not metered. Set response_body_mode: NONE with allow_mode_override: true.",
   send_body_without_waiting:
@@ -54,7 +54,8 @@ export class FilterConfigWatch {
     if (key === this.lastKey) return;
     this.lastKey = key;
     if (req === BodySendMode.NONE) this.report('request_body_none');
-    if (req === BodySendMode.FULL_DUPLEX_STREAMED) this.report('request_body_full_duplex');
+    if (req === BodySendMode.FULL_DUPLEX_STREAMED && res !== BodySendMode.STREAMED)
+      this.report('request_body_full_duplex');
     if (res === BodySendMode.FULL_DUPLEX_STREAMED) this.report('response_body_full_duplex');
     if (pc.sendBodyWithoutWaitingForHeaderResponse) this.report('send_body_without_waiting');
   }

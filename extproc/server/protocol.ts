@@ -123,8 +123,14 @@ export interface HeaderMutation {
 }
 export interface CommonResponse {
   headerMutation?: HeaderMutation;
-  bodyMutation?: { body?: Buffer; clearBody?: boolean };
+  /** streamedResponse: the only body mutation Envoy takes in FULL_DUPLEX_STREAMED mode, where
+   * it forwards no body byte the processor does not send back. */
+  bodyMutation?: { body?: Buffer; clearBody?: boolean; streamedResponse?: StreamedBodyResponse };
   clearRouteCache?: boolean;
+}
+export interface StreamedBodyResponse {
+  body?: Buffer;
+  endOfStream?: boolean;
 }
 export interface ImmediateResponse {
   status: { code: number };

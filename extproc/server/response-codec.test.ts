@@ -79,6 +79,20 @@ const shapes: [string, ProcessingResponse][] = [
       },
     },
   ],
+  [
+    'request body, full duplex',
+    {
+      requestBody: {
+        response: { bodyMutation: { streamedResponse: { body: Buffer.from('{"a":1}'), endOfStream: true } } },
+      },
+    },
+  ],
+  [
+    'request body, full duplex, trailers follow',
+    {
+      requestBody: { response: { bodyMutation: { streamedResponse: { body: Buffer.alloc(0), endOfStream: false } } } },
+    },
+  ],
   ['request trailers', { requestTrailers: {} }],
   ['response trailers', { responseTrailers: {} }],
   ['response headers, early', { responseHeaders: {}, modeOverride: { responseBodyMode: BodySendMode.NONE } }],
@@ -235,6 +249,11 @@ function generator(seed: number) {
       c.bodyMutation = {};
       if (chance(0.6)) c.bodyMutation.body = bytes();
       if (chance(0.5)) c.bodyMutation.clearBody = chance(0.5);
+      if (chance(0.3)) {
+        c.bodyMutation.streamedResponse = {};
+        if (chance(0.7)) c.bodyMutation.streamedResponse.body = bytes();
+        if (chance(0.7)) c.bodyMutation.streamedResponse.endOfStream = chance(0.5);
+      }
     }
     if (chance(0.4)) c.clearRouteCache = chance(0.5);
     return c;

@@ -11,7 +11,13 @@
 // tables below are typed over those interfaces, so a field added to an interface does not
 // compile until it has a number here, and response-codec.test.ts checks that every key the
 // gate's builders set is one of these tables' keys.
-import type { CommonResponse, HeaderMutation, ImmediateResponse, ProcessingResponse } from './protocol.ts';
+import type {
+  CommonResponse,
+  HeaderMutation,
+  ImmediateResponse,
+  ProcessingResponse,
+  StreamedBodyResponse,
+} from './protocol.ts';
 import { structSize, writeStruct } from './struct-codec.ts';
 import {
   delimited,
@@ -54,7 +60,8 @@ export const FIELDS = {
     Fields<Member<ProcessingResponse, 'requestBody'>>,
   TrailersResponse: { headerMutation: 1 } satisfies Fields<Member<ProcessingResponse, 'requestTrailers'>>,
   CommonResponse: { headerMutation: 2, bodyMutation: 3, clearRouteCache: 5 } satisfies Fields<CommonResponse>,
-  BodyMutation: { body: 1, clearBody: 2 } satisfies Fields<Member<CommonResponse, 'bodyMutation'>>,
+  BodyMutation: { body: 1, clearBody: 2, streamedResponse: 3 } satisfies Fields<Member<CommonResponse, 'bodyMutation'>>,
+  StreamedBodyResponse: { body: 1, endOfStream: 2 } satisfies Fields<StreamedBodyResponse>,
   HeaderMutation: { setHeaders: 1, removeHeaders: 2 } satisfies Fields<HeaderMutation>,
   /** envoy.config.core.v3.HeaderValueOption */
   HeaderValueOption: { header: 1 } satisfies Fields<Member<HeaderMutation, 'setHeaders'>[number]>,
@@ -89,6 +96,9 @@ const T_BODY_MUTATION = tag(F.CommonResponse.bodyMutation, LEN);
 const T_CLEAR_ROUTE_CACHE = tag(F.CommonResponse.clearRouteCache, VARINT);
 const T_BODY = tag(F.BodyMutation.body, LEN);
 const T_CLEAR_BODY = tag(F.BodyMutation.clearBody, VARINT);
+const T_STREAMED_RESPONSE = tag(F.BodyMutation.streamedResponse, LEN);
+const T_STREAMED_BODY = tag(F.StreamedBodyResponse.body, LEN);
+const T_STREAMED_END = tag(F.StreamedBodyResponse.endOfStream, VARINT);
 const T_SET_HEADER = tag(F.HeaderMutation.setHeaders, LEN);
 const T_REMOVE_HEADER = tag(F.HeaderMutation.removeHeaders, LEN);
 const T_OPTION_HEADER = tag(F.HeaderValueOption.header, LEN);
@@ -140,10 +150,20 @@ function commonSize(c: CommonResponse): number {
   if (present(c.headerMutation)) n += delimited(headerMutationSize(c.headerMutation));
   const b = c.bodyMutation;
   if (present(b)) {
+    // Slots are taken in write order: the mutation's before the streamed response's inside it.
+    const mutation = reserve();
     let bn = 0;
     if (present(b.body)) bn += delimited(b.body.length);
     if (present(b.clearBody)) bn += 2;
-    n += delimited(record(reserve(), bn));
+    const sr = b.streamedResponse;
+    if (present(sr)) {
+      const streamed = reserve();
+      let sn = 0;
+      if (present(sr.body)) sn += delimited(sr.body.length);
+      if (present(sr.endOfStream)) sn += 2;
+      bn += delimited(record(streamed, sn));
+    }
+    n += delimited(record(mutation, bn));
   }
   if (present(c.clearRouteCache)) n += 2;
   return record(slot, n);
@@ -251,6 +271,12 @@ function writeCommon(buf: Buffer, pos: number, c: CommonResponse): number {
     pos = open(buf, pos, T_BODY_MUTATION);
     if (present(b.body)) pos = writeBytes(buf, pos, T_BODY, b.body);
     if (present(b.clearBody)) pos = writeBool(buf, pos, T_CLEAR_BODY, b.clearBody);
+    const sr = b.streamedResponse;
+    if (present(sr)) {
+      pos = open(buf, pos, T_STREAMED_RESPONSE);
+      if (present(sr.body)) pos = writeBytes(buf, pos, T_STREAMED_BODY, sr.body);
+      if (present(sr.endOfStream)) pos = writeBool(buf, pos, T_STREAMED_END, sr.endOfStream);
+    }
   }
   if (present(c.clearRouteCache)) pos = writeBool(buf, pos, T_CLEAR_ROUTE_CACHE, c.clearRouteCache);
   return pos;

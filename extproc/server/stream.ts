@@ -33,7 +33,7 @@ import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { asBuffer, commonResponse, immediateResponseFor } from './answers.ts';
 import { readPeerFacts } from './attributes.ts';
-import type { FilterConfigWatch } from './filter-config.ts';
+import { bodyModeName, type FilterConfigWatch } from './filter-config.ts';
 import { GrpcStatus, type ServerCall } from './h2-grpc.ts';
 import {
   BodySendMode,
@@ -67,6 +67,7 @@ export interface StreamDeps {
 }
 
 export const METADATA_NAMESPACE = 'lm_gate';
+const EMPTY = Buffer.alloc(0);
 
 type Call = ServerCall<ProcessingRequest, ProcessingResponse>;
 
@@ -98,8 +99,17 @@ export class ProcessStream {
   private requestChunks: Buffer[] | undefined;
   /** The whole request body the stages judged, until its answer applies their edits. */
   private judgedBody: Buffer | undefined;
-  /** The response body mode the gate asked for with mode_override. */
+  /** The response body mode in force: the one the gate asked for with mode_override, or under a
+   * FULL_DUPLEX_STREAMED request mode (where Envoy ignores mode_override) the configured one. */
   private responseBodyMode: number = BodySendMode.NONE;
+  /** The filter's configured response_body_mode (protocol_config). */
+  private configuredResponseBodyMode: number = BodySendMode.NONE;
+  /** A response body a stage needs whole (BUFFERED) arriving STREAMED, because Envoy ignores
+   * mode_override under a FULL_DUPLEX_STREAMED request mode: its chunks, held (answered empty)
+   * until the last, which carries the whole body, judged and possibly rewritten. */
+  private responseHeld: { chunks: Buffer[]; bytes: number } | undefined;
+  /** FULL_DUPLEX_STREAMED: request trailers ended the held body (answered after it). */
+  private requestTrailersFollow = false;
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** The phase whose async hooks are still running, if any; finish() lets it settle before the
    * stages' onEnd and the audit record. */
@@ -247,6 +257,7 @@ export class ProcessStream {
     const pc = msg.protocolConfig;
     if (pc) {
       this.requestBodyMode = pc.requestBodyMode ?? BodySendMode.NONE;
+      this.configuredResponseBodyMode = pc.responseBodyMode ?? BodySendMode.NONE;
       this.deps.filterConfig.check(pc);
     } else if (observe) {
       this.requestBodyMode = BodySendMode.STREAMED;
@@ -335,9 +346,22 @@ export class ProcessStream {
     if (refusal) throw refusal;
     if (ctx.hasRequestBody) this.checkRequestBodyUpFront();
     const pending = this.pipeline.requestHeaders(ctx);
-    if (pending) return pending.then(this.unlessFinished(this.answerRequestHeaders));
-    this.answerRequestHeaders();
+    if (pending) return pending.then(this.unlessFinished(this.afterRequestHeaders));
+    this.afterRequestHeaders();
   }
+
+  /** FULL_DUPLEX_STREAMED request mode: Envoy sends the body without waiting for the headers'
+   * answer, and holds the headers until it comes. A body the stages read is judged before the
+   * headers are answered, so a header or route chosen from it still applies, and both answers
+   * leave together: one round trip for the request instead of two. */
+  private get duplex(): boolean {
+    return this.requestBodyMode === BodySendMode.FULL_DUPLEX_STREAMED;
+  }
+
+  private readonly afterRequestHeaders = (): void => {
+    if (this.duplex && this.ctx.hasRequestBody && this.needsBody()) return;
+    this.answerRequestHeaders();
+  };
 
   private readonly answerRequestHeaders = (): void => {
     this.answer({ requestHeaders: { response: commonResponse(this.ctx.out) } });
@@ -359,9 +383,10 @@ export class ProcessStream {
     }
     if (!this.needsBody()) return;
     const mode = this.requestBodyMode;
-    if (mode === BodySendMode.NONE || mode === BodySendMode.FULL_DUPLEX_STREAMED) {
+    if (mode === BodySendMode.NONE) {
       if (this.current?.observe) return; // nothing is enforced in observability mode
-      ctx.failure = `Envoy's request_body_mode is ${mode === BodySendMode.NONE ? 'NONE' : 'FULL_DUPLEX_STREAMED'}: the gate cannot judge the body; set request_body_mode: BUFFERED`;
+      ctx.failure =
+        "Envoy's request_body_mode is NONE: the gate cannot judge the body; set request_body_mode: BUFFERED";
       throw internalError('The gateway is misconfigured and cannot check this request.');
     }
   }
@@ -388,6 +413,7 @@ export class ProcessStream {
     const mode = this.requestBodyMode;
     const last = b.endOfStream === true;
     if (mode === BodySendMode.BUFFERED) return this.judgeRequestBody(chunk);
+    if (mode === BodySendMode.FULL_DUPLEX_STREAMED) return this.onDuplexRequestBody(chunk, last);
     if (mode === BodySendMode.BUFFERED_PARTIAL && !last && this.needsBody()) {
       throw refuse(
         'request_too_large',
@@ -414,10 +440,36 @@ export class ProcessStream {
     return this.judgeRequestBody(body);
   }
 
+  /** FULL_DUPLEX_STREAMED: Envoy forwards only the body the gate sends back, and expects no
+   * answer per message. A body no stage reads goes back chunk by chunk as it came; one the
+   * stages read is held whole, judged, and released with the headers' answer. */
+  private onDuplexRequestBody(chunk: Buffer, last: boolean): void | Promise<void> {
+    if (!this.needsBody()) {
+      if (last) this.seen |= Seen.RequestBodyEnd;
+      this.answer({
+        requestBody: { response: { bodyMutation: { streamedResponse: { body: chunk, endOfStream: last } } } },
+      });
+      return;
+    }
+    if (!last) {
+      if (this.requestChunks === undefined) this.requestChunks = [];
+      this.requestChunks.push(chunk);
+      return;
+    }
+    let body = chunk;
+    if (this.requestChunks !== undefined) {
+      this.requestChunks.push(chunk);
+      body = Buffer.concat(this.requestChunks);
+      this.requestChunks = undefined;
+    }
+    return this.judgeRequestBody(body);
+  }
+
   private judgeRequestBody(body: Buffer): void | Promise<void> {
     const ctx = this.ctx;
     this.seen |= Seen.RequestBodyEnd;
-    ctx.out.reset();
+    // FULL_DUPLEX: the headers' stages' mutations are still unanswered; they go out together.
+    if (!this.duplex) ctx.out.reset();
     this.judgedBody = body;
     const pending = this.pipeline.requestBody(ctx, body);
     if (pending) return pending.then(this.unlessFinished(this.answerRequestBody));
@@ -426,6 +478,10 @@ export class ProcessStream {
 
   private readonly answerRequestBody = (): void => {
     const ctx = this.ctx;
+    if (this.duplex) {
+      this.answerDuplexRequest();
+      return;
+    }
     const headersHeld =
       this.requestBodyMode === BodySendMode.BUFFERED || this.requestBodyMode === BodySendMode.BUFFERED_PARTIAL;
     if (!headersHeld && (ctx.out.clearRouteCache || ctx.out.setHeaders.length > 0)) {
@@ -456,10 +512,37 @@ export class ProcessStream {
     ctx.requestReleasedNs = process.hrtime.bigint();
   };
 
+  /** FULL_DUPLEX_STREAMED: the headers' answer (every mutation the stages chose, from the headers
+   * and the body) and then the judged, possibly rewritten, body as one streamed response. Envoy
+   * drops the request's content-length in this mode, so none is set. */
+  private answerDuplexRequest(): void {
+    const ctx = this.ctx;
+    const judged = this.judgedBody ?? EMPTY;
+    this.judgedBody = undefined;
+    let body = ctx.rewrittenBody ?? judged;
+    if (ctx.requestBodyEdits !== undefined) body = applyBodyEdits(body, ctx.requestBodyEdits);
+    const trailers = this.requestTrailersFollow;
+    this.answer({ requestHeaders: { response: commonResponse(ctx.out) } }, false);
+    this.answer(
+      { requestBody: { response: { bodyMutation: { streamedResponse: { body, endOfStream: !trailers } } } } },
+      !trailers,
+    );
+    if (trailers) this.answer({ requestTrailers: {} });
+    ctx.requestReleasedNs = process.hrtime.bigint();
+  }
+
   /** Request trailers (request_trailer_mode: SEND). After a BUFFERED body they change nothing.
    * In STREAMED mode they end a body whose last message did not say so: the held body could
    * only be released with a body message, so the request is refused rather than sent empty. */
-  private onRequestTrailers(): void {
+  private onRequestTrailers(): void | Promise<void> {
+    if (this.duplex && this.ctx.hasRequestBody && !(this.seen & Seen.RequestBodyEnd) && this.needsBody()) {
+      // FULL_DUPLEX_STREAMED: the trailers end the held body; it is judged now and released
+      // before the trailers' answer (its last chunk without end_of_stream: the trailers follow).
+      this.requestTrailersFollow = true;
+      const held = this.requestChunks ?? [];
+      this.requestChunks = undefined;
+      return this.judgeRequestBody(held.length === 1 ? held[0]! : Buffer.concat(held));
+    }
     if (this.ctx.hasRequestBody && !(this.seen & Seen.RequestBodyEnd) && this.needsBody()) {
       this.ctx.failure = 'request trailers ended a STREAMED body the gate was holding';
       throw refuse(
@@ -551,15 +634,35 @@ export class ProcessStream {
       ctx.out.removeHeaders.push('content-length');
     const message: ProcessingResponse = { responseHeaders: { response: commonResponse(ctx.out) } };
     const bodyFollows = !(this.seen & Seen.ResponseBodyEnd);
-    if (bodyFollows && ctx.responseBodyNeed !== 'NONE') {
+    let reads = bodyFollows && ctx.responseBodyNeed !== 'NONE';
+    if (
+      reads &&
+      this.duplex &&
+      this.configuredResponseBodyMode !== BodySendMode.STREAMED &&
+      this.configuredResponseBodyMode !== BodySendMode.BUFFERED
+    ) {
+      // The body will not come (FilterConfigWatch reports the setting): the request is not left
+      // waiting for it, and the record says what was not read.
+      ctx.failure ??= `response not read: Envoy ignores mode_override under request_body_mode FULL_DUPLEX_STREAMED, and response_body_mode ${bodyModeName(this.configuredResponseBodyMode)} sends no body the gate can read`;
+      reads = false;
+    }
+    if (reads) {
       // Read the body only when a stage needs it, and only as much as it needs: each STREAMED
       // chunk costs a gRPC round trip. Requires allow_mode_override: true on the filter.
       // Trailers are asked for too: with upstream trailers the last body message does not
       // carry end_of_stream, and only the trailers say the response is complete.
-      this.responseBodyMode = BodySendMode[ctx.responseBodyNeed];
-      message.modeOverride = { responseBodyMode: this.responseBodyMode, responseTrailerMode: HeaderSendMode.SEND };
+      if (this.duplex) {
+        // Envoy ignores mode_override under a FULL_DUPLEX_STREAMED request mode: the body comes
+        // as configured (STREAMED; FilterConfigWatch reports any other mode).
+        this.responseBodyMode = this.configuredResponseBodyMode;
+        if (ctx.responseBodyNeed === 'BUFFERED' && this.responseBodyMode === BodySendMode.STREAMED)
+          this.responseHeld = { chunks: [], bytes: 0 };
+      } else {
+        this.responseBodyMode = BodySendMode[ctx.responseBodyNeed];
+        message.modeOverride = { responseBodyMode: this.responseBodyMode, responseTrailerMode: HeaderSendMode.SEND };
+      }
       // STREAMED: the headers leave now, before the body.
-      if (ctx.responseBodyNeed === 'STREAMED') ctx.responseStarted = true;
+      if (this.responseBodyMode !== BodySendMode.BUFFERED) ctx.responseStarted = true;
       ctx.setMetadata('status', ctx.status);
       this.answer(message);
     } else {
@@ -630,12 +733,37 @@ export class ProcessStream {
   private onResponseBody(b: HttpBody): void | Promise<void> {
     const ctx = this.ctx;
     ctx.out.reset();
-    const chunk = asBuffer(b.body);
+    let chunk = asBuffer(b.body);
     // A BUFFERED body message is the whole body, also when trailers follow it (end_of_stream
     // false); a STREAMED one ends with end_of_stream or, failing that, with the trailers.
-    const endOfStream = b.endOfStream === true || this.responseBodyMode === BodySendMode.BUFFERED;
+    let endOfStream = b.endOfStream === true || this.responseBodyMode === BodySendMode.BUFFERED;
     ctx.responseChunks++;
     ctx.responseBytes += chunk.length;
+    const held = this.responseHeld;
+    if (held !== undefined) {
+      held.chunks.push(chunk);
+      held.bytes += chunk.length;
+      if (held.bytes > ctx.config.server.maxBufferedResponseBytes) {
+        ctx.failure = `response body over server.maxBufferedResponseBytes (${ctx.config.server.maxBufferedResponseBytes}) while a stage needed it whole`;
+        throw internalError();
+      }
+      if (!endOfStream) {
+        this.answer({ responseBody: chunk.length > 0 ? { response: { bodyMutation: { clearBody: true } } } : {} });
+        return;
+      }
+      this.responseHeld = undefined;
+      // Every earlier chunk was answered empty: the last answer carries the whole body.
+      chunk = held.chunks.length === 1 ? chunk : Buffer.concat(held.chunks, held.bytes);
+      endOfStream = true;
+      if (held.chunks.length > 1) return this.judgeResponseBody(chunk, true, true);
+    }
+    return this.judgeResponseBody(chunk, endOfStream);
+  }
+
+  /** `whole`: the chunk is a held body whose earlier chunks went out empty, so the answer must
+   * carry it even when no stage changed it. */
+  private judgeResponseBody(chunk: Buffer, endOfStream: boolean, whole = false): void | Promise<void> {
+    const ctx = this.ctx;
     let forward = chunk;
     const reader = this.responseReader;
     if (reader !== undefined) {
@@ -648,11 +776,12 @@ export class ProcessStream {
         this.recordStreamError(ctx.streamError);
     }
     const out = this.pipeline.responseBody(ctx, forward, endOfStream);
+    const original = whole ? EMPTY : chunk;
     if (out instanceof Promise)
       return out.then((body) => {
-        if (!this.finished) this.answerResponseBody(chunk, body, endOfStream);
+        if (!this.finished) this.answerResponseBody(original, body, endOfStream);
       });
-    this.answerResponseBody(chunk, out, endOfStream);
+    this.answerResponseBody(original, out, endOfStream);
   }
 
   /** `forward` is what the stages made of `chunk`: the body mutation when it differs. */
@@ -692,6 +821,12 @@ export class ProcessStream {
   }
 
   private onResponseTrailers(): void {
+    if (this.responseHeld !== undefined && this.responseHeld.bytes > 0) {
+      // A trailers answer carries no body: the held body could only be dropped, so the response
+      // is cut instead (fail closed), and the record says why.
+      this.ctx.failure = 'response trailers ended a body the gate held whole (FULL_DUPLEX_STREAMED request mode)';
+      throw internalError();
+    }
     this.seen |= Seen.ResponseBodyEnd;
     this.finishOutcome();
     this.attachFinalMetadata();
@@ -719,13 +854,14 @@ export class ProcessStream {
 
   // ---- answers ----
 
-  private answer(message: ProcessingResponse): void {
+  private answer(message: ProcessingResponse, timed = true): void {
     // After an ImmediateResponse (a refusal, or the deadline answering 503) Envoy expects
     // nothing more; a stage that completes late must not produce a second answer.
     if (this.answeredImmediately) return;
     const cur = this.current;
     if (cur) {
-      this.recordPhaseTime(cur.phase, cur.startNs);
+      // timed: the phase's time is taken once, at its last answer.
+      if (timed) this.recordPhaseTime(cur.phase, cur.startNs);
       if (cur.observe) return; // observability_mode: Envoy expects no answer
     }
     if (this.closed) return;

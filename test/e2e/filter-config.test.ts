@@ -73,3 +73,51 @@ describe('send_body_without_waiting_for_header_response (Envoy then ignores mode
     expect(await readyz(stack)).toMatch(/warning: send_body_without_waiting: /);
   });
 });
+
+describe('request_body_mode: FULL_DUPLEX_STREAMED with response_body_mode left at NONE', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({
+      keys: [alice],
+      editEnvoy: (cfg) => {
+        const f = extProcFilter(cfg);
+        f.processing_mode.request_body_mode = 'FULL_DUPLEX_STREAMED';
+        f.processing_mode.request_trailer_mode = 'SEND';
+        f.processing_mode.response_body_mode = 'NONE';
+      },
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('the request is still judged and answered; the unread response and the setting are reported', async () => {
+    const res = await chat(stack, 'filter-duplex-1');
+    expect(res.status).toBe(200);
+    const rec = await stack.gate.auditFor('filter-duplex-1');
+    expect(rec).toMatchObject({
+      status: 200,
+      outcome: 'completed',
+      gen_ai: { request: { model: 'mock-small' }, usage: null },
+    });
+    expect(rec.failure).toMatch(/response not read: .*response_body_mode NONE/);
+    expect(await readyz(stack)).toMatch(/warning: request_body_full_duplex: .*Set response_body_mode: STREAMED/);
+    expect(await stack.gate.metrics()).toMatch(
+      /lmgate_envoy_filter_config_problems\{problem="request_body_full_duplex"\} 1/,
+    );
+  });
+
+  it('a forbidden model is refused before its body goes upstream', async () => {
+    const res = await fetch(`${stack.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${alice.key}`,
+        'content-type': 'application/json',
+        'x-request-id': 'filter-duplex-2',
+      },
+      body: JSON.stringify({ model: 'other-model', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(403);
+    expect(stack.mock.received.filter((r) => r.headers['x-request-id'] === 'filter-duplex-2')).toHaveLength(0);
+  });
+});

@@ -93,6 +93,31 @@ export function mtlsListenerFiles(cfg: Json, files: { cert: string; key: string;
   tls.validation_context.trusted_ca.filename = files.clientCa;
 }
 
+/** The gate's ext_proc processing_mode for FULL_DUPLEX_STREAMED request bodies, as README
+ * ("Envoy filter modes") gives it: Envoy sends headers and body without waiting, the gate
+ * answers both once the body is judged. Envoy ignores mode_override under it, so response bodies
+ * come STREAMED (what no stage reads is answered pass-through), and the mode needs trailers sent. */
+export const FULL_DUPLEX_PROCESSING_MODE: Json = {
+  request_header_mode: 'SEND',
+  request_body_mode: 'FULL_DUPLEX_STREAMED',
+  request_trailer_mode: 'SEND',
+  response_header_mode: 'SEND',
+  response_body_mode: 'STREAMED',
+  response_trailer_mode: 'SEND',
+};
+
+/** With LMG_E2E_FULL_DUPLEX set (the e2e-duplex test project), every ext_proc filter that calls
+ * the gate runs in FULL_DUPLEX_PROCESSING_MODE, so the same e2e files prove both modes. */
+export function fullDuplexFromEnv(cfg: Json): void {
+  if (!process.env.LMG_E2E_FULL_DUPLEX) return;
+  for (const l of cfg.static_resources.listeners as Json[])
+    for (const chain of l.filter_chains as Json[])
+      for (const f of chain.filters as Json[])
+        for (const h of (f.typed_config?.http_filters ?? []) as Json[])
+          if (h.name === 'envoy.filters.http.ext_proc' && h.typed_config.observability_mode !== true)
+            h.typed_config.processing_mode = { ...FULL_DUPLEX_PROCESSING_MODE };
+}
+
 export function extProcFilter(cfg: Json): Json {
   const hcm = cfg.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
   return hcm.http_filters.find((f: Json) => f.name === 'envoy.filters.http.ext_proc').typed_config;

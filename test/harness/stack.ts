@@ -2,7 +2,14 @@
 // each on free ports, torn down together.
 import { join } from 'node:path';
 import { type MockModel, type MockOptions, startMockModel } from '../mock/model-server.ts';
-import { type Envoy, type EnvoyPorts, gateWorkerEndpoints, renderEnvoyConfig, startEnvoy } from './envoy.ts';
+import {
+  type Envoy,
+  type EnvoyPorts,
+  fullDuplexFromEnv,
+  gateWorkerEndpoints,
+  renderEnvoyConfig,
+  startEnvoy,
+} from './envoy.ts';
 import { type Gate, startGate, type TestKey } from './gate.ts';
 import { freePort } from './ports.ts';
 import { tempDir } from './temp-dirs.ts';
@@ -52,6 +59,7 @@ export async function startStack(opts: {
     const workers = opts.workers ?? 1;
     const edit = (cfg: Record<string, any>) => {
       if (workers > 1) gateWorkerEndpoints(cfg, gate!.grpcPort, workers);
+      fullDuplexFromEnv(cfg);
       opts.editEnvoy?.(cfg);
     };
     const envoy = await startEnvoy(
