@@ -4,6 +4,20 @@ import { parseVariant } from './ab.ts';
 describe('bench:ab variants', () => {
   it.each([
     [
+      'fd:duplex',
+      {
+        name: 'fd',
+        profile: 'governed',
+        nodeOptions: undefined,
+        nodeArgs: [],
+        unixSocket: false,
+        workers: 1,
+        redis: false,
+        audit: undefined,
+        duplex: true,
+      },
+    ],
+    [
       'v8:args=--heap-growing-percent=0 --trace-gc',
       {
         name: 'v8',
@@ -14,6 +28,7 @@ describe('bench:ab variants', () => {
         workers: 1,
         redis: false,
         audit: undefined,
+        duplex: false,
       },
     ],
     [
@@ -27,6 +42,7 @@ describe('bench:ab variants', () => {
         workers: 1,
         redis: false,
         audit: undefined,
+        duplex: false,
       },
     ],
     [
@@ -40,6 +56,7 @@ describe('bench:ab variants', () => {
         workers: 1,
         redis: false,
         audit: undefined,
+        duplex: false,
       },
     ],
     [
@@ -53,6 +70,7 @@ describe('bench:ab variants', () => {
         workers: 2,
         redis: false,
         audit: undefined,
+        duplex: false,
       },
     ],
     [
@@ -66,6 +84,7 @@ describe('bench:ab variants', () => {
         workers: 2,
         redis: true,
         audit: undefined,
+        duplex: false,
       },
     ],
     [
@@ -79,6 +98,7 @@ describe('bench:ab variants', () => {
         workers: 1,
         redis: false,
         audit: 'strict',
+        duplex: false,
       },
     ],
     [
@@ -92,6 +112,7 @@ describe('bench:ab variants', () => {
         workers: 1,
         redis: false,
         audit: undefined,
+        duplex: false,
       },
     ],
   ])('%s', (spec, variant) => {
