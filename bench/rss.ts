@@ -7,7 +7,7 @@
 // Short by design: RSS is not a latency figure, so it can be read on a shared machine.
 //
 //   npm run bench:rss -- [--profile governed] [--rate 300] [--duration 15] [--workers 32]
-//                        [--closed 10] [--node-options='<flags>'] [--node-args='<flags>']
+//                        [--closed 10 (0: none)] [--node-options='<flags>'] [--node-args='<flags>']
 //                        [--env NAME=VALUE] [--source]
 //
 // --node-options replaces the bench's NODE_OPTIONS (GATE_NODE_OPTIONS) for this gate; --source
@@ -154,7 +154,9 @@ async function main() {
       const s = r.byTarget.get('gated')!.samples;
       return { requests: s.length, errors: errorsOf(s), elapsedS: r.elapsedS };
     });
-    for (const w of values.workers.split(',').map(Number)) {
+    // --closed 0: no closed loop (vegeta reads a duration of 0 as "until stopped").
+    const closedWorkers = Number(values.closed) > 0 ? values.workers.split(',').map(Number) : [];
+    for (const w of closedWorkers) {
       log(`closed loop: ${w} workers for ${values.closed}s`);
       await measure(`closed loop ${w} workers`, async () => {
         const r = await attack(

@@ -9,8 +9,11 @@
 // to it: rewriting records and re-hashing the chain needs the private key.
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { CompactSign, calculateJwkThumbprint, compactVerify, exportJWK } from 'jose';
 import type { Chain } from './chain.ts';
+
+/** jose, imported by the first signer, key id or signature check (all asynchronous), not by
+ * every gate's audit sink: most gates sign no checkpoints (README "Levers tried"). */
+const jose = () => import('jose');
 
 export type CheckpointReason = 'count' | 'interval' | 'rotate' | 'open' | 'start' | 'shutdown';
 
@@ -42,7 +45,8 @@ export class CheckpointSigner {
     return new CheckpointSigner(key, await keyId(createPublicKey(key)));
   }
 
-  sign(payload: string): Promise<string> {
+  async sign(payload: string): Promise<string> {
+    const { CompactSign } = await jose();
     return new CompactSign(new TextEncoder().encode(payload))
       .setProtectedHeader({ alg: 'EdDSA', kid: this.kid })
       .sign(this.key);
@@ -51,6 +55,7 @@ export class CheckpointSigner {
 
 /** RFC 7638 thumbprint of the public key: names the key in checkpoints and in verify's output. */
 export async function keyId(publicKey: KeyObject): Promise<string> {
+  const { calculateJwkThumbprint, exportJWK } = await jose();
   return calculateJwkThumbprint(await exportJWK(publicKey));
 }
 
@@ -75,6 +80,7 @@ export function checkpointPayload(line: string): string | undefined {
 export async function checkSignature(line: string, jws: unknown, publicKey: KeyObject): Promise<string | undefined> {
   if (typeof jws !== 'string') return 'checkpoint is not signed';
   let payload: Uint8Array;
+  const { compactVerify } = await jose();
   try {
     ({ payload } = await compactVerify(jws, publicKey, { algorithms: ['EdDSA'] }));
   } catch (err) {

@@ -1,10 +1,10 @@
 // The `dlp` config section: named detection policies. The engine (scanner.ts) compiles each
 // policy once per config snapshot; dlp.assign picks one per request by caller (assign.ts).
-import { RE2JS } from 're2js';
 import { z } from 'zod';
 import { injectionConfig } from '../guard/config.ts';
 import { assignmentProblems, dlpAssignment } from './assign.ts';
 import { dlpGateFields } from './gate/config.ts';
+import { re2js } from './re2.ts';
 import { ACTIONS, BUILTIN_TYPES, DATA_CLASSES } from './types.ts';
 
 const action = z.enum(ACTIONS);
@@ -166,7 +166,7 @@ export const dlpConfig = z
       }
       p.patterns.forEach((x, j) => {
         try {
-          RE2JS.compile(x.regex);
+          re2js().compile(x.regex);
         } catch (err) {
           ctx.addIssue({
             code: 'custom',

@@ -10,8 +10,12 @@
 // isValid.js and getNumberType.js: the types) on the library's own Metadata, with each pattern
 // compiled once. phone.test.ts holds it to the library's answer over generated numbers of every
 // calling code and shape; anything outside the shape above goes to the library itself.
-import { Metadata, parsePhoneNumberFromString } from 'libphonenumber-js/core';
-import metadataJson from 'libphonenumber-js/metadata.max.json';
+//
+// The library and its metadata (~2 MiB of heap) are loaded on the first number checked, not when
+// the gate starts: a gate whose config scans nothing never holds them. The DLP stages scan a
+// warm-up text when the config is loaded (dlp/gate/engine.ts), so that first check happens there,
+// never on a request. Synchronous (require of the CommonJS build) because scans are.
+import type * as Core from 'libphonenumber-js/core';
 
 /** What this module reads of libphonenumber-js's Metadata (metadata.js): its typings list
  * only the constructor. */
@@ -35,14 +39,30 @@ interface Meta {
   selectNumberingPlan(countryOrCallingCode: string): Meta;
 }
 
-const shared = new Metadata(metadataJson) as unknown as Meta;
+interface Library {
+  core: typeof Core;
+  json: Core.MetadataJson;
+  /** One Metadata for the lookups that need no numbering plan selected. */
+  shared: Meta;
+}
+let library: Library | undefined;
+function lib(): Library {
+  if (library === undefined) {
+    const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);
+    const core = require('libphonenumber-js/core') as typeof Core;
+    const json = require('libphonenumber-js/metadata.max.json') as Core.MetadataJson;
+    library = { core, json, shared: new core.Metadata(json) as unknown as Meta };
+  }
+  return library;
+}
 /** Numbering plans by country or calling code, each made once (the library makes a Metadata
  * and a plan object per step): bounded by the metadata's few hundred countries and codes. */
 const plans = new Map<string, Plan>();
 function planOf(countryOrCallingCode: string): Plan {
   let plan = plans.get(countryOrCallingCode);
   if (plan === undefined) {
-    const meta = new Metadata(metadataJson) as unknown as Meta;
+    const { core, json } = lib();
+    const meta = new core.Metadata(json) as unknown as Meta;
     plan = meta.selectNumberingPlan(countryOrCallingCode).numberingPlan!;
     plans.set(countryOrCallingCode, plan);
   }
@@ -88,11 +108,12 @@ const SHAPE = /^[+(]?[0-9][0-9 ().-]*$/;
  * `region` as the default country. */
 export function phoneValid(candidate: string, region: string): boolean {
   if (!SHAPE.test(candidate) || candidate.length > 250) {
-    const parsed = parsePhoneNumberFromString(candidate, region as never, metadataJson);
+    const { core, json } = lib();
+    const parsed = core.parsePhoneNumberFromString(candidate, region as never, json);
     return parsed?.isValid() === true;
   }
   // parsePhoneNumber_.js: an unknown default country is ignored.
-  const defaultCountry = shared.hasCountry(region) ? region : undefined;
+  const defaultCountry = lib().shared.hasCountry(region) ? region : undefined;
   // parse.js extracts from the first + or digit (a leading parenthesis goes); the candidate
   // ends in a digit, so nothing is cut at its end. No extension can be written with these
   // characters. parseIncompletePhoneNumber keeps a leading + and the digits.
@@ -145,7 +166,7 @@ function extractCountryCallingCode(
   if (number[1] === '0') return {};
   for (let i = 2; i - 1 <= MAX_LENGTH_COUNTRY_CODE && i <= number.length; i++) {
     const code = number.slice(1, i);
-    if (shared.hasCallingCode(code)) return { callingCode: code, number: number.slice(i) };
+    if (lib().shared.hasCallingCode(code)) return { callingCode: code, number: number.slice(i) };
   }
   return {};
 }
@@ -221,7 +242,7 @@ function checkNumberLength(national: string, plan: Plan): string {
 
 /** helpers/getCountryByCallingCode.js and getCountryByNationalNumber.js */
 function countryByCallingCode(callingCode: string, national: string): string | undefined {
-  const countries = shared.getCountryCodesForCallingCode(callingCode);
+  const countries = lib().shared.getCountryCodesForCallingCode(callingCode);
   if (!countries) return undefined;
   if (countries.length === 1) return countries[0];
   for (const country of countries) {

@@ -7,10 +7,11 @@
 // minConfidence, then keeps one finding per entity: of two overlapping candidates the higher
 // priority wins (a PEM block over what is inside it, an IBAN over a card-like run in it), then the
 // longer. Offsets are mapped back to the raw text.
-import { RE2JS } from 're2js';
+import type { RE2JS } from 're2js';
 import { type DlpPolicyConfig, type DlpPolicyInput, dlpPolicySchema } from './config.ts';
 import { type Anchor, BUILTIN_DETECTORS, type Detector, type DetectorEnv, type Hit } from './detectors.ts';
 import { normalise } from './normalize.ts';
+import { re2js } from './re2.ts';
 import { type Candidate, resolveOverlaps, toFinding } from './resolve.ts';
 import { DlpStream } from './stream.ts';
 import type { Action, DataClass, Finding } from './types.ts';
@@ -199,7 +200,7 @@ export class Scanner {
         dataClass: p.dataClass,
         action: p.action,
         maxLength: p.maxLength,
-        re2: RE2JS.compile(p.regex, p.caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0),
+        re2: re2js().compile(p.regex, p.caseInsensitive ? re2js().CASE_INSENSITIVE : 0),
       })),
       ...config.wordLists.map((w) => ({
         type: w.name,

@@ -3,6 +3,7 @@
 // routes; where their counters live (this process, or Redis shared by the replicas) and what
 // happens when Redis cannot answer.
 import { z } from 'zod';
+import { isTimeZone } from '../config/time-zone.ts';
 
 export const PERIODS = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
 export type Period = keyof typeof PERIODS;
@@ -107,11 +108,8 @@ const budget = z
   })
   .strict()
   .superRefine((b, ctx) => {
-    try {
-      new Intl.DateTimeFormat('en-US', { timeZone: b.timeZone });
-    } catch {
+    if (!isTimeZone(b.timeZone))
       ctx.addIssue({ code: 'custom', path: ['timeZone'], message: `unknown IANA time zone "${b.timeZone}"` });
-    }
   });
 
 export const limitsConfig = z

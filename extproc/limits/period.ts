@@ -3,6 +3,8 @@
 // counter key carries the label, so a new period starts from nothing on every replica at once
 // whatever their clocks, and the counter expires when its period ends.
 
+import { isUtc } from '../config/time-zone.ts';
+
 export type CalendarPeriod = 'day' | 'week' | 'month';
 
 export interface PeriodSpan {
@@ -33,6 +35,17 @@ function formatter(timeZone: string): Intl.DateTimeFormat {
 
 /** The wall-clock fields of `t` in the zone. */
 function wall(t: number, timeZone: string): { y: number; m: number; d: number; hh: number; mm: number; ss: number } {
+  if (isUtc(timeZone)) {
+    const u = new Date(t);
+    return {
+      y: u.getUTCFullYear(),
+      m: u.getUTCMonth() + 1,
+      d: u.getUTCDate(),
+      hh: u.getUTCHours(),
+      mm: u.getUTCMinutes(),
+      ss: u.getUTCSeconds(),
+    };
+  }
   const out: Record<string, number> = {};
   for (const p of formatter(timeZone).formatToParts(t)) if (p.type !== 'literal') out[p.type] = Number(p.value);
   return { y: out.year!, m: out.month!, d: out.day!, hh: out.hour!, mm: out.minute!, ss: out.second! };

@@ -3,10 +3,10 @@
 // the rules here (policy.rules, in the shape of Istio's AuthorizationPolicy, with CEL
 // conditions), tenant isolation and an optional OPA are what policy.rules enforces after it.
 import { z } from 'zod';
+import { isTimeZone } from '../config/time-zone.ts';
 import { API_KINDS } from '../llm/apis.ts';
 import { ConditionError, celEnvironment, compileCondition } from './cel.ts';
 import { compilePatterns } from './patterns.ts';
-import { isTimeZone } from './zone-clock.ts';
 
 /** What `to.endpoints` may match: every API kind, and "unknown" for paths outside them
  * (reachable with unknownEndpoints: allow). */

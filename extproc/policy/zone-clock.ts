@@ -3,6 +3,8 @@
 // microseconds; a zone's offset from UTC only changes at transitions, which fall on quarter
 // hours of UTC (every offset in use is a multiple of 15 minutes and transitions happen at whole
 // local minutes on such boundaries), so the offset is looked up once per quarter hour and reused.
+import { isUtc } from '../config/time-zone.ts';
+
 const QUARTER_HOUR_MS = 15 * 60_000;
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -16,6 +18,17 @@ export interface ZoneClock {
 
 /** Throws a RangeError for a zone Intl does not know. */
 export function zoneClock(timeZone: string): ZoneClock {
+  const offsetAt = isUtc(timeZone) ? () => 0 : intlOffset(timeZone);
+  const localDays = (ms: number) => Math.floor((ms + offsetAt(ms)) / DAY_MS);
+  return {
+    hour: (ms) => Math.floor(((((ms + offsetAt(ms)) % DAY_MS) + DAY_MS) % DAY_MS) / HOUR_MS),
+    // 1970-01-01 was a Thursday (4).
+    weekday: (ms) => (((localDays(ms) + 4) % 7) + 7) % 7,
+  };
+}
+
+/** The zone's offset from UTC at a moment, read with Intl once per quarter hour. */
+function intlOffset(timeZone: string): (ms: number) => number {
   const format = new Intl.DateTimeFormat('en-US', {
     timeZone,
     hourCycle: 'h23',
@@ -27,7 +40,7 @@ export function zoneClock(timeZone: string): ZoneClock {
   });
   let slot = Number.NaN;
   let offsetMs = 0;
-  const offsetAt = (ms: number): number => {
+  return (ms) => {
     const s = Math.floor(ms / QUARTER_HOUR_MS);
     if (s !== slot) {
       const start = s * QUARTER_HOUR_MS;
@@ -39,20 +52,4 @@ export function zoneClock(timeZone: string): ZoneClock {
     }
     return offsetMs;
   };
-  const localDays = (ms: number) => Math.floor((ms + offsetAt(ms)) / DAY_MS);
-  return {
-    hour: (ms) => Math.floor(((((ms + offsetAt(ms)) % DAY_MS) + DAY_MS) % DAY_MS) / HOUR_MS),
-    // 1970-01-01 was a Thursday (4).
-    weekday: (ms) => (((localDays(ms) + 4) % 7) + 7) % 7,
-  };
-}
-
-/** Whether Intl knows the zone (for the config's check). */
-export function isTimeZone(timeZone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone });
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -2,27 +2,24 @@
 // gate whether it serves. "" and the ext_proc service name share one status.
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { type Codec, GrpcStatus, type MethodHandler, type ServerCall } from './h2-grpc.ts';
-import { HealthCheckRequestType, HealthCheckResponseType } from './protocol.ts';
+import {
+  type CheckRequest,
+  type CheckResponse,
+  decodeCheckRequest,
+  decodeCheckResponse,
+  encodeCheckRequest,
+  encodeCheckResponse,
+} from './health-codec.ts';
 
 const SERVING = 1;
 const NOT_SERVING = 2;
 const SERVICE_UNKNOWN = 3;
 export const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
 
-interface CheckRequest {
-  service?: string;
-}
-interface CheckResponse {
-  status: number;
-}
-
-const encode = (m: CheckResponse) => Buffer.from(HealthCheckResponseType.encode(m).finish());
-const decode = (b: Buffer) => HealthCheckRequestType.decode(b) as unknown as CheckRequest;
-
 const codec: Codec<CheckRequest, CheckResponse> = {
-  decode,
+  decode: decodeCheckRequest,
   encodeFramed: (m) => {
-    const body = encode(m);
+    const body = encodeCheckResponse(m);
     const framed = Buffer.allocUnsafe(5 + body.length);
     framed[0] = 0;
     framed.writeUInt32BE(body.length, 1);
@@ -37,19 +34,19 @@ export const healthServiceDefinition: ServiceDefinition = {
     path: '/grpc.health.v1.Health/Check',
     requestStream: false,
     responseStream: false,
-    requestSerialize: (m: CheckRequest) => Buffer.from(HealthCheckRequestType.encode(m).finish()),
-    requestDeserialize: decode,
-    responseSerialize: encode,
-    responseDeserialize: (b: Buffer) => HealthCheckResponseType.decode(b) as unknown as CheckResponse,
+    requestSerialize: encodeCheckRequest,
+    requestDeserialize: decodeCheckRequest,
+    responseSerialize: encodeCheckResponse,
+    responseDeserialize: decodeCheckResponse,
   },
   Watch: {
     path: '/grpc.health.v1.Health/Watch',
     requestStream: false,
     responseStream: true,
-    requestSerialize: (m: CheckRequest) => Buffer.from(HealthCheckRequestType.encode(m).finish()),
-    requestDeserialize: decode,
-    responseSerialize: encode,
-    responseDeserialize: (b: Buffer) => HealthCheckResponseType.decode(b) as unknown as CheckResponse,
+    requestSerialize: encodeCheckRequest,
+    requestDeserialize: decodeCheckRequest,
+    responseSerialize: encodeCheckResponse,
+    responseDeserialize: decodeCheckResponse,
   },
 };
 

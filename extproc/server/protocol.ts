@@ -3,35 +3,58 @@
 // state machine does, through this module, so each phase's answer is shaped in one place.
 //
 // Codec: the messages grpc-js carries on the gate's hot path are decoded and encoded by hand
-// (request-codec.ts, response-codec.ts). protobufjs reflection stays for the rest: health
-// checks, the client side tests play Envoy with, and the reference the hand-written codecs are
-// tested against.
+// (request-codec.ts, response-codec.ts), health checks too (health-codec.ts). protobufjs
+// reflection stays for the rest: the client side tests play Envoy with, and the reference the
+// hand-written codecs are tested against. It is loaded on first use, not by the gate: protobufjs
+// and the ext_proc root it builds are ~3 MiB of heap (README "Levers tried").
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 import { decodeProcessingRequest } from './request-codec.ts';
 import { encodeProcessingResponse } from './response-codec.ts';
 
 const PROTOS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'protos');
-// google/protobuf/*.proto ship with protobufjs (descriptor.proto is not among its built-ins).
-const PROTOBUF_WKT = dirname(createRequire(import.meta.url).resolve('protobufjs/package.json'));
 
-function loadRoot(files: string[]): protobuf.Root {
-  const root = new protobuf.Root();
+interface Reflection {
+  request: protobuf.Type;
+  response: protobuf.Type;
+}
+let reflection: Reflection | undefined;
+
+function reflect(): Reflection {
+  if (reflection !== undefined) return reflection;
+  const require = createRequire(import.meta.url);
+  const pb = require('protobufjs') as typeof protobuf;
+  // google/protobuf/*.proto ship with protobufjs (descriptor.proto is not among its built-ins).
+  const wkt = dirname(require.resolve('protobufjs/package.json'));
+  const root = new pb.Root();
   // Imports resolve under protos/, except the well-known types, which protobufjs carries.
   root.resolvePath = (_origin, target) =>
-    target.startsWith('google/protobuf/') ? join(PROTOBUF_WKT, target) : join(PROTOS, target);
-  root.loadSync(files, { keepCase: false });
+    target.startsWith('google/protobuf/') ? join(wkt, target) : join(PROTOS, target);
+  root.loadSync(['envoy/service/ext_proc/v3/external_processor.proto'], { keepCase: false });
   root.resolveAll();
-  return root;
+  reflection = {
+    request: root.lookupType('envoy.service.ext_proc.v3.ProcessingRequest'),
+    response: root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse'),
+  };
+  return reflection;
 }
 
-const root = loadRoot(['envoy/service/ext_proc/v3/external_processor.proto', 'grpc/health/v1/health.proto']);
-const ProcessingRequestType = root.lookupType('envoy.service.ext_proc.v3.ProcessingRequest');
-export const ProcessingResponseType = root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse');
-export const HealthCheckRequestType = root.lookupType('grpc.health.v1.HealthCheckRequest');
-export const HealthCheckResponseType = root.lookupType('grpc.health.v1.HealthCheckResponse');
+/** A stand-in for a reflected type that builds the reflection on its first use: the methods
+ * are the real type's, bound to it. */
+function lazyType(pick: (r: Reflection) => protobuf.Type): protobuf.Type {
+  return new Proxy({} as protobuf.Type, {
+    get(_target, prop) {
+      const real = pick(reflect());
+      const value: unknown = Reflect.get(real, prop, real);
+      return typeof value === 'function' ? value.bind(real) : value;
+    },
+  });
+}
+
+export const ProcessingResponseType = lazyType((r) => r.response);
+const ProcessingRequestType = lazyType((r) => r.request);
 
 // ---- Decoded request shapes (protobufjs camelCase field names) ----
 

@@ -5,7 +5,6 @@
 // fetch only for a key the cache lacks, bounded); the signature, verified by jose; then the
 // claims (exp required, nbf, iat not in the future, aud), and the claim mapping. Every failure is
 // a 401 invalid_token naming its class; the token is never logged or echoed.
-import { compactVerify } from 'jose';
 import type { Config } from '../../config/schema.ts';
 import type { Principal, RequestContext } from '../../pipeline/context.ts';
 import type { Logger } from '../../telemetry/logger.ts';
@@ -70,6 +69,12 @@ function normalizeType(typ: string): string {
   return t.startsWith('application/') ? t.slice('application/'.length) : t;
 }
 
+type Jose = typeof import('jose');
+/** jose, imported when the first config with JWT issuers makes an authenticator, not by every
+ * gate (~0.6 MiB of heap, README "Levers tried"). Only signature checks use it, and they are
+ * asynchronous anyway; the import has long settled by the first one. */
+let jose: Promise<Jose> | undefined;
+
 class Authenticator implements JwtAuthenticator {
   private readonly issuers: ReadonlyMap<string, CompiledIssuer>;
   private readonly maxTokenBytes: number;
@@ -77,6 +82,7 @@ class Authenticator implements JwtAuthenticator {
   private readonly verified: VerifiedTokens;
   private readonly logger: Logger;
   private readonly now: () => number;
+  private readonly jose: Promise<Jose>;
 
   constructor(
     issuers: ReadonlyMap<string, CompiledIssuer>,
@@ -90,6 +96,12 @@ class Authenticator implements JwtAuthenticator {
     this.verified = new VerifiedTokens(jwt.cachedTokens);
     this.logger = logger;
     this.now = now;
+    if (jose === undefined) {
+      jose = import('jose');
+      // A failed import refuses each signature check that awaits it; not a crash meanwhile.
+      jose.catch(() => {});
+    }
+    this.jose = jose;
   }
 
   /** Synchronous for a token verified before (the steady state); a promise while a signature
@@ -141,6 +153,7 @@ class Authenticator implements JwtAuthenticator {
     ctx: RequestContext,
   ): Promise<Principal> {
     try {
+      const { compactVerify } = await this.jose;
       try {
         await compactVerify(token, key.key, iss.verifyOptions.get(jws.alg));
       } catch {

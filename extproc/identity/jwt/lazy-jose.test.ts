@@ -1,0 +1,50 @@
+// jose is imported when a config with JWT issuers makes an authenticator (or the audit sink
+// signs a checkpoint), not by importing the gate: an API-key gate keeps its ~0.6 MiB of heap
+// out (README "Levers tried").
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const here = (p: string) => JSON.stringify(fileURLToPath(new URL(p, import.meta.url)));
+
+/** In a fresh process: import the gate's server and audit sink, parse `yaml`, make its JWT
+ * authenticator (the identity stage does, per config snapshot), let imports settle and say
+ * whether any module of jose was loaded. */
+async function joseLoaded(yaml: string): Promise<boolean> {
+  const script = `
+    import { registerHooks } from 'node:module';
+    const urls = [];
+    registerHooks({ load(url, context, next) { urls.push(url); return next(url, context); } });
+    await import(${here('../../server/grpc-server.ts')});
+    await import(${here('../../audit/sink.ts')});
+    const { parseConfig } = await import(${here('../../config/load.ts')});
+    const { createJwtAuthenticator } = await import(${here('./authenticator.ts')});
+    const { KeyRegistry } = await import(${here('./key-registry.ts')});
+    const { Metrics } = await import(${here('../../telemetry/metrics.ts')});
+    const logger = { warn() {}, info() {}, error() {}, debug() {} };
+    const registry = new KeyRegistry({
+      metrics: new Metrics({ defaultMetrics: false }),
+      logger,
+      clock: { now: () => Date.now() },
+      fetchJson: () => new Promise(() => {}),
+    });
+    createJwtAuthenticator(parseConfig(${JSON.stringify(yaml)}, 'test.yaml', {}), registry, logger, () => Date.now());
+    await new Promise((r) => setTimeout(r, 200));
+    console.log(urls.some((u) => u.includes('/node_modules/jose/')));
+    process.exit(0);`;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
+  return stdout.trim() === 'true';
+}
+
+describe('jose loading', () => {
+  it('is not loaded for a config without JWT issuers, and is once one makes an authenticator', async () => {
+    expect(await joseLoaded('{}')).toBe(false);
+    expect(
+      await joseLoaded(
+        "identity: { jwt: { issuers: [{ issuer: 'https://idp.test', audiences: [lm-gate], tenant: acme }] } }",
+      ),
+    ).toBe(true);
+  }, 60_000);
+});
