@@ -2,12 +2,10 @@
 // gate: a gate without DLP keeps their code and metadata (~3 MiB of heap) out (README "Levers
 // tried"). libphonenumber-js comes with the first scan (the DLP stages' warm-up at config load),
 // re2js with the first custom pattern.
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { lastLineInFreshProcess } from '../../test/harness/fresh-process.ts';
 
-const run = promisify(execFile);
 const server = fileURLToPath(new URL('../server/grpc-server.ts', import.meta.url));
 const load = fileURLToPath(new URL('../config/load.ts', import.meta.url));
 const engine = fileURLToPath(new URL('./gate/engine.ts', import.meta.url));
@@ -16,20 +14,16 @@ const engine = fileURLToPath(new URL('./gate/engine.ts', import.meta.url));
  * DLP stages' create() does, and say which of the two libraries any module load (import or
  * require) came from. */
 async function librariesLoaded(yaml: string): Promise<{ re2js: boolean; libphonenumber: boolean }> {
-  const script = `
-    import { registerHooks } from 'node:module';
-    const urls = [];
-    registerHooks({ load(url, context, next) { urls.push(url); return next(url, context); } });
+  const line = await lastLineInFreshProcess(`
     await import(${JSON.stringify(server)});
     const { parseConfig } = await import(${JSON.stringify(load)});
     const { dlpSetup } = await import(${JSON.stringify(engine)});
     dlpSetup(parseConfig(${JSON.stringify(yaml)}, 'test.yaml', {}));
     console.log(JSON.stringify({
-      re2js: urls.some((u) => u.includes('/node_modules/re2js/')),
-      libphonenumber: urls.some((u) => u.includes('/node_modules/libphonenumber-js/')),
-    }));`;
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
-  return JSON.parse(stdout.trim()) as { re2js: boolean; libphonenumber: boolean };
+      re2js: loaded('re2js'),
+      libphonenumber: loaded('libphonenumber-js'),
+    }));`);
+  return JSON.parse(line) as { re2js: boolean; libphonenumber: boolean };
 }
 
 describe('DLP library loading', () => {

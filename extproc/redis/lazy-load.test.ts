@@ -1,29 +1,24 @@
 // ioredis is loaded when the first Redis client is made, not by importing the gate: a gate with
 // no Redis section keeps its ~2 MiB of heap and code out (README "Levers tried").
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { lastLineInFreshProcess } from '../../test/harness/fresh-process.ts';
 
-const run = promisify(execFile);
 const server = fileURLToPath(new URL('../server/grpc-server.ts', import.meta.url));
 const connection = fileURLToPath(new URL('./connection.ts', import.meta.url));
 
 /** In a fresh process: import the gate's server, optionally make a client, and say whether any
  * ioredis module is in Node's CommonJS cache. */
 async function ioredisLoaded(makeClient: boolean): Promise<boolean> {
-  const script = `
-    import { createRequire } from 'node:module';
+  const line = await lastLineInFreshProcess(`
     await import(${JSON.stringify(server)});
     if (${makeClient}) {
       const { createRedisClient } = await import(${JSON.stringify(connection)});
       const c = createRedisClient({ url: 'redis://127.0.0.1:1', keyPrefix: 'x:' }, 'test', { lazyConnect: true });
       c.disconnect();
     }
-    const cache = createRequire(import.meta.url).cache;
-    console.log(Object.keys(cache).some((k) => k.includes('/node_modules/ioredis/')));`;
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
-  return stdout.trim() === 'true';
+    console.log(loaded('ioredis'));`);
+  return line === 'true';
 }
 
 describe('ioredis loading', () => {

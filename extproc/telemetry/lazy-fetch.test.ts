@@ -1,19 +1,17 @@
 // Node's fetch implementation (undici, ~2.3 MiB of heap) is not loaded by
 // starting the gate: an ES import of node:http would load it (admin.ts says why), and only the
 // optional HTTP clients (JWKS, OPA, the limits webhook, the classifier) need it, when they fetch.
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { lastLineInFreshProcess } from '../../test/harness/fresh-process.ts';
 
-const run = promisify(execFile);
 const main = fileURLToPath(new URL('../main.ts', import.meta.url));
 const admin = fileURLToPath(new URL('./admin.ts', import.meta.url));
 
 /** In a fresh process: import the gate's entry module and start the admin server, then say
  * whether Node has loaded undici; with `fetch`, after one fetch too (the test's control). */
 async function undiciLoaded(fetchToo: boolean): Promise<boolean> {
-  const script = `
+  const line = await lastLineInFreshProcess(`
     process.argv = [process.argv[0], 'lm-gate', 'check-config', '/nonexistent'];
     await import(${JSON.stringify(main)});
     const { startAdminServer } = await import(${JSON.stringify(admin)});
@@ -21,9 +19,8 @@ async function undiciLoaded(fetchToo: boolean): Promise<boolean> {
     if (${fetchToo}) await fetch('http://127.0.0.1:' + port + '/healthz');
     server.close();
     process.on('exit', () => { process.exitCode = 0; }); // check-config's own failure
-    console.log(process.moduleLoadList.some((m) => m.includes('undici')));`;
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
-  return stdout.trim().split('\n').at(-1) === 'true';
+    console.log(process.moduleLoadList.some((m) => m.includes('undici')));`);
+  return line === 'true';
 }
 
 describe('fetch implementation loading', () => {

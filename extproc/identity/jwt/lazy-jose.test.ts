@@ -1,22 +1,17 @@
 // jose is imported when a config with JWT issuers makes an authenticator (or the audit sink
 // signs a checkpoint), not by importing the gate: an API-key gate keeps its ~0.6 MiB of heap
 // out (README "Levers tried").
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { lastLineInFreshProcess } from '../../../test/harness/fresh-process.ts';
 
-const run = promisify(execFile);
 const here = (p: string) => JSON.stringify(fileURLToPath(new URL(p, import.meta.url)));
 
 /** In a fresh process: import the gate's server and audit sink, parse `yaml`, make its JWT
  * authenticator (the identity stage does, per config snapshot), let imports settle and say
  * whether any module of jose was loaded. */
 async function joseLoaded(yaml: string): Promise<boolean> {
-  const script = `
-    import { registerHooks } from 'node:module';
-    const urls = [];
-    registerHooks({ load(url, context, next) { urls.push(url); return next(url, context); } });
+  const line = await lastLineInFreshProcess(`
     await import(${here('../../server/grpc-server.ts')});
     await import(${here('../../audit/sink.ts')});
     const { parseConfig } = await import(${here('../../config/load.ts')});
@@ -32,10 +27,9 @@ async function joseLoaded(yaml: string): Promise<boolean> {
     });
     createJwtAuthenticator(parseConfig(${JSON.stringify(yaml)}, 'test.yaml', {}), registry, logger, () => Date.now());
     await new Promise((r) => setTimeout(r, 200));
-    console.log(urls.some((u) => u.includes('/node_modules/jose/')));
-    process.exit(0);`;
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
-  return stdout.trim() === 'true';
+    console.log(loaded('jose'));
+    process.exit(0);`);
+  return line === 'true';
 }
 
 describe('jose loading', () => {
