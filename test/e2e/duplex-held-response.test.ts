@@ -6,8 +6,9 @@
 //
 // Over the limit with a content-length, the body can never be checked, and that is known at the
 // response headers: a clean 403 there. Ended by trailers, the body DLP holds for its end cannot
-// go out (a trailers answer carries no body), and the headers went with the first body answer:
-// the response is cut, and the record says 200 with outcome error.
+// go out (a trailers answer carries no body): refused. Envoy had the whole answer before the
+// headers' answer, so it still holds the headers (processor_state.cc: complete_body_available_)
+// and the client gets a clean 500, which the record says too.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extProcFilter, FULL_DUPLEX_PROCESSING_MODE } from '../harness/envoy.ts';
@@ -116,19 +117,20 @@ describe.each(modes)('%s, dlp.inspect both, a JSON answer held whole', (_name, d
     });
   });
 
-  it('an answer ended by upstream trailers: cut after the 200, nothing raw; audit 200 error saying why', async () => {
+  it('an answer ended by upstream trailers: refused, never ended empty or raw; audit with the status the client saw', async () => {
     const id = rid('held-trailers');
     const res = await post(stack, id, {
       'x-mock-trailers': '1',
       'x-mock-content': encodeURIComponent(`Write to ${EMAIL} today.`),
     });
     expectNoRawValue(res);
-    // DLP holds the chunked body for its end, which only the trailers announce; a trailers
-    // answer cannot carry a body, so the response is cut rather than ended empty or raw.
-    expect({ status: res.status, complete: res.complete }).toEqual({ status: 200, complete: false });
-    expect(res.body.length).toBe(0);
+    // DLP holds the chunked body for its end, which only the trailers announce, and a trailers
+    // answer cannot carry a body: the gate fails closed. The answer and its trailers reached
+    // Envoy before the headers' answer, so Envoy still holds the headers: a clean 500.
+    expect({ status: res.status, complete: res.complete }).toEqual({ status: 500, complete: true });
+    expect(JSON.parse(res.body.toString())).toMatchObject({ error: { type: 'server_error' } });
     const rec = await onlyRecord(stack, id);
     expect(rec).toMatchObject({ status: res.status, outcome: 'error' });
-    expect(rec.failure).toMatch(/response cut after its headers were sent: response trailers ended a body/);
+    expect(rec.failure).toMatch(/^response trailers ended a body held whole/);
   });
 });
