@@ -108,6 +108,8 @@ export class ProcessStream {
    * mode_override under a FULL_DUPLEX_STREAMED request mode: its chunks, held (answered empty)
    * until the last, which carries the whole body, judged and possibly rewritten. */
   private responseHeld: { chunks: Buffer[]; bytes: number } | undefined;
+  /** The response body message being handled ends the body (end_of_stream, or BUFFERED). */
+  private responseBodyEnds = false;
   /** FULL_DUPLEX_STREAMED: request trailers ended the held body (answered after it). */
   private requestTrailersFollow = false;
   private deadlineTimer: NodeJS.Timeout | undefined;
@@ -737,6 +739,7 @@ export class ProcessStream {
     // A BUFFERED body message is the whole body, also when trailers follow it (end_of_stream
     // false); a STREAMED one ends with end_of_stream or, failing that, with the trailers.
     let endOfStream = b.endOfStream === true || this.responseBodyMode === BodySendMode.BUFFERED;
+    this.responseBodyEnds = endOfStream;
     ctx.responseChunks++;
     ctx.responseBytes += chunk.length;
     const held = this.responseHeld;
@@ -821,16 +824,31 @@ export class ProcessStream {
   }
 
   private onResponseTrailers(): void {
-    if (this.responseHeld !== undefined && this.responseHeld.bytes > 0) {
-      // A trailers answer carries no body: the held body could only be dropped, so the response
-      // is cut instead (fail closed), and the record says why.
-      this.ctx.failure = 'response trailers ended a body the gate held whole (FULL_DUPLEX_STREAMED request mode)';
+    if (!(this.seen & Seen.ResponseBodyEnd) && this.responseBodyHeldWhole()) {
+      // A trailers answer carries no body: the held body could only be dropped (the client would
+      // get a complete, empty 200), so the response is cut instead (fail closed), and the record
+      // says why.
+      this.ctx.failure = 'response trailers ended a body held whole for its end (a trailers answer carries no body)';
       throw internalError();
     }
     this.seen |= Seen.ResponseBodyEnd;
     this.finishOutcome();
     this.attachFinalMetadata();
     this.answerLast({ responseTrailers: {} }, this.ctx.outcome ?? 'completed');
+  }
+
+  /** Bytes of the response are held until its end_of_stream: a body a stage needs whole, held
+   * here under FULL_DUPLEX_STREAMED (responseHeld), or a JSON body a stage rewrites (DLP), which
+   * is only ever rewritten whole and so held by the stage (each chunk answered empty). */
+  private responseBodyHeldWhole(): boolean {
+    if (this.responseHeld !== undefined) return this.responseHeld.bytes > 0;
+    const reader = this.responseReader;
+    return (
+      reader !== undefined &&
+      reader.stream === undefined &&
+      this.ctx.responseBodyRewritten &&
+      this.ctx.responseBytes > 0
+    );
   }
 
   private finishOutcome(): void {
@@ -895,6 +913,7 @@ export class ProcessStream {
       gateError = internalError();
     }
     ctx.error = gateError;
+    if (ctx.responseStarted && this.responseHeadersHeldByEnvoy()) ctx.responseStarted = false;
     // A refusal the gate decided (401…429, 503 draining) is 'rejected'; the gate failing to
     // decide (a stage threw, or missed the deadline) is 'error'. Once the response headers went
     // to the client, the ImmediateResponse only makes Envoy cut the response short: the client
@@ -921,6 +940,19 @@ export class ProcessStream {
     this.answer(refusal);
     this.answeredImmediately = true;
     this.finish(ctx.outcome);
+  }
+
+  /** A STREAMED response body that had wholly reached Envoy (with its trailers, if any) before
+   * the headers' answer is sent as one message, its trailers after it, and Envoy holds the
+   * headers until both are answered (processor_state.cc, handleHeadersResponse:
+   * complete_body_available_): a refusal then is a clean local reply, not a cut. From here that
+   * is a first body message that ends the body, or trailers after at most one body message. A
+   * body that came after the headers' answer in one piece looks the same though its headers
+   * went; the record follows the common case (a JSON answer is written whole). */
+  private responseHeadersHeldByEnvoy(): boolean {
+    const phase = this.current?.phase;
+    if (phase === 'responseTrailers') return this.ctx.responseChunks <= 1;
+    return phase === 'responseBody' && this.ctx.responseChunks === 1 && this.responseBodyEnds;
   }
 
   /** The request's last answer, and its end. With audit.durability strict the answer waits

@@ -17,6 +17,7 @@ import {
 } from '../harness/ext-proc-client.ts';
 import { makeKey } from '../harness/gate.ts';
 import { gateForFile, type InProcessGate, startInProcessGate } from '../harness/in-process-gate.ts';
+import { waitFor } from '../harness/ports.ts';
 
 const alice = makeKey('alice', { tenant: 'acme', models: ['mock-*'] });
 const bob = makeKey('bob', { tenant: 'globex', models: ['mock-small'] });
@@ -293,6 +294,24 @@ describe('a refusal after the response started cuts it: the audit keeps the stat
     const [rec] = await failing.waitAudit(1);
     expect(rec).toMatchObject({ status: 200, outcome: 'error' });
     expect(rec!.failure).toMatch(/response cut after its headers were sent/);
+  });
+
+  it('the whole body in its first message (Envoy still holds the headers): audit status 500, not a cut', async () => {
+    // Envoy sends a body that wholly arrived before the headers' answer as one message and keeps
+    // the headers until it is answered (processor_state.cc: complete_body_available_): the
+    // ImmediateResponse reaches the client as a clean 500.
+    const s = failing.client.open();
+    await s.exchange(requestHeaders(chatHeaders(alice.key, { 'x-request-id': 'whole-first-body' })));
+    await s.exchange(requestBody(chatBody({ stream: true })));
+    await s.exchange(responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' }));
+    const a = await s.exchange(responseBody('data: {}\n\n', true));
+    expect(a.response).toBe('immediateResponse');
+    s.end();
+    const rec = await waitFor('its audit record', async () =>
+      (await failing.auditRecords()).find((r) => r.request_id === 'whole-first-body'),
+    );
+    expect(rec).toMatchObject({ status: 500, outcome: 'error' });
+    expect(rec.failure).not.toMatch(/response cut/);
   });
 });
 

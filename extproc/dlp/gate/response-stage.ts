@@ -86,6 +86,11 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
             jsonBytes: 0,
           };
           if (format === 'json') {
+            // A declared length over the limit could never be checked: refused now, while Envoy
+            // may still hold the headers, instead of at a body chunk, when the client may already
+            // have the 200 (STREAMED) and the record could not tell which it saw.
+            const length = ctx.responseHeaders.get('content-length');
+            if (length !== undefined && /^\d+$/.test(length) && Number(length) > maxJson) throw tooLarge();
             state.json = [];
             ctx.responseBodyRewritten = true;
             ctx.readResponseBody();
@@ -103,10 +108,7 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
           const state = ctx.get(slot);
           if (state?.json === undefined) return chunk;
           state.jsonBytes += chunk.length;
-          if (state.jsonBytes > maxJson)
-            throw refuse('content_blocked', 'The response is too large to be checked for sensitive data.', {
-              ruleId: 'dlp.response_too_large',
-            });
+          if (state.jsonBytes > maxJson) throw tooLarge();
           if (chunk.length > 0) state.json.push(chunk);
           if (!endOfStream) return EMPTY;
           const body = state.json.length === 1 ? state.json[0]! : Buffer.concat(state.json);
@@ -126,6 +128,12 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
         },
       };
     },
+  });
+}
+
+function tooLarge() {
+  return refuse('content_blocked', 'The response is too large to be checked for sensitive data.', {
+    ruleId: 'dlp.response_too_large',
   });
 }
 
