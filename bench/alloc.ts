@@ -7,7 +7,8 @@
 // proportions hold even on a loaded machine, where latency figures do not.
 //
 //   npm run bench:alloc -- [--profile governed] [--rate 300] [--duration 20] [--top 15] [--cpu]
-//                          [--body chat|dlp] [--gc] [--survivors] [--node-args='...'] [--gc-log F]
+//                          [--body chat|dlp|stream] [--chunks 50] [--gc] [--survivors]
+//                          [--node-args='...'] [--gc-log F]
 //
 // --survivors counts only what outlived a scavenge (promoted: the old space's growth, which
 // mark-compacts and their incremental marking steps then pay for).
@@ -19,13 +20,16 @@
 // --body dlp sends the dlp profile's 16 KB prompt (16 e-mail addresses and card numbers)
 // instead of the small chat body: with --profile dlp against --profile governed_16k it shows
 // where DLP's cost per request goes.
+// --body stream sends the streamed chat request (stream: true) and has the mock answer --chunks
+// SSE chunks back to back: the per-request figures then carry the response-body messages, and
+// each is also printed per chunk (what the streaming rows of bench:peers compare).
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { type HeapProfile, summarizeAlloc } from './lib/alloc-profile.ts';
-import { CHAT, chatTarget, DLP_CHAT, errorsOf } from './lib/common.ts';
+import { CHAT, chatTarget, DLP_CHAT, errorsOf, STREAM_CHAT } from './lib/common.ts';
 import { type CpuProfile, summarize } from './lib/cpu-profile.ts';
 import { summarizeGcTrace } from './lib/gc-trace.ts';
 import { startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
@@ -43,6 +47,7 @@ async function main() {
       top: { type: 'string', default: '15' },
       cpu: { type: 'boolean', default: false },
       body: { type: 'string', default: 'chat' },
+      chunks: { type: 'string', default: '50' },
       gc: { type: 'boolean', default: false },
       survivors: { type: 'boolean', default: false },
       'node-args': { type: 'string', default: '' },
@@ -50,6 +55,11 @@ async function main() {
     },
   });
   const log = (m: string) => process.stderr.write(`[bench:alloc] ${m}\n`);
+  const chunks = Number(values.chunks);
+  if (!Number.isInteger(chunks) || chunks < 1) throw new Error('--chunks: a whole number of SSE chunks, 1 or more');
+  // Per chunk, for a streamed body: the request's figure over its response-body messages.
+  const perChunk = (perRequest: number, unit: string, digits: number) =>
+    values.body === 'stream' ? ` (${(perRequest / chunks).toFixed(digits)} ${unit} per chunk of ${chunks})` : '';
   const key = generateApiKey('bench');
   const work = await mkdtemp(join(tmpdir(), 'lm-gate-bench-alloc-'));
   const profileFile = join(work, 'alloc.heapprofile');
@@ -78,9 +88,11 @@ async function main() {
     stops.push(() => gate.stop());
     const envoy = await startBenchEnvoy([{ name: 'gated', gate }], mock.port, 2);
     stops.unshift(() => envoy.stop());
-    if (values.body !== 'chat' && values.body !== 'dlp') throw new Error('--body: chat or dlp');
-    const body = values.body === 'dlp' ? DLP_CHAT : CHAT;
+    if (values.body !== 'chat' && values.body !== 'dlp' && values.body !== 'stream')
+      throw new Error('--body: chat, dlp or stream');
+    const body = values.body === 'dlp' ? DLP_CHAT : values.body === 'stream' ? Buffer.from(STREAM_CHAT) : CHAT;
     const target = chatTarget(envoy, 'gated', key, body);
+    if (values.body === 'stream') Object.assign(target.headers, { 'x-mock-chunks': String(chunks) });
     const sanity = await fetch(target.url, { method: 'POST', headers: target.headers, body });
     if (sanity.status !== 200) throw new Error(`sanity: answered ${sanity.status}: ${await sanity.text()}`);
     log(`warm-up ${values.warmup}s`);
@@ -133,7 +145,7 @@ async function main() {
       console.log(
         [
           `${values.profile}, ${samples.length} requests at ${values.rate} req/s (errors: ${JSON.stringify(errors)}):`,
-          `**${(cpu.sampledMs / samples.length).toFixed(3)} ms busy per request** (sampled, idle excluded)`,
+          `**${(cpu.sampledMs / samples.length).toFixed(3)} ms busy per request** (sampled, idle excluded)${perChunk((cpu.sampledMs / samples.length) * 1000, 'µs', 1)}`,
           '',
           '| package | self % |',
           '|---|---:|',
@@ -156,7 +168,7 @@ async function main() {
       `${values.profile}, ${samples.length} requests at ${values.rate} req/s (errors: ${JSON.stringify(errors)}):`,
       values.survivors
         ? `**${kb(summary.bytesPerRequest)} KiB per request outlived a scavenge** (sampled; promoted to old space, or still young at exit)`
-        : `**${kb(summary.bytesPerRequest)} KiB allocated per request** (sampled; freed objects included)`,
+        : `**${kb(summary.bytesPerRequest)} KiB allocated per request** (sampled; freed objects included)${perChunk(summary.bytesPerRequest / 1024, 'KiB', 2)}`,
       '',
       '| package | KiB/req | % |',
       '|---|---:|---:|',
