@@ -164,6 +164,45 @@ describe('dlp.response on streams', () => {
     expect(text).toBe('to [REDACTED:EMAIL]');
   });
 
+  it.each([
+    ['inside the text', ['Mail ', 'jane@', 'x.io', ' now'], 'Mail [REDACTED:EMAIL] now'],
+    ['at its end, held until the last event', ['Mail ', 'jane@', 'x.io'], 'Mail [REDACTED:EMAIL]'],
+  ])(
+    'counts a finding of a TGI stream once (%s), though its last event repeats the text in generated_text',
+    async (_, pieces, redacted) => {
+      const token = (i: number, text: string, special = false) => ({ id: i, text, logprob: -0.5, special });
+      const event = (o: unknown) => `data:${JSON.stringify(o)}\n\n`;
+      const events = pieces.map((t, i) =>
+        event({ index: i + 1, token: token(i, t), top_tokens: null, generated_text: null, details: null }),
+      );
+      events.push(
+        event({
+          index: 5,
+          token: token(4, '</s>', true),
+          top_tokens: null,
+          generated_text: pieces.join(''),
+          details: { finish_reason: 'eos_token', generated_tokens: 5, input_length: 3, seed: null },
+        }),
+      );
+      const r = await runStage({
+        stages: ['llm.api_shape'],
+        extraStages: stages({ EMAIL: 'redact' }),
+        request: { path: '/generate_stream', body: { inputs: 'hi' } },
+        response: { headers: SSE, chunks: [events.join('')] },
+      });
+      const data = r
+        .client!.body.split('\n\n')
+        .filter((b) => b.startsWith('data:'))
+        .map((b) => JSON.parse(b.slice(5)));
+      expect(data.map((d) => d.token.text).join('')).toBe(redacted);
+      expect(data.at(-1).generated_text).toBe(redacted);
+      // The token channel found it; generated_text is the same text again, not a second e-mail.
+      expect(r.audit.dlp?.findings).toEqual([
+        { type: 'EMAIL', action: 'redact', where: 'response', path: 'choices[0].content', start: 5, end: 14 },
+      ]);
+    },
+  );
+
   it('refuses a compressed response rather than pass it on unread', async () => {
     const r = await chat({}, 'hi', ['\x1f\x8b...'], { ...SSE, 'content-encoding': 'gzip' });
     expect(r.refused).toMatchObject({ code: 'content_blocked', ruleId: 'dlp.response_unreadable' });

@@ -41,6 +41,8 @@ interface ResponseDlp {
   /** The policy config, for the parse pool's workers (large JSON bodies). */
   policy: DlpPolicyConfig | undefined;
   guards: Map<string, StreamGuard>;
+  /** TGI: the spans (type:start:end) found in the token text, which generated_text repeats. */
+  tokenSpans: Set<string> | undefined;
   json: Buffer[] | undefined;
   jsonBytes: number;
 }
@@ -82,6 +84,7 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
             options: chosen.options,
             policy: chosen.policy,
             guards: new Map(),
+            tokenSpans: undefined,
             json: undefined,
             jsonBytes: 0,
           };
@@ -244,10 +247,18 @@ function onEvent(
   const dlp = dlpState(ctx);
   dlp.session ??= engine.newSession();
   const session: DlpSession = dlp.session;
+  const tgi = ctx.api.startsWith('tgi.');
   const guard = (key: string, path: string): StreamGuard => {
     let g = state.guards.get(key);
     if (g === undefined) {
       g = new StreamGuard(engine.scanner, session, (f) => {
+        if (tgi) {
+          // TGI's last event repeats the token text whole in generated_text: a value found in
+          // both is one finding (redacted in both), recorded and counted once.
+          const span = `${f.type}:${f.start}:${f.end}`;
+          if (key === 'c0') (state.tokenSpans ??= new Set()).add(span);
+          else if (key === 'g0' && state.tokenSpans?.delete(span)) return;
+        }
         addFinding(dlp, { type: f.type, action: f.action, where: 'response', path, start: f.start, end: f.end });
         deps.metrics.countDlpFinding(f.type, f.action, 'response');
       });
@@ -284,21 +295,6 @@ function onEvent(
       rewrite.tools.set(key, r.text);
       if (r.text !== a.text) changed = true;
     }
-    // TGI's last event repeats the whole text in generated_text: scanned whole, on a channel of
-    // its own (the same session, so a value gets the placeholder its tokens got).
-    const whole = event.data.generated_text;
-    if (typeof whole === 'string' && whole.length > 0) {
-      const g = guard('g0', 'generated_text');
-      const pushed = g.push(whole);
-      const r = pushed.blocked === undefined ? g.flush() : pushed;
-      if (r.blocked) {
-        block(r.blocked);
-        return;
-      }
-      rewrite ??= { content: new Map(), tools: new Map() };
-      rewrite.generatedText = pushed.text + r.text;
-      if (rewrite.generatedText !== whole) changed = true;
-    }
     // A choice's last event releases what its channels still hold.
     for (const choice of finishedChoices(event.data)) {
       for (const [key, g] of state.guards) {
@@ -313,6 +309,22 @@ function onEvent(
         else rewrite.tools.set(key, (rewrite.tools.get(key) ?? '') + r.text);
         changed = true;
       }
+    }
+    // TGI's last event repeats the whole text in generated_text: scanned whole, on a channel of
+    // its own (the same session, so a value gets the placeholder its tokens got), after the
+    // token channel let go of what it held, so its findings are known and not counted twice.
+    const whole = event.data.generated_text;
+    if (typeof whole === 'string' && whole.length > 0) {
+      const g = guard('g0', 'generated_text');
+      const pushed = g.push(whole);
+      const r = pushed.blocked === undefined ? g.flush() : pushed;
+      if (r.blocked) {
+        block(r.blocked);
+        return;
+      }
+      rewrite ??= { content: new Map(), tools: new Map() };
+      rewrite.generatedText = pushed.text + r.text;
+      if (rewrite.generatedText !== whole) changed = true;
     }
   } catch (err) {
     deps.logger.error({ err: (err as Error).name }, 'dlp: response scan failed');
