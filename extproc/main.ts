@@ -15,7 +15,7 @@
 import { FileAuditSink } from './audit/sink.ts';
 import { CommandError, parseCommandArgs, UsageError } from './cli/usage.ts';
 import { ConfigError } from './config/config-error.ts';
-import { loadConfigInWorker } from './config/load-in-worker.ts';
+import { loadConfigInChild } from './config/load-in-child.ts';
 import { restartRequired } from './config/restart.ts';
 import { watchConfig } from './config/watch.ts';
 import { configKillSet } from './killswitch/config-kills.ts';
@@ -121,8 +121,8 @@ async function serve(args: string[]): Promise<number> {
   if (!file) throw new UsageError(cmd, '-c FILE is required', SERVE);
   // Before the config is read: everything the gate allocates from here on lives under it.
   boundHeapGrowth();
-  // In a short-lived thread: zod and the config schemas never load in this isolate.
-  const loaded = await loadConfigInWorker(file);
+  // In a short-lived child process: zod and the config schemas never load in this one.
+  const loaded = await loadConfigInChild(file);
   const { config } = loaded;
   const logger = createLogger(config.logging.level);
   const metrics = new Metrics();

@@ -1,8 +1,9 @@
-// `serve` validates its config in a short-lived worker thread (load-worker.ts) and takes the
-// result across by structured clone, so zod never loads in the serving isolate. That only works
-// while a validated config is plain data: a function in it throws DataCloneError, a class
-// instance (a Map, a RegExp, a compiled matcher built by a zod transform) arrives without its
-// prototype. Whatever the config needs compiled is built where it is used, after loading.
+// `serve` validates its config in a short-lived child process (load-in-child.ts) and takes the
+// result across by structured clone (IPC's advanced serialization), so zod never loads in the
+// serving gate. That only works while a validated config is plain data: a function in it throws
+// DataCloneError, a class instance (a Map, a RegExp, a compiled matcher built by a zod transform)
+// arrives without its prototype. Whatever the config needs compiled is built where it is used,
+// after loading.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';

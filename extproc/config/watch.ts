@@ -3,14 +3,14 @@
 // symlink beside it, which a watch on the file itself would miss); re-read both on a change and
 // hand a valid config, the keys file's keys joined, to onValid. An invalid config or keys file,
 // or a keys file that cannot be read, is reported to onInvalid and the old config keeps serving.
-// The files are validated in a short-lived loader thread (load-in-worker.ts), so zod never
-// loads in the serving isolate; a change event that left both files as they were starts none.
+// The files are validated in a short-lived loader process (load-in-child.ts), so zod never
+// loads in the serving gate; a change event that left both files as they were starts none.
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { ConfigError } from './config-error.ts';
 import type { LoadedConfig } from './load.ts';
-import { type CheckReply, checkConfigInWorker, type Env, type Result, rebuildError } from './load-in-worker.ts';
+import { type CheckReply, checkConfigInChild, type Env, type Result, rebuildError } from './load-in-child.ts';
 import type { Config } from './schema.ts';
 
 export interface ConfigWatchHandlers {
@@ -53,7 +53,7 @@ export function watchConfig(
   };
 
   // The config text last checked and, when it was a valid config, the keys file it names: a
-  // change event that left both files as they were is recognised here, without a loader thread.
+  // change event that left both files as they were is recognised here, without a loader process.
   let lastText = initial.texts[0];
   let lastFollow: CheckReply['follow'] = { keysFile: initial.keysFile };
 
@@ -71,9 +71,9 @@ export function watchConfig(
     }
     let checked: CheckReply;
     try {
-      checked = await checkConfigInWorker(path, text, env);
+      checked = await checkConfigInChild(path, text, env);
     } catch (err) {
-      // The loader thread itself failed (it could not start, or crashed): the config was not
+      // The loader itself failed (it could not start, or crashed): the config was not
       // read, so this is reported, and the same files are checked again on the next event.
       handlers.onInvalid(new ConfigError(path, [String(err)]));
       return;

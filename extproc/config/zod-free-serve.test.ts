@@ -1,5 +1,5 @@
 // A serving gate never loads zod: `serve` validates its config, at start and on every reload, in
-// a short-lived loader thread (load-in-worker.ts), and nothing the gate runs imports a module
+// a short-lived loader process (load-in-child.ts), and nothing the gate runs imports a module
 // that imports zod. zod and the config schemas are ~8 MiB of live heap in an idle gate, about
 // twice that in peak RSS under load (README "Levers tried").
 import { readFile, writeFile } from 'node:fs/promises';

@@ -16,8 +16,6 @@ export async function lastLineInFreshProcess(body: string): Promise<string> {
     registerHooks({ load(url, context, next) { urls.push(url); return next(url, context); } });
     const loaded = (pkg) => urls.some((u) => u.includes('/node_modules/' + pkg + '/'));
     ${body}`;
-  // No --input-type: worker threads inherit the flag and refuse a file entry with it; the static
-  // import above makes Node read the script as a module anyway.
-  const { stdout } = await run(process.execPath, ['-e', script], { timeout: 30_000 });
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
   return stdout.trim().split('\n').at(-1) ?? '';
 }

@@ -1,10 +1,9 @@
-// The config loader thread (load-in-worker.ts): validates one config, posts the result and
+// The config loader process (load-in-child.ts): validates one config, sends the result and
 // exits, taking zod and the config schemas with it.
 import { readFile } from 'node:fs/promises';
-import { parentPort, workerData } from 'node:worker_threads';
 import { keysFilePath } from './keys-file.ts';
 import { joinKeysFile, keysFileUnreadable, type LoadedConfig, loadConfigSources, parseConfigFile } from './load.ts';
-import { type CheckReply, errorData, type LoadRequest, type Result } from './load-in-worker.ts';
+import { type CheckReply, errorData, type LoadRequest, type Result } from './load-in-child.ts';
 import type { Config } from './schema.ts';
 import { unreadableMark } from './watch.ts';
 
@@ -44,9 +43,11 @@ async function check(path: string, text: string, env: NodeJS.ProcessEnv): Promis
   }
 }
 
-const request = workerData as LoadRequest;
-const reply =
-  request.kind === 'load'
-    ? await load(request.path, request.env)
-    : await check(request.path, request.text, request.env);
-parentPort?.postMessage(reply);
+process.once('message', async (request: LoadRequest) => {
+  const reply =
+    request.kind === 'load'
+      ? await load(request.path, request.env)
+      : await check(request.path, request.text, request.env);
+  // Disconnected once sent: nothing else keeps the process alive, so it exits.
+  process.send?.(reply, () => process.disconnect());
+});
