@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { compileDlp } from '../extproc/dlp/scanner.ts';
+import { compileDlp } from '../extproc/dlp/compile.ts';
 import { generateCorpus } from '../test/dlp/corpus.ts';
 
 const { values } = parseArgs({
@@ -104,7 +104,7 @@ const CHILD = `
 import { Readable } from 'node:stream';
 import { open } from 'node:fs/promises';
 const { dlpCommand } = await import(process.argv[1] + '/extproc/cli/dlp.ts');
-await import(process.argv[1] + '/extproc/dlp/scanner.ts');
+await import(process.argv[1] + '/extproc/dlp/compile.ts');
 const sink = await open('/dev/null', 'w');
 const before = process.cpuUsage();
 await dlpCommand(['scan', process.argv[2]], { stdin: Readable.from([]), write: (t) => sink.write(t).then(() => {}) });

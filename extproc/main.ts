@@ -14,7 +14,8 @@
 //                                       the DLP engine over JSON lines of text
 import { FileAuditSink } from './audit/sink.ts';
 import { CommandError, parseCommandArgs, UsageError } from './cli/usage.ts';
-import { ConfigError, loadConfigSources } from './config/load.ts';
+import { ConfigError } from './config/config-error.ts';
+import { loadConfigInChild } from './config/load-in-child.ts';
 import { restartRequired } from './config/restart.ts';
 import { watchConfig } from './config/watch.ts';
 import { configKillSet } from './killswitch/config-kills.ts';
@@ -100,6 +101,7 @@ async function checkConfig(args: string[]): Promise<number> {
   if (positionals.length === 0) throw new UsageError(cmd, 'FILE is required', CHECK);
   if (positionals.length > 1) throw new UsageError(cmd, 'one FILE only', CHECK);
   const file = positionals[0]!;
+  const { loadConfigSources } = await import('./config/load.ts');
   const { config, keysFile, keysFromFile } = await loadConfigSources(file);
   const all = config.identity.apiKeys.length;
   console.log(`${file}: ok (${all} API keys${keysFile ? `, ${keysFromFile} of them from ${keysFile}` : ''})`);
@@ -119,7 +121,8 @@ async function serve(args: string[]): Promise<number> {
   if (!file) throw new UsageError(cmd, '-c FILE is required', SERVE);
   // Before the config is read: everything the gate allocates from here on lives under it.
   boundHeapGrowth();
-  const loaded = await loadConfigSources(file);
+  // In a short-lived child process: zod and the config schemas never load in this one.
+  const loaded = await loadConfigInChild(file);
   const { config } = loaded;
   const logger = createLogger(config.logging.level);
   const metrics = new Metrics();

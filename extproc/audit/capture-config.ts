@@ -2,7 +2,8 @@
 // after the gate's edits (DLP redaction), in capture files linked to the audit chain by digest
 // (docs/audit.md, "Capture"). Off unless a rule is configured.
 import { z } from 'zod';
-import { PRINCIPAL_METHODS, RULE_ENDPOINTS, ruleFrom, ruleTo } from '../policy/config.ts';
+import { ruleFrom, ruleTo } from '../policy/config.ts';
+import { PRINCIPAL_METHODS, RULE_ENDPOINTS } from '../policy/endpoints.ts';
 import { compilePatterns } from '../policy/patterns.ts';
 
 export const DEFAULT_CAPTURE_MAX_CHARS = 16_384;

@@ -121,7 +121,7 @@ async function scanCommand(args: string[], io: DlpIo): Promise<number> {
       `${cmd}: no DLP policy is named "${name}"; policies: ${dlp.policies.map((p) => p.name).join(', ')}`,
     );
   // Loaded here, not at startup: the phone metadata is large and only this command needs it.
-  const { compileDlp } = await import('../dlp/scanner.ts');
+  const { compileDlp } = await import('../dlp/compile.ts');
   const scanner = compileDlp(policy);
   const file = positionals[0];
   const source = file ?? 'stdin';

@@ -3,12 +3,14 @@
 // symlink beside it, which a watch on the file itself would miss); re-read both on a change and
 // hand a valid config, the keys file's keys joined, to onValid. An invalid config or keys file,
 // or a keys file that cannot be read, is reported to onInvalid and the old config keeps serving.
+// The files are validated in a short-lived loader process (load-in-child.ts), so zod never
+// loads in the serving gate; a change event that left both files as they were starts none.
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { ConfigError } from './config-error.ts';
-import { keysFilePath } from './keys-file.ts';
-import { joinKeysFile, keysFileUnreadable, type LoadedConfig, parseConfigFile } from './load.ts';
+import type { LoadedConfig } from './load.ts';
+import { type CheckReply, checkConfigInChild, type Env, type Result, rebuildError } from './load-in-child.ts';
 import type { Config } from './schema.ts';
 
 export interface ConfigWatchHandlers {
@@ -22,7 +24,7 @@ export function watchConfig(
   initial: LoadedConfig,
   handlers: ConfigWatchHandlers,
   debounceMs = 100,
-  env: NodeJS.ProcessEnv = process.env,
+  env: Env = process.env,
 ): () => void {
   let last = fingerprint(initial.texts[0], initial.texts[1]);
   let timer: NodeJS.Timeout | undefined;
@@ -50,6 +52,11 @@ export function watchConfig(
     });
   };
 
+  // The config text last checked and, when it was a valid config, the keys file it names: a
+  // change event that left both files as they were is recognised here, without a loader process.
+  let lastText = initial.texts[0];
+  let lastFollow: CheckReply['follow'] = { keysFile: initial.keysFile };
+
   const check = async () => {
     let text: string;
     try {
@@ -57,41 +64,34 @@ export function watchConfig(
     } catch {
       return; // mid-rename; the next event will bring the new file
     }
-    let config: Config;
-    try {
-      config = parseConfigFile(text, path, env);
-    } catch (err) {
-      return report(fingerprint(text, undefined), () => {
-        throw err;
-      });
-    }
-    const keysFile = keysFilePath(path, config);
-    keysWatch.follow(keysFile);
-    if (keysFile === undefined) return report(fingerprint(text, undefined), () => config);
-    let keysText: string;
-    try {
-      keysText = await readFile(keysFile, 'utf8');
-    } catch (err) {
-      return report(fingerprint(text, `\0unreadable ${(err as NodeJS.ErrnoException).code}`), () => {
-        throw keysFileUnreadable(path, keysFile, err);
-      });
-    }
-    return report(fingerprint(text, keysText), () => joinKeysFile(config, path, keysFile, keysText));
-  };
-
-  /** Hands what `load` gives (or throws) to the handlers, unless the files read as they did
-   * when last reported: a touch, or an event for an unrelated file. */
-  const report = (print: string, load: () => Config) => {
-    if (print === last) return;
-    last = print;
-    let config: Config;
-    try {
-      config = load();
-    } catch (err) {
-      handlers.onInvalid(err instanceof ConfigError ? err : new ConfigError(path, [String(err)]));
+    if (text === lastText && fingerprint(text, await readKeysPart(lastFollow?.keysFile)) === last) {
+      // As a check would: retry a keys file watch whose directory could not be watched.
+      if (lastFollow) keysWatch.follow(lastFollow.keysFile);
       return;
     }
-    handlers.onValid(config);
+    let checked: CheckReply;
+    try {
+      checked = await checkConfigInChild(path, text, env);
+    } catch (err) {
+      // The loader itself failed (it could not start, or crashed): the config was not
+      // read, so this is reported, and the same files are checked again on the next event.
+      handlers.onInvalid(new ConfigError(path, [String(err)]));
+      return;
+    }
+    lastText = text;
+    lastFollow = checked.follow;
+    if (checked.follow) keysWatch.follow(checked.follow.keysFile);
+    report(fingerprint(text, checked.keysPart), checked.result);
+  };
+
+  /** Hands the result to the handlers, unless the files read as they did when last reported:
+   * a touch, or an event for an unrelated file. */
+  const report = (print: string, result: Result<Config>) => {
+    if (print === last) return;
+    last = print;
+    if (result.ok) return handlers.onValid(result.value);
+    const err = rebuildError(result.error);
+    handlers.onInvalid(err instanceof ConfigError ? err : new ConfigError(path, [err.message]));
   };
 
   const configWatch = watchFileIn(path, schedule);
@@ -106,7 +106,21 @@ export function watchConfig(
   };
 }
 
-const fingerprint = (configText: string, keysText: string | undefined) => `${configText}\0${keysText ?? ''}`;
+const fingerprint = (configText: string, keysPart: string | undefined) => `${configText}\0${keysPart ?? ''}`;
+
+/** What stands for a keys file that could not be read in the comparison: its error code, so a
+ * keys file that appears (or changes from missing to unreadable) is a change. */
+export const unreadableMark = (err: unknown) => `\0unreadable ${(err as NodeJS.ErrnoException).code}`;
+
+/** The keys file's text, its unreadable mark, or undefined when the config names none. */
+async function readKeysPart(keysFile: string | undefined): Promise<string | undefined> {
+  if (keysFile === undefined) return undefined;
+  try {
+    return await readFile(keysFile, 'utf8');
+  } catch (err) {
+    return unreadableMark(err);
+  }
+}
 
 /** Calls `changed` on any event for the file or for a `..`-prefixed entry beside it (the
  * symlinks Kubernetes swaps). Undefined when the directory cannot be watched (it does not

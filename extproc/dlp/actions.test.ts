@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyActions, mask, PseudonymMap, placeholderTail, restore } from './actions.ts';
-import { compileDlp } from './scanner.ts';
+import { compileDlp } from './compile.ts';
 
 const scanner = compileDlp({
   name: 'p',

@@ -2,7 +2,7 @@
 // matched raw text) the default policy must report in it.
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { compileDlp } from './scanner.ts';
+import { compileDlp } from './compile.ts';
 import { base62 } from './validators.ts';
 
 const scanner = compileDlp({ name: 'default' });

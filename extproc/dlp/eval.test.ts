@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateCorpus } from '../../test/dlp/corpus.ts';
 import { evaluate, VALIDATED } from '../../test/dlp/evaluate.ts';
-import { compileDlp } from './scanner.ts';
+import { compileDlp } from './compile.ts';
 
 describe('DLP corpus evaluation', () => {
   const corpus = generateCorpus(13, 3000);

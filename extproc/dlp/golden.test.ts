@@ -4,7 +4,7 @@
 // probe characters for leads, one object shape per compiled detector).
 import { describe, expect, it } from 'vitest';
 import { findingsDigest, goldenTexts } from '../../test/dlp/golden.ts';
-import { compileDlp } from './scanner.ts';
+import { compileDlp } from './compile.ts';
 
 describe('DLP findings digest', () => {
   const texts = goldenTexts();

@@ -3,7 +3,7 @@
 // start of its own entity, repeated or stretched, and must scan them under a time bound far
 // below what quadratic work on 1 MB would take (minutes).
 import { describe, expect, it } from 'vitest';
-import { compileDlp } from './scanner.ts';
+import { compileDlp } from './compile.ts';
 import { BUILTIN_TYPES } from './types.ts';
 
 const MB = 1 << 20;

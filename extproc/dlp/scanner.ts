@@ -8,7 +8,7 @@
 // priority wins (a PEM block over what is inside it, an IBAN over a card-like run in it), then the
 // longer. Offsets are mapped back to the raw text.
 import type { RE2JS } from 're2js';
-import { type DlpPolicyConfig, type DlpPolicyInput, dlpPolicySchema } from './config.ts';
+import type { DlpPolicyConfig } from './config.ts';
 import { type Anchor, BUILTIN_DETECTORS, type Detector, type DetectorEnv, type Hit } from './detectors.ts';
 import { normalise } from './normalize.ts';
 import { re2js } from './re2.ts';
@@ -368,7 +368,8 @@ export class Scanner {
   }
 }
 
-/** The scanner for one policy, from its config (defaults applied) or as written. */
-export function compileDlp(policy: DlpPolicyConfig | DlpPolicyInput): Scanner {
-  return new Scanner(dlpPolicySchema.parse(policy));
+/** The scanner for one policy of a validated config (defaults applied). A policy as written is
+ * compiled by compileDlp (dlp/compile.ts), which validates it first. */
+export function scannerFor(policy: DlpPolicyConfig): Scanner {
+  return new Scanner(policy);
 }

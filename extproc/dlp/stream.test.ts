@@ -4,8 +4,8 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { generateCorpus } from '../../test/dlp/corpus.ts';
+import { compileDlp } from './compile.ts';
 import type { Scanner } from './scanner.ts';
-import { compileDlp } from './scanner.ts';
 import { DlpStreamOverflow } from './stream.ts';
 import type { Finding } from './types.ts';
 import { base62 } from './validators.ts';

@@ -1,10 +1,9 @@
 // The `identity.mtls` config section: callers identified by the client certificate Envoy
 // verified, by its SPIFFE ID (URI SAN) or its subject, and how each maps to a principal.
 import { z } from 'zod';
+import { PLACEHOLDER } from './mtls-placeholder.ts';
 import { PATH_SEGMENT, TRUST_DOMAIN } from './spiffe.ts';
 
-/** {name} in a template: a value captured from the SPIFFE path or the subject. */
-export const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const CAPTURE = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 /** What a principal field may hold: it goes upstream as a header and into the audit record. */
 const PRINTABLE = /^[\x20-\x7e]+$/;

@@ -5,7 +5,8 @@
 import type { Principal } from '../pipeline/context.ts';
 import { type GateError, refuse } from '../pipeline/errors.ts';
 import { type DnAttribute, formatDn, parseDn } from './dn.ts';
-import { type MtlsConfig, PLACEHOLDER } from './mtls-config.ts';
+import type { MtlsConfig } from './mtls-config.ts';
+import { PLACEHOLDER } from './mtls-placeholder.ts';
 import { parseSpiffeId } from './spiffe.ts';
 
 /** What a certificate says about its holder, from either source. */

@@ -5,9 +5,6 @@
 import { z } from 'zod';
 import { isTimeZone } from '../config/time-zone.ts';
 
-export const PERIODS = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
-export type Period = keyof typeof PERIODS;
-
 const onRedisDown = z
   .enum(['closed', 'open'])
   .meta({ examples: ['open'] })

@@ -15,10 +15,10 @@ import { refuse } from '../pipeline/errors.ts';
 import { defineSlot } from '../pipeline/slots.ts';
 import { defineStage } from '../pipeline/stage.ts';
 import type { Counted, LimitBackend } from './backend.ts';
-import { PERIODS } from './config.ts';
 import { type CounterItem, type CounterView, view } from './counters.ts';
 import { type HeaderList, pushRateHeaders, retryAfterSeconds } from './headers.ts';
 import { andThen, CALLER_SCOPES, counterKey, matches, type Scope, subjectOf } from './levels.ts';
+import { PERIODS } from './periods.ts';
 import type { LimitStore } from './store.ts';
 
 interface Level {

@@ -4,14 +4,9 @@
 // conditions), tenant isolation and an optional OPA are what policy.rules enforces after it.
 import { z } from 'zod';
 import { isTimeZone } from '../config/time-zone.ts';
-import { API_KINDS } from '../llm/apis.ts';
 import { ConditionError, celEnvironment, compileCondition } from './cel.ts';
+import { PRINCIPAL_METHODS, RULE_ENDPOINTS } from './endpoints.ts';
 import { compilePatterns } from './patterns.ts';
-
-/** What `to.endpoints` may match: every API kind, and "unknown" for paths outside them
- * (reachable with unknownEndpoints: allow). */
-export const RULE_ENDPOINTS: readonly string[] = [...API_KINDS, 'unknown'];
-export const PRINCIPAL_METHODS = ['api_key', 'jwt', 'mtls'] as const;
 
 const patterns = (what: string, example: string[]) =>
   z

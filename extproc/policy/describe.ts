@@ -8,7 +8,7 @@ import { principalOf } from '../identity/api-key-authenticator.ts';
 import { apiSpec } from '../llm/apis.ts';
 import { classifyPath } from '../llm/shapes.ts';
 import type { Principal, RouteChoice } from '../pipeline/context.ts';
-import { PRINCIPAL_METHODS, RULE_ENDPOINTS } from './config.ts';
+import { PRINCIPAL_METHODS, RULE_ENDPOINTS } from './endpoints.ts';
 import { pathOnly } from './input.ts';
 
 export const principalDescription = z

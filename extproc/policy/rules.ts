@@ -7,7 +7,7 @@
 import type { Environment } from '@marcbachmann/cel-js';
 import { type CompiledCondition, celVariables, compileCondition } from './cel.ts';
 import type { RuleConfig } from './config.ts';
-import { RULE_ENDPOINTS } from './config.ts';
+import { RULE_ENDPOINTS } from './endpoints.ts';
 import type { PolicyInput } from './input.ts';
 import { compilePatterns, type Matcher } from './patterns.ts';
 

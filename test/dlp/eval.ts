@@ -3,7 +3,7 @@
 // prompt, and the cost per KB. Options: --seed N, --size N, --misses (print what was missed or
 // wrongly found, with the text around it: the corpus is synthetic, so this is safe to print).
 import { parseArgs } from 'node:util';
-import { compileDlp } from '../../extproc/dlp/scanner.ts';
+import { compileDlp } from '../../extproc/dlp/compile.ts';
 import { generateCorpus } from './corpus.ts';
 import { evaluate, VALIDATED } from './evaluate.ts';
 

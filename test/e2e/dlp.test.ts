@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PseudonymMap } from '../../extproc/dlp/actions.ts';
-import { compileDlp } from '../../extproc/dlp/scanner.ts';
+import { compileDlp } from '../../extproc/dlp/compile.ts';
 import { makeKey } from '../harness/gate.ts';
 import { type Stack, startStack } from '../harness/stack.ts';
 import type { MockModel } from '../mock/model-server.ts';

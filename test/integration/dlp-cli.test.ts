@@ -4,7 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compileDlp } from '../../extproc/dlp/scanner.ts';
+import { compileDlp } from '../../extproc/dlp/compile.ts';
 import { generateCorpus } from '../dlp/corpus.ts';
 import { runCli } from '../harness/cli.ts';
 import { tempDir } from '../harness/temp-dirs.ts';

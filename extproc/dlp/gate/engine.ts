@@ -3,9 +3,9 @@
 // use, with one pseudonym map per request.
 import type { Config } from '../../config/schema.ts';
 import { mask, PseudonymMap, placeholderTail, restore } from '../actions.ts';
-import { compileAssignment } from '../assign.ts';
 import type { DlpPolicyConfig } from '../config.ts';
-import { compileDlp, type Scanner } from '../scanner.ts';
+import { compileAssignment } from '../picker.ts';
+import { type Scanner, scannerFor } from '../scanner.ts';
 import { DlpStreamOverflow } from '../stream.ts';
 import {
   type DlpEngine,
@@ -33,7 +33,7 @@ function buildSetup(config: Config): DlpGateSetup {
   const dlp = config.dlp;
   if (dlp.inspect === 'off') return undefined;
   const compile = (policy: DlpPolicyConfig): DlpPolicySetup => {
-    const scanner = compileDlp(policy);
+    const scanner = scannerFor(policy);
     warm(scanner);
     return {
       engine: engineOf(scanner),

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateCorpus } from '../../../test/dlp/corpus.ts';
 import { runStage } from '../../../test/harness/run-stage.ts';
-import { compileDlp } from '../scanner.ts';
+import { compileDlp } from '../compile.ts';
 import { engineOf } from './engine.ts';
 import { dlpRequestStage } from './request-stage.ts';
 import { dlpResponseStage } from './response-stage.ts';

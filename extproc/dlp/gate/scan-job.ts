@@ -3,7 +3,7 @@
 // scans in ~40 ms). The worker compiles the policy once (kept per policy, a few at most) and
 // returns plain hits; the main thread, which owns the request's pseudonym session, applies them.
 import type { DlpPolicyConfig } from '../config.ts';
-import { compileDlp, type Scanner } from '../scanner.ts';
+import { type Scanner, scannerFor } from '../scanner.ts';
 import { type CollectedHits, collectHits } from './body-scan.ts';
 import { engineOf } from './engine.ts';
 
@@ -26,7 +26,7 @@ export function runScanJob(job: DlpScanJob, body: Buffer): CollectedHits {
   let scanner = compiled.get(key);
   if (scanner === undefined) {
     if (compiled.size >= MAX_POLICIES) compiled.clear();
-    scanner = compileDlp(job.policy);
+    scanner = scannerFor(job.policy);
     compiled.set(key, scanner);
   }
   return collectHits(body, job.from, engineOf(scanner).scanner, { skipModel: job.skipModel, budgetMs: Infinity });

@@ -12,9 +12,9 @@
 // Cost: with injection off for every policy create() returns no hooks; off for the caller's
 // policy, one picker call. Bodies over INLINE_SCAN_MAX_BYTES are scored on the parse pool.
 import type { Config } from '../../config/schema.ts';
-import { compileAssignment } from '../../dlp/assign.ts';
 import { INLINE_SCAN_MAX_BYTES } from '../../dlp/gate/scan-job.ts';
 import { dlpState } from '../../dlp/gate/state.ts';
+import { compileAssignment } from '../../dlp/picker.ts';
 import type { ApiKind } from '../../llm/apis.ts';
 import type { Principal, RequestContext } from '../../pipeline/context.ts';
 import { refuse } from '../../pipeline/errors.ts';

@@ -2,6 +2,7 @@
 // their signing keys are fetched and cached, and how a token's claims become the principal.
 import { z } from 'zod';
 import { parseClaimPath } from './claim-path.ts';
+import { keyUrlProblem } from './key-url.ts';
 import { PRESET_NAMES } from './presets.ts';
 
 /** Asymmetric JWS algorithms only: `none` and the HMAC family (HS*) are not on the list, so a
@@ -27,25 +28,6 @@ const claimPath = z.string().superRefine((text, ctx) => {
   if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
 });
 const claimPaths = z.union([claimPath, z.array(claimPath).min(1)]);
-
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
-
-/** Why `url` may not be fetched for keys, or undefined when it may: https, or http to a
- * loopback host when the issuer explicitly allows it (a test IdP). */
-export function keyUrlProblem(url: string, allowHttpLoopback: boolean): string | undefined {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return `"${url}" is not a URL`;
-  }
-  if (u.username !== '' || u.password !== '') return `"${url}" carries credentials`;
-  if (u.protocol === 'https:') return undefined;
-  if (u.protocol === 'http:' && allowHttpLoopback && LOOPBACK_HOSTS.has(u.hostname)) return undefined;
-  return allowHttpLoopback
-    ? `"${url}" must be https, or http to 127.0.0.1, [::1] or localhost`
-    : `"${url}" must be https (allowHttpLoopback permits http to a loopback test IdP)`;
-}
 
 export const jwtClaimsConfig = z
   .object({

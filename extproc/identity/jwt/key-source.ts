@@ -7,9 +7,10 @@
 
 import type { Clock } from '../../pipeline/stage.ts';
 import type { Logger } from '../../telemetry/logger.ts';
-import { type JwksConfig, keyUrlProblem } from './config.ts';
+import type { JwksConfig } from './config.ts';
 import type { FetchJson } from './fetch-json.ts';
 import { importJwks, KeySet, type VerificationKey } from './key-set.ts';
+import { keyUrlProblem } from './key-url.ts';
 
 export interface KeySourceSpec {
   readonly issuer: string;

@@ -1,0 +1,95 @@
+// The loader process gives what loading in-process gives: the same config, and for a bad config
+// or keys file a ConfigError with the same message and problems, so a failed start and a
+// rejected reload read as they did before the loader moved out of the gate.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/harness/temp-dirs.ts';
+import { ConfigError } from './config-error.ts';
+import { loadConfigSources } from './load.ts';
+import { checkConfigInChild, loadConfigInChild } from './load-in-child.ts';
+
+const KEY = `{ id: k1, sha256: "${'b'.repeat(64)}", tenant: acme }`;
+let dir: string;
+const file = (name: string) => join(dir, name);
+
+beforeAll(async () => {
+  dir = await tempDir('lmg-load-child-');
+  await mkdir(file('a-directory.yaml'));
+  const files: Record<string, string> = {
+    'good.yaml': `logging:\n  level: \${LEVEL}\nidentity:\n  keysFile: keys.yaml\n`,
+    'keys.yaml': `keys: [${KEY}]\n`,
+    'empty.yaml': '# nothing\n',
+    'two-problems.yaml': 'server:\n  grpcAddress: nope\nlogging:\n  level: loud\n',
+    'no-keys-file.yaml': 'identity:\n  keysFile: absent.yaml\n',
+    'bad-keys.yaml': 'identity:\n  keysFile: bad-keys-file.yaml\n',
+    'bad-keys-file.yaml': 'keys: [{ id: k2 }]\n',
+    'duplicate.yaml': `identity:\n  apiKeys: [${KEY}]\n  keysFile: keys.yaml\n`,
+  };
+  for (const [name, text] of Object.entries(files)) await writeFile(file(name), text);
+});
+
+/** What loading throws, in-process or not. */
+async function failure(load: Promise<unknown>): Promise<unknown> {
+  return load.then(
+    () => 'loaded',
+    (err: unknown) => err,
+  );
+}
+
+describe('loadConfigInChild', () => {
+  it('loads the config and its keys file, with the environment it is given', async () => {
+    const env = { LEVEL: 'debug' };
+    const loaded = await loadConfigInChild(file('good.yaml'), env);
+    expect(loaded).toStrictEqual(await loadConfigSources(file('good.yaml'), env));
+    expect([loaded.config.logging.level, loaded.keysFromFile]).toEqual(['debug', 1]);
+  });
+
+  it.each([
+    'missing.yaml',
+    'a-directory.yaml',
+    'empty.yaml',
+    'two-problems.yaml',
+    'no-keys-file.yaml',
+    'bad-keys.yaml',
+    'duplicate.yaml',
+  ])('refuses %s with the ConfigError loading in-process throws', async (name) => {
+    const inProcess = await failure(loadConfigSources(file(name), {}));
+    const inChild = await failure(loadConfigInChild(file(name), {}));
+    expect(inProcess).toBeInstanceOf(ConfigError);
+    expect(inChild).toBeInstanceOf(ConfigError);
+    const { message, problems } = inProcess as ConfigError;
+    expect({ message: (inChild as ConfigError).message, problems: (inChild as ConfigError).problems }).toEqual({
+      message,
+      problems,
+    });
+  });
+});
+
+describe('checkConfigInChild (the reload watcher)', () => {
+  it('names the keys file to follow and its text', async () => {
+    const r = await checkConfigInChild(file('good.yaml'), 'identity:\n  keysFile: keys.yaml\n', {});
+    expect(r.follow).toEqual({ keysFile: file('keys.yaml') });
+    expect(r.keysPart).toBe(`keys: [${KEY}]\n`);
+    expect(r.result.ok && r.result.value.identity.apiKeys.map((k) => k.id)).toEqual(['k1']);
+  });
+
+  it('follows a keys file that cannot be read, and marks it by its error code', async () => {
+    const r = await checkConfigInChild(file('x.yaml'), 'identity:\n  keysFile: absent.yaml\n', {});
+    expect(r.follow).toEqual({ keysFile: file('absent.yaml') });
+    expect(r.keysPart).toBe('\0unreadable ENOENT');
+    expect(!r.result.ok && r.result.error.message).toBe(
+      `${file('x.yaml')}: identity.keysFile: cannot read ${file('absent.yaml')}: no such file or directory (ENOENT)`,
+    );
+  });
+
+  it('follows nothing new when the text is not a valid config', async () => {
+    const r = await checkConfigInChild(file('x.yaml'), 'logging:\n  level: loud\n', {});
+    expect(r.follow).toBeUndefined();
+    expect(r.keysPart).toBeUndefined();
+    expect(!r.result.ok && r.result.error).toMatchObject({
+      configError: true,
+      problems: [expect.stringMatching(/^logging\.level: /)],
+    });
+  });
+});

@@ -1,0 +1,85 @@
+// `serve` loads its config, and every hot reload re-reads it, in a short-lived child process
+// (load-child.ts) that validates it and exits: zod and the config schemas are ~8 MiB of heap,
+// and an ES module is never unloaded, so importing them in the serving isolate would hold them
+// for the process's life (and, with the old generation allowed to double under load, about
+// twice that in peak RSS). A process, not a worker thread: a worker's isolate and malloc arena
+// left ~30 MiB of RSS behind in the gate after it exited, a child leaves nothing (~145 ms a load
+// either way, compiled). The validated config crosses as a structured clone (IPC's advanced
+// serialization; plain data, see clone.test.ts); a ConfigError crosses as data and is rebuilt
+// here, so what a failed start and a rejected reload print is unchanged.
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from './config-error.ts';
+import type { LoadedConfig } from './load.ts';
+import type { Config } from './schema.ts';
+
+const CHILD = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? './load-child.ts' : './load-child.js', import.meta.url),
+);
+
+export type Env = Record<string, string | undefined>;
+
+export type LoadRequest =
+  | { kind: 'load'; path: string; env: Env }
+  | { kind: 'check'; path: string; text: string; env: Env };
+
+/** An error as data: a ConfigError keeps its message and problems; anything else (a bug) its
+ * message and stack. */
+export type ErrorData =
+  | { configError: true; message: string; problems: string[] }
+  | { configError: false; message: string; stack: string | undefined };
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: ErrorData };
+
+/** What the reload watcher learns from a config file's text (see watch.ts). */
+export interface CheckReply {
+  /** Set when the text is a valid config: the keys file it names, which the watcher follows. */
+  follow?: { keysFile: string | undefined };
+  /** The keys file's text, or a mark saying why it could not be read; what the watcher
+   * compares beside the config text. */
+  keysPart: string | undefined;
+  result: Result<Config>;
+}
+
+export function errorData(err: unknown): ErrorData {
+  if (err instanceof ConfigError) return { configError: true, message: err.message, problems: err.problems };
+  return { configError: false, message: String(err), stack: err instanceof Error ? err.stack : undefined };
+}
+
+export function rebuildError(data: ErrorData): Error {
+  if (data.configError) return new ConfigError('', data.problems, data.message);
+  const err = new Error(data.message);
+  if (data.stack !== undefined) err.stack = data.stack;
+  return err;
+}
+
+/** loadConfigSources(path, env), run in a child process: the loaded config, or its ConfigError. */
+export async function loadConfigInChild(path: string, env: Env = process.env): Promise<LoadedConfig> {
+  const reply = await runLoader<Result<LoadedConfig>>({ kind: 'load', path, env: { ...env } });
+  if (!reply.ok) throw rebuildError(reply.error);
+  return reply.value;
+}
+
+/** The reload watcher's check of a config file's text, run in a child process. */
+export function checkConfigInChild(path: string, text: string, env: Env = process.env): Promise<CheckReply> {
+  return runLoader<CheckReply>({ kind: 'check', path, text, env: { ...env } });
+}
+
+/** Starts a loader process for one request and settles with its one reply; it exits after it.
+ * No execArgv: the gate's own flags (or a test's --eval) are not the loader's; NODE_OPTIONS in
+ * the environment still reaches it. */
+function runLoader<T>(request: LoadRequest): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let replied = false;
+    const child = fork(CHILD, [], { serialization: 'advanced', execArgv: [] });
+    child.once('message', (reply) => {
+      replied = true;
+      resolve(reply as T);
+    });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      if (!replied) reject(new Error(`the config loader exited (${signal ?? `code ${code}`}) without an answer`));
+    });
+    child.send(request);
+  });
+}
