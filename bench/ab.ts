@@ -16,13 +16,18 @@
 //
 //   npm run bench:ab -- --variant memory --variant 'redis:redis'
 //   npm run bench:ab -- --variant 'none:audit=none' --variant 'interval:audit=interval' --variant 'strict:audit=strict'
+//
+// --body dlp sends the dlp profile's 16 KB prompt (16 e-mail addresses and card numbers) to every
+// route instead of the small chat body: DLP's added latency against the same gate without it.
+//
+//   npm run bench:ab -- --body dlp --variant 'dlp:profile=dlp' --variant governed_16k
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { startRedis } from '../test/harness/redis.ts';
-import { CHAT, chatTarget, errorsOf, latencies, roundedPercentiles } from './lib/common.ts';
+import { CHAT, chatTarget, DLP_CHAT, errorsOf, latencies, roundedPercentiles } from './lib/common.ts';
 import { difference, roundMs } from './lib/stats.ts';
 import {
   type BenchGate,
@@ -87,6 +92,13 @@ export function parseVariant(spec: string): Variant {
   return v;
 }
 
+/** The request body every route is sent (--body). */
+export function benchBody(name: string): Buffer {
+  if (name === 'chat') return CHAT;
+  if (name === 'dlp') return DLP_CHAT;
+  throw new Error(`--body ${JSON.stringify(name)}: chat or dlp`);
+}
+
 async function main() {
   const { values } = parseArgs({
     options: {
@@ -96,9 +108,11 @@ async function main() {
       slice: { type: 'string', default: '8' },
       warmup: { type: 'string', default: '5' },
       workers: { type: 'string', default: '' },
+      body: { type: 'string', default: 'chat' },
     },
   });
   const variants = (values.variant ?? []).map(parseVariant);
+  const body = benchBody(values.body);
   if (variants.length < 1) throw new Error('give at least one --variant');
   if (new Set(variants.map((v) => v.name)).size !== variants.length) throw new Error('variant names must differ');
   const rates = values.rates.split(',').map(Number);
@@ -141,9 +155,9 @@ async function main() {
       2,
     );
     stops.unshift(() => envoy.stop());
-    const target = (route: string): Target => chatTarget(envoy, route, key);
+    const target = (route: string): Target => chatTarget(envoy, route, key, body);
     for (const route of routes) {
-      const r = await fetch(target(route).url, { method: 'POST', headers: target(route).headers, body: CHAT });
+      const r = await fetch(target(route).url, { method: 'POST', headers: target(route).headers, body });
       if (r.status !== 200) throw new Error(`sanity: ${route} answered ${r.status}: ${await r.text()}`);
     }
     log(`warm-up ${values.warmup}s`);
