@@ -37,7 +37,7 @@ export interface StringHit {
   start: number;
   end: number;
   path: string;
-  findings: DlpFinding[];
+  findings: readonly DlpFinding[];
 }
 
 /** What the scan phase found: plain data (it crosses threads by structured clone). */
@@ -80,32 +80,42 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
     if (end - start <= 2) return;
     if (key !== undefined && SKIP_KEYS.has(key)) return;
     if (opts.skipModel && depth === 1 && key === 'model') return;
-    if (
-      end - start > DATA_URL.length &&
-      body.compare(DATA_URL, 0, DATA_URL.length, start, start + DATA_URL.length) === 0
-    )
-      return;
+    if (startsWith(body, start, end, DATA_URL)) return;
     if (performance.now() - started > opts.budgetMs) throw new ScanBudgetExceeded();
     const s = decodeJsonString(body, start, end);
     out.chars += s.text.length;
     const found = scanner.scan(s.text);
     if (found.length === 0) {
       // Bounded to the string: an unbounded indexOf would scan the rest of the body per string.
-      if (body.subarray(start, end).includes(OPEN_BRACKET)) out.bracketed.push([start, end]);
+      if (hasByte(body, start, end, OPEN_BRACKET)) out.bracketed.push([start, end]);
       return;
     }
-    // Plain objects: a finding may be an engine class instance, which would not clone.
-    const findings = found.map((f) => ({
-      type: f.type,
-      start: f.start,
-      end: f.end,
-      dataClass: f.dataClass,
-      action: f.action,
-    }));
+    // A worker's hits cross threads by structured clone, and a finding may be an engine class
+    // instance, which would not clone: plain copies there. On the applying thread nothing is
+    // cloned, so the engine's findings serve as they are (a copy per finding was garbage).
+    const findings = texts !== undefined ? found : found.map(plainFinding);
     out.hits.push({ start, end, path: path(), findings });
     texts?.push(s);
   });
   return out;
+}
+
+function plainFinding(f: DlpFinding): DlpFinding {
+  return { type: f.type, start: f.start, end: f.end, dataClass: f.dataClass, action: f.action };
+}
+
+/** body[start, end) begins with `prefix`. A byte loop: Buffer#compare with offsets allocated
+ * per call, and it runs for every string of a body. */
+function startsWith(body: Buffer, start: number, end: number, prefix: Buffer): boolean {
+  if (end - start <= prefix.length) return false;
+  for (let k = 0; k < prefix.length; k++) if (body[start + k] !== prefix[k]) return false;
+  return true;
+}
+
+/** body[start, end) holds `byte` (no subarray: one Buffer object per string scanned). */
+function hasByte(body: Buffer, start: number, end: number, byte: number): boolean {
+  for (let i = start; i < end; i++) if (body[i] === byte) return true;
+  return false;
 }
 
 export interface BodyEdit {
