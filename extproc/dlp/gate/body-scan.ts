@@ -165,6 +165,7 @@ export function applyHits(
       if (restored !== text) out.edits.push({ start: start + 1, end: end - 1, insert: encodeJsonInner(restored) });
     }
   }
+  const encoded = new EncodedReplacements();
   for (let k = 0; k < collected.hits.length; k++) {
     const h = collected.hits[k]!;
     const s = decoded[k]!;
@@ -172,7 +173,7 @@ export function applyHits(
       for (const f of h.findings) {
         if (f.action === 'warn') continue;
         const replacement = session.replace(s.text.slice(f.start, f.end), f);
-        out.edits.push({ start: s.byteAt(f.start), end: s.byteAt(f.end), insert: encodeJsonInner(replacement) });
+        out.edits.push({ start: s.byteAt(f.start), end: s.byteAt(f.end), insert: encoded.of(replacement) });
       }
       continue;
     }
@@ -187,4 +188,24 @@ export function applyHits(
     if (rebuilt !== s.text) out.edits.push({ start: h.start + 1, end: h.end - 1, insert: encodeJsonInner(rebuilt) });
   }
   return out;
+}
+
+/** The replacements of one body, each encoded once: a body's findings mostly share a few
+ * (`[REDACTED:EMAIL]` for every address), and the splices only read their bytes. Per call, so
+ * nothing of a request outlives it; the first few distinct ones are remembered, which bounds
+ * the search. */
+class EncodedReplacements {
+  private readonly texts: string[] = [];
+  private readonly bytes: Buffer[] = [];
+
+  of(text: string): Buffer {
+    const known = this.texts.indexOf(text);
+    if (known >= 0) return this.bytes[known]!;
+    const b = encodeJsonInner(text);
+    if (this.texts.length < 8) {
+      this.texts.push(text);
+      this.bytes.push(b);
+    }
+    return b;
+  }
 }
