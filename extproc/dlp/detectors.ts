@@ -358,6 +358,10 @@ const FILE_TLDS = new Set([
   'exe',
   'dll',
 ]);
+/** A match whose last label is a file extension (the TLD, any case: ASCII letters only). */
+const FILE_TLD_END = new RegExp(`\\.(?:${[...FILE_TLDS].join('|')})$`, 'i');
+/** A retina suffix right after the `@` (sticky: lastIndex is set before each test). */
+const RETINA = /\d+(?:\.\d+)?x\./iy;
 const email: Detector = {
   type: 'EMAIL',
   dataClass: 'PII',
@@ -370,11 +374,12 @@ const email: Detector = {
   lead: { literal: '@', runChar: isLocalPart, maxRun: 64 },
   check(m) {
     const s = m[0];
-    const at = s.indexOf('@');
-    const tld = s.slice(s.lastIndexOf('.') + 1).toLowerCase();
-    if (FILE_TLDS.has(tld)) return false;
+    // Both tests read the match in place (a lowered copy of the TLD and of the domain were
+    // most of what an e-mail address allocated).
+    if (FILE_TLD_END.test(s)) return false;
     // icon@2x.png, sprite@3x.webp and similar retina suffixes.
-    if (/^\d+(?:\.\d+)?x\./i.test(s.slice(at + 1))) return false;
+    RETINA.lastIndex = s.indexOf('@') + 1;
+    if (RETINA.test(s)) return false;
     return !s.includes('..');
   },
 };
