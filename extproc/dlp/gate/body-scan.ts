@@ -143,12 +143,18 @@ export function applyHits(
   restore: DlpSession | undefined,
 ): BodyScan {
   const out: BodyScan = { findings: [], classes: new Set(), edits: [], blocked: undefined };
-  for (const h of collected.hits)
-    for (const f of h.findings) {
+  // Indexed loops on the request path: this runs once a request, and for-of allocated an
+  // iterator result per element until the function was optimised (bench:alloc's 'next').
+  const hits = collected.hits;
+  for (let k = 0; k < hits.length; k++) {
+    const h = hits[k]!;
+    for (let i = 0; i < h.findings.length; i++) {
+      const f = h.findings[i]!;
       out.findings.push({ type: f.type, action: f.action, where, path: h.path, start: f.start, end: f.end });
       out.classes.add(f.dataClass);
       if (f.action === 'block') out.blocked ??= f;
     }
+  }
   if (out.blocked !== undefined) return out;
   const restoring = restore?.issued ? restore : undefined;
   // Each hit's string decoded once, for the reservation and the edits both: by the scan when it
@@ -157,7 +163,7 @@ export function applyHits(
   const decoded = collected.texts ?? collected.hits.map((h) => decodeJsonString(body, h.start, h.end));
   if (restoring === undefined) {
     for (const [start, end] of collected.bracketed) session.reserve(decodeJsonString(body, start, end).text);
-    for (const s of decoded) session.reserve(s.text);
+    for (let k = 0; k < decoded.length; k++) session.reserve(decoded[k]!.text);
   } else {
     for (const [start, end] of collected.bracketed) {
       const text = decodeJsonString(body, start, end).text;
@@ -170,7 +176,8 @@ export function applyHits(
     const h = collected.hits[k]!;
     const s = decoded[k]!;
     if (restoring === undefined) {
-      for (const f of h.findings) {
+      for (let i = 0; i < h.findings.length; i++) {
+        const f = h.findings[i]!;
         if (f.action === 'warn') continue;
         const replacement = session.replace(s.text.slice(f.start, f.end), f);
         out.edits.push({ start: s.byteAt(f.start), end: s.byteAt(f.end), insert: encoded.of(replacement) });
