@@ -1,8 +1,9 @@
 // A/B runs for one lever at a time: the `governed` profile started once per variant (Node flags,
 // a Unix socket instead of TCP, another profile), every variant behind the same Envoy and beside
 // the direct route, interleaved request by request as in `npm run bench:peers`. Prints added
-// latency percentiles, gate CPU per request and peak RSS per variant, so a lever's before and
-// after come from the same run on the same machine. Not a timed test: read the ratios.
+// latency percentiles, gate CPU per request, the gate's own time per request (its audit's
+// latency_ms.gate) and peak RSS per variant, so a lever's before and after come from the same
+// run on the same machine. Not a timed test: read the ratios.
 //
 //   npm run bench:ab -- --variant base --variant 'semi64:node=--max-semi-space-size=64' --rates 100,300
 //
@@ -21,13 +22,14 @@
 // route instead of the small chat body: DLP's added latency against the same gate without it.
 //
 //   npm run bench:ab -- --body dlp --variant 'dlp:profile=dlp' --variant governed_16k
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { startRedis } from '../test/harness/redis.ts';
 import { CHAT, chatTarget, DLP_CHAT, errorsOf, latencies, roundedPercentiles } from './lib/common.ts';
+import { gateMillis, nearestRank } from './lib/gate-time.ts';
 import { difference, roundMs } from './lib/stats.ts';
 import {
   type BenchGate,
@@ -169,11 +171,17 @@ async function main() {
     const cpuNow = async () =>
       new Map(await Promise.all([...gates].map(async ([n, g]) => [n, await g.cpuSeconds()] as const)));
 
+    // The gate's own time per request (its audit's latency_ms.gate), read from what each rate
+    // appended: a tail the client sees but the gate does not is spent around it.
+    const auditOf = (g: BenchGate) => readFile(join(g.dir, 'audit.log'), 'utf8').catch(() => '');
     const lines = [
-      '| req/s | variant | requests | errors | added p50 | p90 | p99 | p99.9 | CPU ms/req |',
-      '|---:|---|---:|---|---:|---:|---:|---:|---:|',
+      '| req/s | variant | requests | errors | added p50 | p90 | p99 | p99.9 | CPU ms/req | gate p50 | gate p99 |',
+      '|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|',
     ];
     for (const rate of rates) {
+      const auditFrom = new Map(
+        await Promise.all([...gates].map(async ([n, g]) => [n, (await auditOf(g)).length] as const)),
+      );
       const samples = new Map<string, Sample[]>(routes.map((r) => [r, []]));
       const cpu = new Map<string, number>(variants.map((v) => [v.name, 0]));
       for (let round = 0; round < rounds; round++) {
@@ -197,8 +205,10 @@ async function main() {
           .map(([k, n]) => `${k}: ${n}`)
           .join(', ');
         const cpuMs = roundMs((cpu.get(v.name)! * 1000) / Math.max(1, s.length));
+        const gate = gateMillis((await auditOf(gates.get(v.name)!)).slice(auditFrom.get(v.name)));
+        const gateMs = (p: number) => (gate.length === 0 ? '–' : roundMs(nearestRank(gate, p)));
         lines.push(
-          `| ${rate} | ${v.name} | ${s.length} | ${errors || '0'} | ${added.p50} | ${added.p90} | ${added.p99} | ${added.p99_9} | ${cpuMs} |`,
+          `| ${rate} | ${v.name} | ${s.length} | ${errors || '0'} | ${added.p50} | ${added.p90} | ${added.p99} | ${added.p99_9} | ${cpuMs} | ${gateMs(50)} | ${gateMs(99)} |`,
         );
       }
     }
