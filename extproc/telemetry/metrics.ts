@@ -271,7 +271,10 @@ export class Metrics {
    * (every address an EMAIL redacted), and a call per finding built its label key each time. The
    * distinct pairs are bounded by the policy (its detectors and rules), so the search is too. */
   countDlpFindings(findings: readonly { type: string; action: string }[], where: 'request' | 'response'): void {
-    if (findings.length === 1) return this.countDlpFinding(findings[0]!.type, findings[0]!.action, where);
+    if (findings.length === 1) {
+      this.countDlpFinding(findings[0]!.type, findings[0]!.action, where);
+      return;
+    }
     const types: string[] = [];
     const actions: string[] = [];
     const counts: number[] = [];
