@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseVariant } from './ab.ts';
+import { benchBody, parseVariant } from './ab.ts';
+import { CHAT, DLP_CHAT } from './lib/common.ts';
 
 describe('bench:ab variants', () => {
   it.each([
@@ -130,5 +131,11 @@ describe('bench:ab variants', () => {
     ['x:audit'],
   ])('refuses %s', (spec) => {
     expect(() => parseVariant(spec)).toThrow(/variant/);
+  });
+
+  it('--body picks the small chat body or the dlp prompt, and refuses anything else', () => {
+    expect(benchBody('chat')).toBe(CHAT);
+    expect(benchBody('dlp')).toBe(DLP_CHAT);
+    expect(() => benchBody('big')).toThrow(/chat or dlp/);
   });
 });

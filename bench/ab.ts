@@ -1,8 +1,9 @@
 // A/B runs for one lever at a time: the `governed` profile started once per variant (Node flags,
 // a Unix socket instead of TCP, another profile), every variant behind the same Envoy and beside
 // the direct route, interleaved request by request as in `npm run bench:peers`. Prints added
-// latency percentiles, gate CPU per request and peak RSS per variant, so a lever's before and
-// after come from the same run on the same machine. Not a timed test: read the ratios.
+// latency percentiles, gate CPU per request, the gate's own time per request (its audit's
+// latency_ms.gate) and peak RSS per variant, so a lever's before and after come from the same
+// run on the same machine. Not a timed test: read the ratios.
 //
 //   npm run bench:ab -- --variant base --variant 'semi64:node=--max-semi-space-size=64' --rates 100,300
 //
@@ -16,13 +17,19 @@
 //
 //   npm run bench:ab -- --variant memory --variant 'redis:redis'
 //   npm run bench:ab -- --variant 'none:audit=none' --variant 'interval:audit=interval' --variant 'strict:audit=strict'
-import { mkdtemp, rm } from 'node:fs/promises';
+//
+// --body dlp sends the dlp profile's 16 KB prompt (16 e-mail addresses and card numbers) to every
+// route instead of the small chat body: DLP's added latency against the same gate without it.
+//
+//   npm run bench:ab -- --body dlp --variant 'dlp:profile=dlp' --variant governed_16k
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { startRedis } from '../test/harness/redis.ts';
-import { CHAT, chatTarget, errorsOf, latencies, roundedPercentiles } from './lib/common.ts';
+import { CHAT, chatTarget, DLP_CHAT, errorsOf, latencies, roundedPercentiles } from './lib/common.ts';
+import { gateMillis, nearestRank } from './lib/gate-time.ts';
 import { difference, roundMs } from './lib/stats.ts';
 import {
   type BenchGate,
@@ -87,6 +94,13 @@ export function parseVariant(spec: string): Variant {
   return v;
 }
 
+/** The request body every route is sent (--body). */
+export function benchBody(name: string): Buffer {
+  if (name === 'chat') return CHAT;
+  if (name === 'dlp') return DLP_CHAT;
+  throw new Error(`--body ${JSON.stringify(name)}: chat or dlp`);
+}
+
 async function main() {
   const { values } = parseArgs({
     options: {
@@ -96,9 +110,11 @@ async function main() {
       slice: { type: 'string', default: '8' },
       warmup: { type: 'string', default: '5' },
       workers: { type: 'string', default: '' },
+      body: { type: 'string', default: 'chat' },
     },
   });
   const variants = (values.variant ?? []).map(parseVariant);
+  const body = benchBody(values.body);
   if (variants.length < 1) throw new Error('give at least one --variant');
   if (new Set(variants.map((v) => v.name)).size !== variants.length) throw new Error('variant names must differ');
   const rates = values.rates.split(',').map(Number);
@@ -141,9 +157,9 @@ async function main() {
       2,
     );
     stops.unshift(() => envoy.stop());
-    const target = (route: string): Target => chatTarget(envoy, route, key);
+    const target = (route: string): Target => chatTarget(envoy, route, key, body);
     for (const route of routes) {
-      const r = await fetch(target(route).url, { method: 'POST', headers: target(route).headers, body: CHAT });
+      const r = await fetch(target(route).url, { method: 'POST', headers: target(route).headers, body });
       if (r.status !== 200) throw new Error(`sanity: ${route} answered ${r.status}: ${await r.text()}`);
     }
     log(`warm-up ${values.warmup}s`);
@@ -155,11 +171,17 @@ async function main() {
     const cpuNow = async () =>
       new Map(await Promise.all([...gates].map(async ([n, g]) => [n, await g.cpuSeconds()] as const)));
 
+    // The gate's own time per request (its audit's latency_ms.gate), read from what each rate
+    // appended: a tail the client sees but the gate does not is spent around it.
+    const auditOf = (g: BenchGate) => readFile(join(g.dir, 'audit.log'), 'utf8').catch(() => '');
     const lines = [
-      '| req/s | variant | requests | errors | added p50 | p90 | p99 | p99.9 | CPU ms/req |',
-      '|---:|---|---:|---|---:|---:|---:|---:|---:|',
+      '| req/s | variant | requests | errors | added p50 | p90 | p99 | p99.9 | CPU ms/req | gate p50 | gate p99 |',
+      '|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|',
     ];
     for (const rate of rates) {
+      const auditFrom = new Map(
+        await Promise.all([...gates].map(async ([n, g]) => [n, (await auditOf(g)).length] as const)),
+      );
       const samples = new Map<string, Sample[]>(routes.map((r) => [r, []]));
       const cpu = new Map<string, number>(variants.map((v) => [v.name, 0]));
       for (let round = 0; round < rounds; round++) {
@@ -183,8 +205,10 @@ async function main() {
           .map(([k, n]) => `${k}: ${n}`)
           .join(', ');
         const cpuMs = roundMs((cpu.get(v.name)! * 1000) / Math.max(1, s.length));
+        const gate = gateMillis((await auditOf(gates.get(v.name)!)).slice(auditFrom.get(v.name)));
+        const gateMs = (p: number) => (gate.length === 0 ? '–' : roundMs(nearestRank(gate, p)));
         lines.push(
-          `| ${rate} | ${v.name} | ${s.length} | ${errors || '0'} | ${added.p50} | ${added.p90} | ${added.p99} | ${added.p99_9} | ${cpuMs} |`,
+          `| ${rate} | ${v.name} | ${s.length} | ${errors || '0'} | ${added.p50} | ${added.p90} | ${added.p99} | ${added.p99_9} | ${cpuMs} | ${gateMs(50)} | ${gateMs(99)} |`,
         );
       }
     }

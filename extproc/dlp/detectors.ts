@@ -123,6 +123,44 @@ function ibanGroupsBefore(text: string, at: number): boolean {
 
 // --- PCI, PII, PHI -----------------------------------------------------------------------------
 
+/** Whether a card-shaped run (digits, with single spaces or dashes between them) is either
+ * ungrouped or grouped the way cards are printed, with one separator kind: 4-4-4-4 then an
+ * optional group of 1-9 digits, 4-4-4 then 1-9 digits, 4-6-5 or 4-6-4. */
+function cardGrouping(s: string): boolean {
+  let separator = 0;
+  let groups = 0;
+  // The first three groups' lengths and the last one's (what the printed shapes differ in).
+  let g0 = 0;
+  let g1 = 0;
+  let g2 = 0;
+  let g3 = 0;
+  let g4 = 0;
+  let run = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : -1;
+    if (c >= 48 && c <= 57) {
+      run++;
+      continue;
+    }
+    if (c !== -1) {
+      if (separator === 0) separator = c;
+      else if (c !== separator) return false;
+    }
+    if (groups === 0) g0 = run;
+    else if (groups === 1) g1 = run;
+    else if (groups === 2) g2 = run;
+    else if (groups === 3) g3 = run;
+    else if (groups === 4) g4 = run;
+    groups++;
+    run = 0;
+  }
+  if (groups === 1) return true;
+  if (groups === 3) return g0 === 4 && g1 === 6 && (g2 === 5 || g2 === 4);
+  if (groups === 4) return g0 === 4 && g1 === 4 && g2 === 4 && g3 >= 1 && g3 <= 9;
+  if (groups === 5) return g0 === 4 && g1 === 4 && g2 === 4 && g3 === 4 && g4 >= 1 && g4 <= 9;
+  return false;
+}
+
 const creditCard: Detector = {
   type: 'CREDIT_CARD',
   dataClass: 'PCI',
@@ -137,19 +175,10 @@ const creditCard: Detector = {
     const s = m[0];
     // The tail of an IBAN written in groups is not a card, even when its digits pass Luhn.
     if (ibanGroupsBefore(text, m.index)) return false;
-    const d = s.replace(/[ -]/g, '');
-    if (d.length !== s.length) {
-      // Grouped: one separator kind, in the groupings cards are printed with.
-      const groups = s.split(/[ -]/);
-      if (s.includes(' ') && s.includes('-')) return false;
-      const shape = groups.map((g) => g.length).join(',');
-      if (
-        !/^(?:4,4,4,4(?:,\d)?|4,4,4,4,3|4,6,5|4,6,4|4,4,4,1|4,4,4,2|4,4,4,3)$/.test(shape) &&
-        !/^(?:4,){3,4}\d$/.test(shape)
-      )
-        return false;
-    }
-    return cardIssuer(d) !== undefined && luhn(d);
+    // Grouped: one separator kind, in the groupings cards are printed with. Read in place (a
+    // compact copy, the groups and their shape as strings were most of a DLP scan's garbage).
+    if (!cardGrouping(s)) return false;
+    return cardIssuer(s) !== undefined && luhn(s);
   },
   raise: /card|visa|master|amex|credit|debit|payment|cc\b/i,
 };
@@ -329,6 +358,10 @@ const FILE_TLDS = new Set([
   'exe',
   'dll',
 ]);
+/** A match whose last label is a file extension (the TLD, any case: ASCII letters only). */
+const FILE_TLD_END = new RegExp(`\\.(?:${[...FILE_TLDS].join('|')})$`, 'i');
+/** A retina suffix right after the `@` (sticky: lastIndex is set before each test). */
+const RETINA = /\d+(?:\.\d+)?x\./iy;
 const email: Detector = {
   type: 'EMAIL',
   dataClass: 'PII',
@@ -341,11 +374,12 @@ const email: Detector = {
   lead: { literal: '@', runChar: isLocalPart, maxRun: 64 },
   check(m) {
     const s = m[0];
-    const at = s.indexOf('@');
-    const tld = s.slice(s.lastIndexOf('.') + 1).toLowerCase();
-    if (FILE_TLDS.has(tld)) return false;
+    // Both tests read the match in place (a lowered copy of the TLD and of the domain were
+    // most of what an e-mail address allocated).
+    if (FILE_TLD_END.test(s)) return false;
     // icon@2x.png, sprite@3x.webp and similar retina suffixes.
-    if (/^\d+(?:\.\d+)?x\./i.test(s.slice(at + 1))) return false;
+    RETINA.lastIndex = s.indexOf('@') + 1;
+    if (RETINA.test(s)) return false;
     return !s.includes('..');
   },
 };

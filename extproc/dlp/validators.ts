@@ -22,18 +22,26 @@ export function luhn(s: string): boolean {
   return digits > 0 && sum % 10 === 0;
 }
 
-/** A card number (digits only) with a real issuer prefix for its length. */
-export function cardIssuer(d: string): string | undefined {
-  const n = d.length;
-  // Every issuer below wants 13 digits at least.
-  if (n < 13) return undefined;
-  // The leading 2, 3, 4 and 6 digits as numbers, without a string per prefix.
-  const digit = (k: number) => d.charCodeAt(k) - 48;
-  const p2 = digit(0) * 10 + digit(1);
-  const p3 = p2 * 10 + digit(2);
-  const p4 = p3 * 10 + digit(3);
-  const p6 = (p4 * 10 + digit(4)) * 10 + digit(5);
-  if (d[0] === '4' && (n === 13 || n === 16 || n === 19)) return 'visa';
+/** The issuer of the card number whose digits are those of `s` (separators skipped, so a grouped
+ * number needs no compact copy made first), when its prefix is a real one for its length. */
+export function cardIssuer(s: string): string | undefined {
+  let n = 0;
+  let p6 = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) continue;
+    if (n < 6) p6 = p6 * 10 + c;
+    n++;
+  }
+  return n < 13 ? undefined : issuerOf(p6, n);
+}
+
+/** The issuer of a card of `n` digits (n >= 13) whose leading six digits are p6. */
+function issuerOf(p6: number, n: number): string | undefined {
+  const p2 = Math.floor(p6 / 10000);
+  const p3 = Math.floor(p6 / 1000);
+  const p4 = Math.floor(p6 / 100);
+  if (p6 >= 400000 && p6 <= 499999 && (n === 13 || n === 16 || n === 19)) return 'visa';
   if (((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) && n === 16) return 'mastercard';
   if ((p2 === 34 || p2 === 37) && n === 15) return 'amex';
   if ((p4 === 6011 || (p3 >= 644 && p3 <= 649) || p2 === 65 || (p6 >= 622126 && p6 <= 622925)) && n >= 16 && n <= 19)

@@ -61,4 +61,29 @@ describe('token and cost counters by tenant and model', () => {
     expect(tokens.length).toBeLessThanOrEqual(2 * (MAX_TENANT_LABELS + 1) * (MAX_MODEL_LABELS + 1));
     expect(total(tokens)).toBe(5000);
   });
+
+  it("a body's DLP findings count once per type and action, interleaved or not", async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    const f = (type: string, action: string) => ({ type, action });
+    m.countDlpFindings(
+      [
+        f('EMAIL', 'redact'),
+        f('CREDIT_CARD', 'redact'),
+        f('EMAIL', 'redact'),
+        f('EMAIL', 'mask'),
+        f('CREDIT_CARD', 'redact'),
+      ],
+      'request',
+    );
+    m.countDlpFindings([f('EMAIL', 'redact')], 'response');
+    m.countDlpFindings([], 'response');
+    const text = await m.registry.getSingleMetricAsString('lmgate_dlp_findings_total');
+    const series = text.split('\n').filter((l) => l.startsWith('lmgate_dlp_findings_total{'));
+    expect(series.sort()).toEqual([
+      'lmgate_dlp_findings_total{type="CREDIT_CARD",action="redact",where="request"} 2',
+      'lmgate_dlp_findings_total{type="EMAIL",action="mask",where="request"} 1',
+      'lmgate_dlp_findings_total{type="EMAIL",action="redact",where="request"} 2',
+      'lmgate_dlp_findings_total{type="EMAIL",action="redact",where="response"} 1',
+    ]);
+  });
 });

@@ -263,8 +263,32 @@ export class Metrics {
 
   /** One DLP finding. Types come from the config (built-in names and custom patterns), bounded
    * like rule ids all the same. */
-  countDlpFinding(type: string, action: string, where: 'request' | 'response'): void {
-    this.dlpFindings.inc([this.ruleLabel.value(type), action, where]);
+  countDlpFinding(type: string, action: string, where: 'request' | 'response', by = 1): void {
+    this.dlpFindings.inc([this.ruleLabel.value(type), action, where], by);
+  }
+
+  /** A body's DLP findings, counted once per type and action: a prompt's findings share a few
+   * (every address an EMAIL redacted), and a call per finding built its label key each time. The
+   * distinct pairs are bounded by the policy (its detectors and rules), so the search is too. */
+  countDlpFindings(findings: readonly { type: string; action: string }[], where: 'request' | 'response'): void {
+    if (findings.length === 1) {
+      this.countDlpFinding(findings[0]!.type, findings[0]!.action, where);
+      return;
+    }
+    const types: string[] = [];
+    const actions: string[] = [];
+    const counts: number[] = [];
+    for (let i = 0; i < findings.length; i++) {
+      const f = findings[i]!;
+      let k = 0;
+      while (k < types.length && (types[k] !== f.type || actions[k] !== f.action)) k++;
+      if (k === types.length) {
+        types.push(f.type);
+        actions.push(f.action);
+        counts.push(1);
+      } else counts[k] = counts[k]! + 1;
+    }
+    for (let k = 0; k < types.length; k++) this.countDlpFinding(types[k]!, actions[k]!, where, counts[k]!);
   }
 
   /** One rule of a prompt-injection detection and what was done about it. */

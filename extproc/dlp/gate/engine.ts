@@ -68,6 +68,7 @@ function warm(scanner: Scanner): void {
 }
 
 export function engineOf(scanner: Scanner): DlpEngine {
+  const redactions = new Redactions();
   return {
     scanner: {
       scan: (text) => scanner.scan(text),
@@ -86,31 +87,57 @@ export function engineOf(scanner: Scanner): DlpEngine {
         };
       },
     },
-    newSession: () => new Session(scanner.maskKeep),
+    newSession: () => new Session(scanner.maskKeep, redactions),
   };
 }
 
+/** `[REDACTED:TYPE]` per finding type, made once per engine: the types are the policy's
+ * detectors and rules, so the map is bounded by the config. */
+class Redactions {
+  private readonly byType = new Map<string, string>();
+
+  of(type: string): string {
+    let r = this.byType.get(type);
+    if (r === undefined) {
+      r = `[REDACTED:${type}]`;
+      this.byType.set(type, r);
+    }
+    return r;
+  }
+}
+
 class Session implements DlpSession {
-  private readonly map = new PseudonymMap();
+  /** Made by the first pseudonym or typed placeholder: most requests need neither. */
+  private pseudonyms: PseudonymMap | undefined;
   private readonly keep: number;
-  constructor(keep: number) {
+  private readonly redactions: Redactions;
+  constructor(keep: number, redactions: Redactions) {
     this.keep = keep;
+    this.redactions = redactions;
+  }
+  private get map(): PseudonymMap {
+    this.pseudonyms ??= new PseudonymMap();
+    return this.pseudonyms;
   }
   get issued(): boolean {
-    return this.map.size > 0;
+    return this.pseudonyms !== undefined && this.pseudonyms.size > 0;
   }
   replace(value: string, f: DlpFinding): string {
-    if (f.action === 'redact') return `[REDACTED:${f.type}]`;
+    if (f.action === 'redact') return this.redactions.of(f.type);
     if (f.action === 'mask') return mask(value, this.keep);
     return this.map.placeholderFor(f.type, value);
   }
   restore(text: string): string {
-    return restore(text, this.map);
+    return this.pseudonyms === undefined ? restore(text, EMPTY) : restore(text, this.pseudonyms);
   }
   restoreHoldBack(text: string): number {
     return placeholderTail(text);
   }
   reserve(text: string): void {
-    this.map.reserve(text);
+    // A text without a `[` reserves nothing (PseudonymMap.reserve): no map for it.
+    if (this.pseudonyms !== undefined || text.includes('[')) this.map.reserve(text);
   }
 }
+
+/** What a session restores with before it made any pseudonym: nothing (never written to). */
+const EMPTY = new PseudonymMap();

@@ -26,6 +26,10 @@ describe('forEachJsonString', () => {
     ]);
   });
 
+  it('decodes keys written with escapes', () => {
+    expect(strings('{"mod\\u0065l":"m","a\\\\b":"x","c\\"":"y"}').map((s) => s.key)).toEqual(['model', 'a\\b', 'c"']);
+  });
+
   it('is not fooled by brackets, quotes and commas inside strings, nor by empty containers', () => {
     expect(strings('{"a":"{[,\\"]}","b":[],"c":{},"d":"y"}').map((s) => [s.key, s.text])).toEqual([
       ['a', '{[,"]}'],

@@ -89,7 +89,9 @@ function stringEnd(b: Buffer, start: number): number {
 }
 
 function decodeKey(b: Buffer, start: number, end: number): string {
-  const escaped = b.subarray(start, end).includes(BACKSLASH);
+  // A byte loop, not subarray().includes: a Buffer object per key of every body walked.
+  let escaped = false;
+  for (let i = start + 1; i < end - 1 && !escaped; i++) escaped = b[i] === BACKSLASH;
   return escaped ? (JSON.parse(b.toString('utf8', start, end)) as string) : b.toString('utf8', start + 1, end - 1);
 }
 

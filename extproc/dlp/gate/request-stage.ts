@@ -84,8 +84,11 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
         const session = engine.newSession();
         state.session = session;
         const scan = applyHits(canonical, hits, session, 'request', undefined);
-        for (const f of scan.findings) addFinding(state, f);
-        for (const f of scan.findings) deps.metrics.countDlpFinding(f.type, f.action, 'request');
+        // Indexed loops: this runs once a request, and for-of here allocated an iterator result
+        // per finding while the function was not yet optimised (bench:alloc).
+        const findings = scan.findings;
+        for (let i = 0; i < findings.length; i++) addFinding(state, findings[i]!);
+        deps.metrics.countDlpFindings(findings, 'request');
         if (scan.classes.size > 0) {
           const classes = new Set(ctx.dataClasses);
           for (const c of scan.classes) {
@@ -99,7 +102,8 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
           ctx.decide({ stage: 'dlp.request', ruleId, effect: 'deny', reason: `${scan.blocked.type} in the request` });
           throw refuse('content_blocked', blockMessage(scan.blocked.type, 'request'), { ruleId });
         }
-        for (const e of scan.edits) ctx.editRequestBody(e.start, e.end, e.insert);
+        const edits = scan.edits;
+        for (let i = 0; i < edits.length; i++) ctx.editRequestBody(edits[i]!.start, edits[i]!.end, edits[i]!.insert);
         if (scan.edits.length > 0)
           ctx.decide({
             stage: 'dlp.request',

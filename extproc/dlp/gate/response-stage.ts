@@ -225,7 +225,7 @@ function record(ctx: RequestContext, findings: readonly FindingRecord[], deps: S
   if (findings.length === 0) return;
   const dlp = dlpState(ctx);
   for (const f of findings) addFinding(dlp, f);
-  for (const f of findings) deps.metrics.countDlpFinding(f.type, f.action, 'response');
+  deps.metrics.countDlpFindings(findings, 'response');
 }
 
 /** What one event's rewrite needs: per choice, its released content and tool arguments; TGI's
