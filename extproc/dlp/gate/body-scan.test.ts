@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyBodyEdits } from '../../llm/body-edits.ts';
-import { compileDlp } from '../scanner.ts';
+import { compileDlp } from '../compile.ts';
 import { applyHits, collectHits } from './body-scan.ts';
 import { engineOf } from './engine.ts';
 
