@@ -265,31 +265,30 @@ describe('dlp.response on JSON responses', () => {
     expect(r.audit.dlp?.findings.map((f) => f.where)).toEqual(['request', 'response']);
   });
 
-  it('refuses at the response headers a JSON answer whose content-length is over server.maxBufferedResponseBytes', async () => {
-    // Refused before any body answer, while Envoy may still hold the headers: the client gets the
-    // 403 and the record says so, instead of a 200 cut short at a body chunk.
-    const body = completion(`Mail jane.doe@example.com ${'x'.repeat(200)}`);
-    const r = await runStage({
+  /** A JSON answer over a 100-byte server.maxBufferedResponseBytes, with an e-mail to redact. */
+  const OVER_LIMIT = completion(`Mail jane.doe@example.com ${'x'.repeat(200)}`);
+  const overLimit = (response: { headers?: Record<string, string>; chunks: string[] }) =>
+    runStage({
       stages: ['llm.api_shape'],
       config: { server: { maxBufferedResponseBytes: 100 } },
       extraStages: stages({ EMAIL: 'redact' }),
       request: { path: '/v1/chat/completions', body: { model: 'm', messages: [{ role: 'user', content: 'hi' }] } },
-      response: { headers: { 'content-length': String(body.length) }, chunks: [body] },
+      response,
     });
+
+  it('refuses at the response headers a JSON answer whose content-length is over server.maxBufferedResponseBytes', async () => {
+    // Refused before any body answer, while Envoy may still hold the headers: the client gets the
+    // 403 and the record says so, instead of a 200 cut short at a body chunk.
+    const body = OVER_LIMIT;
+    const r = await overLimit({ headers: { 'content-length': String(body.length) }, chunks: [body] });
     expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.response_too_large' });
     expect(r.answers.filter((a) => a.responseBody !== undefined)).toEqual([]);
     expect(r.audit).toMatchObject({ status: 403, outcome: 'rejected' });
   });
 
   it('refuses a chunked JSON answer once its bytes pass server.maxBufferedResponseBytes, releasing none', async () => {
-    const body = completion(`Mail jane.doe@example.com ${'x'.repeat(200)}`);
-    const r = await runStage({
-      stages: ['llm.api_shape'],
-      config: { server: { maxBufferedResponseBytes: 100 } },
-      extraStages: stages({ EMAIL: 'redact' }),
-      request: { path: '/v1/chat/completions', body: { model: 'm', messages: [{ role: 'user', content: 'hi' }] } },
-      response: { chunks: [body.slice(0, 60), body.slice(60)] },
-    });
+    const body = OVER_LIMIT;
+    const r = await overLimit({ chunks: [body.slice(0, 60), body.slice(60)] });
     expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.response_too_large' });
     expect(r.client?.body ?? '').not.toContain('jane');
   });
