@@ -256,8 +256,10 @@ function onEvent(
           // TGI's last event repeats the token text whole in generated_text: a value found in
           // both is one finding (redacted in both), recorded and counted once.
           const span = `${f.type}:${f.start}:${f.end}`;
-          if (key === 'c0') (state.tokenSpans ??= new Set()).add(span);
-          else if (key === 'g0' && state.tokenSpans?.delete(span)) return;
+          if (key === 'c0') {
+            state.tokenSpans ??= new Set();
+            state.tokenSpans.add(span);
+          } else if (key === 'g0' && state.tokenSpans?.delete(span)) return;
         }
         addFinding(dlp, { type: f.type, action: f.action, where: 'response', path, start: f.start, end: f.end });
         deps.metrics.countDlpFinding(f.type, f.action, 'response');
