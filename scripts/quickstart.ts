@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parseCommandArgs, UsageError } from '../extproc/cli/usage.ts';
 import { envoyVersion, renderEnvoyConfig, startEnvoy } from '../test/harness/envoy.ts';
 import { makeKey, startGate } from '../test/harness/gate.ts';
-import { freePort, listenProblem } from '../test/harness/ports.ts';
+import { freePort, listenProblem, reservePort } from '../test/harness/ports.ts';
 import { ProcExited } from '../test/harness/processes.ts';
 import { startMockModel } from '../test/mock/model-server.ts';
 import { onStopRequest } from './lifetime.ts';
@@ -85,6 +85,9 @@ if (busy) {
   );
   process.exit(1);
 }
+
+// Envoy binds it last: the gate's and Envoy's admin ports, chosen meanwhile, must not be it.
+reservePort(listener);
 
 const folder = await mkdtemp(join(tmpdir(), 'lm-gate-quickstart-'));
 dir = folder;

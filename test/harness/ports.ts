@@ -35,7 +35,20 @@ const slice = (Number(process.env.VITEST_POOL_ID ?? 0) || 0) % SLICES;
 // A random start: the files a worker runs one after another each load this module afresh.
 let next = Math.floor(Math.random() * Math.max(SLICE, 1));
 
+/** Ports this process will bind later itself, never handed out here (see reservePort). */
+const reserved = new Set<number>();
+
+/** A port this process will bind later (a listener named on its command line): freePort never
+ * hands it out. A child process a test starts inherits the test's VITEST_POOL_ID and so draws
+ * from the same slice; without this it could pick the port the test chose for it and hand it to
+ * another server first (CI lost a quickstart run to the gate's gRPC server on the listener
+ * port). */
+export function reservePort(port: number): void {
+  reserved.add(port);
+}
+
 function canListen(port: number): Promise<boolean> {
+  if (reserved.has(port)) return Promise.resolve(false);
   return new Promise((resolve) => {
     const s = createServer();
     s.unref();
@@ -82,7 +95,7 @@ export async function freeConsecutivePorts(n: number): Promise<number> {
   // The ephemeral range leaves no room below it: ports the OS picks, the first n in a row.
   for (let attempt = 0; attempt < 50; attempt++) {
     const first = await osPickedPort();
-    if (first + n - 1 > 65535) continue;
+    if (first + n - 1 > 65535 || reserved.has(first)) continue;
     let all = true;
     for (let i = 1; i < n && all; i++) all = await canListen(first + i);
     if (all) return first;

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { bindConflict, renderEnvoyConfig, startEnvoy } from '../harness/envoy.ts';
-import { freePort } from '../harness/ports.ts';
+import { freePort, reservePort } from '../harness/ports.ts';
 import { tempDir } from '../harness/temp-dirs.ts';
 import { type MockModel, startMockModel } from '../mock/model-server.ts';
 
@@ -30,6 +30,16 @@ it('hands out distinct ports below the ephemeral range, where no outgoing connec
   for (let i = 0; i < 20; i++) ports.push(await freePort());
   expect(new Set(ports).size).toBe(20);
   if (low - 11_000 >= 16 * 256) for (const p of ports) expect(p).toBeLessThan(low);
+});
+
+it('never hands out a reserved port, the one a process was told to bind itself', async () => {
+  // The counter moves one port at a time, so the port after each one handed out is the next
+  // candidate: reserved, it must be stepped over.
+  for (let i = 0; i < 20; i++) {
+    const p = await freePort();
+    reservePort(p + 1);
+    expect(await freePort()).not.toBe(p + 1);
+  }
 });
 
 it('reads the port Envoy could not bind from its error', () => {
