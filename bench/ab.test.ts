@@ -2,120 +2,34 @@ import { describe, expect, it } from 'vitest';
 import { benchBody, parseVariant } from './ab.ts';
 import { CHAT, DLP_CHAT } from './lib/common.ts';
 
+/** A variant with no items: each row below says only what its spec changes. */
+const BASE = {
+  profile: 'governed',
+  nodeOptions: undefined,
+  nodeArgs: [],
+  unixSocket: false,
+  workers: 1,
+  redis: false,
+  audit: undefined,
+  duplex: false,
+};
+
 describe('bench:ab variants', () => {
   it.each([
-    [
-      'fd:duplex',
-      {
-        name: 'fd',
-        profile: 'governed',
-        nodeOptions: undefined,
-        nodeArgs: [],
-        unixSocket: false,
-        workers: 1,
-        redis: false,
-        audit: undefined,
-        duplex: true,
-      },
-    ],
+    ['fd:duplex', { ...BASE, name: 'fd', duplex: true }],
     [
       'v8:args=--heap-growing-percent=0 --trace-gc',
-      {
-        name: 'v8',
-        profile: 'governed',
-        nodeOptions: undefined,
-        nodeArgs: ['--heap-growing-percent=0', '--trace-gc'],
-        unixSocket: false,
-        workers: 1,
-        redis: false,
-        audit: undefined,
-        duplex: false,
-      },
+      { ...BASE, name: 'v8', nodeArgs: ['--heap-growing-percent=0', '--trace-gc'] },
     ],
-    [
-      'base',
-      {
-        name: 'base',
-        profile: 'governed',
-        nodeOptions: undefined,
-        nodeArgs: [],
-        unixSocket: false,
-        workers: 1,
-        redis: false,
-        audit: undefined,
-        duplex: false,
-      },
-    ],
+    ['base', { ...BASE, name: 'base' }],
     [
       'semi:node=--max-semi-space-size=16 --max-old-space-size=256,uds',
-      {
-        name: 'semi',
-        profile: 'governed',
-        nodeOptions: '--max-semi-space-size=16 --max-old-space-size=256',
-        nodeArgs: [],
-        unixSocket: true,
-        workers: 1,
-        redis: false,
-        audit: undefined,
-        duplex: false,
-      },
+      { ...BASE, name: 'semi', nodeOptions: '--max-semi-space-size=16 --max-old-space-size=256', unixSocket: true },
     ],
-    [
-      'w2:workers=2,profile=passthrough',
-      {
-        name: 'w2',
-        profile: 'passthrough',
-        nodeOptions: undefined,
-        nodeArgs: [],
-        unixSocket: false,
-        workers: 2,
-        redis: false,
-        audit: undefined,
-        duplex: false,
-      },
-    ],
-    [
-      'r:redis,workers=2',
-      {
-        name: 'r',
-        profile: 'governed',
-        nodeOptions: undefined,
-        nodeArgs: [],
-        unixSocket: false,
-        workers: 2,
-        redis: true,
-        audit: undefined,
-        duplex: false,
-      },
-    ],
-    [
-      'strict:audit=strict',
-      {
-        name: 'strict',
-        profile: 'governed',
-        nodeOptions: undefined,
-        nodeArgs: [],
-        unixSocket: false,
-        workers: 1,
-        redis: false,
-        audit: 'strict',
-        duplex: false,
-      },
-    ],
-    [
-      'off:node=',
-      {
-        name: 'off',
-        profile: 'governed',
-        nodeOptions: '',
-        nodeArgs: [],
-        unixSocket: false,
-        workers: 1,
-        redis: false,
-        audit: undefined,
-        duplex: false,
-      },
-    ],
+    ['w2:workers=2,profile=passthrough', { ...BASE, name: 'w2', profile: 'passthrough', workers: 2 }],
+    ['r:redis,workers=2', { ...BASE, name: 'r', workers: 2, redis: true }],
+    ['strict:audit=strict', { ...BASE, name: 'strict', audit: 'strict' }],
+    ['off:node=', { ...BASE, name: 'off', nodeOptions: '' }],
   ])('%s', (spec, variant) => {
     expect(parseVariant(spec)).toEqual(variant);
   });
