@@ -171,12 +171,18 @@ export const requestLine = z
           .object({
             id: z.string().describe('The rate limit (limits.rate[].id).'),
             level: z.string().describe('Whose counter, <scope>:<id>: team:research, model:llama-3.1-8b.'),
-            unit: z.enum(['requests', 'tokens']).describe('What the limit counts.'),
+            unit: z
+              .enum(['requests', 'tokens', 'bytes'])
+              .describe('What the limit counts (bytes: request body bytes).'),
             limit: z.number().describe('The limit per its period.'),
             remaining: z.number().describe('What was left after this request, at the decision.'),
             decision: z.enum(['admitted', 'refused']).describe('What this level decided.'),
             reserved: z.number().optional().describe('Tokens reserved before the call (token limits).'),
             settled: z.number().optional().describe('Tokens the reservation was settled to at the end.'),
+            queued_ms: z
+              .number()
+              .optional()
+              .describe("Milliseconds the request waited in this limit's queue (queueMs) before this decision."),
             fail_open: z
               .literal(true)
               .optional()

@@ -72,6 +72,7 @@ describe('configSchema', () => {
         bytesPerInputToken: 4,
         headers: true,
         maxMemoryEntries: 100000,
+        maxWaiting: 256,
         rate: [],
         budgets: [],
       },

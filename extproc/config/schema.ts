@@ -8,6 +8,7 @@ import { dlpConfig } from '../dlp/config.ts';
 import { identityConfig } from '../identity/config.ts';
 import { killSwitchConfig } from '../killswitch/config.ts';
 import { limitsConfig } from '../limits/config.ts';
+import { QUEUE_MARGIN_MS } from '../limits/queue.ts';
 import { meteringConfig } from '../metering/config.ts';
 import { ALWAYS_STAGE_NAMES, STAGE_NAMES, stageGraphProblems } from '../pipeline/stages.ts';
 import { policyConfig } from '../policy/config.ts';
@@ -116,6 +117,16 @@ export const configSchema = z
     // A slower OPA would be cut by the gate's own deadline (503 gateway_timeout) before its timeout.
     if (opa !== undefined && opa.timeoutMs >= cfg.server.messageDeadlineMs)
       ctx.addIssue({ code: 'custom', path: ['policy', 'opa', 'timeoutMs'], message: deadline });
+    // A queued request's answer waits queueMs on the slow path, after a store call of its own.
+    lim.rate.forEach((r, i) => {
+      const most = cfg.server.maxMessageDeadlineMs - QUEUE_MARGIN_MS;
+      if (r.queueMs > most)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['limits', 'rate', i, 'queueMs'],
+          message: `must be at most server.maxMessageDeadlineMs - ${QUEUE_MARGIN_MS} (${most})`,
+        });
+    });
     // The injection classifier runs on the slow path: past maxMessageDeadlineMs the gate's 503
     // would answer before its timeout and onError could.
     cfg.dlp.policies.forEach((p, i) => {

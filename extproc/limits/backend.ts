@@ -15,6 +15,7 @@ import type { CounterItem } from './counters.ts';
 import { MemoryLimitStore } from './memory-store.ts';
 import { LimitMetrics } from './metrics.ts';
 import type { PortLimitStore } from './port-store.ts';
+import { Waiting } from './queue.ts';
 import { RedisLimitStore } from './redis-store.ts';
 import type { AcquireResult, AdjustResult, LimitStore } from './store.ts';
 import { BudgetWebhook } from './webhook.ts';
@@ -46,6 +47,8 @@ export interface LimitPolicy {
 
 export class LimitBackend {
   readonly memory: MemoryLimitStore;
+  /** Requests waiting in rate limit queues in this thread (limits.maxWaiting bounds it). */
+  readonly waiting = new Waiting();
   readonly metrics: LimitMetrics;
   private readonly redis: RedisLimitStore | undefined;
   private readonly conn: RedisConnection | undefined;

@@ -114,7 +114,16 @@ describe('limits.budget', () => {
     expect(silent.audit.metering.source).not.toBe('upstream');
     expect(silent.audit.budgets![0]).toMatchObject({ settled: counted, refunded: bodyTokens + 100 - counted });
     const used = s.backend.memory.adjust(
-      [{ kind: 'budget', key: 'lmgate:lim:{t:acme}:tok:b:2026-11-24:key:k', limit: 10_000, period: 0, cost: 0 }],
+      [
+        {
+          kind: 'budget',
+          key: 'lmgate:lim:{t:acme}:tok:b:2026-11-24:key:k',
+          limit: 10_000,
+          period: 0,
+          cost: 0,
+          queue: 0,
+        },
+      ],
       [0],
     );
     expect(used.after[0]).toBe(counted);
@@ -142,7 +151,16 @@ describe('limits.budget', () => {
     const reserved = run.audit.budgets![0]!.reserved;
     expect(run.audit.budgets![0]).toMatchObject({ state: 'admitted', settled: charged, refunded: reserved - charged });
     const used = s.backend.memory.adjust(
-      [{ kind: 'budget', key: 'lmgate:lim:{t:acme}:tok:b:2026-11-24:key:k', limit: 10_000, period: 0, cost: 0 }],
+      [
+        {
+          kind: 'budget',
+          key: 'lmgate:lim:{t:acme}:tok:b:2026-11-24:key:k',
+          limit: 10_000,
+          period: 0,
+          cost: 0,
+          queue: 0,
+        },
+      ],
       [0],
     );
     expect(used.after[0]).toBe(charged);

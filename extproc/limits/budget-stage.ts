@@ -107,6 +107,7 @@ export const budgets = defineStage({
             limit: b.cfg.amount,
             period: span.endMs,
             cost,
+            queue: 0,
           },
           check: {
             id: b.cfg.id,

@@ -40,15 +40,24 @@ const rateLimit = z
       .describe('How many `unit`s are admitted per period.')
       .meta({ examples: [100] }),
     unit: z
-      .enum(['requests', 'tokens'])
+      .enum(['requests', 'tokens', 'bytes'])
       .default('requests')
       .describe(
-        'requests: requests admitted. tokens: input plus output tokens, reserved before the call (the input estimate plus max_tokens, or limits.defaultMaxTokens) and settled to the usage upstream reports when the request ends. A limit on both is two entries.',
+        "requests: requests admitted. tokens: input plus output tokens, reserved before the call (the input estimate plus max_tokens, or limits.defaultMaxTokens) and settled to the usage upstream reports when the request ends. bytes: request body bytes, counted at the request headers from content-length for key, user, team and tenant limits (before Envoy is made to read the body), else when the body has arrived; what bounds one caller's uploads. A limit on two units is two entries.",
       ),
     per: z
       .enum(['second', 'minute', 'hour', 'day'])
       .describe('The period the counts are per.')
       .meta({ examples: ['minute'] }),
+    queueMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        'A request over this limit whose turn comes within this many milliseconds waits for it instead of being refused: the caller is slowed to the limit, not failed, and while it waits Envoy holds its body (reading no more than its buffer limit). One whose turn is further away waits this long and is then refused with 429, so a client that ignores 429 and retries at once is paced too. At most limits.maxWaiting requests wait at once; past that, refusals are at once. 0: refuse at once. Must stay under server.maxMessageDeadlineMs by 100 ms (the gate asks Envoy to wait that long for the answer).',
+      )
+      .meta({ examples: [1000] }),
     onRedisDown: onRedisDown.optional(),
   })
   .strict();
@@ -136,6 +145,14 @@ export const limitsConfig = z
       .default(true)
       .describe(
         "Add OpenAI's x-ratelimit-{limit,remaining,reset}-{requests,tokens} headers to admitted responses (refusals always carry them).",
+      ),
+    maxWaiting: z
+      .number()
+      .int()
+      .positive()
+      .default(256)
+      .describe(
+        'Most requests that wait in rate limit queues (queueMs) at once, per gate thread; a request that would wait beyond this is answered at once (429), so the requests held, and the bodies Envoy holds for them, stay bounded.',
       ),
     maxMemoryEntries: z
       .number()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { CounterItem } from './counters.ts';
+import { admit, type CounterItem, view, waitMs } from './counters.ts';
 import { openAiDuration, retryAfterSeconds } from './headers.ts';
 import { MemoryLimitStore } from './memory-store.ts';
 
@@ -9,12 +9,13 @@ const clock = {
     return this.t;
   },
 };
-const rate = (key: string, limit: number, period = 60_000, cost = 1): CounterItem => ({
+const rate = (key: string, limit: number, period = 60_000, cost = 1, queue = 0): CounterItem => ({
   kind: 'rate',
   key,
   limit,
   period,
   cost,
+  queue,
 });
 
 describe('GCRA in the memory store', () => {
@@ -45,6 +46,45 @@ describe('GCRA in the memory store', () => {
     clock.t += 2000;
     s.acquire([rate('late', 1)]);
     expect(s.size).toBeLessThanOrEqual(10);
+  });
+});
+
+describe('GCRA with a queue', () => {
+  // 10 units a second (T = 100 ms), a queue of 500 ms; state is the TAT relative to now = 0.
+  const now = 0;
+  const item = (cost: number, queue = 500) => rate('q', 10, 1000, cost, queue);
+  it.each([
+    // [what, state before, cost, queue, admitted, wait ms]
+    ['an empty bucket admits a full burst without waiting', undefined, 10, 500, true, 0],
+    ['a full bucket, no queue: refused', 1000, 1, 0, false, 0],
+    ['a full bucket: the next unit waits its 100 ms', 1000, 1, 500, true, 100],
+    ['five units past full wait the whole queue', 1000, 5, 500, true, 500],
+    ['six units past full do not fit the queue', 1000, 6, 500, false, 0],
+    ['a request larger than the limit never fits, whatever the queue', undefined, 11, 500, false, 0],
+    ['a bucket already queued into: the wait adds up', 1300, 2, 500, true, 500],
+  ] as const)('%s', (_what, state, cost, queue, admitted, wait) => {
+    const it0 = item(cost, queue);
+    const next = admit(it0, state, now);
+    expect(next !== undefined).toBe(admitted);
+    expect(waitMs(it0, next, now)).toBe(wait);
+  });
+
+  it('a queued admission leaves nothing remaining, and a refusal says when the request would fit without waiting', () => {
+    const it0 = item(3);
+    const next = admit(it0, 1000, now)!;
+    expect(view(it0, next, true, now)).toMatchObject({ remaining: 0, retryAfterMs: 0 });
+    const big = item(6);
+    expect(view(big, 1000, false, now).retryAfterMs).toBe(600);
+  });
+
+  it('in the memory store, queued requests are paced one turn apart', () => {
+    const s = new MemoryLimitStore({ maxEntries: 100, clock });
+    const it0 = rate('paced', 2, 1000, 1, 1000);
+    const waits = [1, 2, 3, 4, 5].map(() => {
+      const r = s.acquire([it0]);
+      return r.admitted ? waitMs(it0, r.states[0], r.now) : -1;
+    });
+    expect(waits).toEqual([0, 0, 500, 1000, -1]);
   });
 });
 

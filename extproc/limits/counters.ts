@@ -8,6 +8,12 @@
 // every T ms: in any window of length t at most L + floor(t/T) units pass. A state in the past
 // is the same as no state, so keys expire at their TAT.
 //
+// A rate limit with a queue (queueMs, Q) also admits a request whose turn comes within Q ms:
+// max(TAT, now) + n·T - now <= P + Q. Its units are reserved at once (the TAT moves as for any
+// admission) and the caller waits TAT' - now - P ms before it goes on: the pacing of a retry at
+// the right moment, without the retry. A request that could never fit (n·T > P) is refused
+// however long the queue.
+//
 // budget: a sum spent in the current calendar period. A request is admitted while something is
 // left (spent < amount) and its whole reservation is added: with every reservation at least the
 // real cost, spending can pass the amount by at most the largest single reservation.
@@ -23,8 +29,11 @@ export interface CounterItem {
   readonly limit: number;
   /** rate: the period in ms; budget: when the period ends (epoch ms), the key's expiry. */
   readonly period: number;
-  /** Units this request takes (1 request, a token reservation, a cost reservation). */
+  /** Units this request takes (1 request, a token reservation, body bytes, a cost reservation). */
   readonly cost: number;
+  /** rate: ms a request may wait for its turn (the limit's queueMs); budget: 0. Always set, so
+   * every item has one shape. */
+  readonly queue: number;
 }
 
 /** The state after admitting `cost` on `state`, or undefined when it does not fit. */
@@ -33,7 +42,8 @@ export function admit(item: CounterItem, state: number | undefined, now: number)
     const t = item.period / item.limit;
     const tat = state === undefined || state < now ? now : state;
     const next = tat + item.cost * t;
-    return next - now <= item.period ? next : undefined;
+    if (next - now <= item.period) return next;
+    return item.queue > 0 && next - now <= item.period + item.queue && item.cost * t <= item.period ? next : undefined;
   }
   const spent = state ?? 0;
   return spent < item.limit ? spent + item.cost : undefined;
@@ -50,6 +60,13 @@ export function adjust(item: CounterItem, state: number | undefined, delta: numb
   }
   const next = (state ?? 0) + delta;
   return next <= 0 ? undefined : next;
+}
+
+/** ms an admitted request waits for its turn on a rate counter now at `state` (0: none). */
+export function waitMs(item: CounterItem, state: number | undefined, now: number): number {
+  if (item.kind !== 'rate' || state === undefined) return 0;
+  const w = state - now - item.period;
+  return w > 0 ? w : 0;
 }
 
 /** When a key holding `state` may be dropped (epoch ms). */

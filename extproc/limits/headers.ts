@@ -24,8 +24,9 @@ export function retryAfterSeconds(ms: number): string {
 
 export type HeaderList = [string, string][];
 
-/** Appends the trio for `what` ('requests' | 'tokens') from the tightest counter's view. */
-export function pushRateHeaders(out: HeaderList, what: 'requests' | 'tokens', v: CounterView): void {
+/** Appends the trio for `what` from the tightest counter's view. OpenAI sends requests and
+ * tokens; bytes (request body bytes) is LM Gate's own, named alike. */
+export function pushRateHeaders(out: HeaderList, what: 'requests' | 'tokens' | 'bytes', v: CounterView): void {
   out.push(
     [`x-ratelimit-limit-${what}`, String(v.limit)],
     [`x-ratelimit-remaining-${what}`, String(v.remaining)],

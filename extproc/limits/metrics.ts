@@ -1,7 +1,7 @@
 // Limits and budgets metrics, one set per registry (a gate thread's). Label values are limit
 // and budget ids from the config, and budget subjects (key, team, tenant ids), bounded.
 import type { Registry } from 'prom-client';
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { BatchedCounter, BatchedGauge } from '../telemetry/batched.ts';
 import { BoundedLabel } from '../telemetry/metrics.ts';
 
@@ -13,6 +13,8 @@ const byRegistry = new WeakMap<Registry, LimitMetrics>();
 export class LimitMetrics {
   readonly decisions: BatchedCounter<'limit' | 'decision'>;
   readonly failOpen: Counter<'limit'>;
+  readonly queued: Counter<'limit' | 'result'>;
+  readonly waiting: Gauge;
   readonly storeErrors: Counter<'op'>;
   readonly budgetUsed: BatchedGauge<'budget' | 'subject'>;
   readonly thresholdCrossings: Counter<'budget' | 'threshold'>;
@@ -40,6 +42,18 @@ export class LimitMetrics {
       name: 'lmgate_limit_fail_open_total',
       help: 'Requests admitted by a fail-open limit while Redis could not answer (counted in this replica alone).',
       labelNames: ['limit'],
+      registers,
+    });
+    this.queued = new Counter({
+      name: 'lmgate_limit_queued_total',
+      help: 'Requests that waited in a rate limit queue (queueMs), by limit id and how the wait ended: admitted, refused (its turn was beyond the queue); full: it would have waited, but limits.maxWaiting requests already were, so it was refused at once.',
+      labelNames: ['limit', 'result'],
+      registers,
+    });
+    this.waiting = new Gauge({
+      name: 'lmgate_limit_waiting',
+      help: 'Requests waiting in rate limit queues now.',
+      aggregator: 'sum',
       registers,
     });
     this.storeErrors = new Counter({

@@ -14,7 +14,7 @@ describe('PortLimitStore', () => {
     serveLimitStore(a.port1, store);
     serveLimitStore(b.port1, store);
     const workers = [new PortLimitStore(a.port2), new PortLimitStore(b.port2)];
-    const item: CounterItem = { kind: 'rate', key: 'k', limit: 7, period: 60_000, cost: 1 };
+    const item: CounterItem = { kind: 'rate', key: 'k', limit: 7, period: 60_000, cost: 1, queue: 0 };
     const results = await Promise.all(Array.from({ length: 30 }, (_, i) => workers[i % 2]!.acquire([item])));
     expect(results.filter((r) => r.admitted)).toHaveLength(7);
     const settled = await workers[1]!.adjust([item], [-2]);

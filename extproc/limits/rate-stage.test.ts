@@ -41,18 +41,34 @@ function session(limits: Record<string, unknown>) {
     who: Principal,
     body: Record<string, unknown> = { model: 'm1', messages: [] },
     response?: { chunks: string[] },
+    request?: { chunked?: boolean },
   ): Promise<StageRun> =>
     runStage({
       stages: STAGES,
       config,
       given: { principal: who },
-      request: { path: '/v1/chat/completions', body },
+      request: { path: '/v1/chat/completions', body, ...request },
       ...(response ? { response } : {}),
       clock,
       limits: backend,
     });
   return { clock, send, backend };
 }
+
+/** A chat body of exactly `n` bytes of JSON. */
+function bodyOf(n: number, model = 'm1'): Record<string, unknown> {
+  const base = { model, messages: [{ role: 'user', content: '' }] };
+  const pad = n - JSON.stringify(base).length;
+  return { model, messages: [{ role: 'user', content: 'x'.repeat(pad) }] };
+}
+
+const timed = async <T>(p: Promise<T>): Promise<[T, number]> => {
+  const t0 = performance.now();
+  const r = await p;
+  return [r, performance.now() - t0];
+};
+
+const overrides = (run: StageRun): number => run.answers.filter((a) => a.overrideMessageTimeout !== undefined).length;
 
 describe('limits.rate', () => {
   it('admits the limit, then refuses with 429, retry-after and x-ratelimit-* naming the level', async () => {
@@ -226,6 +242,156 @@ describe('limits.rate', () => {
     expect(run.refused).toMatchObject({ status: 429, ruleId: 'limits.rate.tok' });
     expect(run.refused!.message).toContain('max_tokens');
     expect(run.refused!.headers['x-ratelimit-limit-tokens']).toBe('100');
+  });
+
+  it('counts request body bytes at the request headers from content-length, before the body is read', async () => {
+    const s = session({ rate: [{ id: 'upload', scope: 'tenant', unit: 'bytes', limit: 1000, per: 'second' }] });
+    const first = await s.send(principal('k'), bodyOf(600));
+    expect(first.refused).toBeUndefined();
+    expect(first.audit.limits).toEqual([
+      { id: 'upload', level: 'tenant:acme', unit: 'bytes', limit: 1000, remaining: 400, decision: 'admitted' },
+    ]);
+    expect(first.client!.set).toMatchObject({
+      'x-ratelimit-limit-bytes': '1000',
+      'x-ratelimit-remaining-bytes': '400',
+    });
+    const second = await s.send(principal('k2'), bodyOf(600)); // another key of the same tenant
+    expect(second.refused).toMatchObject({ status: 429, code: 'rate_limit_exceeded', ruleId: 'limits.rate.upload' });
+    expect(second.refused!.message).toBe('Rate limit "upload" reached for tenant acme: 1000 bytes per second.');
+    expect(second.answers).toHaveLength(1); // refused at the headers: no body was asked for
+    // 200 of the 600 bytes come back 200 ms later
+    expect(second.refused!.headers).toMatchObject({ 'retry-after': '1', 'x-ratelimit-remaining-bytes': '400' });
+    s.clock.t += 200;
+    expect((await s.send(principal('k'), bodyOf(600))).refused).toBeUndefined();
+  });
+
+  it('counts the bytes of a body without content-length when it arrives', async () => {
+    const s = session({ rate: [{ id: 'upload', scope: 'key', unit: 'bytes', limit: 1000, per: 'second' }] });
+    const first = await s.send(principal('k'), bodyOf(700), undefined, { chunked: true });
+    expect(first.refused).toBeUndefined();
+    expect(first.audit.limits![0]).toMatchObject({ unit: 'bytes', remaining: 300 });
+    const second = await s.send(principal('k'), bodyOf(700), undefined, { chunked: true });
+    expect(second.refused?.ruleId).toBe('limits.rate.upload');
+    expect(second.answers).toHaveLength(2); // headers passed, the body was refused
+    // a GET has no body and takes no bytes
+    const get = await runStage({
+      stages: STAGES,
+      config: { limits: { rate: [{ id: 'upload', scope: 'key', unit: 'bytes', limit: 1000, per: 'second' }] } },
+      given: { principal: principal('k') },
+      request: { path: '/v1/models' },
+      clock: s.clock,
+      limits: s.backend,
+    });
+    expect(get.refused).toBeUndefined();
+    expect(get.audit.limits).toBeNull();
+  });
+
+  it('a body larger than a byte limit is refused whatever the bucket, saying so', async () => {
+    const s = session({
+      rate: [{ id: 'upload', scope: 'tenant', unit: 'bytes', limit: 500, per: 'second', queueMs: 100 }],
+    });
+    const [run, ms] = await timed(s.send(principal('k'), bodyOf(600)));
+    expect(run.refused!.message).toBe(
+      'Request too large for the tenant rate limit "upload": its body is 600 bytes, the limit is 500 per second.',
+    );
+    // refused after the queue's wait, like any request the queue cannot admit
+    expect(ms).toBeGreaterThanOrEqual(95);
+    expect(run.audit.limits![0]).toMatchObject({ decision: 'refused', queued_ms: expect.any(Number) });
+  });
+
+  it('a body-time refusal gives back the bytes the headers counted', async () => {
+    const s = session({
+      rate: [
+        { id: 'upload', scope: 'key', unit: 'bytes', limit: 1000, per: 'minute' },
+        { id: 'big-model', scope: 'model', ids: ['m-big'], limit: 1, per: 'minute' },
+      ],
+    });
+    const big = bodyOf(300, 'm-big');
+    expect((await s.send(principal('k'), big)).refused).toBeUndefined();
+    expect((await s.send(principal('k'), big)).refused?.ruleId).toBe('limits.rate.big-model');
+    // 1000 - 300 (first) = 700 left, the refused one given back
+    const next = await s.send(principal('k'), bodyOf(300));
+    expect(next.audit.limits![0]).toMatchObject({ id: 'upload', remaining: 400 });
+  });
+
+  describe('queues (queueMs)', () => {
+    // 20 a second: one turn every 50 ms; a queue of 120 ms holds two turns.
+    const paced = { rate: [{ id: 'paced', scope: 'key', limit: 20, per: 'second', queueMs: 120 }] };
+
+    it('a request over the limit waits for its turn and is admitted; past the queue it waits the queue and is refused', async () => {
+      const s = session(paced);
+      for (let i = 0; i < 20; i++) expect((await s.send(principal('k'))).refused).toBeUndefined();
+      const [first, t1] = await timed(s.send(principal('k')));
+      expect(first.refused).toBeUndefined();
+      expect(t1).toBeGreaterThanOrEqual(45);
+      expect(first.audit.limits![0]).toMatchObject({ decision: 'admitted', remaining: 0 });
+      expect(first.audit.limits![0]!.queued_ms).toBeGreaterThanOrEqual(45);
+      // the gate asked Envoy to wait longer than message_timeout for this answer
+      expect(overrides(first)).toBe(1);
+      const [second, t2] = await timed(s.send(principal('k')));
+      expect(second.refused).toBeUndefined();
+      expect(t2).toBeGreaterThanOrEqual(95);
+      const [third, t3] = await timed(s.send(principal('k')));
+      expect(third.refused).toMatchObject({ status: 429, ruleId: 'limits.rate.paced' });
+      expect(t3).toBeGreaterThanOrEqual(115);
+      expect(third.audit.limits![0]).toMatchObject({ decision: 'refused' });
+      expect(third.audit.limits![0]!.queued_ms).toBeGreaterThanOrEqual(115);
+      // a refused request reserves nothing: the clock 150 ms on, the next turn is free again
+      s.clock.t += 150;
+      const [fourth, t4] = await timed(s.send(principal('k')));
+      expect(fourth.refused).toBeUndefined();
+      expect(t4).toBeLessThan(45);
+      expect(fourth.audit.limits![0]!.queued_ms).toBeUndefined();
+      const text = await s.backend.metrics.queued.get();
+      const by = Object.fromEntries(text.values.map((v) => [`${v.labels.limit}:${v.labels.result}`, v.value]));
+      expect(by).toEqual({ 'paced:admitted': 2, 'paced:refused': 1 });
+    });
+
+    it('at most limits.maxWaiting requests wait; the next one is refused at once', async () => {
+      const s = session({ ...paced, maxWaiting: 1 });
+      for (let i = 0; i < 20; i++) await s.send(principal('k'));
+      const t0 = performance.now();
+      const [a, b] = await Promise.all([
+        s.send(principal('k')).then((r) => [r, performance.now() - t0] as const),
+        s.send(principal('k')).then((r) => [r, performance.now() - t0] as const),
+      ]);
+      expect(a[0].refused).toBeUndefined();
+      expect(a[1]).toBeGreaterThanOrEqual(45);
+      expect(b[0].refused?.ruleId).toBe('limits.rate.paced');
+      expect(b[1]).toBeLessThan(a[1]);
+      expect(b[0].audit.limits![0]!.queued_ms).toBeUndefined();
+      expect(s.backend.waiting.count).toBe(0);
+      const full = (await s.backend.metrics.queued.get()).values.find((v) => v.labels.result === 'full');
+      expect(full?.value).toBe(1);
+    });
+
+    it('a level without a queue refuses at once even beside one with a queue', async () => {
+      const s = session({
+        rate: [
+          { id: 'paced', scope: 'key', limit: 20, per: 'second', queueMs: 120 },
+          { id: 'strict', scope: 'tenant', limit: 20, per: 'second' },
+        ],
+      });
+      for (let i = 0; i < 20; i++) await s.send(principal('k'));
+      const [run, ms] = await timed(s.send(principal('k')));
+      expect(run.refused?.ruleId).toBe('limits.rate.strict');
+      expect(ms).toBeLessThan(45);
+    });
+  });
+
+  it('a queue must fit the slow path: queueMs at most server.maxMessageDeadlineMs - 100', async () => {
+    const { configSchema } = await import('../config/schema.ts');
+    const r = configSchema.safeParse({
+      limits: { rate: [{ id: 'q', scope: 'key', limit: 1, per: 'second', queueMs: 1401 }] },
+    });
+    expect(r.success).toBe(false);
+    expect(r.error!.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['limits.rate.0.queueMs', 'must be at most server.maxMessageDeadlineMs - 100 (1400)'],
+    ]);
+    expect(
+      configSchema.safeParse({ limits: { rate: [{ id: 'q', scope: 'key', limit: 1, per: 'second', queueMs: 1400 }] } })
+        .success,
+    ).toBe(true);
   });
 
   it('a caller without a team is not held by team limits', async () => {

@@ -1,10 +1,13 @@
-// Rate limits: requests and tokens per second, minute, hour or day, for the caller's key, user,
-// team and tenant and for the model and route, every level that applies checked and updated
-// together, all or nothing (counters.ts: GCRA).
+// Rate limits: requests, tokens and request body bytes per second, minute, hour or day, for the
+// caller's key, user, team and tenant and for the model and route, every level that applies
+// checked and updated together, all or nothing (counters.ts: GCRA). A limit with a queue
+// (queueMs) makes a request over it wait for its turn instead of refusing it (queue.ts).
 //
 // When: request limits of the caller's levels are decided at the request headers (nothing about
-// them waits for the body); model and route request limits and every token limit once the body
-// is parsed and routed. Tokens are reserved then (input estimated from the body size, plus
+// them waits for the body), and so are their byte limits when content-length declares the size
+// (before Envoy is made to read the body: a request that must wait holds its upload there);
+// model and route limits, byte limits of a body without content-length, and every token limit
+// once the body is parsed and routed. Tokens are reserved then (input estimated from the body size, plus
 // max_tokens or limits.defaultMaxTokens) and settled to the usage upstream reports when the
 // request ends; a request that never went upstream is refunded, one without usage keeps its
 // reservation. When the body's check refuses, the request counted at the headers is given back,
@@ -15,20 +18,25 @@ import { refuse } from '../pipeline/errors.ts';
 import { defineSlot } from '../pipeline/slots.ts';
 import { defineStage } from '../pipeline/stage.ts';
 import type { Counted, LimitBackend } from './backend.ts';
-import { type CounterItem, type CounterView, view } from './counters.ts';
+import { type CounterItem, type CounterView, view, waitMs } from './counters.ts';
 import { type HeaderList, pushRateHeaders, retryAfterSeconds } from './headers.ts';
 import { andThen, CALLER_SCOPES, counterKey, matches, type Scope, subjectOf } from './levels.ts';
 import { PERIODS } from './periods.ts';
+import { sleep } from './queue.ts';
 import type { LimitStore } from './store.ts';
+
+type Unit = 'requests' | 'tokens' | 'bytes';
 
 interface Level {
   readonly id: string;
   readonly scope: Scope;
   readonly ids: ReadonlySet<string> | undefined;
-  readonly unit: 'requests' | 'tokens';
+  readonly unit: Unit;
   readonly limit: number;
   readonly periodMs: number;
   readonly per: string;
+  /** queueMs: how long a request over the limit may wait for its turn. */
+  readonly queue: number;
   readonly open: boolean;
   readonly ruleId: string;
 }
@@ -41,6 +49,11 @@ interface Admission {
   counted: Counted | undefined;
   /** Index into ctx.limits of items[0]. */
   auditAt: number;
+  /** It holds a place among the requests allowed to wait (limits.maxWaiting); its items carry
+   * their levels' queues only then. */
+  mayWait: boolean;
+  /** No place was left: its items' queues were taken away. */
+  queueFull: boolean;
 }
 
 interface RateState {
@@ -48,11 +61,19 @@ interface RateState {
   body: Admission | undefined;
   /** Tokens reserved per token counter of the body admission. */
   reserved: number;
+  /** The caller's byte limits wait for the body: no content-length declared its size. */
+  bytesAtBody: boolean;
   /** Views for the admitted response's headers. */
   headers: HeaderList | undefined;
 }
 
 const slot = defineSlot<RateState>('limits.rate');
+
+/** The body size content-length declares (Envoy holds the body to it), or undefined. */
+function declaredLength(ctx: RequestContext): number | undefined {
+  const v = ctx.headers.get('content-length');
+  return v !== undefined && /^\d{1,15}$/.test(v) ? Number(v) : undefined;
+}
 
 /** Every token counter of a request reserves the same amount: the input estimate plus the
  * output asked for. */
@@ -68,8 +89,8 @@ function tightest(
   adm: Admission,
   states: readonly (number | undefined)[],
   now: number,
-): { requests?: CounterView; tokens?: CounterView } {
-  const out: { requests?: CounterView; tokens?: CounterView } = {};
+): Partial<Record<Unit, CounterView>> {
+  const out: Partial<Record<Unit, CounterView>> = {};
   for (let i = 0; i < adm.items.length; i++) {
     const v = view(adm.items[i]!, states[i], true, now);
     const unit = adm.levels[i]!.unit;
@@ -82,7 +103,7 @@ function tightest(
 export const rateLimits = defineStage({
   name: 'limits.rate',
   summary:
-    'Rate limits on requests and tokens per key, user, team, tenant, model and route (GCRA, all levels at once), with x-ratelimit-* headers.',
+    'Rate limits on requests, tokens and request body bytes per key, user, team, tenant, model and route (GCRA, all levels at once, optionally queued), with x-ratelimit-* headers.',
   needs: ['api', 'principal'],
   provides: ['admission'],
   create: (config, deps) => {
@@ -105,23 +126,45 @@ export const rateLimits = defineStage({
         per: r.per,
         open: (r.onRedisDown ?? cfg.onRedisDown) === 'open',
         ruleId: `limits.rate.${r.id}`,
+        queue: r.queueMs,
       });
     }
-    const headerLevels = levels.filter((l) => l.unit === 'requests' && CALLER_SCOPES.has(l.scope));
-    const bodyLevels = levels.filter((l) => !(l.unit === 'requests' && CALLER_SCOPES.has(l.scope)));
+    const caller = (l: Level): boolean => CALLER_SCOPES.has(l.scope);
+    const headerLevels = levels.filter((l) => l.unit === 'requests' && caller(l));
+    /** The caller's byte limits: at the headers when content-length declares the size. */
+    const callerBytes = levels.filter((l) => l.unit === 'bytes' && caller(l));
+    const bodyLevels = levels.filter((l) => !(caller(l) && (l.unit === 'requests' || l.unit === 'bytes')));
+    const queues = levels.some((l) => l.queue > 0);
+    const waiting = backend.waiting;
 
-    const build = (ctx: RequestContext, from: readonly Level[], tokens: number): Admission | undefined => {
-      let adm: Admission | undefined;
+    const build = (
+      ctx: RequestContext,
+      from: readonly Level[],
+      tokens: number,
+      bytes: number,
+      adm?: Admission,
+    ): Admission | undefined => {
       for (const l of from) {
+        const cost = l.unit === 'requests' ? 1 : l.unit === 'tokens' ? tokens : bytes;
+        if (cost === 0) continue; // a request without a body takes no bytes
         const subject = subjectOf(ctx, l.scope);
         if (subject === undefined || !matches(l.ids, subject)) continue;
-        adm ??= { items: [], levels: [], subjects: [], counted: undefined, auditAt: 0 };
+        adm ??= {
+          items: [],
+          levels: [],
+          subjects: [],
+          counted: undefined,
+          auditAt: 0,
+          mayWait: false,
+          queueFull: false,
+        };
         adm.items.push({
           kind: 'rate',
           key: counterKey(prefix, ctx, l.scope, subject, l.id, l.unit[0]!),
           limit: l.limit,
           period: l.periodMs,
-          cost: l.unit === 'requests' ? 1 : tokens,
+          cost,
+          queue: l.queue,
         });
         adm.levels.push(l);
         adm.subjects.push(subject);
@@ -129,17 +172,40 @@ export const rateLimits = defineStage({
       return adm;
     };
 
+    /** Takes a place among the waiting for a request that meets a queue; without one (all taken)
+     * its items lose their queues, so the store refuses at once what it would have queued. */
+    const placeInQueue = (adm: Admission): void => {
+      if (!queues || !adm.items.some((it) => it.queue > 0)) return;
+      if (waiting.enter(cfg.maxWaiting)) {
+        adm.mayWait = true;
+        metrics.waiting.inc();
+        return;
+      }
+      adm.queueFull = true;
+      for (let i = 0; i < adm.items.length; i++) {
+        const it = adm.items[i]!;
+        if (it.queue > 0) adm.items[i] = { ...it, queue: 0 };
+      }
+    };
+    const leaveQueue = (adm: Admission): void => {
+      if (!adm.mayWait) return;
+      adm.mayWait = false;
+      waiting.leave();
+      metrics.waiting.dec();
+    };
+
     const stateOf = (ctx: RequestContext): RateState => {
       let s = ctx.get(slot);
       if (s === undefined) {
-        s = { header: undefined, body: undefined, reserved: 0, headers: undefined };
+        s = { header: undefined, body: undefined, reserved: 0, bytesAtBody: false, headers: undefined };
         ctx.set(slot, s);
       }
       return s;
     };
 
-    /** Records the check in ctx.limits and the metrics; throws the 429 when refused. */
-    const conclude = (ctx: RequestContext, adm: Admission, counted: Counted): void => {
+    /** Records the check in ctx.limits and the metrics; throws the 429 when refused. `waited`:
+     * ms the request spent in a queue before this. */
+    const conclude = (ctx: RequestContext, adm: Admission, counted: Counted, waited: number): void => {
       adm.counted = counted;
       const { result } = counted;
       ctx.limits ??= [];
@@ -157,6 +223,8 @@ export const rateLimits = defineStage({
           decision: result.admitted ? 'admitted' : 'refused',
         };
         if (l.unit === 'tokens') check.reserved = result.admitted ? adm.items[i]!.cost : 0;
+        if (waited > 0 && (result.admitted ? waitMs(adm.items[i]!, result.states[i], result.now) > 0 : denied))
+          check.queued_ms = waited;
         if (counted.failOpen) check.fail_open = true;
         ctx.limits.push(check);
         if (result.admitted || denied) metrics.decisions.inc([l.id, result.admitted ? 'admitted' : 'refused']);
@@ -168,26 +236,72 @@ export const rateLimits = defineStage({
           s.headers ??= [];
           if (t.requests) pushRateHeaders(s.headers, 'requests', t.requests);
           if (t.tokens) pushRateHeaders(s.headers, 'tokens', t.tokens);
+          if (t.bytes) pushRateHeaders(s.headers, 'bytes', t.bytes);
         }
         return;
       }
       const i = result.denied;
       const l = adm.levels[i]!;
+      if (adm.queueFull && l.queue > 0) metrics.queued.inc({ limit: l.id, result: 'full' });
       const v = view(adm.items[i]!, result.states[i], false, result.now);
-      const headers: HeaderList = [['retry-after', retryAfterSeconds(v.retryAfterMs)]];
+      const headers: HeaderList = [['retry-after', retryAfterSeconds(v.retryAfterMs - waited)]];
       pushRateHeaders(headers, l.unit, v);
-      const tooBig = adm.items[i]!.cost > l.limit;
+      const cost = adm.items[i]!.cost;
+      const tooBig = cost > l.limit;
       throw refuse(
         'rate_limit_exceeded',
-        tooBig
-          ? `Request too large for the ${l.scope} rate limit "${l.id}": it may reserve ${adm.items[i]!.cost} tokens, the limit is ${l.limit} per ${l.per}. Lower max_tokens.`
-          : `Rate limit "${l.id}" reached for ${l.scope} ${adm.subjects[i]}: ${l.limit} ${l.unit} per ${l.per}.`,
+        !tooBig
+          ? `Rate limit "${l.id}" reached for ${l.scope} ${adm.subjects[i]}: ${l.limit} ${l.unit} per ${l.per}.`
+          : l.unit === 'bytes'
+            ? `Request too large for the ${l.scope} rate limit "${l.id}": its body is ${cost} bytes, the limit is ${l.limit} per ${l.per}.`
+            : `Request too large for the ${l.scope} rate limit "${l.id}": it may reserve ${cost} tokens, the limit is ${l.limit} per ${l.per}. Lower max_tokens.`,
         { ruleId: l.ruleId, headers },
       );
     };
 
-    const check = (ctx: RequestContext, adm: Admission): void | Promise<void> =>
-      andThen(backend.acquire(store, adm.items, adm.levels), (counted) => conclude(ctx, adm, counted));
+    /** After the store answered: a request that holds a place in the queues waits for its turn
+     * (admitted) or the denying level's whole queue (refused) before it is concluded. */
+    const decide = (ctx: RequestContext, adm: Admission, counted: Counted): void | Promise<void> => {
+      const { result } = counted;
+      let wait = 0;
+      if (result.admitted)
+        for (let i = 0; i < adm.items.length; i++)
+          wait = Math.max(wait, waitMs(adm.items[i]!, result.states[i], result.now));
+      else wait = adm.items[result.denied]!.queue;
+      if (wait === 0) {
+        leaveQueue(adm);
+        return conclude(ctx, adm, counted, 0);
+      }
+      ctx.takeLonger();
+      return sleep(Math.ceil(wait), ctx.signal).then((waited) => {
+        leaveQueue(adm);
+        const by = result.admitted ? undefined : adm.levels[result.denied]!.id;
+        for (let i = 0; i < adm.items.length; i++) {
+          const id = adm.levels[i]!.id;
+          if (by === undefined ? waitMs(adm.items[i]!, result.states[i], result.now) > 0 : id === by)
+            metrics.queued.inc({ limit: id, result: result.admitted ? 'admitted' : 'refused' });
+        }
+        conclude(ctx, adm, counted, Math.max(1, waited));
+      });
+    };
+
+    const check = (ctx: RequestContext, adm: Admission): void | Promise<void> => {
+      placeInQueue(adm);
+      if (!adm.mayWait)
+        return andThen(backend.acquire(store, adm.items, adm.levels), (counted) => conclude(ctx, adm, counted, 0));
+      // The place is given back however the store call ends.
+      const failed = (err: unknown): never => {
+        leaveQueue(adm);
+        throw err;
+      };
+      let r: Counted | Promise<Counted>;
+      try {
+        r = backend.acquire(store, adm.items, adm.levels);
+      } catch (err) {
+        return failed(err);
+      }
+      return r instanceof Promise ? r.then((counted) => decide(ctx, adm, counted), failed) : decide(ctx, adm, r);
+    };
 
     /** Gives back the request the headers counted when the body's check refused. */
     const refundHeader = (s: RateState): void | Promise<void> => {
@@ -197,23 +311,30 @@ export const rateLimits = defineStage({
       const r = backend.adjust(
         h.counted.store,
         h.items,
-        h.items.map(() => -1),
+        h.items.map((it) => -it.cost),
       );
       if (r instanceof Promise) return r.then(() => {});
     };
 
     return {
       onRequestHeaders(ctx: RequestContext): void | Promise<void> {
-        if (headerLevels.length === 0) return;
-        const adm = build(ctx, headerLevels, 0);
+        if (headerLevels.length === 0 && callerBytes.length === 0) return;
+        let adm = build(ctx, headerLevels, 0, 0);
+        if (callerBytes.length > 0 && ctx.hasRequestBody) {
+          const declared = declaredLength(ctx);
+          if (declared === undefined) stateOf(ctx).bytesAtBody = true;
+          else adm = build(ctx, callerBytes, 0, declared, adm);
+        }
         if (adm === undefined) return;
         stateOf(ctx).header = adm;
         return check(ctx, adm);
       },
       onRequestBody(ctx: RequestContext): void | Promise<void> {
-        if (bodyLevels.length === 0 || ctx.parsed === undefined) return;
-        const tokens = reservation(ctx, cfg.bytesPerInputToken, cfg.defaultMaxTokens);
-        const adm = build(ctx, bodyLevels, tokens);
+        const bytesHere = ctx.get(slot)?.bytesAtBody === true;
+        if ((bodyLevels.length === 0 || ctx.parsed === undefined) && !bytesHere) return;
+        const tokens = ctx.parsed === undefined ? 0 : reservation(ctx, cfg.bytesPerInputToken, cfg.defaultMaxTokens);
+        let adm = ctx.parsed === undefined ? undefined : build(ctx, bodyLevels, tokens, ctx.requestBytes);
+        if (bytesHere) adm = build(ctx, callerBytes, tokens, ctx.requestBytes, adm);
         if (adm === undefined) return;
         const s = stateOf(ctx);
         s.body = adm;

@@ -15,8 +15,8 @@ import type { CounterItem } from './counters.ts';
 import type { AcquireResult, AdjustResult, LimitStore } from './store.ts';
 
 // KEYS: the counters. ARGV[1]: 'a' (acquire: all or nothing) or 'j' (adjust); then per key:
-// kind ('r' rate | 'b' budget), limit, period (rate: ms; budget: period end, epoch ms), cost or
-// delta. Returns { admitted (1/0), now ms, denied index (0-based, -1), state 1, ..., state n }
+// kind ('r' rate | 'b' budget), limit, period (rate: ms; budget: period end, epoch ms), queue
+// (rate: ms a request may wait for its turn; budget: 0), cost or delta. Returns { admitted (1/0), now ms, denied index (0-based, -1), state 1, ..., state n }
 // ('' for none); for 'j' the states before, then after.
 const SCRIPT = `
 local t = redis.call('TIME')
@@ -30,13 +30,14 @@ local function get(k)
   cache[k] = v or false
   return v
 end
-local function admit(kind, limit, period, cost, s)
+local function admit(kind, limit, period, queue, cost, s)
   if kind == 'r' then
     local per = period / limit
     local tat = s
     if tat == nil or tat < now then tat = now end
     local nx = tat + cost * per
     if nx - now <= period then return nx end
+    if queue > 0 and nx - now <= period + queue and cost * per <= period then return nx end
     return nil
   end
   local spent = s or 0
@@ -69,9 +70,9 @@ local out = {}
 if ARGV[1] == 'a' then
   local next = {}
   for i = 1, n do
-    local b = 2 + (i - 1) * 4
-    local kind, limit, period, cost = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-    local v = admit(kind, limit, period, cost, get(KEYS[i]))
+    local b = 2 + (i - 1) * 5
+    local kind, limit, period, queue, cost = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+    local v = admit(kind, limit, period, queue, cost, get(KEYS[i]))
     if v == nil then
       out[1] = 0
       out[2] = now
@@ -85,7 +86,7 @@ if ARGV[1] == 'a' then
     next[i] = v
   end
   for i = 1, n do
-    local b = 2 + (i - 1) * 4
+    local b = 2 + (i - 1) * 5
     put(KEYS[i], ARGV[b], tonumber(ARGV[b + 2]), next[i])
   end
   out[1] = 1
@@ -98,8 +99,8 @@ out[1] = 1
 out[2] = now
 out[3] = -1
 for i = 1, n do
-  local b = 2 + (i - 1) * 4
-  local kind, limit, period, d = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+  local b = 2 + (i - 1) * 5
+  local kind, limit, period, d = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 4])
   local s = get(KEYS[i])
   local v = s
   if d ~= 0 then v = adj(kind, limit, period, d, s) end
@@ -150,7 +151,7 @@ export class RedisLimitStore implements LimitStore {
     args.push(mode);
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
-      args.push(it.kind === 'rate' ? 'r' : 'b', it.limit, it.period, values[i]!);
+      args.push(it.kind === 'rate' ? 'r' : 'b', it.limit, it.period, it.queue, values[i]!);
     }
     return this.scripted.lmgateLimits(items.length, ...args);
   }

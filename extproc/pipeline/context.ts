@@ -84,11 +84,13 @@ export interface LimitCheck {
   id: string;
   /** Whose counter: `<scope>:<id>` ("team:research", "model:llama-3.1-8b"). */
   level: string;
-  unit: 'requests' | 'tokens';
+  unit: 'requests' | 'tokens' | 'bytes';
   limit: number;
   /** Left after this request (when admitted), at the decision. */
   remaining: number;
   decision: 'admitted' | 'refused';
+  /** ms the request waited in this limit's queue (queueMs) before it was admitted or refused. */
+  queued_ms?: number;
   /** tokens: reserved before the call, and what it was settled to at the end. */
   reserved?: number;
   settled?: number;
@@ -155,6 +157,7 @@ export interface RouteChoice {
 }
 
 const NO_CLASSES: ReadonlySet<string> = new Set();
+const noop = (): void => {};
 
 export class RequestContext {
   readonly config: Config;
@@ -266,6 +269,12 @@ export class RequestContext {
   set<T>(slot: Slot<T>, value: T | undefined): void {
     this.slots[slot.index] = value;
   }
+
+  /** Puts the message being decided on the slow path (server.maxMessageDeadlineMs, Envoy asked
+   * to wait as long) once a stage learns it late, after an async step (a rate limit queue after
+   * the store answered). Before any async step, setting `out.slow` does the same. Installed by
+   * the state machine. */
+  takeLonger: () => void = noop;
 
   private abortController: AbortController | undefined;
   private abortReason: AbortReason | undefined;

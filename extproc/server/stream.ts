@@ -127,6 +127,7 @@ export class ProcessStream {
     const rt = deps.runtime();
     this.pipeline = rt.pipeline;
     this.ctx = new RequestContext(rt.config);
+    this.ctx.takeLonger = this.takeLonger;
     deps.metrics.streamsActive.inc();
     call.on('data', this.onData);
     call.on('end', this.onEnd);
@@ -232,6 +233,20 @@ export class ProcessStream {
       }
     }
   }
+
+  /** ctx.takeLonger: the message being decided moves to the slow path's deadline. Called during
+   * handle() (before the pump has set a deadline), the flag alone does it. */
+  private readonly takeLonger = (): void => {
+    const out = this.ctx.out;
+    if (out.slow) return;
+    out.slow = true;
+    const server = this.ctx.config.server;
+    if (!this.busy || this.deadlineTimer === undefined || server.maxMessageDeadlineMs <= server.messageDeadlineMs)
+      return;
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(this.onDeadline, server.maxMessageDeadlineMs);
+    this.askEnvoyToWait(server.maxMessageDeadlineMs);
+  };
 
   /** override_message_timeout: Envoy waits up to ms (if within its max_message_timeout) for
    * this message's answer. The real answer still follows. */

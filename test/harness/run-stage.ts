@@ -38,6 +38,8 @@ export interface RequestDescription {
   headers?: Record<string, string>;
   /** An object is sent as JSON; absent: a request without a body (GET, or POST with none). */
   body?: string | Buffer | Record<string, unknown>;
+  /** The body comes without a content-length (HTTP/1.1 chunked, or HTTP/2 without one). */
+  chunked?: boolean;
   /** ext_proc request attributes Envoy would send with the headers (request_attributes), by
    * name: { 'connection.mtls': true, 'connection.uri_san_peer_certificate': 'spiffe://...' }. */
   attributes?: Record<string, string | boolean>;
@@ -222,7 +224,8 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
         ':path': req.path,
         ':authority': 'llm.local',
         ':scheme': 'http',
-        ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(body.length) } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...(body !== undefined && req.chunked !== true ? { 'content-length': String(body.length) } : {}),
         ...req.headers,
       }),
       endOfStream: body === undefined,

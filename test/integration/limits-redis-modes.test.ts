@@ -43,6 +43,7 @@ const item = (tag: string, limit: number): CounterItem => ({
   limit,
   period: 60_000,
   cost: 1,
+  queue: 0,
 });
 
 async function ready(store: ReturnType<typeof backendFor>['store']): Promise<void> {

@@ -7,7 +7,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../extproc/config/schema.ts';
 import { LimitBackend } from '../../extproc/limits/backend.ts';
-import type { CounterItem } from '../../extproc/limits/counters.ts';
+import { type CounterItem, waitMs } from '../../extproc/limits/counters.ts';
+import { MemoryLimitStore } from '../../extproc/limits/memory-store.ts';
 import { GateError } from '../../extproc/pipeline/errors.ts';
 import { systemClock } from '../../extproc/pipeline/stage.ts';
 import { Metrics } from '../../extproc/telemetry/metrics.ts';
@@ -51,12 +52,13 @@ const configWithRedis = () =>
   });
 
 let n = 0;
-const rate = (limit: number, periodMs = 60_000): CounterItem => ({
+const rate = (limit: number, periodMs = 60_000, queue = 0, cost = 1): CounterItem => ({
   kind: 'rate',
   key: `lim:{t:x}:test${n++}`,
   limit,
   period: periodMs,
-  cost: 1,
+  cost,
+  queue,
 });
 
 describe('Redis limit store', () => {
@@ -80,6 +82,27 @@ describe('Redis limit store', () => {
     expect(alone.states[0]! - alone.now).toBeCloseTo(2 * 12_000, -2);
   });
 
+  it('queues as the memory store does: the same admissions, waits and refusals (counters.ts)', async () => {
+    const store = backend.storeFor(configWithRedis());
+    // 4 a minute (a turn every 15 s), a queue of 40 s; costs 1, 2, 1, 1, 3, 1 (3 never fits).
+    const costs = [1, 2, 1, 1, 3, 1, 1];
+    const item = (cost: number, key: string): CounterItem => ({ ...rate(4, 60_000, 40_000, cost), key });
+    const redisKey = `lim:{t:x}:queue${n++}`;
+    const memory = new MemoryLimitStore({ maxEntries: 10, clock: { now: () => Date.now() } });
+    const seen = async (s: { acquire: typeof store.acquire }, key: string) => {
+      const out: string[] = [];
+      for (const c of costs) {
+        const r = await s.acquire([item(c, key)]);
+        // seconds of wait, rounded: the two stores' clocks differ by the call's milliseconds
+        out.push(r.admitted ? `wait ${Math.round(waitMs(item(c, key), r.states[0], r.now) / 1000)}` : 'refused');
+      }
+      return out;
+    };
+    const expected = ['wait 0', 'wait 0', 'wait 0', 'wait 15', 'refused', 'wait 30', 'refused'];
+    expect(await seen(memory, 'm')).toEqual(expected);
+    expect(await seen(store, redisKey)).toEqual(expected);
+  });
+
   it('settles and refunds: budgets add what was spent, rate buckets give back', async () => {
     const store = backend.storeFor(configWithRedis());
     const budget: CounterItem = {
@@ -88,6 +111,7 @@ describe('Redis limit store', () => {
       limit: 1,
       period: Date.now() + 60_000,
       cost: 0.4,
+      queue: 0,
     };
     expect((await store.acquire([budget])).states).toEqual([0.4]);
     const settled = await store.adjust([budget], [-0.3]);
