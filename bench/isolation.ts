@@ -50,6 +50,10 @@ const { values } = parseArgs({
     // The attacker's requests skip the gate (an Envoy listener with no ext_proc filter, to the
     // same sink): what the same bytes cost the victim through Envoy alone, the floor for the gate.
     bypass: { type: 'boolean' },
+    // A byte rate limit per tenant with a queue (README "Limits and budgets"): bytes a second
+    // each tenant may upload, and how long a request over it waits for its turn.
+    'upload-limit': { type: 'string' },
+    'queue-ms': { type: 'string' },
   },
 });
 const smoke = values.smoke === true;
@@ -90,7 +94,11 @@ const ids: BodyId[] = (() => {
 })();
 const outDir = values.out ?? join(ROOT, 'bench', 'results', ...(smoke ? ['raw'] : []));
 const bypass = values.bypass === true;
-const baseName = `${smoke ? 'isolation-smoke' : 'isolation'}${bypass ? '-bypass' : ''}`;
+const uploads =
+  values['upload-limit'] === undefined
+    ? undefined
+    : { limit: num('upload-limit', values['upload-limit'], 0), queueMs: num('queue-ms', values['queue-ms'], 1000) };
+const baseName = `${smoke ? 'isolation-smoke' : 'isolation'}${bypass ? '-bypass' : ''}${uploads ? '-uploads' : ''}`;
 
 const started = new Date();
 /** Other work on the machine shows here (and per slice as load1). */
@@ -106,7 +114,7 @@ const stops: (() => Promise<unknown>)[] = [];
 
 try {
   const vegeta = await ensureVegeta(log);
-  const profile = await writeTenantProfile(work);
+  const profile = await writeTenantProfile(work, 'governed', uploads);
   // The limit the gate will apply, read the way the gate reads it.
   const config = await loadConfigFile(profile, {
     ...process.env,
@@ -275,6 +283,9 @@ try {
     method: {
       victim: `tenant victim, vegeta open loop at ${plan.rate} req/s for ${plan.seconds} s per slice, POST /v1/chat/completions non-streamed (${CHAT.length}-byte body) through Envoy and the gate to the mock model server`,
       attacker: `tenant attacker, vegeta closed loop with ${plan.workers} workers sending one body back to back, from ${plan.leadS} s before the victim's window to ${plan.tailS} s after it, through the same Envoy and gate to a sink upstream that reads and discards the body; bodies at most server.maxRequestBodyBytes = ${limit} bytes, body b at depth ${plan.depthLimit}`,
+      limits: uploads
+        ? `each tenant may upload ${uploads.limit} request body bytes a second (limits.rate unit bytes, scope tenant), a request over it waiting up to ${uploads.queueMs} ms for its turn (queueMs)`
+        : 'no byte limit',
       slices: `${plan.rounds} round(s); each round one unloaded slice, then one slice per body (order reversed every other round); ${plan.settleS} s pause between slices`,
       latency:
         'vegeta, request sent to response read; percentiles over every request (failed ones too, with their time); ratio = victim p99 / pooled unloaded victim p99',

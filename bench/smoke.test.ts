@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import type { IsolationResult } from './lib/isolation-report.ts';
 import { benchResult } from './lib/result.ts';
 
 const run = promisify(execFile);
@@ -45,5 +46,16 @@ describe('bench smoke', () => {
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
     expect(svg).toContain('15 ms');
+  });
+
+  it('runs the isolation bench: both tenants are admitted and every victim request answered', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'lm-gate-isolation-smoke-'));
+    await run(process.execPath, [join(import.meta.dirname, 'isolation.ts'), '--smoke', '--attacker', 'x', '--out', out], {
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    const result = JSON.parse(await readFile(join(out, 'isolation-smoke.json'), 'utf8')) as IsolationResult;
+    expect(result.summary.map((p) => p.phase)).toEqual(['unloaded', 'x']);
+    for (const p of result.summary) expect(Object.keys(p.victim.statuses)).toEqual(['2xx']);
+    expect(Object.keys(result.summary[1]!.attacker!.statuses)).toEqual(['2xx']);
   });
 });

@@ -151,6 +151,7 @@ export function renderIsolationMarkdown(r: IsolationResult): string {
   );
   L.push(`- Victim: ${m.victim}`);
   L.push(`- Attacker: ${m.attacker}`);
+  if (m.limits !== undefined) L.push(`- Limits: ${m.limits}`);
   L.push(`- Slices: ${m.slices}`);
   L.push(`- Latency: ${m.latency}`, '');
   L.push('## Victim latency and status counts per phase (slices pooled)', '', ...summaryTable(r.summary), '');

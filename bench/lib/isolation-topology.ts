@@ -23,11 +23,25 @@ export type Tenant = (typeof TENANTS)[number];
 export const keyHashEnv = (t: Tenant) => `LMG_${t.toUpperCase()}_KEY_SHA256`;
 
 /** bench/profiles/<base>.yaml with its one key replaced by one key per tenant, each with the
- * base key's models and endpoints (governed: mock-*, chat and models). Written to `dir`. */
-export async function writeTenantProfile(dir: string, base = 'governed'): Promise<string> {
+ * base key's models and endpoints (governed: mock-*, chat and models) and admitted by the policy
+ * rules that admit the base key's tenant; with `uploads`, a byte limit per tenant with a queue.
+ * Written to `dir`. */
+export async function writeTenantProfile(
+  dir: string,
+  base = 'governed',
+  uploads?: { limit: number; queueMs: number },
+): Promise<string> {
   const cfg = parse(await readFile(join(ROOT, 'bench', 'profiles', `${base}.yaml`), 'utf8')) as Json;
   const template = cfg.identity.apiKeys[0] as Json;
   cfg.identity.apiKeys = TENANTS.map((t) => ({ ...template, id: t, tenant: t, sha256: `\${${keyHashEnv(t)}}` }));
+  // The base key's tenant may be named in policy rules (governed: bench-chat admits tenant
+  // bench); each tenant here stands in for it.
+  for (const rule of (cfg.policy?.rules ?? []) as Json[]) {
+    const tenants = rule.from?.tenants as string[] | undefined;
+    if (tenants?.includes(template.tenant)) rule.from.tenants = [...tenants, ...TENANTS];
+  }
+  if (uploads)
+    cfg.limits.rate.push({ id: 'uploads', scope: 'tenant', unit: 'bytes', per: 'second', ...uploads });
   const file = join(dir, `isolation-${base}.yaml`);
   await writeFile(
     file,
