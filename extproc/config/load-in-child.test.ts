@@ -1,6 +1,7 @@
 // The loader process gives what loading in-process gives: the same config, and for a bad config
 // or keys file a ConfigError with the same message and problems, so a failed start and a
 // rejected reload read as they did before the loader moved out of the gate.
+import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +28,8 @@ beforeAll(async () => {
     'duplicate.yaml': `identity:\n  apiKeys: [${KEY}]\n  keysFile: keys.yaml\n`,
   };
   for (const [name, text] of Object.entries(files)) await writeFile(file(name), text);
+  // Nobody ever writes these: opening one for reading blocks for good.
+  execFileSync('mkfifo', [file('fifo.yaml'), file('fifo-keys.yaml')]);
 });
 
 /** What loading throws, in-process or not. */
@@ -63,6 +66,24 @@ describe('loadConfigInChild', () => {
       message,
       problems,
     });
+  });
+});
+
+describe('a loader that does not answer', () => {
+  it.each([
+    ['a config file', (o: { timeoutMs: number }) => loadConfigInChild(file('fifo.yaml'), {}, o)],
+    [
+      'a keys file, on reload',
+      (o: { timeoutMs: number }) =>
+        checkConfigInChild(file('x.yaml'), 'identity:\n  keysFile: fifo-keys.yaml\n', {}, o),
+    ],
+  ])('is killed after its timeout when it reads a FIFO nobody writes: %s', async (_what, load) => {
+    const t0 = performance.now();
+    const err = await failure(load({ timeoutMs: 400 }));
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(String(err)).toMatch(
+      /the config loader did not answer within 400 ms \(is .* a FIFO or on a stalled mount\?\)/,
+    );
   });
 });
 

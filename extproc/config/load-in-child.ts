@@ -19,6 +19,17 @@ const CHILD = fileURLToPath(
 
 export type Env = Record<string, string | undefined>;
 
+/** How long a loader may take before it is killed and the load fails. A config or keys file
+ * on a stalled network mount, or a FIFO nobody writes, would otherwise hold the load forever:
+ * at start the gate would never listen, and on reload the watcher, which checks one change at
+ * a time, would never check another. A compiled load takes ~0.15-0.2 s. */
+export const LOADER_TIMEOUT_MS = 30_000;
+
+export interface LoaderOptions {
+  /** LOADER_TIMEOUT_MS unless given (tests). */
+  timeoutMs?: number;
+}
+
 export type LoadRequest =
   | { kind: 'load'; path: string; env: Env }
   | { kind: 'check'; path: string; text: string; env: Env };
@@ -54,32 +65,55 @@ export function rebuildError(data: ErrorData): Error {
 }
 
 /** loadConfigSources(path, env), run in a child process: the loaded config, or its ConfigError. */
-export async function loadConfigInChild(path: string, env: Env = process.env): Promise<LoadedConfig> {
-  const reply = await runLoader<Result<LoadedConfig>>({ kind: 'load', path, env: { ...env } });
+export async function loadConfigInChild(
+  path: string,
+  env: Env = process.env,
+  opts: LoaderOptions = {},
+): Promise<LoadedConfig> {
+  const reply = await runLoader<Result<LoadedConfig>>({ kind: 'load', path, env: { ...env } }, opts);
   if (!reply.ok) throw rebuildError(reply.error);
   return reply.value;
 }
 
 /** The reload watcher's check of a config file's text, run in a child process. */
-export function checkConfigInChild(path: string, text: string, env: Env = process.env): Promise<CheckReply> {
-  return runLoader<CheckReply>({ kind: 'check', path, text, env: { ...env } });
+export function checkConfigInChild(
+  path: string,
+  text: string,
+  env: Env = process.env,
+  opts: LoaderOptions = {},
+): Promise<CheckReply> {
+  return runLoader<CheckReply>({ kind: 'check', path, text, env: { ...env } }, opts);
 }
 
-/** Starts a loader process for one request and settles with its one reply; it exits after it.
- * No execArgv: the gate's own flags (or a test's --eval) are not the loader's; NODE_OPTIONS in
- * the environment still reaches it. */
-function runLoader<T>(request: LoadRequest): Promise<T> {
+/** Starts a loader process for one request and settles with its one reply; it exits after it,
+ * or is killed when it has not answered within the timeout. No execArgv: the gate's own flags
+ * (or a test's --eval) are not the loader's; NODE_OPTIONS in the environment still reaches it. */
+function runLoader<T>(request: LoadRequest, opts: LoaderOptions): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? LOADER_TIMEOUT_MS;
   return new Promise<T>((resolve, reject) => {
-    let replied = false;
+    let settled = false;
     const child = fork(CHILD, [], { serialization: 'advanced', execArgv: [] });
-    child.once('message', (reply) => {
-      replied = true;
-      resolve(reply as T);
-    });
-    child.once('error', reject);
-    child.once('exit', (code, signal) => {
-      if (!replied) reject(new Error(`the config loader exited (${signal ?? `code ${code}`}) without an answer`));
-    });
+    const settle = (f: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      f();
+    };
+    const timer = setTimeout(() => {
+      settle(() =>
+        reject(
+          new Error(
+            `the config loader did not answer within ${timeoutMs} ms (is ${request.path}, or a file it names, a FIFO or on a stalled mount?)`,
+          ),
+        ),
+      );
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('message', (reply) => settle(() => resolve(reply as T)));
+    child.once('error', (err) => settle(() => reject(err)));
+    child.once('exit', (code, signal) =>
+      settle(() => reject(new Error(`the config loader exited (${signal ?? `code ${code}`}) without an answer`))),
+    );
     child.send(request);
   });
 }
