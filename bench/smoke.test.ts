@@ -50,9 +50,13 @@ describe('bench smoke', () => {
 
   it('runs the isolation bench: both tenants are admitted and every victim request answered', async () => {
     const out = await mkdtemp(join(tmpdir(), 'lm-gate-isolation-smoke-'));
-    await run(process.execPath, [join(import.meta.dirname, 'isolation.ts'), '--smoke', '--attacker', 'x', '--out', out], {
-      maxBuffer: 16 * 1024 * 1024,
-    });
+    await run(
+      process.execPath,
+      [join(import.meta.dirname, 'isolation.ts'), '--smoke', '--attacker', 'x', '--out', out],
+      {
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    );
     const result = JSON.parse(await readFile(join(out, 'isolation-smoke.json'), 'utf8')) as IsolationResult;
     expect(result.summary.map((p) => p.phase)).toEqual(['unloaded', 'x']);
     for (const p of result.summary) expect(Object.keys(p.victim.statuses)).toEqual(['2xx']);

@@ -40,8 +40,7 @@ export async function writeTenantProfile(
     const tenants = rule.from?.tenants as string[] | undefined;
     if (tenants?.includes(template.tenant)) rule.from.tenants = [...tenants, ...TENANTS];
   }
-  if (uploads)
-    cfg.limits.rate.push({ id: 'uploads', scope: 'tenant', unit: 'bytes', per: 'second', ...uploads });
+  if (uploads) cfg.limits.rate.push({ id: 'uploads', scope: 'tenant', unit: 'bytes', per: 'second', ...uploads });
   const file = join(dir, `isolation-${base}.yaml`);
   await writeFile(
     file,
