@@ -9,6 +9,7 @@ import { type ResponseDescription, runStage, runStageConfig, type StageRun } fro
 import type { BudgetCheck, CredentialScope, Principal } from '../pipeline/context.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { LimitBackend } from './backend.ts';
+import type { CounterItem } from './counters.ts';
 import { MAX_SUBJECT_LABELS } from './metrics.ts';
 
 const principal = (id: string, scope?: CredentialScope): Principal => ({
@@ -65,6 +66,16 @@ const PRICES = { metering: { prices: { big: { input: 1000, output: 1000 }, small
 const body = { model: 'big', messages: [], max_tokens: 100 };
 const bodyTokens = Math.ceil(JSON.stringify(body).length / 4);
 
+/** Key k's token budget counter for the test day, read back with a zero adjustment. */
+const KEY_K_TOKENS_TODAY: CounterItem = {
+  kind: 'budget',
+  key: 'lmgate:lim:{t:acme}:tok:b:2026-11-24:key:k',
+  limit: 10_000,
+  period: 0,
+  cost: 0,
+  queue: 0,
+};
+
 describe('limits.budget', () => {
   it('reserves the priced estimate, settles to the priced usage, and refuses once spent', async () => {
     const s = session({
@@ -113,19 +124,7 @@ describe('limits.budget', () => {
     const counted = silent.audit.metering.total_tokens!;
     expect(silent.audit.metering.source).not.toBe('upstream');
     expect(silent.audit.budgets![0]).toMatchObject({ settled: counted, refunded: bodyTokens + 100 - counted });
-    const used = s.backend.memory.adjust(
-      [
-        {
-          kind: 'budget',
-          key: 'lmgate:lim:{t:acme}:tok:b:2026-11-24:key:k',
-          limit: 10_000,
-          period: 0,
-          cost: 0,
-          queue: 0,
-        },
-      ],
-      [0],
-    );
+    const used = s.backend.memory.adjust([KEY_K_TOKENS_TODAY], [0]);
     expect(used.after[0]).toBe(counted);
   });
 
@@ -150,19 +149,7 @@ describe('limits.budget', () => {
     expect(charged).toBeGreaterThan(0);
     const reserved = run.audit.budgets![0]!.reserved;
     expect(run.audit.budgets![0]).toMatchObject({ state: 'admitted', settled: charged, refunded: reserved - charged });
-    const used = s.backend.memory.adjust(
-      [
-        {
-          kind: 'budget',
-          key: 'lmgate:lim:{t:acme}:tok:b:2026-11-24:key:k',
-          limit: 10_000,
-          period: 0,
-          cost: 0,
-          queue: 0,
-        },
-      ],
-      [0],
-    );
+    const used = s.backend.memory.adjust([KEY_K_TOKENS_TODAY], [0]);
     expect(used.after[0]).toBe(charged);
   });
 
