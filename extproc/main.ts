@@ -27,6 +27,7 @@ import { GateServer } from './server/grpc-server.ts';
 import { boundHeapGrowth } from './server/heap-growth.ts';
 import { type GateHost, SingleGate } from './server/host.ts';
 import { ListenError } from './server/listen-error.ts';
+import { speedUpTierUp } from './server/tier-up.ts';
 import { WorkerPool, workerCount } from './server/workers.ts';
 import { startAdminServer } from './telemetry/admin.ts';
 import { createLogger } from './telemetry/logger.ts';
@@ -121,6 +122,7 @@ async function serve(args: string[]): Promise<number> {
   if (!file) throw new UsageError(cmd, '-c FILE is required', SERVE);
   // Before the config is read: everything the gate allocates from here on lives under it.
   boundHeapGrowth();
+  speedUpTierUp();
   // In a short-lived child process: zod and the config schemas never load in this one.
   const loaded = await loadConfigInChild(file);
   const { config } = loaded;
