@@ -46,7 +46,7 @@ export class LimitMetrics {
     });
     this.queued = new Counter({
       name: 'lmgate_limit_queued_total',
-      help: 'Requests that waited in a rate limit queue (queueMs), by limit id and how the wait ended: admitted, refused (its turn was beyond the queue); full: it would have waited, but limits.maxWaiting requests already were, so it was refused at once.',
+      help: 'Requests that waited in a rate limit queue (queueMs), by limit id and how the wait ended: admitted, refused (its turn was beyond the queue), left (the request ended while it waited, its client gone: its turn went back to the next in line); full: it would have waited, but limits.maxWaiting requests already were, so it was refused at once.',
       labelNames: ['limit', 'result'],
       registers,
     });

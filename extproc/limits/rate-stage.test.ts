@@ -41,7 +41,7 @@ function session(limits: Record<string, unknown>) {
     who: Principal,
     body: Record<string, unknown> = { model: 'm1', messages: [] },
     response?: { chunks: string[] },
-    request?: { chunked?: boolean },
+    request?: { chunked?: boolean; cancelAfterMs?: number },
   ): Promise<StageRun> =>
     runStage({
       stages: STAGES,
@@ -345,6 +345,25 @@ describe('limits.rate', () => {
       const text = await s.backend.metrics.queued.get();
       const by = Object.fromEntries(text.values.map((v) => [`${v.labels.limit}:${v.labels.result}`, v.value]));
       expect(by).toEqual({ 'paced:admitted': 2, 'paced:refused': 1 });
+    });
+
+    it('a request whose client leaves while it waits gives its turn back to the next in line', async () => {
+      const s = session(paced);
+      for (let i = 0; i < 20; i++) expect((await s.send(principal('k'))).refused).toBeUndefined();
+      // its turn is 50 ms away; its client goes away after 10
+      const left = await s.send(principal('k'), undefined, undefined, { cancelAfterMs: 10 });
+      expect(left.audit.outcome).toBe('cancelled');
+      expect(left.audit.limits![0]).toMatchObject({ id: 'paced', queued_ms: expect.any(Number) });
+      expect(s.backend.waiting.count).toBe(0);
+      // the next request gets the turn it left (50 ms away), not the one after it (100 ms)
+      const [next, t] = await timed(s.send(principal('k')));
+      expect(next.refused).toBeUndefined();
+      expect(t).toBeGreaterThanOrEqual(45);
+      expect(t).toBeLessThan(90);
+      const by = Object.fromEntries(
+        (await s.backend.metrics.queued.get()).values.map((v) => [`${v.labels.limit}:${v.labels.result}`, v.value]),
+      );
+      expect(by).toEqual({ 'paced:left': 1, 'paced:admitted': 1 });
     });
 
     it('at most limits.maxWaiting requests wait; the next one is refused at once', async () => {

@@ -259,6 +259,21 @@ export const rateLimits = defineStage({
       );
     };
 
+    /** Gives back the requests and bytes a request reserved for a turn it did not wait for. Its
+     * tokens are onEnd's to give back: it settles them to nothing for a request that never went
+     * upstream. */
+    const giveBackTurn = (adm: Admission, counted: Counted): void | Promise<void> => {
+      const items: CounterItem[] = [];
+      for (let i = 0; i < adm.items.length; i++) if (adm.levels[i]!.unit !== 'tokens') items.push(adm.items[i]!);
+      if (items.length === 0) return;
+      const r = backend.adjust(
+        counted.store,
+        items,
+        items.map((it) => -it.cost),
+      );
+      if (r instanceof Promise) return r.then(() => {});
+    };
+
     /** After the store answered: a request that holds a place in the queues waits for its turn
      * (admitted) or the denying level's whole queue (refused) before it is concluded. */
     const decide = (ctx: RequestContext, adm: Admission, counted: Counted): void | Promise<void> => {
@@ -275,6 +290,15 @@ export const rateLimits = defineStage({
       ctx.takeLonger();
       return sleep(Math.ceil(wait), ctx.signal).then((waited) => {
         leaveQueue(adm);
+        if (result.admitted && ctx.signal.aborted) {
+          // The request ended while it waited (its client went away, the gate drained or gave
+          // up): it never took its turn, so the turn goes back to those behind it.
+          for (let i = 0; i < adm.items.length; i++)
+            if (waitMs(adm.items[i]!, result.states[i], result.now) > 0)
+              metrics.queued.inc({ limit: adm.levels[i]!.id, result: 'left' });
+          conclude(ctx, adm, counted, Math.max(1, waited));
+          return giveBackTurn(adm, counted);
+        }
         const by = result.admitted ? undefined : adm.levels[result.denied]!.id;
         for (let i = 0; i < adm.items.length; i++) {
           const id = adm.levels[i]!.id;

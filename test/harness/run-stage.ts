@@ -40,6 +40,9 @@ export interface RequestDescription {
   body?: string | Buffer | Record<string, unknown>;
   /** The body comes without a content-length (HTTP/1.1 chunked, or HTTP/2 without one). */
   chunked?: boolean;
+  /** The client goes away this many ms after its request headers were sent, whatever the gate
+   * answered by then: Envoy cancels the stream, and nothing more is sent. */
+  cancelAfterMs?: number;
   /** ext_proc request attributes Envoy would send with the headers (request_attributes), by
    * name: { 'connection.mtls': true, 'connection.uri_san_peer_certificate': 'spiffe://...' }. */
   attributes?: Record<string, string | boolean>;
@@ -260,7 +263,20 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
     return true;
   };
 
+  let cancelled = false;
+  const cancel =
+    req.cancelAfterMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          cancelled = true;
+          call.emit('cancelled');
+          call.end();
+        }, req.cancelAfterMs);
   let answer = await call.next();
+  if (cancelled) {
+    await done;
+    return { ...run, audit: record()! };
+  }
   if (!refusal(answer)) {
     absorb(answer, upstream);
     if (body !== undefined) {
@@ -321,6 +337,7 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
     }
   }
   // Envoy half-closes once the exchange is over; the stream finishes (if it has not) and settles.
+  clearTimeout(cancel);
   call.emit('end');
   await done;
   return { ...run, audit: record()! };
