@@ -81,7 +81,9 @@ describe('hot reload', () => {
     await waitFor('reload rejected', async () =>
       s.gate.proc.stderr.includes('config reload rejected') ? true : undefined,
     );
-    expect(s.gate.proc.stderr).toContain('identity.apiKeys[0].sha256');
+    const rejected = s.gate.proc.stderr.split('\n').filter((l) => l.includes('config reload rejected'));
+    expect(rejected).toHaveLength(1);
+    expect(rejected[0]).toContain('identity.apiKeys[0].sha256');
     expect((await openai(s, carol.key).models.list()).data.length).toBeGreaterThan(0);
     expect((await openai(s, alice.key).models.list()).data.length).toBeGreaterThan(0);
     expect(await s.gate.metrics()).toMatch(/lmgate_config_reloads_total\{result="rejected"\} 1/);

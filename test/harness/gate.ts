@@ -1,5 +1,5 @@
 // The gate as a real process (`node extproc/main.ts serve`), exactly as operators run it.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { generateApiKey, hashApiKey } from '../../extproc/identity/api-keys.ts';
@@ -107,8 +107,13 @@ export class Gate {
     return (await fetch(`http://127.0.0.1:${this.adminPort}/metrics`)).text();
   }
 
+  /** Replaces the config file by rename, as editors and Kubernetes ConfigMaps do: written in
+   * place, a loaded machine could let the gate's reload read it half-written (rejected, then
+   * applied), and a test waiting for one reload would see the other. */
   async writeConfig(config: Record<string, unknown> | string): Promise<void> {
-    await writeFile(this.configPath, typeof config === 'string' ? config : stringify(config));
+    const next = `${this.configPath}.next`;
+    await writeFile(next, typeof config === 'string' ? config : stringify(config));
+    await rename(next, this.configPath);
   }
 
   stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
