@@ -183,6 +183,12 @@ export const requestLine = z
               .number()
               .optional()
               .describe("Milliseconds the request waited in this limit's queue (queueMs) before this decision."),
+            left_queue: z
+              .literal(true)
+              .optional()
+              .describe(
+                "The request ended while it waited in this limit's queue (its client went away): the turn it had reserved went back to the next in line.",
+              ),
             fail_open: z
               .literal(true)
               .optional()

@@ -326,6 +326,7 @@ describe('limits.rate', () => {
       expect(t1).toBeGreaterThanOrEqual(45);
       expect(first.audit.limits![0]).toMatchObject({ decision: 'admitted', remaining: 0 });
       expect(first.audit.limits![0]!.queued_ms).toBeGreaterThanOrEqual(45);
+      expect(first.audit.limits![0]!.left_queue).toBeUndefined();
       // the gate asked Envoy to wait longer than message_timeout for this answer
       expect(overrides(first)).toBe(1);
       const [second, t2] = await timed(s.send(principal('k')));
@@ -353,7 +354,7 @@ describe('limits.rate', () => {
       // its turn is 50 ms away; its client goes away after 10
       const left = await s.send(principal('k'), undefined, undefined, { cancelAfterMs: 10 });
       expect(left.audit.outcome).toBe('cancelled');
-      expect(left.audit.limits![0]).toMatchObject({ id: 'paced', queued_ms: expect.any(Number) });
+      expect(left.audit.limits![0]).toMatchObject({ id: 'paced', queued_ms: expect.any(Number), left_queue: true });
       expect(s.backend.waiting.count).toBe(0);
       // the next request gets the turn it left (50 ms away), not the one after it (100 ms)
       const [next, t] = await timed(s.send(principal('k')));

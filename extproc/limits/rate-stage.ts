@@ -205,7 +205,7 @@ export const rateLimits = defineStage({
 
     /** Records the check in ctx.limits and the metrics; throws the 429 when refused. `waited`:
      * ms the request spent in a queue before this. */
-    const conclude = (ctx: RequestContext, adm: Admission, counted: Counted, waited: number): void => {
+    const conclude = (ctx: RequestContext, adm: Admission, counted: Counted, waited: number, left = false): void => {
       adm.counted = counted;
       const { result } = counted;
       ctx.limits ??= [];
@@ -223,8 +223,10 @@ export const rateLimits = defineStage({
           decision: result.admitted ? 'admitted' : 'refused',
         };
         if (l.unit === 'tokens') check.reserved = result.admitted ? adm.items[i]!.cost : 0;
-        if (waited > 0 && (result.admitted ? waitMs(adm.items[i]!, result.states[i], result.now) > 0 : denied))
+        if (waited > 0 && (result.admitted ? waitMs(adm.items[i]!, result.states[i], result.now) > 0 : denied)) {
           check.queued_ms = waited;
+          if (left) check.left_queue = true;
+        }
         if (counted.failOpen) check.fail_open = true;
         ctx.limits.push(check);
         if (result.admitted || denied) metrics.decisions.inc([l.id, result.admitted ? 'admitted' : 'refused']);
@@ -296,7 +298,7 @@ export const rateLimits = defineStage({
           for (let i = 0; i < adm.items.length; i++)
             if (waitMs(adm.items[i]!, result.states[i], result.now) > 0)
               metrics.queued.inc({ limit: adm.levels[i]!.id, result: 'left' });
-          conclude(ctx, adm, counted, Math.max(1, waited));
+          conclude(ctx, adm, counted, Math.max(1, waited), true);
           return giveBackTurn(adm, counted);
         }
         const by = result.admitted ? undefined : adm.levels[result.denied]!.id;

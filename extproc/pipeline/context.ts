@@ -91,6 +91,9 @@ export interface LimitCheck {
   decision: 'admitted' | 'refused';
   /** ms the request waited in this limit's queue (queueMs) before it was admitted or refused. */
   queued_ms?: number;
+  /** The request ended while it waited in this limit's queue: the turn it had reserved went
+   * back to the next in line (its tokens are settled to nothing, as never sent upstream). */
+  left_queue?: true;
   /** tokens: reserved before the call, and what it was settled to at the end. */
   reserved?: number;
   settled?: number;
