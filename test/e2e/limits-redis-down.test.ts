@@ -4,6 +4,7 @@
 // back both count in Redis again.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeKey } from '../harness/gate.ts';
+import { waitFor } from '../harness/ports.ts';
 import { type Redis, startRedis } from '../harness/redis.ts';
 import { type Stack, startStack } from '../harness/stack.ts';
 
@@ -79,6 +80,15 @@ describe('limits while Redis is down', () => {
     expect((await chat(strict.key)).status).toBe(200);
     expect((await chat(lenient.key)).status).toBe(200);
 
+    // Both requests' records written, so the outage's are the ones after them.
+    const before = (
+      await waitFor('the first two records', async () => {
+        const all = await stack.gate.audit();
+        return all.some((r) => r.limits?.[0]?.id === 'strict') && all.some((r) => r.limits?.[0]?.id === 'lenient')
+          ? all
+          : undefined;
+      })
+    ).length;
     await redis.stop();
     const down = await Promise.all([chat(strict.key), chat(strict.key), chat(lenient.key)]);
     expect(down.slice(0, 2).map((r) => [r.status, r.code])).toEqual([
@@ -88,7 +98,11 @@ describe('limits while Redis is down', () => {
     expect(down[2]!.status).toBe(200);
     // Envoy's message timeout is 200 ms: every answer is the gate's own, well before it.
     for (const r of down) expect(r.ms).toBeLessThan(1000);
-    const records = await stack.gate.audit();
+    // Records are written after the answers: wait for the three.
+    const records = await waitFor('the three records', async () => {
+      const all = await stack.gate.audit();
+      return all.length >= before + 3 ? all : undefined;
+    });
     const flagged = records.filter((r) => r.limits?.[0]?.fail_open === true);
     expect(flagged).toHaveLength(1);
     expect(flagged[0]).toMatchObject({
@@ -115,8 +129,12 @@ describe('limits while Redis is down', () => {
     // Redis restarted empty: lenient counts from 0 there again, without the flag
     const again = await chat(lenient.key);
     expect(again.status).toBe(200);
-    await new Promise((r) => setTimeout(r, 200));
-    const last = (await stack.gate.audit()).at(-1)!;
+    // its record: the one lenient request after the outage that Redis counted (no fail_open)
+    const last = await waitFor('its record', async () =>
+      (await stack.gate.audit())
+        .slice(before + 3)
+        .find((r) => r.limits?.[0]?.id === 'lenient' && r.limits[0].fail_open === undefined),
+    );
     expect(last.limits[0]).toMatchObject({ id: 'lenient', decision: 'admitted', remaining: 2 });
     expect(last.limits[0].fail_open).toBeUndefined();
     expect(stack.gate.proc.running).toBe(true);
@@ -189,8 +207,9 @@ describe('limits while Redis is down', () => {
     // model's answer (an expired message would have been Envoy's error, not the statuses above)
     expect(Math.max(...results.map((r) => r.ms))).toBeLessThan(1000);
     // exactly one audit record per request, fail-open ones flagged
-    await new Promise((r) => setTimeout(r, 300));
-    const records = (await stack.gate.audit()).filter((r) => r.principal?.key_id?.startsWith('load-'));
+    const loadRecords = async () => (await stack.gate.audit()).filter((r) => r.principal?.key_id?.startsWith('load-'));
+    await waitFor('the load records', async () => ((await loadRecords()).length >= results.length ? true : undefined));
+    const records = await loadRecords();
     expect(records).toHaveLength(results.length);
     expect(records.some((r) => r.limits?.[0]?.id === 'load-open' && r.limits[0].fail_open === true)).toBe(true);
     expect(stack.gate.proc.running).toBe(true);
