@@ -25,7 +25,7 @@ import { systemClock } from './pipeline/stage.ts';
 import { RedisMetrics } from './redis/metrics.ts';
 import { GateServer } from './server/grpc-server.ts';
 import { boundHeapGrowth } from './server/heap-growth.ts';
-import { type GateHost, SingleGate } from './server/host.ts';
+import { type GateHost, gateReadiness, SingleGate } from './server/host.ts';
 import { ListenError } from './server/listen-error.ts';
 import { speedUpTierUp } from './server/tier-up.ts';
 import { WorkerPool, workerCount } from './server/workers.ts';
@@ -169,14 +169,7 @@ async function serve(args: string[]): Promise<number> {
     ({ grpcPorts } = await host.start());
     const { adminAddress } = config.server;
     admin = await startAdminServer(adminAddress, host, {
-      ready: async () => {
-        const { listening, problems: warnings } = await host.readiness();
-        if (host.isDraining) return { ready: false, reason: 'draining', warnings };
-        if (!audit.accepting) return { ready: false, reason: 'audit sink not accepting', warnings };
-        if (listening < count)
-          return { ready: false, reason: `${listening} of ${count} gate workers listening`, warnings };
-        return { ready: true, warnings };
-      },
+      ready: () => gateReadiness(host, audit, count),
     }).catch((err: unknown) => {
       throw new ListenError('server.adminAddress', adminAddress, err);
     });

@@ -2,7 +2,7 @@
 // WorkerPool of gate workers. Both start, reload, drain, answer /metrics and /readyz alike.
 import type { Config } from '../config/schema.ts';
 import type { KillSet } from '../killswitch/kill-set.ts';
-import type { MetricsSource } from '../telemetry/admin.ts';
+import type { MetricsSource, ReadyState } from '../telemetry/admin.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { GateServer } from './grpc-server.ts';
 
@@ -17,6 +17,23 @@ export interface GateHost extends MetricsSource {
   /** Gate servers listening, and the Envoy filter problems they have seen. */
   readiness(): Promise<{ listening: number; problems: string[] }>;
   activeStreams(): Promise<number>;
+}
+
+/** /readyz: listening on every worker, not draining, and the audit sink accepting. The sink is
+ * read before the workers are asked: readiness() tells them its state first, so ready means
+ * every worker has heard that it accepts. Read only after, a sink that recovered meanwhile made
+ * the gate ready while a worker still refused for up to the 20 ms the workers' watch takes. */
+export async function gateReadiness(
+  host: GateHost,
+  audit: { readonly accepting: boolean },
+  count: number,
+): Promise<ReadyState> {
+  const accepting = audit.accepting;
+  const { listening, problems: warnings } = await host.readiness();
+  if (host.isDraining) return { ready: false, reason: 'draining', warnings };
+  if (!accepting || !audit.accepting) return { ready: false, reason: 'audit sink not accepting', warnings };
+  if (listening < count) return { ready: false, reason: `${listening} of ${count} gate workers listening`, warnings };
+  return { ready: true, warnings };
 }
 
 export class SingleGate implements GateHost {
