@@ -12,11 +12,13 @@ const BASE = {
   redis: false,
   audit: undefined,
   duplex: false,
+  envoyHeaders: false,
 };
 
 describe('bench:ab variants', () => {
   it.each([
     ['fd:duplex', { ...BASE, name: 'fd', duplex: true }],
+    ['eh:envoyheaders', { ...BASE, name: 'eh', envoyHeaders: true }],
     [
       'v8:args=--heap-growing-percent=0 --trace-gc',
       { ...BASE, name: 'v8', nodeArgs: ['--heap-growing-percent=0', '--trace-gc'] },
@@ -38,6 +40,7 @@ describe('bench:ab variants', () => {
     ['Base'],
     ['x:workers=0'],
     ['x:uds=1'],
+    ['x:envoyheaders=1'],
     ['x:heap=8'],
     ['x:profile='],
     ['x:redis=1'],

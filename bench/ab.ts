@@ -13,7 +13,8 @@
 // Unix socket), `profile=<bench profile>`, `workers=<n>` (server.workers, one Envoy endpoint per
 // worker), `redis` (the profile's limits and budgets counted in a real redis-server the run
 // starts beside the gates, limits.store: redis, instead of in memory), `audit=<mode>` (the audit
-// sink's durability: none, interval or strict):
+// sink's durability: none, interval or strict), `duplex` (FULL_DUPLEX_STREAMED request mode),
+// `envoyheaders` (Envoy adds its x-envoy-internal and x-forwarded-for to the gate's streams):
 //
 //   npm run bench:ab -- --variant memory --variant 'redis:redis'
 //   npm run bench:ab -- --variant 'none:audit=none' --variant 'interval:audit=interval' --variant 'strict:audit=strict'
@@ -55,6 +56,9 @@ export interface Variant {
   /** The gate's ext_proc filter in FULL_DUPLEX_STREAMED request mode (README "Envoy filter
    * modes"): request headers and body in one round trip. */
   duplex: boolean;
+  /** Envoy adds x-envoy-internal and x-forwarded-for to the gate's gRPC streams, as it did
+   * before envoy/envoy.yaml set skip_envoy_headers (the lever's before). */
+  envoyHeaders: boolean;
 }
 
 /** `name[:item,item…]` into a variant; throws on an item it does not know. */
@@ -72,6 +76,7 @@ export function parseVariant(spec: string): Variant {
     redis: false,
     audit: undefined,
     duplex: false,
+    envoyHeaders: false,
   };
   const items = colon < 0 ? [] : spec.slice(colon + 1).split(/,(?=[a-z]+(?:=|,|$))/);
   for (const item of items.filter((i) => i !== '')) {
@@ -83,12 +88,13 @@ export function parseVariant(spec: string): Variant {
     else if (key === 'uds' && eq < 0) v.unixSocket = true;
     else if (key === 'redis' && eq < 0) v.redis = true;
     else if (key === 'duplex' && eq < 0) v.duplex = true;
+    else if (key === 'envoyheaders' && eq < 0) v.envoyHeaders = true;
     else if (key === 'profile' && value) v.profile = value;
     else if (key === 'audit' && (value === 'none' || value === 'interval' || value === 'strict')) v.audit = value;
     else if (key === 'workers' && /^[1-9]\d*$/.test(value)) v.workers = Number(value);
     else
       throw new Error(
-        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, args=<flags>, uds, profile=<name>, workers=<n>, redis, audit=none|interval|strict, duplex)`,
+        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, args=<flags>, uds, profile=<name>, workers=<n>, redis, audit=none|interval|strict, duplex, envoyheaders)`,
       );
   }
   return v;
@@ -152,6 +158,7 @@ async function main() {
         name,
         gate: gates.get(name),
         ...(variants.find((v) => v.name === name)?.duplex ? { processingMode: DUPLEX_PROCESSING_MODE } : {}),
+        ...(variants.find((v) => v.name === name)?.envoyHeaders ? { envoyHeaders: true } : {}),
       })),
       mock.port,
       2,

@@ -206,6 +206,9 @@ export interface Route {
   accessLog?: string;
   /** The gate's ext_proc processing_mode instead of envoy/envoy.yaml's. */
   processingMode?: Json;
+  /** Envoy adds x-envoy-internal and x-forwarded-for to the gate's gRPC streams (envoy.yaml's
+   * skip_envoy_headers off). */
+  envoyHeaders?: boolean;
 }
 
 /** The ext_proc clusters a route's filters call: Envoy must see them healthy before load. */
@@ -286,6 +289,7 @@ export async function benchEnvoyConfig(file: string, adminPort: number, modelPor
       } else {
         extProc.typed_config.grpc_service.envoy_grpc.cluster_name = gateCluster(r.gate);
         if (r.processingMode) extProc.typed_config.processing_mode = r.processingMode;
+        if (r.envoyHeaders) extProc.typed_config.grpc_service.envoy_grpc.skip_envoy_headers = false;
         if (r.observer) {
           const observer = structuredClone(extProc);
           observer.name = 'lm_gate_observer';

@@ -79,6 +79,7 @@ describe('Istio EnvoyFilters applied to representative Istio listeners', () => {
       expect(names.indexOf('envoy.filters.http.ext_proc')).toBe(names.indexOf('envoy.filters.http.router') - 1);
       const f = extProcFilter(boot);
       expect(f.grpc_service.envoy_grpc.cluster_name).toBe('outbound|50051||lm-gate.lm-gate.svc.cluster.local');
+      expect(f.grpc_service.envoy_grpc.skip_envoy_headers).toBe(true);
       expect(withoutService(f)).toEqual(withoutService(await shippedFilter()));
       const shippedHcm = parse(await read('envoy', 'envoy.yaml')).static_resources.listeners[0].filter_chains[0]
         .filters[0].typed_config;
