@@ -13,12 +13,14 @@ const BASE = {
   audit: undefined,
   duplex: false,
   envoyHeaders: false,
+  bin: undefined,
 };
 
 describe('bench:ab variants', () => {
   it.each([
     ['fd:duplex', { ...BASE, name: 'fd', duplex: true }],
     ['eh:envoyheaders', { ...BASE, name: 'eh', envoyHeaders: true }],
+    ['n22:bin=/opt/node22/bin/node', { ...BASE, name: 'n22', bin: '/opt/node22/bin/node' }],
     [
       'v8:args=--heap-growing-percent=0 --trace-gc',
       { ...BASE, name: 'v8', nodeArgs: ['--heap-growing-percent=0', '--trace-gc'] },
@@ -41,6 +43,7 @@ describe('bench:ab variants', () => {
     ['x:workers=0'],
     ['x:uds=1'],
     ['x:envoyheaders=1'],
+    ['x:bin='],
     ['x:heap=8'],
     ['x:profile='],
     ['x:redis=1'],

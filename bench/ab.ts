@@ -14,7 +14,8 @@
 // worker), `redis` (the profile's limits and budgets counted in a real redis-server the run
 // starts beside the gates, limits.store: redis, instead of in memory), `audit=<mode>` (the audit
 // sink's durability: none, interval or strict), `duplex` (FULL_DUPLEX_STREAMED request mode),
-// `envoyheaders` (Envoy adds its x-envoy-internal and x-forwarded-for to the gate's streams):
+// `envoyheaders` (Envoy adds its x-envoy-internal and x-forwarded-for to the gate's streams),
+// `bin=<path>` (the gate run by another Node binary: a release against the bench's own):
 //
 //   npm run bench:ab -- --variant memory --variant 'redis:redis'
 //   npm run bench:ab -- --variant 'none:audit=none' --variant 'interval:audit=interval' --variant 'strict:audit=strict'
@@ -59,6 +60,8 @@ export interface Variant {
   /** Envoy adds x-envoy-internal and x-forwarded-for to the gate's gRPC streams, as it did
    * before envoy/envoy.yaml set skip_envoy_headers (the lever's before). */
   envoyHeaders: boolean;
+  /** The gate run by another Node binary than the bench's own (a release to compare). */
+  bin: string | undefined;
 }
 
 /** `name[:item,item…]` into a variant; throws on an item it does not know. */
@@ -77,6 +80,7 @@ export function parseVariant(spec: string): Variant {
     audit: undefined,
     duplex: false,
     envoyHeaders: false,
+    bin: undefined,
   };
   const items = colon < 0 ? [] : spec.slice(colon + 1).split(/,(?=[a-z]+(?:=|,|$))/);
   for (const item of items.filter((i) => i !== '')) {
@@ -89,12 +93,13 @@ export function parseVariant(spec: string): Variant {
     else if (key === 'redis' && eq < 0) v.redis = true;
     else if (key === 'duplex' && eq < 0) v.duplex = true;
     else if (key === 'envoyheaders' && eq < 0) v.envoyHeaders = true;
+    else if (key === 'bin' && value) v.bin = value;
     else if (key === 'profile' && value) v.profile = value;
     else if (key === 'audit' && (value === 'none' || value === 'interval' || value === 'strict')) v.audit = value;
     else if (key === 'workers' && /^[1-9]\d*$/.test(value)) v.workers = Number(value);
     else
       throw new Error(
-        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, args=<flags>, uds, profile=<name>, workers=<n>, redis, audit=none|interval|strict, duplex, envoyheaders)`,
+        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, args=<flags>, uds, profile=<name>, workers=<n>, redis, audit=none|interval|strict, duplex, envoyheaders, bin=<node binary>)`,
       );
   }
   return v;
@@ -148,6 +153,7 @@ async function main() {
         workers: v.workers,
         ...(v.redis && redis ? { redisUrl: redis.url } : {}),
         ...(v.audit ? { auditDurability: v.audit } : {}),
+        ...(v.bin ? { execPath: v.bin } : {}),
       });
       stops.push(() => g.stop());
       gates.set(v.name, g);

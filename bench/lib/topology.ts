@@ -143,6 +143,8 @@ export async function startGate(
     auditDurability?: 'none' | 'interval' | 'strict';
     /** The gate's entry module instead of the compiled one (bench:rss --source: the sources). */
     entry?: string;
+    /** Another Node binary for the gate (bench:ab's bin=: a Node release against this one). */
+    execPath?: string;
   } = {},
 ): Promise<BenchGate> {
   const dir = await mkdtemp(join(tmpdir(), `lm-gate-bench-${name}-`));
@@ -173,7 +175,7 @@ export async function startGate(
   if (opts.cpuProfileDir) args.unshift('--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir);
   // Flags NODE_OPTIONS does not take (--trace-gc), for experiments.
   if (opts.nodeArgs) args.unshift(...opts.nodeArgs);
-  const proc = new Proc(`gate-${name}`, process.execPath, args, {
+  const proc = new Proc(`gate-${name}`, opts.execPath ?? process.execPath, args, {
     ...process.env,
     // README's deployment setting (Memory): a young generation of 2 x 8 MiB instead of V8's
     // up to 2 x 64 MiB. A variant's own NODE_OPTIONS (bench:ab) replaces it.
