@@ -7,7 +7,7 @@
 // proportions hold even on a loaded machine, where latency figures do not.
 //
 //   npm run bench:alloc -- [--profile governed] [--rate 300] [--duration 20] [--top 15] [--cpu]
-//                          [--body chat|dlp|stream] [--chunks 50] [--gc] [--survivors]
+//                          [--body chat|dlp|stream] [--chunks 50] [--gc] [--nvp] [--survivors]
 //                          [--node-args='...'] [--gc-log F]
 //
 // --survivors counts only what outlived a scavenge (promoted: the old space's growth, which
@@ -16,6 +16,9 @@
 // --gc-log FILE writes the gate's stdout of the load window (the raw --trace-gc lines) to FILE.
 // --gc runs the gate with --trace-gc instead and prints the collections of the load window by
 // kind (scavenge, mark-compact, ...): count, pause total, mean and max, and why they started.
+// --nvp runs it with --trace-gc-nvp instead: the same collections with the bytes each kind
+// promoted per request (what fills the old generation) and its pause by phase, ms per collection
+// (bench/lib/gc-trace.ts summarizeGcNvp).
 //
 // --body dlp sends the dlp profile's 16 KB prompt (16 e-mail addresses and card numbers)
 // instead of the small chat body: with --profile dlp against --profile governed_16k it shows
@@ -31,7 +34,7 @@ import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { type HeapProfile, summarizeAlloc } from './lib/alloc-profile.ts';
 import { CHAT, chatTarget, DLP_CHAT, errorsOf, STREAM_CHAT } from './lib/common.ts';
 import { type CpuProfile, summarize } from './lib/cpu-profile.ts';
-import { summarizeGcTrace } from './lib/gc-trace.ts';
+import { summarizeGcNvp, summarizeGcTrace } from './lib/gc-trace.ts';
 import { startBenchEnvoy, startGate, startMock } from './lib/topology.ts';
 import { attack, ensureVegeta } from './lib/vegeta.ts';
 
@@ -49,6 +52,7 @@ async function main() {
       body: { type: 'string', default: 'chat' },
       chunks: { type: 'string', default: '50' },
       gc: { type: 'boolean', default: false },
+      nvp: { type: 'boolean', default: false },
       survivors: { type: 'boolean', default: false },
       'node-args': { type: 'string', default: '' },
       'gc-log': { type: 'string' },
@@ -80,7 +84,7 @@ async function main() {
       {
         ...(values.cpu ? { cpuProfileDir: cpuDir } : {}),
         nodeArgs: [
-          ...(values.gc ? ['--trace-gc'] : values.cpu ? [] : ['--import', SAMPLER]),
+          ...(values.nvp ? ['--trace-gc-nvp'] : values.gc ? ['--trace-gc'] : values.cpu ? [] : ['--import', SAMPLER]),
           ...values['node-args'].split(' ').filter((a) => a !== ''),
         ],
       },
@@ -97,7 +101,7 @@ async function main() {
     if (sanity.status !== 200) throw new Error(`sanity: answered ${sanity.status}: ${await sanity.text()}`);
     log(`warm-up ${values.warmup}s`);
     await attack(vegeta, { targets: [target], rate: Number(values.rate), durationS: Number(values.warmup) }, work);
-    if (!values.cpu && !values.gc) process.kill(gate.proc.pid!, 'SIGUSR2');
+    if (!values.cpu && !values.gc && !values.nvp) process.kill(gate.proc.pid!, 'SIGUSR2');
     const gcFrom = gate.proc.stdout.length;
     log(`sampling: ${values.profile} at ${values.rate} req/s for ${values.duration}s`);
     const r = await attack(
@@ -111,6 +115,28 @@ async function main() {
     await gate.stop();
     // The raw trace of the load window, for what the summary leaves out (--trace-gc-nvp fields).
     if (values['gc-log'] !== undefined) await writeFile(values['gc-log'], gcLog);
+    if (values.nvp) {
+      const kinds = summarizeGcNvp(gcLog);
+      const n = samples.length;
+      console.log(
+        [
+          `${values.profile}, ${n} requests at ${values.rate} req/s (errors: ${JSON.stringify(errors)}), --trace-gc-nvp, the load window:`,
+          '',
+          '| collection | count | pause ms, total | mean | max | promoted KiB per request |',
+          '|---|---:|---:|---:|---:|---:|',
+          ...kinds.map(
+            (k) =>
+              `| ${k.kind} | ${k.count} | ${k.totalMs.toFixed(1)} | ${(k.totalMs / k.count).toFixed(2)} | ${k.maxMs.toFixed(2)} | ${(k.promotedBytes / 1024 / n).toFixed(2)} |`,
+          ),
+          ...kinds.flatMap((k) => [
+            '',
+            `${k.kind}: the pause by phase, ms per collection (sub-phases are part of their phase)`,
+            ...k.phases.slice(0, Number(values.top)).map(([name, ms]) => `- ${name}: ${ms.toFixed(2)}`),
+          ]),
+        ].join('\n'),
+      );
+      return;
+    }
     if (values.gc) {
       const gc = summarizeGcTrace(gcLog);
       console.log(

@@ -74,3 +74,73 @@ export function summarizeGcTrace(log: string): GcSummary {
     unparsed,
   };
 }
+
+// V8's --trace-gc-nvp lines: one per collection, name=value pairs, the pause broken down by
+// phase. What --trace-gc cannot say: which phase of a mark-compact's pause grows (this is how the
+// external strings of HTTP/2 header values showed up, README levers), and how many bytes each
+// scavenge promoted (what fills the old generation and so sets how often mark-compacts come).
+//
+//   pause=6.0 mutator=10.5 gc=mc ... clear=3 clear.external_string_table=2.2 ... promoted=25944 ...
+
+/** --trace-gc-nvp's gc= codes: scavenge, mark-compact, minor mark-sweep. */
+const NVP_KINDS: Record<string, string> = {
+  s: 'Scavenge',
+  mc: 'Mark-Compact',
+  mmc: 'Minor Mark-Sweep',
+  ms: 'Mark-Sweep',
+};
+/** Fields that are not milliseconds of the pause (sizes, counters, rates, background threads). */
+const NOT_PAUSE =
+  /^(pause|mutator|gc|background\.|incremental|.*(size|throughput|speed|chunks|limit|ratio|rate|allocated|promoted|survived|nodes|capacity|count|steps).*)/;
+
+export interface NvpKind {
+  kind: string;
+  count: number;
+  totalMs: number;
+  maxMs: number;
+  /** Bytes promoted to the old generation, summed (scavenges and minor mark-sweeps). */
+  promotedBytes: number;
+  /** The pause's phases, ms per collection of this kind, largest first (sub-phases included,
+   * named as V8 names them: `clear.external_string_table` is part of `clear`). */
+  phases: [string, number][];
+}
+
+export function summarizeGcNvp(log: string): NvpKind[] {
+  const kinds = new Map<
+    string,
+    { kind: string; count: number; totalMs: number; maxMs: number; promotedBytes: number; phases: Map<string, number> }
+  >();
+  for (const line of log.split('\n')) {
+    const at = line.indexOf('pause=');
+    if (at < 0 || !line.includes(' gc=')) continue;
+    const fields = new Map<string, string>();
+    for (const pair of line.slice(at).split(/\s+/)) {
+      const eq = pair.indexOf('=');
+      if (eq > 0) fields.set(pair.slice(0, eq), pair.slice(eq + 1));
+    }
+    const code = fields.get('gc') ?? '';
+    const kind = NVP_KINDS[code] ?? code;
+    const k = kinds.get(kind) ?? { kind, count: 0, totalMs: 0, maxMs: 0, promotedBytes: 0, phases: new Map() };
+    const pause = Number(fields.get('pause'));
+    k.count++;
+    k.totalMs += pause;
+    k.maxMs = Math.max(k.maxMs, pause);
+    k.promotedBytes += Number(fields.get('promoted') ?? 0);
+    for (const [name, value] of fields) {
+      if (NOT_PAUSE.test(name)) continue;
+      const ms = Number(value);
+      if (Number.isFinite(ms) && ms > 0) k.phases.set(name, (k.phases.get(name) ?? 0) + ms);
+    }
+    kinds.set(kind, k);
+  }
+  return [...kinds.values()]
+    .map((k) => ({
+      kind: k.kind,
+      count: k.count,
+      totalMs: k.totalMs,
+      maxMs: k.maxMs,
+      promotedBytes: k.promotedBytes,
+      phases: [...k.phases].map(([n, t]): [string, number] => [n, t / k.count]).sort((a, b) => b[1] - a[1]),
+    }))
+    .sort((a, b) => b.totalMs - a.totalMs);
+}
