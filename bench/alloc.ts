@@ -8,11 +8,12 @@
 //
 //   npm run bench:alloc -- [--profile governed] [--rate 300] [--duration 20] [--top 15] [--cpu]
 //                          [--body chat|dlp|stream] [--chunks 50] [--gc] [--nvp] [--survivors]
-//                          [--node-args='...'] [--gc-log F]
+//                          [--node-args='...'] [--gc-log F] [--audit none|interval|strict]
 //
 // --survivors counts only what outlived a scavenge (promoted: the old space's growth, which
 // mark-compacts and their incremental marking steps then pay for).
 // --node-args='--flag ...' adds V8/Node flags to the gate's command line (experiments).
+// --audit MODE sets the profile's audit.durability (strict: each last answer waits for its fsync).
 // --gc-log FILE writes the gate's stdout of the load window (the raw --trace-gc lines) to FILE.
 // --gc runs the gate with --trace-gc instead and prints the collections of the load window by
 // kind (scavenge, mark-compact, ...): count, pause total, mean and max, and why they started.
@@ -53,6 +54,7 @@ async function main() {
       chunks: { type: 'string', default: '50' },
       gc: { type: 'boolean', default: false },
       nvp: { type: 'boolean', default: false },
+      audit: { type: 'string' },
       survivors: { type: 'boolean', default: false },
       'node-args': { type: 'string', default: '' },
       'gc-log': { type: 'string' },
@@ -83,6 +85,7 @@ async function main() {
       },
       {
         ...(values.cpu ? { cpuProfileDir: cpuDir } : {}),
+        ...(values.audit !== undefined ? { auditDurability: auditMode(values.audit) } : {}),
         nodeArgs: [
           ...(values.nvp ? ['--trace-gc-nvp'] : values.gc ? ['--trace-gc'] : values.cpu ? [] : ['--import', SAMPLER]),
           ...values['node-args'].split(' ').filter((a) => a !== ''),
@@ -211,6 +214,12 @@ async function main() {
     for (const s of stops) await s().catch(() => {});
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** --audit: the audit sink's durability for the profile (audit.durability). */
+function auditMode(v: string): 'none' | 'interval' | 'strict' {
+  if (v === 'none' || v === 'interval' || v === 'strict') return v;
+  throw new Error('--audit: none, interval or strict');
 }
 
 await main();
