@@ -31,6 +31,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DURABILITY, type Durability } from '../extproc/audit/config.ts';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { type HeapProfile, summarizeAlloc } from './lib/alloc-profile.ts';
 import { CHAT, chatTarget, DLP_CHAT, errorsOf, STREAM_CHAT } from './lib/common.ts';
@@ -217,9 +218,9 @@ async function main() {
 }
 
 /** --audit: the audit sink's durability for the profile (audit.durability). */
-function auditMode(v: string): 'none' | 'interval' | 'strict' {
-  if (v === 'none' || v === 'interval' || v === 'strict') return v;
-  throw new Error('--audit: none, interval or strict');
+function auditMode(v: string): Durability {
+  if ((DURABILITY as readonly string[]).includes(v)) return v as Durability;
+  throw new Error(`--audit: ${DURABILITY.join(', ')}`);
 }
 
 await main();
