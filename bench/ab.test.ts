@@ -14,12 +14,17 @@ const BASE = {
   duplex: false,
   envoyHeaders: false,
   bin: undefined,
+  idle: false,
 };
 
 describe('bench:ab variants', () => {
   it.each([
     ['fd:duplex', { ...BASE, name: 'fd', duplex: true }],
     ['eh:envoyheaders', { ...BASE, name: 'eh', envoyHeaders: true }],
+    [
+      'q:profile=dlp,idle,args=--memory-reducer-favors-memory',
+      { ...BASE, name: 'q', profile: 'dlp', idle: true, nodeArgs: ['--memory-reducer-favors-memory'] },
+    ],
     ['n22:bin=/opt/node22/bin/node', { ...BASE, name: 'n22', bin: '/opt/node22/bin/node' }],
     [
       'v8:args=--heap-growing-percent=0 --trace-gc',
@@ -43,6 +48,7 @@ describe('bench:ab variants', () => {
     ['x:workers=0'],
     ['x:uds=1'],
     ['x:envoyheaders=1'],
+    ['x:idle=200'],
     ['x:bin='],
     ['x:heap=8'],
     ['x:profile='],

@@ -15,7 +15,8 @@
 // starts beside the gates, limits.store: redis, instead of in memory), `audit=<mode>` (the audit
 // sink's durability: none, interval or strict), `duplex` (FULL_DUPLEX_STREAMED request mode),
 // `envoyheaders` (Envoy adds its x-envoy-internal and x-forwarded-for to the gate's streams),
-// `bin=<path>` (the gate run by another Node binary: a release against the bench's own):
+// `bin=<path>` (the gate run by another Node binary: a release against the bench's own), `idle`
+// (the gate serves nothing for --idle seconds after the warm-up while the other routes go on):
 //
 //   npm run bench:ab -- --variant memory --variant 'redis:redis'
 //   npm run bench:ab -- --variant 'none:audit=none' --variant 'interval:audit=interval' --variant 'strict:audit=strict'
@@ -24,6 +25,15 @@
 // route instead of the small chat body: DLP's added latency against the same gate without it.
 //
 //   npm run bench:ab -- --body dlp --variant 'dlp:profile=dlp' --variant governed_16k
+//
+// --idle S: what a quiet spell costs, as a gate meets it between a night and the morning or
+// between `npm run bench`'s phases. After the warm-up, the routes without the `idle` item are
+// sent 100 req/s each for S seconds and the idle gates nothing (Envoy's health checks only); then
+// all are measured as usual. V8's memory reducer acts on Node 24 after a 100 s watchdog, so give
+// S over 100 (README "In production"):
+//
+//   npm run bench:ab -- --idle 200 --body dlp --variant 'hot:profile=dlp' \
+//     --variant 'idle:profile=dlp,idle' --variant 'idle_before:profile=dlp,idle,args=--memory-reducer-favors-memory'
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +72,8 @@ export interface Variant {
   envoyHeaders: boolean;
   /** The gate run by another Node binary than the bench's own (a release to compare). */
   bin: string | undefined;
+  /** The gate gets no requests for --idle seconds after the warm-up, while the others do. */
+  idle: boolean;
 }
 
 /** `name[:item,item…]` into a variant; throws on an item it does not know. */
@@ -81,6 +93,7 @@ export function parseVariant(spec: string): Variant {
     duplex: false,
     envoyHeaders: false,
     bin: undefined,
+    idle: false,
   };
   const items = colon < 0 ? [] : spec.slice(colon + 1).split(/,(?=[a-z]+(?:=|,|$))/);
   for (const item of items.filter((i) => i !== '')) {
@@ -93,13 +106,14 @@ export function parseVariant(spec: string): Variant {
     else if (key === 'redis' && eq < 0) v.redis = true;
     else if (key === 'duplex' && eq < 0) v.duplex = true;
     else if (key === 'envoyheaders' && eq < 0) v.envoyHeaders = true;
+    else if (key === 'idle' && eq < 0) v.idle = true;
     else if (key === 'bin' && value) v.bin = value;
     else if (key === 'profile' && value) v.profile = value;
     else if (key === 'audit' && (value === 'none' || value === 'interval' || value === 'strict')) v.audit = value;
     else if (key === 'workers' && /^[1-9]\d*$/.test(value)) v.workers = Number(value);
     else
       throw new Error(
-        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, args=<flags>, uds, profile=<name>, workers=<n>, redis, audit=none|interval|strict, duplex, envoyheaders, bin=<node binary>)`,
+        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, args=<flags>, uds, profile=<name>, workers=<n>, redis, audit=none|interval|strict, duplex, envoyheaders, bin=<node binary>, idle)`,
       );
   }
   return v;
@@ -122,6 +136,7 @@ async function main() {
       warmup: { type: 'string', default: '5' },
       workers: { type: 'string', default: '' },
       body: { type: 'string', default: 'chat' },
+      idle: { type: 'string', default: '0' },
     },
   });
   const variants = (values.variant ?? []).map(parseVariant);
@@ -131,6 +146,10 @@ async function main() {
   const rates = values.rates.split(',').map(Number);
   const rounds = Number(values.rounds);
   const sliceS = Number(values.slice);
+  const idleS = Number(values.idle);
+  if (!(idleS >= 0)) throw new Error(`--idle ${JSON.stringify(values.idle)}: seconds`);
+  if (idleS > 0 !== variants.some((v) => v.idle))
+    throw new Error('--idle S and a variant with the idle item go together');
   const closedWorkers = values.workers ? values.workers.split(',').map(Number) : [];
   const log = (m: string) => process.stderr.write(`[bench:ab] ${m}\n`);
 
@@ -181,6 +200,20 @@ async function main() {
       { targets: routes.map(target), rate: 100 * routes.length, durationS: Number(values.warmup) },
       join(work, 'warmup'),
     );
+    if (idleS > 0) {
+      const busy = routes.filter((r) => !variants.find((v) => v.name === r)?.idle);
+      log(
+        `idle ${idleS}s: ${variants
+          .filter((v) => v.idle)
+          .map((v) => v.name)
+          .join(', ')} (the others at 100 req/s)`,
+      );
+      await attack(
+        vegeta,
+        { targets: busy.map(target), rate: 100 * busy.length, durationS: idleS },
+        join(work, 'idle'),
+      );
+    }
     const cpuNow = async () =>
       new Map(await Promise.all([...gates].map(async ([n, g]) => [n, await g.cpuSeconds()] as const)));
 

@@ -26,6 +26,7 @@ import { RedisMetrics } from './redis/metrics.ts';
 import { GateServer } from './server/grpc-server.ts';
 import { boundHeapGrowth } from './server/heap-growth.ts';
 import { type GateHost, gateReadiness, SingleGate } from './server/host.ts';
+import { keepCodeThroughIdle } from './server/idle-code.ts';
 import { ListenError } from './server/listen-error.ts';
 import { speedUpTierUp } from './server/tier-up.ts';
 import { WorkerPool, workerCount } from './server/workers.ts';
@@ -123,6 +124,7 @@ async function serve(args: string[]): Promise<number> {
   // Before the config is read: everything the gate allocates from here on lives under it.
   boundHeapGrowth();
   speedUpTierUp();
+  keepCodeThroughIdle();
   // In a short-lived child process: zod and the config schemas never load in this one.
   const loaded = await loadConfigInChild(file);
   const { config } = loaded;
