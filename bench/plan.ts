@@ -11,6 +11,9 @@ export interface Plan {
   rounds: number;
   sliceS: number;
   warmupS: number;
+  /** Seconds of unmeasured load that re-warm a phase's gates when they come back to work after
+   * the phases before (the DLP phase: its gate served nothing meanwhile). */
+  phaseWarmupS: number;
   /** Closed-loop worker counts for the saturation sweep, and seconds per step. */
   workers: number[];
   saturationS: number;
@@ -40,6 +43,8 @@ export const FULL: Plan = {
   // is past them; the figures are its steady state. AI Gateway, compiled ahead of time, gets the
   // same warm-up.
   warmupS: 20,
+  // The DLP phase follows ~3.5 minutes in which its gate served nothing.
+  phaseWarmupS: 10,
   workers: [4, 16, 64],
   saturationS: 5,
   streamRounds: 20,
@@ -58,6 +63,7 @@ export const SMOKE: Plan = {
   rounds: 1,
   sliceS: 1,
   warmupS: 1,
+  phaseWarmupS: 1,
   workers: [4],
   saturationS: 1,
   streamRounds: 1,
