@@ -32,7 +32,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
 FROM node:24.21.0-bookworm-slim AS runtime
 ENV NODE_ENV=production
 # V8's young generation bounded as README "In production" runs the gate.
-ENV NODE_OPTIONS=--max-semi-space-size=8
+ENV NODE_OPTIONS=--max-semi-space-size=4
 WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules node_modules

@@ -8,7 +8,7 @@
 //   npm run bench:ab -- --variant base --variant 'semi64:node=--max-semi-space-size=64' --rates 100,300
 //
 // A variant is `name[:item,item…]`; items: `node=<flags>` (the gate's NODE_OPTIONS instead of
-// the bench's --max-semi-space-size=8; spaces allowed), `args=<flags>` (on the gate's node
+// the bench's --max-semi-space-size=4; spaces allowed), `args=<flags>` (on the gate's node
 // command line: V8 flags NODE_OPTIONS refuses, such as --heap-growing-percent), `uds` (Envoy reaches the gate over its
 // Unix socket), `profile=<bench profile>`, `workers=<n>` (server.workers, one Envoy endpoint per
 // worker), `redis` (the profile's limits and budgets counted in a real redis-server the run

@@ -109,7 +109,7 @@ export class BenchGate extends BenchProcess {
 }
 
 /** The V8 flags README recommends for a deployed gate (Memory). */
-export const GATE_NODE_OPTIONS = '--max-semi-space-size=8';
+export const GATE_NODE_OPTIONS = '--max-semi-space-size=4';
 
 /** The gate compiled to JavaScript once per bench run (scripts/build.ts), into a folder of the
  * run's own under .cache/ (inside the repository, so its imports find node_modules): what a
@@ -177,7 +177,7 @@ export async function startGate(
   if (opts.nodeArgs) args.unshift(...opts.nodeArgs);
   const proc = new Proc(`gate-${name}`, opts.execPath ?? process.execPath, args, {
     ...process.env,
-    // README's deployment setting (Memory): a young generation of 2 x 8 MiB instead of V8's
+    // README's deployment setting (Memory): a young generation of 2 x 4 MiB instead of V8's
     // up to 2 x 64 MiB. A variant's own NODE_OPTIONS (bench:ab) replaces it.
     NODE_OPTIONS: GATE_NODE_OPTIONS,
     ...env,

@@ -68,7 +68,7 @@ describe('helm template, default values', () => {
     const cfg = gateConfig(t.find('ConfigMap'));
     const drainS = cfg.server.drainTimeoutMs / 1000;
     expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(c.lifecycle.preStop.sleep.seconds + drainS + 2 * 2);
-    expect(c.env).toContainEqual({ name: 'NODE_OPTIONS', value: '--max-semi-space-size=8' });
+    expect(c.env).toContainEqual({ name: 'NODE_OPTIONS', value: '--max-semi-space-size=4' });
     expect(c.resources.requests).toEqual({ cpu: '500m', memory: '256Mi' });
     // A directory mount: the kubelet's ..data swap reaches the config watch (a subPath never updates).
     const mount = (c.volumeMounts as Json[]).find((m) => m.name === 'config');

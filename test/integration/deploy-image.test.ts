@@ -43,7 +43,7 @@ describe('Dockerfile', () => {
     expect(rt.user).toMatch(/^[1-9]\d*:[1-9]\d*$/);
     expect(rt.entrypoint).toEqual(['node', '/app/dist/extproc/main.js']);
     expect(rt.workdir).toBe('/app');
-    expect(rt.env.NODE_OPTIONS).toBe('--max-semi-space-size=8');
+    expect(rt.env.NODE_OPTIONS).toBe('--max-semi-space-size=4');
     expect(rt.expose).toEqual(['50051', '9901']);
     console.log(
       `image steps: ${buildSeconds} s (${built.runs.map((r) => `${r.command.split(' ').slice(0, 3).join(' ')}: ${r.seconds} s`).join('; ')})`,
