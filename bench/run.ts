@@ -157,6 +157,10 @@ try {
     const samples = new Map<string, Sample[]>([['direct', []], ...routes.map(([n]) => [n, []] as [string, Sample[]])]);
     const cpu = new Map<string, number>(routes.map(([n]) => [n, 0]));
     const gateOf = (route: string) => (route === 'dlp' ? dlp : gates.governed);
+    const targets = [
+      chatTarget(envoy, 'direct', key, DLP_CHAT),
+      ...routes.map(([n, route]) => ({ ...chatTarget(envoy, route, key, DLP_CHAT), name: n })),
+    ];
     if (rate === plan.rates[0]) {
       // The dlp gate has served nothing since the warm-up (the phases above took minutes), and
       // the governed gate has not had this prompt since either. Each is warmed on it again, as
@@ -164,35 +168,13 @@ try {
       // gate at its steady state. What a quiet spell costs is a figure of its own (README
       // "In production", `npm run bench:ab -- --idle`).
       log(`warm-up ${plan.phaseWarmupS}s: governed and dlp on the 16 KB prompt`);
-      await attack(
-        vegeta,
-        {
-          targets: [
-            chatTarget(envoy, 'direct', key, DLP_CHAT),
-            ...routes.map(([n, route]) => ({ ...chatTarget(envoy, route, key, DLP_CHAT), name: n })),
-          ],
-          rate: rate * 3,
-          durationS: plan.phaseWarmupS,
-        },
-        join(work, 'warmup'),
-      );
+      await attack(vegeta, { targets, rate: rate * 3, durationS: plan.phaseWarmupS }, join(work, 'warmup'));
     }
     for (let round = 0; round < plan.rounds; round++) {
       log(`open loop ${rate} req/s, governed and dlp (16 KB prompt) vs direct, round ${round + 1}/${plan.rounds}`);
       const cpu0 = new Map<string, number>();
       for (const [n, route] of routes) cpu0.set(n, await gateOf(route).cpuSeconds());
-      const r = await attack(
-        vegeta,
-        {
-          targets: [
-            chatTarget(envoy, 'direct', key, DLP_CHAT),
-            ...routes.map(([n, route]) => ({ ...chatTarget(envoy, route, key, DLP_CHAT), name: n })),
-          ],
-          rate: rate * 3,
-          durationS: plan.sliceS,
-        },
-        join(work, 'open'),
-      );
+      const r = await attack(vegeta, { targets, rate: rate * 3, durationS: plan.sliceS }, join(work, 'open'));
       for (const [n, route] of routes) cpu.set(n, cpu.get(n)! + (await gateOf(route).cpuSeconds()) - cpu0.get(n)!);
       for (const [n, list] of samples) list.push(...r.byTarget.get(n)!.samples);
     }
