@@ -37,6 +37,7 @@ import type { AuditConfig, Durability } from './config.ts';
 import { rotatedFiles, rotatedName } from './files.ts';
 import type { AuditRecord } from './record.ts';
 import { isSinkRefusal, RefusalTally, type SinkRefusal, sinkRefusal } from './refusal-tally.ts';
+import { SlowWriteGuard } from './slow-writes.ts';
 import { readTail } from './tail.ts';
 
 export interface AuditSink {
@@ -70,7 +71,7 @@ export interface FileAuditSinkOptions {
   capturePath?: string;
   /** For tests: the clock. */
   now?: () => number;
-  /** For tests: what counts as a slow synchronous write, ms (SLOW_SYNC_WRITE_MS). */
+  /** For tests: what counts as a slow synchronous write, ms (slow-writes.ts SLOW_WRITE_MS). */
   slowWriteMs?: number;
 }
 
@@ -80,13 +81,9 @@ const TICK_MS = 100;
 /** Batches up to this size are appended with a synchronous write(2): into the page cache that
  * takes a few microseconds, where an asynchronous write costs ~40 µs of CPU in the thread-pool
  * hand-off and wake-ups (bench:alloc --cpu had it at 8.6% of the governed gate's busy time).
- * fsync stays asynchronous. */
+ * While the file is slow (SlowWriteGuard) they go through the thread pool. fsync stays
+ * asynchronous. */
 const SYNC_WRITE_MAX_BYTES = 256 * 1024;
-/** A synchronous write slower than this (a network filesystem, a disk under pressure) means the
- * sink is not a page cache now: it writes asynchronously, off the event loop, for ASYNC_FOR_MS
- * before trying again. */
-const SLOW_SYNC_WRITE_MS = 2;
-const ASYNC_FOR_MS = 10_000;
 
 export class FileAuditSink implements AuditSink {
   private readonly path: string;
@@ -103,7 +100,8 @@ export class FileAuditSink implements AuditSink {
   private readonly checkpointMs: number;
   private readonly signingKey: string | undefined;
   private readonly now: () => number;
-  private readonly slowWriteMs: number;
+  /** Whether appends may be synchronous writes now (not while the file is slow). */
+  private readonly slowWrites: SlowWriteGuard;
 
   private opened: Promise<void> | undefined;
   private signer: CheckpointSigner | undefined;
@@ -137,8 +135,6 @@ export class FileAuditSink implements AuditSink {
   private unsynced = 0;
 
   private writing: Promise<void> | undefined;
-  /** Until when (this.now() ms) appends go through the thread pool after a slow sync write. */
-  private asyncUntilMs = 0;
   private failing = false;
   private retryMs = 50;
   private closed = false;
@@ -168,7 +164,7 @@ export class FileAuditSink implements AuditSink {
             rotateMs: this.rotateMs,
             now: this.now,
           });
-    this.slowWriteMs = opts.slowWriteMs ?? SLOW_SYNC_WRITE_MS;
+    this.slowWrites = new SlowWriteGuard(opts.slowWriteMs);
     this.tick = setInterval(() => {
       if (!this.closed && this.due() !== undefined) this.kick();
     }, TICK_MS);
@@ -495,13 +491,11 @@ export class FileAuditSink implements AuditSink {
    * SYNC_WRITE_MAX_BYTES), else through the thread pool. Either throws the same errors. */
   private async writeSome(handle: FileHandle, buf: Buffer, off: number): Promise<number> {
     const length = buf.length - off;
-    if (length <= SYNC_WRITE_MAX_BYTES && this.now() >= this.asyncUntilMs) {
+    if (length <= SYNC_WRITE_MAX_BYTES && this.slowWrites.syncAllowed(this.now())) {
       const started = performance.now();
       const n = writeSync(handle.fd, buf, off, length);
-      if (performance.now() - started > this.slowWriteMs) {
-        this.asyncUntilMs = this.now() + ASYNC_FOR_MS;
+      if (this.slowWrites.observe(performance.now() - started, this.now()) !== 'fast')
         this.metrics.auditSlowWrites.inc();
-      }
       return n;
     }
     return (await handle.write(buf, off, length)).bytesWritten;

@@ -169,7 +169,7 @@ export class Metrics {
     });
     this.auditSlowWrites = new Counter({
       name: 'lmgate_audit_slow_writes_total',
-      help: 'Synchronous audit appends that took over 2 ms; each moves the sink to thread-pool writes for 10 s.',
+      help: 'Synchronous audit appends that took over 2 ms; two within a second, or one over 50 ms, move the sink to thread-pool writes for 10 s.',
       registers,
     });
     this.auditPendingBytes = new Gauge({
