@@ -193,13 +193,16 @@ export class FileAuditSink implements AuditSink {
   }
 
   write(record: AuditRecord, onDurable?: () => void, capture?: string): void {
-    const line = `${JSON.stringify(record)}\n`;
-    if (isSinkRefusal(record, capture)) this.writeLines('', 0, onDurable, undefined, [sinkRefusal(record, line)]);
-    else this.writeLines(line, 1, onDurable, capture === undefined ? undefined : `${capture}\n`);
+    const json = JSON.stringify(record);
+    if (isSinkRefusal(record, capture))
+      this.writeLines('', 0, onDurable, undefined, [sinkRefusal(record, `${json}\n`)]);
+    // Without its newline: the chain encodes the line from this very string (Chain.encodeAll).
+    else this.writeLines(json, 1, onDurable, capture === undefined ? undefined : `${capture}\n`);
   }
 
-  /** `records` records already serialised, each line newline-terminated: gate workers
-   * serialise on their own thread and this process's one writer keeps the file's order.
+  /** `records` records already serialised, each line newline-terminated but perhaps the last:
+   * gate workers serialise on their own thread and this process's one writer keeps the file's
+   * order.
    * `refusals`: records of sink refusals (503 audit_unavailable), kept or tallied here. */
   writeLines(
     lines: string,
@@ -394,17 +397,15 @@ export class FileAuditSink implements AuditSink {
         this.tally = undefined;
         if (!this.stdout && this.fileBytes > 0 && this.fileBytes + this.pendingBytes > this.rotateBytes)
           await this.rotate();
-        let data = '';
         let bytes = 0;
-        for (const lines of batch) {
-          data += this.chain.linkAll('request', lines);
-          bytes += lines.length;
-        }
+        for (const lines of batch) bytes += lines.length;
+        let data = this.chain.encodeAll('request', batch);
         this.linesSinceCheckpoint += records;
         this.recordsSinceCheckpoint += records;
         if (tally !== undefined) {
           // Not a request line: checkpoints' `records` do not count it.
-          data += `${this.chain.link('refusal_summary', tally.json(this.now()))}\n`;
+          const summary = `${this.chain.link('refusal_summary', tally.json(this.now()))}\n`;
+          data = Buffer.concat([data, Buffer.from(summary)]);
           this.linesSinceCheckpoint++;
           this.logger.info({ refused: tally.count }, 'audit refusal_summary written');
         }
@@ -445,8 +446,8 @@ export class FileAuditSink implements AuditSink {
   /** Appends all of `data`, retrying with back-off until it is written. A failed write keeps
    * exactly the bytes not yet written, so a retry completes a torn line rather than repeating
    * it; meanwhile the sink is not accepting (new requests get 503). */
-  private async append(data: string): Promise<void> {
-    const buf = Buffer.from(data);
+  private async append(data: string | Buffer): Promise<void> {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
     let off = 0;
     while (off < buf.length) {
       try {
