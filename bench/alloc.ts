@@ -6,10 +6,13 @@
 // time goes (self time by package and the hottest functions, bench/lib/cpu-profile.ts): the
 // proportions hold even on a loaded machine, where latency figures do not.
 //
-//   npm run bench:alloc -- [--profile governed] [--rate 300] [--duration 20] [--top 15] [--cpu]
+//   npm run bench:alloc -- [--profile governed] [--rate 300 | --workers 64] [--duration 20] [--top 15] [--cpu]
 //                          [--body chat|dlp|stream] [--chunks 50] [--gc] [--nvp] [--survivors]
 //                          [--node-args='...'] [--gc-log F] [--audit none|interval|strict]
 //
+// --workers N loads the gate with a closed loop of N workers instead (vegeta -rate=0, as bench:peers'
+// saturation rows): what the gate does at its bend, where the open-loop rate it reaches is not known
+// in advance.
 // --survivors counts only what outlived a scavenge (promoted: the old space's growth, which
 // mark-compacts and their incremental marking steps then pay for).
 // --node-args='--flag ...' adds V8/Node flags to the gate's command line (experiments).
@@ -47,6 +50,7 @@ async function main() {
     options: {
       profile: { type: 'string', default: 'governed' },
       rate: { type: 'string', default: '300' },
+      workers: { type: 'string' },
       duration: { type: 'string', default: '20' },
       warmup: { type: 'string', default: '5' },
       top: { type: 'string', default: '15' },
@@ -62,6 +66,12 @@ async function main() {
     },
   });
   const log = (m: string) => process.stderr.write(`[bench:alloc] ${m}\n`);
+  const workers = values.workers === undefined ? undefined : Number(values.workers);
+  if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1))
+    throw new Error('--workers: a whole number of closed-loop workers, 1 or more');
+  // The load: an open-loop rate, or (--workers) a closed loop, rate 0.
+  const load = workers === undefined ? { rate: Number(values.rate) } : { rate: 0, workers };
+  const loadName = workers === undefined ? `${values.rate} req/s` : `a closed loop of ${workers} workers`;
   const chunks = Number(values.chunks);
   if (!Number.isInteger(chunks) || chunks < 1) throw new Error('--chunks: a whole number of SSE chunks, 1 or more');
   // Per chunk, for a streamed body: the request's figure over its response-body messages.
@@ -104,15 +114,11 @@ async function main() {
     const sanity = await fetch(target.url, { method: 'POST', headers: target.headers, body });
     if (sanity.status !== 200) throw new Error(`sanity: answered ${sanity.status}: ${await sanity.text()}`);
     log(`warm-up ${values.warmup}s`);
-    await attack(vegeta, { targets: [target], rate: Number(values.rate), durationS: Number(values.warmup) }, work);
+    await attack(vegeta, { targets: [target], ...load, durationS: Number(values.warmup) }, work);
     if (!values.cpu && !values.gc && !values.nvp) process.kill(gate.proc.pid!, 'SIGUSR2');
     const gcFrom = gate.proc.stdout.length;
-    log(`sampling: ${values.profile} at ${values.rate} req/s for ${values.duration}s`);
-    const r = await attack(
-      vegeta,
-      { targets: [target], rate: Number(values.rate), durationS: Number(values.duration) },
-      work,
-    );
+    log(`sampling: ${values.profile} at ${loadName} for ${values.duration}s`);
+    const r = await attack(vegeta, { targets: [target], ...load, durationS: Number(values.duration) }, work);
     const samples = r.byTarget.get('gated')!.samples;
     const errors = errorsOf(samples);
     const gcLog = gate.proc.stdout.slice(gcFrom);
@@ -124,7 +130,7 @@ async function main() {
       const n = samples.length;
       console.log(
         [
-          `${values.profile}, ${n} requests at ${values.rate} req/s (errors: ${JSON.stringify(errors)}), --trace-gc-nvp, the load window:`,
+          `${values.profile}, ${n} requests at ${loadName} (errors: ${JSON.stringify(errors)}), --trace-gc-nvp, the load window:`,
           '',
           '| collection | count | pause ms, total | mean | max | promoted KiB per request |',
           '|---|---:|---:|---:|---:|---:|',
@@ -145,7 +151,7 @@ async function main() {
       const gc = summarizeGcTrace(gcLog);
       console.log(
         [
-          `${values.profile}, ${samples.length} requests at ${values.rate} req/s (errors: ${JSON.stringify(errors)}):`,
+          `${values.profile}, ${samples.length} requests at ${loadName} (errors: ${JSON.stringify(errors)}):`,
           `**${(gc.totalMs / samples.length).toFixed(3)} ms of GC pause per request** (--trace-gc, the load window)`,
           '',
           '| collection | count | pause ms, total | mean | max |',
@@ -174,7 +180,7 @@ async function main() {
       });
       console.log(
         [
-          `${values.profile}, ${samples.length} requests at ${values.rate} req/s (errors: ${JSON.stringify(errors)}):`,
+          `${values.profile}, ${samples.length} requests at ${loadName} (errors: ${JSON.stringify(errors)}):`,
           `**${(cpu.sampledMs / samples.length).toFixed(3)} ms busy per request** (sampled, idle excluded)${perChunk((cpu.sampledMs / samples.length) * 1000, 'µs', 1)}`,
           '',
           '| package | self % |',
@@ -195,7 +201,7 @@ async function main() {
     );
     const kb = (b: number) => (b / 1024).toFixed(1);
     const out = [
-      `${values.profile}, ${samples.length} requests at ${values.rate} req/s (errors: ${JSON.stringify(errors)}):`,
+      `${values.profile}, ${samples.length} requests at ${loadName} (errors: ${JSON.stringify(errors)}):`,
       values.survivors
         ? `**${kb(summary.bytesPerRequest)} KiB per request outlived a scavenge** (sampled; promoted to old space, or still young at exit)`
         : `**${kb(summary.bytesPerRequest)} KiB allocated per request** (sampled; freed objects included)${perChunk(summary.bytesPerRequest / 1024, 'KiB', 2)}`,
