@@ -20,7 +20,7 @@ import type { Counted, LimitBackend } from './backend.ts';
 import type { BudgetConfig } from './config.ts';
 import type { CounterItem } from './counters.ts';
 import { retryAfterSeconds } from './headers.ts';
-import { andThen, counterKey, matches, subjectOf } from './levels.ts';
+import { andThen, CounterNames, matches, subjectOf } from './levels.ts';
 import { PeriodClock } from './period.ts';
 import type { LimitStore } from './store.ts';
 
@@ -30,14 +30,19 @@ interface Budget {
   readonly clock: PeriodClock;
   readonly open: boolean;
   readonly ruleId: string;
+  /** Its counters' key and audit level per subject and period. */
+  readonly names: CounterNames;
 }
 
+/** One budget a request holds a reservation on; lives as long as the request. */
 interface Held {
   readonly budget: Budget;
   readonly subject: string;
   readonly item: CounterItem;
   readonly check: BudgetCheck;
-  counted: Counted | undefined;
+  /** The store that admitted the reservation, to settle it there; undefined until counted,
+   * and when refused. Not the store's whole answer: only this outlives the check. */
+  admittedIn: LimitStore | undefined;
 }
 
 const slot = defineSlot<Held[]>('limits.budget');
@@ -74,6 +79,7 @@ export const budgets = defineStage({
       clock: new PeriodClock(b.period, b.timeZone),
       open: (b.onRedisDown ?? cfg.onRedisDown) === 'open',
       ruleId: `limits.budgets.${b.id}`,
+      names: new CounterNames(prefix, b.scope, b.id, 'b'),
     }));
 
     const priceOf = (ctx: RequestContext, model: string) => {
@@ -91,19 +97,29 @@ export const budgets = defineStage({
       return price === undefined ? 0 : costOf(price, t);
     };
 
+    /** The budgets that apply to this request, each with its reservation. The array is sized to
+     * them first: pushed into, it would take V8's 16-slot backing store for one or two, and it
+     * lives as long as the request. */
     const hold = (ctx: RequestContext, model: string | undefined, now: number): Held[] => {
-      const held: Held[] = [];
+      let n = 0;
+      for (const b of list) {
+        const subject = subjectOf(ctx, b.cfg.scope);
+        if (subject !== undefined && matches(b.ids, subject)) n++;
+      }
+      const held = new Array<Held>(n);
+      let at = 0;
       for (const b of list) {
         const subject = subjectOf(ctx, b.cfg.scope);
         if (subject === undefined || !matches(b.ids, subject)) continue;
         const span = b.clock.at(now);
         const cost = costFor(ctx, b, model);
-        held.push({
+        const name = b.names.of(ctx, subject, span.label);
+        held[at++] = {
           budget: b,
           subject,
           item: {
             kind: 'budget',
-            key: counterKey(prefix, ctx, b.cfg.scope, subject, b.cfg.id, `b:${span.label}`),
+            key: name.key,
             limit: b.cfg.amount,
             period: span.endMs,
             cost,
@@ -111,7 +127,7 @@ export const budgets = defineStage({
           },
           check: {
             id: b.cfg.id,
-            level: `${b.cfg.scope}:${subject}`,
+            level: name.level,
             unit: b.cfg.unit,
             period: span.label,
             amount: b.cfg.amount,
@@ -120,8 +136,8 @@ export const budgets = defineStage({
             refunded: 0,
             state: 'admitted',
           },
-          counted: undefined,
-        });
+          admittedIn: undefined,
+        };
       }
       return held;
     };
@@ -138,9 +154,9 @@ export const budgets = defineStage({
       const { result } = counted;
       for (let i = 0; i < held.length; i++) {
         const h = held[i]!;
-        h.counted = counted;
         if (counted.failOpen) h.check.fail_open = true;
         if (result.admitted) {
+          h.admittedIn = counted.store;
           backend.observeBudget(h.budget.cfg, h.check, (result.states[i] ?? 0) - h.item.cost, result.states[i] ?? 0);
           backend.metrics.decisions.inc([h.budget.cfg.id, 'admitted']);
         }
@@ -194,7 +210,7 @@ export const budgets = defineStage({
           // A reservation Redis did not take is not settled either (onEnd skips what was not counted).
           if (res === undefined) return;
           withDowngrade.forEach((h, i) => {
-            h.counted = { result: { admitted: true, now, states: [], denied: -1 }, store, failOpen: false };
+            h.admittedIn = store;
             backend.observeBudget(h.budget.cfg, h.check, res.before[i] ?? 0, res.after[i] ?? 0);
           });
         };
@@ -236,7 +252,7 @@ export const budgets = defineStage({
         });
       },
       onEnd(ctx: RequestContext): void | Promise<void> {
-        const held = ctx.get(slot)?.filter((h) => h.counted?.result.admitted === true);
+        const held = ctx.get(slot)?.filter((h) => h.admittedIn !== undefined);
         if (held === undefined || held.length === 0) return;
         const usage = ctx.usage;
         const wentUp = ctx.requestReleasedNs !== undefined && ctx.status !== undefined && ctx.status < 400;
@@ -264,7 +280,7 @@ export const budgets = defineStage({
         // One adjust per store the reservations went to (a fail-open one counted here).
         const groups = new Map<LimitStore, number[]>();
         held.forEach((h, i) => {
-          const s = h.counted!.store;
+          const s = h.admittedIn!;
           const g = groups.get(s) ?? [];
           g.push(i);
           groups.set(s, g);

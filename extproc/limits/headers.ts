@@ -1,7 +1,6 @@
 // The x-ratelimit-* headers OpenAI sends, which its SDKs and many clients read to pace
 // themselves: limit, remaining and reset for requests and for tokens. reset is a duration in
 // Go's format as OpenAI writes it ("1s", "6m0s", "59ms").
-import type { CounterView } from './counters.ts';
 
 /** ms as OpenAI's reset duration: "250ms" under a second, else h/m/s ("1s", "6m0s", "1h0m12s",
  * "1.5s"), milliseconds rounded. */
@@ -24,12 +23,25 @@ export function retryAfterSeconds(ms: number): string {
 
 export type HeaderList = [string, string][];
 
-/** Appends the trio for `what` from the tightest counter's view. OpenAI sends requests and
- * tokens; bytes (request body bytes) is LM Gate's own, named alike. */
-export function pushRateHeaders(out: HeaderList, what: 'requests' | 'tokens' | 'bytes', v: CounterView): void {
-  out.push(
-    [`x-ratelimit-limit-${what}`, String(v.limit)],
-    [`x-ratelimit-remaining-${what}`, String(v.remaining)],
-    [`x-ratelimit-reset-${what}`, openAiDuration(v.resetMs)],
-  );
+export type RateUnit = 'requests' | 'tokens' | 'bytes';
+
+/** The trio's names per unit, built once. */
+const NAMES: Readonly<Record<RateUnit, readonly [string, string, string]>> = {
+  requests: ['x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests'],
+  tokens: ['x-ratelimit-limit-tokens', 'x-ratelimit-remaining-tokens', 'x-ratelimit-reset-tokens'],
+  bytes: ['x-ratelimit-limit-bytes', 'x-ratelimit-remaining-bytes', 'x-ratelimit-reset-bytes'],
+};
+
+/** Appends the trio for `what` from the tightest counter's view (its limit, what remains, ms
+ * until it is full again). OpenAI sends requests and tokens; bytes (request body bytes) is LM
+ * Gate's own, named alike. */
+export function pushRateHeaders(
+  out: HeaderList,
+  what: RateUnit,
+  limit: number,
+  remaining: number,
+  resetMs: number,
+): void {
+  const n = NAMES[what];
+  out.push([n[0], String(limit)], [n[1], String(remaining)], [n[2], openAiDuration(resetMs)]);
 }

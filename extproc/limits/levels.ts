@@ -1,10 +1,10 @@
 // Which counters a request meets: each configured limit or budget compiled once per config
 // snapshot, and the subject (key, user, team, tenant, model, route) it counts for a request.
 //
-// Key names: <prefix>lim:{<tag>}:<limit id>:<unit>:<subject>. The hash tag is the tenant for the
-// caller's levels (key, user, team, tenant), so one request's levels share a Redis Cluster slot;
-// model and route limits count across tenants and carry their own tag ({m:<model>},
-// {r:<route>}).
+// Key names: <prefix>lim:{<tag>}:<limit id>:<unit>:<scope>:<subject>. The hash tag is the tenant
+// for the caller's levels (key, user, team, tenant), so one request's levels share a Redis Cluster
+// slot; model and route limits count across tenants and carry their own tag ({m:<model>},
+// {r:<route>}). A budget's unit carries its period ("b:2026-11-01").
 import type { RequestContext } from '../pipeline/context.ts';
 
 export type Scope = 'key' | 'user' | 'team' | 'tenant' | 'model' | 'route';
@@ -29,17 +29,78 @@ export function subjectOf(ctx: RequestContext, scope: Scope): string | undefined
 
 export const CALLER_SCOPES: ReadonlySet<Scope> = new Set(['key', 'user', 'team', 'tenant']);
 
-/** The Redis key (also the memory store's key) of one counter. */
-export function counterKey(
-  prefix: string,
-  ctx: RequestContext,
-  scope: Scope,
-  subject: string,
-  id: string,
-  unit: string,
-): string {
-  const tag = CALLER_SCOPES.has(scope) ? `t:${ctx.principal?.tenant ?? ''}` : `${scope[0]}:${subject}`;
-  return `${prefix}lim:{${tag}}:${id}:${unit}:${scope}:${subject}`;
+/** One counter's names: its store key (Redis key name, memory map key) and its audit level
+ * (`<scope>:<subject>`, the audit's `limits[].level` and `budgets[].level`). */
+export interface CounterName {
+  readonly subject: string;
+  readonly key: string;
+  readonly level: string;
+}
+
+interface NameEntry extends CounterName {
+  /** A budget's period label, which its key carries ('' for a rate limit). */
+  readonly period: string;
+}
+
+/** Names one limit keeps; past it the cache starts over (each subject then builds its strings
+ * once more, nothing else). */
+const MAX_NAMES = 4096;
+/** Longer subjects or tenants (a model name is the client's) are named per request, never kept. */
+const MAX_KEPT_LENGTH = 256;
+
+/** The names of one limit's counters, kept per tenant and subject, so a caller's requests share
+ * the same strings instead of building them. The audit and the settlement read them when the
+ * request ends: built per request, they lived through it, copied by every scavenge meanwhile
+ * (bench:alloc --survivors). */
+export class CounterNames {
+  /** By tenant (the caller levels' hash tag; '' for model and route levels), then subject. */
+  private readonly byTenant = new Map<string, Map<string, NameEntry>>();
+  private size = 0;
+  private readonly prefix: string;
+  private readonly scope: Scope;
+  private readonly id: string;
+  private readonly unit: string;
+  private readonly caller: boolean;
+
+  /** `unit`: the key's unit letter (r, t or b for a rate limit; b for a budget, whose key adds
+   * its period). */
+  constructor(prefix: string, scope: Scope, id: string, unit: string) {
+    this.prefix = prefix;
+    this.scope = scope;
+    this.id = id;
+    this.unit = unit;
+    this.caller = CALLER_SCOPES.has(scope);
+  }
+
+  /** The names for `subject` (subjectOf this limit's scope) in this request; `period`: a
+   * budget's period label, '' for a rate limit. */
+  of(ctx: RequestContext, subject: string, period = ''): CounterName {
+    const tenant = this.caller ? (ctx.principal?.tenant ?? '') : '';
+    let bySubject = this.byTenant.get(tenant);
+    const kept = bySubject?.get(subject);
+    if (kept !== undefined && kept.period === period) return kept;
+    const tag = this.caller ? `t:${tenant}` : `${this.scope[0]}:${subject}`;
+    const unit = period === '' ? this.unit : `${this.unit}:${period}`;
+    const named: NameEntry = {
+      subject,
+      key: `${this.prefix}lim:{${tag}}:${this.id}:${unit}:${this.scope}:${subject}`,
+      level: `${this.scope}:${subject}`,
+      period,
+    };
+    if (subject.length > MAX_KEPT_LENGTH || tenant.length > MAX_KEPT_LENGTH) return named;
+    if (kept === undefined && this.size >= MAX_NAMES) {
+      this.byTenant.clear();
+      this.size = 0;
+      bySubject = undefined;
+    }
+    if (bySubject === undefined) {
+      bySubject = new Map();
+      this.byTenant.set(tenant, bySubject);
+    }
+    if (kept === undefined) this.size++;
+    bySubject.set(subject, named);
+    return named;
+  }
 }
 
 /** Applies to this subject: every subject, or the ones listed. */

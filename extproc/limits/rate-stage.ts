@@ -19,13 +19,13 @@ import { defineSlot } from '../pipeline/slots.ts';
 import { defineStage } from '../pipeline/stage.ts';
 import type { Counted, LimitBackend } from './backend.ts';
 import { type CounterItem, type CounterView, view, waitMs } from './counters.ts';
-import { type HeaderList, pushRateHeaders, retryAfterSeconds } from './headers.ts';
-import { andThen, CALLER_SCOPES, counterKey, matches, type Scope, subjectOf } from './levels.ts';
+import { type HeaderList, pushRateHeaders, type RateUnit, retryAfterSeconds } from './headers.ts';
+import { andThen, CALLER_SCOPES, type CounterName, CounterNames, matches, type Scope, subjectOf } from './levels.ts';
 import { PERIODS } from './periods.ts';
 import { sleep } from './queue.ts';
 import type { LimitStore } from './store.ts';
 
-type Unit = 'requests' | 'tokens' | 'bytes';
+type Unit = RateUnit;
 
 interface Level {
   readonly id: string;
@@ -39,14 +39,20 @@ interface Level {
   readonly queue: number;
   readonly open: boolean;
   readonly ruleId: string;
+  /** Its counters' key and audit level per subject. */
+  readonly names: CounterNames;
 }
 
-/** One check: the counters, the limits they belong to, and where they were counted. */
+/** One check: the counters, the limits they belong to and their names, and where they were
+ * counted. Only what the request's end needs outlives the check (not the store's answer): it
+ * lives as long as the request. */
 interface Admission {
   readonly items: CounterItem[];
   readonly levels: Level[];
-  readonly subjects: string[];
-  counted: Counted | undefined;
+  readonly names: CounterName[];
+  /** The store that admitted it, to settle or give back there; undefined until counted, and
+   * when refused. */
+  admittedIn: LimitStore | undefined;
   /** Index into ctx.limits of items[0]. */
   auditAt: number;
   /** It holds a place among the requests allowed to wait (limits.maxWaiting); its items carry
@@ -63,9 +69,13 @@ interface RateState {
   reserved: number;
   /** The caller's byte limits wait for the body: no content-length declared its size. */
   bytesAtBody: boolean;
-  /** Views for the admitted response's headers. */
-  headers: HeaderList | undefined;
+  /** The admitted response's x-ratelimit-* trios, four numbers each: the unit (UNITS' index),
+   * limit, remaining and reset ms. Numbers, formatted into headers only at the response
+   * headers, because they live as long as the request does. */
+  headerViews: number[] | undefined;
 }
+
+const UNITS: readonly Unit[] = ['requests', 'tokens', 'bytes'];
 
 const slot = defineSlot<RateState>('limits.rate');
 
@@ -127,6 +137,7 @@ export const rateLimits = defineStage({
         open: (r.onRedisDown ?? cfg.onRedisDown) === 'open',
         ruleId: `limits.rate.${r.id}`,
         queue: r.queueMs,
+        names: new CounterNames(prefix, r.scope, r.id, r.unit[0]!),
       });
     }
     const caller = (l: Level): boolean => CALLER_SCOPES.has(l.scope);
@@ -137,6 +148,13 @@ export const rateLimits = defineStage({
     const queues = levels.some((l) => l.queue > 0);
     const waiting = backend.waiting;
 
+    /** The cost of one unit of `l` for this request; 0: the level does not count it. */
+    const costOf = (l: Level, tokens: number, bytes: number): number =>
+      l.unit === 'requests' ? 1 : l.unit === 'tokens' ? tokens : bytes;
+
+    /** The levels of `from` that count this request, added to `adm` (a new one when undefined).
+     * Its arrays are sized to the levels first: pushed into, each would take V8's 16-slot
+     * backing store for one or two levels, and they live as long as the request. */
     const build = (
       ctx: RequestContext,
       from: readonly Level[],
@@ -144,30 +162,41 @@ export const rateLimits = defineStage({
       bytes: number,
       adm?: Admission,
     ): Admission | undefined => {
+      let n = 0;
       for (const l of from) {
-        const cost = l.unit === 'requests' ? 1 : l.unit === 'tokens' ? tokens : bytes;
-        if (cost === 0) continue; // a request without a body takes no bytes
+        // A request without a body takes no bytes.
+        if (costOf(l, tokens, bytes) === 0) continue;
         const subject = subjectOf(ctx, l.scope);
-        if (subject === undefined || !matches(l.ids, subject)) continue;
-        adm ??= {
-          items: [],
-          levels: [],
-          subjects: [],
-          counted: undefined,
+        if (subject !== undefined && matches(l.ids, subject)) n++;
+      }
+      if (n === 0) return adm;
+      let at = 0;
+      if (adm === undefined)
+        adm = {
+          items: new Array<CounterItem>(n),
+          levels: new Array<Level>(n),
+          names: new Array<CounterName>(n),
+          admittedIn: undefined,
           auditAt: 0,
           mayWait: false,
           queueFull: false,
         };
-        adm.items.push({
-          kind: 'rate',
-          key: counterKey(prefix, ctx, l.scope, subject, l.id, l.unit[0]!),
-          limit: l.limit,
-          period: l.periodMs,
-          cost,
-          queue: l.queue,
-        });
-        adm.levels.push(l);
-        adm.subjects.push(subject);
+      else {
+        at = adm.items.length;
+        adm.items.length += n;
+        adm.levels.length += n;
+        adm.names.length += n;
+      }
+      for (const l of from) {
+        const cost = costOf(l, tokens, bytes);
+        if (cost === 0) continue;
+        const subject = subjectOf(ctx, l.scope);
+        if (subject === undefined || !matches(l.ids, subject)) continue;
+        const name = l.names.of(ctx, subject);
+        adm.items[at] = { kind: 'rate', key: name.key, limit: l.limit, period: l.periodMs, cost, queue: l.queue };
+        adm.levels[at] = l;
+        adm.names[at] = name;
+        at++;
       }
       return adm;
     };
@@ -197,7 +226,7 @@ export const rateLimits = defineStage({
     const stateOf = (ctx: RequestContext): RateState => {
       let s = ctx.get(slot);
       if (s === undefined) {
-        s = { header: undefined, body: undefined, reserved: 0, bytesAtBody: false, headers: undefined };
+        s = { header: undefined, body: undefined, reserved: 0, bytesAtBody: false, headerViews: undefined };
         ctx.set(slot, s);
       }
       return s;
@@ -206,8 +235,8 @@ export const rateLimits = defineStage({
     /** Records the check in ctx.limits and the metrics; throws the 429 when refused. `waited`:
      * ms the request spent in a queue before this. */
     const conclude = (ctx: RequestContext, adm: Admission, counted: Counted, waited: number, left = false): void => {
-      adm.counted = counted;
       const { result } = counted;
+      if (result.admitted) adm.admittedIn = counted.store;
       ctx.limits ??= [];
       adm.auditAt = ctx.limits.length;
       for (let i = 0; i < adm.items.length; i++) {
@@ -216,7 +245,7 @@ export const rateLimits = defineStage({
         const v = view(adm.items[i]!, result.states[i], result.admitted, result.now);
         const check: LimitCheck = {
           id: l.id,
-          level: `${l.scope}:${adm.subjects[i]}`,
+          level: adm.names[i]!.level,
           unit: l.unit,
           limit: l.limit,
           remaining: v.remaining,
@@ -235,10 +264,12 @@ export const rateLimits = defineStage({
         if (cfg.headers) {
           const s = stateOf(ctx);
           const t = tightest(adm, result.states, result.now);
-          s.headers ??= [];
-          if (t.requests) pushRateHeaders(s.headers, 'requests', t.requests);
-          if (t.tokens) pushRateHeaders(s.headers, 'tokens', t.tokens);
-          if (t.bytes) pushRateHeaders(s.headers, 'bytes', t.bytes);
+          s.headerViews ??= [];
+          const views = s.headerViews;
+          for (let u = 0; u < UNITS.length; u++) {
+            const v = t[UNITS[u]!];
+            if (v !== undefined) views.push(u, v.limit, v.remaining, v.resetMs);
+          }
         }
         return;
       }
@@ -247,13 +278,13 @@ export const rateLimits = defineStage({
       if (adm.queueFull && l.queue > 0) metrics.queued.inc({ limit: l.id, result: 'full' });
       const v = view(adm.items[i]!, result.states[i], false, result.now);
       const headers: HeaderList = [['retry-after', retryAfterSeconds(v.retryAfterMs - waited)]];
-      pushRateHeaders(headers, l.unit, v);
+      pushRateHeaders(headers, l.unit, v.limit, v.remaining, v.resetMs);
       const cost = adm.items[i]!.cost;
       const tooBig = cost > l.limit;
       throw refuse(
         'rate_limit_exceeded',
         !tooBig
-          ? `Rate limit "${l.id}" reached for ${l.scope} ${adm.subjects[i]}: ${l.limit} ${l.unit} per ${l.per}.`
+          ? `Rate limit "${l.id}" reached for ${l.scope} ${adm.names[i]!.subject}: ${l.limit} ${l.unit} per ${l.per}.`
           : l.unit === 'bytes'
             ? `Request too large for the ${l.scope} rate limit "${l.id}": its body is ${cost} bytes, the limit is ${l.limit} per ${l.per}.`
             : `Request too large for the ${l.scope} rate limit "${l.id}": it may reserve ${cost} tokens, the limit is ${l.limit} per ${l.per}. Lower max_tokens.`,
@@ -264,12 +295,12 @@ export const rateLimits = defineStage({
     /** Gives back the requests and bytes a request reserved for a turn it did not wait for. Its
      * tokens are onEnd's to give back: it settles them to nothing for a request that never went
      * upstream. */
-    const giveBackTurn = (adm: Admission, counted: Counted): void | Promise<void> => {
+    const giveBackTurn = (adm: Admission, store: LimitStore): void | Promise<void> => {
       const items: CounterItem[] = [];
       for (let i = 0; i < adm.items.length; i++) if (adm.levels[i]!.unit !== 'tokens') items.push(adm.items[i]!);
       if (items.length === 0) return;
       const r = backend.adjust(
-        counted.store,
+        store,
         items,
         items.map((it) => -it.cost),
       );
@@ -299,7 +330,7 @@ export const rateLimits = defineStage({
             if (waitMs(adm.items[i]!, result.states[i], result.now) > 0)
               metrics.queued.inc({ limit: adm.levels[i]!.id, result: 'left' });
           conclude(ctx, adm, counted, Math.max(1, waited), true);
-          return giveBackTurn(adm, counted);
+          return giveBackTurn(adm, counted.store);
         }
         const by = result.admitted ? undefined : adm.levels[result.denied]!.id;
         for (let i = 0; i < adm.items.length; i++) {
@@ -332,10 +363,10 @@ export const rateLimits = defineStage({
     /** Gives back the request the headers counted when the body's check refused. */
     const refundHeader = (s: RateState): void | Promise<void> => {
       const h = s.header;
-      if (h?.counted === undefined || !h.counted.result.admitted) return;
+      if (h?.admittedIn === undefined) return;
       s.header = undefined;
       const r = backend.adjust(
-        h.counted.store,
+        h.admittedIn,
         h.items,
         h.items.map((it) => -it.cost),
       );
@@ -382,14 +413,17 @@ export const rateLimits = defineStage({
       onResponseHeaders(ctx: RequestContext): void {
         const s = ctx.get(slot);
         if (s === undefined) return;
-        if (s.headers !== undefined) for (const pair of s.headers) ctx.out.setHeaders.push(pair);
+        const views = s.headerViews;
+        if (views !== undefined)
+          for (let i = 0; i < views.length; i += 4)
+            pushRateHeaders(ctx.out.setHeaders, UNITS[views[i]!]!, views[i + 1]!, views[i + 2]!, views[i + 3]!);
         // Token limits settle from usage: have the response read for it even without metering.usage.
         if (s.body?.levels.some((l) => l.unit === 'tokens')) ctx.readResponseBody();
       },
       onEnd(ctx: RequestContext): void | Promise<void> {
         const s = ctx.get(slot);
         const b = s?.body;
-        if (b?.counted === undefined || !b.counted.result.admitted) return;
+        if (b?.admittedIn === undefined) return;
         // What the request really took: nothing if it never went upstream or upstream failed
         // without usage; its usage when reported; else its reservation stands.
         const reserved = s!.reserved;
@@ -406,7 +440,7 @@ export const rateLimits = defineStage({
         if (actual === reserved) return;
         const items = tokenIdx.map((i) => b.items[i]!);
         const r = backend.adjust(
-          b.counted.store,
+          b.admittedIn,
           items,
           items.map(() => actual - reserved),
         );
