@@ -14,6 +14,7 @@ const BASE = {
   duplex: false,
   envoyHeaders: false,
   bin: undefined,
+  rev: undefined,
   idle: false,
 };
 
@@ -26,6 +27,8 @@ describe('bench:ab variants', () => {
       { ...BASE, name: 'q', profile: 'dlp', idle: true, nodeArgs: ['--memory-reducer-favors-memory'] },
     ],
     ['n22:bin=/opt/node22/bin/node', { ...BASE, name: 'n22', bin: '/opt/node22/bin/node' }],
+    ['before:rev=HEAD~1', { ...BASE, name: 'before', rev: 'HEAD~1' }],
+    ['tag:rev=v1.0/x_y', { ...BASE, name: 'tag', rev: 'v1.0/x_y' }],
     [
       'v8:args=--heap-growing-percent=0 --trace-gc',
       { ...BASE, name: 'v8', nodeArgs: ['--heap-growing-percent=0', '--trace-gc'] },
@@ -50,6 +53,9 @@ describe('bench:ab variants', () => {
     ['x:envoyheaders=1'],
     ['x:idle=200'],
     ['x:bin='],
+    ['x:rev='],
+    ['x:rev=a b'],
+    ['x:rev=$(id)'],
     ['x:heap=8'],
     ['x:profile='],
     ['x:redis=1'],

@@ -15,7 +15,8 @@
 // starts beside the gates, limits.store: redis, instead of in memory), `audit=<mode>` (the audit
 // sink's durability: none, interval or strict), `duplex` (FULL_DUPLEX_STREAMED request mode),
 // `envoyheaders` (Envoy adds its x-envoy-internal and x-forwarded-for to the gate's streams),
-// `bin=<path>` (the gate run by another Node binary: a release against the bench's own), `idle`
+// `bin=<path>` (the gate run by another Node binary: a release against the bench's own),
+// `rev=<git revision>` (the gate of another commit, compiled for the run: a lever's before), `idle`
 // (the gate serves nothing for --idle seconds after the warm-up while the other routes go on):
 //
 //   npm run bench:ab -- --variant memory --variant 'redis:redis'
@@ -45,6 +46,7 @@ import { gateMillis, nearestRank } from './lib/gate-time.ts';
 import { difference, roundMs } from './lib/stats.ts';
 import {
   type BenchGate,
+  builtRevisionEntry,
   DUPLEX_PROCESSING_MODE,
   GATE_NODE_OPTIONS,
   startBenchEnvoy,
@@ -72,6 +74,8 @@ export interface Variant {
   envoyHeaders: boolean;
   /** The gate run by another Node binary than the bench's own (a release to compare). */
   bin: string | undefined;
+  /** The gate built from this git revision instead of the working tree (a lever's before). */
+  rev: string | undefined;
   /** The gate gets no requests for --idle seconds after the warm-up, while the others do. */
   idle: boolean;
 }
@@ -93,6 +97,7 @@ export function parseVariant(spec: string): Variant {
     duplex: false,
     envoyHeaders: false,
     bin: undefined,
+    rev: undefined,
     idle: false,
   };
   const items = colon < 0 ? [] : spec.slice(colon + 1).split(/,(?=[a-z]+(?:=|,|$))/);
@@ -108,12 +113,13 @@ export function parseVariant(spec: string): Variant {
     else if (key === 'envoyheaders' && eq < 0) v.envoyHeaders = true;
     else if (key === 'idle' && eq < 0) v.idle = true;
     else if (key === 'bin' && value) v.bin = value;
+    else if (key === 'rev' && /^[\w./~^-]+$/.test(value)) v.rev = value;
     else if (key === 'profile' && value) v.profile = value;
     else if (key === 'audit' && (value === 'none' || value === 'interval' || value === 'strict')) v.audit = value;
     else if (key === 'workers' && /^[1-9]\d*$/.test(value)) v.workers = Number(value);
     else
       throw new Error(
-        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, args=<flags>, uds, profile=<name>, workers=<n>, redis, audit=none|interval|strict, duplex, envoyheaders, bin=<node binary>, idle)`,
+        `variant ${name}: unknown item ${JSON.stringify(item)} (node=<flags>, args=<flags>, uds, profile=<name>, workers=<n>, redis, audit=none|interval|strict, duplex, envoyheaders, bin=<node binary>, rev=<git revision>, idle)`,
       );
   }
   return v;
@@ -173,6 +179,7 @@ async function main() {
         ...(v.redis && redis ? { redisUrl: redis.url } : {}),
         ...(v.audit ? { auditDurability: v.audit } : {}),
         ...(v.bin ? { execPath: v.bin } : {}),
+        ...(v.rev ? { entry: await builtRevisionEntry(v.rev) } : {}),
       });
       stops.push(() => g.stop());
       gates.set(v.name, g);

@@ -2,6 +2,7 @@
 // own config from bench/profiles/), and one Envoy with a listener per route, all on free
 // loopback ports. Every route shares the same Envoy process and the same mock, so the only
 // difference between the direct route and a gated one is the ext_proc filter.
+import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -123,6 +124,49 @@ function builtGateEntry(): Promise<string> {
     await buildGate(dir);
     return join(dir, 'extproc', 'main.js');
   })();
+  return built;
+}
+
+/** The gate of another commit, compiled like the bench's own (bench:ab's rev=): its extproc/,
+ * protos/ and tsconfigs from `git archive`, into a folder under .cache/ so its imports find this
+ * checkout's node_modules (a revision with other dependencies runs against today's). A lever's
+ * before and after then run behind one Envoy in one run. */
+const builtRevisions = new Map<string, Promise<string>>();
+export function builtRevisionEntry(rev: string): Promise<string> {
+  let built = builtRevisions.get(rev);
+  if (built === undefined) {
+    built = (async () => {
+      const sha = execFileSync('git', ['rev-parse', '--verify', `${rev}^{commit}`], {
+        cwd: ROOT,
+        encoding: 'utf8',
+      }).trim();
+      await mkdir(join(ROOT, '.cache'), { recursive: true });
+      const dir = await mkdtemp(join(ROOT, '.cache', `bench-rev-${sha.slice(0, 12)}-`));
+      process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+      const src = join(dir, 'src');
+      await mkdir(src);
+      const tar = execFileSync('git', ['archive', sha, 'extproc', 'protos', 'tsconfig.json', 'tsconfig.build.json'], {
+        cwd: ROOT,
+        maxBuffer: 256 * 1024 * 1024,
+      });
+      execFileSync('tar', ['-x', '-C', src], { input: tar });
+      const out = join(dir, 'out');
+      execFileSync(
+        process.execPath,
+        [
+          join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+          '-p',
+          join(src, 'tsconfig.build.json'),
+          '--outDir',
+          out,
+        ],
+        { stdio: 'inherit' },
+      );
+      execFileSync('cp', ['-r', join(src, 'protos'), join(out, 'protos')]);
+      return join(out, 'extproc', 'main.js');
+    })();
+    builtRevisions.set(rev, built);
+  }
   return built;
 }
 
