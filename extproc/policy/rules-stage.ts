@@ -55,6 +55,10 @@ export const policyRules = defineStage({
       onRequestBody(ctx: RequestContext): void | Promise<void> {
         const input = ctx.get(waiting);
         if (input === undefined) return;
+        // Decided now: the input (and its conditions' variables) need not live through the
+        // upstream call, where a request spends most of its life (every scavenge meanwhile
+        // would copy it).
+        ctx.set(waiting, undefined);
         completeWithBody(input, ctx);
         if (ctx.get(locallyAdmitted) === undefined) {
           const local = engine.decideFinal(input);
