@@ -160,7 +160,6 @@ export interface RouteChoice {
 }
 
 const NO_CLASSES: ReadonlySet<string> = new Set();
-const noop = (): void => {};
 
 export class RequestContext {
   readonly config: Config;
@@ -273,11 +272,15 @@ export class RequestContext {
     this.slots[slot.index] = value;
   }
 
+  /** What takeLonger() asks: the state machine, which installs itself. */
+  slowPath: { takeLonger(): void } | undefined;
+
   /** Puts the message being decided on the slow path (server.maxMessageDeadlineMs, Envoy asked
    * to wait as long) once a stage learns it late, after an async step (a rate limit queue after
-   * the store answered). Before any async step, setting `out.slow` does the same. Installed by
-   * the state machine. */
-  takeLonger: () => void = noop;
+   * the store answered). Before any async step, setting `out.slow` does the same. */
+  takeLonger(): void {
+    this.slowPath?.takeLonger();
+  }
 
   private abortController: AbortController | undefined;
   private abortReason: AbortReason | undefined;

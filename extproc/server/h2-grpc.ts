@@ -63,18 +63,24 @@ export interface Codec<Req, Res> {
   encodeFramed(m: Res): Buffer;
 }
 
-/** A server-side gRPC call, as the gate's stream state machine and the health service use it.
- * One listener per event (each has exactly one user). */
-export interface ServerCall<Req, Res> {
+/** What a call tells its one user, as methods of one object: the stream state machine is its
+ * own listener, so a request pays no closure per event (they would live as long as it does). */
+export interface CallListener<Req> {
   /** A message from the client. */
-  on(event: 'data', listener: (m: Req) => void): void;
+  onMessage(m: Req): void;
   /** The client half-closed: it sends nothing more. */
-  on(event: 'end', listener: () => void): void;
+  onEnd?(): void;
   /** The client or the connection went away before the server ended the call. */
-  on(event: 'cancelled', listener: () => void): void;
+  onCancelled?(): void;
   /** The call broke (a message that does not decode, one over the size limit): the server has
    * already ended it with an error status. */
-  on(event: 'error', listener: (err: Error) => void): void;
+  onError?(err: Error): void;
+}
+
+/** A server-side gRPC call, as the gate's stream state machine and the health service use it. */
+export interface ServerCall<Req, Res> {
+  /** Sets the call's listener (one; a second replaces the first). */
+  listen(listener: CallListener<Req>): void;
   write(m: Res): void;
   /** Ends the call with status OK. */
   end(): void;
@@ -87,10 +93,7 @@ export class H2Call<Req, Res> implements ServerCall<Req, Res> {
   private readonly stream: ServerHttp2Stream;
   private readonly codec: Codec<Req, Res>;
   private readonly maxMessageBytes: number;
-  private onMessage: ((m: Req) => void) | undefined;
-  private onEnd: (() => void) | undefined;
-  private onCancelled: (() => void) | undefined;
-  private onError: ((err: Error) => void) | undefined;
+  private listener: CallListener<Req> | undefined;
   /** Bytes of an incomplete frame, until the rest arrives. */
   private partial: Buffer[] = [];
   private partialBytes = 0;
@@ -117,24 +120,12 @@ export class H2Call<Req, Res> implements ServerCall<Req, Res> {
     // A reset with an error code also arrives as an 'error' on the stream; 'close' follows and
     // says what matters (the call is over), so the error itself needs no handling.
     stream.on('error', ignore);
-    if (timeoutMs !== undefined) this.deadline = setTimeout(this.onDeadline, timeoutMs);
+    // A closure only for a call with a deadline (a method, not a field, otherwise).
+    if (timeoutMs !== undefined) this.deadline = setTimeout(() => this.onDeadline(), timeoutMs);
   }
 
-  on(event: 'data' | 'end' | 'cancelled' | 'error', listener: (arg: never) => void): void {
-    switch (event) {
-      case 'data':
-        this.onMessage = listener as (m: Req) => void;
-        break;
-      case 'end':
-        this.onEnd = listener as () => void;
-        break;
-      case 'cancelled':
-        this.onCancelled = listener as () => void;
-        break;
-      case 'error':
-        this.onError = listener as (err: Error) => void;
-        break;
-    }
+  listen(listener: CallListener<Req>): void {
+    this.listener = listener;
   }
 
   write(m: Res): void {
@@ -232,7 +223,7 @@ export class H2Call<Req, Res> implements ServerCall<Req, Res> {
         return;
       }
       off += 5 + length;
-      this.onMessage?.(message);
+      this.listener?.onMessage(message);
     }
     if (off < buf.length && !this.done) {
       const rest = buf.subarray(off);
@@ -244,7 +235,7 @@ export class H2Call<Req, Res> implements ServerCall<Req, Res> {
   /** The call cannot go on: end it with `code`, and tell the listener why. */
   private broke(code: number, details: string): void {
     this.fail(code, `lm-gate: ${details}`);
-    this.onError?.(new Error(details));
+    this.listener?.onError?.(new Error(details));
   }
 
   private readonly onStreamEnd = (): void => {
@@ -255,16 +246,16 @@ export class H2Call<Req, Res> implements ServerCall<Req, Res> {
       this.broke(GrpcStatus.INTERNAL, 'the stream ended inside a message');
       return;
     }
-    this.onEnd?.();
+    this.listener?.onEnd?.();
   };
 
   private readonly onClose = (): void => {
     this.clearDeadline();
-    const cancelled = this.onCancelled;
+    const listener = this.listener;
     this.release();
     if (this.done) return;
     this.done = true;
-    cancelled?.();
+    listener?.onCancelled?.();
   };
 
   /** The stream is closed: let go of the listeners and buffers. Node 24 keeps a closed
@@ -281,20 +272,17 @@ export class H2Call<Req, Res> implements ServerCall<Req, Res> {
     this.stream.removeListener('end', this.onStreamEnd);
     this.stream.removeListener('close', this.onClose);
     this.stream.removeListener('wantTrailers', this.sendTrailers);
-    this.onMessage = undefined;
-    this.onEnd = undefined;
-    this.onCancelled = undefined;
-    this.onError = undefined;
+    this.listener = undefined;
     this.partial = [];
     this.partialBytes = 0;
   }
 
-  private readonly onDeadline = (): void => {
+  private onDeadline(): void {
     this.deadline = undefined;
     if (this.done) return;
     this.fail(GrpcStatus.DEADLINE_EXCEEDED, 'lm-gate: deadline exceeded');
-    this.onCancelled?.();
-  };
+    this.listener?.onCancelled?.();
+  }
 
   private clearDeadline(): void {
     if (this.deadline !== undefined) {

@@ -74,14 +74,16 @@ export class HealthService {
       handle: (c) => {
         const call = c as HealthCall;
         // Unary: the one request message carries the question; answer it and end.
-        call.on('data', (req) => {
-          const service = req.service ?? '';
-          const s = this.status(service);
-          if (s === SERVICE_UNKNOWN) call.fail(GrpcStatus.NOT_FOUND, `unknown service ${service}`);
-          else {
-            call.write({ status: s });
-            call.end();
-          }
+        call.listen({
+          onMessage: (req) => {
+            const service = req.service ?? '';
+            const s = this.status(service);
+            if (s === SERVICE_UNKNOWN) call.fail(GrpcStatus.NOT_FOUND, `unknown service ${service}`);
+            else {
+              call.write({ status: s });
+              call.end();
+            }
+          },
         });
       },
     },
@@ -89,11 +91,13 @@ export class HealthService {
       codec: codec as Codec<unknown, unknown>,
       handle: (c) => {
         const call = c as HealthCall;
-        call.on('data', (req) => {
-          call.write({ status: this.status(req.service ?? '') });
-          this.watchers.add(call);
+        call.listen({
+          onMessage: (req) => {
+            call.write({ status: this.status(req.service ?? '') });
+            this.watchers.add(call);
+          },
+          onCancelled: () => this.watchers.delete(call),
         });
-        call.on('cancelled', () => this.watchers.delete(call));
       },
     },
   };

@@ -34,7 +34,7 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import { asBuffer, commonResponse, immediateResponseFor } from './answers.ts';
 import { readPeerFacts } from './attributes.ts';
 import { bodyModeName, type FilterConfigWatch } from './filter-config.ts';
-import { GrpcStatus, type ServerCall } from './h2-grpc.ts';
+import { type CallListener, GrpcStatus, type ServerCall } from './h2-grpc.ts';
 import {
   BodySendMode,
   type CommonResponse,
@@ -74,7 +74,11 @@ type Call = ServerCall<ProcessingRequest, ProcessingResponse>;
 /** Bits of ProcessStream.seen: which phases have arrived. */
 const Seen = { RequestHeaders: 1, RequestBodyEnd: 2, ResponseHeaders: 4, ResponseBodyEnd: 8 } as const;
 
-export class ProcessStream {
+/** One ext_proc stream: one request's messages, answered in order. Its handlers are methods,
+ * not per-instance arrow functions: a request lives through its upstream call, and every closure
+ * made for it would be copied by each scavenge meanwhile. A closure is made only where a
+ * callback is needed (an async stage, a timer), and lives only as long as that. */
+export class ProcessStream implements CallListener<ProcessingRequest> {
   readonly ctx: RequestContext;
   private readonly call: Call;
   private readonly deps: StreamDeps;
@@ -127,24 +131,21 @@ export class ProcessStream {
     const rt = deps.runtime();
     this.pipeline = rt.pipeline;
     this.ctx = new RequestContext(rt.config);
-    this.ctx.takeLonger = this.takeLonger;
+    this.ctx.slowPath = this;
     deps.metrics.streamsActive.inc();
-    call.on('data', this.onData);
-    call.on('end', this.onEnd);
-    call.on('cancelled', this.onCancelled);
-    call.on('error', this.onError);
+    call.listen(this);
   }
 
-  // ---- gRPC stream events (bound once per stream, not per message) ----
+  // ---- gRPC stream events (CallListener) ----
 
-  private readonly onData = (msg: ProcessingRequest): void => {
+  onMessage(msg: ProcessingRequest): void {
     if (this.closed) return;
     this.queue.push(msg);
     this.pump();
-  };
+  }
 
   /** Envoy half-closed: the HTTP stream is over on its side. */
-  private readonly onEnd = (): void => {
+  onEnd(): void {
     if (!this.finished) {
       // Envoy stops sending before the phases we expected: the downstream client or the
       // upstream went away mid-request, or Envoy's own timeout fired.
@@ -152,30 +153,30 @@ export class ProcessStream {
       this.finish('cancelled', 'cancelled');
     }
     this.close();
-  };
+  }
 
-  private readonly onCancelled = (): void => {
+  onCancelled(): void {
     this.ctx.failure ??= 'envoy cancelled the stream';
     this.closed = true;
     this.finish('cancelled', 'cancelled');
-  };
+  }
 
-  private readonly onError = (err: Error): void => {
+  onError(err: Error): void {
     this.deps.logger.debug({ requestId: this.ctx.requestId, err: err.message }, 'ext_proc stream error');
     this.closed = true;
     this.ctx.failure ??= `stream error: ${err.message}`;
     this.finish('cancelled', 'cancelled');
-  };
+  }
 
-  private readonly resume = (): void => {
+  private resume(): void {
     this.running = undefined;
     this.clearDeadline();
     // A last answer held for the audit record keeps later messages waiting.
     this.busy = this.afterRecord !== undefined;
     this.pump();
-  };
+  }
 
-  private readonly fail = (err: unknown): void => {
+  private fail(err: unknown): void {
     this.running = undefined;
     this.clearDeadline();
     // A last answer held for the audit record keeps later messages waiting.
@@ -184,17 +185,17 @@ export class ProcessStream {
     // a cancel) changes nothing: its request already has its answer and outcome.
     if (!this.deadlineExpired && !this.finished) this.rejectCurrent(err);
     this.pump();
-  };
+  }
 
   /** A phase's continuation after its async hooks: skipped once the request is finished, so a
    * late stage cannot answer twice or change what the audit records as the client's view. */
-  private unlessFinished(answer: () => void): () => void {
-    return () => {
-      if (!this.finished) answer();
-    };
+  private whenSettled(pending: Promise<void>, answer: (this: ProcessStream) => void): Promise<void> {
+    return pending.then(() => {
+      if (!this.finished) answer.call(this);
+    });
   }
 
-  private readonly onDeadline = (): void => {
+  private onDeadline(): void {
     this.deadlineTimer = undefined;
     this.deadlineExpired = true;
     this.ctx.failure = `a stage did not answer ${this.current?.phase} within ${this.ctx.config.server.messageDeadlineMs} ms`;
@@ -204,7 +205,7 @@ export class ProcessStream {
     // The late stage result is dropped; the stream is finished and answers nothing more.
     this.busy = this.afterRecord !== undefined;
     this.queue.length = 0;
-  };
+  }
 
   // ---- message loop ----
 
@@ -227,16 +228,19 @@ export class ProcessStream {
           deadlineMs = server.maxMessageDeadlineMs;
           this.askEnvoyToWait(deadlineMs);
         }
-        this.deadlineTimer = setTimeout(this.onDeadline, deadlineMs);
+        this.deadlineTimer = setTimeout(() => this.onDeadline(), deadlineMs);
         this.running = pending;
-        pending.then(this.resume, this.fail);
+        pending.then(
+          () => this.resume(),
+          (err: unknown) => this.fail(err),
+        );
       }
     }
   }
 
   /** ctx.takeLonger: the message being decided moves to the slow path's deadline. Called during
    * handle() (before the pump has set a deadline), the flag alone does it. */
-  private readonly takeLonger = (): void => {
+  takeLonger(): void {
     const out = this.ctx.out;
     if (out.slow) return;
     out.slow = true;
@@ -244,9 +248,9 @@ export class ProcessStream {
     if (!this.busy || this.deadlineTimer === undefined || server.maxMessageDeadlineMs <= server.messageDeadlineMs)
       return;
     clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = setTimeout(this.onDeadline, server.maxMessageDeadlineMs);
+    this.deadlineTimer = setTimeout(() => this.onDeadline(), server.maxMessageDeadlineMs);
     this.askEnvoyToWait(server.maxMessageDeadlineMs);
-  };
+  }
 
   /** override_message_timeout: Envoy waits up to ms (if within its max_message_timeout) for
    * this message's answer. The real answer still follows. */
@@ -363,7 +367,7 @@ export class ProcessStream {
     if (refusal) throw refusal;
     if (ctx.hasRequestBody) this.checkRequestBodyUpFront();
     const pending = this.pipeline.requestHeaders(ctx);
-    if (pending) return pending.then(this.unlessFinished(this.afterRequestHeaders));
+    if (pending) return this.whenSettled(pending, this.afterRequestHeaders);
     this.afterRequestHeaders();
   }
 
@@ -375,18 +379,18 @@ export class ProcessStream {
     return this.requestBodyMode === BodySendMode.FULL_DUPLEX_STREAMED;
   }
 
-  private readonly afterRequestHeaders = (): void => {
+  private afterRequestHeaders(): void {
     if (this.duplex && this.ctx.hasRequestBody && this.needsBody()) return;
     this.answerRequestHeaders();
-  };
+  }
 
-  private readonly answerRequestHeaders = (): void => {
+  private answerRequestHeaders(): void {
     this.answer({ requestHeaders: { response: commonResponse(this.ctx.out) } });
     if (!this.ctx.hasRequestBody) {
       this.seen |= Seen.RequestBodyEnd;
       this.ctx.requestReleasedNs = process.hrtime.bigint();
     }
-  };
+  }
 
   /** Refusals that need no body byte: a declared length over the limit (the client is not
    * made to upload it first), and a body mode in which the body could not be judged. */
@@ -489,11 +493,11 @@ export class ProcessStream {
     if (!this.duplex) ctx.out.reset();
     this.judgedBody = body;
     const pending = this.pipeline.requestBody(ctx, body);
-    if (pending) return pending.then(this.unlessFinished(this.answerRequestBody));
+    if (pending) return this.whenSettled(pending, this.answerRequestBody);
     this.answerRequestBody();
   }
 
-  private readonly answerRequestBody = (): void => {
+  private answerRequestBody(): void {
     const ctx = this.ctx;
     if (this.duplex) {
       this.answerDuplexRequest();
@@ -527,7 +531,7 @@ export class ProcessStream {
     if (body !== undefined) response.bodyMutation = body.length > 0 ? { body } : { clearBody: true };
     this.answer({ requestBody: { response } });
     ctx.requestReleasedNs = process.hrtime.bigint();
-  };
+  }
 
   /** FULL_DUPLEX_STREAMED: the headers' answer (every mutation the stages chose, from the headers
    * and the body) and then the judged, possibly rewritten, body as one streamed response. Envoy
@@ -589,7 +593,7 @@ export class ProcessStream {
       return this.onEarlyResponse();
     }
     const pending = this.pipeline.responseHeaders(ctx);
-    if (pending) return pending.then(this.unlessFinished(this.answerResponseHeaders));
+    if (pending) return this.whenSettled(pending, this.answerResponseHeaders);
     this.answerResponseHeaders();
   }
 
@@ -642,7 +646,7 @@ export class ProcessStream {
     return this.ctx.bodyFollows;
   }
 
-  private readonly answerResponseHeaders = (): void => {
+  private answerResponseHeaders(): void {
     const ctx = this.ctx;
     if (ctx.responseReading !== undefined && !(this.seen & Seen.ResponseBodyEnd)) this.openResponseReader();
     // A body a stage may rewrite cannot keep upstream's length (Envoy drops it only for modes
@@ -690,7 +694,7 @@ export class ProcessStream {
       this.attachFinalMetadata();
       this.answerLast(message, ctx.outcome ?? 'completed');
     }
-  };
+  }
 
   /** The one reader of this response's body, for every stage that asked (readResponseBody). */
   private openResponseReader(): void {
@@ -703,8 +707,8 @@ export class ProcessStream {
         maxBufferedBytes: ctx.config.server.maxBufferedResponseBytes,
       },
       ctx.responseReading!,
-      this.onResponseEvent,
-      this.onUninspectableEvent,
+      (event) => this.onResponseEvent(event),
+      () => this.onUninspectableEvent(),
     );
     if (opened === undefined) return;
     if ('skipped' in opened) {
@@ -716,7 +720,7 @@ export class ProcessStream {
     if (opened.rewrites) ctx.responseBodyRewritten = true;
   }
 
-  private readonly onResponseEvent = (event: ResponseEvent): void => {
+  private onResponseEvent(event: ResponseEvent): void {
     const ctx = this.ctx;
     this.pipeline.responseEvent(ctx, event);
     const err = ctx.streamError;
@@ -727,11 +731,11 @@ export class ProcessStream {
       code: err.code,
       param: err.param,
     });
-  };
+  }
 
   /** An event too large to decode while stages read events: they cannot judge it, so the stream
    * ends here (fail closed) instead of passing it on unread. */
-  private readonly onUninspectableEvent = (): void => {
+  private onUninspectableEvent(): void {
     const ctx = this.ctx;
     ctx.endResponseStream(
       refuse('content_blocked', 'The response could not be checked: one of its events is too large.', {
@@ -745,7 +749,7 @@ export class ProcessStream {
       code: err.code,
       param: err.param,
     });
-  };
+  }
 
   private onResponseBody(b: HttpBody): void | Promise<void> {
     const ctx = this.ctx;
@@ -1000,13 +1004,13 @@ export class ProcessStream {
   }
 
   /** Strict durability: the held last answer, once the record is durable. */
-  private readonly durable = (): void => {
+  private durable(): void {
     const answer = this.afterRecord;
     this.afterRecord = undefined;
     answer?.();
     this.busy = false;
     this.pump();
-  };
+  }
 
   /** A message Envoy should never send in this state: end the stream with a gRPC error. With
    * failure_mode_allow: false Envoy answers the client 500; nothing unprocessed passes. */
@@ -1046,13 +1050,13 @@ export class ProcessStream {
     if (late === undefined) {
       const ending = this.endStages();
       if (ending === undefined) this.record();
-      else void this.settle(ending, 'onEnd').then(this.record);
+      else void this.settle(ending, 'onEnd').then(() => this.record());
       return;
     }
     void this.settle(late, 'a late hook').then(() => {
       const ending = this.endStages();
       if (ending === undefined) this.record();
-      else void this.settle(ending, 'onEnd').then(this.record);
+      else void this.settle(ending, 'onEnd').then(() => this.record());
     });
   }
 
@@ -1082,14 +1086,14 @@ export class ProcessStream {
     });
   }
 
-  private readonly record = (): void => {
+  private record(): void {
     const ctx = this.ctx;
     const record = buildAuditRecord(ctx);
-    this.deps.audit.write(record, this.afterRecord ? this.durable : undefined, captureLine(ctx));
+    this.deps.audit.write(record, this.afterRecord ? () => this.durable() : undefined, captureLine(ctx));
     this.deps.metrics.observeRequest(ctx);
     this.deps.metrics.streamsActive.dec();
     this.deps.onFinished(this);
-  };
+  }
 
   private close(): void {
     if (this.closed) return;

@@ -20,6 +20,7 @@ import { type Clock, defineStage, type Fact, type StageDescriptor, systemClock }
 import { STAGES } from '../../extproc/pipeline/stages.ts';
 import { ATTRIBUTES_KEY } from '../../extproc/server/attributes.ts';
 import { FilterConfigWatch } from '../../extproc/server/filter-config.ts';
+import type { CallListener } from '../../extproc/server/h2-grpc.ts';
 import {
   BodySendMode,
   decodeProcessingRequest,
@@ -118,6 +119,15 @@ const logger = pino({ level: 'silent' });
 /** A ServerDuplexStream stand-in: messages in with push(), answers out through next(). */
 export class FakeCall extends EventEmitter {
   readonly written: ProcessingResponse[] = [];
+
+  /** The stream's listener, fed by emit('data' | 'end' | 'cancelled') as H2Call feeds it. An
+   * 'error' emitted here is the server failing the call (fail()): the listener, as over real
+   * gRPC, is not told of its own failure. */
+  listen(listener: CallListener<ProcessingRequest>): void {
+    this.on('data', (m: ProcessingRequest) => listener.onMessage(m));
+    this.on('end', () => listener.onEnd?.());
+    this.on('cancelled', () => listener.onCancelled?.());
+  }
   private waiters: ((m: ProcessingResponse | undefined) => void)[] = [];
   private read = 0;
   ended = false;

@@ -52,18 +52,20 @@ beforeAll(async () => {
           const call = c as ServerCall<string, string>;
           const seen: Seen = { messages: [], events: [] };
           calls.push(seen);
-          call.on('data', (m) => {
-            seen.messages.push(m);
-            if (m === 'end') call.end();
-            else if (m === 'fail') call.fail(GrpcStatus.FAILED_PRECONDITION, 'asked to fail: 100% sure, ünïcode');
-            else call.write(m.toUpperCase());
+          call.listen({
+            onMessage: (m) => {
+              seen.messages.push(m);
+              if (m === 'end') call.end();
+              else if (m === 'fail') call.fail(GrpcStatus.FAILED_PRECONDITION, 'asked to fail: 100% sure, ünïcode');
+              else call.write(m.toUpperCase());
+            },
+            onEnd: () => {
+              seen.events.push('end');
+              call.end();
+            },
+            onCancelled: () => seen.events.push('cancelled'),
+            onError: (e) => seen.events.push(`error: ${e.message}`),
           });
-          call.on('end', () => {
-            seen.events.push('end');
-            call.end();
-          });
-          call.on('cancelled', () => seen.events.push('cancelled'));
-          call.on('error', (e) => seen.events.push(`error: ${e.message}`));
         },
       },
     },
@@ -282,10 +284,12 @@ describe('memory', () => {
       state = new WeakRef(request);
       const call = new H2Call<string, string>(stream, text, 1024, undefined);
       callRef = new WeakRef(call);
-      call.on('data', (m) => request.messages.push(m));
-      call.on('end', () => call.end());
-      call.on('cancelled', () => request.messages.push('cancelled'));
-      call.on('error', () => request.messages.push('error'));
+      call.listen({
+        onMessage: (m) => request.messages.push(m),
+        onEnd: () => call.end(),
+        onCancelled: () => request.messages.push('cancelled'),
+        onError: () => request.messages.push('error'),
+      });
     });
     await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
     const client = connect(`http://127.0.0.1:${(h2.address() as { port: number }).port}`);
