@@ -27,7 +27,7 @@ async function main() {
   const n = Number(values.requests);
   const latencyMs = Number(values.latency);
   if (!(Number.isInteger(n) && n >= 1)) throw new Error('--requests: a whole number, 1 or more');
-  if (!(latencyMs >= 3000)) throw new Error('--latency: ms, at least 3000 (the snapshot is taken while they wait)');
+  if (!(latencyMs >= 5000)) throw new Error('--latency: ms, at least 5000 (the snapshot is taken and read while they wait)');
   const log = (m: string) => process.stderr.write(`[bench:inflight] ${m}\n`);
   const key = generateApiKey('bench');
   const work = await mkdtemp(join(tmpdir(), 'lm-gate-bench-inflight-'));
@@ -74,11 +74,20 @@ async function main() {
     log('snapshot, idle');
     const idle = heapKinds(await snapshot());
     log(`${n} requests held upstream for ${latencyMs} ms`);
-    const flight = Array.from({ length: n }, () => send(latencyMs));
+    let answered = 0;
+    const flight = Array.from({ length: n }, () =>
+      send(latencyMs).finally(() => {
+        answered++;
+      }),
+    );
     await new Promise((r) => setTimeout(r, 1500));
     log('snapshot, while they wait');
     const busy = heapKinds(await snapshot());
+    // Read after the snapshot was written, so an upper bound: any answer by then may have been
+    // before it, and the figure would not be per request in flight.
+    const early = answered;
     const statuses = await Promise.all(flight);
+    if (early > 0) throw new Error(`${early} requests were answered before the snapshot was read: raise --latency`);
     const failed = statuses.filter((s) => s !== 200).length;
     if (failed > 0) throw new Error(`${failed} of the ${n} requests in flight did not answer 200`);
     const r = perRequest(idle, busy, n, Number(values.top));
