@@ -27,7 +27,8 @@ async function main() {
   const n = Number(values.requests);
   const latencyMs = Number(values.latency);
   if (!(Number.isInteger(n) && n >= 1)) throw new Error('--requests: a whole number, 1 or more');
-  if (!(latencyMs >= 5000)) throw new Error('--latency: ms, at least 5000 (the snapshot is taken and read while they wait)');
+  if (!(latencyMs >= 5000))
+    throw new Error('--latency: ms, at least 5000 (the snapshot is taken and read while they wait)');
   const log = (m: string) => process.stderr.write(`[bench:inflight] ${m}\n`);
   const key = generateApiKey('bench');
   const work = await mkdtemp(join(tmpdir(), 'lm-gate-bench-inflight-'));
