@@ -60,6 +60,14 @@ describe('bench smoke', () => {
     const result = JSON.parse(await readFile(join(out, 'isolation-smoke.json'), 'utf8')) as IsolationResult;
     expect(result.summary.map((p) => p.phase)).toEqual(['unloaded', 'x']);
     for (const p of result.summary) expect(Object.keys(p.victim.statuses)).toEqual(['2xx']);
-    expect(Object.keys(result.summary[1]!.attacker!.statuses)).toEqual(['2xx']);
+    // The attacker's bodies are 4 MiB each, back to back: on a small, busy CI machine a few can
+    // wait in Envoy's connection to the gate past Envoy's message_timeout, and Envoy answers
+    // those 504 itself. That is capacity, which a smoke does not judge; any other status, or a
+    // 504 Envoy did not count as its own timeout, is a fault.
+    const attacker = result.summary[1]!.attacker!.statuses;
+    expect(attacker['2xx']).toBeGreaterThan(0);
+    const { '2xx': _ok, '504': timeouts = 0, ...other } = attacker;
+    expect(other).toEqual({});
+    expect(timeouts).toBe(result.slices[1]!.envoy['attacker.message_timeouts']);
   });
 });
