@@ -48,6 +48,11 @@ export const HTTP2_MAX_FRAME_SIZE = 1024 * 1024;
 export const HTTP2_STREAM_WINDOW = 8 * 1024 * 1024;
 /** The connection's receive window (all streams together); HTTP/2 starts it at 64 KiB. */
 export const HTTP2_CONNECTION_WINDOW = 32 * 1024 * 1024;
+/** A message at least this long that does not arrive in one read is announced to the listener
+ * (onArriving) before it is whole. Envoy starts its message timer when it sends the message;
+ * the gate sees it only once every byte is in, and on a connection carrying other requests'
+ * 4 MiB bodies that can be most of the 200 ms. A 256 KiB message is four of Node's reads. */
+export const ARRIVING_NOTICE_BYTES = 256 * 1024;
 /** Envoy multiplexes every request's stream on one connection. */
 const MAX_CONCURRENT_STREAMS = 10_000;
 
@@ -68,6 +73,10 @@ export interface Codec<Req, Res> {
 export interface CallListener<Req> {
   /** A message from the client. */
   onMessage(m: Req): void;
+  /** A message of `bytes` (at least ARRIVING_NOTICE_BYTES) has begun to arrive and did not
+   * come in whole: its onMessage follows once the rest is in, which behind other streams' data
+   * on the connection can take a while. Envoy's message timer is already running for it. */
+  onArriving?(bytes: number): void;
   /** The client half-closed: it sends nothing more. */
   onEnd?(): void;
   /** The client or the connection went away before the server ended the call. */
@@ -188,6 +197,7 @@ export class H2Call<Req, Res> implements ServerCall<Req, Res> {
           return;
         }
         this.need = 5 + length;
+        if (length >= ARRIVING_NOTICE_BYTES && this.partialBytes < this.need) this.listener?.onArriving?.(length);
       }
       if (this.partialBytes < this.need) return;
       buf = Buffer.concat(this.partial, this.partialBytes);
@@ -213,6 +223,7 @@ export class H2Call<Req, Res> implements ServerCall<Req, Res> {
       }
       if (buf.length - off - 5 < length) {
         this.need = 5 + length;
+        if (length >= ARRIVING_NOTICE_BYTES) this.listener?.onArriving?.(length);
         break;
       }
       let message: Req;

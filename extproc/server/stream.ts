@@ -122,6 +122,11 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
   private running: Promise<void> | undefined;
   private deadlineExpired = false;
   private current: { phase: Phase; startNs: bigint; observe: boolean } | undefined;
+  /** When a large message announced itself (onArriving), performance.now(): Envoy was asked
+   * then to wait the slow path's time for it, so its deadline counts from then. 0: none. */
+  private arrivingSince = 0;
+  /** The announced message, once whole (the next one the call delivers after the notice). */
+  private arrived: ProcessingRequest | undefined;
   /** The last answer, held until the audit record is durable (audit.durability strict). */
   private afterRecord: (() => void) | undefined;
 
@@ -140,8 +145,29 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
 
   onMessage(msg: ProcessingRequest): void {
     if (this.closed) return;
+    if (this.arrivingSince !== 0 && this.arrived === undefined) this.arrived = msg;
     this.queue.push(msg);
     this.pump();
+  }
+
+  /** A large message is on its way (its first bytes are in). Envoy's timer for it started when
+   * Envoy sent it, and the rest may be queued behind other requests' bodies on the connection:
+   * ask Envoy now for the slow path's time, rather than once it is whole and perhaps too late
+   * (Envoy's 504 instead of the gate's answer). It will be parsed off the loop anyway. */
+  onArriving(): void {
+    if (this.closed || this.answeredImmediately || this.arrivingSince !== 0) return;
+    // No message timer to extend: FULL_DUPLEX_STREAMED bodies and observability mode.
+    if (
+      this.requestBodyMode === BodySendMode.FULL_DUPLEX_STREAMED ||
+      this.responseBodyMode === BodySendMode.FULL_DUPLEX_STREAMED ||
+      this.current === undefined ||
+      this.current.observe
+    )
+      return;
+    const server = this.ctx.config.server;
+    if (server.maxMessageDeadlineMs <= server.messageDeadlineMs) return;
+    this.arrivingSince = performance.now();
+    this.askEnvoyToWait(server.maxMessageDeadlineMs);
   }
 
   /** Envoy half-closed: the HTTP stream is over on its side. */
@@ -212,6 +238,13 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
   private pump(): void {
     while (!this.busy && this.queue.length > 0 && !this.closed) {
       const msg = this.queue.shift()!;
+      // The message onArriving announced: Envoy was asked to wait from its first bytes on.
+      let announcedAt = 0;
+      if (msg === this.arrived) {
+        announcedAt = this.arrivingSince;
+        this.arrived = undefined;
+        this.arrivingSince = 0;
+      }
       let pending: void | Promise<void>;
       try {
         pending = this.handle(msg);
@@ -224,7 +257,12 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
         this.deadlineExpired = false;
         const server = this.ctx.config.server;
         let deadlineMs = server.messageDeadlineMs;
-        if (this.ctx.out.slow && deadlineMs < server.maxMessageDeadlineMs) {
+        if (announcedAt !== 0) {
+          // The deadline counts from the same instant as Envoy's extended timer, so that it
+          // still answers first; the message is on the slow path already (no second ask).
+          deadlineMs = Math.max(1, Math.round(announcedAt + server.maxMessageDeadlineMs - performance.now()));
+          this.ctx.out.slow = true;
+        } else if (this.ctx.out.slow && deadlineMs < server.maxMessageDeadlineMs) {
           deadlineMs = server.maxMessageDeadlineMs;
           this.askEnvoyToWait(deadlineMs);
         }

@@ -13,6 +13,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ARRIVING_NOTICE_BYTES,
   type Codec,
   GrpcStatus,
   H2Call,
@@ -316,6 +317,112 @@ describe('memory', () => {
       client.close();
       await new Promise((r) => h2.close(r));
     }
+  });
+});
+
+describe('a large message announces itself before it is whole', () => {
+  // A server whose listener answers "arriving <bytes>" at the notice and "got <bytes>" for each
+  // message: the client sees the first before it has sent a large message's last bytes.
+  let big: H2GrpcServer;
+  let bigSession: ClientHttp2Session;
+  const sizes: Codec<number, string> = {
+    decode: (b) => b.length,
+    encodeFramed: (m) => grpcFrame(Buffer.from(m)),
+  };
+  beforeAll(async () => {
+    big = new H2GrpcServer({
+      methods: {
+        '/test.Echo/Chat': {
+          codec: sizes as Codec<unknown, unknown>,
+          handle: (c) => {
+            const call = c as ServerCall<number, string>;
+            call.listen({
+              onMessage: (n) => call.write(`got ${n}`),
+              onArriving: (n) => call.write(`arriving ${n}`),
+              onEnd: () => call.end(),
+            });
+          },
+        },
+      },
+      maxMessageBytes: 4 * 1024 * 1024,
+    });
+    bigSession = connect(`http://127.0.0.1:${await big.listen('127.0.0.1:0')}`);
+    bigSession.on('error', () => undefined);
+  });
+  afterAll(async () => {
+    bigSession?.close();
+    await big?.close();
+  });
+
+  /** Opens a call and returns its answers as they come. */
+  function openBig(): { s: ClientHttp2Stream; answers: string[]; next: () => Promise<string> } {
+    const s = bigSession.request({
+      ':method': 'POST',
+      ':path': '/test.Echo/Chat',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    s.on('error', () => undefined);
+    const answers: string[] = [];
+    const waiting: ((a: string) => void)[] = [];
+    let pending = Buffer.alloc(0);
+    s.on('data', (d: Buffer) => {
+      pending = Buffer.concat([pending, d]);
+      while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+        const a = pending.subarray(5, 5 + pending.readUInt32BE(1)).toString();
+        pending = pending.subarray(5 + pending.readUInt32BE(1));
+        const w = waiting.shift();
+        if (w) w(a);
+        else answers.push(a);
+      }
+    });
+    const next = () =>
+      answers.length > 0 ? Promise.resolve(answers.shift()!) : new Promise<string>((r) => waiting.push(r));
+    return { s, answers, next };
+  }
+
+  it('at its first bytes, once: the rest can wait behind other streams', async () => {
+    const size = ARRIVING_NOTICE_BYTES + 1000;
+    const frame = grpcFrame(Buffer.alloc(size, 0x61));
+    const { s, next } = openBig();
+    s.write(frame.subarray(0, 16 * 1024));
+    expect(await next()).toBe(`arriving ${size}`);
+    // More of it, then the rest: no second notice, and the message whole.
+    s.write(frame.subarray(16 * 1024, 200 * 1024));
+    await tick();
+    s.write(frame.subarray(200 * 1024));
+    expect(await next()).toBe(`got ${size}`);
+    s.close();
+  });
+
+  it('also when its 5-byte header itself arrives split', async () => {
+    const size = 2 * ARRIVING_NOTICE_BYTES;
+    const frame = grpcFrame(Buffer.alloc(size, 0x62));
+    const { s, next } = openBig();
+    s.write(frame.subarray(0, 3));
+    await tick();
+    s.write(frame.subarray(3, 1000));
+    expect(await next()).toBe(`arriving ${size}`);
+    s.write(frame.subarray(1000));
+    expect(await next()).toBe(`got ${size}`);
+    s.close();
+  });
+
+  it('a message under the threshold, split, or one behind a whole message in the same write: no notice for the small one', async () => {
+    const small = grpcFrame(Buffer.alloc(ARRIVING_NOTICE_BYTES - 1, 0x63));
+    const { s, next } = openBig();
+    s.write(small.subarray(0, 1000));
+    await tick();
+    s.write(small.subarray(1000));
+    expect(await next()).toBe(`got ${ARRIVING_NOTICE_BYTES - 1}`);
+    // A whole small message and the start of a large one in one write: the large one is announced.
+    const large = grpcFrame(Buffer.alloc(ARRIVING_NOTICE_BYTES, 0x64));
+    s.write(Buffer.concat([grpcFrame(Buffer.from('x')), large.subarray(0, 100)]));
+    expect(await next()).toBe('got 1');
+    expect(await next()).toBe(`arriving ${ARRIVING_NOTICE_BYTES}`);
+    s.write(large.subarray(100));
+    expect(await next()).toBe(`got ${ARRIVING_NOTICE_BYTES}`);
+    s.close();
   });
 });
 
