@@ -260,18 +260,21 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
         if (announcedAt !== 0) {
           // The deadline counts from the same instant as Envoy's extended timer, so that it
           // still answers first; the message is on the slow path already (no second ask).
-          deadlineMs = Math.max(1, Math.round(announcedAt + server.maxMessageDeadlineMs - performance.now()));
+          deadlineMs = Math.round(announcedAt + server.maxMessageDeadlineMs - performance.now());
           this.ctx.out.slow = true;
         } else if (this.ctx.out.slow && deadlineMs < server.maxMessageDeadlineMs) {
           deadlineMs = server.maxMessageDeadlineMs;
           this.askEnvoyToWait(deadlineMs);
         }
-        this.deadlineTimer = setTimeout(() => this.onDeadline(), deadlineMs);
         this.running = pending;
         pending.then(
           () => this.resume(),
           (err: unknown) => this.fail(err),
         );
+        // A message whose last bytes came after its deadline: the time Envoy was asked for is
+        // over, so it is answered now, not raced against its stages.
+        if (deadlineMs <= 0) this.onDeadline();
+        else this.deadlineTimer = setTimeout(() => this.onDeadline(), deadlineMs);
       }
     }
   }

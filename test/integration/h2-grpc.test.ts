@@ -22,7 +22,7 @@ import {
   percentEncode,
   type ServerCall,
 } from '../../extproc/server/h2-grpc.ts';
-import { grpcFrame } from '../harness/grpc-frame.ts';
+import { grpcFrame, grpcReader } from '../harness/grpc-frame.ts';
 
 /** Messages are UTF-8 text; the echo method answers each with its upper case, and "end" ends the
  * call, "fail" fails it. */
@@ -355,7 +355,7 @@ describe('a large message announces itself before it is whole', () => {
   });
 
   /** Opens a call and returns its answers as they come. */
-  function openBig(): { s: ClientHttp2Stream; answers: string[]; next: () => Promise<string> } {
+  function openBig(): { s: ClientHttp2Stream; next: () => Promise<string> } {
     const s = bigSession.request({
       ':method': 'POST',
       ':path': '/test.Echo/Chat',
@@ -363,22 +363,7 @@ describe('a large message announces itself before it is whole', () => {
       te: 'trailers',
     });
     s.on('error', () => undefined);
-    const answers: string[] = [];
-    const waiting: ((a: string) => void)[] = [];
-    let pending = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      pending = Buffer.concat([pending, d]);
-      while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
-        const a = pending.subarray(5, 5 + pending.readUInt32BE(1)).toString();
-        pending = pending.subarray(5 + pending.readUInt32BE(1));
-        const w = waiting.shift();
-        if (w) w(a);
-        else answers.push(a);
-      }
-    });
-    const next = () =>
-      answers.length > 0 ? Promise.resolve(answers.shift()!) : new Promise<string>((r) => waiting.push(r));
-    return { s, answers, next };
+    return { s, next: grpcReader(s, (b) => b.toString()).next };
   }
 
   it('at its first bytes, once: the rest can wait behind other streams', async () => {

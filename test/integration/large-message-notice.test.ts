@@ -16,7 +16,7 @@ import {
 } from '../../extproc/server/protocol.ts';
 import { chatBody, chatHeadersFor, headers } from '../harness/ext-proc-client.ts';
 import { makeKey } from '../harness/gate.ts';
-import { grpcFrame } from '../harness/grpc-frame.ts';
+import { grpcFrame, grpcReader } from '../harness/grpc-frame.ts';
 import { type InProcessGate, startInProcessGate } from '../harness/in-process-gate.ts';
 
 const alice = makeKey('alice', { tenant: 'acme', models: ['mock-*'] });
@@ -45,30 +45,7 @@ function open(): { s: ClientHttp2Stream; next: (ms?: number) => Promise<Processi
     te: 'trailers',
   });
   s.on('error', () => undefined);
-  const answers: ProcessingResponse[] = [];
-  const waiting: ((a: ProcessingResponse) => void)[] = [];
-  let pending = Buffer.alloc(0);
-  s.on('data', (d: Buffer) => {
-    pending = Buffer.concat([pending, d]);
-    while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
-      const a = decodeProcessingResponse(pending.subarray(5, 5 + pending.readUInt32BE(1)));
-      pending = pending.subarray(5 + pending.readUInt32BE(1));
-      const w = waiting.shift();
-      if (w) w(a);
-      else answers.push(a);
-    }
-  });
-  const next = (ms = 3000) =>
-    answers.length > 0
-      ? Promise.resolve(answers.shift()!)
-      : new Promise<ProcessingResponse>((resolve, reject) => {
-          const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-          waiting.push((a) => {
-            clearTimeout(t);
-            resolve(a);
-          });
-        });
-  return { s, next };
+  return { s, next: grpcReader(s, decodeProcessingResponse).next };
 }
 
 const overrideMs = (a: ProcessingResponse) =>
