@@ -2,6 +2,8 @@
 // violated. Every row ends with exactly one audit record.
 import { describe, expect, it } from 'vitest';
 import { openFakeStream, runStageConfig } from '../../test/harness/run-stage.ts';
+import { defineStage } from '../pipeline/stage.ts';
+import { STAGES } from '../pipeline/stages.ts';
 import { BodySendMode, type ProcessingRequest } from './protocol.ts';
 
 const headers = (pairs: Record<string, string>, endOfStream = false): ProcessingRequest => ({
@@ -110,5 +112,40 @@ describe('the state machine over a fake call', () => {
     s.call.emit('cancelled');
     await s.done;
     expect(s.record()).toMatchObject({ outcome: 'cancelled', status: null });
+  });
+});
+
+describe('a large message announced before it is whole (onArriving)', () => {
+  const chat = headers({ ':method': 'POST', ':path': '/v1/chat/completions', ':authority': 'a' });
+
+  it('asks Envoy to wait at once when no other message awaits its answer, and only once', () => {
+    const s = open();
+    s.send(chat);
+    expect(s.call.written.map((w) => w.requestHeaders !== undefined)).toEqual([true]);
+    s.stream.onArriving();
+    s.stream.onArriving();
+    const asks = s.call.written.filter((w) => w.overrideMessageTimeout !== undefined);
+    expect(asks).toHaveLength(1);
+    s.call.emit('cancelled');
+  });
+
+  it('does not ask while another message is still being decided (its timer is the one running)', () => {
+    let release: () => void = () => undefined;
+    const hold = defineStage({
+      name: 'test.hold',
+      summary: 'holds the request headers until released',
+      needs: [],
+      provides: [],
+      always: true,
+      create: () => ({ onRequestHeaders: () => new Promise<void>((r) => (release = r)) }),
+    });
+    const config = runStageConfig({ stages: [] });
+    const s = openFakeStream({ ...config, pipeline: { stages: [] } }, [...STAGES, hold]);
+    s.send(chat);
+    expect(s.call.written).toHaveLength(0);
+    s.stream.onArriving();
+    expect(s.call.written.filter((w) => w.overrideMessageTimeout !== undefined)).toHaveLength(0);
+    release();
+    s.call.emit('cancelled');
   });
 });

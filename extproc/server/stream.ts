@@ -156,6 +156,9 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
    * (Envoy's 504 instead of the gate's answer). It will be parsed off the loop anyway. */
   onArriving(): void {
     if (this.closed || this.answeredImmediately || this.arrivingSince !== 0) return;
+    // Only when it is the one message Envoy awaits an answer for: with another one pending,
+    // the override would extend that one's timer (Envoy takes one per call) instead.
+    if (this.busy || this.queue.length > 0) return;
     // No message timer to extend: FULL_DUPLEX_STREAMED bodies and observability mode.
     if (
       this.requestBodyMode === BodySendMode.FULL_DUPLEX_STREAMED ||
