@@ -2,6 +2,7 @@
 // violated. Every row ends with exactly one audit record.
 import { describe, expect, it } from 'vitest';
 import { openFakeStream, runStageConfig } from '../../test/harness/run-stage.ts';
+import { refuse } from '../pipeline/errors.ts';
 import { defineStage } from '../pipeline/stage.ts';
 import { STAGES } from '../pipeline/stages.ts';
 import { BodySendMode, type ProcessingRequest } from './protocol.ts';
@@ -147,5 +148,59 @@ describe('a large message announced before it is whole (onArriving)', () => {
     expect(s.call.written.filter((w) => w.overrideMessageTimeout !== undefined)).toHaveLength(0);
     release();
     s.call.emit('cancelled');
+  });
+});
+
+describe('the end of a request follows its last answer onto the wire', () => {
+  // Node's HTTP/2 session sends what a handler wrote only once the handler's turn of the event
+  // loop returns: the stages' onEnd, the audit record and the metrics wait for the next
+  // immediate, so they never hold the last answer (or the other answers of the same read) back.
+  function openWithEnd(refuseRequest = false) {
+    const seen: { answersAtEnd?: number } = {};
+    let written: () => number = () => -1;
+    const atEnd = defineStage({
+      name: 'test.at-end',
+      summary: 'notes how many answers were written when onEnd ran',
+      needs: [],
+      provides: [],
+      always: true,
+      create: () => ({
+        onRequestHeaders: () => {
+          if (refuseRequest) throw refuse('endpoint_not_allowed', 'not this one');
+        },
+        onEnd: () => {
+          seen.answersAtEnd = written();
+        },
+      }),
+    });
+    const s = openFakeStream(runStageConfig({ stages: [] }), [...STAGES, atEnd]);
+    written = () => s.call.written.length;
+    return { s, seen };
+  }
+
+  it('the last answer is written first; onEnd and the record come in the next immediate', async () => {
+    const { s, seen } = openWithEnd();
+    s.send(get);
+    s.send(responseHeaders(200));
+    expect(s.call.written).toHaveLength(2);
+    expect(seen.answersAtEnd).toBeUndefined();
+    expect(s.record()).toBeUndefined();
+    await new Promise((r) => setImmediate(r));
+    expect(seen.answersAtEnd).toBe(2);
+    expect(s.record()).toMatchObject({ outcome: 'completed', status: 200 });
+    s.call.emit('end');
+    await s.done;
+  });
+
+  it('a refusal too: its ImmediateResponse is written before the record', async () => {
+    const { s, seen } = openWithEnd(true);
+    s.send(get);
+    expect(s.call.written.map((w) => Object.keys(w)[0])).toEqual(['immediateResponse']);
+    expect(s.record()).toBeUndefined();
+    await new Promise((r) => setImmediate(r));
+    expect(seen.answersAtEnd).toBe(1);
+    expect(s.record()).toMatchObject({ outcome: 'rejected', status: 403 });
+    s.call.emit('end');
+    await s.done;
   });
 });

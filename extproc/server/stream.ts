@@ -78,6 +78,15 @@ const Seen = { RequestHeaders: 1, RequestBodyEnd: 2, ResponseHeaders: 4, Respons
  * not per-instance arrow functions: a request lives through its upstream call, and every closure
  * made for it would be copied by each scavenge meanwhile. A closure is made only where a
  * callback is needed (an async stage, a timer), and lives only as long as that. */
+/** Finished streams whose onEnd and record wait for the next immediate (finish). */
+let finishing: ProcessStream[] = [];
+
+function recordFinished(): void {
+  const streams = finishing;
+  finishing = [];
+  for (let i = 0; i < streams.length; i++) streams[i]!.endAndRecord();
+}
+
 export class ProcessStream implements CallListener<ProcessingRequest> {
   readonly ctx: RequestContext;
   private readonly call: Call;
@@ -1079,8 +1088,13 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
    * Settling: ctx.signal aborts first. A hook still running (overtaken by the deadline, or the
    * stream was cancelled under it) is awaited, then every stage's onEnd, each wait bounded by
    * server.settleTimeoutMs: a reservation a late hook made is refunded before the record is
-   * written, and a stage that never settles delays the record by the bound, not forever. The
-   * common request (no late hook, synchronous onEnd) does all of it in this call. */
+   * written, and a stage that never settles delays the record by the bound, not forever.
+   *
+   * The outcome and the abort are decided here; the stages' onEnd, the record and the metrics
+   * run in the next immediate (recordFinished), once the answer written before this call is on
+   * the wire: Node's HTTP/2 session sends what handlers wrote only when the JavaScript of the
+   * socket read (or immediate) returns, so work done here would hold the last answer back, and
+   * every other answer of the same read with it. */
   finish(outcome: Outcome, reason: AbortReason = 'finished'): void {
     if (this.finished) return;
     this.finished = true;
@@ -1092,16 +1106,22 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
     if (ctx.requestId === '') ctx.requestId = crypto.randomUUID();
     const late = this.running;
     if (late === undefined) {
-      const ending = this.endStages();
-      if (ending === undefined) this.record();
-      else void this.settle(ending, 'onEnd').then(() => this.record());
+      finishing.push(this);
+      if (finishing.length === 1) setImmediate(recordFinished);
       return;
     }
-    void this.settle(late, 'a late hook').then(() => {
+    void this.settle(late, 'a late hook').then(() => this.endAndRecord());
+  }
+
+  /** The stages' onEnd (awaited, bounded), then the record. */
+  endAndRecord(): void {
+    try {
       const ending = this.endStages();
       if (ending === undefined) this.record();
       else void this.settle(ending, 'onEnd').then(() => this.record());
-    });
+    } catch (err) {
+      this.deps.logger.error({ requestId: this.ctx.requestId, err }, 'recording a finished request failed');
+    }
   }
 
   private endStages(): void | Promise<void> {
