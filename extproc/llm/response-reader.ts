@@ -26,6 +26,12 @@ export interface ResponseReading {
 
 export interface ResponseReader {
   push(chunk: Buffer, endOfStream: boolean): Buffer;
+  /** Streams read for read-only listeners only: hand the events of the chunks pushed so far to
+   * them (their decoding waits until the chunk's answer is on its way; push and the stream's
+   * end do it too). */
+  flushEvents(): void;
+  /** Events waiting for flushEvents. */
+  readonly deferredEvents: number;
   readonly usage: Usage | undefined;
   readonly model: string | undefined;
   /** Streams only: end the client's stream with an error event (see ResponseStream). */
@@ -68,6 +74,7 @@ export function openResponseReader(
       dropUsageEvent: reading.withholdUsageEvent,
       onEvent: reading.events || reading.observeEvents === true ? onEvent : undefined,
       readOnlyEvents: !reading.events,
+      deferReadOnlyEvents: true,
       onUninspectable,
     });
     return {
@@ -101,6 +108,12 @@ class Reader implements ResponseReader {
     if (this.stream !== undefined) return this.stream.push(chunk, endOfStream);
     this.inner.push(chunk, endOfStream);
     return chunk;
+  }
+  flushEvents(): void {
+    this.stream?.flushEvents();
+  }
+  get deferredEvents(): number {
+    return this.stream === undefined ? 0 : this.stream.deferredEvents;
   }
   get usage(): Usage | undefined {
     return this.inner.usage;

@@ -437,3 +437,84 @@ describe('exact bytes (Ollama NDJSON)', () => {
     expect(rs.usage).toBeUndefined();
   });
 });
+
+describe('read-only listeners with deferReadOnlyEvents: decoded after the chunk is answered', () => {
+  const open = (dropUsageEvent: boolean) => {
+    const seen: string[] = [];
+    const rs = createResponseStream({
+      format: 'sse',
+      kind: 'openai.chat',
+      dropUsageEvent,
+      readOnlyEvents: true,
+      deferReadOnlyEvents: true,
+      onEvent: (e) => {
+        seen.push(e.usage !== undefined ? 'usage' : e.texts.map((t) => t.text).join('') || '-');
+      },
+    });
+    return { rs, seen };
+  };
+
+  for (const drop of [false, true]) {
+    it(`${drop ? 'withholding the usage event' : 'observing only'}: the bytes go out at once, the listener sees every event once, in order`, () => {
+      const { rs, seen } = open(drop);
+      const first = Buffer.from(role + contents[0]! + contents[1]!);
+      expect(rs.push(first, false)).toBe(first);
+      expect(seen).toEqual([]);
+      expect(rs.deferredEvents).toBe(3);
+      expect(rs.model).toBeUndefined();
+      rs.flushEvents();
+      expect(seen).toEqual(['-', 'héllo', ' 世界']);
+      expect(rs.model).toBe('llama-3.1-8b');
+      expect(rs.deferredEvents).toBe(0);
+
+      // Not flushed: the next push hands these over before anything of its own.
+      rs.push(Buffer.from(contents[2]!), false);
+      expect(rs.deferredEvents).toBe(1);
+      const last = Buffer.from(contents[3]! + finish + usageEv + done);
+      const out = rs.push(last, true);
+      // The usage event is decoded when it comes (it may be withheld), after those before it;
+      // a withheld one is not the client's, so listeners do not see it (as without deferral).
+      expect(seen).toEqual(['-', 'héllo', ' 世界', ' 🙂', ' done', '-', ...(drop ? [] : ['usage'])]);
+      expect(rs.deferredEvents).toBe(0);
+      expect(rs.usage).toMatchObject({ inputTokens: 11, outputTokens: 4 });
+      expect(out.toString()).toBe(drop ? contents[3]! + finish + done : last.toString());
+    });
+  }
+
+  it('at the end of the stream nothing is left deferred, with or without a usage event', () => {
+    const { rs, seen } = open(false);
+    const out = rs.push(Buffer.from(openaiWithoutUsage), true);
+    expect(out.toString()).toBe(openaiWithoutUsage);
+    expect(rs.deferredEvents).toBe(0);
+    expect(seen).toEqual(['-', 'héllo', ' 世界', ' 🙂', ' done', '-']);
+  });
+
+  it('without the option a read-only listener is still called during push', () => {
+    const seen: number[] = [];
+    const rs = createResponseStream({
+      format: 'sse',
+      kind: 'openai.chat',
+      dropUsageEvent: false,
+      readOnlyEvents: true,
+      onEvent: () => seen.push(1),
+    });
+    rs.push(Buffer.from(role), false);
+    expect(seen).toEqual([1]);
+    expect(rs.deferredEvents).toBe(0);
+  });
+
+  it('a listener that may change events is never deferred', () => {
+    const seen: number[] = [];
+    const rs = createResponseStream({
+      format: 'sse',
+      kind: 'openai.chat',
+      dropUsageEvent: false,
+      readOnlyEvents: false,
+      deferReadOnlyEvents: true,
+      onEvent: () => seen.push(1),
+    });
+    rs.push(Buffer.from(role), false);
+    expect(seen).toEqual([1]);
+    expect(rs.deferredEvents).toBe(0);
+  });
+});

@@ -84,6 +84,11 @@ export interface ResponseStream {
   endWithError(err: StreamError): void;
   /** endWithError was called. */
   readonly ended: boolean;
+  /** Hand the events decoding was deferred for (deferReadOnlyEvents) to the listener now, in
+   * order. push() does it first, and at the end of the stream before it returns. */
+  flushEvents(): void;
+  /** Events waiting for flushEvents. */
+  readonly deferredEvents: number;
 }
 
 export interface ResponseStreamOptions {
@@ -101,6 +106,11 @@ export interface ResponseStreamOptions {
   /** onEvent only reads: its drop(), replace() and endWithError are not used, so the chunks pass
    * through unchanged (the observe-only path). */
   readOnlyEvents?: boolean;
+  /** With readOnlyEvents: decode an event that cannot change what the client gets (no usage
+   * marker) only at flushEvents, which the caller runs once the chunk's answer is on its way:
+   * a read-only listener (metering keeps the delivered text) then costs the chunk's trip
+   * nothing. The order of events the listener sees is kept. */
+  deferReadOnlyEvents?: boolean;
   /** With onEvent: called once when an event outgrows maxEventBytes and so cannot be handed to
    * the listener. Stages that read events were promised every one (DLP cannot release text it
    * did not see), so the caller ends the stream here (endWithError) rather than pass it
@@ -135,6 +145,11 @@ class StreamReader implements ResponseStream {
   private readonly onUninspectable: (() => void) | undefined;
   /** Set by endWithError during the current record: the bytes sent in its place. */
   private endBytes: Buffer | undefined;
+  /** deferReadOnlyEvents: events to decode at flushEvents, as byte ranges, in order. */
+  private readonly deferring: boolean;
+  private readonly deferredIn: Buffer[] = [];
+  private readonly deferredAt: number[] = [];
+  private readonly deferredTo: number[] = [];
 
   private readonly framer: Framer;
   private readonly sse: boolean;
@@ -169,6 +184,24 @@ class StreamReader implements ResponseStream {
     // Read-only listeners (metering) were promised nothing: only a stage that may change or
     // withhold text (DLP) must see every event, so only it ends an uninspectable stream.
     this.onUninspectable = opts.onEvent !== undefined && !this.readOnly ? opts.onUninspectable : undefined;
+    this.deferring = this.readOnly && opts.onEvent !== undefined && opts.deferReadOnlyEvents === true;
+  }
+
+  get deferredEvents(): number {
+    return this.deferredAt.length;
+  }
+
+  flushEvents(): void {
+    const n = this.deferredAt.length;
+    if (n === 0) return;
+    const ins = this.deferredIn;
+    const ats = this.deferredAt;
+    const tos = this.deferredTo;
+    for (let i = 0; i < n; i++) this.decode(ins[i]!, ats[i]!, tos[i]!, false);
+    // A listener cannot push (it runs inside push or after it), so nothing was added meanwhile.
+    ins.length = 0;
+    ats.length = 0;
+    tos.length = 0;
   }
 
   endWithError(err: StreamError): void {
@@ -185,12 +218,15 @@ class StreamReader implements ResponseStream {
   push(chunk: Buffer, endOfStream: boolean): Buffer {
     // After an error event nothing more reaches the client.
     if (this.ended) return EMPTY;
+    // The events of earlier chunks reach the listener before this chunk's.
+    if (this.deferredAt.length > 0) this.flushEvents();
     const f = this.framer;
     f.feed(chunk, endOfStream);
     this.findIn = undefined;
     if (!this.drop && (this.onEvent === undefined || this.readOnly)) {
       // Observe only: the framer keeps the partial tail itself; the client gets the chunk as is.
       while (f.next()) this.inspect(f);
+      if (endOfStream) this.flushEvents();
       return chunk;
     }
 
@@ -225,6 +261,7 @@ class StreamReader implements ResponseStream {
       this.lastDropped = action !== KEEP;
       done = f.chunkEnd;
     }
+    if (endOfStream) this.flushEvents();
     if (parts === undefined) {
       if (run === 0 && done === chunk.length) return chunk;
       return done > run ? chunk.subarray(run, done) : EMPTY;
@@ -253,7 +290,23 @@ class StreamReader implements ResponseStream {
     const listening = this.onEvent !== undefined;
     const candidate = this.ollama ? this.doneTrue(b, start, end) : this.markerNotNull(b, start, end);
     if (!listening && !candidate && (this.modelProbes === 0 || this.model !== undefined)) return KEEP;
+    if (this.deferring) {
+      if (!candidate) {
+        // Cannot be withheld or carry usage: the client gets it as it is, decoded later.
+        this.deferredIn.push(b);
+        this.deferredAt.push(start);
+        this.deferredTo.push(end);
+        return KEEP;
+      }
+      // Decoded now (it may be the usage event to withhold): the listener sees the ones before it first.
+      this.flushEvents();
+    }
+    return this.decode(b, start, end, candidate);
+  }
 
+  /** Decode one event's JSON, note its model and usage, and hand it to the listener. */
+  private decode(b: Buffer, start: number, end: number, candidate: boolean): Action {
+    const listening = this.onEvent !== undefined;
     const text = this.sse ? parseSseEvent(b, start, end).data : b.toString('utf8', start, end);
     if (text === undefined || text === '[DONE]') return KEEP;
     if (!candidate && this.modelProbes > 0) this.modelProbes--;

@@ -204,3 +204,99 @@ describe('the end of a request follows its last answer onto the wire', () => {
     await s.done;
   });
 });
+
+describe("a read-only stage's response events are decoded after the chunk's answer", () => {
+  // Metering keeps the delivered text of a stream event by event; nothing it does changes the
+  // chunk, so the chunk is answered first and its events decoded in the next immediate (or by
+  // the next chunk, or at the end), never on the chunk's trip.
+  const chat = headers({ ':method': 'POST', ':path': '/v1/chat/completions', ':authority': 'a' });
+  const sseHeaders: ProcessingRequest = {
+    request: 'responseHeaders',
+    responseHeaders: {
+      headers: {
+        headers: [
+          { key: ':status', rawValue: Buffer.from('200') },
+          { key: 'content-type', rawValue: Buffer.from('text/event-stream') },
+        ],
+      },
+      endOfStream: false,
+    },
+  };
+  const chunk = (text: string, endOfStream: boolean): ProcessingRequest => ({
+    request: 'responseBody',
+    responseBody: { body: Buffer.from(text), endOfStream },
+  });
+  const event = (content: string) =>
+    `data: ${JSON.stringify({ model: 'm-served', choices: [{ index: 0, delta: { content } }] })}\n\n`;
+
+  it('each event reaches the stage once its chunk is answered, in order, all of them before the record', async () => {
+    const seen: { text: string; answers: number }[] = [];
+    let written: () => number = () => -1;
+    const reader = defineStage({
+      name: 'test.read-events',
+      summary: 'reads the delivered text',
+      needs: [],
+      provides: [],
+      always: true,
+      create: () => ({
+        onResponseHeaders: (ctx) => ctx.readResponseBody({ withholdUsageEvent: false, observeEvents: true }),
+        onResponseEvent: (_ctx, e) => {
+          seen.push({ text: e.texts.map((t) => t.text).join(''), answers: written() });
+        },
+      }),
+    });
+    const s = openFakeStream(runStageConfig({ stages: [] }), [...STAGES, reader]);
+    written = () => s.call.written.length;
+    s.send(chat);
+    s.send(body('{"model":"m","messages":[],"stream":true}'));
+    s.send(sseHeaders);
+    expect(s.call.written).toHaveLength(3);
+    s.send(chunk(event('a') + event('b'), false));
+    expect(s.call.written).toHaveLength(4);
+    expect(seen).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(seen).toEqual([
+      { text: 'a', answers: 4 },
+      { text: 'b', answers: 4 },
+    ]);
+    // Two chunks in one turn: the second hands the first's events over before its own.
+    s.send(chunk(event('c'), false));
+    s.send(chunk(event('d'), false));
+    expect(seen.map((e) => e.text)).toEqual(['a', 'b', 'c']);
+    // The last chunk: its events are decoded before its answer (the record and the final
+    // metadata name the served model).
+    s.send(chunk(`${event('e')}data: [DONE]\n\n`, true));
+    expect(seen.map((e) => e.text)).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(seen.at(-1)!.answers).toBe(6);
+    await new Promise((r) => setImmediate(r));
+    expect(s.record()).toMatchObject({ outcome: 'completed', gen_ai: { response: { model: 'm-served' } } });
+    s.call.emit('end');
+    await s.done;
+  });
+
+  it("a stream Envoy cancels mid-way still hands the answered chunks' events over before the record", async () => {
+    const seen: string[] = [];
+    const reader = defineStage({
+      name: 'test.read-events',
+      summary: 'reads the delivered text',
+      needs: [],
+      provides: [],
+      always: true,
+      create: () => ({
+        onResponseHeaders: (ctx) => ctx.readResponseBody({ withholdUsageEvent: false, observeEvents: true }),
+        onResponseEvent: (_ctx, e) => {
+          seen.push(e.texts.map((t) => t.text).join(''));
+        },
+      }),
+    });
+    const s = openFakeStream(runStageConfig({ stages: [] }), [...STAGES, reader]);
+    s.send(chat);
+    s.send(body('{"model":"m","messages":[],"stream":true}'));
+    s.send(sseHeaders);
+    s.send(chunk(event('a'), false));
+    s.call.emit('cancelled');
+    await s.done;
+    expect(seen).toEqual(['a']);
+    expect(s.record()).toMatchObject({ outcome: 'cancelled', gen_ai: { response: { model: 'm-served' } } });
+  });
+});

@@ -81,6 +81,15 @@ const Seen = { RequestHeaders: 1, RequestBodyEnd: 2, ResponseHeaders: 4, Respons
 /** Finished streams whose onEnd and record wait for the next immediate (finish). */
 let finishing: ProcessStream[] = [];
 
+/** Streams with response events to decode after their chunk's answer (flushResponseEvents). */
+let decoding: ProcessStream[] = [];
+
+function decodeDeferredEvents(): void {
+  const streams = decoding;
+  decoding = [];
+  for (let i = 0; i < streams.length; i++) streams[i]!.flushResponseEvents();
+}
+
 function recordFinished(): void {
   const streams = finishing;
   finishing = [];
@@ -879,6 +888,26 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
       return;
     }
     this.answer(message);
+    // The chunk's events for read-only stages (metering's delivered text) are decoded once
+    // its answer is on the wire: in the next immediate, with every other stream's.
+    if (this.responseReader !== undefined && this.responseReader.deferredEvents > 0) {
+      decoding.push(this);
+      if (decoding.length === 1) setImmediate(decodeDeferredEvents);
+    }
+  }
+
+  /** Hand the response events whose decoding waited to the stages (ResponseReader.flushEvents). */
+  flushResponseEvents(): void {
+    const reader = this.responseReader;
+    if (reader === undefined || reader.deferredEvents === 0) return;
+    try {
+      reader.flushEvents();
+    } catch (err) {
+      // The chunks were answered already; a read-only stage that throws only loses its count.
+      this.ctx.failure ??= `a response event stage failed: ${err instanceof Error ? err.message : String(err)}`;
+      this.deps.logger.error({ requestId: this.ctx.requestId, err }, 'response event stage failed');
+    }
+    if (reader.model !== undefined) this.ctx.modelServed = reader.model;
   }
 
   /** Response trailers (asked for whenever the body is read): the end of the response when the
@@ -904,6 +933,7 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
       throw internalError();
     }
     this.seen |= Seen.ResponseBodyEnd;
+    this.flushResponseEvents();
     this.finishOutcome();
     this.attachFinalMetadata();
     this.answerLast({ responseTrailers: {} }, this.ctx.outcome ?? 'completed');
@@ -1116,6 +1146,8 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
   /** The stages' onEnd (awaited, bounded), then the record. */
   endAndRecord(): void {
     try {
+      // A response cut short: the events of its last answered chunks still count.
+      this.flushResponseEvents();
       const ending = this.endStages();
       if (ending === undefined) this.record();
       else void this.settle(ending, 'onEnd').then(() => this.record());
