@@ -10,6 +10,10 @@
 //   unknown (TGI's events never name it). Every other event is just counted.
 // - The byte search for that marker is cached per chunk, so a chunk holding many events is
 //   scanned once, not once per event.
+// - Events for read-only listeners (metering's delivered text) are kept as byte ranges and
+//   decoded at flushEvents, which the gate runs once the chunk's answer is written: they cannot
+//   change what the client gets, so they are not on the chunk's trip. An event that may be the
+//   usage one is decoded at once, after the ones before it.
 // - When nothing is withheld, the very input Buffer is returned (the caller skips the body
 //   mutation on identity). When withholding, complete events are forwarded as views of the input
 //   where possible, and only an unfinished trailing event is held back.
