@@ -300,3 +300,62 @@ describe("a read-only stage's response events are decoded after the chunk's answ
     expect(s.record()).toMatchObject({ outcome: 'cancelled', gen_ai: { response: { model: 'm-served' } } });
   });
 });
+
+describe('a stream Envoy ends with a message unanswered says so in its record', () => {
+  // Envoy's message_timeout ends the stream (and answers the client 504 under
+  // failure_mode_allow: false); from the gate it looks like a client going away, so the record
+  // names what was unanswered and both causes.
+  const chat = headers({ ':method': 'POST', ':path': '/v1/chat/completions', ':authority': 'a' });
+  const holding = () => {
+    const hold = defineStage({
+      name: 'test.hold',
+      summary: 'answers the request headers only when the request is aborted',
+      needs: [],
+      provides: [],
+      always: true,
+      create: () => ({
+        onRequestHeaders: (ctx) => new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r())),
+      }),
+    });
+    const config = runStageConfig({ stages: [] });
+    return openFakeStream({ ...config, pipeline: { stages: [] } }, [...STAGES, hold]);
+  };
+
+  for (const how of ['end', 'cancelled'] as const) {
+    it(`a message being decided (${how})`, async () => {
+      const s = holding();
+      s.send(chat);
+      s.call.emit(how);
+      await s.done;
+      expect(s.record()).toMatchObject({ outcome: 'cancelled', status: null });
+      expect(s.record()!.failure).toMatch(
+        /while its requestHeaders awaited the gate's answer \(\d+ ms\): Envoy's message_timeout, or the client went away$/,
+      );
+    });
+  }
+
+  it('a message behind it, and one still arriving', async () => {
+    const s = holding();
+    s.send(chat);
+    s.send(body('{}'));
+    s.call.emit('end');
+    await s.done;
+    // The one being decided is named: the queued body has not been sent an answer for either.
+    expect(s.record()!.failure).toMatch(/while its requestHeaders awaited/);
+
+    const t = open();
+    t.send(chat);
+    t.stream.onArriving();
+    t.call.emit('end');
+    await t.done;
+    expect(t.record()!.failure).toMatch(/while a message was still arriving \(its first bytes \d+ ms before\)/);
+  });
+
+  it('nothing unanswered: the plain reason', async () => {
+    const s = open();
+    s.send(chat);
+    s.call.emit('end');
+    await s.done;
+    expect(s.record()!.failure).toBe('envoy closed the stream before the request completed');
+  });
+});

@@ -196,14 +196,14 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
     if (!this.finished) {
       // Envoy stops sending before the phases we expected: the downstream client or the
       // upstream went away mid-request, or Envoy's own timeout fired.
-      this.ctx.failure ??= 'envoy closed the stream before the request completed';
+      this.ctx.failure ??= `envoy closed the stream before the request completed${this.pendingAnswer()}`;
       this.finish('cancelled', 'cancelled');
     }
     this.close();
   }
 
   onCancelled(): void {
-    this.ctx.failure ??= 'envoy cancelled the stream';
+    this.ctx.failure ??= `envoy cancelled the stream${this.pendingAnswer()}`;
     this.closed = true;
     this.finish('cancelled', 'cancelled');
   }
@@ -213,6 +213,23 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
     this.closed = true;
     this.ctx.failure ??= `stream error: ${err.message}`;
     this.finish('cancelled', 'cancelled');
+  }
+
+  /** What Envoy was waiting for from the gate when it ended the stream, for the record: with a
+   * message unanswered, Envoy's message_timeout is the likely end (its 504 to the client under
+   * failure_mode_allow: false), though a client going away looks the same from here. */
+  private pendingAnswer(): string {
+    const cur = this.current;
+    if (this.busy && cur !== undefined && !cur.observe && this.afterRecord === undefined) {
+      const ms = Number(process.hrtime.bigint() - cur.startNs) / 1e6;
+      return `, while its ${cur.phase} awaited the gate's answer (${Math.round(ms)} ms): Envoy's message_timeout, or the client went away`;
+    }
+    const next = this.queue[0]?.request;
+    if (next !== undefined)
+      return `, while its ${next} awaited the gate's answer: Envoy's message_timeout, or the client went away`;
+    if (this.arrivingSince !== 0)
+      return `, while a message was still arriving (its first bytes ${Math.round(performance.now() - this.arrivingSince)} ms before): Envoy's message_timeout, or the client went away`;
+    return '';
   }
 
   private resume(): void {
