@@ -229,7 +229,9 @@ describe("a read-only stage's response events are decoded after the chunk's answ
   const event = (content: string) =>
     `data: ${JSON.stringify({ model: 'm-served', choices: [{ index: 0, delta: { content } }] })}\n\n`;
 
-  it('each event reaches the stage once its chunk is answered, in order, all of them before the record', async () => {
+  /** A fake stream with a read-only stage that notes each event's text and the answers
+   * written by then, its request answered up to the response headers. */
+  function openReading() {
     const seen: { text: string; answers: number }[] = [];
     let written: () => number = () => -1;
     const reader = defineStage({
@@ -250,6 +252,11 @@ describe("a read-only stage's response events are decoded after the chunk's answ
     s.send(chat);
     s.send(body('{"model":"m","messages":[],"stream":true}'));
     s.send(sseHeaders);
+    return { s, seen };
+  }
+
+  it('each event reaches the stage once its chunk is answered, in order, all of them before the record', async () => {
+    const { s, seen } = openReading();
     expect(s.call.written).toHaveLength(3);
     s.send(chunk(event('a') + event('b'), false));
     expect(s.call.written).toHaveLength(4);
@@ -275,28 +282,11 @@ describe("a read-only stage's response events are decoded after the chunk's answ
   });
 
   it("a stream Envoy cancels mid-way still hands the answered chunks' events over before the record", async () => {
-    const seen: string[] = [];
-    const reader = defineStage({
-      name: 'test.read-events',
-      summary: 'reads the delivered text',
-      needs: [],
-      provides: [],
-      always: true,
-      create: () => ({
-        onResponseHeaders: (ctx) => ctx.readResponseBody({ withholdUsageEvent: false, observeEvents: true }),
-        onResponseEvent: (_ctx, e) => {
-          seen.push(e.texts.map((t) => t.text).join(''));
-        },
-      }),
-    });
-    const s = openFakeStream(runStageConfig({ stages: [] }), [...STAGES, reader]);
-    s.send(chat);
-    s.send(body('{"model":"m","messages":[],"stream":true}'));
-    s.send(sseHeaders);
+    const { s, seen } = openReading();
     s.send(chunk(event('a'), false));
     s.call.emit('cancelled');
     await s.done;
-    expect(seen).toEqual(['a']);
+    expect(seen).toEqual([{ text: 'a', answers: 4 }]);
     expect(s.record()).toMatchObject({ outcome: 'cancelled', gen_ai: { response: { model: 'm-served' } } });
   });
 });
