@@ -27,6 +27,13 @@
 //
 //   npm run bench:ab -- --body dlp --variant 'dlp:profile=dlp' --variant governed_16k
 //
+// --streams R adds the streaming profile of `npm run bench:peers`: R rounds of 3 concurrent
+// streams (200 SSE chunks 10 ms apart) on every route at once, the routes' start order rotated
+// each round; it prints TTFT and what each route adds to every chunk's trip, against the direct
+// route, and gate CPU per stream. `--rates ''` skips the open loop:
+//
+//   npm run bench:ab -- --rates '' --streams 40 --variant 'before:rev=HEAD~1' --variant after
+//
 // --idle S: what a quiet spell costs, as a gate meets it between a night and the morning or
 // between `npm run bench`'s phases. After the warm-up, the routes without the `idle` item are
 // sent 100 req/s each for S seconds and the idle gates nothing (Envoy's health checks only); then
@@ -41,9 +48,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../extproc/identity/api-keys.ts';
 import { startRedis } from '../test/harness/redis.ts';
-import { CHAT, chatTarget, DLP_CHAT, errorsOf, latencies, roundedPercentiles } from './lib/common.ts';
+import { CHAT, chatTarget, DLP_CHAT, errorsOf, latencies, roundedPercentiles, STREAM_CHAT } from './lib/common.ts';
 import { gateMillis, nearestRank } from './lib/gate-time.ts';
 import { difference, roundMs } from './lib/stats.ts';
+import { type StreamTiming, streamChat } from './lib/stream-client.ts';
+import { streamingRows } from './lib/streaming.ts';
 import {
   type BenchGate,
   builtRevisionEntry,
@@ -54,6 +63,7 @@ import {
   startMock,
 } from './lib/topology.ts';
 import { attack, ensureVegeta, type Sample, type Target } from './lib/vegeta.ts';
+import { FULL } from './plan.ts';
 
 export interface Variant {
   name: string;
@@ -143,13 +153,17 @@ async function main() {
       workers: { type: 'string', default: '' },
       body: { type: 'string', default: 'chat' },
       idle: { type: 'string', default: '0' },
+      streams: { type: 'string', default: '0' },
     },
   });
   const variants = (values.variant ?? []).map(parseVariant);
   const body = benchBody(values.body);
   if (variants.length < 1) throw new Error('give at least one --variant');
   if (new Set(variants.map((v) => v.name)).size !== variants.length) throw new Error('variant names must differ');
-  const rates = values.rates.split(',').map(Number);
+  const rates = values.rates === '' ? [] : values.rates.split(',').map(Number);
+  const streamRounds = Number(values.streams);
+  if (!(Number.isInteger(streamRounds) && streamRounds >= 0))
+    throw new Error(`--streams ${JSON.stringify(values.streams)}: rounds`);
   const rounds = Number(values.rounds);
   const sliceS = Number(values.slice);
   const idleS = Number(values.idle);
@@ -289,6 +303,52 @@ async function main() {
             `| ${w} | ${v.name} | ${Math.round(ok / Math.max(r.elapsedS, 1e-9))} | ${roundMs(p.p50)} | ${roundMs(p.p99)} | ${s.length - ok} | ${cpuMs} |`,
           );
         }
+    }
+    if (streamRounds > 0) {
+      const headers = {
+        authorization: `Bearer ${key}`,
+        'x-mock-chunks': String(FULL.chunks),
+        'x-mock-chunk-delay-ms': String(FULL.chunkDelayMs),
+        'x-mock-timestamps': '1',
+      };
+      const timings = new Map<string, StreamTiming[]>(routes.map((r) => [r, []]));
+      const c0 = await cpuNow();
+      for (let round = 0; round < streamRounds; round++) {
+        if (round % 10 === 0) log(`streaming round ${round + 1}/${streamRounds}`);
+        // The mock's chunk timers fire in the order the streams started: rotate it.
+        const order = routes.map((_, i) => routes[(i + round) % routes.length]!);
+        await Promise.all(
+          order.flatMap((route) =>
+            Array.from({ length: FULL.streamsPerRoute }, async () => {
+              timings
+                .get(route)!
+                .push(await streamChat(`${envoy.url(route)}/v1/chat/completions`, headers, STREAM_CHAT));
+            }),
+          ),
+        );
+      }
+      const c1 = await cpuNow();
+      const cpu = new Map(variants.map((v) => [v.name, c1.get(v.name)! - c0.get(v.name)!]));
+      const rows = streamingRows(
+        routes.map((route) => ({ route, description: route, gates: [] })),
+        timings,
+        cpu,
+        FULL.chunks,
+      ).routes;
+      lines.push(
+        '',
+        `| variant | streams | errors | TTFT added p50 | added per chunk p50 | p99 | CPU ms/stream |`,
+        '|---|---:|---|---:|---:|---:|---:|',
+      );
+      for (const r of rows) {
+        if (r.route === 'direct') continue;
+        const errors = Object.entries(r.errors)
+          .map(([k, n]) => `${k}: ${n}`)
+          .join(', ');
+        lines.push(
+          `| ${r.route} | ${r.requests} | ${errors || '0'} | ${r.ttftAddedMs?.p50 ?? '–'} | ${r.chunkTripAddedMs?.p50 ?? '–'} | ${r.chunkTripAddedMs?.p99 ?? '–'} | ${r.gateCpuMsPerRequest ?? '–'} |`,
+        );
+      }
     }
     lines.push(
       '',
