@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/harness/temp-dirs.ts';
 import { ConfigError } from './config-error.ts';
 import { loadConfigSources } from './load.ts';
-import { checkConfigInChild, loadConfigInChild } from './load-in-child.ts';
+import { checkConfigInChild, loadConfigInChild, loaderCounts, prewarmLoader, spareLoaderPid } from './load-in-child.ts';
 
 const KEY = `{ id: k1, sha256: "${'b'.repeat(64)}", tenant: acme }`;
 let dir: string;
@@ -112,5 +112,45 @@ describe('checkConfigInChild (the reload watcher)', () => {
       configError: true,
       problems: [expect.stringMatching(/^logging\.level: /)],
     });
+  });
+});
+
+describe('a loader started ahead (prewarmLoader, at a change event)', () => {
+  const check = () => checkConfigInChild(file('good.yaml'), 'identity:\n  keysFile: keys.yaml\n', {});
+  const counts = () => ({ ...loaderCounts });
+
+  it('takes the next request: no second process, the same answer', async () => {
+    const before = counts();
+    prewarmLoader();
+    prewarmLoader(); // a burst of events: still one
+    const r = await check();
+    expect(r.result.ok && r.result.value.identity.apiKeys.map((k) => k.id)).toEqual(['k1']);
+    expect(counts()).toEqual({
+      started: before.started + 1,
+      ahead: before.ahead + 1,
+      aheadUsed: before.aheadUsed + 1,
+    });
+    // Used once: the next request starts its own.
+    await check();
+    expect(loaderCounts.started).toBe(before.started + 2);
+  });
+
+  it('is let go when no request comes, and the next request starts its own', async () => {
+    const before = counts();
+    prewarmLoader(100);
+    await new Promise((r) => setTimeout(r, 400));
+    const r = await check();
+    expect(r.result.ok).toBe(true);
+    expect(counts()).toEqual({ started: before.started + 2, ahead: before.ahead + 1, aheadUsed: before.aheadUsed });
+  });
+
+  it('one that died before its request is not used', async () => {
+    const before = counts();
+    prewarmLoader();
+    process.kill(spareLoaderPid()!, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await check();
+    expect(r.result.ok).toBe(true);
+    expect(counts()).toEqual({ started: before.started + 2, ahead: before.ahead + 1, aheadUsed: before.aheadUsed });
   });
 });

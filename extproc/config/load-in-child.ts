@@ -7,7 +7,7 @@
 // either way, compiled). The validated config crosses as a structured clone (IPC's advanced
 // serialization; plain data, see clone.test.ts); a ConfigError crosses as data and is rebuilt
 // here, so what a failed start and a rejected reload print is unchanged.
-import { fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from './config-error.ts';
 import type { LoadedConfig } from './load.ts';
@@ -85,14 +85,80 @@ export function checkConfigInChild(
   return runLoader<CheckReply>({ kind: 'check', path, text, env: { ...env } }, opts);
 }
 
-/** Starts a loader process for one request and settles with its one reply; it exits after it,
- * or is killed when it has not answered within the timeout. No execArgv: the gate's own flags
- * (or a test's --eval) are not the loader's; NODE_OPTIONS in the environment still reaches it. */
+/** How long a loader started ahead (prewarmLoader) waits for its request before it is let go. */
+export const SPARE_LOADER_MS = 5_000;
+
+/** Loader processes started, and how many were started ahead and then used (tests read it). */
+export const loaderCounts = { started: 0, ahead: 0, aheadUsed: 0 };
+
+/** A loader started ahead of its request, loading its modules meanwhile. */
+let spare: ChildProcess | undefined;
+let spareTimer: NodeJS.Timeout | undefined;
+
+/** No execArgv: the gate's own flags (or a test's --eval) are not the loader's; NODE_OPTIONS in
+ * the environment still reaches it. */
+function startLoader(): ChildProcess {
+  loaderCounts.started++;
+  return fork(CHILD, [], { serialization: 'advanced', execArgv: [] });
+}
+
+/** Start the next check's loader now (the reload watcher calls it at a change event): its start
+ * and module loading, most of a check's ~0.2-0.45 s, overlap the watcher's debounce instead of
+ * following it. Unused, it is let go after `idleMs`; it never keeps the gate from exiting. */
+export function prewarmLoader(idleMs = SPARE_LOADER_MS): void {
+  if (spare === undefined) {
+    const child = startLoader();
+    loaderCounts.ahead++;
+    spare = child;
+    child.unref();
+    child.channel?.unref();
+    const gone = () => {
+      if (spare === child) dropSpare();
+    };
+    child.once('exit', gone);
+    child.once('error', gone);
+  }
+  clearTimeout(spareTimer);
+  const child = spare;
+  spareTimer = setTimeout(() => {
+    if (spare !== child) return;
+    dropSpare();
+    child.kill();
+  }, idleMs);
+  spareTimer.unref();
+}
+
+/** The pid of the loader started ahead, while it waits (tests). */
+export function spareLoaderPid(): number | undefined {
+  return spare?.pid;
+}
+
+function dropSpare(): void {
+  clearTimeout(spareTimer);
+  spareTimer = undefined;
+  spare = undefined;
+}
+
+/** The loader started ahead, if it is still there to take a request. */
+function takeSpare(): ChildProcess | undefined {
+  const child = spare;
+  if (child === undefined) return undefined;
+  dropSpare();
+  if (child.exitCode !== null || child.signalCode !== null || !child.connected) return undefined;
+  child.ref();
+  child.channel?.ref();
+  loaderCounts.aheadUsed++;
+  return child;
+}
+
+/** Runs one request in a loader process (the one started ahead, else a new one) and settles with
+ * its one reply; the loader exits after it, or is killed when it has not answered within the
+ * timeout. */
 function runLoader<T>(request: LoadRequest, opts: LoaderOptions): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? LOADER_TIMEOUT_MS;
   return new Promise<T>((resolve, reject) => {
     let settled = false;
-    const child = fork(CHILD, [], { serialization: 'advanced', execArgv: [] });
+    const child = takeSpare() ?? startLoader();
     const settle = (f: () => void): void => {
       if (settled) return;
       settled = true;

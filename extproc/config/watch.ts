@@ -4,13 +4,21 @@
 // hand a valid config, the keys file's keys joined, to onValid. An invalid config or keys file,
 // or a keys file that cannot be read, is reported to onInvalid and the old config keeps serving.
 // The files are validated in a short-lived loader process (load-in-child.ts), so zod never
-// loads in the serving gate; a change event that left both files as they were starts none.
+// loads in the serving gate. A change event starts that process at once, while the change
+// settles; one that left both files as they were uses none (the one started is let go).
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { ConfigError } from './config-error.ts';
 import type { LoadedConfig } from './load.ts';
-import { type CheckReply, checkConfigInChild, type Env, type Result, rebuildError } from './load-in-child.ts';
+import {
+  type CheckReply,
+  checkConfigInChild,
+  type Env,
+  prewarmLoader,
+  type Result,
+  rebuildError,
+} from './load-in-child.ts';
 import type { Config } from './schema.ts';
 
 export interface ConfigWatchHandlers {
@@ -94,8 +102,15 @@ export function watchConfig(
     handlers.onInvalid(err instanceof ConfigError ? err : new ConfigError(path, [err.message]));
   };
 
-  const configWatch = watchFileIn(path, schedule);
-  const keysWatch = new FollowingWatch(schedule);
+  // A change event starts the check's loader process at once, so its start overlaps the
+  // debounce (a keys file revocation reaches every replica that much sooner); the check itself
+  // still waits for the change to settle.
+  const changed = () => {
+    prewarmLoader();
+    schedule();
+  };
+  const configWatch = watchFileIn(path, changed);
+  const keysWatch = new FollowingWatch(changed);
   keysWatch.follow(initial.keysFile);
   // A change between the initial load and the watch starting is caught here.
   schedule();
