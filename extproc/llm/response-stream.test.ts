@@ -489,28 +489,16 @@ describe('read-only listeners with deferReadOnlyEvents: decoded after the chunk 
     expect(seen).toEqual(['-', 'héllo', ' 世界', ' 🙂', ' done', '-']);
   });
 
-  it('without the option a read-only listener is still called during push', () => {
+  it.each([
+    ['without the option, a read-only listener', { readOnlyEvents: true }],
+    ['a listener that may change events (DLP), even with it', { readOnlyEvents: false, deferReadOnlyEvents: true }],
+  ])('%s is called during push', (_who, opts) => {
     const seen: number[] = [];
     const rs = createResponseStream({
       format: 'sse',
       kind: 'openai.chat',
       dropUsageEvent: false,
-      readOnlyEvents: true,
-      onEvent: () => seen.push(1),
-    });
-    rs.push(Buffer.from(role), false);
-    expect(seen).toEqual([1]);
-    expect(rs.deferredEvents).toBe(0);
-  });
-
-  it('a listener that may change events is never deferred', () => {
-    const seen: number[] = [];
-    const rs = createResponseStream({
-      format: 'sse',
-      kind: 'openai.chat',
-      dropUsageEvent: false,
-      readOnlyEvents: false,
-      deferReadOnlyEvents: true,
+      ...opts,
       onEvent: () => seen.push(1),
     });
     rs.push(Buffer.from(role), false);

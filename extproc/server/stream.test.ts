@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { openFakeStream, runStageConfig } from '../../test/harness/run-stage.ts';
 import { refuse } from '../pipeline/errors.ts';
-import { defineStage } from '../pipeline/stage.ts';
+import { defineStage, type Stage } from '../pipeline/stage.ts';
 import { STAGES } from '../pipeline/stages.ts';
 import { BodySendMode, type ProcessingRequest } from './protocol.ts';
 
@@ -33,6 +33,19 @@ function open() {
   const errors: { code: number; details: string }[] = [];
   s.call.on('error', (e: { code: number; details: string }) => errors.push(e));
   return { ...s, errors };
+}
+
+/** A fake stream with no configured stages but one test stage with these hooks (`always`). */
+function openWithStage(hooks: Stage) {
+  const stage = defineStage({
+    name: 'test.hooks',
+    summary: 'hooks a test needs',
+    needs: [],
+    provides: [],
+    always: true,
+    create: () => hooks,
+  });
+  return openFakeStream(runStageConfig({ stages: [] }), [...STAGES, stage]);
 }
 
 interface Row {
@@ -132,16 +145,8 @@ describe('a large message announced before it is whole (onArriving)', () => {
 
   it('does not ask while another message is still being decided (its timer is the one running)', () => {
     let release: () => void = () => undefined;
-    const hold = defineStage({
-      name: 'test.hold',
-      summary: 'holds the request headers until released',
-      needs: [],
-      provides: [],
-      always: true,
-      create: () => ({ onRequestHeaders: () => new Promise<void>((r) => (release = r)) }),
-    });
-    const config = runStageConfig({ stages: [] });
-    const s = openFakeStream({ ...config, pipeline: { stages: [] } }, [...STAGES, hold]);
+    // Holds the request headers until released.
+    const s = openWithStage({ onRequestHeaders: () => new Promise<void>((r) => (release = r)) });
     s.send(chat);
     expect(s.call.written).toHaveLength(0);
     s.stream.onArriving();
@@ -158,22 +163,15 @@ describe('the end of a request follows its last answer onto the wire', () => {
   function openWithEnd(refuseRequest = false) {
     const seen: { answersAtEnd?: number } = {};
     let written: () => number = () => -1;
-    const atEnd = defineStage({
-      name: 'test.at-end',
-      summary: 'notes how many answers were written when onEnd ran',
-      needs: [],
-      provides: [],
-      always: true,
-      create: () => ({
-        onRequestHeaders: () => {
-          if (refuseRequest) throw refuse('endpoint_not_allowed', 'not this one');
-        },
-        onEnd: () => {
-          seen.answersAtEnd = written();
-        },
-      }),
+    // Notes how many answers were written when onEnd ran.
+    const s = openWithStage({
+      onRequestHeaders: () => {
+        if (refuseRequest) throw refuse('endpoint_not_allowed', 'not this one');
+      },
+      onEnd: () => {
+        seen.answersAtEnd = written();
+      },
     });
-    const s = openFakeStream(runStageConfig({ stages: [] }), [...STAGES, atEnd]);
     written = () => s.call.written.length;
     return { s, seen };
   }
@@ -234,20 +232,13 @@ describe("a read-only stage's response events are decoded after the chunk's answ
   function openReading() {
     const seen: { text: string; answers: number }[] = [];
     let written: () => number = () => -1;
-    const reader = defineStage({
-      name: 'test.read-events',
-      summary: 'reads the delivered text',
-      needs: [],
-      provides: [],
-      always: true,
-      create: () => ({
-        onResponseHeaders: (ctx) => ctx.readResponseBody({ withholdUsageEvent: false, observeEvents: true }),
-        onResponseEvent: (_ctx, e) => {
-          seen.push({ text: e.texts.map((t) => t.text).join(''), answers: written() });
-        },
-      }),
+    // Reads the delivered text, as metering does.
+    const s = openWithStage({
+      onResponseHeaders: (ctx) => ctx.readResponseBody({ withholdUsageEvent: false, observeEvents: true }),
+      onResponseEvent: (_ctx, e) => {
+        seen.push({ text: e.texts.map((t) => t.text).join(''), answers: written() });
+      },
     });
-    const s = openFakeStream(runStageConfig({ stages: [] }), [...STAGES, reader]);
     written = () => s.call.written.length;
     s.send(chat);
     s.send(body('{"model":"m","messages":[],"stream":true}'));
@@ -296,20 +287,11 @@ describe('a stream Envoy ends with a message unanswered says so in its record', 
   // failure_mode_allow: false); from the gate it looks like a client going away, so the record
   // names what was unanswered and both causes.
   const chat = headers({ ':method': 'POST', ':path': '/v1/chat/completions', ':authority': 'a' });
-  const holding = () => {
-    const hold = defineStage({
-      name: 'test.hold',
-      summary: 'answers the request headers only when the request is aborted',
-      needs: [],
-      provides: [],
-      always: true,
-      create: () => ({
-        onRequestHeaders: (ctx) => new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r())),
-      }),
+  // Answers the request headers only when the request is aborted.
+  const holding = () =>
+    openWithStage({
+      onRequestHeaders: (ctx) => new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r())),
     });
-    const config = runStageConfig({ stages: [] });
-    return openFakeStream({ ...config, pipeline: { stages: [] } }, [...STAGES, hold]);
-  };
 
   for (const how of ['end', 'cancelled'] as const) {
     it(`a message being decided (${how})`, async () => {

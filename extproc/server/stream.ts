@@ -74,10 +74,6 @@ type Call = ServerCall<ProcessingRequest, ProcessingResponse>;
 /** Bits of ProcessStream.seen: which phases have arrived. */
 const Seen = { RequestHeaders: 1, RequestBodyEnd: 2, ResponseHeaders: 4, ResponseBodyEnd: 8 } as const;
 
-/** One ext_proc stream: one request's messages, answered in order. Its handlers are methods,
- * not per-instance arrow functions: a request lives through its upstream call, and every closure
- * made for it would be copied by each scavenge meanwhile. A closure is made only where a
- * callback is needed (an async stage, a timer), and lives only as long as that. */
 /** Finished streams whose onEnd and record wait for the next immediate (finish). */
 let finishing: ProcessStream[] = [];
 
@@ -96,6 +92,10 @@ function recordFinished(): void {
   for (let i = 0; i < streams.length; i++) streams[i]!.endAndRecord();
 }
 
+/** One ext_proc stream: one request's messages, answered in order. Its handlers are methods,
+ * not per-instance arrow functions: a request lives through its upstream call, and every closure
+ * made for it would be copied by each scavenge meanwhile. A closure is made only where a
+ * callback is needed (an async stage, a timer), and lives only as long as that. */
 export class ProcessStream implements CallListener<ProcessingRequest> {
   readonly ctx: RequestContext;
   private readonly call: Call;
@@ -1160,14 +1160,26 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
     void this.settle(late, 'a late hook').then(() => this.endAndRecord());
   }
 
-  /** The stages' onEnd (awaited, bounded), then the record. */
+  /** The stages' onEnd (awaited, bounded), then the record: written even when the end fails. */
   endAndRecord(): void {
+    // A response cut short: the events of its last answered chunks still count.
+    this.flushResponseEvents();
+    let ending: Promise<void> | undefined;
     try {
-      // A response cut short: the events of its last answered chunks still count.
-      this.flushResponseEvents();
-      const ending = this.endStages();
-      if (ending === undefined) this.record();
-      else void this.settle(ending, 'onEnd').then(() => this.record());
+      ending = this.endStages() ?? undefined;
+    } catch (err) {
+      this.ctx.failure ??= 'the stages could not end the request';
+      this.deps.logger.error({ requestId: this.ctx.requestId, err }, 'ending the stages failed');
+    }
+    if (ending === undefined) this.recordOnce();
+    else void this.settle(ending, 'onEnd').then(() => this.recordOnce());
+  }
+
+  /** record(), run from an immediate or a promise: a failure is logged, and the other streams
+   * finished in the same immediate still get theirs. */
+  private recordOnce(): void {
+    try {
+      this.record();
     } catch (err) {
       this.deps.logger.error({ requestId: this.ctx.requestId, err }, 'recording a finished request failed');
     }
