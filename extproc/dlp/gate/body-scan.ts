@@ -6,7 +6,9 @@
 // (a new content-part type, a tool schema's description) is still text the model sees, and
 // scanning too much costs only time. What is skipped is what cannot carry a user's text and
 // that other stages or the protocol need intact: the top-level model (routing and policy judge
-// it), roles, types, ids, and inline media (data: URLs), which are not text.
+// it), roles, types, ids, and inline media (base64 data: URLs), which are not text. Only a whole
+// base64 data URL is media: a text that merely begins with `data:` (or a data URL of plain,
+// percent-encoded text) is scanned like any other.
 //
 // Two phases. collectHits (pure, plain data: it runs on a parse-pool worker for large bodies)
 // walks and scans; applyHits (main thread, it owns the request's pseudonym session) reserves the
@@ -17,6 +19,7 @@ import { type DecodedString, decodeJsonString, encodeJsonInner, forEachJsonStrin
 
 const SKIP_KEYS = new Set(['role', 'type', 'id', 'tool_call_id', 'object', 'finish_reason', 'system_fingerprint']);
 const DATA_URL = Buffer.from('"data:');
+const BASE64_MARK = Buffer.from(';base64,');
 const OPEN_BRACKET = 0x5b;
 
 /** A finding as the audit keeps it: where, never what. */
@@ -80,7 +83,7 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
     if (end - start <= 2) return;
     if (key !== undefined && SKIP_KEYS.has(key)) return;
     if (opts.skipModel && depth === 1 && key === 'model') return;
-    if (startsWith(body, start, end, DATA_URL)) return;
+    if (isInlineMedia(body, start, end)) return;
     if (performance.now() - started > opts.budgetMs) throw new ScanBudgetExceeded();
     const s = decodeJsonString(body, start, end);
     out.chars += s.text.length;
@@ -109,6 +112,43 @@ function plainFinding(f: DlpFinding): DlpFinding {
 function startsWith(body: Buffer, start: number, end: number, prefix: Buffer): boolean {
   if (end - start <= prefix.length) return false;
   for (let k = 0; k < prefix.length; k++) if (body[start + k] !== prefix[k]) return false;
+  return true;
+}
+
+/** The JSON string body[start, end) (quotes included) is a base64 data URL and nothing else:
+ * `data:`, a media type and parameters without spaces or escapes (but `\/`), `;base64,`, then only base64
+ * characters (a JSON-escaped `\/` counts as `/`) to the closing quote. */
+export function isInlineMedia(body: Buffer, start: number, end: number): boolean {
+  if (!startsWith(body, start, end, DATA_URL)) return false;
+  let i = start + DATA_URL.length;
+  const last = end - 1;
+  // The media type and its parameters, up to the comma.
+  for (; i < last && body[i] !== 0x2c; i++) {
+    const b = body[i]!;
+    if (b === 0x5c && body[i + 1] === 0x2f) {
+      i++;
+      continue;
+    }
+    if (b <= 0x20 || b >= 0x7f || b === 0x22 || b === 0x5c) return false;
+  }
+  if (i === last || i - BASE64_MARK.length + 1 < start) return false;
+  for (let k = 0; k < BASE64_MARK.length; k++)
+    if (body[i - BASE64_MARK.length + 1 + k] !== BASE64_MARK[k]) return false;
+  for (i++; i < last; i++) {
+    const b = body[i]!;
+    if (b === 0x5c && body[i + 1] === 0x2f) {
+      i++;
+      continue;
+    }
+    const base64 =
+      (b >= 0x41 && b <= 0x5a) ||
+      (b >= 0x61 && b <= 0x7a) ||
+      (b >= 0x30 && b <= 0x39) ||
+      b === 0x2b ||
+      b === 0x2f ||
+      b === 0x3d;
+    if (!base64) return false;
+  }
   return true;
 }
 

@@ -121,10 +121,27 @@ describe('dlp.request', () => {
     expect(JSON.parse(r.upstream!.body!).messages[0].content).toBe('"q" 世界\n[EMAIL_1] 😀');
   });
 
-  it('leaves the model, roles and data URLs alone', async () => {
-    const body = chat([{ type: 'image_url', image_url: { url: 'data:image/png;base64,a@x.io' } }], { model: 'a@x.io' });
-    const r = await run(body, { EMAIL: 'block' });
-    expect(r.refused).toBeUndefined();
+  it('leaves the model, roles and base64 data URLs (inline media) alone', async () => {
+    // The image's base64 happens to read as an access key; the model names an address. The second
+    // body escapes the slashes as some JSON encoders do (\\/).
+    const json = JSON.stringify(
+      chat([{ type: 'image_url', image_url: { url: 'data:image/png;base64,AKIAIOSFODNN7ABCDEFG/+=' } }], {
+        model: 'a@x.io',
+      }),
+    );
+    for (const body of [json, json.replaceAll('/', '\\/')]) {
+      const r = await run(body, { EMAIL: 'block', AWS_ACCESS_KEY: 'block' });
+      expect(r.refused).toBeUndefined();
+    }
+  });
+
+  it.each([
+    ['a text that begins with data:', 'data: mail a@x.io'],
+    ['a data URL of plain text', 'data:text/plain,a@x.io'],
+    ['a base64 data URL followed by text', 'data:image/png;base64,QUJD a@x.io'],
+  ])('scans %s', async (_, content) => {
+    const r = await run(chat([{ type: 'text', text: content }]), { EMAIL: 'block' });
+    expect(r.refused).toMatchObject({ ruleId: 'dlp.EMAIL' });
   });
 
   it('covers completions prompts, embeddings input and Ollama chat', async () => {
