@@ -15,11 +15,15 @@
 // placeholders users typed, then replaces. Every text is scanned before any value gets a
 // placeholder, so a typed `[EMAIL_1]` never becomes a real value's name.
 import type { DlpFinding, DlpScanner, DlpSession } from './engine-port.ts';
-import { type DecodedString, decodeJsonString, encodeJsonInner, forEachJsonString } from './json-strings.ts';
+import {
+  type DecodedString,
+  decodeJsonString,
+  encodeJsonInner,
+  forEachJsonString,
+  isInlineMedia,
+} from './json-strings.ts';
 
 const SKIP_KEYS = new Set(['role', 'type', 'id', 'tool_call_id', 'object', 'finish_reason', 'system_fingerprint']);
-const DATA_URL = Buffer.from('"data:');
-const BASE64_MARK = Buffer.from(';base64,');
 const OPEN_BRACKET = 0x5b;
 
 /** A finding as the audit keeps it: where, never what. */
@@ -105,51 +109,6 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
 
 function plainFinding(f: DlpFinding): DlpFinding {
   return { type: f.type, start: f.start, end: f.end, dataClass: f.dataClass, action: f.action };
-}
-
-/** body[start, end) begins with `prefix`. A byte loop: Buffer#compare with offsets allocated
- * per call, and it runs for every string of a body. */
-function startsWith(body: Buffer, start: number, end: number, prefix: Buffer): boolean {
-  if (end - start <= prefix.length) return false;
-  for (let k = 0; k < prefix.length; k++) if (body[start + k] !== prefix[k]) return false;
-  return true;
-}
-
-/** The JSON string body[start, end) (quotes included) is a base64 data URL and nothing else:
- * `data:`, a media type and parameters without spaces or escapes (but `\/`), `;base64,`, then only base64
- * characters (a JSON-escaped `\/` counts as `/`) to the closing quote. */
-export function isInlineMedia(body: Buffer, start: number, end: number): boolean {
-  if (!startsWith(body, start, end, DATA_URL)) return false;
-  let i = start + DATA_URL.length;
-  const last = end - 1;
-  // The media type and its parameters, up to the comma.
-  for (; i < last && body[i] !== 0x2c; i++) {
-    const b = body[i]!;
-    if (b === 0x5c && body[i + 1] === 0x2f) {
-      i++;
-      continue;
-    }
-    if (b <= 0x20 || b >= 0x7f || b === 0x22 || b === 0x5c) return false;
-  }
-  if (i === last || i - BASE64_MARK.length + 1 < start) return false;
-  for (let k = 0; k < BASE64_MARK.length; k++)
-    if (body[i - BASE64_MARK.length + 1 + k] !== BASE64_MARK[k]) return false;
-  for (i++; i < last; i++) {
-    const b = body[i]!;
-    if (b === 0x5c && body[i + 1] === 0x2f) {
-      i++;
-      continue;
-    }
-    const base64 =
-      (b >= 0x41 && b <= 0x5a) ||
-      (b >= 0x61 && b <= 0x7a) ||
-      (b >= 0x30 && b <= 0x39) ||
-      b === 0x2b ||
-      b === 0x2f ||
-      b === 0x3d;
-    if (!base64) return false;
-  }
-  return true;
 }
 
 /** body[start, end) holds `byte` (no subarray: one Buffer object per string scanned). */

@@ -168,3 +168,44 @@ export function encodeJsonInner(text: string): Buffer {
   const s = JSON.stringify(text);
   return Buffer.from(s.slice(1, -1));
 }
+
+const DATA_URL = Buffer.from('"data:');
+const BASE64_MARK = Buffer.from(';base64,');
+
+/** The JSON string body[start, end) (quotes included) is a base64 data URL and nothing else:
+ * `data:`, a media type and parameters without spaces or escapes (but `\/`), `;base64,`, then only base64
+ * characters (a JSON-escaped `\/` counts as `/`) to the closing quote. */
+export function isInlineMedia(body: Buffer, start: number, end: number): boolean {
+  if (end - start <= DATA_URL.length) return false;
+  for (let k = 0; k < DATA_URL.length; k++) if (body[start + k] !== DATA_URL[k]) return false;
+  let i = start + DATA_URL.length;
+  const last = end - 1;
+  // The media type and its parameters, up to the comma.
+  for (; i < last && body[i] !== 0x2c; i++) {
+    const b = body[i]!;
+    if (b === 0x5c && body[i + 1] === 0x2f) {
+      i++;
+      continue;
+    }
+    if (b <= 0x20 || b >= 0x7f || b === 0x22 || b === 0x5c) return false;
+  }
+  if (i === last || i - BASE64_MARK.length + 1 < start) return false;
+  for (let k = 0; k < BASE64_MARK.length; k++)
+    if (body[i - BASE64_MARK.length + 1 + k] !== BASE64_MARK[k]) return false;
+  for (i++; i < last; i++) {
+    const b = body[i]!;
+    if (b === 0x5c && body[i + 1] === 0x2f) {
+      i++;
+      continue;
+    }
+    const base64 =
+      (b >= 0x41 && b <= 0x5a) ||
+      (b >= 0x61 && b <= 0x7a) ||
+      (b >= 0x30 && b <= 0x39) ||
+      b === 0x2b ||
+      b === 0x2f ||
+      b === 0x3d;
+    if (!base64) return false;
+  }
+  return true;
+}

@@ -8,7 +8,7 @@
 // bodies, the prompt; in TGI's native bodies, `inputs`. Not tool definitions, the Ollama `system` field, ids, roles, types, URLs or
 // inline media. A message's role may come after its content in the JSON, so spans are noted
 // during the walk and decided once every role is known.
-import { decodeJsonString, forEachJsonString } from '../../dlp/gate/json-strings.ts';
+import { decodeJsonString, forEachJsonString, isInlineMedia } from '../../dlp/gate/json-strings.ts';
 import { scoreInjection } from '../injection.ts';
 
 /** messages (chat), or the one top-level member holding the prompt: `prompt` (completions,
@@ -41,7 +41,6 @@ export interface InjectionScan {
 const MAX_RULES = 32;
 const OPERATOR_ROLES = new Set(['system', 'developer']);
 const SKIP_KEYS = new Set(['role', 'type', 'id', 'tool_call_id', 'name', 'url', 'images', 'detail', 'format']);
-const DATA_URL = Buffer.from('"data:');
 const SEPARATOR = '\n\n';
 
 /** `messages[12].content[0].text` → 12; -1 when the path is not under messages. */
@@ -70,11 +69,8 @@ export function collectInjection(body: Buffer, job: InjectionJob): InjectionScan
       return;
     }
     if (key !== undefined && SKIP_KEYS.has(key)) return;
-    if (
-      end - start > DATA_URL.length &&
-      body.compare(DATA_URL, 0, DATA_URL.length, start, start + DATA_URL.length) === 0
-    )
-      return;
+    // Inline media only: a text that merely begins with `data:` is read like any other.
+    if (isInlineMedia(body, start, end)) return;
     spans.push({ start, end, path: p, message });
   });
 

@@ -109,6 +109,22 @@ const rows: Row[] = [
     scoredPath: 'inputs',
   },
   {
+    name: 'a message that begins with data: is judged (only a base64 data URL is media)',
+    body: chat(sys, { role: 'user', content: [{ type: 'text', text: `data: ${ATTACK}` }] }),
+    blockedBy: 'injection.override',
+    scoredPath: 'messages[1].content[0].text',
+  },
+  {
+    name: 'an image as a base64 data URL is not read as text',
+    body: chat(sys, {
+      role: 'user',
+      content: [
+        { type: 'text', text: BENIGN },
+        { type: 'image_url', image_url: { url: `data:image/png;base64,${b64(ATTACK)}` } },
+      ],
+    }),
+  },
+  {
     name: 'embeddings input is not read as instructions',
     path: '/v1/embeddings',
     body: { model: 'm', input: ATTACK },
