@@ -125,6 +125,10 @@ export interface ParsedRequest {
    * unlimited), TGI's `parameters.max_new_tokens`. Undefined when the body sets none, and
    * upstream's default applies. */
   maxTokens: number | undefined;
+  /** The member that asks for per-token texts in the response (OpenAI's and Ollama's `logprobs`,
+   * `top_logprobs`, vLLM's `prompt_logprobs`, TGI's `parameters.top_n_tokens`), when one does:
+   * those texts repeat the answer in pieces no scan of one piece can judge (dlp.request). */
+  tokenDetails?: string;
 }
 
 export type RequestErrorCode = JsonErrorCode | 'empty_body' | 'invalid_request';
@@ -186,6 +190,9 @@ function scanFailure(e: JsonError, limits: ParseLimits): RequestParseResult {
   }
 }
 
+/** Top-level members (OpenAI, vLLM, Ollama) that ask for per-token texts in the response. */
+const TOKEN_DETAILS = ['logprobs', 'top_logprobs', 'prompt_logprobs'] as const;
+
 /** The members of the top-level object the checks read. */
 const READ = new Set([
   'model',
@@ -199,6 +206,7 @@ const READ = new Set([
   'options',
   'inputs',
   'parameters',
+  ...TOKEN_DETAILS,
 ]);
 
 /** Parse and check a request body without building it: one scan validates the JSON (strictly, see
@@ -309,6 +317,21 @@ export function parseRequestBody(
     if (typeof mnt === 'object') return wrongType('parameters.max_new_tokens', 'an integer', mnt.invalid);
     maxTokens = mnt;
   }
+  let tokenDetails: string | undefined;
+  if (family === 'tgi') {
+    if (parameters !== undefined && parameters.type === 'object') {
+      const n = memberOf(canonical, parameters, 'top_n_tokens', limits);
+      if (n !== undefined && asksFor(canonical, n, 'falsy')) tokenDetails = 'parameters.top_n_tokens';
+    }
+  } else {
+    for (const key of TOKEN_DETAILS) {
+      const v = m.get(key);
+      if (v !== undefined && asksFor(canonical, v, offValues(kind, key))) {
+        tokenDetails = key;
+        break;
+      }
+    }
+  }
 
   const request: ParsedRequest = {
     kind,
@@ -320,6 +343,7 @@ export function parseRequestBody(
     objectStart: scan.rootStart,
     maxTokens,
   };
+  if (tokenDetails !== undefined) request.tokenDetails = tokenDetails;
   if (streaming) {
     const isTrue = s !== undefined && s.type === 'boolean' && canonical[s.start] === 0x74;
     const streams = apiSpec(kind)?.streams;
@@ -334,6 +358,41 @@ export function parseRequestBody(
     }
   }
   return { ok: true, request };
+}
+
+/** Which values leave a token-details option off, besides null. Chat's and Ollama's `logprobs` is
+ * a boolean (a lax server reads 0 as false); top_logprobs and top_n_tokens count alternatives (0:
+ * none); but completions' `logprobs: 0` and vLLM's `prompt_logprobs: 0` still return each
+ * sampled token, and a lax server reads false there as 0. */
+type OffValues = 'falsy' | 'null';
+function offValues(kind: ApiKind, key: (typeof TOKEN_DETAILS)[number]): OffValues {
+  if (key === 'prompt_logprobs') return 'null';
+  if (key === 'logprobs' && kind === 'openai.completions') return 'null';
+  return 'falsy';
+}
+
+/** Whether a member's value turns an option on. A lax server reads "true" or "1" as on, so only
+ * null (and, where it means off, false or 0) counts as off. */
+function asksFor(body: Buffer, v: Span & { type: JsonType }, off: OffValues): boolean {
+  if (v.type === 'null') return false;
+  if (off === 'null') return true;
+  if (v.type === 'boolean') return body[v.start] === 0x74;
+  if (v.type === 'number') return Number(body.toString('latin1', v.start, v.end)) !== 0;
+  return true;
+}
+
+/** A member of an object member (already validated as an object), its span in the body. */
+function memberOf(body: Buffer, obj: JsonMember, name: string, limits: ParseLimits): JsonMember | undefined {
+  let out: JsonMember | undefined;
+  const inner = new JsonScanner({
+    maxDepth: limits.maxDepth,
+    onMember: (key, type, start, end) => {
+      if (key === name) out = { key, type, start: obj.start + start, end: obj.start + end };
+    },
+  });
+  inner.push(body.subarray(obj.start, obj.end));
+  inner.end();
+  return out;
 }
 
 /** A string member's value (its span includes the quotes). */

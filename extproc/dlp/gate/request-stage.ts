@@ -44,6 +44,9 @@ export type DlpGateSetup =
 /** How a stage gets its engine and options from one config snapshot (compiled once there). */
 export type DlpGateResolver = (config: Config, deps: StageDeps) => DlpGateSetup;
 
+/** The rule of a refusal for per-token texts DLP cannot check (request and response stages). */
+export const TOKEN_DETAILS_RULE = 'dlp.token_details';
+
 export function blockMessage(type: string, where: 'request' | 'response'): string {
   return where === 'request'
     ? `The request was blocked: it contains sensitive data (${type}).`
@@ -127,6 +130,22 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
           // Kept for dlp.response (same policy, same pseudonym session) and the audit.
           state.setup = chosen;
           state.policy = policy?.name;
+          // Per-token texts (logprobs) repeat a streamed answer in pieces, each released with its
+          // chunk before the hold-back has judged the text around it: no stream with them can be
+          // checked, so none is started. A whole JSON answer with them is judged at its end.
+          if (chosen.options.response && parsed.stream && parsed.tokenDetails !== undefined) {
+            ctx.decide({
+              stage: 'dlp.request',
+              ruleId: TOKEN_DETAILS_RULE,
+              effect: 'deny',
+              reason: `${parsed.tokenDetails} in a stream whose text is checked`,
+            });
+            throw refuse(
+              'content_blocked',
+              `A streamed response with per-token details ('${parsed.tokenDetails}') cannot be checked for sensitive data; ask without them, or without streaming.`,
+              { ruleId: TOKEN_DETAILS_RULE, param: parsed.tokenDetails },
+            );
+          }
           const pool = deps.parsePool;
           if (pool !== undefined && policy !== undefined && canonical.length > INLINE_SCAN_MAX_BYTES) {
             // Off the event loop; the state machine asks Envoy to wait longer for this message.

@@ -236,6 +236,42 @@ describe('dlp.response: the hold-back invariant for every split of the upstream 
   }
 });
 
+describe('dlp.response: the same invariant for reasoning streamed beside the content', () => {
+  it('releases the same reasoning and content for every split', async () => {
+    const reasoning = 'Mail jane.doe@example.com, or 123-45-6789 😀';
+    const content = 'Done: bob@y.io';
+    const ev = (delta: Record<string, unknown>, finish: string | null = null) =>
+      sse({ choices: [{ index: 0, delta, finish_reason: finish }] });
+    // Reasoning and content interleaved in deltas of 1-5 characters.
+    let body = '';
+    for (let i = 0, n = 1; i < Math.max(reasoning.length, content.length); i += n, n = (n % 5) + 1) {
+      if (i < reasoning.length) body += ev({ reasoning_content: reasoning.slice(i, i + n) });
+      if (i < content.length) body += ev({ content: content.slice(i, i + n) });
+    }
+    body += `${ev({}, 'stop')}data: [DONE]\n\n`;
+    const bytes = Buffer.from(body);
+    const joined = (out: string) => {
+      const texts = { reasoning: '', content: '' };
+      for (const b of out.split('\n\n')) {
+        if (!b.startsWith('data: {')) continue;
+        const d = JSON.parse(b.slice(6)).choices[0].delta;
+        texts.reasoning += d.reasoning_content ?? '';
+        texts.content += d.content ?? '';
+      }
+      return texts;
+    };
+    const actions: Actions = { EMAIL: 'redact', US_SSN: 'mask' };
+    const expected = joined((await chat(actions, 'hi', [bytes])).client!.body);
+    expect(expected.reasoning).toMatch(/^Mail \[REDACTED:EMAIL\], or .*6789 😀$/);
+    expect(expected.content).toBe('Done: [REDACTED:EMAIL]');
+    for (let cut = 1; cut < bytes.length; cut += 11) {
+      const r = await chat(actions, 'hi', [bytes.subarray(0, cut), bytes.subarray(cut)]);
+      expect(r.client!.body, `cut at ${cut}`).not.toMatch(/jane|bob@|123-45/);
+      expect(joined(r.client!.body), `cut at ${cut}`).toEqual(expected);
+    }
+  });
+});
+
 describe('dlp.response on JSON responses', () => {
   const completion = (content: string) =>
     JSON.stringify({
@@ -302,5 +338,266 @@ describe('dlp.response on JSON responses', () => {
       response: { headers: { 'content-length': String(body.length) }, chunks: [body] },
     });
     expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.AWS_ACCESS_KEY' });
+  });
+});
+
+describe('dlp.response: every text of a streamed event, not only content and tool arguments', () => {
+  /** An OpenAI-compatible chunk of one choice. */
+  const ev = (delta: Record<string, unknown>, finish: string | null = null, extra: Record<string, unknown> = {}) =>
+    sse({
+      id: 'c',
+      object: 'chat.completion.chunk',
+      model: 'm',
+      choices: [{ index: 0, delta, finish_reason: finish, ...extra }],
+    });
+  /** The chunks' JSON as the client got them. */
+  const events = (body: string) =>
+    body
+      .split('\n\n')
+      .filter((b) => b.startsWith('data: {'))
+      .map((b) => JSON.parse(b.slice(6)));
+  /** One member of every choice's delta, joined over the stream. */
+  const joined = (body: string, get: (delta: Record<string, unknown>) => unknown) =>
+    events(body)
+      .flatMap((e) => e.choices ?? [])
+      .map((c: { delta?: Record<string, unknown> }) => get(c.delta ?? {}))
+      .filter((v): v is string => typeof v === 'string')
+      .join('');
+
+  it.each([
+    [
+      'reasoning_content (vLLM)',
+      (t: string) => ({ reasoning_content: t }),
+      (d: Record<string, unknown>) => d.reasoning_content,
+    ],
+    ['reasoning', (t: string) => ({ reasoning: t }), (d: Record<string, unknown>) => d.reasoning],
+    ['refusal', (t: string) => ({ refusal: t }), (d: Record<string, unknown>) => d.refusal],
+    [
+      'a legacy function call’s arguments',
+      (t: string) => ({ function_call: { arguments: t } }),
+      (d: Record<string, unknown>) => (d.function_call as { arguments?: string } | undefined)?.arguments,
+    ],
+  ])('holds back and redacts %s split over events, beside the content', async (_, put, get) => {
+    const body = `${ev(put('mail jane.doe@exa'))}${ev({ content: 'Hi ' })}${ev(put('mple.com and bob'))}${ev(put('@x.io'))}${ev({}, 'stop')}data: [DONE]\n\n`;
+    const r = await chat({ EMAIL: 'redact' }, 'hi', [body]);
+    const out = r.client!.body;
+    expect(out).not.toMatch(/jane|doe@|@exa|mple\.com|bob/);
+    expect(joined(out, get)).toBe('mail [REDACTED:EMAIL] and [REDACTED:EMAIL]');
+    expect(joined(out, (d) => d.content)).toBe('Hi ');
+    expect(r.audit.dlp?.findings.map((f) => [f.path, f.start, f.end])).toEqual([
+      [
+        expect.stringMatching(/^choices\[0\]\.delta\.(reasoning_content|reasoning|refusal|function_call\.arguments)$/),
+        5,
+        25,
+      ],
+      [expect.stringMatching(/^choices\[0\]\.delta\./), 30, 38],
+    ]);
+  });
+
+  it('judges every other string of an event whole: an unknown member, a tool call’s name', async () => {
+    const body = `${ev({ content: 'ok', annotations: [{ note: 'from a@x.io' }] })}${ev({ tool_calls: [{ index: 0, function: { name: 'to:b@y.io', arguments: '{}' } }] })}${ev({}, 'stop')}data: [DONE]\n\n`;
+    const r = await chat({ EMAIL: 'redact' }, 'hi', [body]);
+    const out = events(r.client!.body);
+    expect(out[0].choices[0].delta.annotations[0].note).toBe('from [REDACTED:EMAIL]');
+    expect(out[1].choices[0].delta.tool_calls[0].function.name).toBe('to:[REDACTED:EMAIL]');
+    expect(r.audit.dlp?.findings.map((f) => f.path)).toEqual([
+      'choices[0].delta.annotations[0].note',
+      'choices[0].delta.tool_calls[0].function.name',
+    ]);
+  });
+
+  it('ends the stream at a block in such a string, sending nothing of that event', async () => {
+    const body = `${ev({ content: 'fine' })}${ev({ content: ' x', annotations: [{ note: 'AKIAABCDEFGHIJKLMNOP' }] })}${ev({}, 'stop')}data: [DONE]\n\n`;
+    const r = await chat({ AWS_ACCESS_KEY: 'block' }, 'hi', [body]);
+    const got = read(r.client!.body);
+    expect(r.client!.body).not.toContain('AKIA');
+    expect(got.error).toMatchObject({ code: 'content_blocked' });
+    expect(got.after).toBe(0);
+    expect(r.audit.error).toMatchObject({ rule_id: 'dlp.AWS_ACCESS_KEY' });
+  });
+
+  const ollama = (message: Record<string, unknown>, done = false) =>
+    `${JSON.stringify({ model: 'l', message: { role: 'assistant', content: '', ...message }, done })}\n`;
+  const ollamaChat = (actions: Actions, prompt: string, body: string) =>
+    runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages(actions),
+      request: { path: '/api/chat', body: { model: 'l', messages: [{ role: 'user', content: prompt }] } },
+      response: { headers: { 'content-type': 'application/x-ndjson' }, chunks: [body] },
+    });
+  const lines = (body: string) =>
+    body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+
+  it('Ollama: holds back its thinking and judges a tool call’s arguments (an object) whole', async () => {
+    const body =
+      ollama({ thinking: 'write to jane@' }) +
+      ollama({ thinking: 'x.io now' }) +
+      ollama({ tool_calls: [{ function: { name: 'send', arguments: { to: 'bob@y.io', cc: ['c@z.io'] } } }] }) +
+      ollama({}, true);
+    const r = await ollamaChat({ EMAIL: 'redact' }, 'hi', body);
+    expect(r.client!.body).not.toMatch(/jane|bob@|c@z/);
+    const out = lines(r.client!.body);
+    expect(out.map((l) => l.message.thinking ?? '').join('')).toBe('write to [REDACTED:EMAIL] now');
+    expect(out[2].message.tool_calls[0].function.arguments).toEqual({
+      to: '[REDACTED:EMAIL]',
+      cc: ['[REDACTED:EMAIL]'],
+    });
+    expect(r.audit.dlp?.findings.map((f) => f.path)).toEqual([
+      'message.thinking',
+      'message.tool_calls[0].function.arguments.to',
+      'message.tool_calls[0].function.arguments.cc[0]',
+    ]);
+  });
+
+  it('restores this request’s placeholders in such strings for the caller', async () => {
+    const body =
+      ollama({ tool_calls: [{ function: { name: 'send', arguments: { to: '[EMAIL_1]' } } }] }) + ollama({}, true);
+    const r = await ollamaChat({ EMAIL: 'pseudonymise' }, 'I am a@x.io', body);
+    expect(lines(r.client!.body)[0].message.tool_calls[0].function.arguments.to).toBe('a@x.io');
+  });
+
+  it('ends a stream that carries per-token texts it was not asked for, before their event', async () => {
+    const lp = (token: string) => ({ logprobs: { content: [{ token, logprob: -1, bytes: [], top_logprobs: [] }] } });
+    const body = `${ev({ content: 'fine' }, null, { logprobs: null })}${ev({ content: 'mail jane' }, null, lp('mail jane'))}${ev({ content: '@x.io' }, 'stop', lp('@x.io'))}data: [DONE]\n\n`;
+    const r = await chat({ EMAIL: 'redact' }, 'hi', [body]);
+    const got = read(r.client!.body);
+    expect(r.client!.body).not.toContain('jane');
+    expect(got.error).toMatchObject({ code: 'content_blocked' });
+    expect(got.after).toBe(0);
+    expect(r.audit.error).toMatchObject({ rule_id: 'dlp.token_details' });
+  });
+});
+
+describe('dlp: per-token texts (logprobs) when responses are checked', () => {
+  const ask = (path: string, body: Record<string, unknown>, response = true) => {
+    const setup = () => ({
+      engine: testEngine({ EMAIL: 'redact' }),
+      options: { onScanError: 'block' as const, scanBudgetMs: 1000, response },
+    });
+    return runStage({
+      stages: ['llm.api_shape'],
+      extraStages: [
+        { ...dlpRequestStage(setup), always: true },
+        { ...dlpResponseStage(setup), always: true },
+      ],
+      request: { path, body },
+    });
+  };
+  const msgs = [{ role: 'user', content: 'hi' }];
+  it.each([
+    [
+      'a chat stream with logprobs',
+      '/v1/chat/completions',
+      { model: 'm', stream: true, messages: msgs, logprobs: true },
+      'logprobs',
+    ],
+    [
+      'a chat stream with top_logprobs',
+      '/v1/chat/completions',
+      { model: 'm', stream: true, messages: msgs, top_logprobs: 2 },
+      'top_logprobs',
+    ],
+    [
+      'a completions stream with logprobs 0 (the sampled tokens)',
+      '/v1/completions',
+      { model: 'm', stream: true, prompt: 'x', logprobs: 0 },
+      'logprobs',
+    ],
+    [
+      'a stream with vLLM’s prompt_logprobs',
+      '/v1/completions',
+      { model: 'm', stream: true, prompt: 'x', prompt_logprobs: 0 },
+      'prompt_logprobs',
+    ],
+    [
+      'an Ollama chat (streamed by default) with logprobs',
+      '/api/chat',
+      { model: 'm', messages: msgs, logprobs: true },
+      'logprobs',
+    ],
+    [
+      'a TGI stream with top_n_tokens',
+      '/generate_stream',
+      { inputs: 'x', parameters: { top_n_tokens: 2 } },
+      'parameters.top_n_tokens',
+    ],
+    [
+      'a lax spelling ("true")',
+      '/v1/chat/completions',
+      { model: 'm', stream: true, messages: msgs, logprobs: 'true' },
+      'logprobs',
+    ],
+  ])('refuses %s (403, dlp.token_details)', async (_, path, body, param) => {
+    const r = await ask(path, body);
+    expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.token_details', param });
+  });
+
+  it.each([
+    [
+      'a stream with logprobs false',
+      '/v1/chat/completions',
+      { model: 'm', stream: true, messages: msgs, logprobs: false },
+      true,
+    ],
+    [
+      'a stream with top_logprobs 0',
+      '/v1/chat/completions',
+      { model: 'm', stream: true, messages: msgs, top_logprobs: 0 },
+      true,
+    ],
+    [
+      'an answer not streamed (judged whole at its end)',
+      '/v1/chat/completions',
+      { model: 'm', messages: msgs, logprobs: true },
+      true,
+    ],
+    ['an Ollama chat not streamed', '/api/chat', { model: 'm', stream: false, messages: msgs, logprobs: true }, true],
+    [
+      'a stream with logprobs where responses are not checked',
+      '/v1/chat/completions',
+      { model: 'm', stream: true, messages: msgs, logprobs: true },
+      false,
+    ],
+  ])('admits %s', async (_, path, body, response) => {
+    const r = await ask(path, body, response);
+    expect(r.refused).toBeUndefined();
+  });
+
+  const answer = (content: string, tokens: string[] | null) =>
+    JSON.stringify({
+      object: 'chat.completion',
+      model: 'm',
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content },
+          logprobs: tokens === null ? null : { content: tokens.map((token) => ({ token, logprob: -1 })) },
+          finish_reason: 'stop',
+        },
+      ],
+    });
+  const whole = (body: string) =>
+    runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages({ EMAIL: 'redact' }),
+      request: { path: '/v1/chat/completions', body: { model: 'm', logprobs: true, messages: msgs } },
+      response: { headers: { 'content-type': 'application/json' }, chunks: [body] },
+    });
+
+  it('refuses a whole answer whose changed text its logprobs would rebuild', async () => {
+    const r = await whole(answer('mail jane@x.io', ['mail ', 'jane', '@x', '.io']));
+    expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.token_details' });
+  });
+
+  it.each([
+    ['with logprobs and nothing to change', answer('all fine', ['all', ' fine'])],
+    ['with logprobs null and a value redacted', answer('mail jane@x.io', null)],
+  ])('releases a whole answer %s', async (_, body) => {
+    const r = await whole(body);
+    expect(r.refused).toBeUndefined();
+    expect(r.client!.body).not.toContain('jane');
   });
 });

@@ -28,7 +28,19 @@ import {
   ScanBudgetExceeded,
 } from './body-scan.ts';
 import type { DlpEngine, DlpFinding, DlpSession } from './engine-port.ts';
-import { blockMessage, type DlpGateOptions, type DlpGateResolver } from './request-stage.ts';
+import {
+  extraTexts,
+  objectAt,
+  otherStrings,
+  pathText,
+  type ResponseFamily,
+  responseFamily,
+  setAt,
+  setExtra,
+  tokenDetailsIn,
+  tokenDetailsInAnswer,
+} from './event-texts.ts';
+import { blockMessage, type DlpGateOptions, type DlpGateResolver, TOKEN_DETAILS_RULE } from './request-stage.ts';
 import { INLINE_SCAN_MAX_BYTES } from './scan-job.ts';
 import { addFinding, dlpState, peekDlpState } from './state.ts';
 import { StreamGuard } from './stream-guard.ts';
@@ -48,8 +60,6 @@ interface ResponseDlp {
 }
 const slot = defineSlot<ResponseDlp>('dlp.response');
 const EMPTY = Buffer.alloc(0);
-/** TGI's details.tokens with texts (parameters.details: true): one string per token. */
-const TGI_TOKENS = Buffer.from('"tokens":[{');
 
 export function dlpResponseStage(resolve: DlpGateResolver) {
   return defineStage({
@@ -203,20 +213,23 @@ function applyResponseHits(
     ctx.decide({ stage: 'dlp.response', ruleId, effect: 'deny', reason: `${scan.blocked.type} in the response` });
     throw refuse('content_blocked', blockMessage(scan.blocked.type, 'response'), { ruleId });
   }
-  // TGI's details list every generated token's text, each a string of its own: a value changed in
-  // generated_text would be rebuilt from them, and no one token holds enough of it to be found.
-  // Fail closed: such an answer is refused rather than sent with the value in pieces.
-  if (scan.edits.length > 0 && ctx.api.startsWith('tgi.') && body.includes(TGI_TOKENS)) {
-    const ruleId = 'dlp.tgi_token_details';
+  // Per-token texts (OpenAI's and Ollama's logprobs, vLLM's prompt_logprobs, TGI's details) list
+  // the answer one token at a time, each a string of its own: a value changed in the text would
+  // be rebuilt from them, and no one token holds enough of it to be found. Fail closed: such an
+  // answer is refused rather than sent with the value in pieces.
+  const details = scan.edits.length > 0 ? tokenDetailsInAnswer(body, responseFamily(ctx.api)) : undefined;
+  if (details !== undefined) {
     ctx.decide({
       stage: 'dlp.response',
-      ruleId,
+      ruleId: TOKEN_DETAILS_RULE,
       effect: 'deny',
-      reason: 'a changed text is also in per-token details',
+      reason: `a changed text is also in per-token details (${details})`,
     });
-    throw refuse('content_blocked', 'The response could not be released with its token details; ask without details.', {
-      ruleId,
-    });
+    throw refuse(
+      'content_blocked',
+      'The response could not be released with its per-token details; ask without them (logprobs, details).',
+      { ruleId: TOKEN_DETAILS_RULE },
+    );
   }
   return scan.edits.length === 0 ? body : applyBodyEdits(body, scan.edits);
 }
@@ -233,8 +246,12 @@ function record(ctx: RequestContext, findings: readonly FindingRecord[], deps: S
 interface Rewrite {
   content: Map<number, string>;
   tools: Map<string, string>;
+  /** Reasoning, refusals, legacy function-call arguments, thinking: by channel key. */
+  extras: Map<string, string>;
   generatedText?: string;
 }
+
+const newRewrite = (): Rewrite => ({ content: new Map(), tools: new Map(), extras: new Map() });
 
 function onEvent(
   ctx: RequestContext,
@@ -247,7 +264,21 @@ function onEvent(
   const dlp = dlpState(ctx);
   dlp.session ??= engine.newSession();
   const session: DlpSession = dlp.session;
-  const tgi = ctx.api.startsWith('tgi.');
+  const family = responseFamily(ctx.api);
+  const tgi = family === 'tgi';
+  // Per-token texts go out with their chunk, before the hold-back has judged the text around
+  // them: a stream carrying them is ended before this event (dlp.request refuses a stream that
+  // asks for them; this is an upstream that sends them unasked).
+  const details = tokenDetailsIn(event.data, family);
+  if (details !== undefined) {
+    ctx.decide({ stage: 'dlp.response', ruleId: TOKEN_DETAILS_RULE, effect: 'deny', reason: `${details} in a stream` });
+    ctx.endResponseStream(
+      refuse('content_blocked', `The response was stopped: its per-token details (${details}) cannot be checked.`, {
+        ruleId: TOKEN_DETAILS_RULE,
+      }),
+    );
+    return;
+  }
   const guard = (key: string, path: string): StreamGuard => {
     let g = state.guards.get(key);
     if (g === undefined) {
@@ -282,7 +313,7 @@ function onEvent(
         block(r.blocked);
         return;
       }
-      rewrite ??= { content: new Map(), tools: new Map() };
+      rewrite ??= newRewrite();
       rewrite.content.set(t.choice, r.text);
       if (r.text !== t.text) changed = true;
     }
@@ -293,9 +324,19 @@ function onEvent(
         block(r.blocked);
         return;
       }
-      rewrite ??= { content: new Map(), tools: new Map() };
+      rewrite ??= newRewrite();
       rewrite.tools.set(key, r.text);
       if (r.text !== a.text) changed = true;
+    }
+    for (const x of extraTexts(event.data, family)) {
+      const r = guard(x.key, x.path).push(x.text);
+      if (r.blocked) {
+        block(r.blocked);
+        return;
+      }
+      rewrite ??= newRewrite();
+      rewrite.extras.set(x.key, r.text);
+      if (r.text !== x.text) changed = true;
     }
     // A choice's last event releases what its channels still hold.
     for (const choice of finishedChoices(event.data)) {
@@ -306,8 +347,9 @@ function onEvent(
           block(r.blocked);
           return;
         }
-        rewrite ??= { content: new Map(), tools: new Map() };
+        rewrite ??= newRewrite();
         if (key.startsWith('c')) rewrite.content.set(choice, (rewrite.content.get(choice) ?? '') + r.text);
+        else if (key.startsWith('x')) rewrite.extras.set(key, (rewrite.extras.get(key) ?? '') + r.text);
         else rewrite.tools.set(key, (rewrite.tools.get(key) ?? '') + r.text);
         changed = true;
       }
@@ -324,7 +366,7 @@ function onEvent(
         block(r.blocked);
         return;
       }
-      rewrite ??= { content: new Map(), tools: new Map() };
+      rewrite ??= newRewrite();
       rewrite.generatedText = pushed.text + r.text;
       if (rewrite.generatedText !== whole) changed = true;
     }
@@ -342,11 +384,65 @@ function onEvent(
     dlp.failedOpen = 'response scan failed';
     return;
   }
-  if (changed && rewrite !== undefined) event.replace(rewritten(event.data, rewrite));
+  // Every other string of the event (a tool call's name, Ollama's whole tool-call arguments, a
+  // member the gate does not know of) is judged whole, as a JSON body's strings are.
+  const others: { at: readonly (string | number)[]; text: string }[] = [];
+  try {
+    for (const o of otherStrings(event.data, family)) {
+      const judged = judgeWhole(o.text, session, engine);
+      const path = pathText(o.at);
+      for (const f of judged.findings) {
+        addFinding(dlp, { type: f.type, action: f.action, where: 'response', path, start: f.start, end: f.end });
+        deps.metrics.countDlpFinding(f.type, f.action, 'response');
+      }
+      if (judged.blocked !== undefined) {
+        block(judged.blocked);
+        return;
+      }
+      if (judged.text !== o.text) others.push({ at: o.at, text: judged.text });
+    }
+  } catch (err) {
+    deps.logger.error({ err: (err as Error).name }, 'dlp: response scan failed');
+    if (options.onScanError === 'block') {
+      ctx.endResponseStream(
+        refuse('content_blocked', 'The response could not be checked for sensitive data.', {
+          ruleId: 'dlp.scan_error',
+        }),
+      );
+      return;
+    }
+    dlp.failedOpen = 'response scan failed';
+  }
+  if ((!changed || rewrite === undefined) && others.length === 0) return;
+  const next = changed && rewrite !== undefined ? rewritten(event.data, rewrite, family) : structuredClone(event.data);
+  for (const o of others) setAt(next as Record<string, unknown>, o.at, o.text);
+  event.replace(next);
+}
+
+/** One whole string's findings and the text the client gets for it: findings replaced (but
+ * warn), this request's placeholders restored between them; `blocked` at a block finding. */
+function judgeWhole(
+  text: string,
+  session: DlpSession,
+  engine: DlpEngine,
+): { findings: readonly DlpFinding[]; text: string; blocked?: DlpFinding } {
+  const findings = engine.scanner.scan(text);
+  const restore = (s: string) => (session.issued && s.length > 0 ? session.restore(s) : s);
+  if (findings.length === 0) return { findings, text: restore(text) };
+  const blocked = findings.find((f) => f.action === 'block');
+  if (blocked !== undefined) return { findings, text, blocked };
+  let out = '';
+  let at = 0;
+  for (const f of findings) {
+    if (f.action === 'warn') continue;
+    out += restore(text.slice(at, f.start)) + session.replace(text.slice(f.start, f.end), f);
+    at = f.end;
+  }
+  return { findings, text: out + restore(text.slice(at)) };
 }
 
 function ownedBy(key: string, choice: number): boolean {
-  return key === `c${choice}` || key.startsWith(`t${choice}/`);
+  return key === `c${choice}` || key.startsWith(`t${choice}/`) || key.startsWith(`x${choice}/`);
 }
 
 /** Choices whose last event this is: OpenAI's finish_reason, Ollama's done, TGI's details. */
@@ -365,7 +461,7 @@ function finishedChoices(data: Readonly<Record<string, unknown>>): number[] {
 }
 
 /** A copy of the event's JSON with the released texts in place of the upstream ones. */
-function rewritten(data: Readonly<Record<string, unknown>>, w: Rewrite): unknown {
+function rewritten(data: Readonly<Record<string, unknown>>, w: Rewrite, family: ResponseFamily): unknown {
   const next = structuredClone(data) as Record<string, unknown>;
   if (w.generatedText !== undefined) next.generated_text = w.generatedText;
   const choices = next.choices;
@@ -383,7 +479,9 @@ function rewritten(data: Readonly<Record<string, unknown>>, w: Rewrite): unknown
     return next;
   }
   if (!Array.isArray(choices)) {
-    // Ollama: choice 0 is message.content (chat) or response (generate).
+    // Ollama: choice 0 is message.content (chat) or response (generate), its thinking beside it.
+    const thinking = w.extras.get('x0/thinking');
+    if (family === 'ollama' && thinking !== undefined) setExtra(next, family, 'x0/thinking', thinking);
     const text = w.content.get(0);
     if (text === undefined) return next;
     const message = next.message as Record<string, unknown> | undefined;
@@ -402,6 +500,7 @@ function rewritten(data: Readonly<Record<string, unknown>>, w: Rewrite): unknown
         objectAt(c, 'delta').content = text;
       } else c.text = text;
     }
+    for (const [key, text] of w.extras) if (key.startsWith(`x${index}/`)) setExtra(c, family, key, text);
     for (const [key, args] of w.tools) {
       if (!key.startsWith(`t${index}/`)) continue;
       const call = Number(key.slice(key.indexOf('/') + 1));
@@ -417,13 +516,4 @@ function rewritten(data: Readonly<Record<string, unknown>>, w: Rewrite): unknown
     }
   }
   return next;
-}
-
-/** o[key] as an object, made one when it is not. */
-function objectAt(o: Record<string, unknown>, key: string): Record<string, unknown> {
-  const v = o[key];
-  if (v !== null && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
-  const made: Record<string, unknown> = {};
-  o[key] = made;
-  return made;
 }

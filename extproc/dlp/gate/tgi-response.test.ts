@@ -129,7 +129,7 @@ describe('dlp on TGI native JSON answers', () => {
 
   it('refuses an answer whose per-token details would rebuild what was redacted', async () => {
     const r = await run(true);
-    expect(r.refused).toMatchObject({ code: 'content_blocked', ruleId: 'dlp.tgi_token_details' });
+    expect(r.refused).toMatchObject({ code: 'content_blocked', ruleId: 'dlp.token_details' });
     expect(r.client?.body ?? '').not.toContain('doe');
   });
 });
