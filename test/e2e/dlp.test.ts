@@ -108,6 +108,36 @@ describe('DLP through real Envoy', () => {
     expect('Your key is '.startsWith(text)).toBe(true);
   });
 
+  it('holds back and pseudonymises reasoning streamed beside the content (vLLM reasoning_content)', async () => {
+    const s = await client().chat.completions.create(
+      { ...ask('hi'), stream: true },
+      {
+        headers: {
+          'x-mock-reasoning': encodeURIComponent(JSON.stringify(['They wrote from bob.s', 'mith@example.org, so'])),
+          'x-mock-content': 'ok',
+        },
+      },
+    );
+    let reasoning = '';
+    for await (const c of s) {
+      const delta = c.choices[0]?.delta as { reasoning_content?: string } | undefined;
+      expect(delta?.reasoning_content ?? '').not.toMatch(/bob|smith|example\.org/);
+      reasoning += delta?.reasoning_content ?? '';
+    }
+    expect(reasoning).toBe('They wrote from [EMAIL_1], so');
+  });
+
+  it('refuses a stream that asks for logprobs (403 the SDK raises): their tokens would carry what DLP holds back', async () => {
+    const err = await client()
+      .chat.completions.create({ ...ask('hi'), stream: true, logprobs: true })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(OpenAI.PermissionDeniedError);
+    expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('content_blocked');
+  });
+
   it('routes a PHI prompt only to the PHI-labelled cluster', async () => {
     reset();
     await client().chat.completions.create(ask('Summarise patient MRN-123456'));

@@ -301,6 +301,22 @@ describe('OpenAI streamed', () => {
     ]);
   });
 
+  it('x-mock-reasoning streams reasoning_content deltas before the content, and sets it whole in an answer', async () => {
+    const reasoning = encodeURIComponent(JSON.stringify(['think ', 'é']));
+    const headers = { 'x-mock-reasoning': reasoning, 'x-mock-content': 'ok', 'x-mock-chunks': '1' };
+    const r = await post('/v1/chat/completions', { model: 'm', stream: true, messages: user('q') }, headers);
+    expect(sseChunks(await r.text()).map((c) => c.choices[0].delta)).toEqual([
+      { role: 'assistant', content: '' },
+      { reasoning_content: 'think ' },
+      { reasoning_content: 'é' },
+      { content: 'ok' },
+    ]);
+    const whole = (await (
+      await post('/v1/chat/completions', { model: 'm', messages: user('q') }, headers)
+    ).json()) as any;
+    expect(whole.choices[0].message).toEqual({ role: 'assistant', content: 'ok', reasoning_content: 'think é' });
+  });
+
   it('x-mock-content is spread over the chunks by code point, percent-decoded', async () => {
     const content = 'añb€c😀d世e';
     const r = await post(

@@ -25,6 +25,9 @@
 //                          any Unicode through a header), else taken as is
 //   x-mock-pieces          the reply's content chunks exactly: a JSON array of strings, percent-
 //                          encoded (encodeURIComponent), so a test chooses every chunk border
+//   x-mock-reasoning       OpenAI chat: reasoning streamed before the content, as vLLM's reasoning
+//                          parsers do (delta.reasoning_content), one string per chunk, in the
+//                          format of x-mock-pieces; in a whole answer, message.reasoning_content
 //   x-mock-trailers: 1     any 200 answer (JSON or stream) is sent chunked, declares `Trailer:
 //                          x-mock-done` and ends with the HTTP trailer `x-mock-done: 1`
 //   x-mock-content-length: 1  a streamed (SSE/NDJSON) reply is built whole first and sent with a
@@ -127,6 +130,8 @@ interface Plan {
   stamp: boolean;
   /** The reply, one string per content chunk. */
   pieces: readonly string[];
+  /** OpenAI chat: reasoning chunks streamed before the content (x-mock-reasoning). */
+  reasoning: readonly string[] | undefined;
   /** End every 200 answer with the HTTP trailer x-mock-done: 1 (chunked). */
   trailers: boolean;
   /** Send a streamed reply whole, with a content-length. */
@@ -191,6 +196,7 @@ function plan(req: IncomingMessage, d: Defaults): Plan {
     pieces:
       piecesOf(header(req, 'x-mock-pieces')) ??
       (content === undefined ? wordsFor(chunks) : spread(percentDecoded(content), chunks)),
+    reasoning: piecesOf(header(req, 'x-mock-reasoning')),
     trailers: header(req, 'x-mock-trailers') === '1',
     contentLength: header(req, 'x-mock-content-length') === '1',
     embeddingDims: Math.max(
@@ -464,7 +470,16 @@ function openAiCompletion(chat: boolean): Handler {
           model,
           choices: [
             chat
-              ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop', logprobs: null }
+              ? {
+                  index: 0,
+                  message: {
+                    role: 'assistant',
+                    content: text,
+                    ...(p.reasoning === undefined ? {} : { reasoning_content: p.reasoning.join('') }),
+                  },
+                  finish_reason: 'stop',
+                  logprobs: null,
+                }
               : { index: 0, text, finish_reason: 'stop', logprobs: null },
           ],
           ...(p.usage === 'never' ? {} : { usage }),
@@ -485,6 +500,10 @@ function openAiCompletion(chat: boolean): Handler {
     if (chat) {
       events.push(head + choice('{"role":"assistant","content":""}', false) + tail);
       delays.push(0);
+      for (const r of p.reasoning ?? []) {
+        events.push(head + choice(`{"reasoning_content":${JSON.stringify(r)}}`, false) + tail);
+        delays.push(p.chunkDelayMs);
+      }
     }
     const n = p.pieces.length;
     for (let i = 0; i < n; i++) {
