@@ -127,6 +127,40 @@ describe('response events', () => {
     expect(seen).toEqual(['ok']);
   });
 
+  it.each([
+    ['not JSON', 'data: mail a@x.io\n\n'],
+    ['a JSON array', `data: ${JSON.stringify([chunk('a@x.io')])}\n\n`],
+    ['a JSON string', 'data: "a@x.io"\n\n'],
+  ])('an event whose data is %s ends the stream when a listener may change events, never passes unread', (_, bad) => {
+    const why: string[] = [];
+    const r = createResponseStream({
+      format: 'sse',
+      kind: 'openai.chat',
+      dropUsageEvent: false,
+      onEvent: () => {},
+      onUninspectable: (w) => {
+        why.push(w);
+        r.endWithError(error);
+      },
+    });
+    const out = r.push(Buffer.from(sse(chunk('ok')) + bad + sse(chunk('after'))), true);
+    expect(out.toString()).toBe(sse(chunk('ok')) + sse({ error }));
+    expect(why).toEqual(['unreadable']);
+  });
+
+  it('a read-only listener (metering) lets such an event through as it is', () => {
+    const bad = Buffer.from('data: not json\n\n');
+    const r = createResponseStream({
+      format: 'sse',
+      kind: 'openai.chat',
+      dropUsageEvent: false,
+      readOnlyEvents: true,
+      onEvent: () => {},
+      onUninspectable: () => r.endWithError(error),
+    });
+    expect(r.push(bad, true)).toBe(bad);
+  });
+
   it('without a listener, only events that can carry usage or the model are decoded', () => {
     const r = createResponseStream({ format: 'sse', kind: 'openai.chat', dropUsageEvent: false });
     const body = Buffer.from(sse(chunk('x')).repeat(10));

@@ -9,7 +9,12 @@
 // most server.maxBufferedResponseBytes, else STREAMED through the incremental JSON reader.
 import type { ApiKind } from './apis.ts';
 import { createJsonUsageReader, type JsonUsageReader } from './json-usage-reader.ts';
-import { createResponseStream, type ResponseEvent, type ResponseStream } from './response-stream.ts';
+import {
+  createResponseStream,
+  type ResponseEvent,
+  type ResponseStream,
+  type Uninspectable,
+} from './response-stream.ts';
 import { needsBody } from './shapes.ts';
 import { responseFormat, type Usage } from './usage.ts';
 
@@ -58,7 +63,7 @@ export function openResponseReader(
   facts: ResponseFacts,
   reading: ResponseReading,
   onEvent: ((event: ResponseEvent) => void) | undefined,
-  onUninspectable?: () => void,
+  onUninspectable?: (why: Uninspectable) => void,
 ): OpenedReader | { skipped: string } | undefined {
   if (!needsBody(facts.api)) return undefined;
   if (facts.status === undefined || facts.status < 200 || facts.status >= 300) return undefined;

@@ -115,12 +115,15 @@ export interface ResponseStreamOptions {
    * a read-only listener (metering keeps the delivered text) then costs the chunk's trip
    * nothing. The order of events the listener sees is kept. */
   deferReadOnlyEvents?: boolean;
-  /** With onEvent: called once when an event outgrows maxEventBytes and so cannot be handed to
-   * the listener. Stages that read events were promised every one (DLP cannot release text it
-   * did not see), so the caller ends the stream here (endWithError) rather than pass it
-   * uninspected. */
-  onUninspectable?: (() => void) | undefined;
+  /** With onEvent: called once when a data event cannot be handed to the listener: it outgrew
+   * maxEventBytes (`too_large`), or its data is not a JSON object (`unreadable`: not JSON, or an
+   * array, a string...; no OpenAI-compatible, Ollama or TGI stream sends one). Stages that read
+   * events were promised every one (DLP cannot release text it did not see), so the caller ends
+   * the stream here (endWithError) rather than pass it uninspected. */
+  onUninspectable?: ((why: Uninspectable) => void) | undefined;
 }
+
+export type Uninspectable = 'too_large' | 'unreadable';
 
 export function createResponseStream(opts: ResponseStreamOptions): ResponseStream {
   return new StreamReader(opts);
@@ -146,7 +149,7 @@ class StreamReader implements ResponseStream {
   ended = false;
   private readonly onEvent: ((event: ResponseEvent) => void) | undefined;
   private readonly readOnly: boolean;
-  private readonly onUninspectable: (() => void) | undefined;
+  private readonly onUninspectable: ((why: Uninspectable) => void) | undefined;
   /** Set by endWithError during the current record: the bytes sent in its place. */
   private endBytes: Buffer | undefined;
   /** deferReadOnlyEvents: events to decode at flushEvents, as byte ranges, in order. */
@@ -279,7 +282,7 @@ class StreamReader implements ResponseStream {
   private inspect(f: Framer): Action {
     if (f.kind === 'part') {
       if (this.onUninspectable !== undefined) {
-        this.onUninspectable();
+        this.onUninspectable('too_large');
         if (this.endBytes !== undefined) return KEEP;
       }
       // Too big to have been held, so never parsed: a usage-only event is a few hundred bytes.
@@ -319,9 +322,13 @@ class StreamReader implements ResponseStream {
       json = JSON.parse(text);
     } catch {
       this.malformed++;
+      this.onUninspectable?.('unreadable');
       return KEEP;
     }
-    if (json === null || typeof json !== 'object' || Array.isArray(json)) return KEEP;
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+      this.onUninspectable?.('unreadable');
+      return KEEP;
+    }
     const o = json as Record<string, unknown>;
     if (typeof o.model === 'string') this.model = o.model;
     let usage: Usage | undefined;

@@ -24,7 +24,7 @@ import type { AuditSink } from '../audit/sink.ts';
 import type { Config } from '../config/schema.ts';
 import { applyBodyEdits } from '../llm/body-edits.ts';
 import { openResponseReader, type ResponseReader } from '../llm/response-reader.ts';
-import type { ResponseEvent } from '../llm/response-stream.ts';
+import type { ResponseEvent, Uninspectable } from '../llm/response-stream.ts';
 import { classifyPath } from '../llm/shapes.ts';
 import { type AbortReason, type Outcome, RequestContext } from '../pipeline/context.ts';
 import { GateError, internalError, refuse } from '../pipeline/errors.ts';
@@ -787,7 +787,7 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
       },
       ctx.responseReading!,
       (event) => this.onResponseEvent(event),
-      () => this.onUninspectableEvent(),
+      (why) => this.onUninspectableEvent(why),
     );
     if (opened === undefined) return;
     if ('skipped' in opened) {
@@ -812,14 +812,18 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
     });
   }
 
-  /** An event too large to decode while stages read events: they cannot judge it, so the stream
-   * ends here (fail closed) instead of passing it on unread. */
-  private onUninspectableEvent(): void {
+  /** An event too large to decode, or whose data is not a JSON object, while stages read events:
+   * they cannot judge it, so the stream ends here (fail closed) instead of passing it on unread. */
+  private onUninspectableEvent(why: Uninspectable): void {
     const ctx = this.ctx;
     ctx.endResponseStream(
-      refuse('content_blocked', 'The response could not be checked: one of its events is too large.', {
-        ruleId: 'llm.response_event_too_large',
-      }),
+      why === 'too_large'
+        ? refuse('content_blocked', 'The response could not be checked: one of its events is too large.', {
+            ruleId: 'llm.response_event_too_large',
+          })
+        : refuse('content_blocked', 'The response could not be checked: one of its events is not a JSON object.', {
+            ruleId: 'llm.response_event_unreadable',
+          }),
     );
     const err = ctx.streamError!;
     this.responseReader?.stream?.endWithError({
