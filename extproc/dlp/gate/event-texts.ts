@@ -2,7 +2,8 @@
 // arguments, for dlp.response: every other text the client receives must be judged too.
 //
 // - Streamed texts of their own (extraTexts): reasoning (vLLM's `reasoning_content`, the newer
-//   `reasoning`), a refusal, a legacy function call's arguments, Ollama's `thinking`. Each comes
+//   `reasoning`), a refusal, a legacy function call's arguments, audio output's transcript,
+//   Ollama's `thinking`. Each comes
 //   in pieces like content, so each is a channel with its own hold-back.
 // - Per-token texts (tokenDetailsIn): logprobs and TGI's top_tokens repeat the answer one token at
 //   a time, each released with its chunk before the hold-back has judged the text around it.
@@ -31,6 +32,8 @@ export interface ExtraText {
 const DELTA_TEXTS = ['reasoning_content', 'reasoning', 'refusal'] as const;
 /** The legacy function call's arguments, as a channel field. */
 const FUNCTION_CALL = 'function_call';
+/** Audio output's transcript (delta.audio.transcript), as a channel field. */
+const AUDIO = 'audio';
 /** Ollama's thinking (message.thinking in chat, thinking in generate). */
 const THINKING = 'thinking';
 
@@ -75,6 +78,15 @@ export function extraTexts(data: Readonly<Json>, family: ResponseFamily): ExtraT
         path: `choices[${choice}].delta.function_call.arguments`,
         text: args,
       });
+    const audio = delta.audio;
+    const transcript = isObject(audio) ? audio.transcript : undefined;
+    if (typeof transcript === 'string' && transcript.length > 0)
+      out.push({
+        choice,
+        key: `x${choice}/${AUDIO}`,
+        path: `choices[${choice}].delta.audio.transcript`,
+        text: transcript,
+      });
   }
   return out;
 }
@@ -90,6 +102,7 @@ export function setExtra(target: Json, family: ResponseFamily, key: string, text
   }
   const delta = objectAt(target, 'delta');
   if (field === FUNCTION_CALL) objectAt(delta, 'function_call').arguments = text;
+  else if (field === AUDIO) objectAt(delta, 'audio').transcript = text;
   else delta[field] = text;
 }
 
@@ -256,6 +269,7 @@ function channelSlots(data: Readonly<Json>, family: ResponseFamily): Map<object,
     mark(delta, 'content');
     for (const field of DELTA_TEXTS) mark(delta, field);
     if (isObject(delta.function_call)) mark(delta.function_call, 'arguments');
+    if (isObject(delta.audio)) mark(delta.audio, 'transcript');
     if (Array.isArray(delta.tool_calls))
       for (const call of delta.tool_calls as unknown[])
         if (isObject(call) && isObject(call.function)) mark(call.function, 'arguments');

@@ -377,6 +377,11 @@ describe('dlp.response: every text of a streamed event, not only content and too
       (t: string) => ({ function_call: { arguments: t } }),
       (d: Record<string, unknown>) => (d.function_call as { arguments?: string } | undefined)?.arguments,
     ],
+    [
+      'audio output’s transcript',
+      (t: string) => ({ audio: { id: 'a', transcript: t } }),
+      (d: Record<string, unknown>) => (d.audio as { transcript?: string } | undefined)?.transcript,
+    ],
   ])('holds back and redacts %s split over events, beside the content', async (_, put, get) => {
     const body = `${ev(put('mail jane.doe@exa'))}${ev({ content: 'Hi ' })}${ev(put('mple.com and bob'))}${ev(put('@x.io'))}${ev({}, 'stop')}data: [DONE]\n\n`;
     const r = await chat({ EMAIL: 'redact' }, 'hi', [body]);
@@ -386,7 +391,9 @@ describe('dlp.response: every text of a streamed event, not only content and too
     expect(joined(out, (d) => d.content)).toBe('Hi ');
     expect(r.audit.dlp?.findings.map((f) => [f.path, f.start, f.end])).toEqual([
       [
-        expect.stringMatching(/^choices\[0\]\.delta\.(reasoning_content|reasoning|refusal|function_call\.arguments)$/),
+        expect.stringMatching(
+          /^choices\[0\]\.delta\.(reasoning_content|reasoning|refusal|function_call\.arguments|audio\.transcript)$/,
+        ),
         5,
         25,
       ],
