@@ -466,6 +466,15 @@ describe('dlp.response: every text of a streamed event, not only content and too
     expect(lines(r.client!.body)[0].message.tool_calls[0].function.arguments.to).toBe('a@x.io');
   });
 
+  it('ends the stream when an event to rewrite is nested too deep to copy, releasing none of it', async () => {
+    const deep = `${'['.repeat(20000)}1${']'.repeat(20000)}`;
+    const body = `data: {"choices":[{"index":0,"delta":{"content":"mail a@x.io"},"finish_reason":"stop"}],"x":${deep}}\n\ndata: [DONE]\n\n`;
+    const r = await chat({ EMAIL: 'redact' }, 'hi', [body]);
+    expect(r.client!.body).not.toContain('a@x.io');
+    expect(read(r.client!.body).error).toMatchObject({ code: 'content_blocked' });
+    expect(r.audit.error).toMatchObject({ rule_id: 'dlp.scan_error' });
+  });
+
   it('ends a stream that carries per-token texts it was not asked for, before their event', async () => {
     const lp = (token: string) => ({ logprobs: { content: [{ token, logprob: -1, bytes: [], top_logprobs: [] }] } });
     const body = `${ev({ content: 'fine' }, null, { logprobs: null })}${ev({ content: 'mail jane' }, null, lp('mail jane'))}${ev({ content: '@x.io' }, 'stop', lp('@x.io'))}data: [DONE]\n\n`;

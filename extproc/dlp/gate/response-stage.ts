@@ -29,6 +29,7 @@ import {
 } from './body-scan.ts';
 import type { DlpEngine, DlpFinding, DlpSession } from './engine-port.ts';
 import {
+  copyEvent,
   extraTexts,
   objectAt,
   otherStrings,
@@ -414,9 +415,20 @@ function onEvent(
     dlp.failedOpen = 'response scan failed';
   }
   if ((!changed || rewrite === undefined) && others.length === 0) return;
-  const next = changed && rewrite !== undefined ? rewritten(event.data, rewrite, family) : structuredClone(event.data);
-  for (const o of others) setAt(next as Record<string, unknown>, o.at, o.text);
-  event.replace(next);
+  try {
+    const next = changed && rewrite !== undefined ? rewritten(event.data, rewrite, family) : copyEvent(event.data);
+    for (const o of others) setAt(next as Record<string, unknown>, o.at, o.text);
+    event.replace(next);
+  } catch (err) {
+    // An event too deep to copy or serialise again: the changed text cannot go out, and the
+    // original must not (fail closed, whatever onScanError says: nothing was left unchecked).
+    deps.logger.error({ err: (err as Error).name }, 'dlp: response event could not be rewritten');
+    ctx.endResponseStream(
+      refuse('content_blocked', 'The response could not be checked for sensitive data.', {
+        ruleId: 'dlp.scan_error',
+      }),
+    );
+  }
 }
 
 /** One whole string's findings and the text the client gets for it: findings replaced (but
@@ -462,7 +474,7 @@ function finishedChoices(data: Readonly<Record<string, unknown>>): number[] {
 
 /** A copy of the event's JSON with the released texts in place of the upstream ones. */
 function rewritten(data: Readonly<Record<string, unknown>>, w: Rewrite, family: ResponseFamily): unknown {
-  const next = structuredClone(data) as Record<string, unknown>;
+  const next = copyEvent(data) as Record<string, unknown>;
   if (w.generatedText !== undefined) next.generated_text = w.generatedText;
   const choices = next.choices;
   const token = next.token;
