@@ -7,6 +7,7 @@
 // more for a name, and 3 priming the reply. The mock model server reports the same, so a test's
 // ground truth is this formula on the real encoding.
 import type { ApiKind } from '../llm/apis.ts';
+import { DELTA_TEXTS, THINKING } from '../llm/extra-texts.ts';
 import { tgiOutputTokens } from '../llm/usage.ts';
 import type { Encoding } from './encodings.ts';
 import { countText } from './tokenizer.ts';
@@ -18,7 +19,7 @@ export interface CountJob {
   request: Uint8Array | undefined;
   /** A JSON response body, whole. */
   responseJson: Uint8Array | undefined;
-  /** A stream's delivered texts (content and tool-call arguments), one string per run. */
+  /** A stream's delivered texts (content, tool calls, reasoning...), one string per run. */
   responseTexts: string[] | undefined;
 }
 
@@ -73,6 +74,21 @@ function toolCallTokens(calls: unknown, enc: Encoding): number {
     // Ollama sends arguments as an object.
     else if (isObject(f.arguments)) n += countText(enc, JSON.stringify(f.arguments));
   }
+  return n;
+}
+
+/** What an answer's message carries besides content and tool calls, billed as output too:
+ * reasoning (vLLM's reasoning_content or reasoning), a refusal, a legacy function call, an audio
+ * answer's transcript (OpenAI-compatible); thinking (Ollama). */
+function messageExtraTokens(m: Json, enc: Encoding): number {
+  let n = 0;
+  for (const field of DELTA_TEXTS) {
+    const v = m[field];
+    if (typeof v === 'string') n += countText(enc, v);
+  }
+  if (typeof m[THINKING] === 'string') n += countText(enc, m[THINKING] as string);
+  if (isObject(m.function_call)) n += toolCallTokens([{ function: m.function_call }], enc);
+  if (isObject(m.audio) && typeof m.audio.transcript === 'string') n += countText(enc, m.audio.transcript);
   return n;
 }
 
@@ -132,16 +148,22 @@ export function completionTokens(kind: ApiKind, body: Json, enc: Encoding): numb
         if (!isObject(c)) continue;
         if (typeof c.text === 'string') n += countText(enc, c.text);
         const m = c.message;
-        if (isObject(m)) n += contentTokens(m.content, enc) + toolCallTokens(m.tool_calls, enc);
+        if (isObject(m))
+          n += contentTokens(m.content, enc) + toolCallTokens(m.tool_calls, enc) + messageExtraTokens(m, enc);
       }
       return n;
     }
     case 'ollama.chat': {
       const m = body.message;
-      return isObject(m) ? contentTokens(m.content, enc) + toolCallTokens(m.tool_calls, enc) : 0;
+      return isObject(m)
+        ? contentTokens(m.content, enc) + toolCallTokens(m.tool_calls, enc) + messageExtraTokens(m, enc)
+        : 0;
     }
     case 'ollama.generate':
-      return typeof body.response === 'string' ? countText(enc, body.response) : 0;
+      return (
+        (typeof body.response === 'string' ? countText(enc, body.response) : 0) +
+        (typeof body.thinking === 'string' ? countText(enc, body.thinking) : 0)
+      );
     case 'tgi.generate': {
       // Upstream's own count when the answer has details, though without the prompt's.
       const upstream = tgiOutputTokens(body.details);

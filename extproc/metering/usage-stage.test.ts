@@ -68,6 +68,53 @@ const rows: Row[] = [
     },
   },
   {
+    name: 'a stream without usage is charged its reasoning too (billed as output), not only its content',
+    body: { model: 'mock-small', messages: [], stream: true },
+    inject: false,
+    response: {
+      headers: sseHeaders,
+      chunks: [
+        sse({ choices: [{ index: 0, delta: { reasoning_content: 'one two' }, finish_reason: null }] }),
+        sse({ choices: [{ index: 0, delta: { reasoning_content: ' three' }, finish_reason: null }] }),
+        sse(delta('Hi')),
+        'data: [DONE]\n\n',
+      ],
+    },
+    // "one two three" is three tokens in o200k_base, "Hi" one.
+    expect: (run) => expect(run.audit.gen_ai.usage).toEqual({ input_tokens: 3, output_tokens: 4 }),
+  },
+  {
+    name: 'a JSON answer without usage is charged its reasoning and refusal too',
+    body: { model: 'mock-small', messages: [] },
+    response: {
+      chunks: [
+        JSON.stringify({
+          choices: [
+            {
+              index: 0,
+              message: { role: 'assistant', content: 'Hi', reasoning_content: 'one two three', refusal: 'no' },
+              finish_reason: 'stop',
+            },
+          ],
+        }),
+      ],
+    },
+    expect: (run) => expect(run.audit.gen_ai.usage).toEqual({ input_tokens: 3, output_tokens: 5 }),
+  },
+  {
+    name: 'an Ollama stream cut before its counts is charged its thinking too',
+    path: '/api/chat',
+    body: { model: 'llama3', messages: [] },
+    response: {
+      headers: { 'content-type': 'application/x-ndjson' },
+      chunks: [
+        '{"model":"llama3","message":{"content":"","thinking":"one two three"},"done":false}\n',
+        '{"model":"llama3","message":{"content":"Hi"},"done":false}\n',
+      ],
+    },
+    expect: (run) => expect(run.audit.gen_ai.usage).toMatchObject({ output_tokens: 4 }),
+  },
+  {
     name: 'a JSON completion is metered from its usage object',
     body: { model: 'mock-small', messages: [], max_tokens: 50 },
     response: {

@@ -7,6 +7,7 @@
 // Cost is computed from the counts and the price table once the request has ended.
 
 import { apiSpec } from '../llm/apis.ts';
+import { responseFamily } from '../llm/extra-texts.ts';
 import type { ResponseEvent } from '../llm/response-stream.ts';
 import { streamUsageEdit } from '../llm/shapes.ts';
 import { responseFormat, type Usage } from '../llm/usage.ts';
@@ -200,7 +201,7 @@ export const usageMetering = defineStage({
         ctx.set(
           delivered,
           stream
-            ? new TextCollector()
+            ? new TextCollector(responseFamily(ctx.api))
             : new JsonChunks(req.kind === 'openai.embeddings' || req.kind === 'ollama.embed'),
         );
       },

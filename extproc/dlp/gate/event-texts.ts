@@ -1,95 +1,27 @@
 // What one streamed response event carries besides a choice's content and its tool calls'
 // arguments, for dlp.response: every other text the client receives must be judged too.
 //
-// - Streamed texts of their own (extraTexts): reasoning (vLLM's `reasoning_content`, the newer
-//   `reasoning`), a refusal, a legacy function call's arguments, audio output's transcript,
-//   Ollama's `thinking`. Each comes
-//   in pieces like content, so each is a channel with its own hold-back.
+// - Streamed texts of their own (llm/extra-texts.ts): reasoning, a refusal, a legacy function
+//   call's arguments, audio output's transcript, Ollama's thinking. Each comes in pieces like
+//   content, so each is a channel with its own hold-back.
 // - Per-token texts (tokenDetailsIn): logprobs and TGI's top_tokens repeat the answer one token at
 //   a time, each released with its chunk before the hold-back has judged the text around it.
 //   No one piece holds enough of a value to be found, so a stream carrying them is ended.
 // - Every other string (otherStrings: a tool call's name, Ollama's tool-call arguments, which
 //   come whole as an object, a field the gate does not know of) is judged whole, as a JSON
 //   body's strings are: it is not a piece of a channel.
-/** The response shapes, by the request's API: OpenAI-compatible, Ollama, TGI's native one. */
-export type ResponseFamily = 'openai' | 'ollama' | 'tgi';
+import {
+  AUDIO,
+  DELTA_TEXTS,
+  FUNCTION_CALL,
+  isHolder,
+  isObject,
+  type Json,
+  type ResponseFamily,
+  THINKING,
+} from '../../llm/extra-texts.ts';
 
-export function responseFamily(api: string): ResponseFamily {
-  return api.startsWith('tgi.') ? 'tgi' : api.startsWith('ollama.') ? 'ollama' : 'openai';
-}
-
-/** A streamed text besides content and tool-call arguments. */
-export interface ExtraText {
-  choice: number;
-  /** The channel's key among the response's guards (`x<choice>/<field>`). */
-  key: string;
-  /** Where it is in the event, for the audit. */
-  path: string;
-  text: string;
-}
-
-/** OpenAI-compatible delta members that stream text of their own. */
-const DELTA_TEXTS = ['reasoning_content', 'reasoning', 'refusal'] as const;
-/** The legacy function call's arguments, as a channel field. */
-const FUNCTION_CALL = 'function_call';
-/** Audio output's transcript (delta.audio.transcript), as a channel field. */
-const AUDIO = 'audio';
-/** Ollama's thinking (message.thinking in chat, thinking in generate). */
-const THINKING = 'thinking';
-
-type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
-/** The response reader's own test for a holder of texts (delta, message): any object, arrays
- * included, so a channel here is exactly a text it reads. */
-const isHolder = (v: unknown): v is Json => v !== null && typeof v === 'object';
-
-/** The choice number of choices[i] (its `index`, else its position). */
-function choiceOf(c: Json, i: number): number {
-  return typeof c.index === 'number' ? c.index : i;
-}
-
-export function extraTexts(data: Readonly<Json>, family: ResponseFamily): ExtraText[] {
-  const out: ExtraText[] = [];
-  if (family === 'ollama') {
-    const message = data.message;
-    const text = isHolder(message) ? message.thinking : data.thinking;
-    if (typeof text === 'string' && text.length > 0)
-      out.push({ choice: 0, key: `x0/${THINKING}`, path: isHolder(message) ? 'message.thinking' : 'thinking', text });
-    return out;
-  }
-  if (family !== 'openai' || !Array.isArray(data.choices)) return out;
-  const choices = data.choices as unknown[];
-  for (let i = 0; i < choices.length; i++) {
-    const c = choices[i];
-    if (!isObject(c) || !isHolder(c.delta)) continue;
-    const choice = choiceOf(c, i);
-    const delta = c.delta;
-    for (const field of DELTA_TEXTS) {
-      const text = delta[field];
-      if (typeof text === 'string' && text.length > 0)
-        out.push({ choice, key: `x${choice}/${field}`, path: `choices[${choice}].delta.${field}`, text });
-    }
-    const call = delta.function_call;
-    const args = isObject(call) ? call.arguments : undefined;
-    if (typeof args === 'string' && args.length > 0)
-      out.push({
-        choice,
-        key: `x${choice}/${FUNCTION_CALL}`,
-        path: `choices[${choice}].delta.function_call.arguments`,
-        text: args,
-      });
-    const audio = delta.audio;
-    const transcript = isObject(audio) ? audio.transcript : undefined;
-    if (typeof transcript === 'string' && transcript.length > 0)
-      out.push({
-        choice,
-        key: `x${choice}/${AUDIO}`,
-        path: `choices[${choice}].delta.audio.transcript`,
-        text: transcript,
-      });
-  }
-  return out;
-}
+export { type ExtraText, extraTexts, type ResponseFamily, responseFamily } from '../../llm/extra-texts.ts';
 
 /** Put a channel's released text (key from extraTexts) into the event's copy `next`, on the choice
  * object `c` (OpenAI-compatible) or the event itself (Ollama). */
