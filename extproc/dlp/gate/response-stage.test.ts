@@ -617,3 +617,42 @@ describe('dlp: per-token texts (logprobs) when responses are checked', () => {
     expect(r.client!.body).not.toContain('jane');
   });
 });
+
+describe('dlp.response: a scan that throws on a streamed event', () => {
+  const failing = (onScanError: 'block' | 'allow') => {
+    const setup = () => ({
+      engine: testEngine({ EMAIL: 'redact' }, { failOn: 'BOOM' }),
+      options: { onScanError, scanBudgetMs: 1000, response: true },
+    });
+    return [
+      { ...dlpRequestStage(setup), always: true },
+      { ...dlpResponseStage(setup), always: true },
+    ];
+  };
+  const ev = (delta: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+    sse({ choices: [{ index: 0, delta, finish_reason: null, ...extra }] });
+  const fin = `${sse({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}data: [DONE]\n\n`;
+  it.each([
+    ['in a channel (content)', ev({ content: 'ok BOOM' })],
+    ['in another string of the event', ev({ content: 'ok', annotations: [{ note: 'BOOM' }] })],
+  ])('%s: ends the stream (onScanError block), or lets the event through and says so (allow)', async (_, bad) => {
+    const run = (mode: 'block' | 'allow') =>
+      runStage({
+        stages: ['llm.api_shape'],
+        extraStages: failing(mode),
+        request: {
+          path: '/v1/chat/completions',
+          body: { model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] },
+        },
+        response: { headers: SSE, chunks: [ev({ content: 'fine ' }) + bad + fin] },
+      });
+    const blocked = await run('block');
+    expect(read(blocked.client!.body).error).toMatchObject({ code: 'content_blocked' });
+    expect(blocked.client!.body).not.toContain('BOOM');
+    expect(blocked.audit.error).toMatchObject({ rule_id: 'dlp.scan_error' });
+    const allowed = await run('allow');
+    expect(allowed.client!.body).toContain('BOOM');
+    expect(read(allowed.client!.body).error).toBeUndefined();
+    expect(allowed.audit.dlp?.failed_open).toBe('response scan failed');
+  });
+});

@@ -305,6 +305,21 @@ function onEvent(
     ctx.decide({ stage: 'dlp.response', ruleId, effect: 'deny', reason: `${f.type} in the response` });
     ctx.endResponseStream(refuse('content_blocked', blockMessage(f.type, 'response'), { ruleId }));
   };
+  /** A scan threw: the stream ends (true), unless the policy lets it through unchecked, which
+   * the audit then says. */
+  const scanFailed = (err: unknown): boolean => {
+    deps.logger.error({ err: (err as Error).name }, 'dlp: response scan failed');
+    if (options.onScanError === 'block') {
+      ctx.endResponseStream(
+        refuse('content_blocked', 'The response could not be checked for sensitive data.', {
+          ruleId: 'dlp.scan_error',
+        }),
+      );
+      return true;
+    }
+    dlp.failedOpen = 'response scan failed';
+    return false;
+  };
   let rewrite: Rewrite | undefined;
   let changed = false;
   try {
@@ -372,17 +387,8 @@ function onEvent(
       if (rewrite.generatedText !== whole) changed = true;
     }
   } catch (err) {
-    deps.logger.error({ err: (err as Error).name }, 'dlp: response scan failed');
-    if (options.onScanError === 'block') {
-      ctx.endResponseStream(
-        refuse('content_blocked', 'The response could not be checked for sensitive data.', {
-          ruleId: 'dlp.scan_error',
-        }),
-      );
-      return;
-    }
-    // Let through unchecked, as configured: the held text would otherwise be lost.
-    dlp.failedOpen = 'response scan failed';
+    // Ended (fail closed), or let through unchecked, as configured: the event goes as it came.
+    scanFailed(err);
     return;
   }
   // Every other string of the event (a tool call's name, Ollama's whole tool-call arguments, a
@@ -403,16 +409,7 @@ function onEvent(
       if (judged.text !== o.text) others.push({ at: o.at, text: judged.text });
     }
   } catch (err) {
-    deps.logger.error({ err: (err as Error).name }, 'dlp: response scan failed');
-    if (options.onScanError === 'block') {
-      ctx.endResponseStream(
-        refuse('content_blocked', 'The response could not be checked for sensitive data.', {
-          ruleId: 'dlp.scan_error',
-        }),
-      );
-      return;
-    }
-    dlp.failedOpen = 'response scan failed';
+    if (scanFailed(err)) return;
   }
   if ((!changed || rewrite === undefined) && others.length === 0) return;
   try {
