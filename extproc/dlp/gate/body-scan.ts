@@ -47,9 +47,18 @@ export interface StringHit {
   findings: readonly DlpFinding[];
 }
 
+/** A member name with findings: the path of its object and its position there (never the name
+ * itself, which is the value found), and its findings. */
+export interface KeyHit {
+  path: string;
+  findings: readonly DlpFinding[];
+}
+
 /** What the scan phase found: plain data (it crosses threads by structured clone). */
 export interface CollectedHits {
   hits: StringHit[];
+  /** Member names with findings (CollectOptions.keys). */
+  keyHits?: KeyHit[];
   /** Spans of strings without findings that hold a `[`: their typed placeholders are reserved,
    * and in responses restored. */
   bracketed: [number, number][];
@@ -67,6 +76,9 @@ export interface CollectOptions {
   budgetMs: number;
   /** Keep each hit's decoded string for applyHits (a scan on the thread that applies). */
   keepTexts?: boolean;
+  /** Scan member names too (requests: a tool schema's property names are text the model reads);
+   * names found clean before are remembered per scanner (cleanNames). */
+  keys?: boolean;
 }
 
 export class ScanBudgetExceeded extends Error {
@@ -83,28 +95,67 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
   const texts: DecodedString[] | undefined = opts.keepTexts ? [] : undefined;
   if (texts) out.texts = texts;
   const started = performance.now();
-  forEachJsonString(body, from, (start, end, key, depth, path) => {
-    if (end - start <= 2) return;
-    if (key !== undefined && SKIP_KEYS.has(key)) return;
-    if (opts.skipModel && depth === 1 && key === 'model') return;
-    if (isInlineMedia(body, start, end)) return;
-    if (performance.now() - started > opts.budgetMs) throw new ScanBudgetExceeded();
-    const s = decodeJsonString(body, start, end);
-    out.chars += s.text.length;
-    const found = scanner.scan(s.text);
-    if (found.length === 0) {
-      // Bounded to the string: an unbounded indexOf would scan the rest of the body per string.
-      if (hasByte(body, start, end, OPEN_BRACKET)) out.bracketed.push([start, end]);
-      return;
-    }
-    // A worker's hits cross threads by structured clone, and a finding may be an engine class
-    // instance, which would not clone: plain copies there. On the applying thread nothing is
-    // cloned, so the engine's findings serve as they are (a copy per finding was garbage).
-    const findings = texts !== undefined ? found : found.map(plainFinding);
-    out.hits.push({ start, end, path: path(), findings });
-    texts?.push(s);
-  });
+  const clean = opts.keys ? cleanNames(scanner) : undefined;
+  const onKey = clean
+    ? (name: string, _depth: number, path: () => string): void => {
+        if (name.length === 0 || clean.has(name)) return;
+        const found = scanner.scan(name);
+        if (found.length === 0) {
+          if (name.length <= CLEAN_NAME_MAX_CHARS) {
+            if (clean.size >= CLEAN_NAMES_MAX) clean.clear();
+            clean.add(name);
+          }
+          return;
+        }
+        const at = path();
+        const hit = { path: at === '' ? '{key}' : `${at}.{key}`, findings: found.map(plainFinding) };
+        if (out.keyHits === undefined) out.keyHits = [hit];
+        else out.keyHits.push(hit);
+      }
+    : undefined;
+  forEachJsonString(
+    body,
+    from,
+    (start, end, key, depth, path) => {
+      if (end - start <= 2) return;
+      if (key !== undefined && SKIP_KEYS.has(key)) return;
+      if (opts.skipModel && depth === 1 && key === 'model') return;
+      if (isInlineMedia(body, start, end)) return;
+      if (performance.now() - started > opts.budgetMs) throw new ScanBudgetExceeded();
+      const s = decodeJsonString(body, start, end);
+      out.chars += s.text.length;
+      const found = scanner.scan(s.text);
+      if (found.length === 0) {
+        // Bounded to the string: an unbounded indexOf would scan the rest of the body per string.
+        if (hasByte(body, start, end, OPEN_BRACKET)) out.bracketed.push([start, end]);
+        return;
+      }
+      // A worker's hits cross threads by structured clone, and a finding may be an engine class
+      // instance, which would not clone: plain copies there. On the applying thread nothing is
+      // cloned, so the engine's findings serve as they are (a copy per finding was garbage).
+      const findings = texts !== undefined ? found : found.map(plainFinding);
+      out.hits.push({ start, end, path: path(), findings });
+      texts?.push(s);
+    },
+    onKey,
+  );
   return out;
+}
+
+/** Member names a scanner found nothing in: bodies repeat a few (`content`, `properties`,
+ * `description`), and a scan is ~0.7 µs where a lookup is a few tens of ns. Per scanner (one per
+ * policy and config snapshot, per thread), bounded. */
+const cleanNameSets = new WeakMap<DlpScanner, Set<string>>();
+const CLEAN_NAMES_MAX = 4096;
+const CLEAN_NAME_MAX_CHARS = 64;
+
+function cleanNames(scanner: DlpScanner): Set<string> {
+  let set = cleanNameSets.get(scanner);
+  if (set === undefined) {
+    set = new Set();
+    cleanNameSets.set(scanner, set);
+  }
+  return set;
 }
 
 function plainFinding(f: DlpFinding): DlpFinding {
@@ -152,6 +203,22 @@ export function applyHits(
       out.findings.push({ type: f.type, action: f.action, where, path: h.path, start: f.start, end: f.end });
       out.classes.add(f.dataClass);
       if (f.action === 'block') out.blocked ??= f;
+    }
+  }
+  // A name cannot be redacted (two names could become one, which servers read differently):
+  // a finding there blocks, whatever its action, but warn.
+  for (const h of collected.keyHits ?? []) {
+    for (const f of h.findings) {
+      out.findings.push({
+        type: f.type,
+        action: f.action === 'warn' ? 'warn' : 'block',
+        where,
+        path: h.path,
+        start: f.start,
+        end: f.end,
+      });
+      out.classes.add(f.dataClass);
+      if (f.action !== 'warn') out.blocked ??= f;
     }
   }
   if (out.blocked !== undefined) return out;

@@ -25,7 +25,11 @@ export type StringVisitor = (
   path: () => string,
 ) => void;
 
-export function forEachJsonString(b: Buffer, from: number, visit: StringVisitor): void {
+/** Called per member name: the name (decoded), the depth of its object (1: the top-level
+ * object's), and the object's JSON path (built only when asked). */
+export type KeyVisitor = (name: string, depth: number, path: () => string) => void;
+
+export function forEachJsonString(b: Buffer, from: number, visit: StringVisitor, visitKey?: KeyVisitor): void {
   const stack: Frame[] = [];
   const path = (): string => {
     let p = '';
@@ -46,7 +50,13 @@ export function forEachJsonString(b: Buffer, from: number, visit: StringVisitor)
       const end = stringEnd(b, i);
       const top = stack[stack.length - 1];
       if (expectKey && top !== undefined) {
-        top.key = decodeKey(b, i, end);
+        const name = decodeKey(b, i, end);
+        if (visitKey !== undefined) {
+          // The path of the object the name belongs to, not of its previous member.
+          top.key = undefined;
+          visitKey(name, stack.length, path);
+        }
+        top.key = name;
         expectKey = false;
       } else {
         visit(i, end, top?.key, stack.length, path);

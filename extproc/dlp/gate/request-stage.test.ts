@@ -135,6 +135,53 @@ describe('dlp.request', () => {
     }
   });
 
+  describe('member names (a tool schema’s property names are text the model reads)', () => {
+    const withTool = (name: string) =>
+      chat('hi', {
+        tools: [
+          {
+            type: 'function',
+            function: { name: 'send', parameters: { type: 'object', properties: { [name]: { type: 'string' } } } },
+          },
+        ],
+      });
+
+    it.each(['redact', 'pseudonymise', 'block'] as const)(
+      'a value in a name is refused whatever the action (%s): a name cannot be rewritten',
+      async (action) => {
+        const r = await run(withTool('to jane.doe@example.com'), { EMAIL: action });
+        expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.EMAIL' });
+        expect(r.upstream).toBeUndefined();
+        expect(r.audit.dlp?.findings).toEqual([
+          {
+            type: 'EMAIL',
+            action: 'block',
+            where: 'request',
+            path: 'tools[0].function.parameters.properties.{key}',
+            start: 3,
+            end: 23,
+          },
+        ]);
+        // The audit never holds the value, also not as part of a path.
+        expect(JSON.stringify(r.audit)).not.toContain('jane.doe');
+      },
+    );
+
+    it('warn records a value in a name and forwards the body as it is', async () => {
+      const r = await run(withTool('jane.doe@example.com'), { EMAIL: 'warn' });
+      expect(r.refused).toBeUndefined();
+      expect(r.audit.dlp?.findings).toMatchObject([
+        { type: 'EMAIL', action: 'warn', path: 'tools[0].function.parameters.properties.{key}' },
+      ]);
+    });
+
+    it('a name written with escapes is decoded before it is scanned', async () => {
+      const body = JSON.stringify(withTool('KEY')).replace('"KEY"', '"AKIA\\u0051BCDEFGHIJKLMNOP"');
+      const r = await run(body, { AWS_ACCESS_KEY: 'block' });
+      expect(r.refused).toMatchObject({ ruleId: 'dlp.AWS_ACCESS_KEY' });
+    });
+  });
+
   it.each([
     ['a text that begins with data:', 'data: mail a@x.io'],
     ['a data URL of plain text', 'data:text/plain,a@x.io'],

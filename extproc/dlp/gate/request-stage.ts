@@ -150,7 +150,7 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
           if (pool !== undefined && policy !== undefined && canonical.length > INLINE_SCAN_MAX_BYTES) {
             // Off the event loop; the state machine asks Envoy to wait longer for this message.
             ctx.out.slow = true;
-            return pool.scanDlp({ policy, from, skipModel: true }, canonical, ctx.signal).then(
+            return pool.scanDlp({ policy, from, skipModel: true, keys: true }, canonical, ctx.signal).then(
               (hits) => apply(ctx, canonical, hits, engine),
               (err: unknown) => failed(ctx, err),
             );
@@ -161,6 +161,7 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
               skipModel: true,
               budgetMs: options.scanBudgetMs,
               keepTexts: true,
+              keys: true,
             });
           } catch (err) {
             return failed(ctx, err);

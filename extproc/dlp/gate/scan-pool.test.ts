@@ -72,6 +72,14 @@ describe('large bodies on the parse pool', () => {
     expect((err as GateError).ruleId).toBe('dlp.AWS_ACCESS_KEY');
   });
 
+  it('a member name found on the worker refuses the request, as inline', async () => {
+    const body = JSON.parse(bigBody('').toString());
+    body.tools = [{ type: 'function', function: { name: 'f', parameters: { properties: { 'ssn 212-67-4391': {} } } } }];
+    const { pending } = await judge(Buffer.from(JSON.stringify(body)));
+    const err = await (pending as Promise<void>).catch((e: unknown) => e);
+    expect((err as GateError).ruleId).toBe('dlp.US_SSN');
+  });
+
   it('a failed worker scan fails closed', async () => {
     const broken = new ParsePool({ threads: 1 });
     await broken.close();
