@@ -96,6 +96,8 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
   if (texts) out.texts = texts;
   const started = performance.now();
   const clean = opts.keys ? cleanNames(scanner) : undefined;
+  /** Names with findings: they are the values found, so no path the audit keeps may spell them. */
+  let dirty: string[] | undefined;
   const onKey = clean
     ? (name: string, _depth: number, path: () => string): void => {
         if (name.length === 0 || clean.has(name)) return;
@@ -107,6 +109,8 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
           }
           return;
         }
+        if (dirty === undefined) dirty = [name];
+        else dirty.push(name);
         const at = path();
         const hit = { path: at === '' ? '{key}' : `${at}.{key}`, findings: found.map(plainFinding) };
         if (out.keyHits === undefined) out.keyHits = [hit];
@@ -139,6 +143,12 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
     },
     onKey,
   );
+  if (dirty !== undefined) {
+    // A path through a name with a finding (a value under it, or a name inside it) says `{key}`.
+    const mask = (p: string) => dirty!.reduce((q, name) => q.replaceAll(name, '{key}'), p);
+    for (const h of out.hits) h.path = mask(h.path);
+    for (const h of out.keyHits!) h.path = mask(h.path);
+  }
   return out;
 }
 

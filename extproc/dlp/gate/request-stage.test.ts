@@ -167,6 +167,17 @@ describe('dlp.request', () => {
       },
     );
 
+    it('no audit path spells a name with a finding, also where a value under it has one', async () => {
+      const body = chat('hi', { metadata: { 'jane.doe@example.com': { note: 'ssn 212-67-4391' } } });
+      const r = await run(body, { EMAIL: 'block', US_SSN: 'redact' });
+      expect(r.refused).toMatchObject({ ruleId: 'dlp.EMAIL' });
+      expect(r.audit.dlp?.findings.map((f) => [f.type, f.path])).toEqual([
+        ['US_SSN', 'metadata.{key}.note'],
+        ['EMAIL', 'metadata.{key}'],
+      ]);
+      expect(JSON.stringify(r.audit)).not.toContain('jane.doe');
+    });
+
     it('warn records a value in a name and forwards the body as it is', async () => {
       const r = await run(withTool('jane.doe@example.com'), { EMAIL: 'warn' });
       expect(r.refused).toBeUndefined();
