@@ -4,11 +4,13 @@
 //
 // Every string value is read, not a list of known fields: a field the gate does not know of
 // (a new content-part type, a tool schema's description) is still text the model sees, and
-// scanning too much costs only time. What is skipped is what cannot carry a user's text and
-// that other stages or the protocol need intact: the top-level model (routing and policy judge
-// it), roles, types, ids, and inline media (base64 data: URLs), which are not text. Only a whole
-// base64 data URL is media: a text that merely begins with `data:` (or a data URL of plain,
-// percent-encoded text) is scanned like any other.
+// scanning too much costs only time. What is skipped is the top-level model (routing and policy
+// judge it) and inline media (base64 data: URLs), which are not text. Only a whole base64 data
+// URL is media: a text that merely begins with `data:` (or a data URL of plain, percent-encoded
+// text) is scanned like any other. Roles, types and ids, which the protocol needs intact, and
+// member names are scanned in requests but never rewritten: a finding there refuses (a chat
+// template may print a role or a tool call's id into the prompt, and a schema's property names
+// are read by the model); in responses, where the server wrote them, they are skipped.
 //
 // Two phases. collectHits (pure, plain data: it runs on a parse-pool worker for large bodies)
 // walks and scans; applyHits (main thread, it owns the request's pseudonym session) reserves the
@@ -47,9 +49,10 @@ export interface StringHit {
   findings: readonly DlpFinding[];
 }
 
-/** A member name with findings: the path of its object and its position there (never the name
- * itself, which is the value found), and its findings. */
-export interface KeyHit {
+/** A string that cannot be rewritten, with findings: a member name (its path ends in `{key}`,
+ * never the name itself, which is the value found) or, in a request, a protocol value (a role, a
+ * type, an id: servers match them, so a placeholder there would break the call). */
+export interface FixedHit {
   path: string;
   findings: readonly DlpFinding[];
 }
@@ -57,8 +60,8 @@ export interface KeyHit {
 /** What the scan phase found: plain data (it crosses threads by structured clone). */
 export interface CollectedHits {
   hits: StringHit[];
-  /** Member names with findings (CollectOptions.keys). */
-  keyHits?: KeyHit[];
+  /** Member names and protocol values with findings (CollectOptions.keys). */
+  fixedHits?: FixedHit[];
   /** Spans of strings without findings that hold a `[`: their typed placeholders are reserved,
    * and in responses restored. */
   bracketed: [number, number][];
@@ -76,8 +79,9 @@ export interface CollectOptions {
   budgetMs: number;
   /** Keep each hit's decoded string for applyHits (a scan on the thread that applies). */
   keepTexts?: boolean;
-  /** Scan member names too (requests: a tool schema's property names are text the model reads);
-   * names found clean before are remembered per scanner (cleanNames). */
+  /** Requests: scan member names (a tool schema's property names are text the model reads) and
+   * the protocol values the scan otherwise skips (roles, types, ids: a chat template may print
+   * them into the prompt); both found clean before are remembered per scanner (cleanNames). */
   keys?: boolean;
 }
 
@@ -98,23 +102,29 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
   const clean = opts.keys ? cleanNames(scanner) : undefined;
   /** Names with findings: they are the values found, so no path the audit keeps may spell them. */
   let dirty: string[] | undefined;
+  /** Scan a string that cannot be rewritten; its findings, if any (names found clean remembered). */
+  const fixed = (text: string): DlpFinding[] | undefined => {
+    if (text.length === 0 || clean!.has(text)) return undefined;
+    const found = scanner.scan(text);
+    if (found.length > 0) return found.map(plainFinding);
+    if (text.length <= CLEAN_NAME_MAX_CHARS) {
+      if (clean!.size >= CLEAN_NAMES_MAX) clean!.clear();
+      clean!.add(text);
+    }
+    return undefined;
+  };
+  const addFixed = (hit: FixedHit): void => {
+    if (out.fixedHits === undefined) out.fixedHits = [hit];
+    else out.fixedHits.push(hit);
+  };
   const onKey = clean
     ? (name: string, _depth: number, path: () => string): void => {
-        if (name.length === 0 || clean.has(name)) return;
-        const found = scanner.scan(name);
-        if (found.length === 0) {
-          if (name.length <= CLEAN_NAME_MAX_CHARS) {
-            if (clean.size >= CLEAN_NAMES_MAX) clean.clear();
-            clean.add(name);
-          }
-          return;
-        }
+        const findings = fixed(name);
+        if (findings === undefined) return;
         if (dirty === undefined) dirty = [name];
         else dirty.push(name);
         const at = path();
-        const hit = { path: at === '' ? '{key}' : `${at}.{key}`, findings: found.map(plainFinding) };
-        if (out.keyHits === undefined) out.keyHits = [hit];
-        else out.keyHits.push(hit);
+        addFixed({ path: at === '' ? '{key}' : `${at}.{key}`, findings });
       }
     : undefined;
   forEachJsonString(
@@ -122,7 +132,13 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
     from,
     (start, end, key, depth, path) => {
       if (end - start <= 2) return;
-      if (key !== undefined && SKIP_KEYS.has(key)) return;
+      if (key !== undefined && SKIP_KEYS.has(key)) {
+        // A request's role, type or id: scanned, never rewritten (a finding there refuses).
+        if (clean === undefined) return;
+        const findings = fixed(decodeJsonString(body, start, end).text);
+        if (findings !== undefined) addFixed({ path: path(), findings });
+        return;
+      }
       if (opts.skipModel && depth === 1 && key === 'model') return;
       if (isInlineMedia(body, start, end)) return;
       if (performance.now() - started > opts.budgetMs) throw new ScanBudgetExceeded();
@@ -147,7 +163,7 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
     // A path through a name with a finding (a value under it, or a name inside it) says `{key}`.
     const mask = (p: string) => dirty!.reduce((q, name) => q.replaceAll(name, '{key}'), p);
     for (const h of out.hits) h.path = mask(h.path);
-    for (const h of out.keyHits!) h.path = mask(h.path);
+    for (const h of out.fixedHits!) h.path = mask(h.path);
   }
   return out;
 }
@@ -215,9 +231,9 @@ export function applyHits(
       if (f.action === 'block') out.blocked ??= f;
     }
   }
-  // A name cannot be redacted (two names could become one, which servers read differently):
-  // a finding there blocks, whatever its action, but warn.
-  for (const h of collected.keyHits ?? []) {
+  // A name cannot be redacted (two names could become one, which servers read differently), nor
+  // a role, type or id (servers match them): a finding there blocks, whatever its action, but warn.
+  for (const h of collected.fixedHits ?? []) {
     for (const f of h.findings) {
       out.findings.push({
         type: f.type,

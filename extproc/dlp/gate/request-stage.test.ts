@@ -178,6 +178,28 @@ describe('dlp.request', () => {
       expect(JSON.stringify(r.audit)).not.toContain('jane.doe');
     });
 
+    it.each([
+      ['a role', { role: 'jane.doe@example.com', content: 'hi' }, 'messages[1].role'],
+      [
+        'a tool call’s id',
+        { role: 'tool', tool_call_id: 'call jane.doe@example.com', content: 'ok' },
+        'messages[1].tool_call_id',
+      ],
+      [
+        'a content part’s type',
+        { role: 'user', content: [{ type: 'jane.doe@example.com', text: 'x' }] },
+        'messages[1].content[0].type',
+      ],
+    ])(
+      '%s (the protocol needs it intact; a template may print it) is scanned, and a finding refuses',
+      async (_, message, path) => {
+        const body = { model: 'm', messages: [{ role: 'system', content: 'be brief' }, message] };
+        const r = await run(body, { EMAIL: 'redact' });
+        expect(r.refused).toMatchObject({ ruleId: 'dlp.EMAIL' });
+        expect(r.audit.dlp?.findings).toMatchObject([{ type: 'EMAIL', action: 'block', path }]);
+      },
+    );
+
     it('warn records a value in a name and forwards the body as it is', async () => {
       const r = await run(withTool('jane.doe@example.com'), { EMAIL: 'warn' });
       expect(r.refused).toBeUndefined();
