@@ -43,7 +43,16 @@ describe('shipped envoy.yaml', () => {
     await stack?.stop();
   });
 
-  it('#2 a 20 MiB JSON embeddings answer reaches the client whole and is metered', { timeout: 40_000 }, async () => {
+  // In FULL_DUPLEX_STREAMED (the e2e-duplex project, opt-in), with the suite's other files on the
+  // same two cores, one of the ~1300 body answers misses Envoy's 200 ms message_timeout now and
+  // then (ext_proc.message_timeouts 1, the client sees its 200 cut): 3 runs in 5 under eight busy
+  // loops, before and after a 1 MiB stream window, so Envoy's and the gate's CPU share, not the
+  // gate's work (150 ms in all). One retry there; the shipped mode gets none.
+  const retry = process.env.LMG_E2E_FULL_DUPLEX ? 1 : 0;
+  it('#2 a 20 MiB JSON embeddings answer reaches the client whole and is metered', {
+    timeout: 40_000,
+    retry,
+  }, async () => {
     const id = rid('embeddings-20mib');
     const inputs = ['one', 'two', 'three', 'four'];
     const dims = 320_000; // ~21 MB of JSON: above Envoy's 8 MiB buffer
