@@ -23,10 +23,12 @@ export interface ExtraText {
 
 /** OpenAI-compatible delta members that stream text of their own. */
 export const DELTA_TEXTS = ['reasoning_content', 'reasoning', 'refusal'] as const;
-/** The legacy function call's arguments, as a channel field. */
-export const FUNCTION_CALL = 'function_call';
-/** Audio output's transcript (delta.audio.transcript), as a channel field. */
-export const AUDIO = 'audio';
+/** Delta members whose text is one level down: a legacy function call's arguments, an audio
+ * answer's transcript. The channel's field is the member's name. */
+export const NESTED_TEXTS = [
+  ['function_call', 'arguments'],
+  ['audio', 'transcript'],
+] as const;
 /** Ollama's thinking (message.thinking in chat, thinking in generate). */
 export const THINKING = 'thinking';
 
@@ -41,16 +43,19 @@ function choiceOf(c: Json, i: number): number {
   return typeof c.index === 'number' ? c.index : i;
 }
 
+const NONE: ExtraText[] = [];
+
+/** The event's extra texts; the same empty list when it has none (most events: nothing is
+ * allocated for them, metering reads every event of a stream). */
 export function extraTexts(data: Readonly<Json>, family: ResponseFamily): ExtraText[] {
-  const out: ExtraText[] = [];
   if (family === 'ollama') {
     const message = data.message;
     const text = isHolder(message) ? message.thinking : data.thinking;
-    if (typeof text === 'string' && text.length > 0)
-      out.push({ choice: 0, key: `x0/${THINKING}`, path: isHolder(message) ? 'message.thinking' : 'thinking', text });
-    return out;
+    if (typeof text !== 'string' || text.length === 0) return NONE;
+    return [{ choice: 0, key: `x0/${THINKING}`, path: isHolder(message) ? 'message.thinking' : 'thinking', text }];
   }
-  if (family !== 'openai' || !Array.isArray(data.choices)) return out;
+  if (family !== 'openai' || !Array.isArray(data.choices)) return NONE;
+  let out = NONE;
   const choices = data.choices as unknown[];
   for (let i = 0; i < choices.length; i++) {
     const c = choices[i];
@@ -59,27 +64,17 @@ export function extraTexts(data: Readonly<Json>, family: ResponseFamily): ExtraT
     const delta = c.delta;
     for (const field of DELTA_TEXTS) {
       const text = delta[field];
-      if (typeof text === 'string' && text.length > 0)
-        out.push({ choice, key: `x${choice}/${field}`, path: `choices[${choice}].delta.${field}`, text });
+      if (typeof text !== 'string' || text.length === 0) continue;
+      if (out === NONE) out = [];
+      out.push({ choice, key: `x${choice}/${field}`, path: `choices[${choice}].delta.${field}`, text });
     }
-    const call = delta.function_call;
-    const args = isObject(call) ? call.arguments : undefined;
-    if (typeof args === 'string' && args.length > 0)
-      out.push({
-        choice,
-        key: `x${choice}/${FUNCTION_CALL}`,
-        path: `choices[${choice}].delta.function_call.arguments`,
-        text: args,
-      });
-    const audio = delta.audio;
-    const transcript = isObject(audio) ? audio.transcript : undefined;
-    if (typeof transcript === 'string' && transcript.length > 0)
-      out.push({
-        choice,
-        key: `x${choice}/${AUDIO}`,
-        path: `choices[${choice}].delta.audio.transcript`,
-        text: transcript,
-      });
+    for (const [field, member] of NESTED_TEXTS) {
+      const holder = delta[field];
+      const text = isObject(holder) ? holder[member] : undefined;
+      if (typeof text !== 'string' || text.length === 0) continue;
+      if (out === NONE) out = [];
+      out.push({ choice, key: `x${choice}/${field}`, path: `choices[${choice}].delta.${field}.${member}`, text });
+    }
   }
   return out;
 }

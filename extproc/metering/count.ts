@@ -87,6 +87,7 @@ function messageExtraTokens(m: Json, enc: Encoding): number {
     if (typeof v === 'string') n += countText(enc, v);
   }
   if (typeof m[THINKING] === 'string') n += countText(enc, m[THINKING] as string);
+  // The legacy function call's name counts too, as a tool call's does.
   if (isObject(m.function_call)) n += toolCallTokens([{ function: m.function_call }], enc);
   if (isObject(m.audio) && typeof m.audio.transcript === 'string') n += countText(enc, m.audio.transcript);
   return n;

@@ -30,7 +30,7 @@ export class TextCollector {
     for (const a of event.toolArguments) this.push(`t${a.choice}.${a.call}`, a.text);
     // Reasoning is billed as output: a stream cancelled while the model still thinks is charged
     // what it delivered, not nothing.
-    if (this.family !== 'tgi') for (const x of extraTexts(event.data, this.family)) this.push(x.key, x.text);
+    for (const x of extraTexts(event.data, this.family)) this.push(x.key, x.text);
     // A tool call's name comes once, in its first delta: counted like the JSON answer's.
     const choices = event.data.choices;
     if (!Array.isArray(choices)) return;

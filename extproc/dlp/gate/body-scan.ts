@@ -20,6 +20,7 @@ import type { DlpFinding, DlpScanner, DlpSession } from './engine-port.ts';
 import {
   type DecodedString,
   decodeJsonString,
+  decodeJsonText,
   encodeJsonInner,
   forEachJsonString,
   isInlineMedia,
@@ -135,7 +136,7 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
       if (key !== undefined && SKIP_KEYS.has(key)) {
         // A request's role, type or id: scanned, never rewritten (a finding there refuses).
         if (clean === undefined) return;
-        const findings = fixed(decodeJsonString(body, start, end).text);
+        const findings = fixed(decodeJsonText(body, start, end));
         if (findings !== undefined) addFixed({ path: path(), findings });
         return;
       }

@@ -66,8 +66,21 @@ describe('where an event carries per-token texts', () => {
       'prompt_logprobs',
     ],
     ['an answer without any', 'openai', { choices: [{ message: { content: 'tokens' }, logprobs: null }] }, undefined],
+    ['the name only as a text', 'openai', { choices: [{ message: { content: 'logprobs' }, logprobs: [] }] }, undefined],
+    [
+      'the name quoted inside a text',
+      'openai',
+      { choices: [{ message: { content: 'write "logprobs": {"a":1}' }, logprobs: {} }] },
+      undefined,
+    ],
   ] as const)('a whole answer: %s', (_, family, data, expected) => {
     expect(tokenDetailsInAnswer(Buffer.from(JSON.stringify(data)), family)).toBe(expected);
+  });
+
+  it('a whole answer spaced out by its server is read the same', () => {
+    const body = '{ "choices" : [ { "logprobs" :\n { "content" : [ { "token" : "a" } ] } } ] }';
+    expect(tokenDetailsInAnswer(Buffer.from(body), 'openai')).toBe('logprobs');
+    expect(tokenDetailsInAnswer(Buffer.from('{"choices":[{"logprobs" : [ ]}]}'), 'openai')).toBeUndefined();
   });
 });
 

@@ -11,12 +11,11 @@
 //   come whole as an object, a field the gate does not know of) is judged whole, as a JSON
 //   body's strings are: it is not a piece of a channel.
 import {
-  AUDIO,
   DELTA_TEXTS,
-  FUNCTION_CALL,
   isHolder,
   isObject,
   type Json,
+  NESTED_TEXTS,
   type ResponseFamily,
   THINKING,
 } from '../../llm/extra-texts.ts';
@@ -33,8 +32,8 @@ export function setExtra(target: Json, family: ResponseFamily, key: string, text
     return;
   }
   const delta = objectAt(target, 'delta');
-  if (field === FUNCTION_CALL) objectAt(delta, 'function_call').arguments = text;
-  else if (field === AUDIO) objectAt(delta, 'audio').transcript = text;
+  const nested = NESTED_TEXTS.find(([f]) => f === field);
+  if (nested !== undefined) objectAt(delta, field)[nested[1]] = text;
   else delta[field] = text;
 }
 
@@ -50,39 +49,43 @@ export function tokenDetailsIn(data: Readonly<Json>, family: ResponseFamily): st
   return undefined;
 }
 
-/** Members of a whole JSON answer that hold per-token texts (OpenAI's and Ollama's logprobs,
- * vLLM's prompt_logprobs, TGI's details), looked for before the answer is parsed to be sure. */
-const TOKEN_KEYS = ['"logprobs"', '"prompt_logprobs"', '"tokens"', '"prefill"', '"top_tokens"'].map((k) =>
-  Buffer.from(k),
-);
+/** Members of a whole JSON answer that hold per-token texts, by family: OpenAI-compatible and
+ * Ollama logprobs, vLLM's prompt_logprobs; TGI's details. */
+const ANSWER_TOKEN_KEYS: Record<ResponseFamily, readonly Buffer[]> = {
+  openai: ['logprobs', 'prompt_logprobs'].map((k) => Buffer.from(`"${k}"`)),
+  ollama: ['logprobs'].map((k) => Buffer.from(`"${k}"`)),
+  tgi: ['tokens', 'prefill', 'top_tokens', 'best_of_sequences'].map((k) => Buffer.from(`"${k}"`)),
+};
 
-/** Where a whole JSON answer carries per-token texts, if it does. Parsed only when one of their
- * members' names is in it: this runs for an answer DLP changed, before it is released. */
+/** Where a whole JSON answer carries per-token texts, if it does: the first member of
+ * ANSWER_TOKEN_KEYS whose value is not null, an empty list or an empty object. Read on bytes, not
+ * parsed: this runs on the event loop for an answer DLP changed, up to
+ * server.maxBufferedResponseBytes, and a native search is a fraction of a parse. A quoted name
+ * followed by `:` is a member name: inside a string its quotes would be escaped. Conservative:
+ * a non-empty value without a token text (`{"content":null}`) counts too, and the answer is then
+ * refused, never released. */
 export function tokenDetailsInAnswer(body: Buffer, family: ResponseFamily): string | undefined {
-  if (!TOKEN_KEYS.some((k) => body.includes(k))) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch {
-    return 'unreadable';
-  }
-  // TGI's compat route answers a list of generations.
-  for (const answer of Array.isArray(parsed) ? parsed : [parsed]) {
-    if (!isObject(answer)) continue;
-    if (family === 'tgi') {
-      const d = answer.details;
-      if (isObject(d))
-        for (const k of ['tokens', 'prefill', 'top_tokens', 'best_of_sequences'])
-          if (holdsString(d[k])) return `details.${k}`;
-      continue;
+  for (const key of ANSWER_TOKEN_KEYS[family]) {
+    for (let at = body.indexOf(key); at >= 0; at = body.indexOf(key, at + key.length)) {
+      let i = skipSpace(body, at + key.length);
+      if (body[i] !== 0x3a) continue;
+      i = skipSpace(body, i + 1);
+      const first = body[i];
+      if (first === 0x6e) continue; // null
+      if (first === 0x5b || first === 0x7b) {
+        const next = body[skipSpace(body, i + 1)];
+        if ((first === 0x5b && next === 0x5d) || (first === 0x7b && next === 0x7d)) continue;
+      }
+      const name = key.toString('latin1', 1, key.length - 1);
+      return family === 'tgi' ? `details.${name}` : name;
     }
-    const found = tokenDetailsIn(answer, family);
-    if (found !== undefined) return found;
-    if (Array.isArray(answer.choices))
-      for (const c of answer.choices as unknown[])
-        if (isObject(c) && holdsString(c.prompt_logprobs)) return 'prompt_logprobs';
   }
   return undefined;
+}
+
+function skipSpace(b: Buffer, i: number): number {
+  while (i < b.length && (b[i] === 0x20 || b[i] === 0x0a || b[i] === 0x0d || b[i] === 0x09)) i++;
+  return i;
 }
 
 function holdsString(v: unknown): boolean {
@@ -203,8 +206,10 @@ function channelSlots(data: Readonly<Json>, family: ResponseFamily): Slots {
     const delta = c.delta;
     mark(delta, 'content');
     for (const field of DELTA_TEXTS) mark(delta, field);
-    if (isObject(delta.function_call)) mark(delta.function_call, 'arguments');
-    if (isObject(delta.audio)) mark(delta.audio, 'transcript');
+    for (const [field, member] of NESTED_TEXTS) {
+      const holder = delta[field];
+      if (isObject(holder)) mark(holder, member);
+    }
     if (Array.isArray(delta.tool_calls))
       for (const call of delta.tool_calls as unknown[])
         if (isObject(call) && isObject(call.function)) mark(call.function, 'arguments');

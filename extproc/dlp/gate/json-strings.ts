@@ -98,6 +98,12 @@ function stringEnd(b: Buffer, start: number): number {
   throw new Error('json-strings: unterminated string');
 }
 
+/** A JSON string's text alone (quotes included in [start, end)), without decodeJsonString's map
+ * of offsets: for a member name, or a value that is only read. */
+export function decodeJsonText(b: Buffer, start: number, end: number): string {
+  return decodeKey(b, start, end);
+}
+
 function decodeKey(b: Buffer, start: number, end: number): string {
   // A byte loop, not subarray().includes: a Buffer object per key of every body walked.
   let escaped = false;
