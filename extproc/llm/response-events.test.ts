@@ -161,6 +161,34 @@ describe('response events', () => {
     expect(r.push(bad, true)).toBe(bad);
   });
 
+  it('hands a listener that may change events the lines that are not data, split or not; a read-only one never', () => {
+    const body = `: ping\r\n\r\n\nid: 7\n${sse(chunk('a'))}event: x\n\n: bye\ndata: [DONE]\n\n`;
+    const lines = (readOnlyEvents: boolean, at: number) => {
+      const seen: string[][] = [];
+      const r = createResponseStream({
+        format: 'sse',
+        kind: 'openai.chat',
+        dropUsageEvent: false,
+        readOnlyEvents,
+        onEvent: (e) => seen.push([...e.otherLines, ...e.texts.map((t) => `text ${t.text}`)]),
+      });
+      const out = [r.push(Buffer.from(body.slice(0, at)), false), r.push(Buffer.from(body.slice(at)), true)];
+      r.flushEvents();
+      expect(Buffer.concat(out).toString()).toBe(body);
+      return seen;
+    };
+    for (let at = 0; at <= body.length; at++) {
+      expect(lines(false, at)).toEqual([[': ping'], ['id: 7', 'text a'], ['event: x'], [': bye']]);
+      expect(lines(true, at)).toEqual([['text a']]);
+    }
+  });
+
+  it('a replaced event keeps its other lines in front of its new data line', () => {
+    const r = reader((e) => e.replace({ n: 1 }));
+    const out = r.push(Buffer.from(`id: 7\r\n: c\r\n${sse(chunk('a'))}`), true);
+    expect(out.toString()).toBe('id: 7\n: c\ndata: {"n":1}\n\n');
+  });
+
   it('without a listener, only events that can carry usage or the model are decoded', () => {
     const r = createResponseStream({ format: 'sse', kind: 'openai.chat', dropUsageEvent: false });
     const body = Buffer.from(sse(chunk('x')).repeat(10));

@@ -39,9 +39,16 @@ export interface ResponseEvent {
   readonly toolArguments: readonly ToolArgumentsDelta[];
   /** Usage this event reports, if any. */
   readonly usage: Usage | undefined;
+  /** SSE, for stages that may change events only: the event's lines that are not data lines
+   * (comments, `event:`, `id:`, `retry:`, fields no client reads), as written. They reach the
+   * client too. A record with such lines but no JSON data (a keep-alive comment, an id-only
+   * event, `[DONE]` with a comment) comes as an event of its own with `data` empty and no texts,
+   * so those lines are judged as well. Empty otherwise. */
+  readonly otherLines: readonly string[];
   /** Withhold this event from the client. */
   drop(): void;
-  /** Send this JSON to the client in the event's place (framed like the original). */
+  /** Send this JSON to the client in the event's place (framed like the original, its other
+   * lines kept before the data line). */
   replace(data: unknown): void;
 }
 
@@ -150,6 +157,11 @@ class StreamReader implements ResponseStream {
   private readonly onEvent: ((event: ResponseEvent) => void) | undefined;
   private readonly readOnly: boolean;
   private readonly onUninspectable: ((why: Uninspectable) => void) | undefined;
+  /** The listener may change events: every byte the client gets must reach it, SSE lines that
+   * carry no data included. */
+  private readonly changing: boolean;
+  /** The current record's other lines (see ResponseEvent.otherLines), reused per record. */
+  private readonly others: string[] = [];
   /** Set by endWithError during the current record: the bytes sent in its place. */
   private endBytes: Buffer | undefined;
   /** deferReadOnlyEvents: events to decode at flushEvents, as byte ranges, in order. */
@@ -190,7 +202,8 @@ class StreamReader implements ResponseStream {
     this.readOnly = opts.readOnlyEvents === true;
     // Read-only listeners (metering) were promised nothing: only a stage that may change or
     // withhold text (DLP) must see every event, so only it ends an uninspectable stream.
-    this.onUninspectable = opts.onEvent !== undefined && !this.readOnly ? opts.onUninspectable : undefined;
+    this.changing = opts.onEvent !== undefined && !this.readOnly;
+    this.onUninspectable = this.changing ? opts.onUninspectable : undefined;
     this.deferring = this.readOnly && opts.onEvent !== undefined && opts.deferReadOnlyEvents === true;
   }
 
@@ -289,11 +302,16 @@ class StreamReader implements ResponseStream {
       if (f.complete && f.hasContent) this.events++;
       return KEEP;
     }
-    if (!f.hasContent) return KEEP;
-    this.events++;
     const b = f.bytes;
     const start = f.start + f.bomLength;
     const end = f.end;
+    if (!f.hasContent) {
+      // A stray blank line carries nothing; a comment-only record (a keep-alive) carries its text,
+      // which a listener that may change events judges like any other byte the client gets.
+      if (this.changing && this.sse && b[start] === 0x3a) return this.decode(b, start, end, false);
+      return KEEP;
+    }
+    this.events++;
     const listening = this.onEvent !== undefined;
     const candidate = this.ollama ? this.doneTrue(b, start, end) : this.markerNotNull(b, start, end);
     if (!listening && !candidate && (this.modelProbes === 0 || this.model !== undefined)) return KEEP;
@@ -314,8 +332,12 @@ class StreamReader implements ResponseStream {
   /** Decode one event's JSON, note its model and usage, and hand it to the listener. */
   private decode(b: Buffer, start: number, end: number, candidate: boolean): Action {
     const listening = this.onEvent !== undefined;
-    const text = this.sse ? parseSseEvent(b, start, end).data : b.toString('utf8', start, end);
-    if (text === undefined || text === '[DONE]') return KEEP;
+    const others = this.changing && this.sse ? this.others : undefined;
+    if (others !== undefined) others.length = 0;
+    const text = this.sse ? parseSseEvent(b, start, end, others).data : b.toString('utf8', start, end);
+    if (text === undefined || text === '[DONE]') {
+      return others !== undefined && others.length > 0 ? this.emit(NO_DATA, undefined) : KEEP;
+    }
     if (!candidate && this.modelProbes > 0) this.modelProbes--;
     let json: unknown;
     try {
@@ -350,17 +372,18 @@ class StreamReader implements ResponseStream {
   }
 
   /** Hand one decoded event to the listener; its drop() or replace() decides the action. */
-  private textsOf(o: Record<string, unknown>): readonly TextDelta[] {
+  private textsOf(o: Readonly<Record<string, unknown>>): readonly TextDelta[] {
     return this.ollama ? ollamaTexts(o) : this.tgi ? tgiTexts(o) : openAiTexts(o);
   }
 
-  private toolArgumentsOf(o: Record<string, unknown>): readonly ToolArgumentsDelta[] {
+  private toolArgumentsOf(o: Readonly<Record<string, unknown>>): readonly ToolArgumentsDelta[] {
     return this.ollama || this.tgi ? [] : openAiToolArguments(o);
   }
 
-  private emit(data: Record<string, unknown>, usage: Usage | undefined): Action {
+  private emit(data: Readonly<Record<string, unknown>>, usage: Usage | undefined): Action {
     let action: Action = KEEP;
     const sse = this.sse;
+    const others = this.changing && this.others.length > 0 ? this.others.slice() : NO_LINES;
     // Stages after the one that dropped or replaced the event see what the client gets in its
     // place (audit.capture keeps the delivered text): its texts follow the replacement.
     const event: { -readonly [K in keyof ResponseEvent]: ResponseEvent[K] } = {
@@ -368,6 +391,7 @@ class StreamReader implements ResponseStream {
       texts: this.textsOf(data),
       toolArguments: this.toolArgumentsOf(data),
       usage,
+      otherLines: others,
       drop: () => {
         action = WITHHOLD;
         event.texts = [];
@@ -375,7 +399,8 @@ class StreamReader implements ResponseStream {
       },
       replace: (next: unknown) => {
         const json = JSON.stringify(next);
-        action = Buffer.from(sse ? `data: ${json}\n\n` : `${json}\n`);
+        const lines = others.length > 0 ? `${others.join('\n')}\n` : '';
+        action = Buffer.from(sse ? `${lines}data: ${json}\n\n` : `${json}\n`);
         const o = next !== null && typeof next === 'object' ? (next as Record<string, unknown>) : {};
         event.texts = this.textsOf(o);
         event.toolArguments = this.toolArgumentsOf(o);
@@ -432,6 +457,9 @@ function skipSeparator(b: Buffer, from: number, end: number): number {
 }
 
 const NO_TEXT: readonly TextDelta[] = [];
+const NO_LINES: readonly string[] = [];
+/** The data of an SSE record that has other lines but no JSON data. */
+const NO_DATA: Readonly<Record<string, unknown>> = Object.freeze({});
 
 function openAiTexts(o: Record<string, unknown>): readonly TextDelta[] {
   const choices = o.choices;

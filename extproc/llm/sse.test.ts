@@ -286,6 +286,13 @@ describe('parseSseEvent', () => {
   ];
   for (const [name, text, want] of table) it(name, () => expect(parseSseEvent(Buffer.from(text))).toEqual(want));
 
+  it('hands out every line that is not a data line, as written, when asked', () => {
+    const others: string[] = [];
+    const e = parseSseEvent(Buffer.from(': ping\r\nevent: e\ndata: 1\nid: 7\nfoo\n:\ndata\n\n'), 0, undefined, others);
+    expect(e.data).toBe('1\n');
+    expect(others).toEqual([': ping', 'event: e', 'id: 7', 'foo', ':']);
+  });
+
   it('decodes a range', () => {
     const b = Buffer.from('xxdata: é\n\nyy');
     expect(parseSseEvent(b, 2, b.length - 2).data).toBe('é');

@@ -45,8 +45,10 @@ export class SseParser extends Framer {
   }
 }
 
-/** Decode one complete event's bytes, bytes[start, end) with any BOM already skipped. */
-export function parseSseEvent(bytes: Buffer, start = 0, end: number = bytes.length): SseEvent {
+/** Decode one complete event's bytes, bytes[start, end) with any BOM already skipped. With
+ * `others`, every line that is not a data line (comments, other fields) is pushed to it as
+ * written, without its line end: bytes the client gets that carry no data. */
+export function parseSseEvent(bytes: Buffer, start = 0, end: number = bytes.length, others?: string[]): SseEvent {
   const text = bytes.toString('utf8', start, end);
   const n = text.length;
   let type = 'message';
@@ -60,7 +62,9 @@ export function parseSseEvent(bytes: Buffer, start = 0, end: number = bytes.leng
       const ch = text.charCodeAt(j);
       if (ch === 0x0a || ch === 0x0d) break;
     }
-    if (j > i && text.charCodeAt(i) !== 0x3a) {
+    if (j > i && text.charCodeAt(i) === 0x3a) {
+      others?.push(text.slice(i, j));
+    } else if (j > i) {
       const colon = text.indexOf(':', i);
       let name: string;
       let value: string;
@@ -72,6 +76,7 @@ export function parseSseEvent(bytes: Buffer, start = 0, end: number = bytes.leng
         const v = text.charCodeAt(colon + 1) === 0x20 && colon + 1 < j ? colon + 2 : colon + 1;
         value = text.slice(v, j);
       }
+      if (name !== 'data') others?.push(text.slice(i, j));
       switch (name) {
         case 'data':
           data = data === undefined ? value : `${data}\n${value}`;

@@ -487,6 +487,51 @@ describe('dlp.response: every text of a streamed event, not only content and too
   });
 });
 
+describe('dlp.response: SSE lines that are not data reach the client too', () => {
+  const finish = `${sse(delta('', 'stop'))}data: [DONE]\n\n`;
+  const blocked = (r: Awaited<ReturnType<typeof chat>>, rule: string) => {
+    expect(read(r.client!.body).error).toMatchObject({ code: 'content_blocked' });
+    expect(r.audit.error).toMatchObject({ rule_id: rule });
+  };
+  const table: [string, string, string][] = [
+    ['a keep-alive comment', `: ping a@x.io\n\n`, 'sse.comment'],
+    ['a comment inside a data event', `: a@x.io\n${sse(delta('hi'))}`, 'sse.comment'],
+    ['an id', `id: a@x.io\n${sse(delta('hi'))}`, 'sse.id'],
+    ['an event name', `event: a@x.io\n${sse(delta('hi'))}`, 'sse.event'],
+    ['an id-only record', `id: a@x.io\n\n`, 'sse.id'],
+    ['a field no client reads, its name not spelled', `a@x.io: 1\n${sse(delta('hi'))}`, 'sse.field'],
+    ['a comment beside [DONE]', `: a@x.io\ndata: [DONE]\n\n`, 'sse.comment'],
+  ];
+  for (const [name, record, path] of table)
+    it(`judges ${name}: a finding ends the stream before it, whatever its action`, async () => {
+      const r = await chat({ EMAIL: 'redact' }, 'hi', [`${sse(delta('fine'))}${record}${finish}`]);
+      expect(r.client!.body).not.toContain('a@x.io');
+      expect(read(r.client!.body).after).toBe(0);
+      blocked(r, 'dlp.EMAIL');
+      expect(r.audit.dlp?.findings).toEqual([expect.objectContaining({ type: 'EMAIL', where: 'response', path })]);
+    });
+
+  it('passes clean keep-alives as they came, and keeps an event’s other lines when it rewrites it', async () => {
+    const body = `: ping\n\nid: 1\nevent: message\n${sse(delta('mail a@x.io'))}:\n\n${finish}`;
+    const r = await chat({ EMAIL: 'redact' }, 'hi', [body]);
+    const records = r.client!.body.split('\n\n');
+    expect(records[0]).toBe(': ping');
+    expect(records[1]!.split('\n').slice(0, 2)).toEqual(['id: 1', 'event: message']);
+    expect(records[2]).toBe(':');
+    const text = records.map((b) => b.split('\n').find((l) => l.startsWith('data: {'))).filter((l) => l !== undefined);
+    expect(text.map((l) => JSON.parse(l.slice(6)).choices[0].delta.content).join('')).toBe('mail [REDACTED:EMAIL]');
+  });
+
+  it('records a warn finding there and passes the line', async () => {
+    const body = `: a@x.io\n\n${sse(delta('fine'))}${finish}`;
+    const r = await chat({ EMAIL: 'warn' }, 'hi', [body]);
+    expect(r.client!.body.startsWith(': a@x.io\n\n')).toBe(true);
+    expect(r.audit.dlp?.findings).toEqual([
+      expect.objectContaining({ type: 'EMAIL', action: 'warn', path: 'sse.comment' }),
+    ]);
+  });
+});
+
 describe('dlp: per-token texts (logprobs) when responses are checked', () => {
   const ask = (path: string, body: Record<string, unknown>, response = true) => {
     const setup = () => ({

@@ -320,6 +320,23 @@ function onEvent(
     dlp.failedOpen = 'response scan failed';
     return false;
   };
+  // An SSE event's lines that are not data (comments, event:, id:, fields no client reads) reach
+  // the client too. No server puts model text there and no SDK reads it back, so they are judged
+  // whole and never rewritten: a finding there ends the stream, whatever its action but warn.
+  if (event.otherLines.length > 0) {
+    try {
+      const f = judgeOtherLines(event.otherLines, engine, (f, path) => {
+        addFinding(dlp, { type: f.type, action: f.action, where: 'response', path, start: f.start, end: f.end });
+        deps.metrics.countDlpFinding(f.type, f.action, 'response');
+      });
+      if (f !== undefined) {
+        block(f);
+        return;
+      }
+    } catch (err) {
+      if (scanFailed(err)) return;
+    }
+  }
   let rewrite: Rewrite | undefined;
   let changed = false;
   try {
@@ -426,6 +443,35 @@ function onEvent(
       }),
     );
   }
+}
+
+/** Scan an SSE event's other lines, reporting each finding; the first that is not warn. */
+function judgeOtherLines(
+  lines: readonly string[],
+  engine: DlpEngine,
+  report: (f: DlpFinding, path: string) => void,
+): DlpFinding | undefined {
+  for (const line of lines) {
+    const findings = engine.scanner.scan(line);
+    if (findings.length === 0) continue;
+    const path = sseLinePath(line);
+    let blocked: DlpFinding | undefined;
+    for (const f of findings) {
+      report(f, path);
+      if (f.action !== 'warn') blocked ??= f;
+    }
+    if (blocked !== undefined) return blocked;
+  }
+  return undefined;
+}
+
+/** Where a finding in an SSE line was, for the audit; a field name the gate does not know is not
+ * spelled (it may be what was found). */
+function sseLinePath(line: string): string {
+  if (line.startsWith(':')) return 'sse.comment';
+  const colon = line.indexOf(':');
+  const name = colon === -1 ? line : line.slice(0, colon);
+  return name === 'event' || name === 'id' || name === 'retry' ? `sse.${name}` : 'sse.field';
 }
 
 /** One whole string's findings and the text the client gets for it: findings replaced (but
