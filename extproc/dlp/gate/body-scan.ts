@@ -10,7 +10,9 @@
 // text) is scanned like any other. Roles, types and ids, which the protocol needs intact, and
 // member names are scanned in requests but never rewritten: a finding there refuses (a chat
 // template may print a role or a tool call's id into the prompt, and a schema's property names
-// are read by the model); in responses, where the server wrote them, they are skipped.
+// are read by the model); in responses, where the server wrote them, they are skipped, except
+// inside an object the model wrote (Ollama's tool-call arguments, FREE_KEYS), where a value under
+// `id` is text like any other and a finding in a name refuses.
 //
 // Two phases. collectHits (pure, plain data: it runs on a parse-pool worker for large bodies)
 // walks and scans; applyHits (main thread, it owns the request's pseudonym session) reserves the
@@ -22,6 +24,7 @@ import {
   decodeJsonString,
   decodeJsonText,
   encodeJsonInner,
+  FREE_KEYS,
   forEachJsonString,
   isInlineMedia,
 } from './json-strings.ts';
@@ -100,17 +103,18 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
   const texts: DecodedString[] | undefined = opts.keepTexts ? [] : undefined;
   if (texts) out.texts = texts;
   const started = performance.now();
-  const clean = opts.keys ? cleanNames(scanner) : undefined;
+  const keys = opts.keys === true;
+  const clean = cleanNames(scanner);
   /** Names with findings: they are the values found, so no path the audit keeps may spell them. */
   let dirty: string[] | undefined;
   /** Scan a string that cannot be rewritten; its findings, if any (names found clean remembered). */
   const fixed = (text: string): DlpFinding[] | undefined => {
-    if (text.length === 0 || clean!.has(text)) return undefined;
+    if (text.length === 0 || clean.has(text)) return undefined;
     const found = scanner.scan(text);
     if (found.length > 0) return found.map(plainFinding);
     if (text.length <= CLEAN_NAME_MAX_CHARS) {
-      if (clean!.size >= CLEAN_NAMES_MAX) clean!.clear();
-      clean!.add(text);
+      if (clean.size >= CLEAN_NAMES_MAX) clean.clear();
+      clean.add(text);
     }
     return undefined;
   };
@@ -118,24 +122,24 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
     if (out.fixedHits === undefined) out.fixedHits = [hit];
     else out.fixedHits.push(hit);
   };
-  const onKey = clean
-    ? (name: string, _depth: number, path: () => string): void => {
-        const findings = fixed(name);
-        if (findings === undefined) return;
-        if (dirty === undefined) dirty = [name];
-        else dirty.push(name);
-        const at = path();
-        addFixed({ path: at === '' ? '{key}' : `${at}.{key}`, findings });
-      }
-    : undefined;
+  const onKey = (name: string, _depth: number, path: () => string, free: boolean): void => {
+    // A response's names are the server's, but for those the model wrote (free data).
+    if (!keys && !free) return;
+    const findings = fixed(name);
+    if (findings === undefined) return;
+    if (dirty === undefined) dirty = [name];
+    else dirty.push(name);
+    const at = path();
+    addFixed({ path: at === '' ? '{key}' : `${at}.{key}`, findings });
+  };
   forEachJsonString(
     body,
     from,
-    (start, end, key, depth, path) => {
+    (start, end, key, depth, path, free) => {
       if (end - start <= 2) return;
-      if (key !== undefined && SKIP_KEYS.has(key)) {
+      if (key !== undefined && !free && SKIP_KEYS.has(key)) {
         // A request's role, type or id: scanned, never rewritten (a finding there refuses).
-        if (clean === undefined) return;
+        if (!keys) return;
         const findings = fixed(decodeJsonText(body, start, end));
         if (findings !== undefined) addFixed({ path: path(), findings });
         return;
@@ -159,6 +163,7 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
       texts?.push(s);
     },
     onKey,
+    FREE_KEYS,
   );
   if (dirty !== undefined) {
     // A path through a name with a finding (a value under it, or a name inside it) says `{key}`.

@@ -20,6 +20,8 @@ import {
   THINKING,
 } from '../../llm/extra-texts.ts';
 
+import { FREE_KEYS } from './json-strings.ts';
+
 export { type ExtraText, extraTexts, type ResponseFamily, responseFamily } from '../../llm/extra-texts.ts';
 
 /** Put a channel's released text (key from extraTexts) into the event's copy `next`, on the choice
@@ -115,8 +117,11 @@ const SKIP_KEYS = new Set([
 /** One string of the event outside every channel. */
 export interface OtherString {
   text: string;
-  /** Where it is, as property names and array positions from the event's top. */
+  /** Where it is, as property names and array positions from the event's top (for a name: the
+   * name itself last). */
   at: readonly (string | number)[];
+  /** A member name the model wrote (inside a FREE_KEYS value): it cannot be rewritten. */
+  name?: true;
 }
 
 /** Every non-empty string of the event that no channel carries (the texts the guards judge). The
@@ -129,13 +134,15 @@ export function otherStrings(data: Readonly<Json>, family: ResponseFamily): Othe
     v: unknown;
     up: Node | undefined;
     name: string | number;
+    /** Inside a value the model wrote (FREE_KEYS): protocol names mean nothing there. */
+    free: boolean;
   }
   const pathOf = (n: Node | undefined, last: string | number): (string | number)[] => {
     const at = [last];
     for (let x = n; x?.up !== undefined; x = x.up) at.push(x.name);
     return at.reverse();
   };
-  const stack: Node[] = [{ v: data, up: undefined, name: '' }];
+  const stack: Node[] = [{ v: data, up: undefined, name: '', free: false }];
   while (stack.length > 0) {
     const n = stack.pop()!;
     const v = n.v;
@@ -144,17 +151,21 @@ export function otherStrings(data: Readonly<Json>, family: ResponseFamily): Othe
         const x = v[i];
         if (typeof x === 'string') {
           if (x.length > 0 && !isMedia(x)) out.push({ text: x, at: pathOf(n, i) });
-        } else if (x !== null && typeof x === 'object') stack.push({ v: x, up: n, name: i });
+        } else if (x !== null && typeof x === 'object') stack.push({ v: x, up: n, name: i, free: n.free });
       }
       continue;
     }
     if (!isObject(v)) continue;
+    const free = n.free;
     for (const key in v) {
-      if (SKIP_KEYS.has(key) || (n.up === undefined && key === 'model') || isSlot(slots, v, key)) continue;
+      if (free) {
+        if (key.length > 0) out.push({ text: key, at: pathOf(n, key), name: true });
+      } else if (SKIP_KEYS.has(key) || (n.up === undefined && key === 'model') || isSlot(slots, v, key)) continue;
       const x = v[key];
       if (typeof x === 'string') {
         if (x.length > 0 && !isMedia(x)) out.push({ text: x, at: pathOf(n, key) });
-      } else if (x !== null && typeof x === 'object') stack.push({ v: x, up: n, name: key });
+      } else if (x !== null && typeof x === 'object')
+        stack.push({ v: x, up: n, name: key, free: free || FREE_KEYS.has(key) });
     }
   }
   return out;

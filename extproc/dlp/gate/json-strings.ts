@@ -7,29 +7,48 @@
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
+/** Members whose object value the model wrote (Ollama's tool-call arguments come as an object):
+ * below them no name is the protocol's, so a value under `id` or `type` is text like any other,
+ * and names are the model's too. */
+export const FREE_KEYS: ReadonlySet<string> = new Set(['arguments']);
+
 /** A container on the walk's stack: an object's current key, or an array's current index. */
 interface Frame {
   object: boolean;
   key: string | undefined;
   index: number;
+  /** Inside the value of a member named in `freeKeys`. */
+  free: boolean;
 }
 
 /** Called per string value: its bytes [start, end) including the quotes, the key it is the value
- * of (in an array: the key of the array), its depth (1: a member of the top-level object), and its JSON path
- * (built only when asked: `messages[0].content`). */
+ * of (in an array: the key of the array), its depth (1: a member of the top-level object), its JSON path
+ * (built only when asked: `messages[0].content`), and whether it lies inside the value of a
+ * member named in `freeKeys`. */
 export type StringVisitor = (
   start: number,
   end: number,
   key: string | undefined,
   depth: number,
   path: () => string,
+  free: boolean,
 ) => void;
 
 /** Called per member name: the name (decoded), the depth of its object (1: the top-level
- * object's), and the object's JSON path (built only when asked). */
-export type KeyVisitor = (name: string, depth: number, path: () => string) => void;
+ * object's), the object's JSON path (built only when asked), and whether the object lies inside
+ * the value of a member named in `freeKeys`. */
+export type KeyVisitor = (name: string, depth: number, path: () => string, free: boolean) => void;
 
-export function forEachJsonString(b: Buffer, from: number, visit: StringVisitor, visitKey?: KeyVisitor): void {
+/** Walk every string of the JSON value at `from`. `freeKeys` names members whose object or array
+ * value is someone's free-form data throughout (Ollama's tool-call `arguments`): below them
+ * visitors are told so, and a name like `id` or `type` means nothing to the protocol there. */
+export function forEachJsonString(
+  b: Buffer,
+  from: number,
+  visit: StringVisitor,
+  visitKey?: KeyVisitor,
+  freeKeys?: ReadonlySet<string>,
+): void {
   const stack: Frame[] = [];
   const path = (): string => {
     let p = '';
@@ -54,23 +73,24 @@ export function forEachJsonString(b: Buffer, from: number, visit: StringVisitor,
         if (visitKey !== undefined) {
           // The path of the object the name belongs to, not of its previous member.
           top.key = undefined;
-          visitKey(name, stack.length, path);
+          visitKey(name, stack.length, path, top.free);
         }
         top.key = name;
         expectKey = false;
       } else {
-        visit(i, end, top?.key, stack.length, path);
+        visit(i, end, top?.key, stack.length, path, top?.free === true);
       }
       i = end;
       continue;
     }
     if (c === 0x7b) {
-      stack.push({ object: true, key: undefined, index: 0 });
+      const top = stack[stack.length - 1];
+      stack.push({ object: true, key: undefined, index: 0, free: isFree(top, freeKeys) });
       expectKey = true;
     } else if (c === 0x5b) {
       // An array's strings are reported under the key the array is the value of.
       const top = stack[stack.length - 1];
-      stack.push({ object: false, key: top?.key, index: 0 });
+      stack.push({ object: false, key: top?.key, index: 0, free: isFree(top, freeKeys) });
     } else if (c === 0x7d || c === 0x5d) {
       stack.pop();
       expectKey = false;
@@ -83,6 +103,13 @@ export function forEachJsonString(b: Buffer, from: number, visit: StringVisitor,
     i++;
   }
   if (stack.length !== 0) throw new Error('json-strings: unterminated container');
+}
+
+/** A container opening as the current value of `parent` is free data: its parent is, or it is
+ * the value of a free key (an array's elements count as its key's value, as for strings). */
+function isFree(parent: Frame | undefined, freeKeys: ReadonlySet<string> | undefined): boolean {
+  if (parent === undefined) return false;
+  return parent.free || (freeKeys !== undefined && parent.key !== undefined && freeKeys.has(parent.key));
 }
 
 /** Offset just past the closing quote of the string opening at `start`. */

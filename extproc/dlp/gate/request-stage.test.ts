@@ -200,6 +200,21 @@ describe('dlp.request', () => {
       },
     );
 
+    it('inside a tool call’s arguments object (Ollama) a value under id or type is the model’s text: redacted, not refused', async () => {
+      const call = { function: { name: 'send', arguments: { id: 'jane.doe@example.com', type: ['a@x.io'] } } };
+      const body = {
+        model: 'm',
+        messages: [
+          { role: 'user', content: 'hi' },
+          { role: 'assistant', content: '', tool_calls: [call] },
+        ],
+      };
+      const r = await run(body, { EMAIL: 'redact' });
+      expect(r.refused).toBeUndefined();
+      const sent = JSON.parse(r.upstream!.body!).messages[1].tool_calls[0].function.arguments;
+      expect(sent).toEqual({ id: '[REDACTED:EMAIL]', type: ['[REDACTED:EMAIL]'] });
+    });
+
     it('warn records a value in a name and forwards the body as it is', async () => {
       const r = await run(withTool('jane.doe@example.com'), { EMAIL: 'warn' });
       expect(r.refused).toBeUndefined();

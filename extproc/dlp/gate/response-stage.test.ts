@@ -487,6 +487,60 @@ describe('dlp.response: every text of a streamed event, not only content and too
   });
 });
 
+describe('dlp.response: a tool call’s arguments as an object (Ollama) are the model’s text throughout', () => {
+  // Protocol members (id, type, role...) are skipped elsewhere in an answer, and member names are
+  // the server's; inside arguments the model wrote both.
+  const answer = (args: unknown, done = true) =>
+    JSON.stringify({
+      model: 'l',
+      message: { role: 'assistant', content: '', tool_calls: [{ function: { name: 'send', arguments: args } }] },
+      done,
+    });
+  const ask = (actions: Actions, stream: boolean, body: string) =>
+    runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages(actions),
+      request: { path: '/api/chat', body: { model: 'l', stream, messages: [{ role: 'user', content: 'hi' }] } },
+      response: stream
+        ? {
+            headers: { 'content-type': 'application/x-ndjson' },
+            chunks: [
+              `${answer(JSON.parse(body), false)}\n${JSON.stringify({ model: 'l', message: { role: 'assistant', content: '' }, done: true })}\n`,
+            ],
+          }
+        : {
+            headers: {
+              'content-type': 'application/json',
+              'content-length': String(Buffer.byteLength(answer(JSON.parse(body)))),
+            },
+            chunks: [answer(JSON.parse(body))],
+          },
+    });
+  for (const stream of [false, true]) {
+    const how = stream ? 'streamed' : 'whole';
+    it(`${how}: redacts a value under a protocol-looking name (id, type, role)`, async () => {
+      const r = await ask({ EMAIL: 'redact' }, stream, '{"id":"a@x.io","type":["b@y.io"],"nested":{"role":"c@z.io"}}');
+      expect(r.client!.body).not.toMatch(/a@x|b@y|c@z/);
+      const args = JSON.parse(r.client!.body.split('\n')[0]!).message.tool_calls[0].function.arguments;
+      expect(args).toEqual({
+        id: '[REDACTED:EMAIL]',
+        type: ['[REDACTED:EMAIL]'],
+        nested: { role: '[REDACTED:EMAIL]' },
+      });
+    });
+    it(`${how}: a finding in a member name there refuses, its path not spelling it`, async () => {
+      const r = await ask({ EMAIL: 'redact' }, stream, '{"a@x.io":{"note":"hi"}}');
+      expect(r.client?.body ?? '').not.toContain('a@x.io');
+      if (stream)
+        expect(read(r.client!.body).error ?? JSON.parse(r.client!.body.trim().split('\n').at(-1)!)).toBeTruthy();
+      else expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.EMAIL' });
+      expect(r.audit.error).toMatchObject({ code: 'content_blocked', rule_id: 'dlp.EMAIL' });
+      expect(JSON.stringify(r.audit.dlp)).not.toContain('a@x.io');
+      expect(r.audit.dlp?.findings.map((f) => f.path)).toContain('message.tool_calls[0].function.arguments.{key}');
+    });
+  }
+});
+
 describe('dlp.response: SSE lines that are not data reach the client too', () => {
   const finish = `${sse(delta('', 'stop'))}data: [DONE]\n\n`;
   const blocked = (r: Awaited<ReturnType<typeof chat>>, rule: string) => {

@@ -412,12 +412,34 @@ function onEvent(
   // member the gate does not know of) is judged whole, as a JSON body's strings are.
   const others: { at: readonly (string | number)[]; text: string }[] = [];
   try {
+    /** Names with findings (warn only, or the stream ended): no path the audit keeps spells them. */
+    let dirty: Set<string> | undefined;
     for (const o of otherStrings(event.data, family)) {
+      const report = (f: DlpFinding, path: string, action: string) => {
+        addFinding(dlp, { type: f.type, action, where: 'response', path, start: f.start, end: f.end });
+        deps.metrics.countDlpFinding(f.type, action, 'response');
+      };
+      if (o.name) {
+        // A name the model wrote (Ollama's arguments object): it cannot be rewritten (two names
+        // could become one), so a finding there ends the stream, whatever its action but warn.
+        const findings = engine.scanner.scan(o.text);
+        if (findings.length === 0) continue;
+        dirty ??= new Set();
+        dirty.add(o.text);
+        const path = maskedPath(o.at.slice(0, -1), dirty);
+        const where = path === '' ? '{key}' : `${path}.{key}`;
+        const blocked = findings.find((f) => f.action !== 'warn');
+        for (const f of findings) report(f, where, f.action === 'warn' ? 'warn' : 'block');
+        if (blocked !== undefined) {
+          block(blocked);
+          return;
+        }
+        continue;
+      }
       const judged = judgeWhole(o.text, session, engine);
-      const path = pathText(o.at);
-      for (const f of judged.findings) {
-        addFinding(dlp, { type: f.type, action: f.action, where: 'response', path, start: f.start, end: f.end });
-        deps.metrics.countDlpFinding(f.type, f.action, 'response');
+      if (judged.findings.length > 0) {
+        const path = dirty === undefined ? pathText(o.at) : maskedPath(o.at, dirty);
+        for (const f of judged.findings) report(f, path, f.action);
       }
       if (judged.blocked !== undefined) {
         block(judged.blocked);
@@ -443,6 +465,11 @@ function onEvent(
       }),
     );
   }
+}
+
+/** pathText, with every name in `dirty` written `{key}`. */
+function maskedPath(at: readonly (string | number)[], dirty: ReadonlySet<string>): string {
+  return pathText(at.map((p) => (typeof p === 'string' && dirty.has(p) ? '{key}' : p)));
 }
 
 /** Scan an SSE event's other lines, reporting each finding; the first that is not warn. */
