@@ -463,6 +463,40 @@ describe('parseRequestBody: output-token limit (policy input request.max_tokens)
   }
 });
 
+describe('parseRequestBody: model input as token ids or embeddings (tokenInput)', () => {
+  const table: [string, ApiKind, string, string | undefined][] = [
+    ['a text prompt', 'openai.completions', '{"model":"m","prompt":"say 123"}', undefined],
+    ['text prompts', 'openai.completions', '{"model":"m","prompt":["a \\" [1", "-2"]}', undefined],
+    ['token ids', 'openai.completions', '{"model":"m","prompt":[9906, 1917]}', 'prompt'],
+    ['lists of token ids', 'openai.completions', '{"model":"m","prompt":[[9906],[1917]]}', 'prompt'],
+    ['texts mixed with token ids', 'openai.completions', '{"model":"m","prompt":["hi", [ -1 ]]}', 'prompt'],
+    [
+      'prompt embeddings beside a prompt',
+      'openai.completions',
+      '{"model":"m","prompt":"","prompt_embeds":"AAAA"}',
+      'prompt_embeds',
+    ],
+    ['null prompt embeddings', 'openai.completions', '{"model":"m","prompt":"x","prompt_embeds":null}', undefined],
+    ['embeddings of text', 'openai.embeddings', '{"model":"m","input":["a","b"]}', undefined],
+    ['embeddings of token ids', 'openai.embeddings', '{"model":"m","input":[[1,2],[3]]}', 'input'],
+    ['Ollama context', 'ollama.generate', '{"model":"l","prompt":"go on","context":[1,2,3]}', 'context'],
+    ['Ollama empty context', 'ollama.generate', '{"model":"l","prompt":"x","context":[ ]}', undefined],
+    ['Ollama context of another type', 'ollama.generate', '{"model":"l","prompt":"x","context":"1,2"}', 'context'],
+    [
+      'a chat body member named context means nothing',
+      'openai.chat',
+      '{"model":"m","messages":[],"context":[1]}',
+      undefined,
+    ],
+  ];
+  for (const [name, kind, body, want] of table)
+    it(name, () => {
+      const r = parseRequestBody(kind, Buffer.from(body));
+      expect(r.ok && r.request.tokenInput).toBe(r.ok ? want : false);
+      expect(r.ok).toBe(true);
+    });
+});
+
 describe('parseRequestBody: strict JSON', () => {
   const table: [string, ApiKind, string | Buffer, RequestErrorCode, string, string | null][] = [
     [

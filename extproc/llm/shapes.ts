@@ -129,6 +129,11 @@ export interface ParsedRequest {
    * `top_logprobs`, vLLM's `prompt_logprobs`, TGI's `parameters.top_n_tokens`), when one does:
    * those texts repeat the answer in pieces no scan of one piece can judge (dlp.request). */
   tokenDetails?: string;
+  /** The member that gives the model its input as token ids or embeddings rather than text:
+   * completions' `prompt` or embeddings' `input` holding numbers or arrays of them, vLLM's
+   * `prompt_embeds`, Ollama's `context` (the token ids of an earlier exchange). The model reads
+   * them as text no scan of the body can see (dlp.request, guard.injection). */
+  tokenInput?: string;
 }
 
 export type RequestErrorCode = JsonErrorCode | 'empty_body' | 'invalid_request';
@@ -206,6 +211,8 @@ const READ = new Set([
   'options',
   'inputs',
   'parameters',
+  'context',
+  'prompt_embeds',
   ...TOKEN_DETAILS,
 ]);
 
@@ -344,6 +351,8 @@ export function parseRequestBody(
     maxTokens,
   };
   if (tokenDetails !== undefined) request.tokenDetails = tokenDetails;
+  const tokenInput = tokenInputOf(kind, canonical, m);
+  if (tokenInput !== undefined) request.tokenInput = tokenInput;
   if (streaming) {
     const isTrue = s !== undefined && s.type === 'boolean' && canonical[s.start] === 0x74;
     const streams = apiSpec(kind)?.streams;
@@ -378,6 +387,45 @@ function asksFor(body: Buffer, v: Span & { type: JsonType }, off: OffValues): bo
   if (off === 'null') return true;
   if (v.type === 'boolean') return body[v.start] === 0x74;
   if (v.type === 'number') return Number(body.toString('latin1', v.start, v.end)) !== 0;
+  return true;
+}
+
+/** Which member, if any, gives the model token ids or embeddings instead of text (see
+ * ParsedRequest.tokenInput). Null and an empty list give nothing. */
+function tokenInputOf(kind: ApiKind, body: Buffer, m: ReadonlyMap<string, JsonMember>): string | undefined {
+  const given = (key: string): boolean => {
+    const v = m.get(key);
+    return v !== undefined && v.type !== 'null' && !(v.type === 'array' && emptyArray(body, v));
+  };
+  switch (kind) {
+    case 'openai.completions':
+      if (holdsTokenIds(body, m.get('prompt'))) return 'prompt';
+      return given('prompt_embeds') ? 'prompt_embeds' : undefined;
+    case 'openai.embeddings':
+      return holdsTokenIds(body, m.get('input')) ? 'input' : undefined;
+    case 'ollama.generate':
+      return given('context') ? 'context' : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** An array value with a number or a nested array outside its strings: token ids (`[1, 2]`,
+ * `[[1, 2], [3]]`, or mixed with texts, which a lax server may take). The value was validated. */
+function holdsTokenIds(body: Buffer, v: JsonMember | undefined): boolean {
+  if (v === undefined || v.type !== 'array') return false;
+  for (let i = v.start + 1; i < v.end - 1; i++) {
+    const c = body[i]!;
+    if (c === 0x22) {
+      // Past the string: a backslash escapes the byte after it.
+      for (i++; body[i] !== 0x22; i++) if (body[i] === 0x5c) i++;
+    } else if (c === 0x5b || c === 0x2d || (c >= 0x30 && c <= 0x39)) return true;
+  }
+  return false;
+}
+
+function emptyArray(body: Buffer, v: Span): boolean {
+  for (let i = v.start + 1; i < v.end - 1; i++) if (!isJsonWhitespace(body[i]!)) return false;
   return true;
 }
 

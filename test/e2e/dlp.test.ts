@@ -138,6 +138,21 @@ describe('DLP through real Envoy', () => {
     expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('content_blocked');
   });
 
+  it('refuses a completions prompt given as token ids (403 the SDK raises): no scan reads them, the model does', async () => {
+    reset();
+    const err = await client()
+      .completions.create({ model: 'mock-small', prompt: [9906, 1917] })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(OpenAI.PermissionDeniedError);
+    expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('content_blocked');
+    expect((err as InstanceType<typeof OpenAI.APIError>).param).toBe('prompt');
+    expect(small.received).toHaveLength(0);
+    expect(large.received).toHaveLength(0);
+  });
+
   it('routes a PHI prompt only to the PHI-labelled cluster', async () => {
     reset();
     await client().chat.completions.create(ask('Summarise patient MRN-123456'));

@@ -239,6 +239,22 @@ describe('dlp.request', () => {
     expect(r.refused).toMatchObject({ ruleId: 'dlp.EMAIL' });
   });
 
+  it.each([
+    ['/v1/completions', { model: 'm', prompt: [9906, 1917] }, 'prompt'],
+    ['/v1/completions', { model: 'm', prompt: ['hi', [9906]] }, 'prompt'],
+    ['/v1/completions', { model: 'm', prompt: 'x', prompt_embeds: 'AAAA' }, 'prompt_embeds'],
+    ['/v1/embeddings', { model: 'm', input: [[1, 2]] }, 'input'],
+    ['/api/generate', { model: 'l', prompt: 'go on', context: [1, 2, 3] }, 'context'],
+  ])('refuses model input given as token ids or embeddings, which no scan reads: %s %j', async (path, body, param) => {
+    const r = await runStage({
+      stages: ['llm.api_shape'],
+      extraStages: [stage({ EMAIL: 'redact' })],
+      request: { path, body },
+    });
+    expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.token_input', param });
+    expect(r.upstream).toBeUndefined();
+  });
+
   it('covers completions prompts, embeddings input and Ollama chat', async () => {
     for (const [path, body] of [
       ['/v1/completions', { model: 'm', prompt: ['x', 'to a@x.io'] }],

@@ -46,6 +46,8 @@ export type DlpGateResolver = (config: Config, deps: StageDeps) => DlpGateSetup;
 
 /** The rule of a refusal for per-token texts DLP cannot check (request and response stages). */
 export const TOKEN_DETAILS_RULE = 'dlp.token_details';
+/** The rule of a refusal for model input given as token ids or embeddings, which no scan reads. */
+export const TOKEN_INPUT_RULE = 'dlp.token_input';
 
 export function blockMessage(type: string, where: 'request' | 'response'): string {
   return where === 'request'
@@ -144,6 +146,20 @@ export function dlpRequestStage(resolve: DlpGateResolver) {
               'content_blocked',
               `A streamed response with per-token details ('${parsed.tokenDetails}') cannot be checked for sensitive data; ask without them, or without streaming.`,
               { ruleId: TOKEN_DETAILS_RULE, param: parsed.tokenDetails },
+            );
+          }
+          // Token ids (or embeddings) are text the model reads and no scan can: fail closed.
+          if (parsed.tokenInput !== undefined) {
+            ctx.decide({
+              stage: 'dlp.request',
+              ruleId: TOKEN_INPUT_RULE,
+              effect: 'deny',
+              reason: `model input as token ids or embeddings in '${parsed.tokenInput}'`,
+            });
+            throw refuse(
+              'content_blocked',
+              `'${parsed.tokenInput}' gives the model token ids or embeddings, which cannot be checked for sensitive data; send text instead.`,
+              { ruleId: TOKEN_INPUT_RULE, param: parsed.tokenInput },
             );
           }
           const pool = deps.parsePool;

@@ -173,6 +173,38 @@ describe('guard.injection', () => {
       expect(JSON.stringify(r.audit)).not.toContain('previous instructions');
     });
 
+  it.each([
+    ['/v1/completions', { model: 'm', prompt: [9906, 1917] }, 'prompt', 'block'],
+    ['/api/generate', { model: 'l', prompt: 'go on', context: [1, 2, 3] }, 'context', 'flag'],
+  ] as const)(
+    'refuses model input given as token ids, which the heuristics cannot read: %s (%s)',
+    async (path, body, param, action) => {
+      const r = await runStage({
+        stages: ['llm.api_shape', 'guard.injection'],
+        config: { dlp: dlp(action) },
+        given: { principal: principal('acme') },
+        request: { path, body },
+      });
+      expect(r.refused).toMatchObject({
+        status: 403,
+        code: 'prompt_injection',
+        ruleId: 'injection.token_input',
+        param,
+      });
+      expect(r.upstream).toBeUndefined();
+    },
+  );
+
+  it('embeddings of token ids are not read as instructions', async () => {
+    const r = await runStage({
+      stages: ['llm.api_shape', 'guard.injection'],
+      config: { dlp: dlp('block') },
+      given: { principal: principal('acme') },
+      request: { path: '/v1/embeddings', body: { model: 'm', input: [1, 2] } },
+    });
+    expect(r.refused).toBeUndefined();
+  });
+
   it('with injection off, the stage does nothing and the audit has no dlp member', async () => {
     const r = await runStage({
       stages: ['llm.api_shape', 'guard.injection'],

@@ -6,7 +6,8 @@
 // under `flag` the request goes on and the audit and metrics record it. The audit's dlp.injection
 // keeps the scores, rule ids, classifier outcome and what was done, never the text.
 //
-// Fails closed: a body the walk cannot read is refused; a classifier that times out, is
+// Fails closed: a body the walk cannot read is refused, and so is model input given as token ids
+// or embeddings (completions' prompt, Ollama's context), which it cannot read either; a classifier that times out, is
 // unreachable or answers badly refuses the request unless its onError says allow.
 //
 // Cost: with injection off for every policy create() returns no hooks; off for the caller's
@@ -78,6 +79,22 @@ export function injectionGuardStage(resolve: (config: Config) => InjectionPicker
           if (texts === undefined) return;
           const s = pick(ctx.principal);
           if (s === undefined) return;
+          if (parsed.tokenInput !== undefined) {
+            // Token ids (or embeddings) are read by the model as text the heuristics cannot see:
+            // refused like a body the walk cannot read, whatever the action.
+            deps.metrics.countDlpInjection('injection.token_input', 'block');
+            ctx.decide({
+              stage: 'guard.injection',
+              ruleId: 'injection.token_input',
+              effect: 'deny',
+              reason: `model input as token ids or embeddings in '${parsed.tokenInput}'`,
+            });
+            throw refuse(
+              'prompt_injection',
+              `'${parsed.tokenInput}' gives the model token ids or embeddings, which cannot be checked for prompt injection; send text instead.`,
+              { ruleId: 'injection.token_input', param: parsed.tokenInput },
+            );
+          }
           const canonical = ctx.rewrittenBody ?? body;
           const job: InjectionJob = { from: parsed.objectStart, texts, classifierChars: s.classifier?.maxChars ?? 0 };
           const pool = deps.parsePool;
