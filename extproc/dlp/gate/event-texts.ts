@@ -85,6 +85,25 @@ export function tokenDetailsInAnswer(body: Buffer, family: ResponseFamily): stri
   return undefined;
 }
 
+const CONTEXT = Buffer.from('"context"');
+
+/** The value of an Ollama /api/generate answer's `context` (the token ids of the exchange), as
+ * bytes [start, end), when it is a non-empty list. Read on bytes like tokenDetailsInAnswer; in a
+ * generate answer only the server writes member names (the model writes `response` and
+ * `thinking` strings, whose quotes would be escaped), so the name is the top-level member. */
+export function ollamaContextSpan(body: Buffer): [number, number] | undefined {
+  for (let at = body.indexOf(CONTEXT); at >= 0; at = body.indexOf(CONTEXT, at + CONTEXT.length)) {
+    let i = skipSpace(body, at + CONTEXT.length);
+    if (body[i] !== 0x3a) continue;
+    i = skipSpace(body, i + 1);
+    if (body[i] !== 0x5b) return undefined;
+    const end = body.indexOf(0x5d, i);
+    if (end < 0 || skipSpace(body, i + 1) === end) return undefined;
+    return [i, end + 1];
+  }
+  return undefined;
+}
+
 function skipSpace(b: Buffer, i: number): number {
   while (i < b.length && (b[i] === 0x20 || b[i] === 0x0a || b[i] === 0x0d || b[i] === 0x09)) i++;
   return i;

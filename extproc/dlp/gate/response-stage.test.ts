@@ -541,6 +541,46 @@ describe('dlp.response: a tool call’s arguments as an object (Ollama) are the 
   }
 });
 
+describe('dlp.response: Ollama’s context (the token ids of the exchange) after DLP changed the answer', () => {
+  // The ids encode the answer as the model wrote it: once DLP changed the text, they would give
+  // back what it took out. They are emptied then (Ollama reads [] as no context), kept otherwise.
+  const generate = (actions: Actions, stream: boolean, records: Record<string, unknown>[]) => {
+    const body = stream
+      ? records.map((r) => `${JSON.stringify(r)}\n`).join('')
+      : JSON.stringify({ ...records.at(-1), response: records.map((r) => r.response).join('') });
+    return runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages(actions),
+      request: { path: '/api/generate', body: { model: 'l', stream, prompt: 'hi' } },
+      response: {
+        headers: stream
+          ? { 'content-type': 'application/x-ndjson' }
+          : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+        chunks: [body],
+      },
+    });
+  };
+  const last = (body: string) => JSON.parse(body.trim().split('\n').at(-1)!);
+  for (const stream of [false, true]) {
+    const how = stream ? 'streamed' : 'whole';
+    it(`${how}: emptied when a value was redacted`, async () => {
+      const r = await generate({ EMAIL: 'redact' }, stream, [
+        { model: 'l', response: 'mail a@x.io', done: false },
+        { model: 'l', response: '', done: true, context: [1, 2, 3] },
+      ]);
+      expect(r.client!.body).not.toContain('a@x.io');
+      expect(last(r.client!.body).context).toEqual([]);
+    });
+    it(`${how}: kept when nothing changed`, async () => {
+      const r = await generate({ EMAIL: 'redact' }, stream, [
+        { model: 'l', response: 'all fine', done: false },
+        { model: 'l', response: '', done: true, context: [1, 2, 3] },
+      ]);
+      expect(last(r.client!.body).context).toEqual([1, 2, 3]);
+    });
+  }
+});
+
 describe('dlp.response: SSE lines that are not data reach the client too', () => {
   const finish = `${sse(delta('', 'stop'))}data: [DONE]\n\n`;
   const blocked = (r: Awaited<ReturnType<typeof chat>>, rule: string) => {

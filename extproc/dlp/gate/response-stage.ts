@@ -32,6 +32,7 @@ import {
   copyEvent,
   extraTexts,
   objectAt,
+  ollamaContextSpan,
   otherStrings,
   pathText,
   type ResponseFamily,
@@ -58,6 +59,8 @@ interface ResponseDlp {
   tokenSpans: Set<string> | undefined;
   json: Buffer[] | undefined;
   jsonBytes: number;
+  /** A value of this stream was replaced (Ollama's context must not give it back). */
+  replaced: boolean;
 }
 const slot = defineSlot<ResponseDlp>('dlp.response');
 const EMPTY = Buffer.alloc(0);
@@ -98,6 +101,7 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
             tokenSpans: undefined,
             json: undefined,
             jsonBytes: 0,
+            replaced: false,
           };
           if (format === 'json') {
             // A declared length over the limit could never be checked: refused now, while Envoy
@@ -232,8 +236,15 @@ function applyResponseHits(
       { ruleId: TOKEN_DETAILS_RULE },
     );
   }
-  return scan.edits.length === 0 ? body : applyBodyEdits(body, scan.edits);
+  if (scan.edits.length === 0) return body;
+  // Ollama's context is the token ids of the exchange as the model wrote it: with the text
+  // changed, they would give back what DLP took out. [] is what Ollama reads as no context.
+  const context = ctx.api === 'ollama.generate' ? ollamaContextSpan(body) : undefined;
+  if (context !== undefined) scan.edits.push({ start: context[0], end: context[1], insert: EMPTY_LIST });
+  return applyBodyEdits(body, scan.edits);
 }
+
+const EMPTY_LIST = Buffer.from('[]');
 
 function record(ctx: RequestContext, findings: readonly FindingRecord[], deps: StageDeps): void {
   if (findings.length === 0) return;
@@ -295,6 +306,7 @@ function onEvent(
         }
         addFinding(dlp, { type: f.type, action: f.action, where: 'response', path, start: f.start, end: f.end });
         deps.metrics.countDlpFinding(f.type, f.action, 'response');
+        if (f.action !== 'warn') state.replaced = true;
       });
       state.guards.set(key, g);
     }
@@ -439,7 +451,10 @@ function onEvent(
       const judged = judgeWhole(o.text, session, engine);
       if (judged.findings.length > 0) {
         const path = dirty === undefined ? pathText(o.at) : maskedPath(o.at, dirty);
-        for (const f of judged.findings) report(f, path, f.action);
+        for (const f of judged.findings) {
+          report(f, path, f.action);
+          if (f.action !== 'warn') state.replaced = true;
+        }
       }
       if (judged.blocked !== undefined) {
         block(judged.blocked);
@@ -450,10 +465,14 @@ function onEvent(
   } catch (err) {
     if (scanFailed(err)) return;
   }
-  if ((!changed || rewrite === undefined) && others.length === 0) return;
+  // Ollama's last record carries the exchange's token ids (generate's context): once a value was
+  // replaced, they would give it back, so they go out empty ([] is no context to Ollama).
+  const context = state.replaced && event.data.done === true && hasItems(event.data.context);
+  if ((!changed || rewrite === undefined) && others.length === 0 && !context) return;
   try {
     const next = changed && rewrite !== undefined ? rewritten(event.data, rewrite, family) : copyEvent(event.data);
     for (const o of others) setAt(next as Record<string, unknown>, o.at, o.text);
+    if (context) (next as Record<string, unknown>).context = [];
     event.replace(next);
   } catch (err) {
     // An event too deep to copy or serialise again: the changed text cannot go out, and the
@@ -465,6 +484,10 @@ function onEvent(
       }),
     );
   }
+}
+
+function hasItems(v: unknown): boolean {
+  return Array.isArray(v) && v.length > 0;
 }
 
 /** pathText, with every name in `dirty` written `{key}`. */
