@@ -45,7 +45,7 @@ export const injectionConfig = z
       .enum(['off', 'flag', 'block'])
       .default('off')
       .describe(
-        'off; flag (admitted, the audit and metrics record the detection); block (403 prompt_injection, nothing forwarded). Scored: user, assistant and tool messages, content parts and tool-call arguments, completions and generate prompts. Not scored: system and developer messages, tool definitions and the Ollama system field, which the operator writes. Applies whatever dlp.inspect says (stage guard.injection).',
+        'off; flag (admitted, the audit and metrics record the detection); block (403 prompt_injection, nothing forwarded). Scored: user, assistant and tool messages, content parts and tool-call arguments, vLLM documents, completions and generate prompts and their suffix. Not scored: system and developer messages, tool definitions and the Ollama system field, which the operator writes. Applies whatever dlp.inspect says (stage guard.injection).',
       ),
     threshold: z
       .number()

@@ -4,9 +4,11 @@
 //
 // Which texts: what a model reads that the operator did not write. In chat bodies, every string
 // of a message whose role is not system or developer (user and tool messages, content parts,
-// an assistant turn the client supplies, tool-call arguments); in completions and generate
-// bodies, the prompt; in TGI's native bodies, `inputs`. Not tool definitions, the Ollama `system` field, ids, roles, types, URLs or
-// inline media. A message's role may come after its content in the JSON, so spans are noted
+// an assistant turn the client supplies, tool-call arguments), and of vLLM's `documents` (what
+// RAG templates print into the prompt: the classic carrier of an indirect injection); in
+// completions and generate bodies, the prompt and the fill-in-the-middle `suffix`; in TGI's
+// native bodies, `inputs`. Not tool definitions, the Ollama `system` field, ids, roles, types,
+// URLs or inline media. A message's role may come after its content in the JSON, so spans are noted
 // during the walk and decided once every role is known.
 import { decodeJsonString, forEachJsonString, isInlineMedia } from '../../dlp/gate/json-strings.ts';
 import { scoreInjection } from '../injection.ts';
@@ -56,14 +58,20 @@ export function collectInjection(body: Buffer, job: InjectionJob): InjectionScan
   forEachJsonString(body, job.from, (start, end, key, depth, path) => {
     if (end - start <= 2) return;
     if (job.texts !== 'messages') {
-      // `prompt` as a string (depth 1) or an array of strings (depth 2); TGI's `inputs` a string.
-      if (key === job.texts && depth <= 2) spans.push({ start, end, path: path(), message: -1 });
+      // `prompt` as a string (depth 1) or an array of strings (depth 2); TGI's `inputs` a string;
+      // beside a prompt, its `suffix` (a string).
+      if ((key === job.texts && depth <= 2) || (job.texts === 'prompt' && key === 'suffix' && depth === 1))
+        spans.push({ start, end, path: path(), message: -1 });
       return;
     }
     if (depth < 2) return;
     const p = path();
     const message = messageIndex(p);
-    if (message < 0) return;
+    if (message < 0) {
+      // A document's every string (its title and text, as the template prints them).
+      if (p.startsWith('documents[') && !isInlineMedia(body, start, end)) spans.push({ start, end, path: p, message });
+      return;
+    }
     if (key === 'role' && depth === 3) {
       roles.set(message, decodeJsonString(body, start, end).text);
       return;

@@ -125,6 +125,26 @@ const rows: Row[] = [
     }),
   },
   {
+    name: 'a completions suffix (fill in the middle) is read by the model: judged',
+    path: '/v1/completions',
+    body: { model: 'm', prompt: 'def f():', suffix: ATTACK },
+    blockedBy: 'injection.override',
+    scoredPath: 'suffix',
+  },
+  {
+    name: 'an Ollama generate suffix is judged too',
+    path: '/api/generate',
+    body: { model: 'l', prompt: 'def f():', suffix: ATTACK },
+    blockedBy: 'injection.override',
+    scoredPath: 'suffix',
+  },
+  {
+    name: 'a document given beside the messages (vLLM documents, for RAG templates) is judged',
+    body: { ...chat(sys, { role: 'user', content: BENIGN }), documents: [{ title: 'memo', text: ATTACK }] },
+    blockedBy: 'injection.override',
+    scoredPath: 'documents[0].text',
+  },
+  {
     name: 'embeddings input is not read as instructions',
     path: '/v1/embeddings',
     body: { model: 'm', input: ATTACK },
