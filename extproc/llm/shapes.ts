@@ -195,8 +195,9 @@ function scanFailure(e: JsonError, limits: ParseLimits): RequestParseResult {
   }
 }
 
-/** Top-level members (OpenAI, vLLM, Ollama) that ask for per-token texts in the response. */
-const TOKEN_DETAILS = ['logprobs', 'top_logprobs', 'prompt_logprobs'] as const;
+/** Top-level members (OpenAI, vLLM, Ollama) that ask for per-token texts in the response; vLLM's
+ * return_token_ids gives each chunk's text as token ids, which a tokenizer reads back. */
+const TOKEN_DETAILS = ['logprobs', 'top_logprobs', 'prompt_logprobs', 'return_token_ids'] as const;
 
 /** The members of the top-level object the checks read. */
 const READ = new Set([

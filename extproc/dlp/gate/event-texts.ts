@@ -41,20 +41,26 @@ export function setExtra(target: Json, family: ResponseFamily, key: string, text
 
 /** Where the event carries per-token texts, if it does: OpenAI's and Ollama's logprobs, vLLM's
  * prompt_logprobs, TGI's top_tokens. A member that holds no string (null, an empty list, numbers
- * only) carries none. */
+ * only) carries none; but vLLM's token_ids (return_token_ids) are a choice's text as token ids,
+ * which a tokenizer reads back, so a non-empty list of them counts. */
 export function tokenDetailsIn(data: Readonly<Json>, family: ResponseFamily): string | undefined {
   if (family === 'tgi') return holdsString(data.top_tokens) ? 'top_tokens' : undefined;
   if (holdsString(data.logprobs)) return 'logprobs';
   if (holdsString(data.prompt_logprobs)) return 'prompt_logprobs';
   if (Array.isArray(data.choices))
-    for (const c of data.choices as unknown[]) if (isObject(c) && holdsString(c.logprobs)) return 'logprobs';
+    for (const c of data.choices as unknown[]) {
+      if (!isObject(c)) continue;
+      if (holdsString(c.logprobs)) return 'logprobs';
+      if (Array.isArray(c.token_ids) && c.token_ids.length > 0) return 'token_ids';
+    }
   return undefined;
 }
 
 /** Members of a whole JSON answer that hold per-token texts, by family: OpenAI-compatible and
- * Ollama logprobs, vLLM's prompt_logprobs; TGI's details. */
+ * Ollama logprobs, vLLM's prompt_logprobs and token_ids (`"prompt_token_ids"`, the prompt as
+ * forwarded, does not match); TGI's details. */
 const ANSWER_TOKEN_KEYS: Record<ResponseFamily, readonly Buffer[]> = {
-  openai: ['logprobs', 'prompt_logprobs'].map((k) => Buffer.from(`"${k}"`)),
+  openai: ['logprobs', 'prompt_logprobs', 'token_ids'].map((k) => Buffer.from(`"${k}"`)),
   ollama: ['logprobs'].map((k) => Buffer.from(`"${k}"`)),
   tgi: ['tokens', 'prefill', 'top_tokens', 'best_of_sequences'].map((k) => Buffer.from(`"${k}"`)),
 };

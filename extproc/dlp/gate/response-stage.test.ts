@@ -685,6 +685,12 @@ describe('dlp: per-token texts (logprobs) when responses are checked', () => {
       { model: 'm', stream: true, messages: msgs, logprobs: 'true' },
       'logprobs',
     ],
+    [
+      'a stream with vLLM’s return_token_ids (the ids of each chunk’s text)',
+      '/v1/chat/completions',
+      { model: 'm', stream: true, messages: msgs, return_token_ids: true },
+      'return_token_ids',
+    ],
   ])('refuses %s (403, dlp.token_details)', async (_, path, body, param) => {
     const r = await ask(path, body);
     expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.token_details', param });
@@ -745,6 +751,33 @@ describe('dlp: per-token texts (logprobs) when responses are checked', () => {
   it('refuses a whole answer whose changed text its logprobs would rebuild', async () => {
     const r = await whole(answer('mail jane@x.io', ['mail ', 'jane', '@x', '.io']));
     expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.token_details' });
+  });
+
+  it('refuses a whole answer whose changed text vLLM’s token_ids would give back', async () => {
+    const body = JSON.parse(answer('mail jane@x.io', null));
+    body.prompt_token_ids = [1, 2];
+    body.choices[0].token_ids = [3, 4, 5];
+    const r = await whole(JSON.stringify(body));
+    expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.token_details' });
+    body.choices[0].message.content = 'all fine';
+    expect((await whole(JSON.stringify(body))).refused).toBeUndefined();
+  });
+
+  it('ends a stream that carries token_ids it was not asked for, before their event', async () => {
+    const chunk = (content: string, ids: number[] | null, finish: string | null = null) =>
+      sse({ choices: [{ index: 0, delta: { content }, token_ids: ids, finish_reason: finish }] });
+    const r = await runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages({ EMAIL: 'redact' }),
+      request: { path: '/v1/chat/completions', body: { model: 'm', stream: true, messages: msgs } },
+      response: {
+        headers: SSE,
+        chunks: [`${chunk('fine', null)}${chunk('mail jane', [7, 8])}${chunk('@x.io', [9], 'stop')}data: [DONE]\n\n`],
+      },
+    });
+    expect(read(r.client!.body).error).toMatchObject({ code: 'content_blocked' });
+    expect(r.client!.body).not.toContain('[7,8]');
+    expect(r.audit.error).toMatchObject({ rule_id: 'dlp.token_details' });
   });
 
   it.each([
