@@ -30,6 +30,22 @@ describe('forEachJsonString', () => {
     expect(strings('{"mod\\u0065l":"m","a\\\\b":"x","c\\"":"y"}').map((s) => s.key)).toEqual(['model', 'a\\b', 'c"']);
   });
 
+  it('walks numbers and literals, and refuses every other byte outside a string (it would go unscanned)', () => {
+    expect(strings('{ "a" : -1.5e+3, "b": [true, false, null, 0, 12E-2] ,"c":"x"}\r\n').map((s) => s.text)).toEqual([
+      'x',
+    ]);
+    for (const bad of [
+      '{"a": jane@x.io}',
+      '{"a":1} jane',
+      '{"a":truthy}',
+      '{"a":nul}',
+      '{"a":+1}',
+      '{"a":"x"}<html>',
+      '\ufeff{}',
+    ])
+      expect(() => strings(bad), bad).toThrow(/not JSON/);
+  });
+
   it('is not fooled by brackets, quotes and commas inside strings, nor by empty containers', () => {
     expect(strings('{"a":"{[,\\"]}","b":[],"c":{},"d":"y"}').map((s) => [s.key, s.text])).toEqual([
       ['a', '{[,"]}'],

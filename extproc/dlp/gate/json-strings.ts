@@ -99,10 +99,39 @@ export function forEachJsonString(
       if (top === undefined) throw new Error('json-strings: comma outside a container');
       if (top.object) expectKey = true;
       else top.index++;
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      // A number: its fraction and exponent bytes too.
+      i++;
+      while (i < n && isNumberByte(b[i]!)) i++;
+      continue;
+    } else if (c === 0x74 || c === 0x66 || c === 0x6e) {
+      const literal = c === 0x74 ? TRUE : c === 0x66 ? FALSE : NULL;
+      if (!isAt(b, i, literal)) throw new Error('json-strings: not JSON');
+      i += literal.length;
+      continue;
+    } else if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09 && c !== 0x3a) {
+      // Past a string, only JSON's own bytes: any other (a mislabelled answer that is not JSON)
+      // would reach the client unscanned.
+      throw new Error('json-strings: not JSON');
     }
     i++;
   }
   if (stack.length !== 0) throw new Error('json-strings: unterminated container');
+}
+
+const TRUE = Buffer.from('true');
+const FALSE = Buffer.from('false');
+const NULL = Buffer.from('null');
+
+function isAt(b: Buffer, i: number, word: Buffer): boolean {
+  if (i + word.length > b.length) return false;
+  for (let k = 0; k < word.length; k++) if (b[i + k] !== word[k]) return false;
+  return true;
+}
+
+/** A byte of a number after its first: digits, fraction point, exponent and its sign. */
+function isNumberByte(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x65 || c === 0x45 || c === 0x2b || c === 0x2d;
 }
 
 /** A container opening as the current value of `parent` is free data: its parent is, or it is

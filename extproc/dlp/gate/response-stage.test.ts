@@ -329,6 +329,37 @@ describe('dlp.response on JSON responses', () => {
     expect(r.client?.body ?? '').not.toContain('jane');
   });
 
+  it.each([
+    ['a value outside quotes', '{"choices":[{"message":{"content":"hi"}}],"note": jane@x.io}'],
+    ['bytes before the JSON', 'jane@x.io {"choices":[]}'],
+    ['bytes after the JSON', '{"choices":[]} jane@x.io'],
+    ['an HTML page', '<html>mail jane@x.io</html>'],
+  ])('refuses a JSON answer that is not JSON (%s) rather than pass its bytes unscanned', async (_, body) => {
+    const r = await runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages({ EMAIL: 'redact' }),
+      request: { path: '/v1/chat/completions', body: { model: 'm', messages: [{ role: 'user', content: 'hi' }] } },
+      response: {
+        headers: { 'content-type': 'application/json', 'content-length': String(body.length) },
+        chunks: [body],
+      },
+    });
+    expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.scan_error' });
+    expect(r.client?.body ?? '').not.toContain('jane');
+  });
+
+  it('reads a JSON answer that opens with a BOM and whitespace', async () => {
+    const body = `\ufeff \n${completion('mail jane@x.io')}`;
+    const r = await runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages({ EMAIL: 'redact' }),
+      request: { path: '/v1/chat/completions', body: { model: 'm', messages: [{ role: 'user', content: 'hi' }] } },
+      response: { headers: { 'content-type': 'application/json' }, chunks: [body] },
+    });
+    expect(r.refused).toBeUndefined();
+    expect(r.client!.body).toContain('mail [REDACTED:EMAIL]');
+  });
+
   it('refuses a JSON response with a block finding', async () => {
     const body = completion('AKIAABCDEFGHIJKLMNOP');
     const r = await runStage({

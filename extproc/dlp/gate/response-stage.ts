@@ -155,10 +155,15 @@ function tooLarge() {
   });
 }
 
-/** Where the body's JSON value starts (after any leading whitespace or BOM). */
+/** Where the body's JSON value starts: past a UTF-8 BOM and whitespace, and nothing else (bytes
+ * skipped here would reach the client unscanned; a body that is not JSON fails the walk). */
 function jsonStart(body: Buffer): number {
-  let first = 0;
-  while (first < body.length && body[first] !== 0x7b && body[first] !== 0x5b) first++;
+  let first = body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
+  while (
+    first < body.length &&
+    (body[first] === 0x20 || body[first] === 0x0a || body[first] === 0x0d || body[first] === 0x09)
+  )
+    first++;
   return first;
 }
 
