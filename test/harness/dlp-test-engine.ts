@@ -1,6 +1,6 @@
 // A tiny DLP engine for the gate's DLP stage tests (the real detectors live in extproc/dlp and are
 // tested there): e-mail addresses, dashed US SSNs, AKIA access keys, MRN-123456 medical record
-// numbers (PHI) and PEM private keys, each with the action the test gives. Its stream follows the
+// numbers (PHI), PEM private keys and 16-digit card numbers starting with 4, each with the action the test gives. Its stream follows the
 // engine's contract conservatively: it holds the trailing token that could still grow into a
 // match, or everything from an unclosed PEM header.
 import {
@@ -19,6 +19,7 @@ const DETECTORS: { type: string; dataClass: string; re: RegExp }[] = [
   { type: 'AWS_ACCESS_KEY', dataClass: 'SECRET', re: /\bAKIA[0-9A-Z]{16}\b/g },
   { type: 'MRN', dataClass: 'PHI', re: /\bMRN-\d{6}\b/g },
   { type: 'PRIVATE_KEY', dataClass: 'SECRET', re: /-----BEGIN PRIVATE KEY-----[\s\S]*?-----END PRIVATE KEY-----/g },
+  { type: 'CREDIT_CARD', dataClass: 'PCI', re: /\b4\d{15}\b/g },
 ];
 const ZERO_WIDTH = /^[\u200b-\u200d\u2060\ufeff]$/;
 const PEM_BEGIN = '-----BEGIN';

@@ -21,6 +21,7 @@
 import type { DlpFinding, DlpScanner, DlpSession } from './engine-port.ts';
 import {
   type DecodedString,
+  decodeJsonNumber,
   decodeJsonString,
   decodeJsonText,
   encodeJsonInner,
@@ -51,6 +52,9 @@ export interface StringHit {
   end: number;
   path: string;
   findings: readonly DlpFinding[];
+  /** A number (in an object the model wrote), not a string: [start, end) has no quotes, and a
+   * rewrite puts a string in its place. */
+  bare?: true;
 }
 
 /** A string that cannot be rewritten, with findings: a member name (its path ends in `{key}`,
@@ -164,6 +168,21 @@ export function collectHits(body: Buffer, from: number, scanner: DlpScanner, opt
     },
     onKey,
     FREE_KEYS,
+    (start, end, _key, _depth, path) => {
+      // A number the model wrote (a card number given as one): scanned like a string's text.
+      if (performance.now() - started > opts.budgetMs) throw new ScanBudgetExceeded();
+      const s = decodeJsonNumber(body, start, end);
+      const found = scanner.scan(s.text);
+      if (found.length === 0) return;
+      out.hits.push({
+        start,
+        end,
+        path: path(),
+        findings: texts !== undefined ? found : found.map(plainFinding),
+        bare: true,
+      });
+      texts?.push(s);
+    },
   );
   if (dirty !== undefined) {
     // A path through a name with a finding (a value under it, or a name inside it) says `{key}`.
@@ -258,7 +277,8 @@ export function applyHits(
   // Each hit's string decoded once, for the reservation and the edits both: by the scan when it
   // ran on this thread, else here (a 16 KB prompt decoded twice was a third of a DLP request's
   // allocation).
-  const decoded = collected.texts ?? collected.hits.map((h) => decodeJsonString(body, h.start, h.end));
+  const decoded =
+    collected.texts ?? collected.hits.map((h) => (h.bare ? decodeJsonNumber : decodeJsonString)(body, h.start, h.end));
   if (restoring === undefined) {
     for (const [start, end] of collected.bracketed) session.reserve(decodeJsonString(body, start, end).text);
     for (let k = 0; k < decoded.length; k++) session.reserve(decoded[k]!.text);
@@ -273,6 +293,18 @@ export function applyHits(
   for (let k = 0; k < collected.hits.length; k++) {
     const h = collected.hits[k]!;
     const s = decoded[k]!;
+    if (h.bare) {
+      // A number: rewritten whole, as a string (a placeholder is no number).
+      let rebuilt = '';
+      let at = 0;
+      for (const f of h.findings) {
+        if (f.action === 'warn') continue;
+        rebuilt += s.text.slice(at, f.start) + session.replace(s.text.slice(f.start, f.end), f);
+        at = f.end;
+      }
+      if (at > 0) out.edits.push({ start: h.start, end: h.end, insert: quoted(rebuilt + s.text.slice(at)) });
+      continue;
+    }
     if (restoring === undefined) {
       for (let i = 0; i < h.findings.length; i++) {
         const f = h.findings[i]!;
@@ -294,6 +326,11 @@ export function applyHits(
   }
   return out;
 }
+
+function quoted(text: string): Buffer {
+  return Buffer.concat([QUOTE_BYTE, encodeJsonInner(text), QUOTE_BYTE]);
+}
+const QUOTE_BYTE = Buffer.from('"');
 
 /** The replacements of one body, each encoded once: a body's findings mostly share a few
  * (`[REDACTED:EMAIL]` for every address), and the splices only read their bytes. Per call, so

@@ -176,6 +176,8 @@ export function otherStrings(data: Readonly<Json>, family: ResponseFamily): Othe
         const x = v[i];
         if (typeof x === 'string') {
           if (x.length > 0 && !isMedia(x)) out.push({ text: x, at: pathOf(n, i) });
+        } else if (typeof x === 'number') {
+          if (n.free) out.push({ text: String(x), at: pathOf(n, i) });
         } else if (x !== null && typeof x === 'object') stack.push({ v: x, up: n, name: i, free: n.free });
       }
       continue;
@@ -189,6 +191,9 @@ export function otherStrings(data: Readonly<Json>, family: ResponseFamily): Othe
       const x = v[key];
       if (typeof x === 'string') {
         if (x.length > 0 && !isMedia(x)) out.push({ text: x, at: pathOf(n, key) });
+      } else if (typeof x === 'number') {
+        // A number the model wrote (a card number given as one); rewritten, it becomes a string.
+        if (free) out.push({ text: String(x), at: pathOf(n, key) });
       } else if (x !== null && typeof x === 'object')
         stack.push({ v: x, up: n, name: key, free: free || FREE_KEYS.has(key) });
     }

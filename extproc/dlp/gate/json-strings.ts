@@ -34,6 +34,17 @@ export type StringVisitor = (
   free: boolean,
 ) => void;
 
+/** Called per number inside the value of a member named in `freeKeys` (one the model wrote: a
+ * card number given as a number is still someone's data): its bytes [start, end), as for
+ * strings but without quotes. */
+export type NumberVisitor = (
+  start: number,
+  end: number,
+  key: string | undefined,
+  depth: number,
+  path: () => string,
+) => void;
+
 /** Called per member name: the name (decoded), the depth of its object (1: the top-level
  * object's), the object's JSON path (built only when asked), and whether the object lies inside
  * the value of a member named in `freeKeys`. */
@@ -48,6 +59,7 @@ export function forEachJsonString(
   visit: StringVisitor,
   visitKey?: KeyVisitor,
   freeKeys?: ReadonlySet<string>,
+  visitFreeNumber?: NumberVisitor,
 ): void {
   const stack: Frame[] = [];
   const path = (): string => {
@@ -101,8 +113,11 @@ export function forEachJsonString(
       else top.index++;
     } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
       // A number: its fraction and exponent bytes too.
+      const start = i;
       i++;
       while (i < n && isNumberByte(b[i]!)) i++;
+      const top = stack[stack.length - 1];
+      if (visitFreeNumber !== undefined && top?.free === true) visitFreeNumber(start, i, top.key, stack.length, path);
       continue;
     } else if (c === 0x74 || c === 0x66 || c === 0x6e) {
       const literal = c === 0x74 ? TRUE : c === 0x66 ? FALSE : NULL;
@@ -172,6 +187,11 @@ export interface DecodedString {
   text: string;
   /** Byte offset in the body of unit i (i === text.length: the closing quote). */
   byteAt(i: number): number;
+}
+
+/** A number's text (bytes [start, end), no quotes), as decodeJsonString gives a string's. */
+export function decodeJsonNumber(b: Buffer, start: number, end: number): DecodedString {
+  return { text: b.toString('latin1', start, end), byteAt: (i) => start + i };
 }
 
 /** Decode the string whose bytes (quotes included) are [start, end). The text is decoded by

@@ -215,6 +215,26 @@ describe('dlp.request', () => {
       expect(sent).toEqual({ id: '[REDACTED:EMAIL]', type: ['[REDACTED:EMAIL]'] });
     });
 
+    it('a number in a tool call’s arguments object is the model’s text too: a card given as a number is redacted', async () => {
+      const call = { function: { name: 'pay', arguments: { card: 4111111111111111, cents: 1999 } } };
+      const body = {
+        model: 'm',
+        max_tokens: 4111111111111111,
+        messages: [
+          { role: 'user', content: 'hi' },
+          { role: 'assistant', content: '', tool_calls: [call] },
+        ],
+      };
+      const r = await run(body, { CREDIT_CARD: 'redact' });
+      const sent = JSON.parse(r.upstream!.body!);
+      expect(sent.messages[1].tool_calls[0].function.arguments).toEqual({
+        card: '[REDACTED:CREDIT_CARD]',
+        cents: 1999,
+      });
+      // Outside such an object a number is the protocol's (a parameter), never rewritten.
+      expect(sent.max_tokens).toBe(4111111111111111);
+    });
+
     it('warn records a value in a name and forwards the body as it is', async () => {
       const r = await run(withTool('jane.doe@example.com'), { EMAIL: 'warn' });
       expect(r.refused).toBeUndefined();

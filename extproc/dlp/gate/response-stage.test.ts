@@ -559,6 +559,20 @@ describe('dlp.response: a tool call’s arguments as an object (Ollama) are the 
         nested: { role: '[REDACTED:EMAIL]' },
       });
     });
+    it(`${how}: redacts a number there (a card given as a number), as a string`, async () => {
+      const r = await ask(
+        { CREDIT_CARD: 'redact' },
+        stream,
+        '{"card":4111111111111111,"n":3,"more":[4000000000000002]}',
+      );
+      expect(r.client!.body).not.toMatch(/4111111111111111|4000000000000002/);
+      const args = JSON.parse(r.client!.body.split('\n')[0]!).message.tool_calls[0].function.arguments;
+      expect(args).toEqual({ card: '[REDACTED:CREDIT_CARD]', n: 3, more: ['[REDACTED:CREDIT_CARD]'] });
+      expect(r.audit.dlp?.findings.map((f) => f.path)).toEqual([
+        'message.tool_calls[0].function.arguments.card',
+        'message.tool_calls[0].function.arguments.more[0]',
+      ]);
+    });
     it(`${how}: a finding in a member name there refuses, its path not spelling it`, async () => {
       const r = await ask({ EMAIL: 'redact' }, stream, '{"a@x.io":{"note":"hi"}}');
       expect(r.client?.body ?? '').not.toContain('a@x.io');
