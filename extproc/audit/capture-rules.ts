@@ -3,6 +3,7 @@
 // policy.rules (patterns.ts): every field set must match, any pattern of a field may; a fact the
 // request lacks (no team, no route, no caller at all) matches no pattern.
 import type { Principal } from '../pipeline/context.ts';
+import { compileModelPatterns } from '../policy/model-names.ts';
 import { compilePatterns, type Matcher } from '../policy/patterns.ts';
 import type { CaptureRuleConfig } from './capture-config.ts';
 
@@ -30,9 +31,10 @@ type Test = (f: CaptureFacts) => boolean;
 function list(
   patterns: readonly string[] | undefined,
   value: (f: CaptureFacts) => string | undefined,
+  compile: (patterns: readonly string[]) => Matcher = compilePatterns,
 ): Test | undefined {
   if (patterns === undefined) return undefined;
-  const match: Matcher = compilePatterns(patterns);
+  const match: Matcher = compile(patterns);
   return (f) => {
     const v = value(f);
     return v !== undefined && match(v);
@@ -55,7 +57,7 @@ function compileRule(rule: CaptureRuleConfig): { tests: Test[]; choice: CaptureC
     roles(from?.roles),
     list(from?.issuers, (f) => f.principal?.issuer),
     list(from?.methods, (f) => f.principal?.method),
-    list(to?.models, (f) => f.model),
+    list(to?.models, (f) => f.model, compileModelPatterns),
     list(to?.routes, (f) => f.route),
   ].filter((t): t is Test => t !== undefined);
   return {

@@ -14,7 +14,7 @@ import type { ApiKeyConfig } from '../config/schema.ts';
 import type { CredentialScope, Principal, RequestContext } from '../pipeline/context.ts';
 import { refuse } from '../pipeline/errors.ts';
 import type { Clock } from '../pipeline/stage.ts';
-import { compilePatterns } from '../policy/patterns.ts';
+import { compileModelPatterns } from '../policy/model-names.ts';
 import { apiKeyDigest, apiKeyId, MAX_KEY_LENGTH } from './api-keys.ts';
 import type { ApiKeyAuthenticator } from './authenticator.ts';
 
@@ -96,7 +96,7 @@ function compile(entry: ApiKeyConfig): CompiledKey {
 export function principalOf(entry: ApiKeyConfig): Principal {
   const scope: CredentialScope = {
     endpoints: entry.endpoints.includes('*') ? 'all' : new Set(entry.endpoints),
-    models: compilePatterns(entry.models),
+    models: compileModelPatterns(entry.models),
     anyModel: entry.models.includes('*'),
     source: `identity.apiKeys.${entry.id}`,
   };

@@ -26,7 +26,7 @@ export const killSwitchConfig = z
       'initech',
     ),
     models: ids(
-      'Models refused for every caller with 403 model_disabled (killSwitch.model.<model>) once the request body names them; exact names, no patterns.',
+      "Models refused for every caller with 403 model_disabled (killSwitch.model.<model>) once the request body names them; names, no patterns (every spelling of a name its server resolves to it: case, Ollama's default tag, namespace and host).",
       'llama-3.1-70b',
     ),
     resyncIntervalMs: z

@@ -17,6 +17,18 @@ describe('KillSet', () => {
     expect(KillSet.EMPTY.empty).toBe(true);
   });
 
+  it('finds a killed model under every spelling its server resolves to it', () => {
+    const b = new KillSetBuilder();
+    b.set('model', 'llama3:70b', entry());
+    b.set('model', 'Mistral', entry({ expiresAt: 5 }));
+    const set = b.build();
+    for (const name of ['llama3:70b', 'LLAMA3:70B', 'library/llama3:70b', 'registry.ollama.ai/library/llama3:70b+q8_0'])
+      expect(set.find('model', name, clockAt(0)), name).toEqual(entry());
+    expect(set.find('model', 'llama3:8b', clockAt(0))).toBeUndefined();
+    expect(set.find('model', 'mistral:latest', clockAt(0))).toBeDefined();
+    expect(set.find('model', 'mistral:latest', clockAt(9))).toBeUndefined();
+  });
+
   it('an entry kills until its expiry, by the clock of the replica judging, and not from then on', () => {
     const b = new KillSetBuilder();
     b.set('key', 'k1', entry({ expiresAt: 5000 }));

@@ -3,6 +3,7 @@
 // in a Map and never sees one half-updated; a change makes a new snapshot and swaps it in
 // (KillBoard), as a config reload swaps the pipeline.
 import type { Clock } from '../pipeline/stage.ts';
+import { modelKey } from '../policy/model-names.ts';
 
 export const KILL_KINDS = ['key', 'user', 'team', 'tenant', 'model'] as const;
 export type KillKind = (typeof KILL_KINDS)[number];
@@ -53,10 +54,33 @@ export class KillSet {
     this.empty = KILL_KINDS.every((k) => maps[k].size === 0);
   }
 
-  /** The entry that kills `id` now, or undefined. The clock is read only when an entry exists. */
+  /** The entry that kills `id` now, or undefined. The clock is read only when an entry exists.
+   * A model is found under every spelling its server resolves to it (model-names.ts). */
   find(kind: KillKind, id: string, clock: Clock): KillEntry | undefined {
+    if (kind === 'model') {
+      if (this.maps.model.size === 0) return undefined;
+      const list = this.modelsByKey().get(modelKey(id));
+      if (list !== undefined) for (const e of list) if (entryLive(e, clock)) return e;
+      return undefined;
+    }
     const e = this.maps[kind].get(id);
     return e !== undefined && entryLive(e, clock) ? e : undefined;
+  }
+
+  private byKey: Map<string, KillEntry[]> | undefined;
+
+  /** The killed models by key, built on the first lookup (a set is never changed once built). */
+  private modelsByKey(): Map<string, KillEntry[]> {
+    if (this.byKey !== undefined) return this.byKey;
+    const out = new Map<string, KillEntry[]>();
+    for (const [id, e] of this.maps.model) {
+      const key = modelKey(id);
+      const list = out.get(key);
+      if (list === undefined) out.set(key, [e]);
+      else list.push(e);
+    }
+    this.byKey = out;
+    return out;
   }
 
   get(kind: KillKind, id: string): KillEntry | undefined {

@@ -20,7 +20,7 @@ import type { Counted, LimitBackend } from './backend.ts';
 import type { BudgetConfig } from './config.ts';
 import type { CounterItem } from './counters.ts';
 import { retryAfterSeconds } from './headers.ts';
-import { andThen, CounterNames, matches, subjectOf } from './levels.ts';
+import { andThen, CounterNames, idSet, matches, subjectOf } from './levels.ts';
 import { PeriodClock } from './period.ts';
 import type { LimitStore } from './store.ts';
 
@@ -75,7 +75,7 @@ export const budgets = defineStage({
     const table = new RoutingTable(config, { readCredentials: false });
     const list: Budget[] = cfg.budgets.map((b) => ({
       cfg: b,
-      ids: b.ids === undefined ? undefined : new Set(b.ids),
+      ids: idSet(b.scope, b.ids),
       clock: new PeriodClock(b.period, b.timeZone),
       open: (b.onRedisDown ?? cfg.onRedisDown) === 'open',
       ruleId: `limits.budgets.${b.id}`,

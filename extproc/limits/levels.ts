@@ -6,6 +6,7 @@
 // slot; model and route limits count across tenants and carry their own tag ({m:<model>},
 // {r:<route>}). A budget's unit carries its period ("b:2026-11-01").
 import type { RequestContext } from '../pipeline/context.ts';
+import { modelKey } from '../policy/model-names.ts';
 
 export type Scope = 'key' | 'user' | 'team' | 'tenant' | 'model' | 'route';
 
@@ -21,7 +22,8 @@ export function subjectOf(ctx: RequestContext, scope: Scope): string | undefined
     case 'tenant':
       return p?.tenant;
     case 'model':
-      return ctx.modelRequested;
+      // Counted by key: every spelling of a model its server resolves to it is one counter.
+      return ctx.modelRequested === undefined ? undefined : modelKey(ctx.modelRequested);
     case 'route':
       return ctx.route?.name;
   }
@@ -104,6 +106,12 @@ export class CounterNames {
 }
 
 /** Applies to this subject: every subject, or the ones listed. */
+/** A limit's `ids` as subjects are named: a model scope's by key (model-names.ts). */
+export function idSet(scope: Scope, ids: readonly string[] | undefined): ReadonlySet<string> | undefined {
+  if (ids === undefined) return undefined;
+  return new Set(scope === 'model' ? ids.map(modelKey) : ids);
+}
+
 export function matches(ids: ReadonlySet<string> | undefined, subject: string): boolean {
   return ids === undefined || ids.has(subject);
 }

@@ -151,6 +151,11 @@ describe('limits.rate', () => {
     const other = await s.send(principal('k'), { model: 'm1', messages: [] });
     expect(other.refused).toBeUndefined();
     expect(other.client!.set['x-ratelimit-remaining-requests']).toBe('3');
+    // Another spelling of the same model (Ollama resolves it so) is the same counter.
+    for (const spelling of ['M-BIG', 'library/m-big:latest'])
+      expect((await s.send(principal('k'), { model: spelling, messages: [] })).refused, spelling).toMatchObject({
+        ruleId: 'limits.rate.big-model',
+      });
   });
 
   it('a route limit counts every request routed there, whatever model or caller', async () => {

@@ -20,7 +20,16 @@ import { defineStage } from '../pipeline/stage.ts';
 import type { Counted, LimitBackend } from './backend.ts';
 import { type CounterItem, type CounterView, view, waitMs } from './counters.ts';
 import { type HeaderList, pushRateHeaders, type RateUnit, retryAfterSeconds } from './headers.ts';
-import { andThen, CALLER_SCOPES, type CounterName, CounterNames, matches, type Scope, subjectOf } from './levels.ts';
+import {
+  andThen,
+  CALLER_SCOPES,
+  type CounterName,
+  CounterNames,
+  idSet,
+  matches,
+  type Scope,
+  subjectOf,
+} from './levels.ts';
 import { PERIODS } from './periods.ts';
 import { sleep } from './queue.ts';
 import type { LimitStore } from './store.ts';
@@ -129,7 +138,7 @@ export const rateLimits = defineStage({
       levels.push({
         id: r.id,
         scope: r.scope,
-        ids: r.ids === undefined ? undefined : new Set(r.ids),
+        ids: idSet(r.scope, r.ids),
         unit: r.unit,
         limit: r.limit,
         periodMs: PERIODS[r.per],

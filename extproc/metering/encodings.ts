@@ -4,7 +4,8 @@
 // Any other model is counted with metering.tokenizers.default and marked estimated: an open
 // model's tokenizer (Llama, Mistral, Qwen) differs, typically by 5-20 % on English text.
 import type { Config } from '../config/schema.ts';
-import { compilePatterns, type Matcher } from '../policy/patterns.ts';
+import { compileModelPatterns } from '../policy/model-names.ts';
+import type { Matcher } from '../policy/patterns.ts';
 
 export const ENCODINGS = ['o200k_base', 'cl100k_base', 'p50k_base', 'r50k_base'] as const;
 export type Encoding = (typeof ENCODINGS)[number];
@@ -46,7 +47,7 @@ class Map_ implements EncodingMap {
   constructor(config: Config) {
     const t = config.metering.tokenizers;
     this.entries = [...Object.entries(t.models), ...Object.entries(DEFAULT_MODEL_ENCODINGS)].map(
-      ([pattern, enc]) => [compilePatterns([pattern]), enc] as const,
+      ([pattern, enc]) => [compileModelPatterns([pattern]), enc] as const,
     );
     this.fallback = { encoding: t.default, exact: false };
   }

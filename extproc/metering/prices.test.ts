@@ -33,6 +33,12 @@ describe('price book', () => {
     expect(b.priceFor('llama-3.1-8b', 'other-route')?.input).toBe(0.05);
   });
 
+  it('prices every spelling of a model its server resolves to it (an unpriced spelling would spend no budget)', () => {
+    expect(b.priceFor('LLAMA-3.1-8B', undefined)?.input).toBe(0.05);
+    expect(b.priceFor('library/llama-3.1-8b:latest', undefined)?.input).toBe(0.05);
+    expect(b.priceFor('registry.ollama.ai/library/LLAMA-3.1-70b', undefined)?.input).toBe(0.2);
+  });
+
   it('says undefined for a model no price covers', () => {
     expect(b.priceFor('mistral-large', undefined)).toBeUndefined();
     expect(b.active).toBe(true);

@@ -2,7 +2,8 @@
 // config snapshot, and the cost of a request's tokens under a price. Shared by metering (cost in
 // the audit record and metrics) and limits (budget reservations), so both price alike.
 import type { Config } from '../config/schema.ts';
-import { compilePatterns, type Matcher } from '../policy/patterns.ts';
+import { compileModelPatterns, modelKey } from '../policy/model-names.ts';
+import type { Matcher } from '../policy/patterns.ts';
 
 /** Prices per million tokens, in `currency`. */
 export interface Price {
@@ -21,7 +22,8 @@ export interface PriceBook {
 
 type PriceConfig = Config['metering']['prices'][string];
 
-/** One table: exact names in a Map, patterns in the order written. */
+/** One table: exact names in a Map (by key: every spelling of a model has its price), patterns
+ * in the order written. */
 class Table {
   private readonly exact = new Map<string, Price>();
   private readonly wild: (readonly [Matcher, Price])[] = [];
@@ -33,15 +35,15 @@ class Table {
         output: p.output,
         currency: p.currency ?? currency,
       };
-      if (pattern.includes('*')) this.wild.push([compilePatterns([pattern]), price]);
-      else this.exact.set(pattern, price);
+      if (pattern.includes('*')) this.wild.push([compileModelPatterns([pattern]), price]);
+      else this.exact.set(modelKey(pattern), price);
     }
   }
   get size(): number {
     return this.exact.size + this.wild.length;
   }
   find(model: string): Price | undefined {
-    const hit = this.exact.get(model);
+    const hit = this.exact.get(modelKey(model));
     if (hit !== undefined) return hit;
     for (const [matches, price] of this.wild) if (matches(model)) return price;
     return undefined;

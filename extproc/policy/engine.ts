@@ -17,8 +17,9 @@ import type { Environment } from '@marcbachmann/cel-js';
 import type { Config } from '../config/schema.ts';
 import { celEnvironment } from './cel.ts';
 import type { PolicyInput } from './input.ts';
+import { compileModelPatterns } from './model-names.ts';
 import { createOpaClient, type OpaClient } from './opa.ts';
-import { compilePatterns, type Matcher } from './patterns.ts';
+import type { Matcher } from './patterns.ts';
 import { type CompiledRule, compileRule, indexRules, type RuleIndex } from './rules.ts';
 import { allow, deny, type Verdict } from './verdict.ts';
 
@@ -108,7 +109,7 @@ export class PolicyEngine {
     this.isolation = Object.entries(policy.tenantModels ?? {}).map(([tenant, models]) => ({
       tenant,
       ruleId: `policy.tenantIsolation.${tenant}`,
-      owns: compilePatterns(models),
+      owns: compileModelPatterns(models),
     }));
     this.opa = policy.opa === undefined ? undefined : createOpaClient(policy.opa);
     this.active = compiled.length > 0 || this.isolation.length > 0 || this.opa !== undefined;

@@ -118,6 +118,18 @@ const rows: Row[] = [
     expect: { status: 403, code: 'policy_denied', rule: 'policy.default', at: 'headers' },
   },
   {
+    name: "tenant isolation holds for every spelling of the other tenant's model (Ollama resolves them all)",
+    principal: acme(),
+    request: chat('registry.ollama.ai/library/GLOBEX-ft-1:latest'),
+    expect: { status: 403, code: 'policy_denied', rule: 'policy.tenantIsolation.globex', at: 'body' },
+  },
+  {
+    name: 'a model-level DENY holds for every spelling of the model',
+    principal: acme({ team: 'contractors' }),
+    request: chat('library/GPT-4o'),
+    expect: denied('no-gpt4-for-contractors', 'body'),
+  },
+  {
     name: 'with no rules, isolation alone: the owner uses its model',
     principal: jwtPrincipal({ tenant: 'globex' }),
     request: chat('globex-ft-1'),

@@ -9,6 +9,7 @@ import { type CompiledCondition, celVariables, compileCondition } from './cel.ts
 import type { RuleConfig } from './config.ts';
 import { RULE_ENDPOINTS } from './endpoints.ts';
 import type { PolicyInput } from './input.ts';
+import { compileModelPatterns } from './model-names.ts';
 import { compilePatterns, type Matcher } from './patterns.ts';
 
 /** One part of a rule: `from.tenants`, `to.models`, `when`. */
@@ -37,9 +38,10 @@ function listCheck(
   patterns: readonly string[] | undefined,
   body: boolean,
   value: (input: PolicyInput) => string | undefined,
+  compile: (patterns: readonly string[]) => Matcher = compilePatterns,
 ): Check | undefined {
   if (patterns === undefined) return undefined;
-  const match: Matcher = compilePatterns(patterns);
+  const match: Matcher = compile(patterns);
   return {
     part,
     body,
@@ -78,7 +80,8 @@ export function compileRule(rule: RuleConfig, env: Environment): CompiledRule {
     rolesCheck(from?.roles),
     listCheck('from.issuers', from?.issuers, false, (i) => i.principal.issuer),
     listCheck('from.methods', from?.methods, false, (i) => i.principal.method),
-    listCheck('to.models', to?.models, true, (i) => i.request.model),
+    // Every spelling of a model its server resolves to it (model-names.ts).
+    listCheck('to.models', to?.models, true, (i) => i.request.model, compileModelPatterns),
     listCheck('to.routes', to?.routes, true, (i) => i.route?.name),
     when && {
       part: 'when',

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.ts';
 import type { RouteChoice } from '../pipeline/context.ts';
 import type { ErrorCode } from '../pipeline/errors.ts';
-import { compilePatterns, type Matcher } from '../policy/patterns.ts';
+import { compileModelPatterns, modelKey } from '../policy/model-names.ts';
+import type { Matcher } from '../policy/patterns.ts';
 
 type RouteConfig = Config['routing']['routes'][number];
 
@@ -44,7 +45,8 @@ export class RoutingTable {
     const r = config.routing;
     this.routes = r.routes.map((c) => compileRoute(c, opts));
     this.fallback = r.default === undefined ? undefined : this.routes.find((x) => x.choice.name === r.default);
-    this.aliases = new Map(Object.entries(r.aliases));
+    // By key: an alias is found under every spelling a server would resolve (model-names.ts).
+    this.aliases = new Map(Object.entries(r.aliases).map(([from, to]) => [modelKey(from), to]));
     this.principalLabels = r.principalLabels;
   }
 
@@ -60,7 +62,7 @@ export class RoutingTable {
     dataClasses: ReadonlySet<string>,
     attributes: Readonly<Record<string, string>> | undefined,
   ): Resolution {
-    const target = this.aliases.get(asked);
+    const target = this.aliases.get(modelKey(asked));
     const model = target ?? asked;
     const alias = target === undefined ? undefined : asked;
     if (this.routes.length === 0) return { model, alias, route: undefined };
@@ -119,7 +121,7 @@ function compileRoute(
 ): Route {
   return {
     choice: { name: c.name, labels: c.labels },
-    serves: compilePatterns(c.models),
+    serves: compileModelPatterns(c.models),
     dataClasses: new Set(c.dataClasses.map((x) => x.toLowerCase())),
     credential:
       c.credential === undefined || !opts.readCredentials
