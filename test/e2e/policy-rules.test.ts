@@ -112,6 +112,14 @@ describe('policy rules through real Envoy with the openai client', () => {
     expect(record.principal).toMatchObject({ tenant: 'globex' });
   });
 
+  it('tenant isolation holds for every spelling of the model an Ollama server would resolve to it', async () => {
+    for (const spelling of ['MOCK-ACME-finetune', 'library/mock-acme-finetune:latest']) {
+      const { status, error } = await refusal(chat(globex.key, spelling));
+      expect(status, spelling).toBe(403);
+      expect(error).toMatchObject({ code: 'policy_denied', rule_id: 'policy.tenantIsolation.acme' });
+    }
+  });
+
   it('an admitted request is served, and its audit names the rule that admitted it', async () => {
     const res = await chat(acme.key, 'mock-acme-finetune');
     expect(res.choices[0]?.message.content).toBeTruthy();
