@@ -647,7 +647,9 @@ describe('dlp.response: SSE lines that are not data reach the client too', () =>
       expect(r.client!.body).not.toContain('a@x.io');
       expect(read(r.client!.body).after).toBe(0);
       blocked(r, 'dlp.EMAIL');
-      expect(r.audit.dlp?.findings).toEqual([expect.objectContaining({ type: 'EMAIL', where: 'response', path })]);
+      expect(r.audit.dlp?.findings).toEqual([
+        expect.objectContaining({ type: 'EMAIL', action: 'block', where: 'response', path }),
+      ]);
     });
 
   it('passes clean keep-alives as they came, and keeps an event’s other lines when it rewrites it', async () => {

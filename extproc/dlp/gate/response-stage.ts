@@ -343,8 +343,10 @@ function onEvent(
   if (event.otherLines.length > 0) {
     try {
       const f = judgeOtherLines(event.otherLines, engine, (f, path) => {
-        addFinding(dlp, { type: f.type, action: f.action, where: 'response', path, start: f.start, end: f.end });
-        deps.metrics.countDlpFinding(f.type, f.action, 'response');
+        // Recorded as what was done: the line is never rewritten, so a finding there blocks.
+        const action = f.action === 'warn' ? 'warn' : 'block';
+        addFinding(dlp, { type: f.type, action, where: 'response', path, start: f.start, end: f.end });
+        deps.metrics.countDlpFinding(f.type, action, 'response');
       });
       if (f !== undefined) {
         block(f);
@@ -431,11 +433,11 @@ function onEvent(
   try {
     /** Names with findings (warn only, or the stream ended): no path the audit keeps spells them. */
     let dirty: Set<string> | undefined;
+    const report = (f: DlpFinding, path: string, action: string) => {
+      addFinding(dlp, { type: f.type, action, where: 'response', path, start: f.start, end: f.end });
+      deps.metrics.countDlpFinding(f.type, action, 'response');
+    };
     for (const o of otherStrings(event.data, family)) {
-      const report = (f: DlpFinding, path: string, action: string) => {
-        addFinding(dlp, { type: f.type, action, where: 'response', path, start: f.start, end: f.end });
-        deps.metrics.countDlpFinding(f.type, action, 'response');
-      };
       if (o.name) {
         // A name the model wrote (Ollama's arguments object): it cannot be rewritten (two names
         // could become one), so a finding there ends the stream, whatever its action but warn.
