@@ -661,9 +661,13 @@ export class ProcessStream implements CallListener<ProcessingRequest> {
       const hv = list[i]!;
       const name = hv.key.toLowerCase();
       const value = headerValueOf(hv);
+      // A name sent twice reads as both values joined, as for request headers: read as the last
+      // one, `content-encoding: gzip` then `identity` was a compressed body taken for plain text.
+      const prev = ctx.responseHeaders.get(name);
+      const joined = prev === undefined ? value : `${prev},${value}`;
       if (name === ':status') ctx.status = Number(value);
-      else if (name === 'content-type') ctx.contentType = value;
-      ctx.responseHeaders.set(name, value);
+      else if (name === 'content-type') ctx.contentType = joined;
+      ctx.responseHeaders.set(name, joined);
     }
     ctx.out.reset();
     const endOfStream = h.endOfStream === true;

@@ -61,6 +61,8 @@ export function requestAttributes(attrs: Record<string, string | boolean>): Proc
 export interface ResponseDescription {
   status?: number;
   headers?: Record<string, string>;
+  /** Header lines after `headers`, a name repeated as upstream may send it. */
+  extraHeaders?: [string, string][];
   /** Body chunks as upstream sends them. */
   chunks?: (string | Buffer)[];
   /** The client goes away after this many STREAMED chunks: Envoy half-closes mid-response. */
@@ -307,11 +309,13 @@ export async function runStage(opts: RunStageOptions): Promise<StageRun> {
     send({
       request: 'responseHeaders',
       responseHeaders: {
-        headers: headerMap({
-          ':status': String(res.status ?? 200),
-          'content-type': 'application/json',
-          ...res.headers,
-        }),
+        headers: {
+          headers: [
+            ...headerMap({ ':status': String(res.status ?? 200), 'content-type': 'application/json', ...res.headers })
+              .headers,
+            ...(res.extraHeaders ?? []).map(([key, v]) => ({ key, rawValue: Buffer.from(v) })),
+          ],
+        },
         endOfStream: chunks.length === 0,
       },
     });

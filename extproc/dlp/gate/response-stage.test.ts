@@ -203,6 +203,31 @@ describe('dlp.response on streams', () => {
     },
   );
 
+  it.each([
+    ['gzip', 'identity'],
+    ['identity', 'gzip'],
+  ])('refuses a response that names its content-encoding twice (%s, then %s)', async (first, last) => {
+    const { gzipSync } = await import('node:zlib');
+    const body = gzipSync(stream(['mail jane@x.io']));
+    const r = await runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages({ EMAIL: 'redact' }),
+      request: {
+        path: '/v1/chat/completions',
+        body: { model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] },
+      },
+      response: {
+        headers: SSE,
+        extraHeaders: [
+          ['content-encoding', first],
+          ['content-encoding', last],
+        ],
+        chunks: [body],
+      },
+    });
+    expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.response_unreadable' });
+  });
+
   it('refuses a compressed response rather than pass it on unread', async () => {
     const r = await chat({}, 'hi', ['\x1f\x8b...'], { ...SSE, 'content-encoding': 'gzip' });
     expect(r.refused).toMatchObject({ code: 'content_blocked', ruleId: 'dlp.response_unreadable' });
