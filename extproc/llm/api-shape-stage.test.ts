@@ -65,6 +65,12 @@ const rows: Row[] = [
     expect: refused(415, 'unsupported_charset'),
   },
   {
+    name: 'a second charset parameter is read too: any but UTF-8 is refused with 415',
+    headers: { 'content-type': 'application/json; charset=utf-8; charset=utf-16' },
+    body: '{}',
+    expect: refused(415, 'unsupported_charset'),
+  },
+  {
     name: 'a UTF-8 byte order mark is removed from the forwarded body, and the change is recorded',
     body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"model":"m","messages":[]}')]),
     expect: (run) => {

@@ -16,6 +16,7 @@ import { defineStage } from '../pipeline/stage.ts';
 import { type Coding, codingOf, decompress } from './decompress.ts';
 import { type ParsePool, parseRequest } from './parse-pool.ts';
 import { needsBody, type RequestParseResult, streamFlagRead } from './shapes.ts';
+import { utf8Charset } from './usage.ts';
 
 /** The request body's content coding, when dlp.compressedRequests lets it be inspected. */
 const compressed = defineSlot<Coding>('llm.api_shape.coding');
@@ -44,8 +45,7 @@ export const apiShape = defineStage({
             ctx.set(compressed, coding);
             ctx.out.removeHeaders.push('content-encoding');
           }
-          const charset = charsetOf(ctx.headers.get('content-type'));
-          if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+          if (!utf8Charset(ctx.headers.get('content-type'))) {
             throw refuse(
               'unsupported_charset',
               'The request body must be UTF-8 JSON; send it with Content-Type: application/json.',
@@ -112,11 +112,4 @@ function apply(ctx: RequestContext, result: RequestParseResult, body: Buffer): v
   }
   ctx.setMetadata('model_requested', ctx.modelRequested);
   ctx.setMetadata('stream', ctx.stream);
-}
-
-/** The charset parameter of a Content-Type, lower-cased and unquoted, or undefined. */
-function charsetOf(contentType: string | undefined): string | undefined {
-  if (contentType === undefined) return undefined;
-  const m = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType);
-  return m?.[1]?.toLowerCase();
 }

@@ -22,6 +22,17 @@ export interface Usage {
 export type ResponseFormat = 'sse' | 'ndjson' | 'json' | 'other';
 
 /** From a Content-Type value: case-insensitive, parameters (charset…) ignored. */
+/** Whether a Content-Type declares no charset or only UTF-8: bytes the gate decodes as UTF-8 are
+ * then the text every reader sees (every charset parameter counts, should one be given twice). */
+export function utf8Charset(contentType: string | undefined): boolean {
+  if (contentType === undefined) return true;
+  for (const m of contentType.matchAll(/;\s*charset\s*=\s*"?([^";,\s]*)"?/gi)) {
+    const c = m[1]!.toLowerCase();
+    if (c !== 'utf-8' && c !== 'utf8') return false;
+  }
+  return true;
+}
+
 export function responseFormat(contentType: string | undefined): ResponseFormat {
   if (!contentType) return 'other';
   const semi = contentType.indexOf(';');

@@ -228,6 +228,19 @@ describe('dlp.response on streams', () => {
     expect(r.refused).toMatchObject({ status: 403, code: 'content_blocked', ruleId: 'dlp.response_unreadable' });
   });
 
+  it.each([
+    ['text/event-stream; charset=utf-16', true],
+    ['text/event-stream; charset="UTF-8"; charset=utf-16le', true],
+    ['text/event-stream; charset=UTF-8', false],
+  ])(
+    'a response declared %s is refused (%s) unless its text is UTF-8, which the scan decodes',
+    async (type, refused) => {
+      const r = await chat({ EMAIL: 'redact' }, 'hi', [stream(['hi'])], { 'content-type': type });
+      if (refused) expect(r.refused).toMatchObject({ code: 'content_blocked', ruleId: 'dlp.response_unreadable' });
+      else expect(r.refused).toBeUndefined();
+    },
+  );
+
   it('refuses a compressed response rather than pass it on unread', async () => {
     const r = await chat({}, 'hi', ['\x1f\x8b...'], { ...SSE, 'content-encoding': 'gzip' });
     expect(r.refused).toMatchObject({ code: 'content_blocked', ruleId: 'dlp.response_unreadable' });

@@ -13,7 +13,7 @@
 import { applyBodyEdits } from '../../llm/body-edits.ts';
 import type { ResponseEvent } from '../../llm/response-stream.ts';
 import { needsBody } from '../../llm/shapes.ts';
-import { responseFormat } from '../../llm/usage.ts';
+import { responseFormat, utf8Charset } from '../../llm/usage.ts';
 import type { RequestContext } from '../../pipeline/context.ts';
 import { refuse } from '../../pipeline/errors.ts';
 import { defineSlot } from '../../pipeline/slots.ts';
@@ -83,8 +83,10 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
           const status = ctx.status ?? 0;
           if (status < 200 || status >= 300) return;
           const encoding = ctx.responseHeaders.get('content-encoding');
-          const format = responseFormat(ctx.responseHeaders.get('content-type'));
-          if ((encoding !== undefined && encoding !== 'identity') || format === 'other')
+          const contentType = ctx.responseHeaders.get('content-type');
+          const format = responseFormat(contentType);
+          // A charset other than UTF-8 is text the scan, which decodes UTF-8, would not see.
+          if ((encoding !== undefined && encoding !== 'identity') || format === 'other' || !utf8Charset(contentType))
             throw refuse(
               'content_blocked',
               'The response could not be checked for sensitive data, so it was not sent.',
