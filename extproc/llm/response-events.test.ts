@@ -183,6 +183,27 @@ describe('response events', () => {
     }
   });
 
+  it('an event with a name given twice goes out as its parse (what the listener judged) when kept', () => {
+    const seen: string[] = [];
+    const r = reader((e) => seen.push(...e.texts.map((t) => t.text)));
+    const dup = '{"choices":[{"index":0,"delta":{"content":"first","content":"last"}}],"x":"a\\"b"}';
+    const clean = '{"choices":[{"index":0,"delta":{"content":"ok \\"q\\" \\\\"}}]}';
+    const out = r.push(Buffer.from(`id: 1\ndata: ${dup}\n\ndata: ${clean}\n\n`), true).toString();
+    expect(seen).toEqual(['last', 'ok "q" \\']);
+    expect(out).toBe(`id: 1\ndata: ${JSON.stringify(JSON.parse(dup))}\n\ndata: ${clean}\n\n`);
+    expect(out).not.toContain('first');
+    // A read-only listener changes nothing: the bytes pass as they came.
+    const ro = createResponseStream({
+      format: 'sse',
+      kind: 'openai.chat',
+      dropUsageEvent: false,
+      readOnlyEvents: true,
+      onEvent: () => {},
+    });
+    const bytes = Buffer.from(`data: ${dup}\n\n`);
+    expect(ro.push(bytes, true)).toBe(bytes);
+  });
+
   it('a replaced event keeps its other lines in front of its new data line', () => {
     const r = reader((e) => e.replace({ n: 1 }));
     const out = r.push(Buffer.from(`id: 7\r\n: c\r\n${sse(chunk('a'))}`), true);

@@ -368,7 +368,22 @@ class StreamReader implements ResponseStream {
       this.usage = usage ?? this.usage;
     }
     if (this.drop && usageOnly) return WITHHOLD;
-    return listening ? this.emit(o, usage) : KEEP;
+    if (!listening) return KEEP;
+    const action = this.emit(o, usage);
+    // The stages judged the parse; the client gets the bytes. JSON.parse keeps the last value of a
+    // name given twice, so a first one no stage saw would go out with them (and a reader that
+    // keeps the first would show it): when a stage may change events, such an event goes out as
+    // its parse. Told apart by count: the bytes hold two quotes per name and string value.
+    if (action === KEEP && this.changing && this.endBytes === undefined && quotesIn(text) !== 2 * stringsIn(o))
+      return this.frame(JSON.stringify(o), this.others.length > 0 ? this.others : NO_LINES);
+    return action;
+  }
+
+  /** An event's bytes for this JSON, framed like the stream's (SSE: its other lines first). */
+  private frame(json: string, others: readonly string[]): Buffer {
+    if (!this.sse) return Buffer.from(`${json}\n`);
+    const lines = others.length > 0 ? `${others.join('\n')}\n` : '';
+    return Buffer.from(`${lines}data: ${json}\n\n`);
   }
 
   /** Hand one decoded event to the listener; its drop() or replace() decides the action. */
@@ -398,9 +413,7 @@ class StreamReader implements ResponseStream {
         event.toolArguments = [];
       },
       replace: (next: unknown) => {
-        const json = JSON.stringify(next);
-        const lines = others.length > 0 ? `${others.join('\n')}\n` : '';
-        action = Buffer.from(sse ? `${lines}data: ${json}\n\n` : `${json}\n`);
+        action = this.frame(JSON.stringify(next), others);
         const o = next !== null && typeof next === 'object' ? (next as Record<string, unknown>) : {};
         event.texts = this.textsOf(o);
         event.toolArguments = this.toolArgumentsOf(o);
@@ -454,6 +467,34 @@ function skipSeparator(b: Buffer, from: number, end: number): number {
     j++;
   }
   return j;
+}
+
+/** Quotes in JSON text that are not escaped: two per name and string value. */
+function quotesIn(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('"'); i !== -1; i = text.indexOf('"', i + 1)) {
+    let slashes = 0;
+    for (let j = i - 1; j >= 0 && text.charCodeAt(j) === 0x5c; j--) slashes++;
+    if (slashes % 2 === 0) n++;
+  }
+  return n;
+}
+
+/** Names and string values in a parsed JSON value (iterative: its depth is upstream's). */
+function stringsIn(v: unknown): number {
+  let n = 0;
+  const stack: unknown[] = [v];
+  while (stack.length > 0) {
+    const x = stack.pop();
+    if (typeof x === 'string') n++;
+    else if (Array.isArray(x)) for (let i = 0; i < x.length; i++) stack.push(x[i]);
+    else if (x !== null && typeof x === 'object')
+      for (const k in x as Record<string, unknown>) {
+        n++;
+        stack.push((x as Record<string, unknown>)[k]);
+      }
+  }
+  return n;
 }
 
 const NO_TEXT: readonly TextDelta[] = [];

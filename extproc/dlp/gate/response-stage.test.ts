@@ -482,6 +482,13 @@ describe('dlp.response: every text of a streamed event, not only content and too
     ]);
   });
 
+  it('a value JSON.parse drops (a name given twice) never reaches the client unread', async () => {
+    const dup = '{"choices":[{"index":0,"delta":{"note":"jane@x.io","note":"hi"},"finish_reason":null}]}';
+    const r = await chat({ EMAIL: 'redact' }, 'hi', [`data: ${dup}\n\n${stream(['fine'])}`]);
+    expect(r.client!.body).not.toContain('jane');
+    expect(events(r.client!.body)[0].choices[0].delta.note).toBe('hi');
+  });
+
   it('ends the stream at a block in such a string, sending nothing of that event', async () => {
     const body = `${ev({ content: 'fine' })}${ev({ content: ' x', annotations: [{ note: 'AKIAABCDEFGHIJKLMNOP' }] })}${ev({}, 'stop')}data: [DONE]\n\n`;
     const r = await chat({ AWS_ACCESS_KEY: 'block' }, 'hi', [body]);
