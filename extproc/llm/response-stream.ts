@@ -397,7 +397,6 @@ class StreamReader implements ResponseStream {
 
   private emit(data: Readonly<Record<string, unknown>>, usage: Usage | undefined): Action {
     let action: Action = KEEP;
-    const sse = this.sse;
     const others = this.changing && this.others.length > 0 ? this.others.slice() : NO_LINES;
     // Stages after the one that dropped or replaced the event see what the client gets in its
     // place (audit.capture keeps the delivered text): its texts follow the replacement.
