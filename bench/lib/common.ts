@@ -42,11 +42,13 @@ export const DLP_REPLY = Array.from(
 ).join('');
 
 /** The streamed request. The client asks for usage itself, so every route streams the same bytes
- * (no gateway adds stream_options.include_usage to what it forwards). */
+ * (no gateway adds stream_options.include_usage to what it forwards). It sets max_tokens, as the
+ * profiles' no-long-generations rule asks (a request that sets none counts as unbounded). */
 export const STREAM_CHAT = JSON.stringify({
   model: 'mock-small',
   stream: true,
   stream_options: { include_usage: true },
+  max_tokens: 512,
   messages: [{ role: 'user', content: 'Write a short story about a lighthouse keeper.' }],
 });
 

@@ -25,7 +25,7 @@ describe('lm-gate policy test', () => {
     async () => {
       const r = await cli(['policy', 'test', '-c', CONFIG, TABLE]);
       expect(r.stderr).toBe('');
-      expect(r.stdout.trim()).toMatch(/policy-test\.yaml: 16 cases, all passed$/);
+      expect(r.stdout.trim()).toMatch(/policy-test\.yaml: 17 cases, all passed$/);
       expect(r.code).toBe(0);
     },
     TIMEOUT,
@@ -40,7 +40,7 @@ describe('lm-gate policy test', () => {
         `cases:
   - name: right
     key_id: research-notebooks
-    request: {endpoint: openai.chat, model: llama-3.1-8b}
+    request: {endpoint: openai.chat, model: llama-3.1-8b, max_tokens: 512}
     expect: allow
   - name: the reviewer thought interns could ask for long generations
     principal: {id: ivy, tenant: acme, team: research, roles: [intern]}
@@ -135,12 +135,12 @@ describe('lm-gate policy explain', () => {
         '--principal',
         '{"id":"gus","tenant":"globex","roles":["compliance-officer"],"issuer":"https://idp.acme.example"}',
         '--request',
-        '{"endpoint":"openai.chat","model":"acme-regulatory-7b","time":"2026-03-04T10:00:00+01:00"}',
+        '{"endpoint":"openai.chat","model":"acme-regulatory-7b","max_tokens":512,"time":"2026-03-04T10:00:00+01:00"}',
       ]);
       expect(r.code).toBe(0);
       const lines = r.stdout.split('\n');
       expect(lines[0]).toBe(
-        'request    POST /v1/chat/completions (openai.chat) model=acme-regulatory-7b stream=false max_tokens=- route=regulatory',
+        'request    POST /v1/chat/completions (openai.chat) model=acme-regulatory-7b stream=false max_tokens=512 route=regulatory',
       );
       expect(lines[1]).toBe(
         'principal  id=gus tenant=globex roles=[compliance-officer] method=jwt issuer=https://idp.acme.example',

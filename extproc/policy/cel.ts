@@ -35,7 +35,22 @@ class CelPrincipal {
   }
 }
 
-/** model "" and max_tokens 0 until the body is read, or when it sets neither. */
+/** Endpoints that generate: where a body without max_tokens, or with Ollama's negative
+ * num_predict, lets the server generate as far as it goes (vLLM: to the end of the context). */
+const GENERATES: ReadonlySet<string> = new Set([
+  'openai.chat',
+  'openai.completions',
+  'ollama.chat',
+  'ollama.generate',
+  'tgi.generate',
+  'tgi.generate_stream',
+]);
+/** CEL's largest int: what a request that sets no limit may generate. */
+const UNBOUNDED = 9223372036854775807n;
+
+/** model "" until the body is read, or when it names none. max_tokens: as asked; on an endpoint
+ * that generates, unset or negative (no limit) is the largest int, so a cap written as
+ * `request.max_tokens > N` is not passed by leaving it out; elsewhere 0. */
 class CelRequest {
   readonly endpoint: string;
   readonly model: string;
@@ -48,7 +63,8 @@ class CelRequest {
     this.endpoint = r.endpoint;
     this.model = r.model ?? '';
     this.stream = r.stream;
-    this.max_tokens = BigInt(r.maxTokens ?? 0);
+    const asked = r.maxTokens;
+    this.max_tokens = asked !== undefined && asked >= 0 ? BigInt(asked) : GENERATES.has(r.endpoint) ? UNBOUNDED : 0n;
     this.path = r.path;
     this.method = r.method;
   }

@@ -295,7 +295,15 @@ describe('policy.rules: CEL conditions over each input field', () => {
     ['request.model.endsWith("-4o")', true],
     ['request.stream', true],
     ['request.max_tokens > 1000', true],
-    ['request.max_tokens == 0', true, { request: chat('gpt-4o') }],
+    // Unset, the server generates as far as it goes (vLLM: to the end of the context): a cap on
+    // max_tokens must not be passed by leaving it out, nor by Ollama's -1 (no limit).
+    ['request.max_tokens > 4096', true, { request: chat('gpt-4o') }],
+    [
+      'request.max_tokens > 4096',
+      true,
+      { request: { path: '/api/generate', body: { model: 'l', prompt: 'x', options: { num_predict: -1 } } } },
+    ],
+    ['request.max_tokens == 0', true, { request: { path: '/v1/embeddings', body: { model: 'e', input: 'x' } } }],
     [
       'request.max_tokens == 64',
       true,
