@@ -20,7 +20,7 @@ import type { Counted, LimitBackend } from './backend.ts';
 import type { BudgetConfig } from './config.ts';
 import type { CounterItem } from './counters.ts';
 import { retryAfterSeconds } from './headers.ts';
-import { andThen, CounterNames, idSet, matches, subjectOf } from './levels.ts';
+import { andThen, CounterNames, idSet, matches, outputAsked, subjectOf } from './levels.ts';
 import { PeriodClock } from './period.ts';
 import type { LimitStore } from './store.ts';
 
@@ -50,11 +50,7 @@ const slot = defineSlot<Held[]>('limits.budget');
 /** Tokens a request may take, estimated before the call. */
 function estimate(ctx: RequestContext, config: Config): { input: number; output: number } {
   const l = config.limits;
-  const embeds = ctx.api === 'openai.embeddings' || ctx.api === 'ollama.embed';
-  return {
-    input: Math.ceil(ctx.requestBytes / l.bytesPerInputToken),
-    output: embeds ? 0 : (ctx.parsed?.maxTokens ?? l.defaultMaxTokens),
-  };
+  return { input: Math.ceil(ctx.requestBytes / l.bytesPerInputToken), output: outputAsked(ctx, l.defaultMaxTokens) };
 }
 
 export const budgets = defineStage({

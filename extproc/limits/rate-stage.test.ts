@@ -221,6 +221,18 @@ describe('limits.rate', () => {
     expect(next.audit.limits![0]!.remaining).toBe(10_000 - 50 - reserved);
   });
 
+  it("Ollama's num_predict -1 (no limit) reserves the default, as an unset one does, never less", async () => {
+    const limits = { rate: [{ id: 'tok', scope: 'key', unit: 'tokens', limit: 100_000, per: 'hour' }] };
+    const body = { model: 'l', prompt: 'x', stream: false, options: { num_predict: -1 } };
+    const run = await runStage({
+      stages: STAGES,
+      config: { limits },
+      given: { principal: principal('k') },
+      request: { path: '/api/generate', body },
+    });
+    expect(run.audit.limits![0]).toMatchObject({ reserved: Math.ceil(JSON.stringify(body).length / 4) + 1024 });
+  });
+
   it('a request with no usage keeps its reservation; one upstream failed is refunded', async () => {
     const s = session({ rate: [{ id: 'tok', scope: 'key', unit: 'tokens', limit: 1000, per: 'hour' }] });
     const body = { model: 'm1', messages: [], max_tokens: 100 };

@@ -27,6 +27,7 @@ import {
   CounterNames,
   idSet,
   matches,
+  outputAsked,
   type Scope,
   subjectOf,
 } from './levels.ts';
@@ -97,10 +98,7 @@ function declaredLength(ctx: RequestContext): number | undefined {
 /** Every token counter of a request reserves the same amount: the input estimate plus the
  * output asked for. */
 function reservation(ctx: RequestContext, bytesPerToken: number, defaultMaxTokens: number): number {
-  const input = Math.ceil(ctx.requestBytes / bytesPerToken);
-  const embeds = ctx.api === 'openai.embeddings' || ctx.api === 'ollama.embed';
-  const output = embeds ? 0 : (ctx.parsed?.maxTokens ?? defaultMaxTokens);
-  return input + output;
+  return Math.ceil(ctx.requestBytes / bytesPerToken) + outputAsked(ctx, defaultMaxTokens);
 }
 
 /** The tightest (least remaining) view per unit. */
