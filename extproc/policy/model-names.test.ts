@@ -14,6 +14,7 @@ describe('modelKey', () => {
     ['llama3:8b+Q4_0', 'llama3:8b'],
     ['llama3:8b@sha256-0123abcd', 'llama3:8b'],
     ['jane/ft:v1', 'jane/ft:v1'],
+    ['library\\llama3', 'llama3:latest'],
     ['registry.ollama.ai/jane/ft:v1', 'jane/ft:v1'],
     ['example.com/library/llama3', 'example.com/library/llama3:latest'],
     ['meta-llama/Llama-3.1-8B-Instruct', 'meta-llama/llama-3.1-8b-instruct:latest'],

@@ -31,7 +31,8 @@ let lastName = '';
 let lastKey = keyOf('');
 
 function keyOf(name: string): string {
-  let s = name.toLowerCase();
+  // Ollama on Windows reads a backslash as the path separator it is there.
+  let s = name.toLowerCase().replaceAll('\\', '/');
   const scheme = s.indexOf('://');
   if (scheme !== -1) s = s.slice(scheme + 3);
   // A digest, then a build, come last; neither names another model.
@@ -76,7 +77,7 @@ export function compileModelPatterns(patterns: readonly string[]): Matcher {
 /** A wildcard pattern as keys are written: lower case, without a scheme or Ollama's default host
  * and namespace. */
 function wildKey(pattern: string): string {
-  let p = pattern.toLowerCase();
+  let p = pattern.toLowerCase().replaceAll('\\', '/');
   const scheme = p.indexOf('://');
   if (scheme !== -1) p = p.slice(scheme + 3);
   if (p.startsWith(`${DEFAULT_HOST}/`)) p = p.slice(DEFAULT_HOST.length + 1);
