@@ -10,8 +10,14 @@ export function compilePatterns(patterns: readonly string[]): Matcher {
   const exact = new Set(patterns.filter((p) => !p.includes('*')));
   const wild = patterns.filter((p) => p.includes('*'));
   if (wild.length === 0) return (v) => exact.has(v);
-  const re = new RegExp(
-    `^(?:${wild
+  const re = wildcardRegExp(wild);
+  return (v) => exact.has(v) || re.test(v);
+}
+
+/** One anchored expression for `*` patterns: `*` is any run, every other character itself. */
+export function wildcardRegExp(patterns: readonly string[]): RegExp {
+  return new RegExp(
+    `^(?:${patterns
       .map((p) =>
         p
           .split('*')
@@ -20,5 +26,4 @@ export function compilePatterns(patterns: readonly string[]): Matcher {
       )
       .join('|')})$`,
   );
-  return (v) => exact.has(v) || re.test(v);
 }
