@@ -43,7 +43,7 @@ const rateLimit = z
       .enum(['requests', 'tokens', 'bytes'])
       .default('requests')
       .describe(
-        "requests: requests admitted. tokens: input plus output tokens, reserved before the call (the input estimate plus max_tokens, or limits.defaultMaxTokens) and settled to the usage upstream reports when the request ends. bytes: request body bytes, counted at the request headers from content-length for key, user, team and tenant limits (before Envoy is made to read the body), else when the body has arrived; what bounds one caller's uploads. A limit on two units is two entries.",
+        "requests: requests admitted. tokens: input plus output tokens, reserved before the call (the input estimate plus max_tokens, or limits.defaultMaxTokens, for each completion asked for: n, best_of) and settled to the usage upstream reports when the request ends. bytes: request body bytes, counted at the request headers from content-length for key, user, team and tenant limits (before Envoy is made to read the body), else when the body has arrived; what bounds one caller's uploads. A limit on two units is two entries.",
       ),
     per: z
       .enum(['second', 'minute', 'hour', 'day'])

@@ -106,12 +106,14 @@ export class CounterNames {
 }
 
 /** Applies to this subject: every subject, or the ones listed. */
-/** Output tokens a request may take, for a reservation: what it asks for; unset, or negative
- * (Ollama's num_predict -1: no limit), the configured default. Embeddings take none. */
+/** Output tokens a request may take, for a reservation: what it asks for, for each completion
+ * it asks for (n, best_of); unset, or negative (Ollama's num_predict -1: no limit), the
+ * configured default. Embeddings take none. */
 export function outputAsked(ctx: RequestContext, defaultMaxTokens: number): number {
   if (ctx.api === 'openai.embeddings' || ctx.api === 'ollama.embed') return 0;
   const asked = ctx.parsed?.maxTokens;
-  return asked !== undefined && asked >= 0 ? asked : defaultMaxTokens;
+  const each = asked !== undefined && asked >= 0 ? asked : defaultMaxTokens;
+  return each * (ctx.parsed?.generations ?? 1);
 }
 
 /** A limit's `ids` as subjects are named: a model scope's by key (model-names.ts). */

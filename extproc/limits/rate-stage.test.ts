@@ -221,6 +221,13 @@ describe('limits.rate', () => {
     expect(next.audit.limits![0]!.remaining).toBe(10_000 - 50 - reserved);
   });
 
+  it('a request for several completions (n, best_of) reserves max_tokens for each', async () => {
+    const s = session({ rate: [{ id: 'tok', scope: 'key', unit: 'tokens', limit: 100_000, per: 'hour' }] });
+    const body = { model: 'm1', messages: [], max_tokens: 100, n: 4 };
+    const run = await s.send(principal('k'), body, { chunks: ['{}'] });
+    expect(run.audit.limits![0]).toMatchObject({ reserved: Math.ceil(JSON.stringify(body).length / 4) + 400 });
+  });
+
   it("Ollama's num_predict -1 (no limit) reserves the default, as an unset one does, never less", async () => {
     const limits = { rate: [{ id: 'tok', scope: 'key', unit: 'tokens', limit: 100_000, per: 'hour' }] };
     const body = { model: 'l', prompt: 'x', stream: false, options: { num_predict: -1 } };

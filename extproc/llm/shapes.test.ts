@@ -463,6 +463,29 @@ describe('parseRequestBody: output-token limit (policy input request.max_tokens)
   }
 });
 
+describe('parseRequestBody: how many completions one request asks for (generations)', () => {
+  const table: [string, ApiKind, string, number | string][] = [
+    ['absent', 'openai.chat', '{"model":"m","messages":[]}', 1],
+    ['n', 'openai.chat', '{"model":"m","messages":[],"n":4}', 4],
+    ['null n', 'openai.chat', '{"model":"m","messages":[],"n":null}', 1],
+    ['best_of above n', 'openai.completions', '{"model":"m","prompt":"x","n":2,"best_of":5}', 5],
+    ['TGI best_of', 'tgi.generate', '{"inputs":"x","parameters":{"best_of":3}}', 3],
+    ['Ollama has none', 'ollama.generate', '{"model":"l","n":9}', 1],
+    [
+      'a string a lax server would coerce is refused',
+      'openai.chat',
+      '{"model":"m","messages":[],"n":"8"}',
+      "Invalid type for 'n': expected an integer, but got a string instead.",
+    ],
+  ];
+  for (const [name, kind, body, want] of table)
+    it(name, () => {
+      const r = parseRequestBody(kind, Buffer.from(body));
+      if (typeof want === 'string') expect(r.ok ? undefined : r.message).toBe(want);
+      else expect(r.ok && r.request.generations).toBe(want);
+    });
+});
+
 describe('parseRequestBody: model input as token ids or embeddings (tokenInput)', () => {
   const table: [string, ApiKind, string, string | undefined][] = [
     ['a text prompt', 'openai.completions', '{"model":"m","prompt":"say 123"}', undefined],

@@ -125,6 +125,9 @@ export interface ParsedRequest {
    * unlimited), TGI's `parameters.max_new_tokens`. Undefined when the body sets none, and
    * upstream's default applies. */
   maxTokens: number | undefined;
+  /** Completions generated for one request, each up to maxTokens: the larger of OpenAI's `n` and
+   * `best_of`, TGI's `parameters.best_of`; 1 when unset (Ollama has neither). */
+  generations: number;
   /** The member that asks for per-token texts in the response (OpenAI's and Ollama's `logprobs`,
    * `top_logprobs`, vLLM's `prompt_logprobs`, TGI's `parameters.top_n_tokens`), when one does:
    * those texts repeat the answer in pieces no scan of one piece can judge (dlp.request). */
@@ -214,6 +217,8 @@ const READ = new Set([
   'parameters',
   'context',
   'prompt_embeds',
+  'n',
+  'best_of',
   ...TOKEN_DETAILS,
 ]);
 
@@ -325,6 +330,21 @@ export function parseRequestBody(
     if (typeof mnt === 'object') return wrongType('parameters.max_new_tokens', 'an integer', mnt.invalid);
     maxTokens = mnt;
   }
+  // How many completions are generated (limits reserve max_tokens for each): held to one reading
+  // like max_tokens.
+  let generations = 1;
+  for (const param of openai ? ['n', 'best_of'] : []) {
+    const v = m.get(param);
+    if (v === undefined || v.type === 'null') continue;
+    const n = v.type === 'number' ? Number(canonical.toString('latin1', v.start, v.end)) : Number.NaN;
+    if (!Number.isInteger(n)) return wrongType(param, 'an integer', v.type);
+    generations = Math.max(generations, n);
+  }
+  if (family === 'tgi' && parameters !== undefined && parameters.type === 'object') {
+    const bo = integerMember(canonical, parameters, 'best_of', limits);
+    if (typeof bo === 'object') return wrongType('parameters.best_of', 'an integer', bo.invalid);
+    if (bo !== undefined) generations = Math.max(generations, bo);
+  }
   let tokenDetails: string | undefined;
   if (family === 'tgi') {
     if (parameters !== undefined && parameters.type === 'object') {
@@ -350,6 +370,7 @@ export function parseRequestBody(
     bomLength,
     objectStart: scan.rootStart,
     maxTokens,
+    generations,
   };
   if (tokenDetails !== undefined) request.tokenDetails = tokenDetails;
   const tokenInput = tokenInputOf(kind, canonical, m);
