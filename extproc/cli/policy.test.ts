@@ -125,6 +125,32 @@ describe('lm-gate policy test', () => {
 
 describe('lm-gate policy explain', () => {
   it(
+    'judges a generating request that sets no max_tokens at policy.defaultMaxTokens, as the gate writes it',
+    async () => {
+      const config = join(dir, 'default-max-tokens.yaml');
+      await writeFile(
+        config,
+        `policy:
+  defaultMaxTokens: 1024
+  rules:
+    - {id: cap, action: DENY, when: 'request.max_tokens > 4096'}
+    - {id: all, action: ALLOW}
+`,
+      );
+      const ask = (request: string) =>
+        cli(['policy', 'explain', '-c', config, '--principal', '{"id":"a","tenant":"t"}', '--request', request]);
+      const chat = await ask('{"endpoint":"openai.chat","model":"m"}');
+      expect(chat.stdout.split('\n')[0]).toContain('max_tokens=1024');
+      expect(chat.stdout).toMatch(/=> +ALLOW +policy\.rules\.all/);
+      const ollama = await ask('{"endpoint":"ollama.chat","model":"l","max_tokens":-1}');
+      expect(ollama.stdout.split('\n')[0]).toContain('max_tokens=1024');
+      const asked = await ask('{"endpoint":"openai.chat","model":"m","max_tokens":9000}');
+      expect(asked.stdout).toMatch(/=> +DENY +policy\.rules\.cap/);
+    },
+    TIMEOUT,
+  );
+
+  it(
     'lists every rule considered, what did not match, and which decided',
     async () => {
       const r = await cli([

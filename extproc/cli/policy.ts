@@ -45,6 +45,7 @@ function contextFor(config: Config): ExplainContext {
       ? new RoutingTable(config, { readCredentials: false })
       : undefined,
     tgiModel: config.routing.tgiModel,
+    defaultMaxTokens: config.policy.defaultMaxTokens,
     now: Date.now,
   };
 }

@@ -1,7 +1,7 @@
 // llm.api_shape decision table, through the real state machine (runStage): what the model server
 // parses is what the stages judged, so every ambiguity is refused before a byte goes upstream.
 import { describe, expect, it } from 'vitest';
-import { runStage, type StageRun } from '../../test/harness/run-stage.ts';
+import { jwtPrincipal, runStage, type StageRun } from '../../test/harness/run-stage.ts';
 
 interface Row {
   name: string;
@@ -128,5 +128,122 @@ describe('llm.api_shape', () => {
     expect(await streamed('/invocations')).toBe(true);
     expect(await streamed('/generate_stream')).toBe(true);
     expect(await streamed('/v1/completions', { model: 'm', prompt: 'x', stream: true })).toBe(true);
+  });
+});
+
+describe('llm.api_shape: policy.defaultMaxTokens written into a request that sets no output limit', () => {
+  const table: [name: string, path: string, body: string, forwarded: string | undefined][] = [
+    [
+      'OpenAI chat without one',
+      '/v1/chat/completions',
+      '{"model":"m","messages":[]}',
+      '{"max_tokens":256,"model":"m","messages":[]}',
+    ],
+    [
+      'OpenAI max_tokens null',
+      '/v1/completions',
+      '{"model":"m","prompt":"x","max_tokens":null}',
+      '{"model":"m","prompt":"x","max_tokens":256}',
+    ],
+    ['OpenAI with one of its own', '/v1/chat/completions', '{"model":"m","messages":[],"max_tokens":10}', undefined],
+    [
+      'Ollama without options',
+      '/api/chat',
+      '{"model":"l","messages":[]}',
+      '{"options":{"num_predict":256},"model":"l","messages":[]}',
+    ],
+    [
+      'Ollama options null',
+      '/api/generate',
+      '{"model":"l","options":null}',
+      '{"model":"l","options":{"num_predict":256}}',
+    ],
+    [
+      'Ollama empty options',
+      '/api/generate',
+      '{"model":"l","options":{ }}',
+      '{"model":"l","options":{"num_predict":256 }}',
+    ],
+    [
+      'Ollama other options',
+      '/api/generate',
+      '{"model":"l","options":{"seed":1}}',
+      '{"model":"l","options":{"num_predict":256,"seed":1}}',
+    ],
+    [
+      'Ollama num_predict -1 (no limit)',
+      '/api/chat',
+      '{"model":"l","messages":[],"options":{"num_predict":-1}}',
+      '{"model":"l","messages":[],"options":{"num_predict":256}}',
+    ],
+    ['Ollama with one of its own', '/api/chat', '{"model":"l","messages":[],"options":{"num_predict":5}}', undefined],
+    ['TGI without parameters', '/generate', '{"inputs":"x"}', '{"parameters":{"max_new_tokens":256},"inputs":"x"}'],
+    [
+      'TGI parameters without it',
+      '/generate_stream',
+      '{"inputs":"x","parameters":{"seed":2}}',
+      '{"inputs":"x","parameters":{"max_new_tokens":256,"seed":2}}',
+    ],
+    ['embeddings generate nothing', '/v1/embeddings', '{"model":"e","input":"x"}', undefined],
+  ];
+  for (const [name, path, body, forwarded] of table)
+    it(name, async () => {
+      const run = await runStage({
+        stages: ['llm.api_shape'],
+        config: { policy: { defaultMaxTokens: 256 } },
+        request: { path, body },
+      });
+      expect(run.refused).toBeUndefined();
+      expect(run.upstream?.body).toBe(forwarded);
+      if (forwarded !== undefined) {
+        expect(JSON.parse(forwarded)).toBeTruthy();
+        expect(run.ctx.parsed?.maxTokens).toBe(256);
+        expect(run.audit.decisions).toContainEqual(
+          expect.objectContaining({ rule_id: 'policy.defaultMaxTokens', effect: 'modify' }),
+        );
+      }
+    });
+
+  it('beside the stream_options metering inserts at the same place, the body stays one valid JSON object', async () => {
+    const run = await runStage({
+      stages: ['llm.api_shape', 'metering.usage'],
+      config: { policy: { defaultMaxTokens: 256 } },
+      request: { path: '/v1/chat/completions', body: '{"model":"m","messages":[],"stream":true}' },
+    });
+    expect(JSON.parse(run.upstream!.body!)).toEqual({
+      max_tokens: 256,
+      stream_options: { include_usage: true },
+      model: 'm',
+      messages: [],
+      stream: true,
+    });
+  });
+
+  it('a cap rule admits such a request, judged at the limit it now carries', async () => {
+    const run = await runStage({
+      stages: ['llm.api_shape', 'policy.rules'],
+      given: { principal: jwtPrincipal() },
+      config: {
+        policy: {
+          defaultMaxTokens: 1024,
+          rules: [
+            { id: 'cap', action: 'DENY', when: 'request.max_tokens > 4096' },
+            { id: 'all', action: 'ALLOW' },
+          ],
+        },
+      },
+      request: { path: '/v1/chat/completions', body: '{"model":"m","messages":[]}' },
+    });
+    expect(run.refused).toBeUndefined();
+    expect(JSON.parse(run.upstream!.body!).max_tokens).toBe(1024);
+  });
+
+  it('unset, the request goes as sent', async () => {
+    const run = await runStage({
+      stages: ['llm.api_shape'],
+      request: { path: '/v1/chat/completions', body: '{"model":"m","messages":[]}' },
+    });
+    expect(run.upstream?.body).toBeUndefined();
+    expect(run.ctx.parsed?.maxTokens).toBeUndefined();
   });
 });

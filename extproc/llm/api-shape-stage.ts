@@ -98,6 +98,20 @@ function apply(ctx: RequestContext, result: RequestParseResult, body: Buffer): v
   // TGI's /generate ignores "stream": true and answers whole: policy and the audit see that.
   if (request.stream && !streamFlagRead(request.kind, ctx.path)) request.stream = false;
   ctx.parsed = request;
+  // A generating request that sets no output limit gets the configured one, in its body: the
+  // server then stops where the policy and the limits counted.
+  const limit = ctx.config.policy.defaultMaxTokens;
+  const slot = request.maxTokensSlot;
+  if (limit !== undefined && slot !== undefined) {
+    ctx.editRequestBody(slot.start, slot.end, Buffer.from(`${slot.before}${limit}${slot.after}`));
+    request.maxTokens = limit;
+    ctx.decide({
+      stage: 'llm.api_shape',
+      ruleId: 'policy.defaultMaxTokens',
+      effect: 'modify',
+      reason: `the request set no output limit: ${limit} written into it`,
+    });
+  }
   // TGI's body names no model: the one it serves is configured (routing.tgiModel), or none.
   ctx.modelRequested = request.modelSpan === undefined ? ctx.config.routing.tgiModel : request.model;
   ctx.stream = request.stream;

@@ -125,6 +125,10 @@ export interface ParsedRequest {
    * unlimited), TGI's `parameters.max_new_tokens`. Undefined when the body sets none, and
    * upstream's default applies. */
   maxTokens: number | undefined;
+  /** Where a default output-token limit (policy.defaultMaxTokens) is written when the body sets
+   * none (or, Ollama, a negative num_predict: no limit): bytes [start, end) of the canonical body
+   * become `before` + the limit + `after`. Only for APIs that generate. */
+  maxTokensSlot?: MaxTokensSlot;
   /** Completions generated for one request, each up to maxTokens: the larger of OpenAI's `n` and
    * `best_of`, TGI's `parameters.best_of`; 1 when unset (Ollama has neither). */
   generations: number;
@@ -137,6 +141,13 @@ export interface ParsedRequest {
    * `prompt_embeds`, Ollama's `context` (the token ids of an earlier exchange). The model reads
    * them as text no scan of the body can see (dlp.request, guard.injection). */
   tokenInput?: string;
+}
+
+export interface MaxTokensSlot {
+  start: number;
+  end: number;
+  before: string;
+  after: string;
 }
 
 export type RequestErrorCode = JsonErrorCode | 'empty_body' | 'invalid_request';
@@ -373,6 +384,8 @@ export function parseRequestBody(
     generations,
   };
   if (tokenDetails !== undefined) request.tokenDetails = tokenDetails;
+  const slot = maxTokensSlotOf(kind, canonical, m, maxTokens, scan.rootStart, limits);
+  if (slot !== undefined) request.maxTokensSlot = slot;
   const tokenInput = tokenInputOf(kind, canonical, m);
   if (tokenInput !== undefined) request.tokenInput = tokenInput;
   if (streaming) {
@@ -417,7 +430,7 @@ function asksFor(body: Buffer, v: Span & { type: JsonType }, off: OffValues): bo
 function tokenInputOf(kind: ApiKind, body: Buffer, m: ReadonlyMap<string, JsonMember>): string | undefined {
   const given = (key: string): boolean => {
     const v = m.get(key);
-    return v !== undefined && v.type !== 'null' && !(v.type === 'array' && emptyArray(body, v));
+    return v !== undefined && v.type !== 'null' && !(v.type === 'array' && emptyContainer(body, v));
   };
   switch (kind) {
     case 'openai.completions':
@@ -446,9 +459,50 @@ function holdsTokenIds(body: Buffer, v: JsonMember | undefined): boolean {
   return false;
 }
 
-function emptyArray(body: Buffer, v: Span): boolean {
+/** `[]` or `{}`, whitespace aside. */
+function emptyContainer(body: Buffer, v: Span): boolean {
   for (let i = v.start + 1; i < v.end - 1; i++) if (!isJsonWhitespace(body[i]!)) return false;
   return true;
+}
+
+/** Where a default max_tokens goes (ParsedRequest.maxTokensSlot): the null (or, Ollama, negative)
+ * value there is, or a new member; OpenAI's `max_tokens`, Ollama's `options.num_predict`, TGI's
+ * `parameters.max_new_tokens`. The body's object holds at least one member (the model, the
+ * prompt), so a member inserted first is followed by a comma. */
+function maxTokensSlotOf(
+  kind: ApiKind,
+  body: Buffer,
+  m: ReadonlyMap<string, JsonMember>,
+  maxTokens: number | undefined,
+  objectStart: number,
+  limits: ParseLimits,
+): MaxTokensSlot | undefined {
+  const first = objectStart + 1;
+  const nested = (holder: string, name: string): MaxTokensSlot => {
+    const o = m.get(holder);
+    if (o === undefined) return { start: first, end: first, before: `"${holder}":{"${name}":`, after: '},' };
+    if (o.type === 'null') return { start: o.start, end: o.end, before: `{"${name}":`, after: '}' };
+    const v = memberOf(body, o, name, limits);
+    if (v !== undefined) return { start: v.start, end: v.end, before: '', after: '' };
+    return { start: o.start + 1, end: o.start + 1, before: `"${name}":`, after: emptyContainer(body, o) ? '' : ',' };
+  };
+  switch (kind) {
+    case 'openai.chat':
+    case 'openai.completions': {
+      if (maxTokens !== undefined) return undefined;
+      const v = m.get('max_tokens') ?? m.get('max_completion_tokens');
+      if (v !== undefined) return { start: v.start, end: v.end, before: '', after: '' };
+      return { start: first, end: first, before: '"max_tokens":', after: ',' };
+    }
+    case 'ollama.chat':
+    case 'ollama.generate':
+      return maxTokens !== undefined && maxTokens >= 0 ? undefined : nested('options', 'num_predict');
+    case 'tgi.generate':
+    case 'tgi.generate_stream':
+      return maxTokens !== undefined ? undefined : nested('parameters', 'max_new_tokens');
+    default:
+      return undefined;
+  }
 }
 
 /** A member of an object member (already validated as an object), its span in the body. */

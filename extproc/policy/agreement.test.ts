@@ -51,6 +51,7 @@ describe(`the gate and policy explain agree on every row of examples/policy-test
     allowUnknown: config.policy.unknownEndpoints === 'allow',
     stages: new Set(config.pipeline.stages),
     routing: new RoutingTable(config, { readCredentials: false }),
+    defaultMaxTokens: config.policy.defaultMaxTokens,
     now: () => NOW,
   };
   it('has rows', () => expect(cases.length).toBeGreaterThan(10));

@@ -37,7 +37,7 @@ class CelPrincipal {
 
 /** Endpoints that generate: where a body without max_tokens, or with Ollama's negative
  * num_predict, lets the server generate as far as it goes (vLLM: to the end of the context). */
-const GENERATES: ReadonlySet<string> = new Set([
+export const GENERATES: ReadonlySet<string> = new Set([
   'openai.chat',
   'openai.completions',
   'ollama.chat',

@@ -110,6 +110,15 @@ const opaConfig = z
 
 export const policyConfig = z
   .object({
+    defaultMaxTokens: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .meta({ examples: [1024] })
+      .describe(
+        "Output tokens for a request to an API that generates and sets none (Ollama: or a negative num_predict, no limit): written into the request before any rule judges it (OpenAI max_tokens, Ollama options.num_predict, TGI parameters.max_new_tokens), so the server stops where policy and limits counted. Unset: the request goes as sent, and request.max_tokens is then CEL's largest int, which a cap such as request.max_tokens > 4096 refuses.",
+      ),
     unknownEndpoints: z
       .enum(['reject', 'allow'])
       .default('reject')

@@ -5,6 +5,7 @@
 import { apiSpec } from '../llm/apis.ts';
 import type { Principal } from '../pipeline/context.ts';
 import type { RoutingTable } from '../routing/table.ts';
+import { GENERATES } from './cel.ts';
 import type { ResolvedRequest } from './describe.ts';
 import { DEFAULT_RULE_ID, NO_RULES, PENDING, type PolicyEngine, type RuleNote } from './engine.ts';
 import type { PolicyInput } from './input.ts';
@@ -46,16 +47,31 @@ export interface ExplainContext {
   routing?: RoutingTable | undefined;
   /** routing.tgiModel: the model a call whose body names none (TGI) is judged as. */
   tgiModel?: string | undefined;
+  /** policy.defaultMaxTokens: what llm.api_shape writes into a generating request that sets no
+   * output limit (Ollama: or a negative one), so the rules judge that. */
+  defaultMaxTokens?: number | undefined;
   now: () => number;
+}
+
+/** The request's max_tokens as the rules see it: with policy.defaultMaxTokens, a generating
+ * request that sets none (Ollama: or a negative one) carries that limit, as llm.api_shape writes it. */
+function withDefault(ctx: ExplainContext, request: ResolvedRequest): number | undefined {
+  const asked = request.maxTokens;
+  const limit = ctx.defaultMaxTokens;
+  if (limit === undefined || !GENERATES.has(request.endpoint)) return asked;
+  if (asked === undefined) return limit;
+  return asked < 0 && request.endpoint.startsWith('ollama.') ? limit : asked;
 }
 
 /** Judges the request as the gate would (OPA included, when configured). */
 export async function explain(
   ctx: ExplainContext,
   principal: Principal,
-  request: ResolvedRequest,
+  described: ResolvedRequest,
   signal?: AbortSignal,
 ): Promise<Explanation> {
+  // The request as the rules get it, shown so: with the output limit llm.api_shape would write.
+  let request = described.bodyFollows ? { ...described, maxTokens: withDefault(ctx, described) } : described;
   const { engine } = ctx;
   // A body that names no model (TGI) is judged as routing.tgiModel, as llm.api_shape does.
   const unnamed = request.bodyFollows && apiSpec(request.endpoint as never)?.namesModel === false;
@@ -260,7 +276,7 @@ function listSteps(
       endpoint: request.endpoint,
       model: request.bodyFollows ? request.model : undefined,
       stream: request.bodyFollows && request.stream,
-      maxTokens: request.bodyFollows ? request.maxTokens : undefined,
+      maxTokens: request.bodyFollows ? withDefault(ctx, request) : undefined,
       path: request.path,
       method: request.method,
     },
