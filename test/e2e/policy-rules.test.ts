@@ -13,6 +13,7 @@ const intern = makeKey('intern-notebook', { tenant: 'acme' });
 const globex = makeKey('globex-app', { tenant: 'globex' });
 
 const POLICY = {
+  defaultMaxTokens: 2048,
   rules: [
     {
       id: 'no-embeddings-for-globex',
@@ -118,6 +119,16 @@ describe('policy rules through real Envoy with the openai client', () => {
       expect(status, spelling).toBe(403);
       expect(error).toMatchObject({ code: 'policy_denied', rule_id: 'policy.tenantIsolation.acme' });
     }
+  });
+
+  it('a chat that sets no max_tokens reaches the model server with policy.defaultMaxTokens in it', async () => {
+    await chat(acme.key, 'mock-small');
+    const sent = JSON.parse(Buffer.from(stack.mock.received.at(-1)!.body).toString());
+    expect(sent).toMatchObject({ max_tokens: 2048, model: 'mock-small' });
+    const record = await stack.gate.auditFor(requestId);
+    expect(record.decisions).toContainEqual(
+      expect.objectContaining({ rule_id: 'policy.defaultMaxTokens', effect: 'modify' }),
+    );
   });
 
   it('an admitted request is served, and its audit names the rule that admitted it', async () => {
