@@ -25,7 +25,7 @@ describe('lm-gate policy test', () => {
     async () => {
       const r = await cli(['policy', 'test', '-c', CONFIG, TABLE]);
       expect(r.stderr).toBe('');
-      expect(r.stdout.trim()).toMatch(/policy-test\.yaml: 17 cases, all passed$/);
+      expect(r.stdout.trim()).toMatch(/policy-test\.yaml: 18 cases, all passed$/);
       expect(r.code).toBe(0);
     },
     TIMEOUT,
