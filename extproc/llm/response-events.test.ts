@@ -58,6 +58,7 @@ describe('response events', () => {
   it('after replace() or drop(), the event carries the texts the client gets, for the listeners after it', () => {
     const after: string[] = [];
     const r = reader((e) => {
+      if (e.end) return;
       if (e.texts[0]?.text === 'secret') e.replace(chunk('[hidden]'));
       else if (e.texts[0]?.text === 'noise') e.drop();
       after.push(e.texts.map((t) => t.text).join('|'));
@@ -202,6 +203,17 @@ describe('response events', () => {
     });
     const bytes = Buffer.from(`data: ${dup}\n\n`);
     expect(ro.push(bytes, true)).toBe(bytes);
+  });
+
+  it('[DONE] reaches a listener that may change events, which can send an event before it', () => {
+    const seen: string[] = [];
+    const r = reader((e) => {
+      seen.push(e.end ? 'end' : e.texts.map((t) => t.text).join(''));
+      if (e.end) e.insertBefore(chunk('tail'));
+    });
+    const out = r.push(Buffer.from(`${sse(chunk('a'))}data: [DONE]\n\n`), true).toString();
+    expect(seen).toEqual(['a', 'end']);
+    expect(out).toBe(`${sse(chunk('a'))}${sse(chunk('tail'))}data: [DONE]\n\n`);
   });
 
   it('a replaced event keeps its other lines in front of its new data line', () => {

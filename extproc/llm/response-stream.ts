@@ -45,6 +45,12 @@ export interface ResponseEvent {
    * event, `[DONE]` with a comment) comes as an event of its own with `data` empty and no texts,
    * so those lines are judged as well. Empty otherwise. */
   readonly otherLines: readonly string[];
+  /** SSE's `data: [DONE]`, for stages that may change events: the stream's last word, with `data`
+   * empty, so a stage can still send what it held (insertBefore) when upstream never said a
+   * choice was finished. */
+  readonly end: boolean;
+  /** Send this JSON to the client as an event of its own, before this one. */
+  insertBefore(data: unknown): void;
   /** Withhold this event from the client. */
   drop(): void;
   /** Send this JSON to the client in the event's place (framed like the original, its other
@@ -336,7 +342,11 @@ class StreamReader implements ResponseStream {
     if (others !== undefined) others.length = 0;
     const text = this.sse ? parseSseEvent(b, start, end, others).data : b.toString('utf8', start, end);
     if (text === undefined || text === '[DONE]') {
-      return others !== undefined && others.length > 0 ? this.emit(NO_DATA, undefined) : KEEP;
+      // [DONE] reaches a stage that may change events (it may still have text to send), and so
+      // does a record whose other lines it must judge.
+      const done = text === '[DONE]' && others !== undefined;
+      if (!done && (others === undefined || others.length === 0)) return KEEP;
+      return this.emit(NO_DATA, undefined, done, b.subarray(start, end));
     }
     if (!candidate && this.modelProbes > 0) this.modelProbes--;
     let json: unknown;
@@ -369,7 +379,7 @@ class StreamReader implements ResponseStream {
     }
     if (this.drop && usageOnly) return WITHHOLD;
     if (!listening) return KEEP;
-    const action = this.emit(o, usage);
+    const action = this.emit(o, usage, false, b.subarray(start, end));
     // The stages judged the parse; the client gets the bytes. JSON.parse keeps the last value of a
     // name given twice, so a first one no stage saw would go out with them (and a reader that
     // keeps the first would show it): when a stage may change events, such an event goes out as
@@ -395,8 +405,10 @@ class StreamReader implements ResponseStream {
     return this.ollama || this.tgi ? [] : openAiToolArguments(o);
   }
 
-  private emit(data: Readonly<Record<string, unknown>>, usage: Usage | undefined): Action {
+  /** `raw`: the record's bytes, which go out after any event inserted before it. */
+  private emit(data: Readonly<Record<string, unknown>>, usage: Usage | undefined, end: boolean, raw: Buffer): Action {
     let action: Action = KEEP;
+    let inserted: Buffer[] | undefined;
     const others = this.changing && this.others.length > 0 ? this.others.slice() : NO_LINES;
     // Stages after the one that dropped or replaced the event see what the client gets in its
     // place (audit.capture keeps the delivered text): its texts follow the replacement.
@@ -406,6 +418,15 @@ class StreamReader implements ResponseStream {
       toolArguments: this.toolArgumentsOf(data),
       usage,
       otherLines: others,
+      end,
+      insertBefore: (next: unknown) => {
+        inserted ??= [];
+        inserted.push(this.frame(JSON.stringify(next), NO_LINES));
+        // Later stages count what the client gets: the inserted event's texts too.
+        const o = next !== null && typeof next === 'object' ? (next as Record<string, unknown>) : {};
+        event.texts = [...event.texts, ...this.textsOf(o)];
+        event.toolArguments = [...event.toolArguments, ...this.toolArgumentsOf(o)];
+      },
       drop: () => {
         action = WITHHOLD;
         event.texts = [];
@@ -419,7 +440,12 @@ class StreamReader implements ResponseStream {
       },
     };
     this.onEvent!(event);
-    return action;
+    // The listener's calls set these (TypeScript cannot see them through the closures).
+    const done = action as Action;
+    const before = inserted as Buffer[] | undefined;
+    if (before === undefined) return done;
+    if (done !== WITHHOLD) before.push(done === KEEP ? raw : done);
+    return Buffer.concat(before);
   }
 
   /** Next marker occurrence at or after `from` in b. Records are inspected in order within a

@@ -82,6 +82,26 @@ describe('dlp.response on streams', () => {
     ]);
   });
 
+  it('releases what it holds before [DONE] when upstream never says finish_reason', async () => {
+    const body = `${['Mail jane', '.doe@exa', 'mple.com now'].map((p) => sse(delta(p))).join('')}data: [DONE]\n\n`;
+    const r = await chat({ EMAIL: 'redact' }, 'hi', [body]);
+    const got = read(r.client!.body);
+    expect(got.text).toBe('Mail [REDACTED:EMAIL] now');
+    expect(r.client!.body.endsWith('data: [DONE]\n\n')).toBe(true);
+    const completion = `${['x ', 'a@b.io'].map((t) => sse({ object: 'text_completion', choices: [{ index: 0, text: t, finish_reason: null }] })).join('')}data: [DONE]\n\n`;
+    const c = await runStage({
+      stages: ['llm.api_shape'],
+      extraStages: stages({ EMAIL: 'redact' }),
+      request: { path: '/v1/completions', body: { model: 'm', stream: true, prompt: 'p' } },
+      response: { headers: SSE, chunks: [completion] },
+    });
+    const texts = c
+      .client!.body.split('\n\n')
+      .filter((b) => b.startsWith('data: {'))
+      .map((b) => JSON.parse(b.slice(6)).choices[0].text);
+    expect(texts.join('')).toBe('x [REDACTED:EMAIL]');
+  });
+
   it('restores the placeholders it gave the request, also split over deltas, and only those', async () => {
     const r = await chat({ EMAIL: 'pseudonymise' }, 'write to jane@x.io, not [EMAIL_1]', [
       stream(['Sent to [EMA', 'IL_2]; ', '[EMAIL_1] is what you typed']),

@@ -61,6 +61,8 @@ interface ResponseDlp {
   jsonBytes: number;
   /** A value of this stream was replaced (Ollama's context must not give it back). */
   replaced: boolean;
+  /** The stream's last event with data: what an event sent at [DONE] is modelled on. */
+  last: Readonly<Record<string, unknown>> | undefined;
 }
 const slot = defineSlot<ResponseDlp>('dlp.response');
 const EMPTY = Buffer.alloc(0);
@@ -104,6 +106,7 @@ export function dlpResponseStage(resolve: DlpGateResolver) {
             json: undefined,
             jsonBytes: 0,
             replaced: false,
+            last: undefined,
           };
           if (format === 'json') {
             // A declared length over the limit could never be checked: refused now, while Envoy
@@ -358,6 +361,34 @@ function onEvent(
       if (scanFailed(err)) return;
     }
   }
+  if (event.end) {
+    // [DONE] and a channel still holds text: upstream never said its choice was finished. What
+    // it holds is judged now and goes out in an event of its own, before [DONE] (an OpenAI-style
+    // chunk: only OpenAI-compatible streams end so; in another, held text stays held).
+    if (family !== 'openai') return;
+    try {
+      const held = newRewrite();
+      const choices = new Set<number>();
+      for (const [key, g] of state.guards) {
+        if (g.holding === 0) continue;
+        const r = g.flush();
+        if (r.blocked) {
+          block(r.blocked);
+          return;
+        }
+        const choice = Number(key.slice(1, key.includes('/') ? key.indexOf('/') : undefined));
+        choices.add(choice);
+        if (key.startsWith('c')) held.content.set(choice, r.text);
+        else if (key.startsWith('x')) held.extras.set(key, r.text);
+        else held.tools.set(key, r.text);
+      }
+      if (choices.size > 0) event.insertBefore(rewritten(lastEventBase(state.last, choices), held, family));
+    } catch (err) {
+      scanFailed(err);
+    }
+    return;
+  }
+  state.last = event.data;
   let rewrite: Rewrite | undefined;
   let changed = false;
   try {
@@ -493,6 +524,23 @@ function onEvent(
       }),
     );
   }
+}
+
+/** An empty OpenAI-compatible chunk for these choices, named like the stream's last one. */
+function lastEventBase(
+  last: Readonly<Record<string, unknown>> | undefined,
+  choices: ReadonlySet<number>,
+): Record<string, unknown> {
+  const completion = last?.object === 'text_completion';
+  const base: Record<string, unknown> = {};
+  for (const k of ['id', 'object', 'created', 'model', 'system_fingerprint'])
+    if (last?.[k] !== undefined) base[k] = last[k];
+  base.choices = [...choices]
+    .sort((a, b) => a - b)
+    .map((index) =>
+      completion ? { index, text: '', finish_reason: null } : { index, delta: {}, finish_reason: null },
+    );
+  return base;
 }
 
 function hasItems(v: unknown): boolean {
