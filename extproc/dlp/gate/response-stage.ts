@@ -388,7 +388,7 @@ function onEvent(
     }
     return;
   }
-  state.last = event.data;
+  if (Array.isArray(event.data.choices)) state.last = event.data;
   let rewrite: Rewrite | undefined;
   let changed = false;
   try {
