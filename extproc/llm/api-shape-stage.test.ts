@@ -196,7 +196,8 @@ describe('llm.api_shape: policy.defaultMaxTokens written into a request that set
       expect(run.refused).toBeUndefined();
       expect(run.upstream?.body).toBe(forwarded);
       if (forwarded !== undefined) {
-        expect(JSON.parse(forwarded)).toBeTruthy();
+        // What goes upstream is one valid JSON object with the limit in it.
+        expect(JSON.parse(run.upstream!.body!)).toBeTypeOf('object');
         expect(run.ctx.parsed?.maxTokens).toBe(256);
         expect(run.audit.decisions).toContainEqual(
           expect.objectContaining({ rule_id: 'policy.defaultMaxTokens', effect: 'modify' }),

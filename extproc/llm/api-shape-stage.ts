@@ -82,7 +82,10 @@ export const apiShape = defineStage({
 });
 
 function judge(ctx: RequestContext, body: Buffer, pool: ParsePool | undefined): void | Promise<void> {
-  const limits = { maxDepth: ctx.config.server.maxJsonDepth };
+  const limits = {
+    maxDepth: ctx.config.server.maxJsonDepth,
+    maxTokensSlot: ctx.config.policy.defaultMaxTokens !== undefined,
+  };
   const result = parseRequest(pool, ctx.api, body, limits, () => ctx.signal);
   if (result instanceof Promise) {
     // Off the event loop; the state machine asks Envoy to wait longer for this message.

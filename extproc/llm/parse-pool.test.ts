@@ -77,6 +77,14 @@ describe('ParsePool', () => {
     });
   });
 
+  it('finds where a default max_tokens goes only when asked (policy.defaultMaxTokens set)', async () => {
+    const body = chatBody(100_000);
+    const asked = await pool(1).parse('openai.chat', body, { ...limits, maxTokensSlot: true });
+    expect(asked.ok && asked.request.maxTokensSlot).toMatchObject({ before: '"max_tokens":', after: ',' });
+    const not = await pool(1).parse('openai.chat', body, limits);
+    expect(not.ok && not.request.maxTokensSlot).toBeUndefined();
+  });
+
   it('copies a view into a larger buffer, leaving that buffer usable', async () => {
     const backing = Buffer.from(`xxxx{"model":"view","messages":[]}yyyy`);
     const view = backing.subarray(4, backing.length - 4);

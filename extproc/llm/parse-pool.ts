@@ -94,7 +94,8 @@ export class ParsePool {
     // buffer, which must neither be transferred (detached under its owner) nor cloned whole.
     const copy = new Uint8Array(body.byteLength);
     copy.set(body);
-    return this.submit<RequestParseResult>({ kind, body: copy, limits: { maxDepth: limits.maxDepth } }, signal);
+    const plain: ParseLimits = { maxDepth: limits.maxDepth, maxTokensSlot: limits.maxTokensSlot === true };
+    return this.submit<RequestParseResult>({ kind, body: copy, limits: plain }, signal);
   }
 
   /** Count a request's tokens on a worker (metering, when upstream reported no usage): the

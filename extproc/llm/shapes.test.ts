@@ -491,6 +491,13 @@ describe('parseRequestBody: model input as token ids or embeddings (tokenInput)'
     ['a text prompt', 'openai.completions', '{"model":"m","prompt":"say 123"}', undefined],
     ['text prompts', 'openai.completions', '{"model":"m","prompt":["a \\" [1", "-2"]}', undefined],
     ['token ids', 'openai.completions', '{"model":"m","prompt":[9906, 1917]}', 'prompt'],
+    ['a text ending in a backslash', 'openai.completions', '{"model":"m","prompt":["a\\\\", "b"]}', undefined],
+    [
+      'token ids after a text ending in a backslash',
+      'openai.completions',
+      '{"model":"m","prompt":["a\\\\", 7]}',
+      'prompt',
+    ],
     ['lists of token ids', 'openai.completions', '{"model":"m","prompt":[[9906],[1917]]}', 'prompt'],
     ['texts mixed with token ids', 'openai.completions', '{"model":"m","prompt":["hi", [ -1 ]]}', 'prompt'],
     [

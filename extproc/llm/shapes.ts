@@ -89,6 +89,9 @@ export const DEFAULT_MAX_JSON_DEPTH = 64;
 export interface ParseLimits {
   /** Deepest nesting of arrays and objects accepted. */
   maxDepth: number;
+  /** Find where a default max_tokens would go (ParsedRequest.maxTokensSlot): only when
+   * policy.defaultMaxTokens is set, so no request pays for it otherwise. */
+  maxTokensSlot?: boolean;
 }
 
 const DEFAULT_LIMITS: ParseLimits = { maxDepth: DEFAULT_MAX_JSON_DEPTH };
@@ -384,8 +387,10 @@ export function parseRequestBody(
     generations,
   };
   if (tokenDetails !== undefined) request.tokenDetails = tokenDetails;
-  const slot = maxTokensSlotOf(kind, canonical, m, maxTokens, scan.rootStart, limits);
-  if (slot !== undefined) request.maxTokensSlot = slot;
+  if (limits.maxTokensSlot === true) {
+    const slot = maxTokensSlotOf(kind, canonical, m, maxTokens, scan.rootStart, limits);
+    if (slot !== undefined) request.maxTokensSlot = slot;
+  }
   const tokenInput = tokenInputOf(kind, canonical, m);
   if (tokenInput !== undefined) request.tokenInput = tokenInput;
   if (streaming) {
@@ -452,8 +457,18 @@ function holdsTokenIds(body: Buffer, v: JsonMember | undefined): boolean {
   for (let i = v.start + 1; i < v.end - 1; i++) {
     const c = body[i]!;
     if (c === 0x22) {
-      // Past the string: a backslash escapes the byte after it.
-      for (i++; body[i] !== 0x22; i++) if (body[i] === 0x5c) i++;
+      // Past the string (found natively: a prompt's texts are most of its bytes); a quote after
+      // an odd run of backslashes is escaped.
+      let j = i + 1;
+      for (;;) {
+        j = body.indexOf(0x22, j);
+        if (j === -1 || j >= v.end) return false;
+        let slashes = 0;
+        while (body[j - 1 - slashes] === 0x5c) slashes++;
+        if (slashes % 2 === 0) break;
+        j++;
+      }
+      i = j;
     } else if (c === 0x5b || c === 0x2d || (c >= 0x30 && c <= 0x39)) return true;
   }
   return false;

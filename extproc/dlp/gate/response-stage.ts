@@ -275,6 +275,13 @@ interface Rewrite {
 
 const newRewrite = (): Rewrite => ({ content: new Map(), tools: new Map(), extras: new Map() });
 
+/** Text a channel let go of (key from guard()), after what the rewrite already carries for it. */
+function addReleased(w: Rewrite, key: string, choice: number, text: string): void {
+  if (key.startsWith('c')) w.content.set(choice, (w.content.get(choice) ?? '') + text);
+  else if (key.startsWith('x')) w.extras.set(key, (w.extras.get(key) ?? '') + text);
+  else w.tools.set(key, (w.tools.get(key) ?? '') + text);
+}
+
 function onEvent(
   ctx: RequestContext,
   event: ResponseEvent,
@@ -378,9 +385,7 @@ function onEvent(
         }
         const choice = Number(key.slice(1, key.includes('/') ? key.indexOf('/') : undefined));
         choices.add(choice);
-        if (key.startsWith('c')) held.content.set(choice, r.text);
-        else if (key.startsWith('x')) held.extras.set(key, r.text);
-        else held.tools.set(key, r.text);
+        addReleased(held, key, choice, r.text);
       }
       if (choices.size > 0) event.insertBefore(rewritten(lastEventBase(state.last, choices), held, family));
     } catch (err) {
@@ -433,9 +438,7 @@ function onEvent(
           return;
         }
         rewrite ??= newRewrite();
-        if (key.startsWith('c')) rewrite.content.set(choice, (rewrite.content.get(choice) ?? '') + r.text);
-        else if (key.startsWith('x')) rewrite.extras.set(key, (rewrite.extras.get(key) ?? '') + r.text);
-        else rewrite.tools.set(key, (rewrite.tools.get(key) ?? '') + r.text);
+        addReleased(rewrite, key, choice, r.text);
         changed = true;
       }
     }
