@@ -10,7 +10,7 @@
 // tag latest) filled in and then left out. vLLM and TGI serve names exactly; two names that only
 // Ollama would take for one are, for them, a name and one the server does not serve, so matching
 // the key costs them nothing.
-import { ANY, type Matcher, wildcardRegExp } from './patterns.ts';
+import { ANY, type Matcher, wildcardMatcher } from './patterns.ts';
 
 const DEFAULT_HOST = 'registry.ollama.ai';
 const DEFAULT_NAMESPACE = 'library';
@@ -58,10 +58,10 @@ export function compileModelPatterns(patterns: readonly string[]): Matcher {
   const exact = new Set(patterns.filter((p) => !p.includes('*')).map(modelKey));
   const wild = patterns.filter((p) => p.includes('*')).map(wildKey);
   if (wild.length === 0) return (v) => exact.has(modelKey(v));
-  const re = wildcardRegExp(wild);
+  const matches = wildcardMatcher(wild);
   return (v) => {
     const key = modelKey(v);
-    return exact.has(key) || re.test(key) || re.test(v.toLowerCase());
+    return exact.has(key) || matches(key) || matches(v.toLowerCase());
   };
 }
 
